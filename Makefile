@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each does all set-up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+# torch first, pinned: 2.13.0 is the CPU build that lies on disk; a looser pin downloads a CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: setup demo test lint bench clean sysdeps
+
+setup: sysdeps $(STAMP)
+
+# open3d needs libusb-1.0 at import time.
+sysdeps:
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then \
+		echo "installing libusb-1.0-0 (needed by open3d)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libusb-1.0-0; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e ".[dev]"
+	-$(PIP) install -q -e ".[bench]" || echo "optional bench extra (spconv) not installed"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/fusion demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check fusion kernels calibration tests benchmarks
+
+bench: setup
+	$(VENV)/bin/fusion bench kernels --json benchmarks/kernels.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

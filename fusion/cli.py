@@ -1,0 +1,52 @@
+"""The `fusion` command. Each subcommand lives in the module that owns its concern and
+exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
+subcommand runs, so `fusion --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fusion.errors import FusionError
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("fusion.inspect", "summarize one sample: sensors, offsets, points, boxes"),
+    "generate": ("fusion.synth.command", "write a synthetic nuScenes-format dataroot"),
+    "validate": ("fusion.validate", "check any nuScenes dataroot: tables, keys, files, rates"),
+    "bench": ("fusion.bench", "benchmark kernels and per-stage latency"),
+    "train": ("fusion.train", "train the fusion, camera or lidar detector"),
+    "eval": ("fusion.evaluate", "run detectors and score them with the nuScenes devkit"),
+    "export": ("fusion.engines.export", "export the dense network to ONNX"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusion", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # only the chosen subcommand's module is imported
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except FusionError as err:
+        print(f"fusion {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fusion {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

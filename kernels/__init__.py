@@ -1,0 +1,1 @@
+"""Custom kernels: numpy reference, Numba CPU and Numba CUDA backends."""
