@@ -6,6 +6,7 @@ from calibration.quaternion import (
     quaternion_from_yaw,
     quaternion_slerp,
     quaternion_to_matrix,
+    yaw_from_matrix,
     yaw_from_quaternion,
 )
 from calibration.transform import FrameMismatchError, Transform
@@ -18,5 +19,6 @@ __all__ = [
     "quaternion_from_yaw",
     "quaternion_slerp",
     "quaternion_to_matrix",
+    "yaw_from_matrix",
     "yaw_from_quaternion",
 ]

@@ -55,10 +55,15 @@ def quaternion_slerp(q0: ArrayLike, q1: ArrayLike, t: float) -> NDArray[np.float
     return q / np.linalg.norm(q)
 
 
+def yaw_from_matrix(rot: ArrayLike) -> float:
+    """Heading (rad) about +z of a rotation matrix's x axis, as the devkit's `quaternion_yaw`."""
+    r = np.asarray(rot, dtype=np.float64)
+    return float(np.arctan2(r[1, 0], r[0, 0]))
+
+
 def yaw_from_quaternion(q: ArrayLike) -> float:
     """Heading (rad) about +z of the rotation's x axis, as the devkit's `quaternion_yaw`."""
-    rot = quaternion_to_matrix(q)
-    return float(np.arctan2(rot[1, 0], rot[0, 0]))
+    return yaw_from_matrix(quaternion_to_matrix(q))
 
 
 def quaternion_from_yaw(yaw: float) -> NDArray[np.float64]:

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real nuScenes keyframe carried in tests/data (CC BY-NC-SA 4.0)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REAL_ROOT = Path(__file__).resolve().parent / "data" / "nuscenes-real-frame"
+REAL_VERSION = "v1.0-mini"
+REAL_SAMPLE = "ca9a282c9e77460f8360f564131a8af5"
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    return REAL_ROOT
+
+
+@pytest.fixture(scope="session")
+def real_reader():
+    from fusion.nuscenes import NuScenesReader, ReaderOptions
+
+    return NuScenesReader(REAL_ROOT, REAL_VERSION, ReaderOptions(lidar_sweeps=1, radar_sweeps=1))
+
+
+@pytest.fixture(scope="session")
+def real_frame(real_reader):
+    return real_reader.frame(REAL_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def real_nusc():
+    from nuscenes.nuscenes import NuScenes
+
+    return NuScenes(REAL_VERSION, str(REAL_ROOT), verbose=False)
+
+
+@pytest.fixture()
+def real_copy(tmp_path: Path) -> Path:
+    """A writable copy of the real keyframe dataroot, for corrupting."""
+    dst = tmp_path / "real"
+    shutil.copytree(REAL_ROOT, dst)
+    for p in dst.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dst
