@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/fusion demo
+	$(VENV)/bin/fusion inspect --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --render demo_out/inspect.png
 
 test: setup
 	$(PY) -m pytest -q
