@@ -1,0 +1,424 @@
+"""Fused camera-to-BEV pooling (the lift-splat step of BEVFusion).
+
+`precompute_bev_pool` runs once per calibration: it bins every frustum point (camera n, depth
+bin d, feature pixel h, w) into its BEV cell and sorts the points by cell into intervals, as
+BEVFusion's bev_pool does. `bev_pool` then computes
+
+    out[c, iy, ix] = sum over frustum points in column (ix, iy) of depth[n, d, h, w] * context[n, c, h, w]
+
+walking each interval once with a register accumulator, so the (D x C) outer product per pixel
+is never stored. Points outside the range contribute nothing; so do NaN frustum points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numba import cuda
+
+from kernels import _backend
+from kernels._backend import Backend
+
+
+@dataclass(frozen=True)
+class BevPoolGeometry:
+    """Frustum points binned to BEV cells, sorted by cell (host numpy arrays).
+
+    point_cell: (Ncam*D*H*W,) int32 cell iy*nx + ix of each frustum point, -1 outside;
+    sorted_points: (K,) int32 flat frustum indices of the K points inside, sorted by cell;
+    interval_starts, interval_cells: (I,) int32 start in sorted_points and cell of each run;
+    interval_starts has a final sentinel K, so its length is I + 1.
+    """
+
+    num_cams: int
+    depth_bins: int
+    height: int
+    width: int
+    nx: int
+    ny: int
+    point_cell: np.ndarray
+    sorted_points: np.ndarray
+    interval_starts: np.ndarray
+    interval_cells: np.ndarray
+
+    @property
+    def num_points_inside(self) -> int:
+        return int(self.sorted_points.shape[0])
+
+
+def precompute_bev_pool(points_ego: Any, bev_range: Any, cell_size: Any) -> BevPoolGeometry:
+    """Bin frustum points (Ncam, D, H, W, 3) in m (ego or LIDAR frame: that of the BEV grid).
+
+    bev_range: (x0, y0, z0, x1, y1, z1) m; cell_size: (dx, dy, dz) m. The grid has
+    round((x1 - x0) / dx) x round((y1 - y0) / dy) cells; z only gates (points outside
+    [z0, z1) are dropped), all heights of one column pool together.
+    """
+    pts = _backend.to_host(points_ego, np.float64)
+    if pts.ndim != 5 or pts.shape[-1] != 3:
+        raise ValueError(f"points_ego must be (Ncam, D, H, W, 3), got {pts.shape}")
+    rng = np.asarray(bev_range, np.float64).reshape(6)
+    size = np.asarray(cell_size, np.float64).reshape(3)
+    lo = rng[:3]
+    shape = np.floor((rng[3:] - lo) / size + 0.5).astype(np.int64)
+    if np.any(shape < 1):
+        raise ValueError(f"empty BEV grid from bev_range {bev_range} and cell_size {cell_size}")
+    ncam, d, h, w, _ = pts.shape
+    cell = np.floor((pts.reshape(-1, 3) - lo) / size)
+    inside = np.all((cell >= 0) & (cell < shape), axis=1)
+    point_cell = np.full(cell.shape[0], -1, np.int32)
+    ci = cell[inside].astype(np.int64)
+    point_cell[inside] = (ci[:, 1] * shape[0] + ci[:, 0]).astype(np.int32)
+    idx = np.flatnonzero(inside)
+    order = np.argsort(point_cell[idx], kind="stable")
+    sorted_points = idx[order].astype(np.int32)
+    sorted_cells = point_cell[sorted_points]
+    is_start = np.ones(len(sorted_cells), bool)
+    is_start[1:] = sorted_cells[1:] != sorted_cells[:-1]
+    starts = np.flatnonzero(is_start)
+    return BevPoolGeometry(
+        num_cams=ncam,
+        depth_bins=d,
+        height=h,
+        width=w,
+        nx=int(shape[0]),
+        ny=int(shape[1]),
+        point_cell=point_cell,
+        sorted_points=sorted_points,
+        interval_starts=np.append(starts, len(sorted_cells)).astype(np.int32),
+        interval_cells=sorted_cells[starts].astype(np.int32),
+    )
+
+
+def _check(depth: Any, context: Any, g: BevPoolGeometry) -> None:
+    ds, cs = tuple(depth.shape), tuple(context.shape)
+    if ds != (g.num_cams, g.depth_bins, g.height, g.width):
+        raise ValueError(f"depth {ds} does not match the geometry {(g.num_cams, g.depth_bins, g.height, g.width)}")
+    if len(cs) != 4 or (cs[0], cs[2], cs[3]) != (g.num_cams, g.height, g.width):
+        raise ValueError(f"context {cs} must be (Ncam, C, H, W) matching the geometry")
+    if depth.dtype != context.dtype:
+        raise ValueError(f"depth and context dtypes differ: {depth.dtype} vs {context.dtype}")
+
+
+# ---------------------------------------------------------------- numpy reference (the oracle)
+
+
+def _split(flat: np.ndarray, g: BevPoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Camera*pixel index (n*HW + hw) of flat frustum indices."""
+    hw = g.height * g.width
+    n = flat // (g.depth_bins * hw)
+    return n * hw + flat % hw, n
+
+
+def _forward_numpy(depth: np.ndarray, context: np.ndarray, g: BevPoolGeometry) -> np.ndarray:
+    c = context.shape[1]
+    ctx = context.transpose(0, 2, 3, 1).reshape(-1, c)  # (Ncam*H*W, C)
+    k = g.sorted_points
+    pix, _ = _split(k.astype(np.int64), g)
+    contrib = depth.reshape(-1)[k, None] * ctx[pix]
+    flat = np.zeros((g.ny * g.nx, c), depth.dtype)
+    np.add.at(flat, g.point_cell[k], contrib)
+    return np.ascontiguousarray(flat.T).reshape(c, g.ny, g.nx)
+
+
+def _backward_numpy(
+    grad: np.ndarray, depth: np.ndarray, context: np.ndarray, g: BevPoolGeometry
+) -> tuple[np.ndarray, np.ndarray]:
+    c = context.shape[1]
+    ctx = context.transpose(0, 2, 3, 1).reshape(-1, c)
+    gflat = grad.reshape(c, -1).T  # (ny*nx, C)
+    k = g.sorted_points
+    pix, _ = _split(k.astype(np.int64), g)
+    cells = g.point_cell[k]
+    grad_depth = np.zeros(depth.size, depth.dtype)
+    grad_depth[k] = np.einsum("kc,kc->k", gflat[cells], ctx[pix])
+    gctx = np.zeros_like(ctx)
+    np.add.at(gctx, pix, depth.reshape(-1)[k, None] * gflat[cells])
+    gctx = gctx.reshape(g.num_cams, g.height, g.width, c).transpose(0, 3, 1, 2)
+    return grad_depth.reshape(depth.shape), np.ascontiguousarray(gctx)
+
+
+# ---------------------------------------------------------------- numba CPU
+
+
+@numba.njit(cache=True, parallel=True)
+def _forward_numba(
+    depth: np.ndarray,
+    ctx: np.ndarray,
+    sorted_points: np.ndarray,
+    starts: np.ndarray,
+    cells: np.ndarray,
+    dhw: int,
+    hw: int,
+    ny: int,
+    nx: int,
+) -> np.ndarray:
+    """depth flat (Ncam*D*H*W,), ctx (Ncam*H*W, C) channel-last -> (C, ny, nx)."""
+    c_count = ctx.shape[1]
+    out = np.zeros((c_count, ny, nx), depth.dtype)
+    for it in numba.prange(cells.shape[0]):
+        acc = np.zeros(c_count, depth.dtype)
+        for j in range(starts[it], starts[it + 1]):
+            p = sorted_points[j]
+            pix = (p // dhw) * hw + p % hw
+            dv = depth[p]
+            for c in range(c_count):
+                acc[c] += dv * ctx[pix, c]
+        cell = cells[it]
+        iy = cell // nx
+        ix = cell - iy * nx
+        for c in range(c_count):
+            out[c, iy, ix] = acc[c]
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _backward_numba(
+    gflat: np.ndarray,
+    depth: np.ndarray,
+    ctx: np.ndarray,
+    point_cell: np.ndarray,
+    d_bins: int,
+    hw: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """gflat (ny*nx, C), depth flat, ctx (Ncam*H*W, C) -> grad depth flat, grad ctx (Ncam*H*W, C)."""
+    c_count = ctx.shape[1]
+    n_pix = ctx.shape[0]
+    grad_depth = np.zeros(depth.shape[0], depth.dtype)
+    grad_ctx = np.zeros((n_pix, c_count), depth.dtype)
+    # one pixel per iteration: it owns its D depth entries and its context row
+    for pix in numba.prange(n_pix):
+        n = pix // hw
+        q = pix - n * hw
+        for d in range(d_bins):
+            p = (n * d_bins + d) * hw + q
+            cell = point_cell[p]
+            if cell < 0:
+                continue
+            dv = depth[p]
+            s = 0.0
+            for c in range(c_count):
+                gv = gflat[cell, c]
+                s += gv * ctx[pix, c]
+                grad_ctx[pix, c] += dv * gv
+            grad_depth[p] = s
+    return grad_depth, grad_ctx
+
+
+# ---------------------------------------------------------------- numba CUDA
+
+
+@cuda.jit
+def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, cells: Any,
+                    d_bins: int, hw: int, nx: int, out: Any) -> None:
+    """One thread per (interval, channel); context read in its (Ncam, C, H, W) layout."""
+    t = cuda.grid(1)
+    c_count = context.shape[1]
+    n_int = cells.shape[0]
+    if t >= n_int * c_count:
+        return
+    # channel-major thread order: neighbouring threads read neighbouring intervals' pixels
+    c = t // n_int
+    it = t - c * n_int
+    w = context.shape[3]
+    acc = depth[0, 0, 0, 0] * 0
+    for j in range(starts[it], starts[it + 1]):
+        p = sorted_points[j]
+        n = p // (d_bins * hw)
+        q = p - n * (d_bins * hw)
+        d = q // hw
+        pix = q - d * hw
+        h = pix // w
+        x = pix - h * w
+        acc += depth[n, d, h, x] * context[n, c, h, x]
+    cell = cells[it]
+    iy = cell // nx
+    out[c, iy, cell - iy * nx] = acc
+
+
+@cuda.jit
+def _grad_depth_kernel(grad: Any, context: Any, point_cell: Any, d_bins: int, nx: int,
+                       out: Any) -> None:
+    """One thread per frustum point: dot of its cell's gradient and its pixel's context."""
+    p = cuda.grid(1)
+    if p >= point_cell.shape[0]:
+        return
+    h_count = context.shape[2]
+    w = context.shape[3]
+    hw = h_count * w
+    n = p // (d_bins * hw)
+    q = p - n * (d_bins * hw)
+    d = q // hw
+    pix = q - d * hw
+    h = pix // w
+    x = pix - h * w
+    cell = point_cell[p]
+    s = context[0, 0, 0, 0] * 0
+    if cell >= 0:
+        iy = cell // nx
+        ix = cell - iy * nx
+        for c in range(context.shape[1]):
+            s += grad[c, iy, ix] * context[n, c, h, x]
+    out[n, d, h, x] = s
+
+
+@cuda.jit
+def _grad_context_kernel(grad: Any, depth: Any, point_cell: Any, nx: int, out: Any) -> None:
+    """One thread per (camera, channel, pixel): sum over its depth bins."""
+    t = cuda.grid(1)
+    ncam = out.shape[0]
+    c_count = out.shape[1]
+    h_count = out.shape[2]
+    w = out.shape[3]
+    hw = h_count * w
+    if t >= ncam * c_count * hw:
+        return
+    n = t // (c_count * hw)
+    r = t - n * (c_count * hw)
+    c = r // hw
+    pix = r - c * hw
+    h = pix // w
+    x = pix - h * w
+    d_bins = depth.shape[1]
+    s = depth[0, 0, 0, 0] * 0
+    for d in range(d_bins):
+        cell = point_cell[(n * d_bins + d) * hw + pix]
+        if cell >= 0:
+            iy = cell // nx
+            s += depth[n, d, h, x] * grad[c, iy, cell - iy * nx]
+    out[n, c, h, x] = s
+
+
+def _forward_cuda(depth: Any, context: Any, g: BevPoolGeometry) -> Any:
+    d_depth = _backend.to_device(depth)
+    d_ctx = _backend.to_device(context)
+    c_count = d_ctx.shape[1]
+    out = cuda.to_device(np.zeros((c_count, g.ny, g.nx), d_depth.dtype))
+    n = g.interval_cells.shape[0] * c_count
+    if n:
+        dev = _device_geometry(g)
+        _forward_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
+            d_depth, d_ctx, dev.sorted_points, dev.interval_starts, dev.interval_cells,
+            g.depth_bins, g.height * g.width, g.nx, out,
+        )
+    return out
+
+
+def _backward_cuda(grad_out: Any, depth: Any, context: Any, g: BevPoolGeometry) -> tuple[Any, Any]:
+    d_depth = _backend.to_device(depth)
+    d_grad = _backend.to_device(grad_out, d_depth.dtype)
+    d_ctx = _backend.to_device(context)
+    dev = _device_geometry(g)
+    gd = cuda.device_array(d_depth.shape, d_depth.dtype)
+    gc = cuda.device_array(d_ctx.shape, d_ctx.dtype)
+    n = g.point_cell.shape[0]
+    if n:
+        _grad_depth_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
+            d_grad, d_ctx, dev.point_cell, g.depth_bins, g.nx, gd
+        )
+    m = gc.size
+    if m:
+        _grad_context_kernel[_backend.blocks(m), _backend.THREADS_PER_BLOCK](
+            d_grad, d_depth, dev.point_cell, g.nx, gc
+        )
+    return gd, gc
+
+
+@dataclass(frozen=True)
+class _DeviceGeometry:
+    point_cell: Any
+    sorted_points: Any
+    interval_starts: Any
+    interval_cells: Any
+
+
+# Geometry is fixed per calibration: upload it once per geometry object, not per call.
+_DEVICE_GEOMETRY: dict[int, tuple[BevPoolGeometry, _DeviceGeometry]] = {}
+
+
+def _device_geometry(g: BevPoolGeometry) -> _DeviceGeometry:
+    hit = _DEVICE_GEOMETRY.get(id(g))
+    if hit is not None and hit[0] is g:
+        return hit[1]
+    dev = _DeviceGeometry(
+        cuda.to_device(g.point_cell),
+        cuda.to_device(g.sorted_points),
+        cuda.to_device(g.interval_starts),
+        cuda.to_device(g.interval_cells),
+    )
+    if len(_DEVICE_GEOMETRY) >= 8:
+        _DEVICE_GEOMETRY.clear()
+    _DEVICE_GEOMETRY[id(g)] = (g, dev)
+    return dev
+
+
+def _ctx_last(context: np.ndarray) -> np.ndarray:
+    c = context.shape[1]
+    return np.ascontiguousarray(context.transpose(0, 2, 3, 1)).reshape(-1, c)
+
+
+# ---------------------------------------------------------------- public
+
+
+def bev_pool(depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto") -> Any:
+    """Pool depth (Ncam, D, H, W) x context (Ncam, C, H, W) into a BEV map (C, ny, nx).
+
+    depth and context share a float dtype (float32 or float64), which the output keeps; the
+    result is like `depth` (numpy, tensor on its device, or device array).
+    """
+    _check(depth, context, geometry)
+    which = _backend.resolve(backend, depth, context)
+    g = geometry
+    match which:
+        case "numpy":
+            out = _forward_numpy(_backend.to_host(depth), _backend.to_host(context), g)
+        case "numba":
+            out = _forward_numba(
+                _backend.to_host(depth).reshape(-1),
+                _ctx_last(_backend.to_host(context)),
+                g.sorted_points,
+                g.interval_starts,
+                g.interval_cells,
+                g.depth_bins * g.height * g.width,
+                g.height * g.width,
+                g.ny,
+                g.nx,
+            )
+        case "cuda":
+            out = _forward_cuda(depth, context, g)
+    return _backend.like(out, depth)
+
+
+def bev_pool_backward(
+    grad_out: Any, depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto"
+) -> tuple[Any, Any]:
+    """Gradients (d depth, d context) of `bev_pool` for an upstream gradient (C, ny, nx)."""
+    _check(depth, context, geometry)
+    which = _backend.resolve(backend, grad_out, depth, context)
+    g = geometry
+    match which:
+        case "numpy":
+            gd, gc = _backward_numpy(
+                _backend.to_host(grad_out), _backend.to_host(depth), _backend.to_host(context), g
+            )
+        case "numba":
+            grad = _backend.to_host(grad_out)
+            c = grad.shape[0]
+            gflat = np.ascontiguousarray(grad.reshape(c, -1).T)
+            gd, gc = _backward_numba(
+                gflat,
+                _backend.to_host(depth).reshape(-1),
+                _ctx_last(_backend.to_host(context)),
+                g.point_cell,
+                g.depth_bins,
+                g.height * g.width,
+            )
+            gd = gd.reshape(tuple(depth.shape))
+            gc = np.ascontiguousarray(
+                gc.reshape(g.num_cams, g.height, g.width, c).transpose(0, 3, 1, 2)
+            )
+        case "cuda":
+            gd, gc = _backward_cuda(grad_out, depth, context, g)
+    return _backend.like(gd, depth), _backend.like(gc, context)
