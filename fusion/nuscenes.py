@@ -35,6 +35,8 @@ TABLES = (
     "sample", "sample_annotation", "sample_data", "scene", "sensor", "visibility",
 )
 
+SWEEP_CLOSE_M = 1.0
+
 # Radar fields (rows of the devkit's (18, N) array) we keep.
 _RADAR_X, _RADAR_RCS, _RADAR_VX_COMP, _RADAR_VY_COMP = 0, 5, 8, 9
 
@@ -239,6 +241,9 @@ class NuScenesReader:
             if sd["token"] == sd_token:  # the keyframe scan is already in the reference frame
                 pose, xyz = reference, pts[:, :3]
             else:
+                # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the
+                # sensor frame), as the devkit's and mmdet3d's multi-sweep loaders do.
+                pts = pts[~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))]
                 pose = self.sensor_pose(sd["token"])
                 xyz = transform_between(pose, reference).apply(pts[:, :3])
             dt = np.full((len(pts), 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)

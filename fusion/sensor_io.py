@@ -112,7 +112,9 @@ def load_radar_pcd(path: str | Path, filters: RadarFilter | None = None) -> NDAr
             f"truncated radar PCD: {n} points need {n * dtype.itemsize} bytes, got {len(body)}", path
         )
     rec = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
-    pts = np.stack([rec[f].astype(np.float32) for f in fields])
+    pts = np.stack([rec[f].astype(np.float32) for f in fields]).reshape(len(fields), n)
+    if n and np.isnan(pts[:, 0]).any():  # the devkit's marker of an empty cloud
+        return np.zeros((len(fields), 0), dtype=np.float32)
     if not np.isfinite(pts).all():
         raise DataError("radar points have NaN or Inf", path)
     f = filters or RadarFilter()
