@@ -71,7 +71,7 @@ def test_points_in_boxes_match_devkit(real_frame, real_nusc):
     pts = real_frame.lidar.points[:, :3].T
     expect = [int(points_in_box(b, pts).sum()) for b in boxes]
     assert box_points(real_frame).tolist() == expect
-    assert sum(expect) > 1000
+    assert sum(expect) > 900  # not a vacuous all-zero match
 
 
 def test_split_and_unknown_split(real_reader):
