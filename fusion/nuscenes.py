@@ -28,7 +28,7 @@ from fusion.errors import DataError
 from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
 from fusion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
 from fusion.sensor_io import RadarFilter, load_image, load_lidar_bin, load_radar_pcd, resolve_inside
-from fusion.sync import transform_between
+from fusion.sync import Message, transform_between
 
 TABLES = (
     "attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map",
@@ -158,6 +158,33 @@ class NuScenesReader:
         """All `ego_pose` records as one stream (one log per dataroot is typical; poses of
         different logs never interleave in time)."""
         return pose_stream_from_records(self.nusc.ego_pose)
+
+    def pose_stream(self, scene_name: str) -> PoseStream:
+        """The scene's GPS/IMU pose stream: the CAN bus `pose` messages (50 Hz) when the
+        dataroot has them, else the `ego_pose` records."""
+        can = self.can_bus(scene_name)
+        return can.pose if can is not None else self.ego_poses
+
+    def messages(self, scene_name: str) -> list[Message[str]]:
+        """Every sample_data of a scene (keyframes and sweeps) as a time-stamped message whose
+        payload is its sample_data token: the input of `fusion.sync.Synchronizer`."""
+        scene = next((s for s in self.nusc.scene if s["name"] == scene_name), None)
+        if scene is None:
+            raise DataError(f"unknown scene {scene_name!r}")
+        first = self.nusc.get("sample", scene["first_sample_token"])
+        out = []
+        for sd_token in first["data"].values():
+            sd = self.nusc.get("sample_data", sd_token)
+            while sd["prev"]:  # rewind to the scene's first sweep of this sensor
+                sd = self.nusc.get("sample_data", sd["prev"])
+            while True:
+                cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+                channel = self.nusc.get("sensor", cs["sensor_token"])["channel"]
+                out.append(Message(channel, int(sd["timestamp"]), sd["token"]))
+                if not sd["next"]:
+                    break
+                sd = self.nusc.get("sample_data", sd["next"])
+        return sorted(out, key=lambda m: (m.timestamp_us, m.channel))
 
     def can_bus(self, scene_name: str) -> CanBus | None:
         if scene_name not in self._can_bus:

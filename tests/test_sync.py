@@ -75,3 +75,29 @@ def test_synchronizer_needs_reference():
         Synchronizer("LIDAR_TOP", {"CAM_FRONT": 1}).synchronize(msgs("CAM_FRONT", [0]))
     with pytest.raises(ValueError):
         Synchronizer("LIDAR_TOP", {"CAM_FRONT": -1})
+
+
+def test_synchronizer_on_a_recorded_scene(real_reader, real_frame):
+    """The reader's message streams, synchronized, reproduce the sample's sensor offsets."""
+    messages = real_reader.messages("scene-0553")
+    assert len(messages) == 7
+    cams = {m.channel for m in messages} - {"LIDAR_TOP"}
+    sync = Synchronizer("LIDAR_TOP", {ch: 50_000 for ch in cams})
+    (frame,) = sync.synchronize(messages)
+    assert frame.offsets_us == real_frame.offsets_us
+    assert frame.missing == ()
+    assert sync.report.summary()["CAM_FRONT_LEFT"]["max_abs_offset_us"] == 43_107
+    tight = Synchronizer("LIDAR_TOP", {ch: 30_000 for ch in cams}).synchronize(messages)
+    assert set(tight[0].missing) == {"CAM_FRONT_LEFT", "CAM_FRONT"}
+
+
+def test_pose_stream_interpolates_between_sensor_poses(real_reader, real_frame):
+    stream = real_reader.pose_stream("scene-0553")
+    assert stream.source == "ego_pose" and len(stream) == 7
+    cam = real_frame.cameras["CAM_FRONT"].pose
+    np.testing.assert_allclose(stream.at(cam.timestamp_us).matrix, cam.ego_to_global.matrix)
+    # between CAM_FRONT (-35.5 ms) and CAM_FRONT_RIGHT (-27.6 ms): on the segment joining them
+    right = real_frame.cameras["CAM_FRONT_RIGHT"].pose
+    mid = stream.at((cam.timestamp_us + right.timestamp_us) // 2).translation
+    ends = np.array([cam.ego_to_global.translation, right.ego_to_global.translation])
+    np.testing.assert_allclose(mid, ends.mean(axis=0), atol=1e-3)
