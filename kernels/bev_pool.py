@@ -212,7 +212,7 @@ def _backward_numba(
 
 @cuda.jit
 def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, cells: Any,
-                    d_bins: int, hw: int, nx: int, out: Any) -> None:
+                    d_bins: int, hw: int, nx: int, zero: Any, out: Any) -> None:
     """One thread per (interval, channel); context read in its (Ncam, C, H, W) layout."""
     t = cuda.grid(1)
     c_count = context.shape[1]
@@ -223,7 +223,7 @@ def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, c
     c = t // n_int
     it = t - c * n_int
     w = context.shape[3]
-    acc = depth[0, 0, 0, 0] * 0
+    acc = zero[0]
     for j in range(starts[it], starts[it + 1]):
         p = sorted_points[j]
         n = p // (d_bins * hw)
@@ -240,7 +240,7 @@ def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, c
 
 @cuda.jit
 def _grad_depth_kernel(grad: Any, context: Any, point_cell: Any, d_bins: int, nx: int,
-                       out: Any) -> None:
+                       zero: Any, out: Any) -> None:
     """One thread per frustum point: dot of its cell's gradient and its pixel's context."""
     p = cuda.grid(1)
     if p >= point_cell.shape[0]:
@@ -255,7 +255,7 @@ def _grad_depth_kernel(grad: Any, context: Any, point_cell: Any, d_bins: int, nx
     h = pix // w
     x = pix - h * w
     cell = point_cell[p]
-    s = context[0, 0, 0, 0] * 0
+    s = zero[0]
     if cell >= 0:
         iy = cell // nx
         ix = cell - iy * nx
@@ -265,7 +265,9 @@ def _grad_depth_kernel(grad: Any, context: Any, point_cell: Any, d_bins: int, nx
 
 
 @cuda.jit
-def _grad_context_kernel(grad: Any, depth: Any, point_cell: Any, nx: int, out: Any) -> None:
+def _grad_context_kernel(
+    grad: Any, depth: Any, point_cell: Any, nx: int, zero: Any, out: Any
+) -> None:
     """One thread per (camera, channel, pixel): sum over its depth bins."""
     t = cuda.grid(1)
     ncam = out.shape[0]
@@ -282,7 +284,7 @@ def _grad_context_kernel(grad: Any, depth: Any, point_cell: Any, nx: int, out: A
     h = pix // w
     x = pix - h * w
     d_bins = depth.shape[1]
-    s = depth[0, 0, 0, 0] * 0
+    s = zero[0]
     for d in range(d_bins):
         cell = point_cell[(n * d_bins + d) * hw + pix]
         if cell >= 0:
@@ -301,7 +303,7 @@ def _forward_cuda(depth: Any, context: Any, g: BevPoolGeometry) -> Any:
         dev = _device_geometry(g)
         _forward_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
             d_depth, d_ctx, dev.sorted_points, dev.interval_starts, dev.interval_cells,
-            g.depth_bins, g.height * g.width, g.nx, out,
+            g.depth_bins, g.height * g.width, g.nx, cuda.to_device(np.zeros(1, d_depth.dtype)), out,
         )
     return out
 
@@ -311,17 +313,18 @@ def _backward_cuda(grad_out: Any, depth: Any, context: Any, g: BevPoolGeometry) 
     d_grad = _backend.to_device(grad_out, d_depth.dtype)
     d_ctx = _backend.to_device(context)
     dev = _device_geometry(g)
+    zero = cuda.to_device(np.zeros(1, d_depth.dtype))
     gd = cuda.device_array(d_depth.shape, d_depth.dtype)
     gc = cuda.device_array(d_ctx.shape, d_ctx.dtype)
     n = g.point_cell.shape[0]
     if n:
         _grad_depth_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
-            d_grad, d_ctx, dev.point_cell, g.depth_bins, g.nx, gd
+            d_grad, d_ctx, dev.point_cell, g.depth_bins, g.nx, zero, gd
         )
     m = gc.size
     if m:
         _grad_context_kernel[_backend.blocks(m), _backend.THREADS_PER_BLOCK](
-            d_grad, d_depth, dev.point_cell, g.nx, gc
+            d_grad, d_depth, dev.point_cell, g.nx, zero, gc
         )
     return gd, gc
 

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from kernels import _backend
+from kernels import _backend, _cuda_segments
 from kernels._backend import Backend
 
 
@@ -46,39 +46,50 @@ def _scatter_numba(features: np.ndarray, coords: np.ndarray, nx: int, ny: int) -
 
 
 @cuda.jit
-def _column_heads_cuda(coords: Any, nx: int, ny: int, head: Any) -> None:
-    """head[cell] = lowest voxel index in the column (or stays V)."""
+def _column_keys_cuda(coords: Any, nx: int, ny: int, keys: Any) -> None:
     v = cuda.grid(1)
-    if v >= coords.shape[0]:
-        return
-    ix = coords[v, 0]
-    iy = coords[v, 1]
-    if ix >= 0 and ix < nx and iy >= 0 and iy < ny:
-        cuda.atomic.min(head, iy * nx + ix, v)
+    if v < coords.shape[0]:
+        ix = coords[v, 0]
+        iy = coords[v, 1]
+        keys[v] = iy * nx + ix if (ix >= 0 and ix < nx and iy >= 0 and iy < ny) else -1
 
 
 @cuda.jit
-def _scatter_cuda(features: Any, coords: Any, nx: int, ny: int, head: Any, out: Any) -> None:
-    """One thread per (head voxel, channel) sums its column's voxels in index order."""
+def _sum_columns_cuda(
+    features: Any, counts: Any, offsets: Any, members: Any, zero: Any, out: Any
+) -> None:
+    """One thread per (channel, cell): its column's voxels summed in voxel order."""
     t = cuda.grid(1)
-    v_count = features.shape[0]
-    c_count = features.shape[1]
-    if t >= v_count * c_count:
+    c_count = out.shape[0]
+    ny = out.shape[1]
+    nx = out.shape[2]
+    if t >= c_count * ny * nx:
         return
-    v = t // c_count
-    c = t - v * c_count
-    ix = coords[v, 0]
-    iy = coords[v, 1]
-    if not (ix >= 0 and ix < nx and iy >= 0 and iy < ny):
-        return
-    cell = iy * nx + ix
-    if head[cell] != v:
-        return
-    acc = features[v, c]
-    for u in range(v + 1, v_count):
-        if coords[u, 0] == ix and coords[u, 1] == iy:
-            acc += features[u, c]
-    out[c, iy, ix] = acc
+    c = t // (ny * nx)
+    cell = t - c * (ny * nx)
+    acc = zero[0]  # typed like the features, so sums round as the oracle's
+    base = offsets[cell]
+    for j in range(base, base + counts[cell]):
+        acc += features[members[j], c]
+    iy = cell // nx
+    out[c, iy, cell - iy * nx] = acc
+
+
+def _scatter_cuda(features: Any, coords: Any, nx: int, ny: int) -> Any:
+    d_f = _backend.to_device(features)
+    d_c = _backend.to_device(coords)
+    v_count, c_count = d_f.shape
+    out = cuda.device_array((c_count, ny, nx), d_f.dtype)
+    keys = cuda.device_array(v_count, np.int64)
+    if v_count:
+        _column_keys_cuda[_backend.blocks(v_count), _backend.THREADS_PER_BLOCK](d_c, nx, ny, keys)
+    seg = _cuda_segments.group_by_key(keys, ny * nx)
+    n = out.size
+    if n:
+        _sum_columns_cuda[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
+            d_f, seg.counts, seg.offsets, seg.members, cuda.to_device(np.zeros(1, d_f.dtype)), out
+        )
+    return out
 
 
 def scatter_bev(features: Any, coords: Any, grid: tuple[int, int], *, backend: Backend = "auto") -> Any:
@@ -95,17 +106,5 @@ def scatter_bev(features: Any, coords: Any, grid: tuple[int, int], *, backend: B
         case "numba":
             out = _scatter_numba(_backend.to_host(features), _backend.to_host(coords), nx, ny)
         case "cuda":
-            d_f = _backend.to_device(features)
-            d_c = _backend.to_device(coords)
-            v_count, c_count = d_f.shape
-            head = cuda.to_device(np.full(ny * nx, max(v_count, 1), np.int64))
-            out = cuda.to_device(np.zeros((c_count, ny, nx), d_f.dtype))
-            if v_count and c_count:
-                _column_heads_cuda[_backend.blocks(v_count), _backend.THREADS_PER_BLOCK](
-                    d_c, nx, ny, head
-                )
-                n = v_count * c_count
-                _scatter_cuda[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
-                    d_f, d_c, nx, ny, head, out
-                )
+            out = _scatter_cuda(features, coords, nx, ny)
     return _backend.like(out, features)

@@ -18,15 +18,16 @@ from typing import Any, Literal
 
 import numba
 import numpy as np
-from numba import cuda
+from numba import cuda, float32, int64
 
-from kernels import _backend
+from kernels import _backend, _cuda_segments
 from kernels._backend import Backend
 
 VoxelMode = Literal["hard", "dynamic"]
 
-# Multiplicative hashing constant (2^64 / golden ratio) as a signed 64-bit value.
-_HASH_MUL = np.int64(-7046029254386353131)
+# Knuth's multiplicative hash on 32 bits (2^32 / golden ratio); keys are folded to 31 bits
+# first so the product never overflows int64.
+_HASH_MUL = 2654435761
 
 
 @dataclass(frozen=True)
@@ -131,35 +132,23 @@ def _hard_numpy(pts: np.ndarray, grid: _Grid, p: int, max_voxels: int) -> HardVo
 # ---------------------------------------------------------------- numba CPU
 
 
-@numba.njit(cache=True, parallel=True)
-def _cells_numba(
-    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Linear cell id per point (-1 outside) and a NaN flag per point."""
-    n = pts.shape[0]
-    lin = np.empty(n, np.int64)
-    nan = np.zeros(n, np.uint8)
-    for i in numba.prange(n):
-        lid = np.int64(0)
-        for j in range(3):
-            q = np.float32(np.float32(pts[i, j]) - lo[j]) / size[j]
-            if q != q:
-                nan[i] = 1
-            # the float comparison rejects NaN and huge values before the integer cast
-            if not (q >= 0 and q < shape[j]):
-                lid = -1
-                break
-            lid = lid * shape[j] + np.int64(math.floor(q))
-        lin[i] = lid
-    return lin, nan
+# One serial pass, as spconv's CPU loop: the first-appearance numbering is sequential anyway,
+# and at ~35k-350k points thread start-up and a shared 2-core machine cost more than the work.
 
 
 @numba.njit(cache=True)
-def _assign_numba(
-    lin: np.ndarray, shape: np.ndarray, max_voxels: int, p: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Serial first-appearance numbering through an open-addressing hash of cell ids."""
-    n = lin.shape[0]
+def _voxelize_numba(
+    pts: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    shape: np.ndarray,
+    max_voxels: int,
+    p: int,
+    with_features: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """features (V, P, C) (empty without features), coords (V, 3), counts (V,), point_voxel (N,),
+    NaN count; cells found through an open-addressing hash of linear cell ids."""
+    n = pts.shape[0]
     bits = 4
     while (1 << bits) < 2 * n:
         bits += 1
@@ -169,14 +158,27 @@ def _assign_numba(
     point_voxel = np.full(n, -1, np.int32)
     slot = np.full(n, -1, np.int32)
     nvox_cap = min(max_voxels, n)
-    vox_lin = np.empty(nvox_cap, np.int64)
+    coords = np.empty((nvox_cap, 3), np.int32)
     counts = np.zeros(nvox_cap, np.int32)
     nvox = 0
+    num_nan = 0
+    cell = np.empty(3, np.int64)
     for i in range(n):
-        k = lin[i]
-        if k < 0:
+        inside = True
+        for j in range(3):
+            q = np.float32(np.float32(pts[i, j]) - lo[j]) / size[j]
+            if q != q:
+                num_nan += 1
+            # the float comparison rejects NaN and huge values before the integer cast
+            if not (q >= 0 and q < shape[j]):
+                inside = False
+                break
+            cell[j] = np.int64(math.floor(q))
+        if not inside:
             continue
-        h = ((k * _HASH_MUL) >> (64 - bits)) & (cap - 1)
+        k = (cell[0] * shape[1] + cell[1]) * shape[2] + cell[2]
+        k31 = (k ^ (k >> 31)) & 0x7FFFFFFF
+        h = ((k31 * _HASH_MUL) & 0xFFFFFFFF) >> (32 - bits)
         while keys[h] != -1 and keys[h] != k:
             h = (h + 1) & (cap - 1)
         if keys[h] == -1:
@@ -184,36 +186,164 @@ def _assign_numba(
                 continue
             keys[h] = k
             vals[h] = nvox
-            vox_lin[nvox] = k
+            for j in range(3):
+                coords[nvox, j] = cell[j]
             nvox += 1
         v = vals[h]
         point_voxel[i] = v
         if counts[v] < p:
             slot[i] = counts[v]
             counts[v] += 1
-    nz = shape[2]
-    ny = shape[1]
-    coords = np.empty((nvox, 3), np.int32)
-    for v in range(nvox):
-        k = vox_lin[v]
+    c_count = pts.shape[1]
+    features = np.zeros((nvox if with_features else 0, p, c_count), np.float32)
+    if with_features:
+        for i in range(n):
+            s = slot[i]
+            if s >= 0:
+                v = point_voxel[i]
+                for k in range(c_count):
+                    features[v, s, k] = pts[i, k]
+    return features, coords[:nvox].copy(), counts[:nvox].copy(), point_voxel, num_nan
+
+
+# ---------------------------------------------------------------- numba CUDA
+
+
+@cuda.jit
+def _cells_cuda(pts: Any, lo: Any, size: Any, shape: Any, lin: Any, nan_count: Any) -> None:
+    i = cuda.grid(1)
+    if i >= pts.shape[0]:
+        return
+    lid = int64(0)
+    nan = False
+    for j in range(3):
+        # sub and div are never fused, so float32 rounding matches the CPU exactly
+        q = (float32(pts[i, j]) - lo[j]) / size[j]
+        if q != q:
+            nan = True
+        if not (q >= 0 and q < shape[j]):
+            lid = int64(-1)
+            break
+        lid = lid * shape[j] + int64(math.floor(q))
+    lin[i] = lid
+    if nan:
+        cuda.atomic.add(nan_count, 0, 1)
+
+
+@cuda.jit
+def _insert_cuda(lin: Any, keys: Any, first: Any, bits: int, hslot: Any) -> None:
+    """Insert each point's cell into the hash; first[slot] = lowest point index of the cell."""
+    i = cuda.grid(1)
+    if i >= lin.shape[0]:
+        return
+    k = lin[i]
+    if k < 0:
+        hslot[i] = -1
+        return
+    mask = (int64(1) << bits) - 1
+    k31 = (k ^ (k >> 31)) & 0x7FFFFFFF
+    h = ((k31 * _HASH_MUL) & 0xFFFFFFFF) >> (32 - bits)
+    while True:
+        old = cuda.atomic.cas(keys, h, int64(-1), k)
+        if old == -1 or old == k:
+            break
+        h = (h + 1) & mask
+    hslot[i] = h
+    cuda.atomic.min(first, h, i)
+
+
+@cuda.jit
+def _heads_cuda(hslot: Any, first: Any, head: Any) -> None:
+    i = cuda.grid(1)
+    if i < hslot.shape[0]:
+        h = hslot[i]
+        head[i] = 1 if (h >= 0 and first[h] == i) else 0
+
+
+@cuda.jit
+def _voxel_ids_cuda(
+    lin: Any, hslot: Any, first: Any, vrank: Any, shape: Any, max_voxels: int,
+    point_voxel: Any, coords: Any,
+) -> None:
+    i = cuda.grid(1)
+    if i >= lin.shape[0]:
+        return
+    h = hslot[i]
+    v = int64(-1)
+    if h >= 0:
+        v = vrank[first[h]]
+        if v >= max_voxels:
+            v = -1
+    point_voxel[i] = v
+    if v >= 0 and first[h] == i:
+        k = lin[i]
+        nz = shape[2]
+        ny = shape[1]
         coords[v, 2] = k % nz
         coords[v, 1] = (k // nz) % ny
         coords[v, 0] = k // (nz * ny)
-    return point_voxel, slot, coords, counts[:nvox].copy()
 
 
-@numba.njit(cache=True, parallel=True)
-def _fill_numba(
-    pts: np.ndarray, point_voxel: np.ndarray, slot: np.ndarray, nvox: int, p: int
-) -> np.ndarray:
-    features = np.zeros((nvox, p, pts.shape[1]), np.float32)
-    for i in numba.prange(pts.shape[0]):
-        s = slot[i]
-        if s >= 0:
-            v = point_voxel[i]
-            for k in range(pts.shape[1]):
-                features[v, s, k] = pts[i, k]
-    return features
+@cuda.jit
+def _fill_cuda(pts: Any, point_voxel: Any, rank: Any, features: Any) -> None:
+    i = cuda.grid(1)
+    if i >= pts.shape[0]:
+        return
+    v = point_voxel[i]
+    r = rank[i]
+    if v >= 0 and r < features.shape[1]:
+        for k in range(pts.shape[1]):
+            features[v, r, k] = pts[i, k]
+
+
+@cuda.jit
+def _num_points_cuda(counts: Any, p: int, num_points: Any) -> None:
+    v = cuda.grid(1)
+    if v < num_points.shape[0]:
+        num_points[v] = min(counts[v], p)
+
+
+def _voxelize_cuda(
+    points: Any, grid: _Grid, p: int, max_voxels: int, mode: VoxelMode
+) -> HardVoxels | DynamicVoxels:
+    """Same numbering as the CPU: a hash finds each cell's lowest point index, a scan over the
+    first-point flags numbers the voxels in order of appearance, and a stable group-by gives
+    each point its slot."""
+    seg = _cuda_segments
+    d_pts = _backend.to_device(points)
+    n = d_pts.shape[0]
+    nb, tpb = _backend.blocks(n), _backend.THREADS_PER_BLOCK
+    lin = cuda.device_array(n, np.int64)
+    nan_count = cuda.to_device(np.zeros(1, np.int64))
+    shape = cuda.to_device(grid.shape)
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    keys = seg.full(1 << bits, -1, np.int64)
+    first = seg.full(1 << bits, np.iinfo(np.int32).max, np.int32)
+    hslot = cuda.device_array(n, np.int64)
+    head = cuda.device_array(n, np.int32)
+    if n:
+        _cells_cuda[nb, tpb](d_pts, cuda.to_device(grid.lo), cuda.to_device(grid.size), shape, lin, nan_count)
+        _insert_cuda[nb, tpb](lin, keys, first, bits, hslot)
+        _heads_cuda[nb, tpb](hslot, first, head)
+    vrank, total = seg.exclusive_scan(head)
+    nvox = min(int(total.copy_to_host()[0]), max_voxels)
+    point_voxel = cuda.device_array(n, np.int32)
+    coords = cuda.device_array((nvox, 3), np.int32)
+    if n:
+        _voxel_ids_cuda[nb, tpb](lin, hslot, first, vrank, shape, max_voxels, point_voxel, coords)
+    num_nan = int(nan_count.copy_to_host()[0])
+    if mode == "dynamic":
+        return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
+    groups = seg.group_by_key(point_voxel, nvox)
+    features = cuda.to_device(np.zeros((nvox, p, d_pts.shape[1]), np.float32))
+    num_points = cuda.device_array(nvox, np.int32)
+    if n:
+        _fill_cuda[nb, tpb](d_pts, point_voxel, groups.rank, features)
+    if nvox:
+        _num_points_cuda[_backend.blocks(nvox), tpb](groups.counts, p, num_points)
+    return _like_hard(HardVoxels(features, coords, num_points, num_nan), points)
 
 
 def _host_points(points: Any) -> np.ndarray:
@@ -254,18 +384,16 @@ def voxelize(
             return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
         case "numba":
             pts = _host_points(points)
-            lin, nan = _cells_numba(pts, grid.lo, grid.size, grid.shape)
-            num_nan = int(nan.sum())
-            cap = p if mode == "hard" else np.iinfo(np.int32).max
-            point_voxel, slot, coords, counts = _assign_numba(lin, grid.shape, max_voxels, cap)
-            if mode == "dynamic":
+            hard = mode == "hard"
+            cap = p if hard else np.iinfo(np.int32).max
+            features, coords, counts, point_voxel, num_nan = _voxelize_numba(
+                pts, grid.lo, grid.size, grid.shape, max_voxels, cap, hard
+            )
+            if not hard:
                 return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
-            features = _fill_numba(pts, point_voxel, slot, len(coords), p)
             return _like_hard(HardVoxels(features, coords, counts, num_nan), points)
         case "cuda":
-            from kernels import _voxelize_cuda
-
-            return _voxelize_cuda.voxelize_cuda(points, grid, p, max_voxels, mode)
+            return _voxelize_cuda(points, grid, p, max_voxels, mode)
 
 
 def _like_hard(v: HardVoxels, ref: Any) -> HardVoxels:
