@@ -1,0 +1,161 @@
+"""`fusion generate`: write a synthetic nuScenes-format dataroot.
+
+fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
+    [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH] [--rig FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import re
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fusion.errors import ConfigError, FusionError
+from fusion.synth.conditions import conditions
+from fusion.synth.rig import DEFAULT_RIG, Rig, load_rig
+from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
+from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
+
+CAN_BLACKLIST = frozenset([*range(161, 169), *range(170, 177), *range(309, 315)])
+
+
+def scene_names(n: int, first: int = 1) -> list[str]:
+    """`scene-NNNN` names from `first` upward, skipping the devkit's CAN bus blacklist."""
+    names, i = [], first
+    while len(names) < n:
+        if i not in CAN_BLACKLIST:
+            names.append(f"scene-{i:04d}")
+        i += 1
+    if i - 1 > 9999:
+        raise ConfigError(f"too many scenes for scene-NNNN names: {n}")
+    return names
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise argparse.ArgumentTypeError(f"image size must be WxH with W, H >= 16, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _conditions(text: str) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    for c in names:
+        try:
+            conditions(c)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one condition")
+    return names
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="dataroot to write")
+    parser.add_argument("--version", default="v1.0-synth", help="version folder name")
+    parser.add_argument("--scenes", type=_positive, default=2)
+    parser.add_argument("--samples-per-scene", type=_positive, default=40,
+                        help="keyframes per scene (2 Hz; 40 = a 20 s nuScenes scene)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--conditions", type=_conditions, default=("day", "night", "rain", "fog"),
+                        help="comma list of day,night,rain,fog; scene i gets condition i mod len")
+    parser.add_argument("--camera-sweeps", action="store_true", help="also write 12 Hz camera sweeps")
+    parser.add_argument("--workers", type=_positive, default=1, help="scenes generated in parallel")
+    parser.add_argument("--image-size", type=_image_size, default=(1600, 900), help="camera image WxH")
+    parser.add_argument("--render-scale", type=float, default=None,
+                        help="cast camera rays at this fraction of the image size, then resize "
+                             "(default: min(1, 800 / width))")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of scenes in synth_val")
+    parser.add_argument("--first-scene", type=_positive, default=1, help="number of the first scene name")
+    parser.add_argument("--rig", type=Path, default=DEFAULT_RIG, help="rig TOML file")
+
+
+def _params(args: argparse.Namespace, rig: Rig) -> dict:
+    """What fixes the content of a dataroot: a rerun must match it."""
+    return {"version": args.version, "seed": args.seed, "samples_per_scene": args.samples_per_scene,
+            "conditions": list(args.conditions), "camera_sweeps": args.camera_sweeps,
+            "image_size": list(args.image_size), "render_scale": args.render_scale,
+            "first_scene": args.first_scene, "rig": repr(rig)}
+
+
+def _check_out(out: Path, params: dict) -> None:
+    if out.exists() and not out.is_dir():
+        raise FusionError("output exists and is not a directory", out)
+    if out.is_dir() and any(out.iterdir()):
+        p = out / STATE_DIR / "params.json"
+        if not p.is_file():
+            raise FusionError("output directory is not empty and was not written by `fusion generate`; "
+                              "choose an empty or new directory", out)
+        old = json.loads(p.read_text())
+        changed = sorted(k for k in params if old.get(k) != params[k])
+        if changed:
+            raise FusionError(f"output was generated with other arguments ({', '.join(changed)}); "
+                              "use a new directory", out)
+    (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    (out / STATE_DIR / "params.json").write_text(json.dumps(params, indent=1))
+
+
+def _work(job: SceneJob) -> tuple[str, float]:
+    t = time.perf_counter()
+    records = generate_scene(job)
+    save_scene(Path(job.out), job.name, records)
+    return job.name, time.perf_counter() - t
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    rig = load_rig(args.rig)
+    width = args.image_size[0]
+    scale = args.render_scale if args.render_scale is not None else min(1.0, 800.0 / width)
+    if not 0.05 <= scale <= 1.0:
+        raise ConfigError(f"--render-scale must be in [0.05, 1], got {scale}")
+    out: Path = args.out
+    _check_out(out, _params(args, rig))
+    names = scene_names(args.scenes, args.first_scene)
+    jobs = [SceneJob(str(out), args.version, args.seed, args.first_scene - 1 + i, name, args.samples_per_scene,
+                     args.conditions[i % len(args.conditions)], args.image_size, scale, args.camera_sweeps, rig)
+            for i, name in enumerate(names)]
+    todo = [j for j in jobs if load_scene(out, j.name) is None]
+    skipped = len(jobs) - len(todo)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="scene", desc="generate", disable=None)
+    times: list[float] = []
+    if args.workers > 1 and len(todo) > 1:
+        ctx = mp.get_context("spawn")  # open3d and threads do not survive fork reliably
+        with ctx.Pool(min(args.workers, len(todo)), maxtasksperchild=1) as pool:
+            for _, dt in pool.imap_unordered(_work, todo):
+                times.append(dt)
+                bar.update()
+    else:
+        for job in todo:
+            times.append(_work(job)[1])
+            bar.update()
+    bar.close()
+    scenes: list[tuple[str, SceneRecords]] = []
+    for j in jobs:
+        rec = load_scene(out, j.name)
+        if rec is None:
+            raise FusionError(f"scene {j.name} did not complete", out)
+        scenes.append((j.name, rec))
+    channels = [(rig.lidar.channel, "lidar")] + [(c.channel, "camera") for c in rig.cameras] + \
+        [(r.channel, "radar") for r in rig.radars]
+    write_tables(out, args.version, static_tables(channels), scenes, args.val_fraction)
+    wall = time.perf_counter() - t0
+    n_key = len(todo) * args.samples_per_scene
+    rate = f", {wall / n_key:.2f} s per keyframe" if n_key else ""
+    print(f"fusion generate: {len(jobs)} scenes ({skipped} already complete) in {out} "
+          f"[{args.version}], {wall:.1f} s{rate}")
+    return 0

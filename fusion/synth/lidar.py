@@ -1,0 +1,115 @@
+"""LIDAR_TOP: a spinning multi-beam LIDAR ray cast into the moving world.
+
+Each column of beams fires at its own time in the spin while the ego moves; every point is
+then stored in the sensor frame at the sweep's end (its timestamp), as nuScenes does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fusion.synth.conditions import Conditions
+from fusion.synth.mesh import REFLECTIVITY, RETRO
+from fusion.synth.raycast import Raycaster
+from fusion.synth.rig import LidarSpec
+from fusion.synth.trajectory import ego_transform
+
+TIME_SLICES = 10  # actors are posed once per slice of the spin (5 ms at 20 Hz)
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """`points` (N, 5) float32: x, y, z (m, sensor frame at `end_s`), intensity 0..255, ring
+    0..31 (0 = lowest beam). `actor` (N,) int32: the actor hit (-1: world, rain or fog)."""
+
+    end_s: float
+    points: NDArray[np.float32]
+    actor: NDArray[np.int32]
+
+
+def ray_directions(spec: LidarSpec) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Unit directions (C, B, 3) in the sensor frame, the fraction of the spin (C,) at which each
+    column fires (0 = sweep start), and the ring (B,) of each beam."""
+    el = np.radians(np.asarray(spec.elevations_deg))
+    order = np.argsort(el, kind="stable")
+    ring = np.empty(len(el), np.int64)
+    ring[order] = np.arange(len(el))
+    frac = (np.arange(spec.azimuth_steps) + 0.5) / spec.azimuth_steps
+    lidar_yaw = math.atan2(spec.to_ego.rotation[1, 0], spec.to_ego.rotation[0, 0])
+    az_ego = np.radians(spec.spin_start_deg) - 2 * math.pi * frac  # clockwise seen from above
+    phi = az_ego - lidar_yaw
+    d = np.stack([
+        np.cos(el)[None, :] * np.cos(phi)[:, None],
+        np.cos(el)[None, :] * np.sin(phi)[:, None],
+        np.broadcast_to(np.sin(el)[None, :], (len(phi), len(el))),
+    ], axis=-1)
+    return d, frac, ring
+
+
+def simulate_sweep(caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: float,
+                   rng: np.random.Generator) -> Sweep:
+    """One sweep ending at `end_s` (s on the world's clock)."""
+    world = caster.world
+    period = 1.0 / spec.rate_hz
+    dirs, frac, ring = ray_directions(spec)
+    c, b = dirs.shape[:2]
+    col_time = end_s - period + frac * period
+    sensor_to_ego = spec.to_ego
+    # sensor pose per column (the ego moves during the spin)
+    origins = np.zeros((c, 3))
+    rot = np.zeros((c, 3, 3))
+    xy, yaw = world.ego.state(col_time)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    ego_rot = np.zeros((c, 3, 3))
+    ego_rot[:, 0, 0], ego_rot[:, 0, 1], ego_rot[:, 1, 0], ego_rot[:, 1, 1] = cy, -sy, sy, cy
+    ego_rot[:, 2, 2] = 1.0
+    origins = np.einsum("cij,j->ci", ego_rot, sensor_to_ego.translation) + np.column_stack([xy, np.zeros(c)])
+    rot = ego_rot @ sensor_to_ego.rotation
+    gdirs = np.einsum("cij,cbj->cbi", rot, dirs)
+    t_hit = np.full((c, b), np.inf, np.float32)
+    normal = np.zeros((c, b, 3), np.float32)
+    material = np.zeros((c, b), np.uint8)
+    actor = np.full((c, b), -1, np.int32)
+    bounds = np.linspace(0, c, TIME_SLICES + 1).astype(int)
+    for k in range(TIME_SLICES):
+        a0, a1 = bounds[k], bounds[k + 1]
+        t_mid = float(col_time[(a0 + a1 - 1) // 2])
+        o = np.repeat(origins[a0:a1], b, axis=0)
+        d = gdirs[a0:a1].reshape(-1, 3)
+        hits = caster.cast(o, d, t_mid, near=origins[a0], radius=spec.max_range + 15.0)
+        t_hit[a0:a1] = hits.t.reshape(-1, b)
+        normal[a0:a1] = hits.normal.reshape(-1, b, 3)
+        material[a0:a1] = hits.material.reshape(-1, b)
+        actor[a0:a1] = hits.actor.reshape(-1, b)
+    r = t_hit.reshape(-1).astype(np.float64)
+    n = normal.reshape(-1, 3)
+    mat = material.reshape(-1)
+    act = actor.reshape(-1)
+    d = gdirs.reshape(-1, 3)
+    cos_inc = np.clip(-np.einsum("ij,ij->i", n, d), 0.0, 1.0)
+    refl = REFLECTIVITY[mat] * np.where(RETRO[mat], 1.0, 0.25 + 0.75 * cos_inc)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # received power: reflectivity over range squared, attenuated both ways by fog/rain
+        power = refl * np.exp(-2 * cond.lidar_beta * r) / np.maximum(r / 40.0, 0.25) ** 2
+    keep = np.isfinite(r) & (r >= spec.min_range) & (r <= spec.max_range) & (power > 0.004)
+    keep &= rng.random(len(r)) >= (spec.dropout + cond.lidar_dropout)
+    r = r + rng.normal(0.0, spec.range_noise, len(r))
+    intensity = np.clip(255.0 * refl * cond.lidar_intensity * rng.uniform(0.85, 1.15, len(r)), 0, 255)
+    # spurious returns from rain drops / fog close to the sensor
+    spurious = rng.random(len(r)) < cond.lidar_spurious
+    r = np.where(spurious, rng.uniform(1.2, 8.0, len(r)), r)
+    intensity = np.where(spurious, rng.uniform(0, 6, len(r)), intensity)
+    act = np.where(spurious, -1, act)
+    keep = (keep | spurious) & (r >= spec.min_range)
+    o = np.repeat(origins, b, axis=0)
+    p_global = o + d * r[:, None]
+    rings = np.tile(ring, c)
+    p_global, intensity, rings, act = p_global[keep], intensity[keep], rings[keep], act[keep]
+    end_pose = ego_transform(world.ego, end_s) @ sensor_to_ego  # global <- sensor at the end
+    p_sensor = end_pose.inverse().apply(p_global)
+    points = np.column_stack([p_sensor, np.round(intensity), rings]).astype(np.float32)
+    return Sweep(end_s, points, act.astype(np.int32))

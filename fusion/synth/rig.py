@@ -1,0 +1,159 @@
+"""The simulated sensor rig: mountings, intrinsics, rates and noise, loaded from a TOML file.
+
+Mountings are `calibrated_sensor` records: translation (m) and rotation (w, x, y, z) of
+sensor -> ego. Sensor frames follow nuScenes: LIDAR_TOP x right, y forward, z up; cameras
+x right, y down, z forward; radars x forward, y left, z up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibration import PinholeCamera, Transform, yaw_from_quaternion
+from fusion.config import CONFIG_DIR, load_dataclass
+from fusion.errors import ConfigError
+
+DEFAULT_RIG = CONFIG_DIR / "rig_nuscenes.toml"
+
+
+@dataclass(frozen=True)
+class LidarSpec:
+    """A spinning LIDAR. `spin_start_deg`: azimuth (deg, ccw from ego +x) of the beam at the
+    start of a sweep; it then turns clockwise (seen from above) once per sweep."""
+
+    channel: str
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+    rate_hz: float
+    elevations_deg: tuple[float, ...]
+    azimuth_steps: int
+    spin_start_deg: float
+    min_range: float
+    max_range: float
+    range_noise: float  # m, 1 sigma
+    dropout: float  # probability that a return is lost in clear weather
+
+    @property
+    def to_ego(self) -> Transform:
+        return Transform.from_translation_quaternion(
+            self.translation, self.rotation, src=self.channel, dst="ego"
+        )
+
+    @property
+    def period_us(self) -> int:
+        return int(round(1e6 / self.rate_hz))
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A pinhole camera, triggered when the LIDAR spin crosses the centre of its view."""
+
+    channel: str
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+    intrinsic: tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+    width: int
+    height: int
+    rate_hz: float
+
+    @property
+    def to_ego(self) -> Transform:
+        return Transform.from_translation_quaternion(
+            self.translation, self.rotation, src=self.channel, dst="ego"
+        )
+
+    def camera(self, width: int | None = None, height: int | None = None) -> PinholeCamera:
+        """The pinhole model at the rig's size, or scaled to (width, height)."""
+        cam = PinholeCamera(np.array(self.intrinsic), self.width, self.height)
+        if width is None or height is None or (width, height) == (self.width, self.height):
+            return cam
+        return cam.scaled(width / self.width, height / self.height)
+
+    @property
+    def azimuth_deg(self) -> float:
+        """Heading of the optical axis in the ego frame (deg, ccw from ego +x)."""
+        axis = self.to_ego.rotation @ np.array([0.0, 0.0, 1.0])
+        return math.degrees(math.atan2(axis[1], axis[0]))
+
+
+@dataclass(frozen=True)
+class RadarSpec:
+    """A 77 GHz radar: a near beam (wide, short) and a far beam (narrow, long)."""
+
+    channel: str
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+    rate_hz: float
+    phase_ms: float  # offset of its first message from the LIDAR clock (ms)
+    near_fov_deg: float
+    near_range: float
+    far_fov_deg: float
+    far_range: float
+    clutter_rays: int  # rays cast into the static world per sweep for clutter returns
+    invalid_fraction: float  # share of returns flagged invalid (the devkit's filter drops them)
+
+    @property
+    def to_ego(self) -> Transform:
+        return Transform.from_translation_quaternion(
+            self.translation, self.rotation, src=self.channel, dst="ego"
+        )
+
+    @property
+    def yaw(self) -> float:
+        return yaw_from_quaternion(self.rotation)
+
+
+@dataclass(frozen=True)
+class ImuSpec:
+    """GPS/IMU noise (1 sigma) and constant biases of the CAN bus `ms_imu` messages."""
+
+    accel_noise: float  # m/s^2
+    gyro_noise: float  # rad/s
+    accel_bias: tuple[float, float, float]
+    gyro_bias: tuple[float, float, float]
+    pose_position_noise: float  # m, on the CAN `pose` messages
+
+
+@dataclass(frozen=True)
+class Rig:
+    name: str
+    lidar: LidarSpec
+    cameras: tuple[CameraSpec, ...]
+    radars: tuple[RadarSpec, ...]
+    imu: ImuSpec
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return (self.lidar.channel, *(c.channel for c in self.cameras), *(r.channel for r in self.radars))
+
+    def elevations_rad(self) -> NDArray[np.float64]:
+        return np.radians(np.asarray(self.lidar.elevations_deg, dtype=np.float64))
+
+
+def load_rig(path: str | Path | None = None) -> Rig:
+    """Load a rig TOML (default `configs/rig_nuscenes.toml`) and check it is usable."""
+    path = Path(path) if path is not None else DEFAULT_RIG
+    rig = load_dataclass(Rig, path)
+    names = rig.channels
+    if len(set(names)) != len(names):
+        raise ConfigError("channel names must be unique", path)
+    if not rig.cameras:
+        raise ConfigError("the rig needs at least one camera", path)
+    if rig.lidar.azimuth_steps < 8 or len(rig.lidar.elevations_deg) < 1:
+        raise ConfigError("lidar needs elevations and at least 8 azimuth steps", path)
+    for spec in (rig.lidar, *rig.cameras, *rig.radars):
+        if spec.rate_hz <= 0:
+            raise ConfigError(f"{spec.channel}: rate_hz must be positive", path)
+        if abs(np.linalg.norm(spec.rotation) - 1.0) > 1e-3:
+            raise ConfigError(f"{spec.channel}: rotation must be a unit quaternion (w, x, y, z)", path)
+    for cam in rig.cameras:
+        try:
+            cam.camera()
+        except ValueError as exc:
+            raise ConfigError(f"{cam.channel}: {exc}", path) from exc
+    return rig
