@@ -1,0 +1,505 @@
+"""`fusion eval`: run detectors over a split and score them with the nuScenes devkit.
+
+The metrics are the devkit's own (`nuscenes.eval.detection.evaluate.DetectionEval` with the
+`detection_cvpr_2019` config); nothing here recomputes mAP or NDS. Detections come out of the
+detector in the LIDAR_TOP frame at the reference time and are written to the results JSON in
+the global frame through the frame's reference pose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration import matrix_to_quaternion
+from fusion.config import DETECTION_CLASSES, dumps_toml
+from fusion.dataset import check_drop, drop_sensors
+from fusion.engines.base import BACKENDS
+from fusion.engines.runner import Runner, StageTimes, open_engine
+from fusion.errors import FusionError
+from fusion.frame import Detections, Frame
+from fusion.model.detector import VARIANTS, Detector
+from fusion.model.weights import load_detector, packaged_weights
+
+TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
+CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"
+MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
+
+
+def scene_condition(description: str) -> str:
+    """`night`, `rain` or `fog` when the scene description names it (first match), else `day`."""
+    text = description.lower()
+    return next((c for c in CONDITIONS if re.search(rf"\b{c}", text)), "day")
+
+
+def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]]:
+    """Detections (LIDAR_TOP at the reference time) -> devkit result boxes (global frame)."""
+    lidar_to_global = frame.reference.sensor_to_global
+    if len(dets) == 0:
+        return []
+    centers = lidar_to_global.apply(dets.center.astype(np.float64))
+    vel = np.column_stack([dets.velocity.astype(np.float64), np.zeros(len(dets))])
+    vel_g = lidar_to_global.apply_vectors(vel)[:, :2]
+    order = np.argsort(-dets.scores, kind="stable")[:MAX_BOXES_PER_SAMPLE]
+    out = []
+    for i in order:
+        c, s = float(np.cos(dets.yaw[i])), float(np.sin(dets.yaw[i]))
+        rot = lidar_to_global.rotation @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        out.append(
+            {
+                "sample_token": frame.sample_token,
+                "translation": [float(v) for v in centers[i]],
+                "size": [float(v) for v in dets.size_wlh[i]],
+                "rotation": [float(v) for v in matrix_to_quaternion(rot)],
+                "velocity": [float(v) for v in vel_g[i]],
+                "detection_name": DETECTION_CLASSES[int(dets.labels[i])],
+                "detection_score": float(dets.scores[i]),
+                "attribute_name": dets.attributes[i] if dets.attributes else "",
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """The devkit's summary for one model: mAP, NDS, per-class AP (mean over the distance
+    thresholds), the five TP errors; `empty` when the model returned no box at all."""
+
+    mean_ap: float
+    nd_score: float
+    label_aps: dict[str, float]
+    tp_errors: dict[str, float]
+    empty: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mean_ap": self.mean_ap,
+            "nd_score": self.nd_score,
+            "label_aps": self.label_aps,
+            "tp_errors": self.tp_errors,
+            "empty_submission": self.empty,
+        }
+
+
+def _placeholder_box(frame: Frame) -> dict[str, Any]:
+    """The devkit cannot score a submission without any box ("Invalid box type: None"). One car
+    at the ego position with score 0 is the lowest-ranked prediction there can be and a false
+    positive (no annotation sits on the sensor): with it the devkit scores the empty submission
+    as what it is (AP 0, TP errors 1)."""
+    t = frame.reference.sensor_to_global.translation
+    return {
+        "sample_token": frame.sample_token,
+        "translation": [float(v) for v in t],
+        "size": [1.0, 1.0, 1.0],
+        "rotation": [1.0, 0.0, 0.0, 0.0],
+        "velocity": [0.0, 0.0],
+        "detection_name": "car",
+        "detection_score": 0.0,
+        "attribute_name": "",
+    }
+
+
+def _metrics_from(summary: Any, empty: bool) -> ModelMetrics:
+    s = summary.serialize()
+    return ModelMetrics(
+        mean_ap=float(s["mean_ap"]),
+        nd_score=float(s["nd_score"]),
+        label_aps={k: float(v) for k, v in s["mean_dist_aps"].items()},
+        tp_errors={k: float(s["tp_errors"][k]) for k in TP_ERRORS},
+        empty=empty,
+    )
+
+
+def devkit_evaluate(nusc: Any, split: str, results_path: Path, out_dir: Path) -> Any:
+    """A `DetectionEval` for a results file, quiet (the devkit prints a lot)."""
+    from nuscenes.eval.common.config import config_factory
+    from nuscenes.eval.detection.evaluate import DetectionEval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return DetectionEval(
+            nusc,
+            config_factory("detection_cvpr_2019"),
+            str(results_path),
+            split,
+            str(out_dir),
+            verbose=False,
+        )
+
+
+def evaluate_subset(evaluator: Any, sample_tokens: Sequence[str]) -> Any:
+    """Run the devkit's `evaluate` on a subset of the samples (boxes already filtered)."""
+    from nuscenes.eval.common.data_classes import EvalBoxes
+
+    sub = copy.copy(evaluator)
+    keep = set(sample_tokens)
+    for attr in ("gt_boxes", "pred_boxes"):
+        src = getattr(evaluator, attr)
+        boxes = EvalBoxes()
+        for tok in src.sample_tokens:
+            if tok in keep:
+                boxes.add_boxes(tok, src[tok])
+        setattr(sub, attr, boxes)
+    sub.sample_tokens = [t for t in evaluator.sample_tokens if t in keep]
+    with contextlib.redirect_stdout(io.StringIO()):
+        metrics, _ = sub.evaluate()
+    return metrics
+
+
+@dataclass
+class _ModelRun:
+    name: str
+    model: Detector
+    runner: Runner
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    times: list[StageTimes] = field(default_factory=list)
+    detections: dict[str, Detections] = field(default_factory=dict)  # for the BEV pictures
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    split: str
+    samples: int
+    dropped: tuple[str, ...]
+    backend: str
+    metrics: dict[str, ModelMetrics]
+    latency_ms: dict[str, dict[str, float]]  # model -> stage -> mean ms
+    conditions: dict[str, dict[str, ModelMetrics]]  # condition -> model -> metrics
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "samples": self.samples,
+            "dropped": list(self.dropped),
+            "backend": self.backend,
+            "models": {m: v.as_json() for m, v in self.metrics.items()},
+            "latency_ms": self.latency_ms,
+            "conditions": {
+                c: {m: v.as_json() for m, v in d.items()} for c, d in self.conditions.items()
+            },
+        }
+
+
+def evaluate(
+    dataroot: Path,
+    version: str,
+    split: str,
+    models: dict[str, Path],
+    out: Path,
+    drop: Sequence[str] = (),
+    backend: str = "torch",
+    device: str = "cpu",
+    pictures: int = 3,
+    progress: bool = True,
+) -> EvalReport:
+    """Run every model over the split, score each with the devkit, write results and plots."""
+    from fusion.nuscenes import NuScenesReader
+
+    drop = check_drop(drop)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: list[_ModelRun] = []
+    for name, path in models.items():
+        model = load_detector(path)
+        if model.variant != name:
+            raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
+        engine = open_engine(backend, model, out / "engines", device)  # type: ignore[arg-type]
+        runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine)))
+    configs = {dumps_toml(r.model.cfg) for r in runs}
+    if len(configs) != 1:
+        raise FusionError(
+            "the models were trained with different configs; evaluate them separately"
+        )
+    reader = NuScenesReader(dataroot, version, config=runs[0].model.cfg)
+    tokens = reader.sample_tokens(split)
+    if not tokens:
+        raise FusionError(f"split {split!r} has no samples", dataroot)
+
+    frames_for_pictures: list[Frame] = []
+    iterator: Any = tokens
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(tokens, desc="eval", dynamic_ncols=True)
+    conditions: dict[str, list[str]] = {}
+    for tok in iterator:
+        frame = drop_sensors(reader.frame(tok), drop)
+        scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
+        conditions.setdefault(scene_condition(scene["description"]), []).append(tok)
+        for r in runs:
+            dets, times = r.runner.detect(frame)
+            r.results[tok] = detections_to_results(dets, frame)
+            r.times.append(times)
+            if len(frames_for_pictures) < pictures:
+                r.detections[tok] = dets
+        if len(frames_for_pictures) < pictures:
+            frames_for_pictures.append(frame)
+
+    metrics: dict[str, ModelMetrics] = {}
+    by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
+    latency: dict[str, dict[str, float]] = {}
+    for r in runs:
+        model_dir = out / r.name
+        model_dir.mkdir(parents=True, exist_ok=True)
+        empty = not any(r.results.values())
+        results = dict(r.results)
+        if empty:
+            first = drop_sensors(reader.frame(tokens[0]), drop)
+            results[tokens[0]] = [_placeholder_box(first)]
+        modalities = set(r.model.modalities)
+        meta = {
+            "use_camera": "camera" in modalities,
+            "use_lidar": "lidar" in modalities,
+            "use_radar": "radar" in modalities,
+            "use_map": False,
+            "use_external": False,
+        }
+        results_path = model_dir / "results_nusc.json"
+        results_path.write_text(json.dumps({"meta": meta, "results": results}))
+        evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)
+        with contextlib.redirect_stdout(io.StringIO()):
+            summary, _ = evaluator.evaluate()
+        metrics[r.name] = _metrics_from(summary, empty)
+        (model_dir / "metrics_summary.json").write_text(json.dumps(summary.serialize(), indent=2))
+        if len(conditions) > 1:
+            for cond, toks in conditions.items():
+                by_condition[cond][r.name] = _metrics_from(evaluate_subset(evaluator, toks), empty)
+        latency[r.name] = {
+            s: float(np.mean([getattr(t, s) for t in r.times])) for s in StageTimes.names()
+        } | {"total": float(np.mean([t.total for t in r.times]))}
+    if len(conditions) <= 1:
+        by_condition = {c: dict(metrics) for c in conditions}
+
+    plot_class_aps(metrics, out / "plots" / "class_ap.png")
+    for frame in frames_for_pictures:
+        dets = {
+            r.name: r.detections[frame.sample_token]
+            for r in runs
+            if frame.sample_token in r.detections
+        }
+        plot_bev_samples(
+            frame, dets, runs[0].model.cfg, out / "plots" / f"bev_{frame.sample_token}.png"
+        )
+    return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
+
+
+# -- pictures ----------------------------------------------------------------------------------
+
+MODEL_COLORS = {"fusion": "tab:red", "camera": "tab:blue", "lidar": "tab:orange"}
+
+
+def plot_class_aps(metrics: dict[str, ModelMetrics], path: Path) -> Path:
+    """Grouped bars: AP of each class, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(metrics)
+    x = np.arange(len(DETECTION_CLASSES))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for i, n in enumerate(names):
+        aps = [metrics[n].label_aps[c] for c in DETECTION_CLASSES]
+        ax.bar(
+            x + (i - (len(names) - 1) / 2) * width,
+            aps,
+            width,
+            label=f"{n} (mAP {metrics[n].mean_ap:.3f})",
+            color=MODEL_COLORS.get(n),
+        )
+    ax.set_xticks(x, DETECTION_CLASSES, rotation=30, ha="right")
+    ax.set_ylabel("AP")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_bev_samples(
+    frame: Frame, detections: dict[str, Detections], cfg: Any, path: Path, min_score: float = 0.3
+) -> Path:
+    """BEV picture of one sample (LIDAR_TOP frame): LIDAR points, GT boxes, and each model's
+    boxes scoring at least `min_score`, one panel per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fusion.render import draw_boxes_bev
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(detections) or ["(no model)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 6), squeeze=False)
+    r = cfg.bev.bev_range
+    for ax, name in zip(axes[0], names, strict=True):
+        if frame.lidar is not None:
+            p = frame.lidar.points
+            ax.scatter(p[:, 0], p[:, 1], s=0.2, c="0.6", linewidths=0)
+        gt = frame.boxes
+        if gt is not None and len(gt):
+            evaluated = np.array([n is not None for n in gt.detection_names])
+            if evaluated.any():
+                draw_boxes_bev(
+                    ax,
+                    gt.center_lidar[evaluated],
+                    gt.size_wlh[evaluated],
+                    gt.yaw_lidar[evaluated],
+                    color="tab:green",
+                    label="ground truth",
+                )
+        dets = detections.get(name)
+        if dets is not None and len(dets):
+            keep = dets.scores >= min_score
+            if keep.any():
+                draw_boxes_bev(
+                    ax,
+                    dets.center[keep].astype(np.float64),
+                    dets.size_wlh[keep].astype(np.float64),
+                    dets.yaw[keep].astype(np.float64),
+                    color=MODEL_COLORS.get(name, "tab:red"),
+                    label=f"{name} (score >= {min_score})",
+                )
+        ax.set_xlim(r[0], r[3])
+        ax.set_ylim(r[1], r[4])
+        ax.set_aspect("equal")
+        ax.set_title(f"{name}: {frame.sample_token[:8]}")
+        ax.set_xlabel("x (m, LIDAR_TOP)")
+        ax.set_ylabel("y (m)")
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def format_table(report: EvalReport) -> str:
+    """Side-by-side text table of the metrics and the mean latency per stage."""
+    names = list(report.metrics)
+    w = max(12, *(len(n) + 2 for n in names))
+    lines = [
+        f"split {report.split}, {report.samples} samples, backend {report.backend}"
+        + (f", dropped {', '.join(report.dropped)}" if report.dropped else "")
+    ]
+    head = f"{'metric':<24}" + "".join(f"{n:>{w}}" for n in names)
+    lines += [head, "-" * len(head)]
+
+    def row(label: str, values: list[float]) -> None:
+        lines.append(f"{label:<24}" + "".join(f"{v:>{w}.4f}" for v in values))
+
+    row("mAP", [report.metrics[n].mean_ap for n in names])
+    row("NDS", [report.metrics[n].nd_score for n in names])
+    for key, label in zip(TP_ERRORS, ("mATE", "mASE", "mAOE", "mAVE", "mAAE"), strict=True):
+        row(label, [report.metrics[n].tp_errors[key] for n in names])
+    for cls in DETECTION_CLASSES:
+        row(f"AP {cls}", [report.metrics[n].label_aps[cls] for n in names])
+    if len(report.conditions) > 1:
+        for cond, per_model in report.conditions.items():
+            row(f"mAP [{cond}]", [per_model[n].mean_ap for n in names])
+            row(f"NDS [{cond}]", [per_model[n].nd_score for n in names])
+    lines += ["", "mean latency per stage (ms)", head.replace("metric", "stage "), "-" * len(head)]
+    for stage in (*StageTimes.names(), "total"):
+        row(stage, [report.latency_ms[n][stage] for n in names])
+    return "\n".join(lines)
+
+
+def resolve_weights(
+    names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
+) -> dict[str, Path]:
+    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`,
+    else the shipped weights."""
+    explicit = {}
+    for item in overrides:
+        name, sep, path = item.partition("=")
+        if not sep or name not in VARIANTS:
+            raise FusionError(
+                f"--checkpoint wants MODEL=PATH with MODEL in {', '.join(VARIANTS)}, got {item!r}"
+            )
+        explicit[name] = Path(path)
+    out = {}
+    for name in names:
+        if name not in VARIANTS:
+            raise FusionError(f"unknown model {name!r} (known: {', '.join(VARIANTS)})")
+        if name in explicit:
+            out[name] = explicit[name]
+        elif weights_dir is not None:
+            out[name] = weights_dir / f"{name}.safetensors"
+        else:
+            out[name] = packaged_weights(name)
+        if not out[name].is_file():
+            raise FusionError(f"weights of the {name!r} model not found", out[name])
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataroot", required=True, type=Path)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument(
+        "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
+    )
+    parser.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="SENSOR",
+        help="remove sensors at inference: LIDAR_TOP, a camera or radar channel, cameras, radars",
+    )
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
+    parser.add_argument(
+        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="weights file of one model (repeatable)",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="results JSON, devkit outputs, plots"
+    )
+    parser.add_argument("--json", type=Path, help="write the summary JSON here")
+    parser.add_argument(
+        "--pictures", type=int, default=3, help="BEV pictures of the first N samples"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    models = resolve_weights(names, args.weights, args.checkpoint)
+    report = evaluate(
+        args.dataroot,
+        args.version,
+        args.split,
+        models,
+        args.out,
+        args.drop,
+        args.backend,
+        args.device,
+        args.pictures,
+        not args.no_progress,
+    )
+    print(format_table(report))
+    summary = report.as_json()
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,177 @@
+"""The detector: per-modality encoders -> fuser -> BEV backbone -> CenterPoint head.
+
+Three variants from one config share the fuser/backbone/head design and the decode:
+`fusion` (camera + LIDAR + radar), `camera` (the vision-only baseline) and `lidar`.
+A missing sensor contributes a zero BEV map, which modality dropout trains for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from fusion.config import DETECTION_CLASSES, PipelineConfig
+from fusion.model.bev import BEVBackbone, ConvFuser
+from fusion.model.camera import CameraNet
+from fusion.model.head import CenterHead, HeadMaps
+from fusion.model.inputs import BatchInputs
+from fusion.model.kernel_ops import bev_pool_autograd, scatter_bev_autograd
+from fusion.model.lidar import PillarNet
+from fusion.model.params import ModelParams
+from fusion.model.radar import RADAR_RASTER_CHANNELS, RadarNet
+
+Variant = Literal["fusion", "camera", "lidar"]
+Modality = Literal["camera", "lidar", "radar"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
+
+
+def variant_modalities(variant: Variant) -> tuple[Modality, ...]:
+    """The sensors a variant reads, in the fuser's concatenation order."""
+    match variant:
+        case "fusion":
+            return ("camera", "lidar", "radar")
+        case "camera":
+            return ("camera",)
+        case "lidar":
+            return ("lidar",)
+        case _:
+            raise ValueError(f"unknown model variant {variant!r} (known: {', '.join(VARIANTS)})")
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorOutput:
+    """`maps` for the batch; `depth` (N, D, h, w) depth probabilities of the present images in
+    (sample, camera) order, None without a camera branch or without any present camera."""
+
+    maps: HeadMaps
+    depth: Tensor | None
+
+
+class Detector(nn.Module):
+    """BEVFusion-style detector of one variant; all sizes from `cfg` and `params`."""
+
+    def __init__(self, cfg: PipelineConfig, variant: Variant, params: ModelParams | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.variant = variant
+        self.params = params or ModelParams()
+        self.modalities = variant_modalities(variant)
+        m = cfg.model
+        self.encoders = nn.ModuleDict()
+        bev_in = 0
+        for modality in self.modalities:
+            match modality:
+                case "camera":
+                    self.encoders[modality] = CameraNet(
+                        self.params.image_widths, cfg.camera.depth_bins, cfg.camera.channels_out
+                    )
+                    bev_in += cfg.camera.channels_out
+                case "lidar":
+                    self.encoders[modality] = PillarNet(
+                        cfg.point_cloud, m.lidar_channels, self.params.pillar_layers
+                    )
+                    bev_in += m.lidar_channels
+                case "radar":
+                    self.encoders[modality] = RadarNet(m.radar_channels)
+                    bev_in += m.radar_channels
+        self.fuser = ConvFuser(bev_in, m.bev_channels)
+        self.backbone = BEVBackbone(m.bev_channels, self.params.bev_blocks)
+        self.head = CenterHead(m.bev_channels, m.head_channels, len(DETECTION_CLASSES))
+
+    # -- the dense stages, each also an ONNX graph (see fusion.engines.export) ------------------
+
+    def camera_net(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 3, H, W) -> depth (N, D, h, w), context (N, C, h, w)."""
+        return self.encoders["camera"](images)
+
+    def pillar_net(self, voxels: Tensor, num_points: Tensor, coords: Tensor) -> Tensor:
+        """(V, P, 5), (V,), (V, 3) -> (V, C_lidar)."""
+        return self.encoders["lidar"](voxels, num_points, coords)
+
+    def bev_net(self, *bev_inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """BEV inputs in `self.modalities` order -> (heatmap, regression, attribute).
+
+        Camera: pooled context (B, C_cam, ny, nx); LIDAR: scattered pillars (B, C_lidar, ny, nx);
+        radar: the raw raster (B, 8, ny, nx), encoded here."""
+        maps = []
+        for modality, x in zip(self.modalities, bev_inputs, strict=True):
+            maps.append(self.encoders["radar"](x) if modality == "radar" else x)
+        return self.head(self.backbone(self.fuser(maps)))
+
+    # -- whole-batch forward for training -------------------------------------------------------
+
+    def bev_input_channels(self, modality: Modality) -> int:
+        match modality:
+            case "camera":
+                return self.cfg.camera.channels_out
+            case "lidar":
+                return self.cfg.model.lidar_channels
+            case "radar":
+                return RADAR_RASTER_CHANNELS
+
+    def forward(self, batch: BatchInputs) -> DetectorOutput:
+        depth = None
+        bev_inputs = []
+        for modality in self.modalities:
+            match modality:
+                case "camera":
+                    cam_bev, depth = self.camera_bev(batch)
+                    bev_inputs.append(cam_bev)
+                case "lidar":
+                    bev_inputs.append(self.lidar_bev(batch))
+                case "radar":
+                    bev_inputs.append(batch.radar_raster)
+        heatmap, regression, attribute = self.bev_net(*bev_inputs)
+        return DetectorOutput(HeadMaps(heatmap, regression, attribute), depth)
+
+    def camera_bev(self, batch: BatchInputs) -> tuple[Tensor, Tensor | None]:
+        """Images -> depth x context lifted to BEV with `kernels.bev_pool`, (B, C, ny, nx)."""
+        nx, ny = self.cfg.bev.grid
+        b = batch.batch_size
+        c = self.cfg.camera.channels_out
+        present = batch.camera_present
+        images = batch.images[present]  # (N, 3, H, W), (sample, camera) order
+        if len(images) == 0:
+            return batch.images.new_zeros((b, c, ny, nx)), None
+        depth, context = self.camera_net(images)
+        counts = present.sum(dim=1).tolist()
+        out = []
+        start = 0
+        for i, n in enumerate(counts):
+            geometry = batch.camera_geometry[i]
+            if n == 0 or geometry is None:
+                out.append(depth.new_zeros((c, ny, nx)))
+            else:
+                d, f = depth[start : start + n], context[start : start + n]
+                out.append(bev_pool_autograd(d.float(), f.float(), geometry))
+            start += n
+        return torch.stack(out), depth
+
+    def lidar_bev(self, batch: BatchInputs) -> Tensor:
+        """Pillars -> features scattered to the grid by `kernels.scatter_bev`, (B, C, ny, nx)."""
+        nx, ny = self.cfg.bev.grid
+        c = self.cfg.model.lidar_channels
+        b = batch.batch_size
+        if len(batch.voxel_coords) == 0:
+            return batch.images.new_zeros((b, c, ny, nx))
+        feats = self.pillar_net(batch.voxel_features, batch.voxel_num_points, batch.voxel_coords)
+        out = []
+        for i in range(b):
+            sel = batch.voxel_sample == i
+            if not bool(sel.any()):
+                out.append(feats.new_zeros((c, ny, nx)))
+            else:
+                out.append(
+                    scatter_bev_autograd(feats[sel].float(), batch.voxel_coords[sel], (nx, ny))
+                )
+        return torch.stack(out)
+
+
+def build_detector(
+    cfg: PipelineConfig, variant: Variant, params: ModelParams | None = None
+) -> Detector:
+    """The detector of `variant` with freshly initialized weights."""
+    return Detector(cfg, variant, params)

@@ -1,0 +1,494 @@
+"""`fusion train`: train the fusion, camera or LIDAR detector on any nuScenes-format dataroot.
+
+One process trains on CPU or one GPU; `torchrun --nproc_per_node N -m fusion.cli train ...`
+trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each rank reading its own
+shard of every epoch. Checkpoints are safetensors holding the weights, the optimizer state,
+the config and the position in the run, so a stopped run resumes exactly where its last
+checkpoint was written (`--resume`). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from fusion.config import PipelineConfig, dumps_toml, load_config, save_config
+from fusion.dataset import AugmentParams, FrameDataset, FrameSource, collate_training
+from fusion.errors import FusionError
+from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
+from fusion.model.losses import detection_loss
+from fusion.model.params import ModelParams
+from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
+
+OPTIM_PREFIX = "optim."
+CHECKPOINT_NAME = "last.safetensors"
+
+
+@dataclass(frozen=True)
+class BranchLR:
+    """Learning-rate multipliers per branch (x `train.lr`)."""
+
+    camera: float = 1.0
+    lidar: float = 1.0
+    radar: float = 1.0
+    dense: float = 1.0  # fuser, BEV backbone and head
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run. `epochs`/`batch_size`/`seed` default to the config's [train]."""
+
+    config: PipelineConfig
+    dataroot: Path
+    version: str
+    split: str
+    variant: Variant
+    out: Path
+    epochs: int
+    batch_size: int
+    seed: int
+    workers: int = 2
+    max_steps: int | None = None  # stop after this many optimizer steps in total (smoke runs)
+    resume: bool = False
+    device: str = "auto"
+    checkpoint_every: int = 100  # steps
+    warmup_steps: int = 200
+    augment: AugmentParams = AugmentParams()
+    branch_lr: BranchLR = BranchLR()
+    params: ModelParams = ModelParams()
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunPosition:
+    """Where a run is: optimizer steps done, and the epoch and step within it to continue at."""
+
+    step: int = 0
+    epoch: int = 0
+    epoch_step: int = 0
+
+
+# -- distributed -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group torchrun describes in the environment (single process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(0, 1, 0)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shard_indices(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
+    """This rank's share of a (seed, epoch) permutation of range(n), padded so that every
+    rank gets the same number of samples."""
+    order = np.random.default_rng([seed, epoch, 7919]).permutation(n).tolist()
+    per_rank = math.ceil(n / world)
+    order += order[: per_rank * world - n]
+    return order[rank::world]
+
+
+class _ShardSampler(torch.utils.data.Sampler[int]):
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# -- optimizer and schedule --------------------------------------------------------------------
+
+
+def param_groups(
+    model: Detector, base_lr: float, weight_decay: float, scales: BranchLR
+) -> list[dict[str, Any]]:
+    """AdamW groups per branch; norms and biases are not decayed."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        branch = "dense"
+        if name.startswith("encoders."):
+            branch = name.split(".")[1]
+        decay = p.ndim > 1
+        groups.setdefault((branch, decay), []).append(p)
+    out = []
+    for (branch, decay), ps in sorted(groups.items()):
+        scale = getattr(scales, branch)
+        out.append(
+            {
+                "params": ps,
+                "lr": base_lr * scale,
+                "base_lr": base_lr * scale,
+                "weight_decay": weight_decay if decay else 0.0,
+                "name": f"{branch}{'' if decay else '.no_decay'}",
+            }
+        )
+    return out
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 1% of the base rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: Path,
+    model: Detector,
+    optimizer: torch.optim.Optimizer,
+    position: RunPosition,
+    extra: dict[str, Any],
+) -> Path:
+    """Weights + optimizer state + run position, atomically (write then rename)."""
+    tensors = model_tensors(model)
+    state = optimizer.state_dict()
+    for idx, st in state["state"].items():
+        for key, value in st.items():
+            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"{OPTIM_PREFIX}{idx}.{key}"] = t.detach().cpu().contiguous()
+    groups = [
+        {k: v for k, v in g.items() if k != "params"} | {"params": g["params"]}
+        for g in state["param_groups"]
+    ]
+    meta = detector_metadata(model) | {
+        "position": json.dumps(dataclasses.asdict(position)),
+        "param_groups": json.dumps(groups),
+        "run": json.dumps(extra),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimizer) -> RunPosition:
+    """Restore weights and optimizer state in place from a checkpoint; return its position."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = f.metadata() or {}
+        if "position" not in meta:
+            raise FusionError("not a training checkpoint (no run position)", path)
+        if meta.get("variant") != model.variant or meta.get("config") != dumps_toml(model.cfg):
+            raise FusionError("checkpoint was written for another model or config", path)
+        model_state, optim_state = {}, {}
+        for key in f.keys():  # noqa: SIM118
+            if key.startswith(MODEL_PREFIX):
+                model_state[key[len(MODEL_PREFIX) :]] = f.get_tensor(key)
+            elif key.startswith(OPTIM_PREFIX):
+                idx, name = key[len(OPTIM_PREFIX) :].split(".", 1)
+                optim_state.setdefault(int(idx), {})[name] = f.get_tensor(key)
+    model.load_state_dict(model_state, strict=True)
+    groups = json.loads(meta["param_groups"])
+    device = next(model.parameters()).device
+    optim_state = {
+        i: {k: (v if k == "step" else v.to(device)) for k, v in st.items()}
+        for i, st in optim_state.items()
+    }
+    optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
+    return RunPosition(**json.loads(meta["position"]))
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    opts: TrainOptions, source: FrameSource | None = None, tokens: Sequence[str] | None = None
+) -> Path:
+    """Run (or resume) training; returns the path of the final weights. `source`/`tokens`
+    override the dataroot reader (tests)."""
+    device = resolve_device(opts.device)
+    info = init_distributed(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    cfg = opts.config
+    torch.manual_seed(opts.seed + info.rank)
+    if source is None:
+        from fusion.nuscenes import NuScenesReader
+
+        reader = NuScenesReader(opts.dataroot, opts.version, config=cfg)
+        source, tokens = reader, reader.sample_tokens(opts.split)
+    tokens = list(tokens or [])
+    if not tokens:
+        raise FusionError(f"split {opts.split!r} has no samples", opts.dataroot)
+
+    model = build_detector(cfg, opts.variant, opts.params).to(device)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg.train.lr, cfg.train.weight_decay, opts.branch_lr)
+    )
+    ckpt_path = opts.out / "checkpoints" / CHECKPOINT_NAME
+    position = RunPosition()
+    if opts.resume:
+        if not ckpt_path.is_file():
+            raise FusionError("--resume: no checkpoint to resume from", ckpt_path)
+        position = load_checkpoint(ckpt_path, model, optimizer)
+    elif ckpt_path.is_file():
+        raise FusionError(
+            "a run already exists here: pass --resume or choose another --out", opts.out
+        )
+
+    dataset = FrameDataset(
+        source,
+        tokens,
+        cfg,
+        opts.variant,
+        opts.params,
+        opts.augment,
+        opts.seed,
+        cfg.train.modality_dropout,
+    )
+    steps_per_epoch = math.ceil(math.ceil(len(tokens) / info.world_size) / opts.batch_size)
+    total_steps = steps_per_epoch * opts.epochs
+    if opts.max_steps is not None:
+        total_steps = min(total_steps, opts.max_steps)
+
+    ddp: nn.Module = model
+    if info.world_size > 1:
+        ddp = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if info.is_main:
+        opts.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, opts.out / "config.toml")
+    log_path = opts.out / "losses.jsonl"
+    run_meta = {
+        "seed": opts.seed,
+        "world_size": info.world_size,
+        "batch_size": opts.batch_size,
+        "epochs": opts.epochs,
+        "split": opts.split,
+        "version": opts.version,
+    }
+
+    step = position.step
+    start = time.time()
+    model.train()
+    for epoch in range(position.epoch, opts.epochs):
+        if step >= total_steps:
+            break
+        dataset.set_epoch(epoch)
+        skip = position.epoch_step if epoch == position.epoch else 0
+        indices = shard_indices(len(tokens), opts.seed, epoch, info.rank, info.world_size)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=opts.batch_size,
+            sampler=_ShardSampler(indices[skip * opts.batch_size :]),
+            num_workers=opts.workers,
+            collate_fn=partial(collate_training, cfg=cfg),
+            persistent_workers=False,
+            drop_last=False,
+        )
+        bar = _progress(
+            loader,
+            info.is_main and opts.progress,
+            f"{opts.variant} epoch {epoch + 1}/{opts.epochs}",
+            steps_per_epoch,
+            skip,
+        )
+        epoch_step = skip
+        for inputs, targets in bar:
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * lr_factor(step, total_steps, opts.warmup_steps)
+            inputs, targets = inputs.to(device), targets.to(device)
+            with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
+                out = ddp(inputs)
+                loss = detection_loss(out.maps, out.depth, targets, opts.params)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss.total).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            )
+            if math.isfinite(float(loss.total.detach())) and math.isfinite(grad_norm):
+                scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            epoch_step += 1
+            if info.is_main:
+                values = loss.as_floats()
+                record = {
+                    "step": step,
+                    "epoch": epoch,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "grad_norm": grad_norm,
+                    "time_s": round(time.time() - start, 2),
+                    **values,
+                }
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix({k[:4]: f"{v:.3f}" for k, v in values.items()})
+            pos = (
+                RunPosition(step, epoch, epoch_step)
+                if epoch_step < steps_per_epoch
+                else RunPosition(step, epoch + 1, 0)
+            )
+            if info.is_main and (step % opts.checkpoint_every == 0 or step >= total_steps):
+                save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
+            if step >= total_steps:
+                break
+        if info.is_main:
+            save_checkpoint(
+                ckpt_path,
+                model,
+                optimizer,
+                RunPosition(step, epoch + 1, 0)
+                if epoch_step >= steps_per_epoch
+                else RunPosition(step, epoch, epoch_step),
+                run_meta,
+            )
+            plot_losses(log_path, opts.out / "loss.png")
+    weights = opts.out / f"{opts.variant}.safetensors"
+    if info.is_main:
+        save_detector(model, weights, {"run": json.dumps(run_meta | {"steps": str(step)})})
+        plot_losses(log_path, opts.out / "loss.png")
+    if info.world_size > 1:
+        dist.barrier()
+    return weights
+
+
+def _progress(loader: Any, enabled: bool, desc: str, total: int, initial: int) -> Any:
+    if not enabled:
+        return loader
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=desc, total=total, initial=initial, dynamic_ncols=True)
+
+
+def plot_losses(log_path: Path, out: Path) -> Path | None:
+    """Plot every loss term of `losses.jsonl` against the step (log scale) to `out` (PNG)."""
+    if not log_path.is_file():
+        return None
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in ("total", "heatmap", "regression", "attribute", "depth"):
+        values = np.array([r[key] for r in rows], dtype=float)
+        if np.all(values == 0):
+            continue
+        k = max(1, len(values) // 50)  # a running mean keeps the curve readable
+        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default="tiny", help="preset name (tiny, nuscenes) or TOML path"
+    )
+    parser.add_argument("--dataroot", required=True, type=Path)
+    parser.add_argument(
+        "--version", required=True, help="e.g. v1.0-mini, v1.0-trainval, v1.0-synth"
+    )
+    parser.add_argument(
+        "--split", required=True, help="split name (devkit or <version>/splits.json)"
+    )
+    parser.add_argument("--model", required=True, choices=VARIANTS)
+    parser.add_argument(
+        "--out", required=True, type=Path, help="run folder (checkpoints, logs, plot)"
+    )
+    parser.add_argument("--epochs", type=int, help="default: the config's train.epochs")
+    parser.add_argument("--batch-size", type=int, help="per process; default: train.batch_size")
+    parser.add_argument("--seed", type=int, help="default: train.seed")
+    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=100, help="steps between checkpoints"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from RUN/checkpoints/last.safetensors"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if args.resume and (args.out / "config.toml").is_file():
+        cfg = load_config(args.out / "config.toml")
+    opts = TrainOptions(
+        config=cfg,
+        dataroot=args.dataroot,
+        version=args.version,
+        split=args.split,
+        variant=args.model,
+        out=args.out,
+        epochs=args.epochs or cfg.train.epochs,
+        batch_size=args.batch_size or cfg.train.batch_size,
+        seed=cfg.train.seed if args.seed is None else args.seed,
+        workers=args.workers,
+        max_steps=args.max_steps,
+        resume=args.resume,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    weights = train(opts)
+    if init_distributed(resolve_device(opts.device)).is_main:
+        print(f"weights: {weights}")
+    return 0
