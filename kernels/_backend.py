@@ -15,8 +15,16 @@ import numpy as np
 Backend = Literal["auto", "numpy", "numba", "cuda"]
 Resolved = Literal["numpy", "numba", "cuda"]
 
-# CUDA launch shape shared by the 1-D kernels.
-THREADS_PER_BLOCK = 256
+
+def _simulated() -> bool:
+    from numba import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+# CUDA launch shape shared by the 1-D kernels; the simulator runs one Python thread per CUDA
+# thread, so small blocks keep its tests fast.
+THREADS_PER_BLOCK = 32 if _simulated() else 256
 
 
 def is_torch(x: Any) -> bool:

@@ -146,8 +146,9 @@ def points_in_boxes(points: Any, boxes: Any, *, backend: Backend = "auto") -> An
         case "numpy":
             pts = _host_points(points)
             inside = _inside_numpy(pts, table)
-            hit = inside.any(axis=1)
-            out = np.where(hit, inside.argmax(axis=1), -1).astype(np.int32)
+            # argmax of an appended True column: the first box, or M when none holds the point
+            first = np.concatenate([inside, np.ones((len(inside), 1), bool)], axis=1).argmax(axis=1)
+            out = np.where(first < table.shape[0], first, -1).astype(np.int32)
         case "numba":
             out = _first_box_numba(_host_points(points), table)
         case "cuda":

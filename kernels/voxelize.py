@@ -164,11 +164,12 @@ def _voxelize_numba(
     num_nan = 0
     cell = np.empty(3, np.int64)
     for i in range(n):
+        if pts[i, 0] != pts[i, 0] or pts[i, 1] != pts[i, 1] or pts[i, 2] != pts[i, 2]:
+            num_nan += 1
+            continue
         inside = True
         for j in range(3):
             q = np.float32(np.float32(pts[i, j]) - lo[j]) / size[j]
-            if q != q:
-                num_nan += 1
             # the float comparison rejects NaN and huge values before the integer cast
             if not (q >= 0 and q < shape[j]):
                 inside = False
@@ -214,20 +215,19 @@ def _cells_cuda(pts: Any, lo: Any, size: Any, shape: Any, lin: Any, nan_count: A
     i = cuda.grid(1)
     if i >= pts.shape[0]:
         return
+    if pts[i, 0] != pts[i, 0] or pts[i, 1] != pts[i, 1] or pts[i, 2] != pts[i, 2]:
+        lin[i] = -1
+        cuda.atomic.add(nan_count, 0, 1)
+        return
     lid = int64(0)
-    nan = False
     for j in range(3):
         # sub and div are never fused, so float32 rounding matches the CPU exactly
         q = (float32(pts[i, j]) - lo[j]) / size[j]
-        if q != q:
-            nan = True
         if not (q >= 0 and q < shape[j]):
             lid = int64(-1)
             break
         lid = lid * shape[j] + int64(math.floor(q))
     lin[i] = lid
-    if nan:
-        cuda.atomic.add(nan_count, 0, 1)
 
 
 @cuda.jit

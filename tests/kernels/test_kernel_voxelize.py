@@ -1,0 +1,147 @@
+"""voxelize: every backend equals the numpy oracle exactly, and the oracle equals spconv."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels import voxelize
+
+from kernel_params import CPU_BACKENDS, SMALL_BACKENDS
+
+RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+CONFIGS = [((0.2, 0.2, 8.0), 20, 30000), ((0.1, 0.1, 0.2), 5, 4000), ((0.8, 0.8, 8.0), 16, 12000)]
+
+
+def assert_same(a, b) -> None:
+    if hasattr(a, "features"):
+        np.testing.assert_array_equal(np.asarray(a.features), np.asarray(b.features))
+        np.testing.assert_array_equal(np.asarray(a.num_points), np.asarray(b.num_points))
+    else:
+        np.testing.assert_array_equal(np.asarray(a.point_voxel), np.asarray(b.point_voxel))
+    np.testing.assert_array_equal(np.asarray(a.coords), np.asarray(b.coords))
+    assert a.num_nan == b.num_nan
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("mode", ["hard", "dynamic"])
+def test_real_scan_matches_oracle(real_scan, backend, cfg, mode) -> None:
+    size, p, mv = cfg
+    ref = voxelize(real_scan, size, RANGE, p, mv, mode, backend="numpy")
+    assert_same(voxelize(real_scan, size, RANGE, p, mv, mode, backend=backend), ref)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_oracle_equals_spconv(real_scan, cfg) -> None:
+    try:
+        import torch
+        from spconv.pytorch.utils import PointToVoxel
+    except ImportError as exc:
+        pytest.skip(f"spconv not installed ({exc})")
+    size, p, mv = cfg
+    gen = PointToVoxel(vsize_xyz=list(size), coors_range_xyz=list(RANGE), num_point_features=5,
+                       max_num_voxels=mv, max_num_points_per_voxel=p)
+    vox, idx, num, pc_voxel_id = gen.generate_voxel_with_id(torch.from_numpy(real_scan))
+    ours = voxelize(real_scan, size, RANGE, p, mv, "hard", backend="numpy")
+    np.testing.assert_array_equal(ours.features, vox.numpy())
+    np.testing.assert_array_equal(ours.coords, idx.numpy()[:, ::-1])  # spconv is (z, y, x)
+    np.testing.assert_array_equal(ours.num_points, num.numpy())
+    dyn = voxelize(real_scan, size, RANGE, p, mv, "dynamic", backend="numpy")
+    np.testing.assert_array_equal(dyn.point_voxel, pc_voxel_id.numpy())
+
+
+def test_first_appearance_order_and_caps() -> None:
+    # cells: A, B, A, C, A, A (cap 3 points per voxel), D (past max_voxels=3)
+    pts = np.array([[0.5, 0.5, 0.5], [1.5, 0.5, 0.5], [0.25, 0.5, 0.5], [0.5, 1.5, 0.5],
+                    [0.75, 0.5, 0.5], [0.9, 0.5, 0.5], [2.5, 2.5, 0.5]], np.float32)
+    v = voxelize(pts, (1, 1, 1), (0, 0, 0, 4, 4, 1), 3, 3, backend="numpy")
+    np.testing.assert_array_equal(v.coords, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(v.num_points, [3, 1, 1])
+    np.testing.assert_array_equal(v.features[0], pts[[0, 2, 4]])
+    np.testing.assert_array_equal(v.features[1, 1:], 0)
+    d = voxelize(pts, (1, 1, 1), (0, 0, 0, 4, 4, 1), 3, 3, "dynamic", backend="numpy")
+    np.testing.assert_array_equal(d.point_voxel, [0, 1, 0, 2, 0, 0, -1])
+
+
+@pytest.mark.parametrize("backend", SMALL_BACKENDS)
+def test_edges_empty_outside_nan(backend) -> None:
+    lo, hi = (0, 0, 0, 2, 2, 2), None
+    edges = np.array([[0, 0, 0], [1, 1, 1], [2, 0, 0], [1.9999999, 0, 0], [0, 2, 0],
+                      [-1e-7, 0, 0], [np.nan, 0, 0], [0, 0, np.nan], [1e30, 0, 0]], np.float32)
+    for pts in (edges, np.zeros((0, 3), np.float32), edges[[2, 4, 5]]):
+        for mode in ("hard", "dynamic"):
+            ref = voxelize(pts, (1, 1, 1), lo, 2, 8, mode, backend="numpy")
+            assert_same(voxelize(pts, (1, 1, 1), lo, 2, 8, mode, backend=backend), ref)
+    v = voxelize(edges, (1, 1, 1), lo, 2, 8, backend=backend)
+    assert v.num_nan == 2
+    # upper edge excluded, lower edge included; 1.9999999 rounds to cell 1 in float32
+    np.testing.assert_array_equal(np.asarray(v.coords), [[0, 0, 0], [1, 1, 1], [1, 0, 0]])
+    assert hi is None
+    assert voxelize(edges[[2, 4, 5]], (1, 1, 1), lo, 2, 8, backend=backend).features.shape == (0, 2, 3)
+
+
+@st.composite
+def clouds(draw):
+    size = draw(st.sampled_from([(0.2, 0.2, 0.2), (0.25, 0.5, 1.0), (0.1, 0.3, 0.7)]))
+    n = draw(st.integers(0, 60))
+    # integer multiples of the cell size land on cell edges (after float32 rounding)
+    k = draw(st.lists(st.tuples(*[st.integers(-3, 12)] * 3), min_size=n, max_size=n))
+    jitter = draw(st.sampled_from([0.0, 1e-6, 0.5]))
+    pts = np.array(k, np.float32).reshape(n, 3) * np.float32(size) + np.float32(jitter) * np.float32(size)
+    extra = np.arange(n, dtype=np.float32)[:, None]
+    pts = np.concatenate([pts, extra], axis=1)
+    if n and draw(st.booleans()):
+        pts[draw(st.integers(0, n - 1)), draw(st.integers(0, 2))] = np.nan
+    p = draw(st.integers(1, 4))
+    mv = draw(st.integers(0, 20))
+    return pts, size, p, mv
+
+
+@settings(max_examples=60, deadline=None)
+@given(clouds(), st.sampled_from(["hard", "dynamic"]))
+def test_property_numba_equals_oracle(cloud, mode) -> None:
+    pts, size, p, mv = cloud
+    rng = (0.0, 0.0, 0.0, 2.0, 2.0, 2.0)
+    ref = voxelize(pts, size, rng, p, mv, mode, backend="numpy")
+    assert_same(voxelize(pts, size, rng, p, mv, mode, backend="numba"), ref)
+    if mode == "hard":
+        n_in = np.asarray(ref.num_points).sum()
+        assert n_in <= len(pts) - ref.num_nan
+        assert len(ref.coords) <= mv
+
+
+@settings(max_examples=4, deadline=None)
+@given(clouds())
+def test_property_cuda_equals_oracle(cloud) -> None:
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU and the numba CUDA simulator is off")
+    pts, size, p, mv = cloud
+    rng = (0.0, 0.0, 0.0, 2.0, 2.0, 2.0)
+    assert_same(voxelize(pts, size, rng, p, mv, backend="cuda"),
+                voxelize(pts, size, rng, p, mv, backend="numpy"))
+
+
+def test_bad_arguments() -> None:
+    pts = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError):
+        voxelize(np.zeros((3, 2), np.float32), (1, 1, 1), (0, 0, 0, 1, 1, 1), 1, 1)
+    with pytest.raises(ValueError):
+        voxelize(pts, (0, 1, 1), (0, 0, 0, 1, 1, 1), 1, 1)
+    with pytest.raises(ValueError):
+        voxelize(pts, (1, 1, 1), (0, 0, 0, 1, 1, 1), 0, 1)
+    with pytest.raises(ValueError):
+        voxelize(pts, (1, 1, 1), (0, 0, 0, 1, 1, 1), 1, 1, backend="gpu")  # type: ignore[arg-type]
+
+
+def test_torch_in_torch_out(real_scan) -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(real_scan)
+    v = voxelize(t, (0.2, 0.2, 8.0), RANGE, 20, 30000)
+    assert isinstance(v.features, torch.Tensor) and v.coords.dtype == torch.int32
+    ref = voxelize(real_scan, (0.2, 0.2, 8.0), RANGE, 20, 30000, backend="numpy")
+    np.testing.assert_array_equal(v.features.numpy(), ref.features)
