@@ -271,6 +271,10 @@ def detect_miscalibration(
     if not step_deg > 0:
         raise FusionError(f"step_deg must be positive, got {step_deg}")
     scene = _prepare(points_lidar, image, camera, lidar_to_camera, ring, params)
+    _, _, in_view = camera.project(lidar_to_camera.apply(scene.xyz))
+    if not np.any(in_view):
+        # Every score would be 0: no evidence either way, which is not a verdict.
+        raise FusionError("no LIDAR depth edge projects into the image; cannot judge alignment")
     score = _score(scene, camera, lidar_to_camera)
     perturbations = np.concatenate([np.eye(3), -np.eye(3)]) * step_deg
     perturbed = np.array(

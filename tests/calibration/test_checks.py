@@ -254,3 +254,5 @@ def test_bad_inputs_are_errors() -> None:
         lidar_camera_alignment_score(points, image, camera, t, ring=np.zeros(3))
     with pytest.raises(FusionError, match="step_deg"):
         detect_miscalibration(points, image, camera, t, step_deg=0.0)
+    with pytest.raises(FusionError, match="no LIDAR depth edge"):
+        detect_miscalibration(points, image, camera, t)
