@@ -8,7 +8,7 @@ already kept box overlaps it by more than the threshold.
 The rotated IoU is exact for convex quadrilaterals, without polygon clipping buffers: by
 Green's theorem the intersection area is half the sum of cross(p, q) over the parts [p, q] of
 each box's edges that lie inside the other box (Cyrus-Beck clipping of a segment against four
-half-planes). An edge lying on the other box's edge line counts once when the two run the same
+half-planes). An edge lying on the other box's edge line (within 1e-10 relative) counts once when the two run the same
 way (a shared boundary) and not at all when they run opposite ways (boxes that only touch).
 The same scalar source is compiled for Python (the oracle), Numba CPU and Numba CUDA; on the
 GPU the compiler may fuse multiply-adds, so an IoU there can differ from the CPU in the last
@@ -57,10 +57,14 @@ def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callab
             ey = e1y - e0y
             num = ex * (ay - e0y) - ey * (ax - e0x)  # >= 0: a is on the inner side
             den = ex * dy - ey * dx
-            if den == 0.0:
-                if num < 0.0:
-                    return 0.0
-                if num == 0.0 and not (owns_shared and ex * dx + ey * dy > 0.0):
+            el = ex * ex + ey * ey
+            # parallel within 1e-10 rad, on the line within 1e-10 of the edge length: corners
+            # of two boxes sharing an edge line are computed apart and differ in the last bits
+            if den * den <= 1e-20 * el * (dx * dx + dy * dy):
+                if num * num <= 1e-20 * el * el:
+                    if not (owns_shared and ex * dx + ey * dy > 0.0):
+                        return 0.0
+                elif num < 0.0:
                     return 0.0
             elif den > 0.0:
                 t0 = max(t0, -num / den)
