@@ -35,7 +35,7 @@ from fusion.model.camera_geometry import camera_frustum_lidar, depth_targets
 from fusion.model.detector import Modality, Variant, variant_modalities
 from fusion.model.inputs import BatchInputs, SampleInputs, Voxels, collate_inputs
 from fusion.model.losses import TargetBatch
-from fusion.model.params import ATTRIBUTE_NAMES, ModelParams
+from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import TargetMaps, encode_targets
 from kernels import precompute_bev_pool, voxelize
 
@@ -362,17 +362,21 @@ def box_targets(
         vel = boxes.velocity_lidar[keep]
         labels = np.array([DETECTION_CLASSES.index(boxes.detection_names[i]) for i in keep])
         attrs = np.array(
-            [
-                ATTRIBUTE_NAMES.index(boxes.attributes[i])
-                if boxes.attributes[i] in ATTRIBUTE_NAMES
-                else -1
-                for i in keep
-            ]
+            [_attribute_index(boxes.detection_names[i], boxes.attributes[i]) for i in keep]
         )
     if transform is not None:
         arr = transform.boxes(arr)
         vel = transform.vectors_2d(vel)
     return encode_targets(arr, labels, vel, attrs, cfg.bev, len(DETECTION_CLASSES), params)
+
+
+def _attribute_index(detection_name: str | None, attribute: str) -> int:
+    """Index in ATTRIBUTE_NAMES, or -1 when absent or not one the devkit scores for the class
+    (real annotations carry a few, e.g. a barrier marked pedestrian.standing)."""
+    prefix = CLASS_ATTRIBUTE_PREFIX.get(detection_name or "", "")
+    if not prefix or not attribute.startswith(prefix) or attribute not in ATTRIBUTE_NAMES:
+        return -1
+    return ATTRIBUTE_NAMES.index(attribute)
 
 
 def training_sample(

@@ -1,7 +1,8 @@
 """Autograd bridges from the detector to `kernels` (the kernels do the work, forward and back).
 
 `bev_pool_autograd` and `scatter_bev_autograd` take and return torch tensors on any device;
-the kernels pick their backend from the tensors (Numba CPU or CUDA).
+the kernels pick their backend from the tensors (Numba CPU or CUDA). The scatter's backward is
+a gather of the upstream gradient at each pillar's column.
 """
 
 from __future__ import annotations
@@ -11,32 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kernels import bev_pool, bev_pool_backward, scatter_bev
-
-
-class _BevPool(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, depth: Tensor, context: Tensor, geometry: Any) -> Tensor:  # type: ignore[override]
-        ctx.geometry = geometry
-        ctx.save_for_backward(depth, context)
-        return bev_pool(depth.detach().contiguous(), context.detach().contiguous(), geometry)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
-        depth, context = ctx.saved_tensors
-        gd, gc = bev_pool_backward(
-            grad_out.contiguous(),
-            depth.detach().contiguous(),
-            context.detach().contiguous(),
-            ctx.geometry,
-        )
-        return gd, gc, None
+from kernels import bev_pool_torch, scatter_bev
 
 
 def bev_pool_autograd(depth: Tensor, context: Tensor, geometry: Any) -> Tensor:
     """depth (Ncam, D, h, w) x context (Ncam, C, h, w) -> BEV (C, ny, nx), differentiable in
-    both inputs; `geometry` from `kernels.precompute_bev_pool` over the same cameras."""
-    return _BevPool.apply(depth, context, geometry)
+    both inputs (`kernels.bev_pool_torch`); `geometry` from `kernels.precompute_bev_pool` over
+    the same cameras."""
+    return bev_pool_torch(depth.contiguous(), context.contiguous(), geometry)
 
 
 class _ScatterBEV(torch.autograd.Function):

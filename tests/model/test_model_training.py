@@ -1,0 +1,147 @@
+"""Training steps, checkpoints (safetensors only) and shipped-weights loading."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.dataset import AugmentParams, collate_training, training_sample
+from fusion.model import build_detector, load_detector, save_detector
+from fusion.model.losses import detection_loss
+from fusion.train import (
+    BranchLR,
+    RunPosition,
+    load_checkpoint,
+    lr_factor,
+    param_groups,
+    save_checkpoint,
+    shard_indices,
+)
+
+
+def _batch(frames, cfg, params, variant="fusion"):
+    samples = [
+        training_sample(f, cfg, variant, params, np.random.default_rng(i), AugmentParams())
+        for i, f in enumerate(frames)
+    ]
+    return collate_training(samples, cfg)
+
+
+def _step(model, optimizer, inputs, targets, params):
+    out = model(inputs)
+    loss = detection_loss(out.maps, out.depth, targets, params)
+    optimizer.zero_grad()
+    loss.total.backward()
+    optimizer.step()
+    return loss
+
+
+@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
+def test_a_few_steps_overfit_a_fixed_batch(variant, tiny_cfg, params, fake_frames):
+    torch.manual_seed(0)
+    inputs, targets = _batch(fake_frames[:2], tiny_cfg, params, variant)
+    model = build_detector(tiny_cfg, variant, params).train()
+    opt = torch.optim.AdamW(param_groups(model, 3e-3, 0.0, BranchLR()))
+    losses = [float(_step(model, opt, inputs, targets, params).total.detach()) for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert all(np.isfinite(losses))
+
+
+def test_param_groups_cover_every_parameter_once_with_branch_scales(tiny_cfg, params):
+    model = build_detector(tiny_cfg, "fusion", params)
+    groups = param_groups(model, 1e-3, 0.01, BranchLR(camera=0.1))
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["camera"]["lr"] == pytest.approx(1e-4)
+    assert by_name["dense"]["lr"] == pytest.approx(1e-3)
+    assert by_name["dense.no_decay"]["weight_decay"] == 0.0
+
+
+def test_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 100, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    assert f[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+def test_shards_partition_each_epoch():
+    shards = [shard_indices(11, 0, 3, r, 2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 6
+    assert set(shards[0]) | set(shards[1]) == set(range(11))
+    assert shard_indices(11, 0, 3, 0, 2) == shards[0]
+    assert shard_indices(11, 0, 4, 0, 2) != shards[0]
+
+
+def test_checkpoint_resume_continues_exactly(tmp_path: Path, tiny_cfg, params, fake_frames):
+    inputs, targets = _batch(fake_frames[:2], tiny_cfg, params)
+    torch.manual_seed(0)
+    model = build_detector(tiny_cfg, "fusion", params).train()
+    opt = torch.optim.AdamW(param_groups(model, 1e-3, 0.01, BranchLR()))
+    for _ in range(2):
+        _step(model, opt, inputs, targets, params)
+    path = save_checkpoint(
+        tmp_path / "last.safetensors", model, opt, RunPosition(2, 1, 0), {"seed": 0}
+    )
+    expected = float(_step(model, opt, inputs, targets, params).total.detach())
+    expected_params = [p.detach().clone() for p in model.parameters()]
+
+    torch.manual_seed(123)  # a different init: everything must come from the checkpoint
+    resumed = build_detector(tiny_cfg, "fusion", params).train()
+    opt2 = torch.optim.AdamW(param_groups(resumed, 1e-3, 0.01, BranchLR()))
+    assert load_checkpoint(path, resumed, opt2) == RunPosition(2, 1, 0)
+    got = float(_step(resumed, opt2, inputs, targets, params).total.detach())
+    assert got == pytest.approx(expected, rel=1e-5)
+    for a, b in zip(expected_params, resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_for_another_config_is_refused(tmp_path: Path, tiny_cfg, params):
+    from fusion.errors import FusionError
+
+    model = build_detector(tiny_cfg, "lidar", params)
+    opt = torch.optim.AdamW(model.parameters())
+    path = save_checkpoint(tmp_path / "c.safetensors", model, opt, RunPosition(), {})
+    other_cfg = dataclasses.replace(
+        tiny_cfg, model=dataclasses.replace(tiny_cfg.model, head_channels=8)
+    )
+    other = build_detector(other_cfg, "lidar", params)
+    with pytest.raises(FusionError, match="another model or config"):
+        load_checkpoint(path, other, torch.optim.AdamW(other.parameters()))
+
+
+def test_weights_round_trip_through_safetensors(tmp_path: Path, tiny_cfg, params, fake_frames):
+    inputs, _ = _batch(fake_frames[:1], tiny_cfg, params, "camera")
+    model = build_detector(tiny_cfg, "camera", params).eval()
+    path = save_detector(model, tmp_path / "camera.safetensors")
+    loaded = load_detector(path)
+    assert loaded.variant == "camera" and loaded.cfg == tiny_cfg and loaded.params == params
+    with torch.no_grad():
+        a, b = model(inputs).maps, loaded(inputs).maps
+    torch.testing.assert_close(a.heatmap, b.heatmap)
+    torch.testing.assert_close(a.regression, b.regression)
+
+
+def test_corrupt_weights_raise_a_user_error(tmp_path: Path):
+    from fusion.errors import FusionError
+
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(FusionError):
+        load_detector(bad)
+    with pytest.raises(FusionError, match="not found"):
+        load_detector(tmp_path / "missing.safetensors")
+
+
+def test_no_pickle_loading_anywhere():
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in [*(root / "fusion").rglob("*.py"), *(root / "kernels").rglob("*.py")]:
+        text = path.read_text()
+        if "torch.load(" in text or "pickle.load" in text:
+            offenders.append(str(path))
+    assert offenders == []
