@@ -59,10 +59,12 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
     centres, yaws, vels = world.states(time_s)
     rows, owners = [], []
 
-    # actors: a few returns each, sampled on the surface facing the radar
+    # actors: a few returns each, aimed at points of the actor's box, kept where the actor is
+    # the first thing hit (line of sight); one cast for all of them
     rel = to_radar.apply(centres)
     az = np.arctan2(rel[:, 1], rel[:, 0])
     dist = np.hypot(rel[:, 0], rel[:, 1])
+    aims, aim_owner = [], []
     for a_i in np.flatnonzero(_in_fov(az, dist, spec)):
         actor = world.actors[a_i]
         w, l, h = actor.size_wlh
@@ -77,16 +79,21 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
                                                   s * local[:, 0] + c * local[:, 1],
                                                   np.zeros(n)])
         targets[:, 2] = min(h * 0.5, origin[2])
+        aims.append(targets)
+        aim_owner.append(np.full(n, a_i, np.int32))
+    if aims:
+        targets = np.concatenate(aims)
+        owner_all = np.concatenate(aim_owner)
         dirs = targets - origin
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         hits = caster.cast(np.broadcast_to(origin, dirs.shape), dirs, time_s, near=origin, radius=260.0)
-        ok = hits.actor == a_i  # line of sight: the first thing hit is this actor
-        if not ok.any():
-            continue
+        ok = hits.actor == owner_all
         p = origin + dirs[ok] * hits.t[ok, None].astype(np.float64)
-        v_actor = np.append(vels[a_i], 0.0)
-        rows.append((p, np.repeat(v_actor[None], len(p), 0), actor.rcs + rng.normal(0, 3.0, len(p))))
-        owners.append(np.full(len(p), a_i, np.int32))
+        own = owner_all[ok]
+        v_actor = np.column_stack([vels[own], np.zeros(len(own))])
+        rcs = np.array([world.actors[i].rcs for i in own]) + rng.normal(0, 3.0, len(own))
+        rows.append((p, v_actor, rcs))
+        owners.append(own)
 
     # clutter: rays into the static world near the radar's horizontal plane
     k = spec.clutter_rays

@@ -1,0 +1,420 @@
+"""`fusion validate DIR --version V`: check any nuScenes dataroot, real or synthetic.
+
+Checks every table and foreign key, that every referenced file is present and parseable,
+that timestamps increase per sensor, sensor rates, and record counts. Prints a report and
+exits 1 when there are errors (2 when the dataroot cannot be read at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fusion.errors import DataError
+
+TABLES = ("attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map", "sample",
+          "sample_annotation", "sample_data", "scene", "sensor", "visibility")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "attribute": ("name",),
+    "calibrated_sensor": ("sensor_token", "translation", "rotation", "camera_intrinsic"),
+    "category": ("name",),
+    "ego_pose": ("translation", "rotation", "timestamp"),
+    "instance": ("category_token", "nbr_annotations", "first_annotation_token", "last_annotation_token"),
+    "log": ("logfile", "vehicle", "date_captured", "location"),
+    "map": ("log_tokens", "category", "filename"),
+    "sample": ("timestamp", "scene_token", "prev", "next"),
+    "sample_annotation": ("sample_token", "instance_token", "attribute_tokens", "visibility_token",
+                          "translation", "size", "rotation", "num_lidar_pts", "num_radar_pts", "prev", "next"),
+    "sample_data": ("sample_token", "ego_pose_token", "calibrated_sensor_token", "filename", "fileformat",
+                    "width", "height", "timestamp", "is_key_frame", "prev", "next"),
+    "scene": ("name", "log_token", "nbr_samples", "first_sample_token", "last_sample_token"),
+    "sensor": ("channel", "modality"),
+    "visibility": ("level",),
+}
+# nominal rates (Hz) of the nuScenes rig by modality, and of keyframes
+NOMINAL_HZ = {"lidar": 20.0, "camera": 12.0, "radar": 13.0}
+KEYFRAME_HZ = 2.0
+RATE_TOLERANCE = 0.25
+RADAR_HEADER = 11
+RADAR_POINT_BYTES = 43
+MAX_LISTED = 8  # problems listed per check; the rest are counted
+
+
+@dataclass
+class Report:
+    """Problems found, grouped by check."""
+
+    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    info: list[str] = field(default_factory=list)
+
+    def error(self, check: str, msg: str) -> None:
+        self.errors[check].append(msg)
+
+    def warn(self, check: str, msg: str) -> None:
+        self.warnings[check].append(msg)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(len(v) for v in self.errors.values())
+
+    @property
+    def n_warnings(self) -> int:
+        return sum(len(v) for v in self.warnings.values())
+
+    def render(self) -> str:
+        lines = list(self.info)
+        for title, group in (("ERROR", self.errors), ("WARNING", self.warnings)):
+            for check, msgs in group.items():
+                lines.append(f"{title} [{check}] {len(msgs)} problem(s)")
+                lines += [f"    {m}" for m in msgs[:MAX_LISTED]]
+                if len(msgs) > MAX_LISTED:
+                    lines.append(f"    ... and {len(msgs) - MAX_LISTED} more")
+        verdict = "FAILED" if self.n_errors else "OK"
+        lines.append(f"{verdict}: {self.n_errors} error(s), {self.n_warnings} warning(s)")
+        return "\n".join(lines)
+
+
+def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
+    tables: dict[str, list[dict]] = {}
+    for name in TABLES:
+        path = vdir / f"{name}.json"
+        if not path.is_file():
+            report.error("tables", f"{path}: missing")
+            tables[name] = []
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            report.error("tables", f"{path}: not valid JSON ({exc})")
+            tables[name] = []
+            continue
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            report.error("tables", f"{path}: must be a JSON list of records")
+            tables[name] = []
+            continue
+        good = []
+        for i, rec in enumerate(data):
+            missing = [f for f in ("token", *FIELDS[name]) if f not in rec]
+            if missing:
+                report.error("fields", f"{name}[{i}] (token {rec.get('token', '?')}): missing {', '.join(missing)}")
+            else:
+                good.append(rec)
+        dup = [t for t, c in Counter(r["token"] for r in good).items() if c > 1]
+        for t in dup:
+            report.error("tokens", f"{name}: duplicate token {t}")
+        tables[name] = good
+    return tables
+
+
+def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
+    idx = {name: {r["token"]: r for r in recs} for name, recs in t.items()}
+
+    def ref(table: str, rec: dict, fld: str, target: str, allow_empty: bool = False) -> None:
+        v = rec[fld]
+        if allow_empty and v == "":
+            return
+        if v not in idx[target]:
+            report.error("foreign keys", f"{table} {rec['token']}: {fld} {v!r} not in {target}")
+
+    for r in t["calibrated_sensor"]:
+        ref("calibrated_sensor", r, "sensor_token", "sensor")
+    mapped = set()
+    for r in t["map"]:
+        for lt in r["log_tokens"]:
+            mapped.add(lt)
+            if lt not in idx["log"]:
+                report.error("foreign keys", f"map {r['token']}: log token {lt!r} not in log")
+    for r in t["log"]:
+        if r["token"] not in mapped:
+            report.error("foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens")
+    for r in t["scene"]:
+        ref("scene", r, "log_token", "log")
+        ref("scene", r, "first_sample_token", "sample")
+        ref("scene", r, "last_sample_token", "sample")
+    for r in t["sample"]:
+        ref("sample", r, "scene_token", "scene")
+        ref("sample", r, "prev", "sample", True)
+        ref("sample", r, "next", "sample", True)
+    for r in t["sample_data"]:
+        ref("sample_data", r, "sample_token", "sample")
+        ref("sample_data", r, "ego_pose_token", "ego_pose")
+        ref("sample_data", r, "calibrated_sensor_token", "calibrated_sensor")
+        ref("sample_data", r, "prev", "sample_data", True)
+        ref("sample_data", r, "next", "sample_data", True)
+    for r in t["instance"]:
+        ref("instance", r, "category_token", "category")
+        ref("instance", r, "first_annotation_token", "sample_annotation")
+        ref("instance", r, "last_annotation_token", "sample_annotation")
+    for r in t["sample_annotation"]:
+        ref("sample_annotation", r, "sample_token", "sample")
+        ref("sample_annotation", r, "instance_token", "instance")
+        ref("sample_annotation", r, "visibility_token", "visibility", True)
+        ref("sample_annotation", r, "prev", "sample_annotation", True)
+        ref("sample_annotation", r, "next", "sample_annotation", True)
+        for a in r["attribute_tokens"]:
+            if a not in idx["attribute"]:
+                report.error("foreign keys", f"sample_annotation {r['token']}: attribute {a!r} not in attribute")
+        if not (isinstance(r["num_lidar_pts"], int) and r["num_lidar_pts"] >= 0
+                and isinstance(r["num_radar_pts"], int) and r["num_radar_pts"] >= 0):
+            report.error("counts", f"sample_annotation {r['token']}: point counts must be integers >= 0")
+        if len(r["size"]) != 3 or min(r["size"]) <= 0:
+            report.error("values", f"sample_annotation {r['token']}: size must be 3 positive numbers")
+        if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
+            report.error("values", f"sample_annotation {r['token']}: rotation is not a unit quaternion")
+    for r in t["calibrated_sensor"]:
+        if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
+            report.error("values", f"calibrated_sensor {r['token']}: rotation is not a unit quaternion")
+
+    # linked lists: prev/next symmetric, chain lengths match the declared counts
+    for table in ("sample", "sample_data", "sample_annotation"):
+        for r in t[table]:
+            nxt = idx[table].get(r["next"]) if r["next"] else None
+            if nxt is not None and nxt["prev"] != r["token"]:
+                report.error("links", f"{table} {r['token']}: next's prev does not point back")
+    for sc in t["scene"]:
+        n, cur, seen = 0, idx["sample"].get(sc["first_sample_token"]), set()
+        while cur is not None and cur["token"] not in seen:
+            seen.add(cur["token"])
+            n += 1
+            if cur["scene_token"] != sc["token"]:
+                report.error("links", f"scene {sc['name']}: sample {cur['token']} belongs to another scene")
+            cur = idx["sample"].get(cur["next"]) if cur["next"] else None
+        if n != sc["nbr_samples"]:
+            report.error("counts", f"scene {sc['name']}: nbr_samples {sc['nbr_samples']} but {n} linked samples")
+    for ins in t["instance"]:
+        n, cur, seen = 0, idx["sample_annotation"].get(ins["first_annotation_token"]), set()
+        while cur is not None and cur["token"] not in seen:
+            seen.add(cur["token"])
+            n += 1
+            cur = idx["sample_annotation"].get(cur["next"]) if cur["next"] else None
+        if n != ins["nbr_annotations"]:
+            report.error("counts", f"instance {ins['token']}: nbr_annotations {ins['nbr_annotations']} but "
+                                   f"{n} linked annotations")
+
+
+def _check_lidar(path: Path) -> str | None:
+    data = path.read_bytes()
+    if len(data) % 20:
+        return f"{len(data)} bytes is not a whole number of 5-float32 points (truncated?)"
+    pts = np.frombuffer(data, dtype="<f4").reshape(-1, 5)
+    if not np.isfinite(pts).all():
+        return "holds NaN or Inf"
+    return None
+
+
+def _check_radar(path: Path) -> str | None:
+    with path.open("rb") as f:
+        header = [f.readline() for _ in range(RADAR_HEADER)]
+        body = f.read()
+    try:
+        text = [h.decode("ascii").strip() for h in header]
+    except UnicodeDecodeError:
+        return "header is not ASCII"
+    if not text[0].startswith("#") or not text[1].startswith("VERSION") or not text[-1].startswith("DATA"):
+        return "not a PCD header (comment, VERSION ... DATA)"
+    if text[-1].split()[-1] != "binary":
+        return "DATA must be binary"
+    sizes = [int(s) for s in text[3].split()[1:]]
+    width = int(text[6].split()[1])
+    if width <= 0 or text[7].split()[1] != "1":
+        return "WIDTH must be > 0 and HEIGHT 1"
+    if len(body) <= width * sum(sizes):  # the devkit asserts strictly longer
+        return f"body of {len(body)} bytes is too short for {width} points of {sum(sizes)} bytes (truncated?)"
+    return None
+
+
+def _check_image(path: Path, width: int, height: int) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            im.load()  # full decode catches truncation
+    except OSError as exc:
+        return f"cannot decode image: {exc}"
+    if (width, height) != (0, 0) and size != (width, height):
+        return f"image is {size[0]}x{size[1]} but sample_data says {width}x{height}"
+    return None
+
+
+def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_images: bool) -> None:
+    for r in t["map"]:
+        if not (root / r["filename"]).is_file():
+            report.error("files", f"map {r['token']}: {r['filename']} missing")
+    for r in t["sample_data"]:
+        path = root / r["filename"]
+        if not path.is_file():
+            report.error("files", f"{r['filename']}: missing")
+            continue
+        name = r["filename"]
+        try:
+            if name.endswith(".pcd.bin"):
+                why = _check_lidar(path)
+            elif name.endswith(".pcd"):
+                why = _check_radar(path)
+            elif name.endswith((".jpg", ".jpeg", ".png")):
+                why = _check_image(path, r["width"], r["height"]) if deep_images or r["is_key_frame"] else None
+            else:
+                why = "unknown file type"
+        except (OSError, ValueError, IndexError) as exc:
+            why = f"cannot parse: {exc}"
+        if why:
+            report.error("files", f"{name}: {why}")
+
+
+def _check_time(t: dict[str, list[dict]], report: Report) -> None:
+    cs = {r["token"]: r for r in t["calibrated_sensor"]}
+    sensors = {r["token"]: r for r in t["sensor"]}
+    samples = {r["token"]: r for r in t["sample"]}
+    scenes = {r["token"]: r for r in t["scene"]}
+    by_stream: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in t["sample_data"]:
+        s = samples.get(r["sample_token"])
+        c = cs.get(r["calibrated_sensor_token"])
+        if s is None or c is None or c["sensor_token"] not in sensors:
+            continue
+        by_stream[(s["scene_token"], c["sensor_token"])].append(r)
+        if r["is_key_frame"] and sensors[c["sensor_token"]]["modality"] == "lidar" and r["timestamp"] != s["timestamp"]:
+            report.warn("sync", f"{r['filename']}: LIDAR keyframe timestamp differs from its sample's")
+    rates: dict[str, list[float]] = defaultdict(list)
+    for (scene_tok, sensor_tok), recs in by_stream.items():
+        sensor = sensors[sensor_tok]
+        scene = scenes.get(scene_tok, {}).get("name", scene_tok)
+        ts = np.array(sorted(r["timestamp"] for r in recs), dtype=np.int64)
+        chain = sorted(recs, key=lambda r: r["timestamp"])
+        for a, b in zip(chain, chain[1:], strict=False):
+            if a["next"] != b["token"] and a["next"] != "":
+                report.error("time", f"{scene} {sensor['channel']}: prev/next order disagrees with timestamps "
+                                     f"at {a['timestamp']}")
+                break
+        if len(ts) > 1 and np.any(np.diff(ts) <= 0):
+            report.error("time", f"{scene} {sensor['channel']}: timestamps not strictly increasing")
+        if len(ts) < 3:
+            continue
+        hz = 1e6 / float(np.median(np.diff(ts)))
+        has_sweeps = any(not r["is_key_frame"] for r in recs)
+        nominal = NOMINAL_HZ.get(sensor["modality"], 0.0) if has_sweeps else KEYFRAME_HZ
+        rates[f"{sensor['channel']} ({'all' if has_sweeps else 'keyframes'})"].append(hz)
+        if nominal and abs(hz - nominal) > RATE_TOLERANCE * nominal:
+            report.warn("rates", f"{scene} {sensor['channel']}: {hz:.1f} Hz, nominal {nominal:g} Hz")
+    for sc in t["scene"]:
+        cur = samples.get(sc["first_sample_token"])
+        prev_ts = None
+        while cur is not None:
+            if prev_ts is not None and cur["timestamp"] <= prev_ts:
+                report.error("time", f"scene {sc['name']}: sample timestamps not increasing")
+                break
+            prev_ts = cur["timestamp"]
+            cur = samples.get(cur["next"]) if cur["next"] else None
+    for ch, hz in sorted(rates.items()):
+        report.info.append(f"  rate {ch:34s} {np.median(hz):6.2f} Hz (median over {len(hz)} scene(s))")
+
+
+def _check_can_bus(root: Path, t: dict[str, list[dict]], report: Report) -> None:
+    can = root / "can_bus"
+    if not can.is_dir():
+        report.info.append("  can_bus/ absent (not an error: the devkit's CAN bus expansion is optional)")
+        return
+    n = 0
+    for sc in t["scene"]:
+        if not re.fullmatch(r"scene-\d{4}", sc["name"]):
+            report.warn("can_bus", f"scene name {sc['name']!r} is not scene-NNNN: the CAN bus API rejects it")
+            continue
+        path = can / f"{sc['name']}_pose.json"
+        if not path.is_file():
+            continue
+        n += 1
+        for msg in ("pose", "ms_imu", "vehicle_monitor", "steeranglefeedback", "meta", "route"):
+            p = can / f"{sc['name']}_{msg}.json"
+            if not p.is_file():
+                report.warn("can_bus", f"{p.name}: missing")
+                continue
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                report.error("can_bus", f"{p.name}: not valid JSON ({exc})")
+                continue
+            if msg == "meta":
+                if not isinstance(data, dict):
+                    report.error("can_bus", f"{p.name}: must be a dict")
+                continue
+            if not isinstance(data, list):
+                report.error("can_bus", f"{p.name}: must be a list")
+                continue
+            if msg != "route":
+                ut = [m.get("utime") for m in data if isinstance(m, dict)]
+                if len(ut) != len(data) or any(not isinstance(u, int) for u in ut):
+                    report.error("can_bus", f"{p.name}: every message needs an integer utime")
+                elif np.any(np.diff(ut) <= 0):
+                    report.error("can_bus", f"{p.name}: utime not strictly increasing")
+    report.info.append(f"  can_bus: {n} scene(s) with CAN bus data")
+
+
+def _check_splits(vdir: Path, t: dict[str, list[dict]], report: Report) -> None:
+    path = vdir / "splits.json"
+    if not path.is_file():
+        return
+    try:
+        splits = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        report.error("splits", f"{path}: not valid JSON ({exc})")
+        return
+    names = {s["name"] for s in t["scene"]}
+    for split, scenes in splits.items():
+        missing = [s for s in scenes if s not in names]
+        if missing:
+            report.error("splits", f"{split}: unknown scene(s) {', '.join(missing[:5])}")
+
+
+def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> Report:
+    """Check a dataroot; the report lists errors, warnings and a summary."""
+    root = Path(dataroot)
+    if not root.is_dir():
+        raise DataError("dataroot does not exist or is not a directory", root)
+    vdir = root / version
+    if not vdir.is_dir():
+        raise DataError(f"version folder {version!r} is missing", vdir)
+    report = Report()
+    t = _load_tables(vdir, report)
+    report.info.append(f"dataroot {root} [{version}]")
+    report.info.append("  " + ", ".join(f"{n} {len(t[n])}" for n in TABLES))
+    _check_keys(t, report)
+    _check_files(root, t, report, deep_images)
+    _check_time(t, report)
+    _check_can_bus(root, t, report)
+    _check_splits(vdir, t, report)
+    cats = {r["token"]: r["name"] for r in t["category"]}
+    inst = {r["token"]: r for r in t["instance"]}
+    per_cat = Counter(cats.get(inst.get(a["instance_token"], {}).get("category_token"), "?")
+                      for a in t["sample_annotation"])
+    if per_cat:
+        report.info.append("  annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(per_cat.items())))
+    modality = Counter()
+    sensors = {r["token"]: r["modality"] for r in t["sensor"]}
+    cs = {r["token"]: sensors.get(r["sensor_token"], "?") for r in t["calibrated_sensor"]}
+    for r in t["sample_data"]:
+        modality[(cs.get(r["calibrated_sensor_token"], "?"), r["is_key_frame"])] += 1
+    report.info.append("  sample_data: " + ", ".join(
+        f"{m} {'keyframes' if k else 'sweeps'} {n}" for (m, k), n in sorted(modality.items())))
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataroot", type=Path)
+    parser.add_argument("--version", default="v1.0-mini")
+    parser.add_argument("--deep-images", action="store_true", help="decode every image, not only keyframes")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate(args.dataroot, args.version, args.deep_images)
+    print(report.render())
+    failed = report.n_errors > 0 or (args.strict and report.n_warnings > 0)
+    return 1 if failed else 0

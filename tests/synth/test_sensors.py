@@ -1,0 +1,125 @@
+"""Sensor models on one small world: conditions change images and LIDAR, the LIDAR spin and
+the ego's drive behave physically, the rig file loads strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.errors import ConfigError
+from fusion.synth.cameras import render
+from fusion.synth.conditions import conditions
+from fusion.synth.lidar import simulate_sweep
+from fusion.synth.raycast import Raycaster
+from fusion.synth.rig import DEFAULT_RIG, load_rig
+from fusion.synth.trajectory import ego_transform
+from fusion.synth.world import build_world
+
+
+@pytest.fixture(scope="module")
+def caster() -> Raycaster:
+    return Raycaster(build_world(np.random.default_rng(5), 6.0, "day"))
+
+
+def _image(caster: Raycaster, cond: str, channel: str = "CAM_FRONT") -> np.ndarray:
+    rig = load_rig()
+    spec = next(c for c in rig.cameras if c.channel == channel)
+    ego = ego_transform(caster.world.ego, 3.0)
+    head = (ego.apply(np.array([[3.6, 0.0, 0.7]]))[0], ego.rotation[:, 0])
+    out = render(caster, spec.camera(240, 135), ego @ spec.to_ego, 3.0, conditions(cond),
+                 np.random.default_rng(0), 1.0, head)
+    assert out.image.shape == (135, 240, 3) and out.image.dtype == np.uint8
+    return out.image.astype(np.float64)
+
+
+def test_each_condition_changes_the_images(caster: Raycaster) -> None:
+    img = {c: _image(caster, c) for c in ("day", "night", "rain", "fog")}
+    lum = {c: im.mean(axis=2) for c, im in img.items()}
+    # night is dark
+    assert lum["night"].mean() < 0.5 * lum["day"].mean()
+    # rain and fog wash out contrast
+    assert lum["rain"].std() < 0.85 * lum["day"].std()
+    assert lum["fog"].std() < 0.85 * lum["day"].std()
+    # fog hides the far scene: the top of the road (far away) turns to the fog colour
+    h = lum["day"].shape[0]
+    band = slice(int(0.45 * h), int(0.55 * h))
+    assert np.abs(img["fog"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean() < \
+        np.abs(img["day"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean()
+    for a in img:
+        for b in img:
+            if a < b:
+                assert np.abs(img[a] - img[b]).mean() > 8.0, (a, b)
+
+
+def test_rain_and_fog_affect_the_lidar(caster: Raycaster) -> None:
+    spec = load_rig().lidar
+    sweeps = {c: simulate_sweep(caster, spec, conditions(c), 3.0, np.random.default_rng(1))
+              for c in ("day", "rain", "fog")}
+    rng_ = {c: np.linalg.norm(s.points[:, :3], axis=1) for c, s in sweeps.items()}
+    # rain loses returns; fog attenuates distant returns
+    assert len(rng_["rain"]) < 0.93 * len(rng_["day"])
+    assert np.percentile(rng_["fog"], 95) < 0.8 * np.percentile(rng_["day"], 95)
+    # both add low-intensity returns close to the sensor (drops, fog)
+    for c in ("rain", "fog"):
+        near = (rng_[c] < 8.0) & (sweeps[c].actor < 0) & (sweeps[c].points[:, 3] <= 6)
+        near_day = (rng_["day"] < 8.0) & (sweeps["day"].points[:, 3] <= 6)
+        assert near.sum() > near_day.sum() + 20
+
+
+def test_lidar_points_are_stored_at_the_sweep_end(caster: Raycaster) -> None:
+    """A static wall seen at the start and the end of the spin lands in one place once points
+    are motion-compensated to the sweep end: road points lie flat at the road height."""
+    spec = load_rig().lidar
+    sweep = simulate_sweep(caster, spec, conditions("day"), 3.0, np.random.default_rng(2))
+    to_ego = spec.to_ego
+    p = to_ego.apply(sweep.points[:, :3].astype(np.float64))
+    r = np.hypot(p[:, 0], p[:, 1])
+    ground = (sweep.actor < 0) & (r > 4) & (r < 15) & (np.abs(p[:, 2]) < 0.3)
+    # the ego moves ~0.4 m in a sweep; without compensation the ground would tilt by centimetres
+    assert ground.sum() > 1000
+    assert np.percentile(np.abs(p[ground, 2] - np.median(p[ground, 2])), 90) < 0.06
+    n = len(spec.elevations_deg) * spec.azimuth_steps
+    assert 0.6 * n < len(sweep.points) <= n
+
+
+def test_ego_drive_is_smooth(caster: Raycaster) -> None:
+    ego = caster.world.ego
+    assert np.all(ego.speed >= 0) and ego.speed.max() < 20
+    assert np.abs(np.diff(ego.speed)).max() / 0.01 < 3.0  # bounded acceleration
+    assert np.abs(ego.steering).max() <= 0.5
+    step = np.hypot(*np.diff(ego.xy, axis=0).T)
+    assert np.allclose(step, ego.speed[:-1] * 0.01, atol=1e-6)
+
+
+def test_default_rig_copies_the_real_keyframe() -> None:
+    import json
+
+    rig = load_rig()
+    real = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame" / "v1.0-mini"
+    sensors = {s["token"]: s["channel"] for s in json.loads((real / "sensor.json").read_text())}
+    calib = {sensors[c["sensor_token"]]: c for c in json.loads((real / "calibrated_sensor.json").read_text())}
+    specs = {c.channel: c for c in rig.cameras} | {rig.lidar.channel: rig.lidar}
+    assert set(specs) == set(calib)
+    for ch, c in calib.items():
+        assert np.allclose(specs[ch].translation, c["translation"])
+        assert np.allclose(specs[ch].rotation, c["rotation"])
+        if c["camera_intrinsic"]:
+            assert np.allclose(specs[ch].intrinsic, c["camera_intrinsic"])
+    assert len(rig.radars) == 5 and len(rig.lidar.elevations_deg) == 32
+
+
+def test_rig_loader_is_strict(tmp_path: Path) -> None:
+    text = DEFAULT_RIG.read_text()
+    bad = tmp_path / "rig.toml"
+    bad.write_text(text.replace("rate_hz = 20.0", "rate_hz = 20.0\nspin_rate = 3"))
+    with pytest.raises(ConfigError, match="spin_rate"):
+        load_rig(bad)
+    bad.write_text(text.replace("rate_hz = 20.0", "rate_hz = -1.0"))
+    with pytest.raises(ConfigError, match="rate_hz"):
+        load_rig(bad)
+    # a rig file can replace any sensor: a LIDAR with fewer beams
+    other = tmp_path / "rig16.toml"
+    other.write_text(text.replace("azimuth_steps = 1400", "azimuth_steps = 900"))
+    assert load_rig(other).lidar.azimuth_steps == 900
