@@ -82,6 +82,7 @@ class Runner:
         self.engine = engine
         self._geometry: OrderedDict[str, Any] = OrderedDict()
         self._geometry_cache = geometry_cache
+        self.geometry_builds = 0  # how often the camera geometry was computed (not cached)
 
     def _camera_geometry(self, cams: CameraInputs) -> Any:
         h = hashlib.sha1()
@@ -97,6 +98,7 @@ class Runner:
             self._geometry.move_to_end(key)
             return self._geometry[key]
         geometry = camera_geometry(camera_frustums(cams, self.cfg), self.cfg)
+        self.geometry_builds += 1
         self._geometry[key] = geometry
         if len(self._geometry) > self._geometry_cache:
             self._geometry.popitem(last=False)
