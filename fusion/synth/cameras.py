@@ -154,7 +154,9 @@ def render(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform, t
     rays_cam = _camera_rays(camera, rw, rh)
     d = rays_cam @ cam_to_global.rotation.T.astype(np.float32)
     origin = cam_to_global.translation
-    hits = caster.cast(np.broadcast_to(origin, d.shape), d, time_s, near=origin, radius=250.0)
+    mask = _actor_mask(caster, camera.scaled(rw / camera.width, rh / camera.height), cam_to_global, time_s)
+    hits = caster.cast(np.broadcast_to(origin, d.shape), d, time_s, near=origin, radius=250.0,
+                       actor_rays=mask.ravel())
     color = shade(hits, origin, d, cond, caster.world.lights, headlights)
     img = _weather_linear(color.reshape(rh, rw, 3), cond)
     img8 = to_srgb8(img)
@@ -162,6 +164,36 @@ def render(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform, t
         img8 = cv2.resize(img8, (camera.width, camera.height), interpolation=cv2.INTER_LINEAR)
     img8 = _weather_sensor(img8, cond, rng)
     return Render(img8, hits.actor.reshape(rh, rw))
+
+
+def _actor_mask(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform,
+                time_s: float) -> NDArray[np.bool_]:
+    """(h, w) pixels inside the projected bounding rectangle of some actor's box."""
+    world = caster.world
+    centres, yaws, _ = world.states(time_s)
+    mask = np.zeros((camera.height, camera.width), bool)
+    sizes = np.array([a.size_wlh for a in world.actors])
+    to_cam = cam_to_global.inverse()
+    unit = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    for i in range(len(world.actors)):
+        w, l, h = sizes[i]
+        c, s = math.cos(yaws[i]), math.sin(yaws[i])
+        local = unit * np.array([l, w, h])
+        corners = np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1],
+                                   local[:, 2]]) + centres[i]
+        p = to_cam.apply(corners)
+        if np.all(p[:, 2] <= 0.1):
+            continue
+        if np.any(p[:, 2] <= 0.1):  # straddles the image plane: cast all rays
+            mask[:] = True
+            break
+        uv = p[:, :2] / p[:, 2:3] * np.array([camera.fx, camera.fy]) + np.array([camera.cx, camera.cy])
+        u0, v0 = np.floor(uv.min(0)).astype(int) - 1
+        u1, v1 = np.ceil(uv.max(0)).astype(int) + 1
+        if u1 < 0 or v1 < 0 or u0 >= camera.width or v0 >= camera.height:
+            continue
+        mask[max(v0, 0):max(v1, 0), max(u0, 0):max(u1, 0)] = True
+    return mask
 
 
 def _weather_linear(img: NDArray[np.float32], cond: Conditions) -> NDArray[np.float32]:

@@ -48,7 +48,9 @@ class Raycaster:
 
     def cast(self, origins: NDArray[np.float64], directions: NDArray[np.float64], time_s: float,
              near: NDArray[np.float64] | None = None, radius: float = np.inf,
-             with_actors: bool = True) -> Hits:
+             with_actors: bool = True, actor_rays: NDArray[np.bool_] | None = None) -> Hits:
+        """Cast rays; actors are posed at `time_s` (only those within `radius` m of `near`).
+        `actor_rays` (N,) limits the actor cast to the rays that may hit one (a speed-up)."""
         d = np.asarray(directions, np.float32)
         rays = np.empty((len(d), 6), np.float32)
         rays[:, :3] = np.asarray(origins, np.float64) - self._offset
@@ -67,17 +69,19 @@ class Raycaster:
         if with_actors:
             dyn, owner = self.world.dynamic_mesh(time_s, near, radius)
             if dyn.n_triangles:
+                sel = np.flatnonzero(actor_rays) if actor_rays is not None else np.arange(len(rays))
                 scene = _scene(dyn.vertices - self._offset, dyn.triangles)
-                r_dyn = scene.cast_rays(o3d.core.Tensor(rays))
+                r_dyn = scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays[sel])))
                 td = r_dyn["t_hit"].numpy()
-                closer = td < t
-                if closer.any():
-                    pd = r_dyn["primitive_ids"].numpy().astype(np.int64)[closer]
-                    t = np.where(closer, td, t)
-                    normal[closer] = r_dyn["primitive_normals"].numpy()[closer]
-                    material[closer] = dyn.material[pd]
-                    color[closer] = dyn.color[pd]
-                    actor[closer] = owner[pd]
+                closer_sel = td < t[sel]
+                if closer_sel.any():
+                    idx = sel[closer_sel]
+                    pd = r_dyn["primitive_ids"].numpy().astype(np.int64)[closer_sel]
+                    t[idx] = td[closer_sel]
+                    normal[idx] = r_dyn["primitive_normals"].numpy()[closer_sel]
+                    material[idx] = dyn.material[pd]
+                    color[idx] = dyn.color[pd]
+                    actor[idx] = owner[pd]
         # normals facing the ray (both triangle windings occur)
         flip = np.einsum("ij,ij->i", normal, d) > 0
         normal[flip] *= -1.0
