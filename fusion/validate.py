@@ -18,21 +18,61 @@ import numpy as np
 
 from fusion.errors import DataError
 
-TABLES = ("attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map", "sample",
-          "sample_annotation", "sample_data", "scene", "sensor", "visibility")
+TABLES = (
+    "attribute",
+    "calibrated_sensor",
+    "category",
+    "ego_pose",
+    "instance",
+    "log",
+    "map",
+    "sample",
+    "sample_annotation",
+    "sample_data",
+    "scene",
+    "sensor",
+    "visibility",
+)
 FIELDS: dict[str, tuple[str, ...]] = {
     "attribute": ("name",),
     "calibrated_sensor": ("sensor_token", "translation", "rotation", "camera_intrinsic"),
     "category": ("name",),
     "ego_pose": ("translation", "rotation", "timestamp"),
-    "instance": ("category_token", "nbr_annotations", "first_annotation_token", "last_annotation_token"),
+    "instance": (
+        "category_token",
+        "nbr_annotations",
+        "first_annotation_token",
+        "last_annotation_token",
+    ),
     "log": ("logfile", "vehicle", "date_captured", "location"),
     "map": ("log_tokens", "category", "filename"),
     "sample": ("timestamp", "scene_token", "prev", "next"),
-    "sample_annotation": ("sample_token", "instance_token", "attribute_tokens", "visibility_token",
-                          "translation", "size", "rotation", "num_lidar_pts", "num_radar_pts", "prev", "next"),
-    "sample_data": ("sample_token", "ego_pose_token", "calibrated_sensor_token", "filename", "fileformat",
-                    "width", "height", "timestamp", "is_key_frame", "prev", "next"),
+    "sample_annotation": (
+        "sample_token",
+        "instance_token",
+        "attribute_tokens",
+        "visibility_token",
+        "translation",
+        "size",
+        "rotation",
+        "num_lidar_pts",
+        "num_radar_pts",
+        "prev",
+        "next",
+    ),
+    "sample_data": (
+        "sample_token",
+        "ego_pose_token",
+        "calibrated_sensor_token",
+        "filename",
+        "fileformat",
+        "width",
+        "height",
+        "timestamp",
+        "is_key_frame",
+        "prev",
+        "next",
+    ),
     "scene": ("name", "log_token", "nbr_samples", "first_sample_token", "last_sample_token"),
     "sensor": ("channel", "modality"),
     "visibility": ("level",),
@@ -103,7 +143,10 @@ def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
         for i, rec in enumerate(data):
             missing = [f for f in ("token", *FIELDS[name]) if f not in rec]
             if missing:
-                report.error("fields", f"{name}[{i}] (token {rec.get('token', '?')}): missing {', '.join(missing)}")
+                report.error(
+                    "fields",
+                    f"{name}[{i}] (token {rec.get('token', '?')}): missing {', '.join(missing)}",
+                )
             else:
                 good.append(rec)
         dup = [t for t, c in Counter(r["token"] for r in good).items() if c > 1]
@@ -133,7 +176,9 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
                 report.error("foreign keys", f"map {r['token']}: log token {lt!r} not in log")
     for r in t["log"]:
         if r["token"] not in mapped:
-            report.error("foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens")
+            report.error(
+                "foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens"
+            )
     for r in t["scene"]:
         ref("scene", r, "log_token", "log")
         ref("scene", r, "first_sample_token", "sample")
@@ -160,17 +205,32 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
         ref("sample_annotation", r, "next", "sample_annotation", True)
         for a in r["attribute_tokens"]:
             if a not in idx["attribute"]:
-                report.error("foreign keys", f"sample_annotation {r['token']}: attribute {a!r} not in attribute")
-        if not (isinstance(r["num_lidar_pts"], int) and r["num_lidar_pts"] >= 0
-                and isinstance(r["num_radar_pts"], int) and r["num_radar_pts"] >= 0):
-            report.error("counts", f"sample_annotation {r['token']}: point counts must be integers >= 0")
+                report.error(
+                    "foreign keys",
+                    f"sample_annotation {r['token']}: attribute {a!r} not in attribute",
+                )
+        if not (
+            isinstance(r["num_lidar_pts"], int)
+            and r["num_lidar_pts"] >= 0
+            and isinstance(r["num_radar_pts"], int)
+            and r["num_radar_pts"] >= 0
+        ):
+            report.error(
+                "counts", f"sample_annotation {r['token']}: point counts must be integers >= 0"
+            )
         if len(r["size"]) != 3 or min(r["size"]) <= 0:
-            report.error("values", f"sample_annotation {r['token']}: size must be 3 positive numbers")
+            report.error(
+                "values", f"sample_annotation {r['token']}: size must be 3 positive numbers"
+            )
         if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
-            report.error("values", f"sample_annotation {r['token']}: rotation is not a unit quaternion")
+            report.error(
+                "values", f"sample_annotation {r['token']}: rotation is not a unit quaternion"
+            )
     for r in t["calibrated_sensor"]:
         if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
-            report.error("values", f"calibrated_sensor {r['token']}: rotation is not a unit quaternion")
+            report.error(
+                "values", f"calibrated_sensor {r['token']}: rotation is not a unit quaternion"
+            )
 
     # linked lists: prev/next symmetric, chain lengths match the declared counts
     for table in ("sample", "sample_data", "sample_annotation"):
@@ -184,10 +244,15 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
             seen.add(cur["token"])
             n += 1
             if cur["scene_token"] != sc["token"]:
-                report.error("links", f"scene {sc['name']}: sample {cur['token']} belongs to another scene")
+                report.error(
+                    "links", f"scene {sc['name']}: sample {cur['token']} belongs to another scene"
+                )
             cur = idx["sample"].get(cur["next"]) if cur["next"] else None
         if n != sc["nbr_samples"]:
-            report.error("counts", f"scene {sc['name']}: nbr_samples {sc['nbr_samples']} but {n} linked samples")
+            report.error(
+                "counts",
+                f"scene {sc['name']}: nbr_samples {sc['nbr_samples']} but {n} linked samples",
+            )
     for ins in t["instance"]:
         n, cur, seen = 0, idx["sample_annotation"].get(ins["first_annotation_token"]), set()
         while cur is not None and cur["token"] not in seen:
@@ -195,8 +260,11 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
             n += 1
             cur = idx["sample_annotation"].get(cur["next"]) if cur["next"] else None
         if n != ins["nbr_annotations"]:
-            report.error("counts", f"instance {ins['token']}: nbr_annotations {ins['nbr_annotations']} but "
-                                   f"{n} linked annotations")
+            report.error(
+                "counts",
+                f"instance {ins['token']}: nbr_annotations {ins['nbr_annotations']} but "
+                f"{n} linked annotations",
+            )
 
 
 def _check_lidar(path: Path) -> str | None:
@@ -217,7 +285,11 @@ def _check_radar(path: Path) -> str | None:
         text = [h.decode("ascii").strip() for h in header]
     except UnicodeDecodeError:
         return "header is not ASCII"
-    if not text[0].startswith("#") or not text[1].startswith("VERSION") or not text[-1].startswith("DATA"):
+    if (
+        not text[0].startswith("#")
+        or not text[1].startswith("VERSION")
+        or not text[-1].startswith("DATA")
+    ):
         return "not a PCD header (comment, VERSION ... DATA)"
     if text[-1].split()[-1] != "binary":
         return "DATA must be binary"
@@ -226,7 +298,10 @@ def _check_radar(path: Path) -> str | None:
     if width <= 0 or text[7].split()[1] != "1":
         return "WIDTH must be > 0 and HEIGHT 1"
     if len(body) <= width * sum(sizes):  # the devkit asserts strictly longer
-        return f"body of {len(body)} bytes is too short for {width} points of {sum(sizes)} bytes (truncated?)"
+        return (
+            f"body of {len(body)} bytes is too short for {width} points of {sum(sizes)} bytes "
+            "(truncated?)"
+        )
     return None
 
 
@@ -260,7 +335,11 @@ def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_imag
             elif name.endswith(".pcd"):
                 why = _check_radar(path)
             elif name.endswith((".jpg", ".jpeg", ".png")):
-                why = _check_image(path, r["width"], r["height"]) if deep_images or r["is_key_frame"] else None
+                why = (
+                    _check_image(path, r["width"], r["height"])
+                    if deep_images or r["is_key_frame"]
+                    else None
+                )
             else:
                 why = "unknown file type"
         except (OSError, ValueError, IndexError) as exc:
@@ -281,8 +360,14 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
         if s is None or c is None or c["sensor_token"] not in sensors:
             continue
         by_stream[(s["scene_token"], c["sensor_token"])].append(r)
-        if r["is_key_frame"] and sensors[c["sensor_token"]]["modality"] == "lidar" and r["timestamp"] != s["timestamp"]:
-            report.warn("sync", f"{r['filename']}: LIDAR keyframe timestamp differs from its sample's")
+        if (
+            r["is_key_frame"]
+            and sensors[c["sensor_token"]]["modality"] == "lidar"
+            and r["timestamp"] != s["timestamp"]
+        ):
+            report.warn(
+                "sync", f"{r['filename']}: LIDAR keyframe timestamp differs from its sample's"
+            )
     rates: dict[str, list[float]] = defaultdict(list)
     for (scene_tok, sensor_tok), recs in by_stream.items():
         sensor = sensors[sensor_tok]
@@ -291,8 +376,11 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
         chain = sorted(recs, key=lambda r: r["timestamp"])
         for a, b in zip(chain, chain[1:], strict=False):
             if a["next"] != b["token"] and a["next"] != "":
-                report.error("time", f"{scene} {sensor['channel']}: prev/next order disagrees with timestamps "
-                                     f"at {a['timestamp']}")
+                report.error(
+                    "time",
+                    f"{scene} {sensor['channel']}: prev/next order disagrees with timestamps "
+                    f"at {a['timestamp']}",
+                )
                 break
         if len(ts) > 1 and np.any(np.diff(ts) <= 0):
             report.error("time", f"{scene} {sensor['channel']}: timestamps not strictly increasing")
@@ -303,7 +391,9 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
         nominal = NOMINAL_HZ.get(sensor["modality"], 0.0) if has_sweeps else KEYFRAME_HZ
         rates[f"{sensor['channel']} ({'all' if has_sweeps else 'keyframes'})"].append(hz)
         if nominal and abs(hz - nominal) > RATE_TOLERANCE * nominal:
-            report.warn("rates", f"{scene} {sensor['channel']}: {hz:.1f} Hz, nominal {nominal:g} Hz")
+            report.warn(
+                "rates", f"{scene} {sensor['channel']}: {hz:.1f} Hz, nominal {nominal:g} Hz"
+            )
     for sc in t["scene"]:
         cur = samples.get(sc["first_sample_token"])
         prev_ts = None
@@ -314,18 +404,25 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
             prev_ts = cur["timestamp"]
             cur = samples.get(cur["next"]) if cur["next"] else None
     for ch, hz in sorted(rates.items()):
-        report.info.append(f"  rate {ch:34s} {np.median(hz):6.2f} Hz (median over {len(hz)} scene(s))")
+        report.info.append(
+            f"  rate {ch:34s} {np.median(hz):6.2f} Hz (median over {len(hz)} scene(s))"
+        )
 
 
 def _check_can_bus(root: Path, t: dict[str, list[dict]], report: Report) -> None:
     can = root / "can_bus"
     if not can.is_dir():
-        report.info.append("  can_bus/ absent (not an error: the devkit's CAN bus expansion is optional)")
+        report.info.append(
+            "  can_bus/ absent (not an error: the devkit's CAN bus expansion is optional)"
+        )
         return
     n = 0
     for sc in t["scene"]:
         if not re.fullmatch(r"scene-\d{4}", sc["name"]):
-            report.warn("can_bus", f"scene name {sc['name']!r} is not scene-NNNN: the CAN bus API rejects it")
+            report.warn(
+                "can_bus",
+                f"scene name {sc['name']!r} is not scene-NNNN: the CAN bus API rejects it",
+            )
             continue
         path = can / f"{sc['name']}_pose.json"
         if not path.is_file():
@@ -392,24 +489,34 @@ def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> R
     _check_splits(vdir, t, report)
     cats = {r["token"]: r["name"] for r in t["category"]}
     inst = {r["token"]: r for r in t["instance"]}
-    per_cat = Counter(cats.get(inst.get(a["instance_token"], {}).get("category_token"), "?")
-                      for a in t["sample_annotation"])
+    per_cat = Counter(
+        cats.get(inst.get(a["instance_token"], {}).get("category_token"), "?")
+        for a in t["sample_annotation"]
+    )
     if per_cat:
-        report.info.append("  annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(per_cat.items())))
+        report.info.append(
+            "  annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(per_cat.items()))
+        )
     modality = Counter()
     sensors = {r["token"]: r["modality"] for r in t["sensor"]}
     cs = {r["token"]: sensors.get(r["sensor_token"], "?") for r in t["calibrated_sensor"]}
     for r in t["sample_data"]:
         modality[(cs.get(r["calibrated_sensor_token"], "?"), r["is_key_frame"])] += 1
-    report.info.append("  sample_data: " + ", ".join(
-        f"{m} {'keyframes' if k else 'sweeps'} {n}" for (m, k), n in sorted(modality.items())))
+    report.info.append(
+        "  sample_data: "
+        + ", ".join(
+            f"{m} {'keyframes' if k else 'sweeps'} {n}" for (m, k), n in sorted(modality.items())
+        )
+    )
     return report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataroot", type=Path)
     parser.add_argument("--version", default="v1.0-mini")
-    parser.add_argument("--deep-images", action="store_true", help="decode every image, not only keyframes")
+    parser.add_argument(
+        "--deep-images", action="store_true", help="decode every image, not only keyframes"
+    )
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
 

@@ -27,8 +27,23 @@ def _validate(root: Path, version: str) -> tuple[int, str]:
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("validate") / "synth"
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(["generate", "--out", str(out), "--scenes", "1", "--samples-per-scene", "2", "--seed", "11",
-                   "--image-size", "160x90", "--conditions", "fog"])
+        rc = main(
+            [
+                "generate",
+                "--out",
+                str(out),
+                "--scenes",
+                "1",
+                "--samples-per-scene",
+                "2",
+                "--seed",
+                "11",
+                "--image-size",
+                "160x90",
+                "--conditions",
+                "fog",
+            ]
+        )
     assert rc == 0
     return out
 
@@ -84,7 +99,9 @@ def test_fails_on_a_truncated_pointcloud(generated: Path, tmp_path: Path) -> Non
     assert radar.name in out
 
 
-def test_fails_on_a_missing_table_and_non_monotonic_time(real_copy: Path, generated: Path, tmp_path: Path) -> None:
+def test_fails_on_a_missing_table_and_non_monotonic_time(
+    real_copy: Path, generated: Path, tmp_path: Path
+) -> None:
     (real_copy / "v1.0-mini" / "visibility.json").unlink()
     rc, out = _validate(real_copy, "v1.0-mini")
     assert rc == 1 and "visibility.json: missing" in out

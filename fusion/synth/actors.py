@@ -19,8 +19,16 @@ from fusion.synth.mesh import Mesh, box, concat, cylinder, sphere
 from fusion.synth.trajectory import Path
 
 ClassName = Literal[
-    "car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle",
-    "bicycle", "traffic_cone", "barrier",
+    "car",
+    "truck",
+    "bus",
+    "trailer",
+    "construction_vehicle",
+    "pedestrian",
+    "motorcycle",
+    "bicycle",
+    "traffic_cone",
+    "barrier",
 ]
 MARGIN = 0.03  # m between a mesh and its box on every side
 
@@ -37,18 +45,41 @@ CLASS_INFO: dict[str, tuple[str, tuple[float, float, float], float, float]] = {
     "traffic_cone": ("movable_object.trafficcone", (0.41, 0.41, 1.0), 0.1, -8.0),
     "barrier": ("movable_object.barrier", (2.5, 0.5, 0.98), 0.08, 3.0),
 }
-CAR_COLORS = [(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.85, 0.85, 0.85), (0.12, 0.12, 0.12),
-              (0.5, 0.5, 0.55), (0.1, 0.45, 0.2), (0.9, 0.7, 0.1), (0.35, 0.2, 0.1)]
-CLOTH_COLORS = [(0.2, 0.25, 0.5), (0.6, 0.1, 0.1), (0.15, 0.15, 0.15), (0.8, 0.8, 0.75),
-                (0.2, 0.45, 0.3), (0.9, 0.5, 0.1)]
+CAR_COLORS = [
+    (0.75, 0.1, 0.1),
+    (0.1, 0.2, 0.6),
+    (0.85, 0.85, 0.85),
+    (0.12, 0.12, 0.12),
+    (0.5, 0.5, 0.55),
+    (0.1, 0.45, 0.2),
+    (0.9, 0.7, 0.1),
+    (0.35, 0.2, 0.1),
+]
+CLOTH_COLORS = [
+    (0.2, 0.25, 0.5),
+    (0.6, 0.1, 0.1),
+    (0.15, 0.15, 0.15),
+    (0.8, 0.8, 0.75),
+    (0.2, 0.45, 0.3),
+    (0.9, 0.5, 0.1),
+]
 
 
 def _wheels(l: float, w: float, r: float, axles: list[float]) -> list[Mesh]:
     out = []
     for x in axles:
         for side in (-1, 1):
-            out.append(cylinder((x, side * (w / 2 - 0.14), r), r, 0.26, M.TIRE, (0.05, 0.05, 0.05),
-                                axis="y", segments=10))
+            out.append(
+                cylinder(
+                    (x, side * (w / 2 - 0.14), r),
+                    r,
+                    0.26,
+                    M.TIRE,
+                    (0.05, 0.05, 0.05),
+                    axis="y",
+                    segments=10,
+                )
+            )
     return out
 
 
@@ -57,12 +88,37 @@ def _car(l: float, w: float, h: float, color: tuple) -> Mesh:
     body_h = h * 0.5
     parts = [
         box((0, 0, r * 0.6 + body_h / 2), (l, w, body_h), M.BODY, color),
-        box((-0.08 * l, 0, r * 0.6 + body_h + (h - r * 0.6 - body_h) / 2),
-            (0.55 * l, w * 0.9, h - r * 0.6 - body_h), M.GLASS, (0.1, 0.12, 0.15), top_scale=0.85),
-        box((l / 2 - 0.01, w * 0.32, r * 0.6 + body_h * 0.7), (0.02, 0.25, 0.12), M.HEADLIGHT, (1, 1, 0.9)),
-        box((l / 2 - 0.01, -w * 0.32, r * 0.6 + body_h * 0.7), (0.02, 0.25, 0.12), M.HEADLIGHT, (1, 1, 0.9)),
-        box((-l / 2 + 0.01, w * 0.35, r * 0.6 + body_h * 0.75), (0.02, 0.22, 0.1), M.TAILLIGHT, (0.9, 0.05, 0.05)),
-        box((-l / 2 + 0.01, -w * 0.35, r * 0.6 + body_h * 0.75), (0.02, 0.22, 0.1), M.TAILLIGHT, (0.9, 0.05, 0.05)),
+        box(
+            (-0.08 * l, 0, r * 0.6 + body_h + (h - r * 0.6 - body_h) / 2),
+            (0.55 * l, w * 0.9, h - r * 0.6 - body_h),
+            M.GLASS,
+            (0.1, 0.12, 0.15),
+            top_scale=0.85,
+        ),
+        box(
+            (l / 2 - 0.01, w * 0.32, r * 0.6 + body_h * 0.7),
+            (0.02, 0.25, 0.12),
+            M.HEADLIGHT,
+            (1, 1, 0.9),
+        ),
+        box(
+            (l / 2 - 0.01, -w * 0.32, r * 0.6 + body_h * 0.7),
+            (0.02, 0.25, 0.12),
+            M.HEADLIGHT,
+            (1, 1, 0.9),
+        ),
+        box(
+            (-l / 2 + 0.01, w * 0.35, r * 0.6 + body_h * 0.75),
+            (0.02, 0.22, 0.1),
+            M.TAILLIGHT,
+            (0.9, 0.05, 0.05),
+        ),
+        box(
+            (-l / 2 + 0.01, -w * 0.35, r * 0.6 + body_h * 0.75),
+            (0.02, 0.22, 0.1),
+            M.TAILLIGHT,
+            (0.9, 0.05, 0.05),
+        ),
     ]
     return concat(parts + _wheels(l, w, r, [0.32 * l, -0.32 * l]))
 
@@ -72,7 +128,12 @@ def _truck(l: float, w: float, h: float, color: tuple) -> Mesh:
     cab = 0.25 * l
     parts = [
         box((l / 2 - cab / 2, 0, r + (h * 0.8 - r) / 2), (cab, w, h * 0.8 - r), M.BODY, color),
-        box((l / 2 - cab * 0.3, 0, h * 0.8 - 0.35), (cab * 0.3, w * 0.95, 0.5), M.GLASS, (0.1, 0.12, 0.15)),
+        box(
+            (l / 2 - cab * 0.3, 0, h * 0.8 - 0.35),
+            (cab * 0.3, w * 0.95, 0.5),
+            M.GLASS,
+            (0.1, 0.12, 0.15),
+        ),
         box((-cab / 2, 0, r + (h - r) / 2), (l - cab - 0.2, w, h - r), M.BODY, (0.85, 0.85, 0.8)),
         box((l / 2 - 0.01, w * 0.35, r + 0.3), (0.02, 0.25, 0.15), M.HEADLIGHT, (1, 1, 0.9)),
         box((l / 2 - 0.01, -w * 0.35, r + 0.3), (0.02, 0.25, 0.15), M.HEADLIGHT, (1, 1, 0.9)),
@@ -86,8 +147,15 @@ def _bus(l: float, w: float, h: float, color: tuple) -> Mesh:
     r = 0.48
     parts = [
         box((0, 0, r * 0.5 + (h * 0.55) / 2), (l, w, h * 0.55), M.BODY, color),
-        box((0, 0, r * 0.5 + h * 0.55 + 0.3 * h * 0.5), (l, w, 0.3 * h), M.GLASS, (0.1, 0.12, 0.15)),
-        box((0, 0, h - 0.5 * (h - r * 0.5 - 0.85 * h)), (l, w, h - r * 0.5 - 0.85 * h), M.BODY, color),
+        box(
+            (0, 0, r * 0.5 + h * 0.55 + 0.3 * h * 0.5), (l, w, 0.3 * h), M.GLASS, (0.1, 0.12, 0.15)
+        ),
+        box(
+            (0, 0, h - 0.5 * (h - r * 0.5 - 0.85 * h)),
+            (l, w, h - r * 0.5 - 0.85 * h),
+            M.BODY,
+            color,
+        ),
         box((l / 2 - 0.01, w * 0.38, r + 0.3), (0.02, 0.25, 0.15), M.HEADLIGHT, (1, 1, 0.9)),
         box((l / 2 - 0.01, -w * 0.38, r + 0.3), (0.02, 0.25, 0.15), M.HEADLIGHT, (1, 1, 0.9)),
         box((-l / 2 + 0.01, w * 0.4, r + 0.3), (0.02, 0.2, 0.2), M.TAILLIGHT, (0.9, 0.05, 0.05)),
@@ -111,19 +179,32 @@ def _construction(l: float, w: float, h: float, color: tuple) -> Mesh:
     parts = [
         box((-0.05 * l, 0, 0.45), (0.8 * l, w, 0.8), M.TIRE, (0.1, 0.1, 0.1)),  # tracks
         box((-0.1 * l, 0, 0.85 + 0.5), (0.55 * l, w * 0.9, 1.0), M.BODY, color),
-        box((-0.22 * l, w * 0.2, 1.85 + (h - 1.9) / 2), (0.22 * l, w * 0.4, h - 1.9), M.GLASS, (0.1, 0.12, 0.15)),
+        box(
+            (-0.22 * l, w * 0.2, 1.85 + (h - 1.9) / 2),
+            (0.22 * l, w * 0.4, h - 1.9),
+            M.GLASS,
+            (0.1, 0.12, 0.15),
+        ),
         box((0.25 * l, 0, 1.6), (0.45 * l, 0.35, 0.35), M.BODY, color),  # boom
         box((0.46 * l, 0, 0.9), (0.12 * l, w * 0.8, 0.9), M.BODY, (0.3, 0.3, 0.3)),  # bucket
     ]
     return concat(parts)
 
 
-def _person(l: float, w: float, h: float, cloth: tuple, skin: tuple = (0.85, 0.65, 0.5)) -> list[Mesh]:
+def _person(
+    l: float, w: float, h: float, cloth: tuple, skin: tuple = (0.85, 0.65, 0.5)
+) -> list[Mesh]:
     leg = 0.47 * h
     return [
         box((0, w * 0.15, leg / 2), (min(l, 0.2), w * 0.22, leg), M.CLOTH, (0.15, 0.15, 0.2)),
         box((0, -w * 0.15, leg / 2), (min(l, 0.2), w * 0.22, leg), M.CLOTH, (0.15, 0.15, 0.2)),
-        box((0, 0, leg + 0.19 * h), (min(l, 0.28), w * 0.85, 0.38 * h), M.CLOTH, cloth, top_scale=0.9),
+        box(
+            (0, 0, leg + 0.19 * h),
+            (min(l, 0.28), w * 0.85, 0.38 * h),
+            M.CLOTH,
+            cloth,
+            top_scale=0.9,
+        ),
         sphere((0, 0, h - 0.075 * h), (0.09 * h * 0.6, 0.1 * h * 0.6, 0.075 * h), M.SKIN, skin),
     ]
 
@@ -138,29 +219,59 @@ def _two_wheeler(l: float, w: float, h: float, color: tuple, motor: bool, rider:
     parts = [
         cylinder((l / 2 - r, 0, r), r, tw, M.TIRE, (0.05, 0.05, 0.05), axis="y", segments=12),
         cylinder((-l / 2 + r, 0, r), r, tw, M.TIRE, (0.05, 0.05, 0.05), axis="y", segments=12),
-        box((0, 0, r + 0.1 + (0.25 if motor else 0.05)), (l - 2 * r, 0.3 if motor else 0.06,
-                                                         0.4 if motor else 0.08), M.BODY, color),
-        box((l / 2 - r - 0.05, 0, (h * 0.6 if rider else h - 0.1) - 0.1), (0.06, 0.55 if motor else 0.5, 0.06), M.POLE,
-            (0.2, 0.2, 0.2)),
+        box(
+            (0, 0, r + 0.1 + (0.25 if motor else 0.05)),
+            (l - 2 * r, 0.3 if motor else 0.06, 0.4 if motor else 0.08),
+            M.BODY,
+            color,
+        ),
+        box(
+            (l / 2 - r - 0.05, 0, (h * 0.6 if rider else h - 0.1) - 0.1),
+            (0.06, 0.55 if motor else 0.5, 0.06),
+            M.POLE,
+            (0.2, 0.2, 0.2),
+        ),
     ]
     if rider:
         rh = h - r - 0.05
         body = _person(0.35, min(0.5, w * 0.9), rh * 1.05, CLOTH_COLORS[1])
         # seated rider: drop the legs, lift torso and head
         for p in body[2:]:
-            parts.append(Mesh(p.vertices + np.array([-0.1, 0, h - rh * 1.05 - 0.03]), p.triangles,
-                              p.material, p.color))
+            parts.append(
+                Mesh(
+                    p.vertices + np.array([-0.1, 0, h - rh * 1.05 - 0.03]),
+                    p.triangles,
+                    p.material,
+                    p.color,
+                )
+            )
     return concat(parts)
 
 
 def _cone(l: float, w: float, h: float, color: tuple) -> Mesh:
-    return concat([
-        box((0, 0, 0.02), (l, w, 0.04), M.REFLECTIVE, (0.95, 0.4, 0.05)),
-        cylinder((0, 0, 0.04 + (h - 0.04) / 2), min(l, w) * 0.4, h - 0.04, M.REFLECTIVE,
-                 (0.95, 0.4, 0.05), segments=10, top_radius=0.02),
-        cylinder((0, 0, h * 0.6), min(l, w) * 0.22, 0.1, M.REFLECTIVE, (0.95, 0.95, 0.95), segments=10,
-                 top_radius=min(l, w) * 0.19),
-    ])
+    return concat(
+        [
+            box((0, 0, 0.02), (l, w, 0.04), M.REFLECTIVE, (0.95, 0.4, 0.05)),
+            cylinder(
+                (0, 0, 0.04 + (h - 0.04) / 2),
+                min(l, w) * 0.4,
+                h - 0.04,
+                M.REFLECTIVE,
+                (0.95, 0.4, 0.05),
+                segments=10,
+                top_radius=0.02,
+            ),
+            cylinder(
+                (0, 0, h * 0.6),
+                min(l, w) * 0.22,
+                0.1,
+                M.REFLECTIVE,
+                (0.95, 0.95, 0.95),
+                segments=10,
+                top_radius=min(l, w) * 0.19,
+            ),
+        ]
+    )
 
 
 def _barrier(l: float, w: float, h: float, color: tuple) -> Mesh:
@@ -169,12 +280,15 @@ def _barrier(l: float, w: float, h: float, color: tuple) -> Mesh:
     for i in range(stripes):
         c = (0.9, 0.1, 0.1) if i % 2 == 0 else (0.95, 0.95, 0.95)
         y = -w / 2 + (i + 0.5) * w / stripes
-        parts.append(box((0, y, h * 0.3 + h * 0.35), (l * 0.6, w / stripes, h * 0.7), M.REFLECTIVE, c))
+        parts.append(
+            box((0, y, h * 0.3 + h * 0.35), (l * 0.6, w / stripes, h * 0.7), M.REFLECTIVE, c)
+        )
     return concat(parts)
 
 
-def build_mesh(cls: str, size_wlh: tuple[float, float, float], color: tuple[float, float, float],
-               rider: bool) -> Mesh:
+def build_mesh(
+    cls: str, size_wlh: tuple[float, float, float], color: tuple[float, float, float], rider: bool
+) -> Mesh:
     """The class's mesh in its box frame, shrunk to stay `MARGIN` inside the box."""
     w, l, h = size_wlh
     match cls:
@@ -266,7 +380,9 @@ def actor_color(rng: np.random.Generator, cls: str) -> tuple[float, float, float
     return tuple(float(x) for x in np.clip(np.asarray(c) + jitter, 0, 1))  # type: ignore[return-value]
 
 
-def actor_poses(actor: Actor, index: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def actor_poses(
+    actor: Actor, index: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Box centres (N, 3) and yaws (N,) at fractional time indices `index`."""
     s = np.interp(index, np.arange(len(actor.s)), actor.s)
     xy, h = actor.path.at(s)

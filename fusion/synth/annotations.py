@@ -34,8 +34,13 @@ def visibility_token(fraction: float) -> str:
     return str(1 + int(np.searchsorted(VISIBILITY_BINS, fraction, side="right")))
 
 
-def visible_fraction(caster: Raycaster, actor_ids: NDArray[np.int64], time_s: float,
-                     cameras: list[tuple[PinholeCamera, Transform]], rng: np.random.Generator) -> NDArray[np.float64]:
+def visible_fraction(
+    caster: Raycaster,
+    actor_ids: NDArray[np.int64],
+    time_s: float,
+    cameras: list[tuple[PinholeCamera, Transform]],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
     """For each actor: the fraction of surface samples facing some camera that no other object
     hides (0 if no camera sees any). `cameras`: (model, camera -> global) at `time_s`."""
     world = caster.world
@@ -51,8 +56,12 @@ def visible_fraction(caster: Raycaster, actor_ids: NDArray[np.int64], time_s: fl
         local = np.einsum("nk,nkj->nj", bary, mesh.vertices[mesh.triangles[tri]])
         c, s = math.cos(yaws[a_i]), math.sin(yaws[a_i])
         base = centres[a_i] - np.array([0.0, 0.0, world.actors[a_i].size_wlh[2] / 2])
-        targets.append(np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1],
-                                        local[:, 2]]) + base)
+        targets.append(
+            np.column_stack(
+                [c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], local[:, 2]]
+            )
+            + base
+        )
         owner.append(np.full(SAMPLES_PER_ACTOR, k))
     pts = np.concatenate(targets)
     own = np.concatenate(owner)
@@ -82,8 +91,12 @@ def visible_fraction(caster: Raycaster, actor_ids: NDArray[np.int64], time_s: fl
     return out
 
 
-def boxes_in_ego(centres: NDArray[np.float64], yaws: NDArray[np.float64], sizes_wlh: NDArray[np.float64],
-                 ego_to_global: Transform) -> NDArray[np.float64]:
+def boxes_in_ego(
+    centres: NDArray[np.float64],
+    yaws: NDArray[np.float64],
+    sizes_wlh: NDArray[np.float64],
+    ego_to_global: Transform,
+) -> NDArray[np.float64]:
     """(M, 7) boxes x, y, z, l, w, h, yaw in the ego frame (the ego frame is level, so boxes stay
     upright there), the layout of `kernels.count_points_in_boxes`."""
     to_ego = ego_to_global.inverse()

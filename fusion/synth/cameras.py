@@ -37,7 +37,9 @@ def _hash_noise(p: NDArray[np.float64], scale: float) -> NDArray[np.float32]:
     return ((h >> 8) & 0xFFFF).astype(np.float32) / 65535.0
 
 
-def _textures(hits: Hits, p: NDArray[np.float64], night: bool) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _textures(
+    hits: Hits, p: NDArray[np.float64], night: bool
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Albedo (N, 3) with procedural textures, and emitted light (N, 3)."""
     albedo = hits.color.copy()
     emit = np.zeros_like(albedo)
@@ -62,14 +64,24 @@ def _textures(hits: Hits, p: NDArray[np.float64], night: bool) -> tuple[NDArray[
         tangent = np.column_stack([-n[:, 1], n[:, 0]])
         u = (pb[:, :2] * tangent).sum(1)
         v = pb[:, 2]
-        window = (np.abs((u / 3.0) % 1.0 - 0.5) < 0.3) & (np.abs((v / 3.2) % 1.0 - 0.55) < 0.25) & (v > 1.0)
+        window = (
+            (np.abs((u / 3.0) % 1.0 - 0.5) < 0.3)
+            & (np.abs((v / 3.2) % 1.0 - 0.55) < 0.25)
+            & (v > 1.0)
+        )
         window &= np.abs(n[:, 2]) < 0.5
-        albedo[bld] = np.where(window[:, None], np.array([0.12, 0.16, 0.22], np.float32), albedo[bld])
+        albedo[bld] = np.where(
+            window[:, None], np.array([0.12, 0.16, 0.22], np.float32), albedo[bld]
+        )
         if night:
             lit = window & (_hash_noise(pb, 0.33) > 0.6)
             emit[np.flatnonzero(bld)[lit]] = (0.9, 0.75, 0.4)
     if night:
-        for m_, c in ((M.HEADLIGHT, (3.0, 3.0, 2.6)), (M.TAILLIGHT, (2.0, 0.1, 0.1)), (M.LAMP, (3.0, 2.8, 2.2))):
+        for m_, c in (
+            (M.HEADLIGHT, (3.0, 3.0, 2.6)),
+            (M.TAILLIGHT, (2.0, 0.1, 0.1)),
+            (M.LAMP, (3.0, 2.8, 2.2)),
+        ):
             emit[mat == m_] = c
     return albedo, emit
 
@@ -80,8 +92,14 @@ def _sky(d: NDArray[np.float32], cond: Conditions) -> NDArray[np.float32]:
     return hor + (np.asarray(cond.sky_zenith, np.float32) - hor) * up
 
 
-def shade(hits: Hits, origin: NDArray[np.float64], d: NDArray[np.float64], cond: Conditions,
-          lights: NDArray[np.float64], headlights: tuple[NDArray[np.float64], NDArray[np.float64]]) -> NDArray[np.float32]:
+def shade(
+    hits: Hits,
+    origin: NDArray[np.float64],
+    d: NDArray[np.float64],
+    cond: Conditions,
+    lights: NDArray[np.float64],
+    headlights: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> NDArray[np.float32]:
     """Linear RGB (N, 3) of the rays: lit surfaces, emitters, sky, fog."""
     hit = hits.hit
     t = np.where(hit, hits.t, 0.0)
@@ -90,14 +108,16 @@ def shade(hits: Hits, origin: NDArray[np.float64], d: NDArray[np.float64], cond:
     albedo, emit = _textures(hits, p, night=cond.name == "night")
     n = hits.normal
     sun = SUN.astype(np.float32)
-    light = cond.ambient * (0.6 + 0.4 * np.clip(n[:, 2], 0, 1)) + cond.sun * np.clip(n @ sun, 0, None)
+    light = cond.ambient * (0.6 + 0.4 * np.clip(n[:, 2], 0, 1)) + cond.sun * np.clip(
+        n @ sun, 0, None
+    )
     light = np.repeat(light[:, None], 3, axis=1)
     if night:
         warm = np.array([1.0, 0.9, 0.7])
         for lamp in lights:
             v = lamp - p
             dist2 = (v * v).sum(1)
-            near = dist2 < 35.0 ** 2
+            near = dist2 < 35.0**2
             if not near.any():
                 continue
             lam = np.clip((v[near] * n[near]).sum(1) / np.sqrt(dist2[near]), 0, None)
@@ -107,7 +127,7 @@ def shade(hits: Hits, origin: NDArray[np.float64], d: NDArray[np.float64], cond:
         dist = np.linalg.norm(v, axis=1) + 1e-6
         cone = np.clip((v @ hf) / dist, 0, 1) ** 12
         lam = np.clip(-(v * n).sum(1) / dist, 0, None)
-        light += (60.0 * cone * lam / (dist ** 2 + 2.0))[:, None] * np.array([1.0, 0.97, 0.9])
+        light += (60.0 * cone * lam / (dist**2 + 2.0))[:, None] * np.array([1.0, 0.97, 0.9])
     spec = SPECULAR[hits.material] * (2.0 if cond.wet else 1.0)
     if cond.wet:
         road = hits.material == M.ROAD
@@ -130,8 +150,12 @@ def _camera_rays(camera: PinholeCamera, rw: int, rh: int) -> NDArray[np.float32]
     """Unit ray directions (rh * rw, 3) in the camera frame through the pixel centres of the
     image scaled to rw x rh."""
     small = camera.scaled(rw / camera.width, rh / camera.height)
-    uu, vv = np.meshgrid(np.arange(rw, dtype=np.float32) + 0.5, np.arange(rh, dtype=np.float32) + 0.5)
-    rays = np.stack([(uu - small.cx) / small.fx, (vv - small.cy) / small.fy, np.ones_like(uu)], axis=-1)
+    uu, vv = np.meshgrid(
+        np.arange(rw, dtype=np.float32) + 0.5, np.arange(rh, dtype=np.float32) + 0.5
+    )
+    rays = np.stack(
+        [(uu - small.cx) / small.fx, (vv - small.cy) / small.fy, np.ones_like(uu)], axis=-1
+    )
     rays = rays.reshape(-1, 3)
     return (rays / np.linalg.norm(rays, axis=1, keepdims=True)).astype(np.float32)
 
@@ -145,18 +169,33 @@ def to_srgb8(linear: NDArray[np.float32]) -> NDArray[np.uint8]:
     return _GAMMA_LUT[q]
 
 
-def render(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform, time_s: float,
-           cond: Conditions, rng: np.random.Generator, render_scale: float,
-           headlights: tuple[NDArray[np.float64], NDArray[np.float64]]) -> Render:
+def render(
+    caster: Raycaster,
+    camera: PinholeCamera,
+    cam_to_global: Transform,
+    time_s: float,
+    cond: Conditions,
+    rng: np.random.Generator,
+    render_scale: float,
+    headlights: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> Render:
     """Render one image of `camera` posed at `cam_to_global` at `time_s` (s)."""
     rw = max(8, int(round(camera.width * render_scale)))
     rh = max(8, int(round(camera.height * render_scale)))
     rays_cam = _camera_rays(camera, rw, rh)
     d = rays_cam @ cam_to_global.rotation.T.astype(np.float32)
     origin = cam_to_global.translation
-    mask = _actor_mask(caster, camera.scaled(rw / camera.width, rh / camera.height), cam_to_global, time_s)
-    hits = caster.cast(np.broadcast_to(origin, d.shape), d, time_s, near=origin, radius=250.0,
-                       actor_rays=mask.ravel())
+    mask = _actor_mask(
+        caster, camera.scaled(rw / camera.width, rh / camera.height), cam_to_global, time_s
+    )
+    hits = caster.cast(
+        np.broadcast_to(origin, d.shape),
+        d,
+        time_s,
+        near=origin,
+        radius=250.0,
+        actor_rays=mask.ravel(),
+    )
     color = shade(hits, origin, d, cond, caster.world.lights, headlights)
     img = _weather_linear(color.reshape(rh, rw, 3), cond)
     img8 = to_srgb8(img)
@@ -166,8 +205,9 @@ def render(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform, t
     return Render(img8, hits.actor.reshape(rh, rw))
 
 
-def _actor_mask(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform,
-                time_s: float) -> NDArray[np.bool_]:
+def _actor_mask(
+    caster: Raycaster, camera: PinholeCamera, cam_to_global: Transform, time_s: float
+) -> NDArray[np.bool_]:
     """(h, w) pixels inside the projected bounding rectangle of some actor's box."""
     world = caster.world
     centres, yaws, _ = world.states(time_s)
@@ -179,20 +219,26 @@ def _actor_mask(caster: Raycaster, camera: PinholeCamera, cam_to_global: Transfo
         w, l, h = sizes[i]
         c, s = math.cos(yaws[i]), math.sin(yaws[i])
         local = unit * np.array([l, w, h])
-        corners = np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1],
-                                   local[:, 2]]) + centres[i]
+        corners = (
+            np.column_stack(
+                [c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], local[:, 2]]
+            )
+            + centres[i]
+        )
         p = to_cam.apply(corners)
         if np.all(p[:, 2] <= 0.1):
             continue
         if np.any(p[:, 2] <= 0.1):  # straddles the image plane: cast all rays
             mask[:] = True
             break
-        uv = p[:, :2] / p[:, 2:3] * np.array([camera.fx, camera.fy]) + np.array([camera.cx, camera.cy])
+        uv = p[:, :2] / p[:, 2:3] * np.array([camera.fx, camera.fy]) + np.array(
+            [camera.cx, camera.cy]
+        )
         u0, v0 = np.floor(uv.min(0)).astype(int) - 1
         u1, v1 = np.ceil(uv.max(0)).astype(int) + 1
         if u1 < 0 or v1 < 0 or u0 >= camera.width or v0 >= camera.height:
             continue
-        mask[max(v0, 0):max(v1, 0), max(u0, 0):max(u1, 0)] = True
+        mask[max(v0, 0) : max(v1, 0), max(u0, 0) : max(u1, 0)] = True
     return mask
 
 
@@ -203,7 +249,9 @@ def _weather_linear(img: NDArray[np.float32], cond: Conditions) -> NDArray[np.fl
     return img
 
 
-def _weather_sensor(img: NDArray[np.uint8], cond: Conditions, rng: np.random.Generator) -> NDArray[np.uint8]:
+def _weather_sensor(
+    img: NDArray[np.uint8], cond: Conditions, rng: np.random.Generator
+) -> NDArray[np.uint8]:
     """Rain streaks and sensor noise on the output-size uint8 image."""
     h, w = img.shape[:2]
     out = img
@@ -214,14 +262,16 @@ def _weather_sensor(img: NDArray[np.uint8], cond: Conditions, rng: np.random.Gen
         y0 = rng.uniform(0, h, n)
         length = rng.uniform(0.02, 0.06, n) * h
         for x, y, ln in zip(x0, y0, length, strict=True):
-            cv2.line(streaks, (int(x), int(y)), (int(x + 0.25 * ln), int(y + ln)), 60, 1, cv2.LINE_AA)
+            cv2.line(
+                streaks, (int(x), int(y)), (int(x + 0.25 * ln), int(y + ln)), 60, 1, cv2.LINE_AA
+            )
         out = cv2.add(out, cv2.merge([streaks, streaks, streaks]))
         out = cv2.GaussianBlur(out, (0, 0), 0.8)
     if cond.noise > 0:
         # a shifted tile of gaussian noise: cheap and still different in every image
         tile = _noise_tile()
         oy, ox = int(rng.integers(0, tile.shape[0] - h)), int(rng.integers(0, tile.shape[1] - w))
-        noise = (tile[oy:oy + h, ox:ox + w] * (cond.noise * 255)).astype(np.int16)
+        noise = (tile[oy : oy + h, ox : ox + w] * (cond.noise * 255)).astype(np.int16)
         out = np.clip(out.astype(np.int16) + noise[..., None], 0, 255).astype(np.uint8)
     return out
 
@@ -237,7 +287,9 @@ def _noise_tile() -> NDArray[np.float32]:
 
 def encode_jpeg(image: NDArray[np.uint8], quality: int = 90) -> bytes:
     """RGB uint8 -> JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()

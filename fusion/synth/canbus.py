@@ -28,12 +28,20 @@ class CanBusMessages:
 
     def files(self) -> dict[str, object]:
         """Message name -> JSON-able content."""
-        return {"pose": self.pose, "ms_imu": self.ms_imu, "vehicle_monitor": self.vehicle_monitor,
-                "steeranglefeedback": self.steeranglefeedback, "meta": self.meta, "route": self.route}
+        return {
+            "pose": self.pose,
+            "ms_imu": self.ms_imu,
+            "vehicle_monitor": self.vehicle_monitor,
+            "steeranglefeedback": self.steeranglefeedback,
+            "meta": self.meta,
+            "route": self.route,
+        }
 
 
 def _quat(yaw: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.column_stack([np.cos(yaw / 2), np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2)])
+    return np.column_stack(
+        [np.cos(yaw / 2), np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2)]
+    )
 
 
 def _stats(messages: list[dict]) -> dict:
@@ -47,8 +55,15 @@ def _stats(messages: list[dict]) -> dict:
     return out
 
 
-def can_bus_messages(track: EgoTrack, lane: Path, t0_us: int, start_s: float, end_s: float,
-                     imu: ImuSpec, rng: np.random.Generator) -> CanBusMessages:
+def can_bus_messages(
+    track: EgoTrack,
+    lane: Path,
+    t0_us: int,
+    start_s: float,
+    end_s: float,
+    imu: ImuSpec,
+    rng: np.random.Generator,
+) -> CanBusMessages:
     """Messages from `start_s` to `end_s` (s on the world clock; utime = t0_us + 1e6 * s)."""
 
     def times(rate: float) -> tuple[NDArray[np.float64], list[int]]:
@@ -64,13 +79,19 @@ def can_bus_messages(track: EgoTrack, lane: Path, t0_us: int, start_s: float, en
     al = track.sample(ts, track.accel_long)
     at = track.sample(ts, track.accel_lat)
     q = _quat(yaw)
-    noise = rng.normal(0, imu.pose_position_noise, (len(ts), 2)) if imu.pose_position_noise > 0 else 0.0
+    noise = (
+        rng.normal(0, imu.pose_position_noise, (len(ts), 2)) if imu.pose_position_noise > 0 else 0.0
+    )
     pos = xy + noise
     pose = [
-        {"utime": utime[i], "pos": [float(pos[i, 0]), float(pos[i, 1]), 0.0],
-         "orientation": [float(v) for v in q[i]],
-         "vel": [float(speed[i]), 0.0, 0.0], "accel": [float(al[i]), float(at[i]), 0.0],
-         "rotation_rate": [0.0, 0.0, float(yr[i])]}
+        {
+            "utime": utime[i],
+            "pos": [float(pos[i, 0]), float(pos[i, 1]), 0.0],
+            "orientation": [float(v) for v in q[i]],
+            "vel": [float(speed[i]), 0.0, 0.0],
+            "accel": [float(al[i]), float(at[i]), 0.0],
+            "rotation_rate": [0.0, 0.0, float(yr[i])],
+        }
         for i in range(len(ts))
     ]
 
@@ -78,14 +99,23 @@ def can_bus_messages(track: EgoTrack, lane: Path, t0_us: int, start_s: float, en
     _, yaw = track.state(ts)
     q = _quat(yaw)
     yr = track.sample(ts, track.yaw_rate)
-    acc = np.column_stack([track.sample(ts, track.accel_long), track.sample(ts, track.accel_lat),
-                           np.full(len(ts), GRAVITY)])
+    acc = np.column_stack(
+        [
+            track.sample(ts, track.accel_long),
+            track.sample(ts, track.accel_lat),
+            np.full(len(ts), GRAVITY),
+        ]
+    )
     acc = acc + np.asarray(imu.accel_bias) + rng.normal(0, imu.accel_noise, acc.shape)
     rate = np.column_stack([np.zeros(len(ts)), np.zeros(len(ts)), yr])
     rate = rate + np.asarray(imu.gyro_bias) + rng.normal(0, imu.gyro_noise, rate.shape)
     ms_imu = [
-        {"utime": utime[i], "linear_accel": [float(v) for v in acc[i]], "q": [float(v) for v in q[i]],
-         "rotation_rate": [float(v) for v in rate[i]]}
+        {
+            "utime": utime[i],
+            "linear_accel": [float(v) for v in acc[i]],
+            "q": [float(v) for v in q[i]],
+            "rotation_rate": [float(v) for v in rate[i]],
+        }
         for i in range(len(ts))
     ]
     steer = track.sample(ts, track.steering) * STEERING_RATIO
@@ -94,15 +124,24 @@ def can_bus_messages(track: EgoTrack, lane: Path, t0_us: int, start_s: float, en
     ts, utime = times(2.0)
     speed = track.sample(ts, track.speed)
     vehicle_monitor = [
-        {"utime": utime[i], "vehicle_speed": float(speed[i] * 3.6),
-         "yaw_rate": float(math.degrees(track.sample(ts[i], track.yaw_rate))),
-         "steering": float(math.degrees(track.sample(ts[i], track.steering) * STEERING_RATIO)),
-         "steering_speed": 0.0, "available_distance": 150.0, "battery_level": 80.0,
-         "brake": int(track.sample(ts[i], track.accel_long) < -0.5) * 20, "brake_switch": 1,
-         "gear_position": 7, "left_signal": 0, "right_signal": 0, "throttle": 100,
-         "rear_left_rpm": float(speed[i] / 0.31 * 60 / (2 * math.pi)),
-         "rear_right_rpm": float(speed[i] / 0.31 * 60 / (2 * math.pi)),
-         "front_left_wheel_speed": float(speed[i] * 3.6)}
+        {
+            "utime": utime[i],
+            "vehicle_speed": float(speed[i] * 3.6),
+            "yaw_rate": float(math.degrees(track.sample(ts[i], track.yaw_rate))),
+            "steering": float(math.degrees(track.sample(ts[i], track.steering) * STEERING_RATIO)),
+            "steering_speed": 0.0,
+            "available_distance": 150.0,
+            "battery_level": 80.0,
+            "brake": int(track.sample(ts[i], track.accel_long) < -0.5) * 20,
+            "brake_switch": 1,
+            "gear_position": 7,
+            "left_signal": 0,
+            "right_signal": 0,
+            "throttle": 100,
+            "rear_left_rpm": float(speed[i] / 0.31 * 60 / (2 * math.pi)),
+            "rear_right_rpm": float(speed[i] / 0.31 * 60 / (2 * math.pi)),
+            "front_left_wheel_speed": float(speed[i] * 3.6),
+        }
         for i in range(len(ts))
     ]
     # the baseline route: the lane the ego follows, every 5 m near the drive
@@ -110,8 +149,14 @@ def can_bus_messages(track: EgoTrack, lane: Path, t0_us: int, start_s: float, en
     s = np.arange(max(0.0, s_ego[0] - 20), min(lane.length, s_ego[1] + 20), 5.0)
     pts, _ = lane.at(s)
     route = [[float(x), float(y)] for x, y in pts]
-    msgs = {"pose": pose, "ms_imu": ms_imu, "vehicle_monitor": vehicle_monitor,
-            "steeranglefeedback": steeranglefeedback}
-    meta = {name: _stats([{k: v for k, v in m.items() if not isinstance(v, list)} for m in lst])
-            for name, lst in msgs.items()}
+    msgs = {
+        "pose": pose,
+        "ms_imu": ms_imu,
+        "vehicle_monitor": vehicle_monitor,
+        "steeranglefeedback": steeranglefeedback,
+    }
+    meta = {
+        name: _stats([{k: v for k, v in m.items() if not isinstance(v, list)} for m in lst])
+        for name, lst in msgs.items()
+    }
     return CanBusMessages(pose, ms_imu, vehicle_monitor, steeranglefeedback, meta, route)

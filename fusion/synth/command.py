@@ -1,7 +1,8 @@
 """`fusion generate`: write a synthetic nuScenes-format dataroot.
 
 fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
-    [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH] [--rig FILE]
+    [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH]
+    [--rig FILE]
 """
 
 from __future__ import annotations
@@ -66,28 +67,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="dataroot to write")
     parser.add_argument("--version", default="v1.0-synth", help="version folder name")
     parser.add_argument("--scenes", type=_positive, default=2)
-    parser.add_argument("--samples-per-scene", type=_positive, default=40,
-                        help="keyframes per scene (2 Hz; 40 = a 20 s nuScenes scene)")
+    parser.add_argument(
+        "--samples-per-scene",
+        type=_positive,
+        default=40,
+        help="keyframes per scene (2 Hz; 40 = a 20 s nuScenes scene)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--conditions", type=_conditions, default=("day", "night", "rain", "fog"),
-                        help="comma list of day,night,rain,fog; scene i gets condition i mod len")
-    parser.add_argument("--camera-sweeps", action="store_true", help="also write 12 Hz camera sweeps")
+    parser.add_argument(
+        "--conditions",
+        type=_conditions,
+        default=("day", "night", "rain", "fog"),
+        help="comma list of day,night,rain,fog; scene i gets condition i mod len",
+    )
+    parser.add_argument(
+        "--camera-sweeps", action="store_true", help="also write 12 Hz camera sweeps"
+    )
     parser.add_argument("--workers", type=_positive, default=1, help="scenes generated in parallel")
-    parser.add_argument("--image-size", type=_image_size, default=(1600, 900), help="camera image WxH")
-    parser.add_argument("--render-scale", type=float, default=None,
-                        help="cast camera rays at this fraction of the image size, then resize "
-                             "(default: min(1, 800 / width))")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of scenes in synth_val")
-    parser.add_argument("--first-scene", type=_positive, default=1, help="number of the first scene name")
+    parser.add_argument(
+        "--image-size", type=_image_size, default=(1600, 900), help="camera image WxH"
+    )
+    parser.add_argument(
+        "--render-scale",
+        type=float,
+        default=None,
+        help="cast camera rays at this fraction of the image size, then resize "
+        "(default: min(1, 800 / width))",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of scenes in synth_val"
+    )
+    parser.add_argument(
+        "--first-scene", type=_positive, default=1, help="number of the first scene name"
+    )
     parser.add_argument("--rig", type=Path, default=DEFAULT_RIG, help="rig TOML file")
 
 
 def _params(args: argparse.Namespace, rig: Rig) -> dict:
     """What fixes the content of a dataroot: a rerun must match it."""
-    return {"version": args.version, "seed": args.seed, "samples_per_scene": args.samples_per_scene,
-            "conditions": list(args.conditions), "camera_sweeps": args.camera_sweeps,
-            "image_size": list(args.image_size), "render_scale": args.render_scale,
-            "first_scene": args.first_scene, "rig": repr(rig)}
+    return {
+        "version": args.version,
+        "seed": args.seed,
+        "samples_per_scene": args.samples_per_scene,
+        "conditions": list(args.conditions),
+        "camera_sweeps": args.camera_sweeps,
+        "image_size": list(args.image_size),
+        "render_scale": args.render_scale,
+        "first_scene": args.first_scene,
+        "rig": repr(rig),
+    }
 
 
 def _check_out(out: Path, params: dict) -> None:
@@ -96,13 +124,19 @@ def _check_out(out: Path, params: dict) -> None:
     if out.is_dir() and any(out.iterdir()):
         p = out / STATE_DIR / "params.json"
         if not p.is_file():
-            raise FusionError("output directory is not empty and was not written by `fusion generate`; "
-                              "choose an empty or new directory", out)
+            raise FusionError(
+                "output directory is not empty and was not written by `fusion generate`; "
+                "choose an empty or new directory",
+                out,
+            )
         old = json.loads(p.read_text())
         changed = sorted(k for k in params if old.get(k) != params[k])
         if changed:
-            raise FusionError(f"output was generated with other arguments ({', '.join(changed)}); "
-                              "use a new directory", out)
+            raise FusionError(
+                f"output was generated with other arguments ({', '.join(changed)}); "
+                "use a new directory",
+                out,
+            )
     (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
     (out / STATE_DIR / "params.json").write_text(json.dumps(params, indent=1))
 
@@ -125,9 +159,22 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     _check_out(out, _params(args, rig))
     names = scene_names(args.scenes, args.first_scene)
-    jobs = [SceneJob(str(out), args.version, args.seed, args.first_scene - 1 + i, name, args.samples_per_scene,
-                     args.conditions[i % len(args.conditions)], args.image_size, scale, args.camera_sweeps, rig)
-            for i, name in enumerate(names)]
+    jobs = [
+        SceneJob(
+            str(out),
+            args.version,
+            args.seed,
+            args.first_scene - 1 + i,
+            name,
+            args.samples_per_scene,
+            args.conditions[i % len(args.conditions)],
+            args.image_size,
+            scale,
+            args.camera_sweeps,
+            rig,
+        )
+        for i, name in enumerate(names)
+    ]
     todo = [j for j in jobs if load_scene(out, j.name) is None]
     skipped = len(jobs) - len(todo)
     t0 = time.perf_counter()
@@ -150,12 +197,17 @@ def run(args: argparse.Namespace) -> int:
         if rec is None:
             raise FusionError(f"scene {j.name} did not complete", out)
         scenes.append((j.name, rec))
-    channels = [(rig.lidar.channel, "lidar")] + [(c.channel, "camera") for c in rig.cameras] + \
-        [(r.channel, "radar") for r in rig.radars]
+    channels = (
+        [(rig.lidar.channel, "lidar")]
+        + [(c.channel, "camera") for c in rig.cameras]
+        + [(r.channel, "radar") for r in rig.radars]
+    )
     write_tables(out, args.version, static_tables(channels), scenes, args.val_fraction)
     wall = time.perf_counter() - t0
     n_key = len(todo) * args.samples_per_scene
     rate = f", {wall / n_key:.2f} s per keyframe" if n_key else ""
-    print(f"fusion generate: {len(jobs)} scenes ({skipped} already complete) in {out} "
-          f"[{args.version}], {wall:.1f} s{rate}")
+    print(
+        f"fusion generate: {len(jobs)} scenes ({skipped} already complete) in {out} "
+        f"[{args.version}], {wall:.1f} s{rate}"
+    )
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 from pathlib import Path
 
 import cv2
@@ -19,10 +18,15 @@ from numpy.typing import NDArray
 from fusion.config import CAMERA_CHANNELS
 
 CLASS_COLORS = {  # BGR
-    "vehicle.car": (60, 60, 230), "vehicle.truck": (40, 140, 240), "vehicle.bus.rigid": (0, 200, 255),
-    "vehicle.trailer": (120, 120, 200), "vehicle.construction": (0, 220, 220),
-    "human.pedestrian.adult": (230, 80, 60), "vehicle.motorcycle": (200, 60, 200),
-    "vehicle.bicycle": (230, 160, 60), "movable_object.trafficcone": (0, 128, 255),
+    "vehicle.car": (60, 60, 230),
+    "vehicle.truck": (40, 140, 240),
+    "vehicle.bus.rigid": (0, 200, 255),
+    "vehicle.trailer": (120, 120, 200),
+    "vehicle.construction": (0, 220, 220),
+    "human.pedestrian.adult": (230, 80, 60),
+    "vehicle.motorcycle": (200, 60, 200),
+    "vehicle.bicycle": (230, 160, 60),
+    "movable_object.trafficcone": (0, 128, 255),
     "movable_object.barrier": (180, 180, 180),
 }
 
@@ -39,14 +43,21 @@ def _bev(points: NDArray[np.float32], boxes: list, size: int, extent: float) -> 
     img[v[ok], u[ok]] = colors
     for box, cat in boxes:
         c = box.corners()[:2, [0, 1, 5, 4]].T  # bottom face? use the 4 top-view corners
-        pts = np.column_stack([c[:, 0] * scale + size / 2, size / 2 - c[:, 1] * scale]).astype(np.int32)
+        pts = np.column_stack([c[:, 0] * scale + size / 2, size / 2 - c[:, 1] * scale]).astype(
+            np.int32
+        )
         cv2.polylines(img, [pts], True, CLASS_COLORS.get(cat, (255, 255, 255)), 1, cv2.LINE_AA)
     cv2.circle(img, (size // 2, size // 2), 3, (255, 255, 255), -1)
     return img
 
 
-def contact_sheet(dataroot: str | Path, version: str, out: str | Path, cam_width: int = 240,
-                  sample_index: int = -1) -> Path:
+def contact_sheet(
+    dataroot: str | Path,
+    version: str,
+    out: str | Path,
+    cam_width: int = 240,
+    sample_index: int = -1,
+) -> Path:
     """Write the sheet (one row per scene) to `out` as PNG and return its path."""
     from nuscenes.nuscenes import NuScenes
     from nuscenes.utils.data_classes import LidarPointCloud
@@ -71,9 +82,12 @@ def contact_sheet(dataroot: str | Path, version: str, out: str | Path, cam_width
         named = [(b, b.name) for b in boxes]
         bev = _bev(pc, named, grid.shape[0], extent=40.0)
         row = np.concatenate([grid, bev], 1)
-        label = f"{scene['name']}  {scene['description'].split(',')[1].strip() if ',' in scene['description'] else ''}"
+        desc = scene["description"].split(",")
+        label = f"{scene['name']}  {desc[1].strip() if len(desc) > 1 else ''}"
         cv2.putText(row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
+        )
         rows.append(row)
     sheet = np.concatenate(rows, 0)
     out = Path(out)

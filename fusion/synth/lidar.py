@@ -31,7 +31,9 @@ class Sweep:
     actor: NDArray[np.int32]
 
 
-def ray_directions(spec: LidarSpec) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+def ray_directions(
+    spec: LidarSpec,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Unit directions (C, B, 3) in the sensor frame, the fraction of the spin (C,) at which each
     column fires (0 = sweep start), and the ring (B,) of each beam."""
     el = np.radians(np.asarray(spec.elevations_deg))
@@ -42,16 +44,20 @@ def ray_directions(spec: LidarSpec) -> tuple[NDArray[np.float64], NDArray[np.flo
     lidar_yaw = math.atan2(spec.to_ego.rotation[1, 0], spec.to_ego.rotation[0, 0])
     az_ego = np.radians(spec.spin_start_deg) - 2 * math.pi * frac  # clockwise seen from above
     phi = az_ego - lidar_yaw
-    d = np.stack([
-        np.cos(el)[None, :] * np.cos(phi)[:, None],
-        np.cos(el)[None, :] * np.sin(phi)[:, None],
-        np.broadcast_to(np.sin(el)[None, :], (len(phi), len(el))),
-    ], axis=-1)
+    d = np.stack(
+        [
+            np.cos(el)[None, :] * np.cos(phi)[:, None],
+            np.cos(el)[None, :] * np.sin(phi)[:, None],
+            np.broadcast_to(np.sin(el)[None, :], (len(phi), len(el))),
+        ],
+        axis=-1,
+    )
     return d, frac, ring
 
 
-def simulate_sweep(caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: float,
-                   rng: np.random.Generator) -> Sweep:
+def simulate_sweep(
+    caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: float, rng: np.random.Generator
+) -> Sweep:
     """One sweep ending at `end_s` (s on the world's clock)."""
     world = caster.world
     period = 1.0 / spec.rate_hz
@@ -67,7 +73,9 @@ def simulate_sweep(caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: 
     ego_rot = np.zeros((c, 3, 3))
     ego_rot[:, 0, 0], ego_rot[:, 0, 1], ego_rot[:, 1, 0], ego_rot[:, 1, 1] = cy, -sy, sy, cy
     ego_rot[:, 2, 2] = 1.0
-    origins = np.einsum("cij,j->ci", ego_rot, sensor_to_ego.translation) + np.column_stack([xy, np.zeros(c)])
+    origins = np.einsum("cij,j->ci", ego_rot, sensor_to_ego.translation) + np.column_stack(
+        [xy, np.zeros(c)]
+    )
     rot = ego_rot @ sensor_to_ego.rotation
     gdirs = np.einsum("cij,cbj->cbi", rot, dirs)
     t_hit = np.full((c, b), np.inf, np.float32)
@@ -98,7 +106,9 @@ def simulate_sweep(caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: 
     keep = np.isfinite(r) & (r >= spec.min_range) & (r <= spec.max_range) & (power > 0.004)
     keep &= rng.random(len(r)) >= (spec.dropout + cond.lidar_dropout)
     r = r + rng.normal(0.0, spec.range_noise, len(r))
-    intensity = np.clip(255.0 * refl * cond.lidar_intensity * rng.uniform(0.85, 1.15, len(r)), 0, 255)
+    intensity = np.clip(
+        255.0 * refl * cond.lidar_intensity * rng.uniform(0.85, 1.15, len(r)), 0, 255
+    )
     # spurious returns from rain drops / fog close to the sensor
     spurious = rng.random(len(r)) < cond.lidar_spurious
     r = np.where(spurious, rng.uniform(1.2, 8.0, len(r)), r)

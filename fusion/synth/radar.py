@@ -13,12 +13,28 @@ from fusion.synth.raycast import Raycaster
 from fusion.synth.rig import RadarSpec
 from fusion.synth.trajectory import ego_transform
 
-PCD_DTYPE = np.dtype([
-    ("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("dyn_prop", "i1"), ("id", "<i2"), ("rcs", "<f4"),
-    ("vx", "<f4"), ("vy", "<f4"), ("vx_comp", "<f4"), ("vy_comp", "<f4"), ("is_quality_valid", "i1"),
-    ("ambig_state", "i1"), ("x_rms", "i1"), ("y_rms", "i1"), ("invalid_state", "i1"), ("pdh0", "i1"),
-    ("vx_rms", "i1"), ("vy_rms", "i1"),
-])
+PCD_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("dyn_prop", "i1"),
+        ("id", "<i2"),
+        ("rcs", "<f4"),
+        ("vx", "<f4"),
+        ("vy", "<f4"),
+        ("vx_comp", "<f4"),
+        ("vy_comp", "<f4"),
+        ("is_quality_valid", "i1"),
+        ("ambig_state", "i1"),
+        ("x_rms", "i1"),
+        ("y_rms", "i1"),
+        ("invalid_state", "i1"),
+        ("pdh0", "i1"),
+        ("vx_rms", "i1"),
+        ("vy_rms", "i1"),
+    ]
+)
 assert PCD_DTYPE.itemsize == 43
 
 
@@ -35,7 +51,12 @@ class RadarSweep:
     def valid(self) -> NDArray[np.bool_]:
         """Returns the devkit's default filters keep."""
         p = self.points
-        return (p["invalid_state"] == 0) & (p["dyn_prop"] >= 0) & (p["dyn_prop"] <= 6) & (p["ambig_state"] == 3)
+        return (
+            (p["invalid_state"] == 0)
+            & (p["dyn_prop"] >= 0)
+            & (p["dyn_prop"] <= 6)
+            & (p["ambig_state"] == 3)
+        )
 
 
 def _in_fov(az: NDArray, rng_m: NDArray, spec: RadarSpec) -> NDArray[np.bool_]:
@@ -44,7 +65,9 @@ def _in_fov(az: NDArray, rng_m: NDArray, spec: RadarSpec) -> NDArray[np.bool_]:
     return (near | far) & (rng_m > 0.5)
 
 
-def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.random.Generator) -> RadarSweep:
+def simulate_radar(
+    caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.random.Generator
+) -> RadarSweep:
     """One radar message at `time_s` (s on the world's clock)."""
     world = caster.world
     ego = ego_transform(world.ego, time_s)
@@ -75,9 +98,9 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
             continue
         c, s = math.cos(yaws[a_i]), math.sin(yaws[a_i])
         local = rng.uniform(-0.45, 0.45, (n, 3)) * np.array([l, w, 0.0])
-        targets = centres[a_i] + np.column_stack([c * local[:, 0] - s * local[:, 1],
-                                                  s * local[:, 0] + c * local[:, 1],
-                                                  np.zeros(n)])
+        targets = centres[a_i] + np.column_stack(
+            [c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], np.zeros(n)]
+        )
         targets[:, 2] = min(h * 0.5, origin[2])
         aims.append(targets)
         aim_owner.append(np.full(n, a_i, np.int32))
@@ -86,7 +109,9 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
         owner_all = np.concatenate(aim_owner)
         dirs = targets - origin
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        hits = caster.cast(np.broadcast_to(origin, dirs.shape), dirs, time_s, near=origin, radius=260.0)
+        hits = caster.cast(
+            np.broadcast_to(origin, dirs.shape), dirs, time_s, near=origin, radius=260.0
+        )
         ok = hits.actor == owner_all
         p = origin + dirs[ok] * hits.t[ok, None].astype(np.float64)
         own = owner_all[ok]
@@ -98,9 +123,13 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
     # clutter: rays into the static world near the radar's horizontal plane
     k = spec.clutter_rays
     if k:
-        az_c = rng.uniform(-math.radians(spec.near_fov_deg / 2), math.radians(spec.near_fov_deg / 2), k)
+        az_c = rng.uniform(
+            -math.radians(spec.near_fov_deg / 2), math.radians(spec.near_fov_deg / 2), k
+        )
         el_c = rng.uniform(-0.03, 0.05, k)
-        d_local = np.column_stack([np.cos(el_c) * np.cos(az_c), np.cos(el_c) * np.sin(az_c), np.sin(el_c)])
+        d_local = np.column_stack(
+            [np.cos(el_c) * np.cos(az_c), np.cos(el_c) * np.sin(az_c), np.sin(el_c)]
+        )
         dirs = d_local @ to_global.rotation.T
         hits = caster.cast(np.broadcast_to(origin, dirs.shape), dirs, time_s, with_actors=False)
         ok = hits.hit & (hits.t < spec.near_range) & (rng.random(k) < 0.5)
@@ -114,7 +143,12 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
         rcs = np.concatenate([r[2] for r in rows])
         owner = np.concatenate(owners)
     else:
-        pos, vel, rcs, owner = np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int32)
+        pos, vel, rcs, owner = (
+            np.zeros((0, 3)),
+            np.zeros((0, 3)),
+            np.zeros(0),
+            np.zeros(0, np.int32),
+        )
     n = len(pos)
     pos = pos + rng.normal(0, 0.1, (n, 3)) * np.array([1.0, 1.0, 0.0])
     p_radar = to_radar.apply(pos)
@@ -123,7 +157,9 @@ def simulate_radar(caster: Raycaster, spec: RadarSpec, time_s: float, rng: np.ra
     radial = pos_global - origin
     radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-6)
     # measured Doppler: target velocity relative to the moving sensor, along the line of sight
-    v_rel = ((vel - sensor_vel) * radial).sum(1, keepdims=True) * radial + rng.normal(0, 0.1, (n, 1)) * radial
+    v_rel = ((vel - sensor_vel) * radial).sum(1, keepdims=True) * radial + rng.normal(
+        0, 0.1, (n, 1)
+    ) * radial
     v_comp = (vel * radial).sum(1, keepdims=True) * radial + rng.normal(0, 0.1, (n, 1)) * radial
     v_rel_r = v_rel @ to_global.rotation  # global -> radar frame (rotation only)
     v_comp_r = v_comp @ to_global.rotation
@@ -156,8 +192,8 @@ def pcd_bytes(points: NDArray) -> bytes:
     header = (
         "# .PCD v0.7 - Point Cloud Data file format\n"
         "VERSION 0.7\n"
-        "FIELDS x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms "
-        "invalid_state pdh0 vx_rms vy_rms\n"
+        "FIELDS x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state "
+        "x_rms y_rms invalid_state pdh0 vx_rms vy_rms\n"
         "SIZE 4 4 4 1 2 4 4 4 4 4 1 1 1 1 1 1 1 1\n"
         "TYPE F F F I I F F F F F I I I I I I I I\n"
         "COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n"

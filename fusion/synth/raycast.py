@@ -30,8 +30,10 @@ class Hits:
 
 def _scene(vertices: NDArray, triangles: NDArray) -> o3d.t.geometry.RaycastingScene:
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, np.float32)),
-                        o3d.core.Tensor(np.ascontiguousarray(triangles, np.uint32)))
+    scene.add_triangles(
+        o3d.core.Tensor(np.ascontiguousarray(vertices, np.float32)),
+        o3d.core.Tensor(np.ascontiguousarray(triangles, np.uint32)),
+    )
     return scene
 
 
@@ -46,9 +48,16 @@ class Raycaster:
         st = world.static
         self._static = _scene(st.vertices - self._offset, st.triangles)
 
-    def cast(self, origins: NDArray[np.float64], directions: NDArray[np.float64], time_s: float,
-             near: NDArray[np.float64] | None = None, radius: float = np.inf,
-             with_actors: bool = True, actor_rays: NDArray[np.bool_] | None = None) -> Hits:
+    def cast(
+        self,
+        origins: NDArray[np.float64],
+        directions: NDArray[np.float64],
+        time_s: float,
+        near: NDArray[np.float64] | None = None,
+        radius: float = np.inf,
+        with_actors: bool = True,
+        actor_rays: NDArray[np.bool_] | None = None,
+    ) -> Hits:
         """Cast rays; actors are posed at `time_s` (only those within `radius` m of `near`).
         `actor_rays` (N,) limits the actor cast to the rays that may hit one (a speed-up)."""
         d = np.asarray(directions, np.float32)
@@ -85,5 +94,10 @@ class Raycaster:
         # normals facing the ray (both triangle windings occur)
         flip = np.einsum("ij,ij->i", normal, d) > 0
         normal[flip] *= -1.0
-        return Hits(t.astype(np.float32, copy=False), normal.astype(np.float32, copy=False), material,
-                    color, actor)
+        return Hits(
+            t.astype(np.float32, copy=False),
+            normal.astype(np.float32, copy=False),
+            material,
+            color,
+            actor,
+        )

@@ -56,7 +56,9 @@ class CameraSpec:
     channel: str
     translation: tuple[float, float, float]
     rotation: tuple[float, float, float, float]
-    intrinsic: tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+    intrinsic: tuple[
+        tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]
+    ]
     width: int
     height: int
     rate_hz: float
@@ -129,7 +131,11 @@ class Rig:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        return (self.lidar.channel, *(c.channel for c in self.cameras), *(r.channel for r in self.radars))
+        return (
+            self.lidar.channel,
+            *(c.channel for c in self.cameras),
+            *(r.channel for r in self.radars),
+        )
 
     def elevations_rad(self) -> NDArray[np.float64]:
         return np.radians(np.asarray(self.lidar.elevations_deg, dtype=np.float64))
@@ -150,7 +156,9 @@ def load_rig(path: str | Path | None = None) -> Rig:
         if spec.rate_hz <= 0:
             raise ConfigError(f"{spec.channel}: rate_hz must be positive", path)
         if abs(np.linalg.norm(spec.rotation) - 1.0) > 1e-3:
-            raise ConfigError(f"{spec.channel}: rotation must be a unit quaternion (w, x, y, z)", path)
+            raise ConfigError(
+                f"{spec.channel}: rotation must be a unit quaternion (w, x, y, z)", path
+            )
     for cam in rig.cameras:
         try:
             cam.camera()

@@ -32,8 +32,16 @@ from fusion.synth.world import EGO_LANE, World, build_world
 SWEEPS_PER_KEYFRAME = 10
 LEAD_SWEEPS = 9  # LIDAR sweeps before the first keyframe
 MARGIN_S = 1.0  # world time before the first sweep starts (history for motion)
-ATTRIBUTES = ("cycle.with_rider", "cycle.without_rider", "pedestrian.moving", "pedestrian.standing",
-              "pedestrian.sitting_lying_down", "vehicle.moving", "vehicle.parked", "vehicle.stopped")
+ATTRIBUTES = (
+    "cycle.with_rider",
+    "cycle.without_rider",
+    "pedestrian.moving",
+    "pedestrian.standing",
+    "pedestrian.sitting_lying_down",
+    "vehicle.moving",
+    "vehicle.parked",
+    "vehicle.stopped",
+)
 ANNOTATION_RANGE = 60.0  # m from the ego
 
 
@@ -88,11 +96,19 @@ def _rng(job: SceneJob, stream: str) -> np.random.Generator:
     return np.random.default_rng([job.seed, job.index, key])
 
 
-def _record_pose(tables: dict[str, list[dict]], job: SceneJob, world: World, channel: str, ts: int) -> str:
+def _record_pose(
+    tables: dict[str, list[dict]], job: SceneJob, world: World, channel: str, ts: int
+) -> str:
     pose = ego_transform(world.ego, (ts - job.t0_us) / 1e6)
     tok = token(job.namespace, job.name, "ego_pose", channel, ts)
-    tables["ego_pose"].append({"token": tok, "timestamp": ts, "rotation": [float(v) for v in pose.quaternion],
-                               "translation": [float(v) for v in pose.translation]})
+    tables["ego_pose"].append(
+        {
+            "token": tok,
+            "timestamp": ts,
+            "rotation": [float(v) for v in pose.quaternion],
+            "translation": [float(v) for v in pose.translation],
+        }
+    )
     return tok
 
 
@@ -114,17 +130,41 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     duration = sweep_end[-1] + MARGIN_S
     world = build_world(_rng(job, "world"), duration, job.condition)
     caster = Raycaster(world)
-    tables: dict[str, list[dict]] = {k: [] for k in (
-        "log", "map", "scene", "sample", "sample_data", "ego_pose", "calibrated_sensor", "instance",
-        "sample_annotation")}
+    tables: dict[str, list[dict]] = {
+        k: []
+        for k in (
+            "log",
+            "map",
+            "scene",
+            "sample",
+            "sample_data",
+            "ego_pose",
+            "calibrated_sensor",
+            "instance",
+            "sample_annotation",
+        )
+    }
 
     log_tok = token(job.namespace, job.name, "log")
-    tables["log"].append({"token": log_tok, "logfile": job.logfile, "vehicle": "synth",
-                          "date_captured": "2026-01-01", "location": "synth-city"})
+    tables["log"].append(
+        {
+            "token": log_tok,
+            "logfile": job.logfile,
+            "vehicle": "synth",
+            "date_captured": "2026-01-01",
+            "location": "synth-city",
+        }
+    )
     map_name = f"maps/{token(job.namespace, job.name, 'map')}.png"
     _write_map(out / map_name, world)
-    tables["map"].append({"token": token(job.namespace, job.name, "map"), "log_tokens": [log_tok],
-                          "category": "semantic_prior", "filename": map_name})
+    tables["map"].append(
+        {
+            "token": token(job.namespace, job.name, "map"),
+            "log_tokens": [log_tok],
+            "category": "semantic_prior",
+            "filename": map_name,
+        }
+    )
 
     # calibrated sensors (camera intrinsics scaled to the output image size)
     width, height = job.image_size
@@ -138,13 +178,24 @@ def generate_scene(job: SceneJob) -> SceneRecords:
             cam = spec.camera(width, height)  # type: ignore[union-attr]
             cams[spec.channel] = cam
             intr = [[float(v) for v in row] for row in cam.intrinsics]
-        tables["calibrated_sensor"].append({
-            "token": tok, "sensor_token": token("sensor", spec.channel),
-            "translation": [float(v) for v in spec.translation], "rotation": [float(v) for v in spec.rotation],
-            "camera_intrinsic": intr})
+        tables["calibrated_sensor"].append(
+            {
+                "token": tok,
+                "sensor_token": token("sensor", spec.channel),
+                "translation": [float(v) for v in spec.translation],
+                "rotation": [float(v) for v in spec.rotation],
+                "camera_intrinsic": intr,
+            }
+        )
 
-    samples = [{"token": token(job.namespace, job.name, "sample", k), "timestamp": _us(job, sweep_end[j]),
-                "scene_token": token(job.namespace, job.name, "scene")} for k, j in enumerate(key_sweeps)]
+    samples = [
+        {
+            "token": token(job.namespace, job.name, "sample", k),
+            "timestamp": _us(job, sweep_end[j]),
+            "scene_token": token(job.namespace, job.name, "scene"),
+        }
+        for k, j in enumerate(key_sweeps)
+    ]
     for k, s in enumerate(samples):
         s["prev"] = samples[k - 1]["token"] if k > 0 else ""
         s["next"] = samples[k + 1]["token"] if k + 1 < len(samples) else ""
@@ -158,18 +209,34 @@ def generate_scene(job: SceneJob) -> SceneRecords:
 
     streams: dict[str, list[dict]] = {}
 
-    def add_data(channel: str, ts: int, key: bool, ext: str, fileformat: str, payload: bytes,
-                 w: int = 0, h: int = 0, sample_tok: str | None = None) -> dict:
+    def add_data(
+        channel: str,
+        ts: int,
+        key: bool,
+        ext: str,
+        fileformat: str,
+        payload: bytes,
+        w: int = 0,
+        h: int = 0,
+        sample_tok: str | None = None,
+    ) -> dict:
         folder = "samples" if key else "sweeps"
         filename = f"{folder}/{channel}/{job.logfile}__{channel}__{ts}.{ext}"
         path = out / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(payload)
-        rec = {"token": token(job.namespace, job.name, "sample_data", channel, ts),
-               "sample_token": sample_tok or owning_sample(ts),
-               "ego_pose_token": _record_pose(tables, job, world, channel, ts),
-               "calibrated_sensor_token": calib[channel], "timestamp": ts, "fileformat": fileformat,
-               "is_key_frame": key, "height": h, "width": w, "filename": filename}
+        rec = {
+            "token": token(job.namespace, job.name, "sample_data", channel, ts),
+            "sample_token": sample_tok or owning_sample(ts),
+            "ego_pose_token": _record_pose(tables, job, world, channel, ts),
+            "calibrated_sensor_token": calib[channel],
+            "timestamp": ts,
+            "fileformat": fileformat,
+            "is_key_frame": key,
+            "height": h,
+            "width": w,
+            "filename": filename,
+        }
         streams.setdefault(channel, []).append(rec)
         return rec
 
@@ -182,8 +249,15 @@ def generate_scene(job: SceneJob) -> SceneRecords:
         if key:
             key_points[j] = sweep.points
         ts = _us(job, end)
-        add_data(lidar.channel, ts, key, "pcd.bin", "pcd", sweep.points.astype("<f4").tobytes(),
-                 sample_tok=samples[key_sweeps.index(j)]["token"] if key else None)
+        add_data(
+            lidar.channel,
+            ts,
+            key,
+            "pcd.bin",
+            "pcd",
+            sweep.points.astype("<f4").tobytes(),
+            sample_tok=samples[key_sweeps.index(j)]["token"] if key else None,
+        )
 
     # cameras: fired when the spin crosses each camera's axis; 12 Hz locked to the LIDAR
     rng_c = _rng(job, "camera")
@@ -202,9 +276,20 @@ def generate_scene(job: SceneJob) -> SceneRecords:
             ego = ego_transform(world.ego, t_fire)
             pose = ego @ spec.to_ego
             headlight = (ego.apply(np.array([[3.6, 0.0, 0.7]]))[0], ego.rotation[:, 0])
-            img = render(caster, cams[spec.channel], pose, t_fire, cond, rng_c, job.render_scale, headlight)
-            add_data(spec.channel, ts, key, "jpg", "jpg", encode_jpeg(img.image), width, height,
-                     sample_tok=samples[key_sweeps.index(j)]["token"] if key else None)
+            img = render(
+                caster, cams[spec.channel], pose, t_fire, cond, rng_c, job.render_scale, headlight
+            )
+            add_data(
+                spec.channel,
+                ts,
+                key,
+                "jpg",
+                "jpg",
+                encode_jpeg(img.image),
+                width,
+                height,
+                sample_tok=samples[key_sweeps.index(j)]["token"] if key else None,
+            )
             if key:
                 key_cam_poses[j].append((cams[spec.channel], pose))
 
@@ -220,8 +305,15 @@ def generate_scene(job: SceneJob) -> SceneRecords:
             radar = simulate_radar(caster, spec, float(t), rng_r)
             key = i in nearest
             ts = _us(job, float(t))
-            add_data(spec.channel, ts, key, "pcd", "pcd", pcd_bytes(radar.points),
-                     sample_tok=samples[key_sweeps.index(nearest[i])]["token"] if key else None)
+            add_data(
+                spec.channel,
+                ts,
+                key,
+                "pcd",
+                "pcd",
+                pcd_bytes(radar.points),
+                sample_tok=samples[key_sweeps.index(nearest[i])]["token"] if key else None,
+            )
             if key:
                 key_radar[nearest[i]].append((spec, float(t), radar))
 
@@ -232,17 +324,42 @@ def generate_scene(job: SceneJob) -> SceneRecords:
             r["next"] = recs[i + 1]["token"] if i + 1 < len(recs) else ""
         tables["sample_data"].extend(recs)
 
-    _annotate(job, world, caster, tables, samples, key_sweeps, sweep_end, key_points, key_cam_poses, key_radar)
+    _annotate(
+        job,
+        world,
+        caster,
+        tables,
+        samples,
+        key_sweeps,
+        sweep_end,
+        key_points,
+        key_cam_poses,
+        key_radar,
+    )
 
     first_key = samples[0]["timestamp"]
-    tables["scene"].append({
-        "token": token(job.namespace, job.name, "scene"), "log_token": log_tok, "nbr_samples": len(samples),
-        "first_sample_token": samples[0]["token"], "last_sample_token": samples[-1]["token"],
-        "name": job.name,
-        "description": f"synthetic, {job.condition}, seed {job.seed}, {len(world.actors)} actors"})
+    tables["scene"].append(
+        {
+            "token": token(job.namespace, job.name, "scene"),
+            "log_token": log_tok,
+            "nbr_samples": len(samples),
+            "first_sample_token": samples[0]["token"],
+            "last_sample_token": samples[-1]["token"],
+            "name": job.name,
+            "description": f"synthetic, {job.condition}, seed {job.seed}, "
+            f"{len(world.actors)} actors",
+        }
+    )
 
-    can = can_bus_messages(world.ego, world.road.offset(EGO_LANE), job.t0_us, first_s - 0.5, last_s + 0.5,
-                           rig.imu, _rng(job, "imu"))
+    can = can_bus_messages(
+        world.ego,
+        world.road.offset(EGO_LANE),
+        job.t0_us,
+        first_s - 0.5,
+        last_s + 0.5,
+        rig.imu,
+        _rng(job, "imu"),
+    )
     can_dir = out / "can_bus"
     can_dir.mkdir(parents=True, exist_ok=True)
     for msg, content in can.files().items():
@@ -251,9 +368,18 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     return SceneRecords(tables)
 
 
-def _annotate(job: SceneJob, world: World, caster: Raycaster, tables: dict[str, list[dict]],
-              samples: list[dict], key_sweeps: list[int], sweep_end: list[float],
-              key_points: dict, key_cam_poses: dict, key_radar: dict) -> None:
+def _annotate(
+    job: SceneJob,
+    world: World,
+    caster: Raycaster,
+    tables: dict[str, list[dict]],
+    samples: list[dict],
+    key_sweeps: list[int],
+    sweep_end: list[float],
+    key_points: dict,
+    key_cam_poses: dict,
+    key_radar: dict,
+) -> None:
     from kernels.points_in_boxes import count_points_in_boxes
 
     rig = job.rig
@@ -278,8 +404,11 @@ def _annotate(job: SceneJob, world: World, caster: Raycaster, tables: dict[str, 
             to_key_ego = ego.inverse() @ ego_transform(world.ego, t_r) @ spec.to_ego
             radar_pts.append(to_key_ego.apply(xyz))
         all_radar = np.concatenate(radar_pts) if radar_pts else np.zeros((0, 3))
-        n_radar = np.asarray(count_points_in_boxes(all_radar, boxes, backend="numpy")) if len(all_radar) else \
-            np.zeros(len(ids), np.int64)
+        n_radar = (
+            np.asarray(count_points_in_boxes(all_radar, boxes, backend="numpy"))
+            if len(all_radar)
+            else np.zeros(len(ids), np.int64)
+        )
         vis = visible_fraction(caster, ids, t, key_cam_poses[j], rng)
         for m, a_i in enumerate(ids):
             actor = world.actors[a_i]
@@ -304,10 +433,15 @@ def _annotate(job: SceneJob, world: World, caster: Raycaster, tables: dict[str, 
             r["prev"] = recs[i - 1]["token"] if i > 0 else ""
             r["next"] = recs[i + 1]["token"] if i + 1 < len(recs) else ""
         actor = world.actors[a_i]
-        tables["instance"].append({
-            "token": recs[0]["instance_token"], "category_token": token("category", actor.category),
-            "nbr_annotations": len(recs), "first_annotation_token": recs[0]["token"],
-            "last_annotation_token": recs[-1]["token"]})
+        tables["instance"].append(
+            {
+                "token": recs[0]["instance_token"],
+                "category_token": token("category", actor.category),
+                "nbr_annotations": len(recs),
+                "first_annotation_token": recs[0]["token"],
+                "last_annotation_token": recs[-1]["token"],
+            }
+        )
         tables["sample_annotation"].extend(recs)
 
 
@@ -326,5 +460,3 @@ def _write_map(path: Path, world: World) -> None:
         cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 255, thickness=15)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img[::-1])
-
-

@@ -71,8 +71,13 @@ class Path:
         return self.s[i] + lon, lat
 
 
-def random_centerline(rng: np.random.Generator, length: float, start: NDArray[np.float64],
-                      heading: float, straight_zones: list[tuple[float, float]]) -> Path:
+def random_centerline(
+    rng: np.random.Generator,
+    length: float,
+    start: NDArray[np.float64],
+    heading: float,
+    straight_zones: list[tuple[float, float]],
+) -> Path:
     """A road centerline of `length` m: straights and circular curves (radius 60..200 m), kept
     straight inside `straight_zones` (s ranges, for intersections). 1 m spacing."""
     n = int(length) + 1
@@ -86,7 +91,7 @@ def random_centerline(rng: np.random.Generator, length: float, start: NDArray[np
             curvature[i0:i1] = 1.0 / radius
         s += seg
     for a, b in straight_zones:
-        curvature[max(0, int(a)):min(n, int(b) + 1)] = 0.0
+        curvature[max(0, int(a)) : min(n, int(b) + 1)] = 0.0
     # smooth curvature so the heading (and the ego's steering) changes continuously
     k = np.convolve(curvature, np.ones(15) / 15, mode="same")
     h = heading + np.concatenate([[0.0], np.cumsum(k[:-1])])
@@ -96,8 +101,13 @@ def random_centerline(rng: np.random.Generator, length: float, start: NDArray[np
     return Path.from_points(xy)
 
 
-def speed_profile(rng: np.random.Generator, t: NDArray[np.float64], cruise: float,
-                  stop_prob: float, start_stopped: bool = False) -> NDArray[np.float64]:
+def speed_profile(
+    rng: np.random.Generator,
+    t: NDArray[np.float64],
+    cruise: float,
+    stop_prob: float,
+    start_stopped: bool = False,
+) -> NDArray[np.float64]:
     """Speed (m/s) on the time grid `t`: cruise with one speed change and maybe a stop, with
     bounded acceleration (1.5 m/s^2 up, 2.5 m/s^2 down)."""
     target = np.full(len(t), cruise)
@@ -155,7 +165,9 @@ class EgoTrack:
         return np.interp(np.asarray(time, np.float64), self.t, values)
 
 
-def drive_bicycle(lane: Path, s0: float, t: NDArray[np.float64], speed: NDArray[np.float64]) -> EgoTrack:
+def drive_bicycle(
+    lane: Path, s0: float, t: NDArray[np.float64], speed: NDArray[np.float64]
+) -> EgoTrack:
     """Drive the kinematic bicycle model along `lane` with pure-pursuit steering, following the
     speed profile `speed` (m/s) on the grid `t` (s, step SIM_DT)."""
     n = len(t)
@@ -194,5 +206,6 @@ def drive_bicycle(lane: Path, s0: float, t: NDArray[np.float64], speed: NDArray[
 def ego_transform(track: EgoTrack, time_s: float) -> Transform:
     """global <- ego at `time_s` (flat ground: yaw only, z = 0)."""
     xy, yaw = track.state(time_s)
-    return Transform.from_translation_quaternion([xy[0], xy[1], 0.0], quaternion_from_yaw(float(yaw)),
-                                                 src="ego", dst="global")
+    return Transform.from_translation_quaternion(
+        [xy[0], xy[1], 0.0], quaternion_from_yaw(float(yaw)), src="ego", dst="global"
+    )

@@ -18,7 +18,15 @@ from numpy.typing import NDArray
 from fusion.synth.actors import Actor, actor_color, actor_poses, build_mesh, sample_size
 from fusion.synth.mesh import Material as M
 from fusion.synth.mesh import Mesh, box, concat, cylinder, sphere, strip, wall_strip
-from fusion.synth.trajectory import SIM_DT, EgoTrack, Path, drive_bicycle, integrate, random_centerline, speed_profile
+from fusion.synth.trajectory import (
+    SIM_DT,
+    EgoTrack,
+    Path,
+    drive_bicycle,
+    integrate,
+    random_centerline,
+    speed_profile,
+)
 
 Condition = Literal["day", "night", "rain", "fog"]
 CONDITIONS: tuple[str, ...] = ("day", "night", "rain", "fog")
@@ -68,11 +76,17 @@ class World:
     def _templates(self) -> tuple[Mesh, NDArray[np.int32], NDArray[np.int32]]:
         """All actor meshes in their box frames, the actor of each vertex and each triangle."""
         mesh = concat([a.mesh for a in self.actors])
-        v_owner = np.concatenate([np.full(len(a.mesh.vertices), i, np.int32) for i, a in enumerate(self.actors)])
-        t_owner = np.concatenate([np.full(a.mesh.n_triangles, i, np.int32) for i, a in enumerate(self.actors)])
+        v_owner = np.concatenate(
+            [np.full(len(a.mesh.vertices), i, np.int32) for i, a in enumerate(self.actors)]
+        )
+        t_owner = np.concatenate(
+            [np.full(a.mesh.n_triangles, i, np.int32) for i, a in enumerate(self.actors)]
+        )
         return mesh, v_owner, t_owner
 
-    def states(self, time_s: float) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    def states(
+        self, time_s: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Box centres (A, 3), yaws (A,) and global velocities (A, 2) of all actors at `time_s`."""
         xy, yaw, vel = self._tables
         f = float(np.clip(self.index(time_s), 0, len(self.t) - 1))
@@ -82,10 +96,15 @@ class World:
         z = np.array([a.size_wlh[2] / 2 for a in self.actors])
         # unwrap-safe yaw blend
         dy = np.angle(np.exp(1j * (yaw[:, i0 + 1] - yaw[:, i0])))
-        return np.column_stack([c, z]).reshape(-1, 3), yaw[:, i0] + w * dy, vel[:, i0] * (1 - w) + vel[:, i0 + 1] * w
+        return (
+            np.column_stack([c, z]).reshape(-1, 3),
+            yaw[:, i0] + w * dy,
+            vel[:, i0] * (1 - w) + vel[:, i0 + 1] * w,
+        )
 
-    def dynamic_mesh(self, time_s: float, near: NDArray[np.float64] | None = None,
-                     radius: float = np.inf) -> tuple[Mesh, NDArray[np.int32]]:
+    def dynamic_mesh(
+        self, time_s: float, near: NDArray[np.float64] | None = None, radius: float = np.inf
+    ) -> tuple[Mesh, NDArray[np.int32]]:
         """Actor meshes posed at `time_s` (only actors within `radius` m of `near` (2,)), and
         the actor index (T,) of each triangle."""
         mesh, v_owner, t_owner = self._templates
@@ -98,7 +117,9 @@ class World:
         c, s = np.cos(yaws)[v_owner], np.sin(yaws)[v_owner]
         v = mesh.vertices
         base = centres[v_owner] - np.column_stack([np.zeros((len(v), 2)), centres[v_owner, 2]])
-        world = np.column_stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1], v[:, 2]]) + base
+        world = (
+            np.column_stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1], v[:, 2]]) + base
+        )
         tmask = keep[t_owner]
         tris = mesh.triangles[tmask]
         return Mesh(world, tris, mesh.material[tmask], mesh.color[tmask]), t_owner[tmask]
@@ -130,23 +151,52 @@ def _build_roads(road: Path, crossings: list[tuple[float, NDArray, float]]) -> l
     white, yellow = (0.92, 0.92, 0.9), (0.9, 0.72, 0.15)
     meshes: list[Mesh] = []
     full = (0.0, road.length)
-    meshes.append(strip(_side_polyline(road, CURB, *full), _side_polyline(road, -CURB, *full), 0.0, M.ROAD, asphalt))
+    meshes.append(
+        strip(
+            _side_polyline(road, CURB, *full),
+            _side_polyline(road, -CURB, *full),
+            0.0,
+            M.ROAD,
+            asphalt,
+        )
+    )
     holes = [(s - CROSS_HALF - 1.0, s + CROSS_HALF + 1.0) for s, _, _ in crossings]
     free = _free_ranges(road.length, holes)
     for a, b in free:
         for off in (0.12, -0.12):  # double yellow centre line
-            meshes.append(strip(_side_polyline(road, off + 0.06, a, b), _side_polyline(road, off - 0.06, a, b),
-                                0.01, M.MARKING, yellow))
+            meshes.append(
+                strip(
+                    _side_polyline(road, off + 0.06, a, b),
+                    _side_polyline(road, off - 0.06, a, b),
+                    0.01,
+                    M.MARKING,
+                    yellow,
+                )
+            )
         for side in (-1, 1):
             for off in (BIKE_IN, BIKE_OUT):
                 o = side * off
-                meshes.append(strip(_side_polyline(road, o + 0.07, a, b), _side_polyline(road, o - 0.07, a, b),
-                                    0.01, M.MARKING, white))
+                meshes.append(
+                    strip(
+                        _side_polyline(road, o + 0.07, a, b),
+                        _side_polyline(road, o - 0.07, a, b),
+                        0.01,
+                        M.MARKING,
+                        white,
+                    )
+                )
             # dashed lane divider: 3 m dash, 6 m gap
             for d0 in np.arange(a, b - 3, 9.0):
                 o = side * LANE_W
-                meshes.append(strip(_side_polyline(road, o + 0.07, d0, d0 + 3.5),
-                                    _side_polyline(road, o - 0.07, d0, d0 + 3.5), 0.01, M.MARKING, white))
+                meshes.append(
+                    strip(
+                        _side_polyline(road, o + 0.07, d0, d0 + 3.5),
+                        _side_polyline(road, o - 0.07, d0, d0 + 3.5),
+                        0.01,
+                        M.MARKING,
+                        white,
+                    )
+                )
     for a, b in free:  # sidewalks with curbs
         for side in (-1, 1):
             inner = _side_polyline(road, side * CURB, a, b)
@@ -178,13 +228,20 @@ def _build_roads(road: Path, crossings: list[tuple[float, NDArray, float]]) -> l
             nn = np.array([-t_[1], t_[0]])
             for k in np.arange(-CURB + 0.6, CURB, 1.2):
                 c = p + k * nn
-                meshes.append(box((c[0], c[1], 0.008), (3.0, 0.6, 0.012), M.MARKING, white, yaw=float(h)))
+                meshes.append(
+                    box((c[0], c[1], 0.008), (3.0, 0.6, 0.012), M.MARKING, white, yaw=float(h))
+                )
     return meshes
 
 
-def _near_roads(xy: NDArray, road: Path, crossings: list[tuple[float, NDArray, float]], margin: float) -> bool:
+def _near_roads(
+    xy: NDArray, road: Path, crossings: list[tuple[float, NDArray, float]], margin: float
+) -> bool:
     """Whether any of the (N, 2) points is within the road corridors plus `margin`."""
-    d = np.min(np.hypot(xy[:, None, 0] - road.xy[None, ::2, 0], xy[:, None, 1] - road.xy[None, ::2, 1]), axis=1)
+    d = np.min(
+        np.hypot(xy[:, None, 0] - road.xy[None, ::2, 0], xy[:, None, 1] - road.xy[None, ::2, 1]),
+        axis=1,
+    )
     if np.any(d < SIDEWALK_OUT + margin):
         return True
     for _, centre, heading in crossings:
@@ -197,8 +254,12 @@ def _near_roads(xy: NDArray, road: Path, crossings: list[tuple[float, NDArray, f
     return False
 
 
-def _build_roadside(rng: np.random.Generator, road: Path, crossings: list[tuple[float, NDArray, float]],
-                    lamps: list[NDArray]) -> list[Mesh]:
+def _build_roadside(
+    rng: np.random.Generator,
+    road: Path,
+    crossings: list[tuple[float, NDArray, float]],
+    lamps: list[NDArray],
+) -> list[Mesh]:
     meshes: list[Mesh] = []
     holes = [(s - CROSS_HALF - 5.0, s + CROSS_HALF + 5.0) for s, _, _ in crossings]
     for side in (-1, 1):
@@ -213,19 +274,38 @@ def _build_roadside(rng: np.random.Generator, road: Path, crossings: list[tuple[
                 n = np.array([-math.sin(h), math.cos(h)])
                 centre = p + side * (SIDEWALK_OUT + 1.0 + depth / 2 + rng.uniform(0, 2)) * n
                 t_ = np.array([math.cos(h), math.sin(h)])
-                corners = np.array([centre + a * length / 2 * t_ + b * depth / 2 * n
-                                    for a in (-1, 1) for b in (-1, 1)])
+                corners = np.array(
+                    [
+                        centre + a * length / 2 * t_ + b * depth / 2 * n
+                        for a in (-1, 1)
+                        for b in (-1, 1)
+                    ]
+                )
                 if not _near_roads(corners, road, crossings, 0.8):
                     if rng.random() < 0.2:  # a wall instead of a building
                         wp = p + side * (SIDEWALK_OUT + 0.8) * n
-                        meshes.append(box((wp[0], wp[1], 1.0), (length, 0.3, 2.0), M.WALL,
-                                          (0.55, 0.5, 0.45), yaw=h))
+                        meshes.append(
+                            box(
+                                (wp[0], wp[1], 1.0),
+                                (length, 0.3, 2.0),
+                                M.WALL,
+                                (0.55, 0.5, 0.45),
+                                yaw=h,
+                            )
+                        )
                     else:
                         height = float(rng.choice([rng.uniform(5, 12), rng.uniform(12, 35)]))
                         grey = rng.uniform(0.35, 0.8)
                         tint = np.clip(grey + rng.uniform(-0.1, 0.1, 3), 0, 1)
-                        meshes.append(box((centre[0], centre[1], height / 2), (length, depth, height),
-                                          M.BUILDING, tuple(tint), yaw=h))
+                        meshes.append(
+                            box(
+                                (centre[0], centre[1], height / 2),
+                                (length, depth, height),
+                                M.BUILDING,
+                                tuple(tint),
+                                yaw=h,
+                            )
+                        )
             s += length + rng.uniform(2, 9)
         # street lamps and trees along the sidewalk
         for s_l in np.arange(rng.uniform(0, 15), road.length, 30.0):
@@ -234,11 +314,24 @@ def _build_roadside(rng: np.random.Generator, road: Path, crossings: list[tuple[
             p, h = road.at(s_l)
             n = np.array([-math.sin(float(h)), math.cos(float(h))])
             q = p + side * (CURB + 0.4) * n
-            meshes.append(cylinder((q[0], q[1], 3.6), 0.09, 7.2, M.POLE, (0.4, 0.4, 0.42), segments=8))
+            meshes.append(
+                cylinder((q[0], q[1], 3.6), 0.09, 7.2, M.POLE, (0.4, 0.4, 0.42), segments=8)
+            )
             arm = q - side * 1.0 * n
-            meshes.append(box(((q[0] + arm[0]) / 2, (q[1] + arm[1]) / 2, 7.1), (0.1, 2.0, 0.1), M.POLE,
-                              (0.4, 0.4, 0.42), yaw=float(h)))
-            meshes.append(box((arm[0], arm[1], 6.98), (0.6, 0.3, 0.12), M.LAMP, (1.0, 0.95, 0.8), yaw=float(h)))
+            meshes.append(
+                box(
+                    ((q[0] + arm[0]) / 2, (q[1] + arm[1]) / 2, 7.1),
+                    (0.1, 2.0, 0.1),
+                    M.POLE,
+                    (0.4, 0.4, 0.42),
+                    yaw=float(h),
+                )
+            )
+            meshes.append(
+                box(
+                    (arm[0], arm[1], 6.98), (0.6, 0.3, 0.12), M.LAMP, (1.0, 0.95, 0.8), yaw=float(h)
+                )
+            )
             lamps.append(np.array([arm[0], arm[1], 6.9]))
         for s_t in np.arange(rng.uniform(5, 15), road.length, 15.0):
             if any(a < s_t < b for a, b in holes) or rng.random() < 0.35:
@@ -247,7 +340,9 @@ def _build_roadside(rng: np.random.Generator, road: Path, crossings: list[tuple[
             n = np.array([-math.sin(float(h)), math.cos(float(h))])
             q = p + side * (CURB + 2.4) * n
             th = rng.uniform(2.2, 3.2)
-            meshes.append(cylinder((q[0], q[1], th / 2), 0.15, th, M.TRUNK, (0.35, 0.25, 0.15), segments=8))
+            meshes.append(
+                cylinder((q[0], q[1], th / 2), 0.15, th, M.TRUNK, (0.35, 0.25, 0.15), segments=8)
+            )
             r = rng.uniform(1.4, 2.3)
             green = (0.15 + rng.uniform(0, 0.1), 0.35 + rng.uniform(0, 0.15), 0.12)
             meshes.append(sphere((q[0], q[1], th + r * 0.8), (r, r, r * 0.9), M.FOLIAGE, green))
@@ -287,8 +382,13 @@ def build_world(rng: np.random.Generator, duration: float, condition: str) -> Wo
     static_parts = _build_roads(road, crossings) + _build_roadside(rng, road, crossings, lamps)
     lo = road.xy.min(0) - 150
     hi = road.xy.max(0) + 150
-    ground = strip(np.array([[lo[0], hi[1]], [hi[0], hi[1]]]), np.array([[lo[0], lo[1]], [hi[0], lo[1]]]),
-                   -0.02, M.GROUND, (0.32, 0.42, 0.22))
+    ground = strip(
+        np.array([[lo[0], hi[1]], [hi[0], hi[1]]]),
+        np.array([[lo[0], lo[1]], [hi[0], lo[1]]]),
+        -0.02,
+        M.GROUND,
+        (0.32, 0.42, 0.22),
+    )
     static_parts.append(ground)
 
     actors = _place_actors(rng, t, road, crossings, ego, behind, ego_dist)
@@ -305,16 +405,31 @@ def build_world(rng: np.random.Generator, duration: float, condition: str) -> Wo
     )
 
 
-def _make(rng: np.random.Generator, name: str, cls: str, path: Path, s: NDArray, yaw_offset: float = 0.0,
-          rider: bool = False, parked: bool = False) -> Actor:
+def _make(
+    rng: np.random.Generator,
+    name: str,
+    cls: str,
+    path: Path,
+    s: NDArray,
+    yaw_offset: float = 0.0,
+    rider: bool = False,
+    parked: bool = False,
+) -> Actor:
     size = sample_size(rng, cls)
     color = actor_color(rng, cls)
     mesh = build_mesh(cls, size, color, rider)
     return Actor(name, cls, size, mesh, path, s, yaw_offset, rider, parked, color)
 
 
-def _place_actors(rng: np.random.Generator, t: NDArray, road: Path, crossings: list, ego: EgoTrack,
-                  behind: float, ego_dist: float) -> list[Actor]:
+def _place_actors(
+    rng: np.random.Generator,
+    t: NDArray,
+    road: Path,
+    crossings: list,
+    ego: EgoTrack,
+    behind: float,
+    ego_dist: float,
+) -> list[Actor]:
     actors: list[Actor] = []
     count = [0]
 
@@ -334,15 +449,33 @@ def _place_actors(rng: np.random.Generator, t: NDArray, road: Path, crossings: l
         wz += 9.0
     edge = road.offset(BIKE_IN + 0.3)
     for k in range(9):
-        actors.append(_make(rng, name("traffic_cone"), "traffic_cone", edge, np.full(len(t), wz + k * 3.0)))
+        actors.append(
+            _make(rng, name("traffic_cone"), "traffic_cone", edge, np.full(len(t), wz + k * 3.0))
+        )
     for s_b in (wz - 1.5, wz + 25.5):
         across = road.offset(BIKE_IN + 2.0)
         actors.append(_make(rng, name("barrier"), "barrier", across, np.full(len(t), s_b)))
     inner = road.offset(CURB - 1.8)
-    actors.append(_make(rng, name("construction_vehicle"), "construction_vehicle", inner,
-                        np.full(len(t), wz + 12.0), parked=True))
-    actors.append(_make(rng, name("barrier"), "barrier", road.offset(CURB - 0.4), np.full(len(t), wz + 5.0),
-                        yaw_offset=math.pi / 2))
+    actors.append(
+        _make(
+            rng,
+            name("construction_vehicle"),
+            "construction_vehicle",
+            inner,
+            np.full(len(t), wz + 12.0),
+            parked=True,
+        )
+    )
+    actors.append(
+        _make(
+            rng,
+            name("barrier"),
+            "barrier",
+            road.offset(CURB - 0.4),
+            np.full(len(t), wz + 5.0),
+            yaw_offset=math.pi / 2,
+        )
+    )
 
     # lane platoons: one speed profile a lane so vehicles keep their gaps and never collide
     lanes = [
@@ -381,10 +514,24 @@ def _place_actors(rng: np.random.Generator, t: NDArray, road: Path, crossings: l
         s_p = ego_lo + rng.uniform(0, 15)
         while s_p < ego_hi:
             s_path = s_p if side < 0 else s_p
-            if free(s_p) and free(s_p + 6) and not (side > 0 and wz - 8 < s_p < wz + 32) and rng.random() < 0.6:
-                cls = str(rng.choice(["car", "car", "car", "trailer", "truck", "motorcycle", "bicycle"]))
-                a = _make(rng, name(cls), cls, park, np.full(len(t), s_path), parked=True,
-                          yaw_offset=float(rng.normal(0, 0.03)))
+            if (
+                free(s_p)
+                and free(s_p + 6)
+                and not (side > 0 and wz - 8 < s_p < wz + 32)
+                and rng.random() < 0.6
+            ):
+                cls = str(
+                    rng.choice(["car", "car", "car", "trailer", "truck", "motorcycle", "bicycle"])
+                )
+                a = _make(
+                    rng,
+                    name(cls),
+                    cls,
+                    park,
+                    np.full(len(t), s_path),
+                    parked=True,
+                    yaw_offset=float(rng.normal(0, 0.03)),
+                )
                 actors.append(a)
                 s_p += a.size_wlh[1] + rng.uniform(1.5, 4.0)
             else:
@@ -404,7 +551,7 @@ def _place_actors(rng: np.random.Generator, t: NDArray, road: Path, crossings: l
             if path.xy[0, 0] != road.offset(off).xy[0, 0]:
                 s0 = path.length - s0
             actors.append(_make(rng, name("pedestrian"), "pedestrian", path, integrate(t, vp, s0)))
-    for s_c, centre, heading in crossings:
+    for _, centre, heading in crossings:
         d = np.array([math.cos(heading), math.sin(heading)])
         n = np.array([-d[1], d[0]])
         for k in range(2):
@@ -425,13 +572,17 @@ def _place_actors(rng: np.random.Generator, t: NDArray, road: Path, crossings: l
             s_c += 7.0
         side = float(rng.choice([-1.0, 1.0]))
         path = road.offset(side * (SIDEWALK_OUT - 0.7))
-        actors.append(_make(rng, name(cls), cls, path, np.full(len(t), s_c), yaw_offset=math.pi / 2,
-                            parked=True))
+        actors.append(
+            _make(
+                rng, name(cls), cls, path, np.full(len(t), s_c), yaw_offset=math.pi / 2, parked=True
+            )
+        )
     return actors
 
 
-def _ensure_classes(rng: np.random.Generator, t: NDArray, road: Path, ego: EgoTrack,
-                    actors: list[Actor]) -> list[Actor]:
+def _ensure_classes(
+    rng: np.random.Generator, t: NDArray, road: Path, ego: EgoTrack, actors: list[Actor]
+) -> list[Actor]:
     """Every detection class at least once within 50 m of the ego at some time: add a parked or
     standing one beside the ego's path where one is missing."""
     ego_xy = ego.xy[:: int(0.5 / SIM_DT)]
@@ -442,14 +593,34 @@ def _ensure_classes(rng: np.random.Generator, t: NDArray, road: Path, ego: EgoTr
         if np.min(np.hypot(*(c[:, :2] - ego_xy).T)) < 45.0:
             seen.add(a.cls)
     out = list(actors)
-    classes = ["car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle",
-               "bicycle", "traffic_cone", "barrier"]
+    classes = [
+        "car",
+        "truck",
+        "bus",
+        "trailer",
+        "construction_vehicle",
+        "pedestrian",
+        "motorcycle",
+        "bicycle",
+        "traffic_cone",
+        "barrier",
+    ]
     for cls in classes:
         if cls in seen:
             continue
         s_ego, _ = road.nearest(ego_xy[len(ego_xy) // 2][None])
-        off = 12.8 if cls in ("pedestrian", "traffic_cone", "barrier", "bicycle") else BIKE_OUT + 1.25
+        off = (
+            12.8 if cls in ("pedestrian", "traffic_cone", "barrier", "bicycle") else BIKE_OUT + 1.25
+        )
         path = road.offset(-off)
-        out.append(_make(rng, f"{cls}-extra", cls, path, np.full(len(t), float(s_ego[0]) + rng.uniform(-5, 15)),
-                         parked=cls not in ("pedestrian", "traffic_cone", "barrier")))
+        out.append(
+            _make(
+                rng,
+                f"{cls}-extra",
+                cls,
+                path,
+                np.full(len(t), float(s_ego[0]) + rng.uniform(-5, 15)),
+                parked=cls not in ("pedestrian", "traffic_cone", "barrier"),
+            )
+        )
     return out

@@ -15,16 +15,41 @@ from fusion.synth.actors import CLASS_INFO
 from fusion.synth.scene import ATTRIBUTES, SceneRecords, token
 
 STATE_DIR = ".synth"
-SCENE_TABLES = ("log", "map", "scene", "sample", "sample_data", "ego_pose", "calibrated_sensor", "instance",
-                "sample_annotation")
+SCENE_TABLES = (
+    "log",
+    "map",
+    "scene",
+    "sample",
+    "sample_data",
+    "ego_pose",
+    "calibrated_sensor",
+    "instance",
+    "sample_annotation",
+)
 # the full nuScenes category list: detection classes map onto a subset
 CATEGORIES = (
-    "human.pedestrian.adult", "human.pedestrian.child", "human.pedestrian.wheelchair",
-    "human.pedestrian.stroller", "human.pedestrian.personal_mobility", "human.pedestrian.police_officer",
-    "human.pedestrian.construction_worker", "animal", "vehicle.car", "vehicle.motorcycle", "vehicle.bicycle",
-    "vehicle.bus.bendy", "vehicle.bus.rigid", "vehicle.truck", "vehicle.construction",
-    "vehicle.emergency.ambulance", "vehicle.emergency.police", "vehicle.trailer", "movable_object.barrier",
-    "movable_object.trafficcone", "movable_object.pushable_pullable", "movable_object.debris",
+    "human.pedestrian.adult",
+    "human.pedestrian.child",
+    "human.pedestrian.wheelchair",
+    "human.pedestrian.stroller",
+    "human.pedestrian.personal_mobility",
+    "human.pedestrian.police_officer",
+    "human.pedestrian.construction_worker",
+    "animal",
+    "vehicle.car",
+    "vehicle.motorcycle",
+    "vehicle.bicycle",
+    "vehicle.bus.bendy",
+    "vehicle.bus.rigid",
+    "vehicle.truck",
+    "vehicle.construction",
+    "vehicle.emergency.ambulance",
+    "vehicle.emergency.police",
+    "vehicle.trailer",
+    "movable_object.barrier",
+    "movable_object.trafficcone",
+    "movable_object.pushable_pullable",
+    "movable_object.debris",
     "static_object.bicycle_rack",
 )
 VISIBILITY = (("1", "v0-40"), ("2", "v40-60"), ("3", "v60-80"), ("4", "v80-100"))
@@ -34,11 +59,24 @@ def static_tables(channels: list[tuple[str, str]]) -> dict[str, list[dict]]:
     """category, attribute, visibility and sensor tables. `channels`: (channel, modality)."""
     assert all(c in CATEGORIES for c, *_ in CLASS_INFO.values())
     return {
-        "category": [{"token": token("category", n), "name": n, "description": n} for n in CATEGORIES],
-        "attribute": [{"token": token("attribute", n), "name": n, "description": n} for n in ATTRIBUTES],
-        "visibility": [{"token": t, "level": lv, "description": f"visibility of whole object is between "
-                        f"{lv[1:].replace('-', ' and ')}%"} for t, lv in VISIBILITY],
-        "sensor": [{"token": token("sensor", ch), "channel": ch, "modality": mod} for ch, mod in channels],
+        "category": [
+            {"token": token("category", n), "name": n, "description": n} for n in CATEGORIES
+        ],
+        "attribute": [
+            {"token": token("attribute", n), "name": n, "description": n} for n in ATTRIBUTES
+        ],
+        "visibility": [
+            {
+                "token": t,
+                "level": lv,
+                "description": f"visibility of whole object is between "
+                f"{lv[1:].replace('-', ' and ')}%",
+            }
+            for t, lv in VISIBILITY
+        ],
+        "sensor": [
+            {"token": token("sensor", ch), "channel": ch, "modality": mod} for ch, mod in channels
+        ],
     }
 
 
@@ -68,8 +106,13 @@ def load_scene(out: Path, scene_name: str) -> SceneRecords | None:
     return SceneRecords(tables)
 
 
-def write_tables(out: Path, version: str, statics: dict[str, list[dict]], scenes: list[tuple[str, SceneRecords]],
-                 val_fraction: float) -> None:
+def write_tables(
+    out: Path,
+    version: str,
+    statics: dict[str, list[dict]],
+    scenes: list[tuple[str, SceneRecords]],
+    val_fraction: float,
+) -> None:
     """All 13 tables and `splits.json` under `<out>/<version>/`."""
     vdir = out / version
     vdir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +132,11 @@ def splits(names: list[str], val_fraction: float) -> dict[str, list[str]]:
     if n == 1:
         return {"synth_train": list(names), "synth_val": list(names), "synth_all": list(names)}
     n_val = min(n - 1, max(1, round(n * val_fraction))) if val_fraction > 0 else 0
-    val_idx = {int(i) for i in [round((k + 0.5) * n / n_val - 0.5) for k in range(n_val)]} if n_val else set()
+    val_idx = (
+        {int(i) for i in [round((k + 0.5) * n / n_val - 0.5) for k in range(n_val)]}
+        if n_val
+        else set()
+    )
     val = [names[i] for i in sorted(val_idx)]
     train = [x for x in names if x not in val]
     return {"synth_train": train, "synth_val": val, "synth_all": list(names)}

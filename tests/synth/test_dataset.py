@@ -19,15 +19,23 @@ from tests.synth.conftest import VERSION, generate
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame"
 CATEGORY_TO_CLASS = {
-    "vehicle.car": "car", "vehicle.truck": "truck", "vehicle.bus.rigid": "bus", "vehicle.trailer": "trailer",
-    "vehicle.construction": "construction_vehicle", "human.pedestrian.adult": "pedestrian",
-    "vehicle.motorcycle": "motorcycle", "vehicle.bicycle": "bicycle",
-    "movable_object.trafficcone": "traffic_cone", "movable_object.barrier": "barrier",
+    "vehicle.car": "car",
+    "vehicle.truck": "truck",
+    "vehicle.bus.rigid": "bus",
+    "vehicle.trailer": "trailer",
+    "vehicle.construction": "construction_vehicle",
+    "human.pedestrian.adult": "pedestrian",
+    "vehicle.motorcycle": "motorcycle",
+    "vehicle.bicycle": "bicycle",
+    "movable_object.trafficcone": "traffic_cone",
+    "movable_object.barrier": "barrier",
 }
 
 
 def _category(nusc, ann: dict) -> str:  # noqa: ANN001
-    return nusc.get("category", nusc.get("instance", ann["instance_token"])["category_token"])["name"]
+    return nusc.get("category", nusc.get("instance", ann["instance_token"])["category_token"])[
+        "name"
+    ]
 
 
 def test_devkit_loads_every_sensor(nusc, synth_root: Path) -> None:  # noqa: ANN001
@@ -42,7 +50,9 @@ def test_devkit_loads_every_sensor(nusc, synth_root: Path) -> None:  # noqa: ANN
         for ch in RADAR_CHANNELS:
             radar = RadarPointCloud.from_file(nusc.get_sample_data_path(sample["data"][ch]))
             assert radar.points.shape[0] == 18
-    ring = np.fromfile(nusc.get_sample_data_path(nusc.sample[0]["data"]["LIDAR_TOP"]), "<f4").reshape(-1, 5)[:, 4]
+    ring = np.fromfile(
+        nusc.get_sample_data_path(nusc.sample[0]["data"]["LIDAR_TOP"]), "<f4"
+    ).reshape(-1, 5)[:, 4]
     assert ring.min() == 0 and ring.max() == 31
     splits = json.loads((synth_root / VERSION / "splits.json").read_text())
     assert set(splits) == {"synth_train", "synth_val", "synth_all"}
@@ -90,26 +100,38 @@ def test_lidar_points_in_a_box_project_inside_its_outline(nusc) -> None:  # noqa
                 continue
             inside = pc.points[:3, points_in_box(box, pc.points[:3])]
             # LIDAR frame -> global at the LIDAR time
-            g = Quaternion(ep_l["rotation"]).rotation_matrix @ (
-                Quaternion(cs_l["rotation"]).rotation_matrix @ inside + np.array(cs_l["translation"])[:, None]
-            ) + np.array(ep_l["translation"])[:, None]
+            g = (
+                Quaternion(ep_l["rotation"]).rotation_matrix
+                @ (
+                    Quaternion(cs_l["rotation"]).rotation_matrix @ inside
+                    + np.array(cs_l["translation"])[:, None]
+                )
+                + np.array(ep_l["translation"])[:, None]
+            )
             for ch in CAMERA_CHANNELS:
                 cam_sd = nusc.get("sample_data", sample["data"][ch])
-                _, cam_boxes, k = nusc.get_sample_data(cam_sd["token"], box_vis_level=0,
-                                                       selected_anntokens=[box.token])
+                _, cam_boxes, k = nusc.get_sample_data(
+                    cam_sd["token"], box_vis_level=0, selected_anntokens=[box.token]
+                )
                 if not cam_boxes:
                     continue
                 cs = nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])
                 ep = nusc.get("ego_pose", cam_sd["ego_pose_token"])
-                p = Quaternion(ep["rotation"]).rotation_matrix.T @ (g - np.array(ep["translation"])[:, None])
-                p = Quaternion(cs["rotation"]).rotation_matrix.T @ (p - np.array(cs["translation"])[:, None])
+                p = Quaternion(ep["rotation"]).rotation_matrix.T @ (
+                    g - np.array(ep["translation"])[:, None]
+                )
+                p = Quaternion(cs["rotation"]).rotation_matrix.T @ (
+                    p - np.array(cs["translation"])[:, None]
+                )
                 front = p[2] > 0.5
                 if front.sum() < 10:
                     continue
                 uv = view_points(p[:, front], k, normalize=True)[:2]
                 corners = view_points(cam_boxes[0].corners(), k, normalize=True)[:2]
                 lo, hi = corners.min(1), corners.max(1)
-                pad = 0.05 * (hi - lo) + 2.0  # moving actors shift a little between LIDAR and camera times
+                pad = (
+                    0.05 * (hi - lo) + 2.0
+                )  # moving actors shift a little between LIDAR and camera times
                 ok = np.all((uv >= (lo - pad)[:, None]) & (uv <= (hi + pad)[:, None]), axis=0)
                 assert ok.mean() > 0.97, (box.token, ch, ok.mean())
                 checked += 1
@@ -125,7 +147,10 @@ def test_radar_velocities_agree_with_actor_velocities(nusc) -> None:  # noqa: AN
             pc = RadarPointCloud.from_file(path)
             cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
             ep = nusc.get("ego_pose", sd["ego_pose_token"])
-            rot = Quaternion(ep["rotation"]).rotation_matrix @ Quaternion(cs["rotation"]).rotation_matrix
+            rot = (
+                Quaternion(ep["rotation"]).rotation_matrix
+                @ Quaternion(cs["rotation"]).rotation_matrix
+            )
             for box in boxes:
                 vel = nusc.box_velocity(box.token)
                 if not np.all(np.isfinite(vel)) or np.linalg.norm(vel[:2]) < 1.0:
@@ -218,19 +243,31 @@ def test_cameras_fire_like_the_real_rig(nusc) -> None:  # noqa: ANN001
 
 def test_every_class_near_the_ego_with_valid_attributes(nusc) -> None:  # noqa: ANN001
     valid = {
-        "car": "vehicle", "truck": "vehicle", "bus": "vehicle", "trailer": "vehicle",
-        "construction_vehicle": "vehicle", "pedestrian": "pedestrian", "motorcycle": "cycle",
-        "bicycle": "cycle", "traffic_cone": None, "barrier": None,
+        "car": "vehicle",
+        "truck": "vehicle",
+        "bus": "vehicle",
+        "trailer": "vehicle",
+        "construction_vehicle": "vehicle",
+        "pedestrian": "pedestrian",
+        "motorcycle": "cycle",
+        "bicycle": "cycle",
+        "traffic_cone": None,
+        "barrier": None,
     }
     for scene in nusc.scene:
         seen = set()
         for tok in _sample_tokens(nusc, scene):
             sample = nusc.get("sample", tok)
-            ep = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
+            ep = nusc.get(
+                "ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"]
+            )
             for ann_tok in sample["anns"]:
                 ann = nusc.get("sample_annotation", ann_tok)
                 cls = CATEGORY_TO_CLASS[_category(nusc, ann)]
-                d = np.hypot(ann["translation"][0] - ep["translation"][0], ann["translation"][1] - ep["translation"][1])
+                d = np.hypot(
+                    ann["translation"][0] - ep["translation"][0],
+                    ann["translation"][1] - ep["translation"][1],
+                )
                 assert d <= 60.0 + 1e-6
                 if d <= 50.0:
                     seen.add(cls)
@@ -264,10 +301,10 @@ def test_our_reader_reads_a_generated_frame(synth_root: Path, nusc) -> None:  # 
 def test_rerun_skips_complete_scenes_and_refuses_other_arguments(synth_root: Path) -> None:
     rc, out = generate(synth_root)
     assert rc == 0 and "2 already complete" in out
+    import argparse
+
     from fusion.errors import FusionError
     from fusion.synth import command
-
-    import argparse
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
@@ -309,11 +346,29 @@ def test_same_seed_same_output(tmp_path: Path) -> None:
 
     def make(out: Path, seed: str) -> dict[str, str]:
         with contextlib.redirect_stdout(io.StringIO()):
-            rc = main(["generate", "--out", str(out), "--scenes", "1", "--samples-per-scene", "2", "--seed", seed,
-                       "--image-size", "160x90", "--conditions", "rain"])
+            rc = main(
+                [
+                    "generate",
+                    "--out",
+                    str(out),
+                    "--scenes",
+                    "1",
+                    "--samples-per-scene",
+                    "2",
+                    "--seed",
+                    seed,
+                    "--image-size",
+                    "160x90",
+                    "--conditions",
+                    "rain",
+                ]
+            )
         assert rc == 0
-        return {str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
-                for p in sorted(out.rglob("*")) if p.is_file() and ".synth" not in p.parts}
+        return {
+            str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and ".synth" not in p.parts
+        }
 
     a = make(tmp_path / "a", "3")
     b = make(tmp_path / "b", "3")

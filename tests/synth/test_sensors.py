@@ -28,8 +28,16 @@ def _image(caster: Raycaster, cond: str, channel: str = "CAM_FRONT") -> np.ndarr
     spec = next(c for c in rig.cameras if c.channel == channel)
     ego = ego_transform(caster.world.ego, 3.0)
     head = (ego.apply(np.array([[3.6, 0.0, 0.7]]))[0], ego.rotation[:, 0])
-    out = render(caster, spec.camera(240, 135), ego @ spec.to_ego, 3.0, conditions(cond),
-                 np.random.default_rng(0), 1.0, head)
+    out = render(
+        caster,
+        spec.camera(240, 135),
+        ego @ spec.to_ego,
+        3.0,
+        conditions(cond),
+        np.random.default_rng(0),
+        1.0,
+        head,
+    )
     assert out.image.shape == (135, 240, 3) and out.image.dtype == np.uint8
     return out.image.astype(np.float64)
 
@@ -45,8 +53,10 @@ def test_each_condition_changes_the_images(caster: Raycaster) -> None:
     # fog hides the far scene: the top of the road (far away) turns to the fog colour
     h = lum["day"].shape[0]
     band = slice(int(0.45 * h), int(0.55 * h))
-    assert np.abs(img["fog"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean() < \
-        np.abs(img["day"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean()
+    assert (
+        np.abs(img["fog"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean()
+        < np.abs(img["day"][band] - np.array(conditions("fog").fog_color) ** (1 / 2.2) * 255).mean()
+    )
     for a in img:
         for b in img:
             if a < b:
@@ -55,8 +65,10 @@ def test_each_condition_changes_the_images(caster: Raycaster) -> None:
 
 def test_rain_and_fog_affect_the_lidar(caster: Raycaster) -> None:
     spec = load_rig().lidar
-    sweeps = {c: simulate_sweep(caster, spec, conditions(c), 3.0, np.random.default_rng(1))
-              for c in ("day", "rain", "fog")}
+    sweeps = {
+        c: simulate_sweep(caster, spec, conditions(c), 3.0, np.random.default_rng(1))
+        for c in ("day", "rain", "fog")
+    }
     rng_ = {c: np.linalg.norm(s.points[:, :3], axis=1) for c, s in sweeps.items()}
     # rain loses returns; fog attenuates distant returns
     assert len(rng_["rain"]) < 0.93 * len(rng_["day"])
@@ -99,7 +111,10 @@ def test_default_rig_copies_the_real_keyframe() -> None:
     rig = load_rig()
     real = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame" / "v1.0-mini"
     sensors = {s["token"]: s["channel"] for s in json.loads((real / "sensor.json").read_text())}
-    calib = {sensors[c["sensor_token"]]: c for c in json.loads((real / "calibrated_sensor.json").read_text())}
+    calib = {
+        sensors[c["sensor_token"]]: c
+        for c in json.loads((real / "calibrated_sensor.json").read_text())
+    }
     specs = {c.channel: c for c in rig.cameras} | {rig.lidar.channel: rig.lidar}
     assert set(specs) == set(calib)
     for ch, c in calib.items():
