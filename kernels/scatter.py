@@ -31,16 +31,16 @@ def _scatter_numpy(features: np.ndarray, coords: np.ndarray, nx: int, ny: int) -
     return np.ascontiguousarray(flat.T).reshape(c, ny, nx)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _scatter_numba(features: np.ndarray, coords: np.ndarray, nx: int, ny: int) -> np.ndarray:
     v_count, c_count = features.shape
     out = np.zeros((c_count, ny, nx), features.dtype)
-    # one channel per thread: voxels are summed in index order, as the numpy oracle does
-    for c in numba.prange(c_count):
-        for v in range(v_count):
-            ix = coords[v, 0]
-            iy = coords[v, 1]
-            if ix >= 0 and ix < nx and iy >= 0 and iy < ny:
+    # voxels summed in index order, as the numpy oracle does (bit-equal sums)
+    for v in range(v_count):
+        ix = coords[v, 0]
+        iy = coords[v, 1]
+        if ix >= 0 and ix < nx and iy >= 0 and iy < ny:
+            for c in range(c_count):
                 out[c, iy, ix] += features[v, c]
     return out
 

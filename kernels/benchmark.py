@@ -1,0 +1,563 @@
+"""`fusion bench kernels`: time every kernel and backend against its peer on real data.
+
+Inputs: the real nuScenes keyframe in tests/data (LIDAR_TOP scan of 34,688 points, its 69
+annotated boxes, the six-camera rig), and a ~350k-point cloud made of 10 copies of that scan,
+copy k shifted by 0.05 k m along x with N(0, 0.01 m) jitter per coordinate (seed 0), its 5th
+column set to 0.05 k s (a sweep time lag). Peers run in the same process when importable, each
+skipped with the reason otherwise: spconv `PointToVoxel` (CPU) for voxelize; torch (outer
+product then `index_add_`) for bev_pool; the devkit's `points_in_box` loop for points in boxes;
+shapely polygons for NMS. Times are the median of `--repeats` runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import kernels as K
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = REPO / "tests" / "data" / "nuscenes-real-frame"
+CAMERAS = ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT")
+
+# The nuScenes preset (configs/nuscenes.toml): pillars, and the 128 x 128 BEV grid at 0.8 m.
+POINT_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+VOXEL_SIZE = (0.2, 0.2, 8.0)
+MAX_POINTS, MAX_VOXELS = 20, 30000
+BEV_RANGE = (-51.2, -51.2, -10.0, 51.2, 51.2, 10.0)
+BEV_CELL = (0.8, 0.8, 20.0)
+DEPTHS = 1.0 + np.arange(48) + 0.5  # 48 bins over 1..49 m, at bin centres
+FEATURE_HW = (16, 44)
+IMAGE_HW = (900, 1600)
+CHANNELS = 64
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measured kernel/backend or peer on one input; median_ms None when skipped."""
+
+    kernel: str
+    data: str
+    impl: str
+    median_ms: float | None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    timings: list[Timing] = field(default_factory=list)
+
+    def add(self, kernel: str, data: str, impl: str, ms: float | None, note: str = "") -> None:
+        self.timings.append(Timing(kernel, data, impl, ms, note))
+        shown = "skipped" if ms is None else f"{ms:10.3f} ms"
+        print(f"  {kernel:<22} {data:<14} {impl:<16} {shown:>13}  {note}", flush=True)
+
+    def get(self, kernel: str, data: str, impl: str) -> float | None:
+        for t in self.timings:
+            if (t.kernel, t.data, t.impl) == (kernel, data, impl):
+                return t.median_ms
+        return None
+
+
+def median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | None = None) -> float:
+    fn()  # warm-up: JIT compilation, caches, allocator
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_scan(root: Path) -> np.ndarray:
+    files = sorted((root / "samples" / "LIDAR_TOP").glob("*.pcd.bin"))
+    if not files:
+        from fusion.errors import DataError
+
+        raise DataError("no LIDAR_TOP .pcd.bin keyframe scan", root / "samples" / "LIDAR_TOP")
+    return np.fromfile(files[0], np.float32).reshape(-1, 5)
+
+
+def ten_sweeps(scan: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    copies = []
+    for k in range(10):
+        c = scan.copy()
+        c[:, :3] += rng.normal(0.0, 0.01, (len(c), 3)).astype(np.float32)
+        c[:, 0] += np.float32(0.05 * k)
+        c[:, 4] = np.float32(0.05 * k)
+        copies.append(c)
+    return np.concatenate(copies)
+
+
+def _quat_matrix(q: list[float]) -> np.ndarray:
+    w, x, y, z = q  # nuScenes order
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _pose(rec: dict[str, Any]) -> np.ndarray:
+    t = np.eye(4)
+    t[:3, :3] = _quat_matrix(rec["rotation"])
+    t[:3, 3] = rec["translation"]
+    return t
+
+
+def real_rig(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics (6, 3, 3) and camera -> LIDAR_TOP (6, 4, 4) of the keyframe, through the
+    global frame (LIDAR(t_l) <- ego(t_l) <- global <- ego(t_cam) <- camera)."""
+    tables = root / "v1.0-mini"
+
+    def load(name: str) -> dict[str, dict[str, Any]]:
+        return {r["token"]: r for r in json.loads((tables / f"{name}.json").read_text())}
+
+    sd, cs, ep = load("sample_data"), load("calibrated_sensor"), load("ego_pose")
+    key = {r["filename"].split("/")[1]: r for r in sd.values() if r["is_key_frame"]}
+    lidar = key["LIDAR_TOP"]
+    lidar_from_global = np.linalg.inv(_pose(ep[lidar["ego_pose_token"]]) @ _pose(cs[lidar["calibrated_sensor_token"]]))
+    intr, extr = [], []
+    for ch in CAMERAS:
+        cam = key[ch]
+        c = cs[cam["calibrated_sensor_token"]]
+        intr.append(np.array(c["camera_intrinsic"]))
+        extr.append(lidar_from_global @ _pose(ep[cam["ego_pose_token"]]) @ _pose(c))
+    return np.stack(intr), np.stack(extr)
+
+
+def frustum_points(intrinsics: np.ndarray, cam_to_lidar: np.ndarray) -> np.ndarray:
+    """(6, 48, 16, 44, 3) float32 LIDAR-frame frustum: feature-pixel centres over the
+    900 x 1600 image at the 48 depth-bin centres."""
+    (h, w), (ih, iw) = FEATURE_HW, IMAGE_HW
+    u = (np.arange(w) + 0.5) * iw / w
+    v = (np.arange(h) + 0.5) * ih / h
+    uv1 = np.stack([*np.meshgrid(u, v), np.ones((h, w))], axis=-1)  # (h, w, 3)
+    out = []
+    for k_mat, t in zip(intrinsics, cam_to_lidar, strict=True):
+        rays = uv1 @ np.linalg.inv(k_mat).T  # z = 1
+        cam = DEPTHS[:, None, None, None] * rays[None]  # (D, h, w, 3)
+        out.append(cam @ t[:3, :3].T + t[:3, 3])
+    return np.stack(out).astype(np.float32)
+
+
+def real_boxes(root: Path) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
+    try:
+        from nuscenes.nuscenes import NuScenes
+    except ImportError as exc:
+        return None, f"nuscenes-devkit not installed ({exc})"
+    nusc = NuScenes("v1.0-mini", str(root), verbose=False)
+    _, boxes, _ = nusc.get_sample_data(nusc.sample[0]["data"]["LIDAR_TOP"])
+    arr = np.array([[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]] for b in boxes])
+    return arr, boxes
+
+
+# ---------------------------------------------------------------- benches
+
+
+def _backends(args: argparse.Namespace) -> list[str]:
+    from numba import config, cuda
+
+    out = ["numpy", "numba"]
+    if cuda.is_available() and not config.ENABLE_CUDASIM:
+        out.append("cuda")
+    return out
+
+
+def _cuda_note() -> str:
+    from numba import config, cuda
+
+    if config.ENABLE_CUDASIM:
+        return "cuda: numba CUDA simulator on, not timed"
+    return "" if cuda.is_available() else "cuda: no GPU on this machine"
+
+
+def _cuda_sync() -> None:
+    from numba import cuda
+
+    cuda.synchronize()
+
+
+def bench_voxelize(rep: Report, clouds: dict[str, np.ndarray], backends: list[str], repeats: int) -> None:
+    try:
+        import torch
+        from spconv.pytorch.utils import PointToVoxel
+    except ImportError as exc:
+        PointToVoxel, torch, why = None, None, f"spconv not installed ({exc})"
+    for name, pts in clouds.items():
+        for be in backends:
+            if be == "numpy" and len(pts) > 100_000 and repeats < 5:
+                continue
+            if be == "cuda":
+                from numba import cuda
+
+                d = cuda.to_device(pts)
+                ms = median_ms(lambda d=d: K.voxelize(d, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS,
+                                                      backend="cuda"), repeats, _cuda_sync)
+            else:
+                ms = median_ms(lambda be=be, pts=pts: K.voxelize(pts, VOXEL_SIZE, POINT_RANGE, MAX_POINTS,
+                                                                 MAX_VOXELS, backend=be), repeats)
+            rep.add("voxelize", name, be, ms)
+        if PointToVoxel is None:
+            rep.add("voxelize", name, "spconv (cpu)", None, why)
+            continue
+        gen = PointToVoxel(vsize_xyz=list(VOXEL_SIZE), coors_range_xyz=list(POINT_RANGE),
+                           num_point_features=pts.shape[1], max_num_voxels=MAX_VOXELS,
+                           max_num_points_per_voxel=MAX_POINTS)
+        tp = torch.from_numpy(pts)
+        rep.add("voxelize", name, "spconv (cpu)", median_ms(lambda gen=gen, tp=tp: gen(tp), repeats))
+
+
+def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: int) -> None:
+    v = K.voxelize(scan, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((len(v.coords), CHANNELS)).astype(np.float32)
+    grid = (512, 512)
+    for be in backends:
+        if be == "cuda":
+            from numba import cuda
+
+            df, dc = cuda.to_device(feats), cuda.to_device(v.coords)
+            ms = median_ms(lambda: K.scatter_bev(df, dc, grid, backend="cuda"), repeats, _cuda_sync)
+        else:
+            ms = median_ms(lambda be=be: K.scatter_bev(feats, v.coords, grid, backend=be), repeats)
+        rep.add("scatter_bev", "real pillars", be, ms, f"V={len(feats)}, C={CHANNELS}, 512x512")
+    try:
+        import torch
+    except ImportError as exc:
+        rep.add("scatter_bev", "real pillars", "torch", None, f"torch not installed ({exc})")
+        return
+    tf = torch.from_numpy(feats)
+    cell = torch.from_numpy(v.coords[:, 1].astype(np.int64) * grid[0] + v.coords[:, 0])
+
+    def peer() -> Any:
+        out = torch.zeros(grid[0] * grid[1], CHANNELS)
+        out.index_add_(0, cell, tf)
+        return out.T.reshape(CHANNELS, grid[1], grid[0])
+
+    rep.add("scatter_bev", "real pillars", "torch", median_ms(peer, repeats), "index_add_")
+
+
+def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -> dict[str, Any]:
+    intr, extr = real_rig(root)
+    pts = frustum_points(intr, extr)
+    t0 = time.perf_counter()
+    g = K.precompute_bev_pool(pts, BEV_RANGE, BEV_CELL)
+    pre_ms = (time.perf_counter() - t0) * 1e3
+    rng = np.random.default_rng(0)
+    ncam, d, (h, w) = len(CAMERAS), len(DEPTHS), FEATURE_HW
+    logits = rng.standard_normal((ncam, d, h, w)).astype(np.float32)
+    depth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    context = rng.standard_normal((ncam, CHANNELS, h, w)).astype(np.float32)
+    name = "real 6-cam rig"
+    info = {"frustum_points": int(g.point_cell.size), "inside": g.num_points_inside,
+            "intervals": int(len(g.interval_cells)), "precompute_ms": round(pre_ms, 3)}
+    rep.add("precompute_bev_pool", name, "numpy", pre_ms, "once per calibration (single run)")
+    note = f"K={g.num_points_inside} of {g.point_cell.size} points inside, {len(g.interval_cells)} cells"
+    for be in backends:
+        if be == "cuda":
+            from numba import cuda
+
+            dd, dc = cuda.to_device(depth), cuda.to_device(context)
+            ms = median_ms(lambda: K.bev_pool(dd, dc, g, backend="cuda"), repeats, _cuda_sync)
+        else:
+            ms = median_ms(lambda be=be: K.bev_pool(depth, context, g, backend=be), repeats)
+        rep.add("bev_pool", name, be, ms, note)
+    try:
+        import torch
+    except ImportError as exc:
+        rep.add("bev_pool", name, "torch", None, f"torch not installed ({exc})")
+        return info
+    td, tc = torch.from_numpy(depth), torch.from_numpy(context)
+    cell = torch.from_numpy(g.point_cell.astype(np.int64))
+    keep = cell >= 0
+    kept_cells = cell[keep]
+
+    def peer() -> Any:
+        prod = td[:, :, None] * tc[:, None]  # (N, D, C, H, W): the outer product in memory
+        flat = prod.permute(0, 1, 3, 4, 2).reshape(-1, CHANNELS)[keep]
+        out = torch.zeros(g.ny * g.nx, CHANNELS).index_add_(0, kept_cells, flat)
+        return out.T.reshape(CHANNELS, g.ny, g.nx)
+
+    ref = peer().numpy()
+    np.testing.assert_allclose(K.bev_pool(depth, context, g, backend="numba"), ref, rtol=1e-3, atol=1e-4)
+    rep.add("bev_pool", name, "torch", median_ms(peer, repeats), "outer product + index_add_")
+    # bytes the fused kernel must touch once: inputs, geometry, output
+    info["fused_bytes"] = int(depth.nbytes + context.nbytes + g.sorted_points.nbytes
+                              + g.interval_starts.nbytes + g.interval_cells.nbytes + 4 * CHANNELS * g.nx * g.ny)
+    info["torch_outer_product_bytes"] = int(4 * ncam * d * CHANNELS * h * w)
+    return info
+
+
+def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
+    rng = np.random.default_rng(0)
+    n = 5 * 125 * 6  # 5 radars x ~125 points x 6 sweeps
+    pts = np.c_[rng.uniform(-60, 60, (n, 2)), rng.uniform(-1, 3, n), rng.standard_normal((n, 4))].astype(np.float32)
+    for be in backends:
+        if be == "cuda":
+            from numba import cuda
+
+            dp = cuda.to_device(pts)
+            ms = median_ms(lambda: K.rasterize_radar(dp, BEV_RANGE, BEV_CELL, backend="cuda"), repeats, _cuda_sync)
+        else:
+            ms = median_ms(lambda be=be: K.rasterize_radar(pts, BEV_RANGE, BEV_CELL, backend=be), repeats)
+        rep.add("rasterize_radar", f"synthetic {n}", be, ms, "(N, 7) uniform points; no radar in the keyframe copy")
+
+
+def bench_points_in_boxes(rep: Report, root: Path, clouds: dict[str, np.ndarray], backends: list[str],
+                          repeats: int) -> None:
+    arr, boxes = real_boxes(root)
+    if arr is None:
+        rep.add("count_points_in_boxes", "real scan", "numba", None, str(boxes))
+        return
+    from nuscenes.utils.geometry_utils import points_in_box
+
+    for name, pts in clouds.items():
+        xyz = np.ascontiguousarray(pts[:, :3])
+        for be in backends:
+            if be == "cuda":
+                from numba import cuda
+
+                dp = cuda.to_device(xyz)
+                ms = median_ms(lambda dp=dp: K.count_points_in_boxes(dp, arr, backend="cuda"), repeats, _cuda_sync)
+            else:
+                ms = median_ms(lambda be=be, xyz=xyz: K.count_points_in_boxes(xyz, arr, backend=be), repeats)
+            rep.add("count_points_in_boxes", name, be, ms, f"{len(arr)} real boxes")
+        pts_t = np.ascontiguousarray(xyz.T)
+
+        def devkit(pts_t: np.ndarray = pts_t) -> Any:
+            return np.array([points_in_box(b, pts_t).sum() for b in boxes])
+
+        np.testing.assert_array_equal(devkit(), K.count_points_in_boxes(xyz, arr))
+        rep.add("count_points_in_boxes", name, "devkit loop", median_ms(devkit, max(3, repeats // 4)),
+                "points_in_box per box")
+
+
+def _candidates(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """500 detector-like candidates: each real box jittered ~7 times, random scores."""
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(arr), 500)
+    b = arr[idx].copy()
+    b[:, :2] += rng.normal(0, 0.3, (500, 2))
+    b[:, 3:6] *= rng.uniform(0.85, 1.15, (500, 3))
+    b[:, 6] += rng.normal(0, 0.1, 500)
+    return b, rng.random(500)
+
+
+def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> None:
+    arr, _ = real_boxes(root)
+    if arr is None:
+        rng = np.random.default_rng(1)
+        arr = np.c_[rng.uniform(-50, 50, (69, 2)), np.zeros(69), rng.uniform(1, 5, (69, 3)), rng.uniform(-3, 3, 69)]
+    boxes, scores = _candidates(arr)
+    thr = 0.2
+    data = "500 candidates"
+    for be in backends:
+        reps = max(2, repeats // 5) if be == "numpy" else repeats
+        if be == "cuda":
+            ms = median_ms(lambda: K.nms_bev(boxes, scores, thr, backend="cuda"), repeats, _cuda_sync)
+        else:
+            ms = median_ms(lambda be=be: K.nms_bev(boxes, scores, thr, backend=be), reps)
+        rep.add("nms_bev", data, be, ms, "numpy = pure-Python oracle loop" if be == "numpy" else "")
+        ms = median_ms(lambda be=be: K.circle_nms(boxes, scores, 1.0, backend=be), repeats,
+                       _cuda_sync if be == "cuda" else None)
+        rep.add("circle_nms", data, be, ms)
+    try:
+        from shapely.geometry import Polygon
+    except ImportError as exc:
+        rep.add("nms_bev", data, "shapely", None, f"shapely not installed ({exc})")
+        return
+
+    def polygons() -> list[Any]:
+        out = []
+        for x, y, _, l, w, _, yaw in boxes:
+            c, s = np.cos(yaw), np.sin(yaw)
+            out.append(Polygon([(x + dx * c - dy * s, y + dx * s + dy * c)
+                                for dx, dy in ((l / 2, w / 2), (-l / 2, w / 2), (-l / 2, -w / 2), (l / 2, -w / 2))]))
+        return out
+
+    def peer() -> list[int]:
+        polys = polygons()
+        keep: list[int] = []
+        for i in np.argsort(-scores, kind="stable"):
+            pi = polys[i]
+            ok = True
+            for k in keep:
+                inter = pi.intersection(polys[k]).area
+                if inter / (pi.area + polys[k].area - inter) > thr:
+                    ok = False
+                    break
+            if ok:
+                keep.append(int(i))
+        return keep
+
+    assert peer() == K.nms_bev(boxes, scores, thr, backend="numba").tolist()
+    rep.add("nms_bev", data, "shapely", median_ms(peer, max(2, repeats // 5)), "Polygon.intersection greedy loop")
+
+
+# ---------------------------------------------------------------- report
+
+
+def _machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    versions: dict[str, str] = {"python": platform.python_version()}
+    for mod in ("numpy", "numba", "torch", "spconv", "shapely", "nuscenes"):
+        try:
+            m = __import__(mod)
+            versions[mod] = str(getattr(m, "__version__", "installed"))
+        except ImportError:
+            versions[mod] = "not installed"
+    try:
+        from numba import cuda
+
+        gpu = cuda.get_current_device().name.decode() if cuda.is_available() and not _sim() else "none"
+    except Exception:  # noqa: BLE001  (any driver failure means: no usable GPU)
+        gpu = "none"
+    load = os.getloadavg()
+    return {"cpu": model, "cores": os.cpu_count(), "gpu": gpu, "versions": versions,
+            "load_average_1_5_15": [round(x, 2) for x in load]}
+
+
+def _sim() -> bool:
+    from numba import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _ratio(rep: Report, kernel: str, data: str, ours: str, peer: str) -> float | None:
+    a, b = rep.get(kernel, data, ours), rep.get(kernel, data, peer)
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def goals(rep: Report, data_names: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for data in data_names:
+        r = _ratio(rep, "voxelize", data, "numba", "spconv (cpu)")
+        out.append({"goal": f"voxelize numba <= 0.5 x spconv CPU ({data})", "ratio": r,
+                    "met": None if r is None else r <= 0.5})
+    r = _ratio(rep, "bev_pool", "real 6-cam rig", "numba", "torch")
+    out.append({"goal": "bev_pool numba <= 0.03 x torch", "ratio": r, "met": None if r is None else r <= 0.03})
+    for data in data_names:
+        r = _ratio(rep, "count_points_in_boxes", data, "numba", "devkit loop")
+        out.append({"goal": f"points-in-boxes >= 10 x faster than devkit loop ({data})",
+                    "ratio": r, "met": None if r is None else r <= 0.1})
+    out.append({"goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound", "ratio": None,
+                "met": None})
+    return out
+
+
+def write_markdown(path: Path, rep: Report, machine: dict[str, Any], info: dict[str, Any],
+                   goal_rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    lines = [
+        "# Kernel benchmarks",
+        "",
+        f"Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}  ",
+        f"Load average (1/5/15 min) at the end: {machine['load_average_1_5_15']} "
+        "(the machine is shared; figures are medians, but contention inflates them)  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
+        f"Command: `fusion bench kernels --repeats {args.repeats}{' --quick' if args.quick else ''}`; "
+        "median of the repeats after one warm-up run.",
+        "",
+        "Data: the real nuScenes keyframe in tests/data (LIDAR_TOP scan, 34,688 points; its 69 boxes;"
+        " the six-camera rig). The 10-sweep cloud is 10 copies of the scan, copy k shifted 0.05 k m in x"
+        " with N(0, 0.01 m) jitter (seed 0): 346,880 points. Voxelize: pillars 0.2 x 0.2 x 8 m over"
+        " [-51.2, 51.2]^2 x [-5, 3] m, 20 points, 30,000 voxels. bev_pool: 6 cameras, 48 depth bins"
+        " (1..49 m), 16 x 44 feature pixels over 900 x 1600 images, 64 channels, 128 x 128 grid at 0.8 m."
+        " NMS: 500 candidates = the 69 real boxes jittered, IoU threshold 0.2; circle NMS radius 1 m.",
+        "",
+        "| kernel | data | implementation | median (ms) | note |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for t in rep.timings:
+        ms = "skipped" if t.median_ms is None else f"{t.median_ms:.3f}"
+        lines.append(f"| {t.kernel} | {t.data} | {t.impl} | {ms} | {t.note} |")
+    lines += ["", "## Goals", "", "| goal | ratio (ours / peer) | met |", "| --- | ---: | --- |"]
+    for g in goal_rows:
+        ratio = "n/a" if g["ratio"] is None else f"{g['ratio']:.4f}"
+        met = "not measured" if g["met"] is None else ("yes" if g["met"] else "NO")
+        lines.append(f"| {g['goal']} | {ratio} | {met} |")
+    if info:
+        lines += ["", "bev_pool geometry: " + ", ".join(f"{k} = {v}" for k, v in info.items())]
+    cuda_note = _cuda_note()
+    if cuda_note:
+        lines += ["", f"CUDA: {cuda_note}; the CUDA kernels are tested under the simulator only."]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "kernels.json",
+                        help="where to write the JSON results (default benchmarks/kernels.json)")
+    parser.add_argument("--markdown", type=Path, default=REPO / "benchmarks" / "kernels.md",
+                        help="where to write the markdown table (default benchmarks/kernels.md)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
+    parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
+    parser.add_argument("--dataroot", type=Path, default=DEFAULT_ROOT,
+                        help="nuScenes dataroot holding the keyframe (default tests/data/nuscenes-real-frame)")
+
+
+def run(args: argparse.Namespace) -> int:
+    repeats = 3 if args.quick else max(1, args.repeats)
+    try:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        pass
+    root = Path(args.dataroot)
+    scan = load_scan(root)
+    clouds = {"real scan": scan} if args.quick else {"real scan": scan, "10-sweep 347k": ten_sweeps(scan)}
+    backends = _backends(args)
+    rep = Report()
+    print(f"kernels benchmark: backends {backends}; {_cuda_note()}")
+    bench_voxelize(rep, clouds, backends, repeats)
+    bench_scatter(rep, scan, backends, repeats)
+    info = bench_bev_pool(rep, root, backends, repeats)
+    bench_radar(rep, backends, repeats)
+    bench_points_in_boxes(rep, root, clouds, backends, repeats)
+    bench_nms(rep, root, backends, repeats)
+    goal_rows = goals(rep, list(clouds))
+    print("\nratios to peers (ours / peer, lower is faster):")
+    for g in goal_rows:
+        ratio = "n/a" if g["ratio"] is None else f"{g['ratio']:.4f}"
+        met = "not measured" if g["met"] is None else ("met" if g["met"] else "NOT met")
+        print(f"  {g['goal']:<62} {ratio:>8}  {met}")
+    machine = _machine()
+    payload = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
+               "repeats": repeats, "bev_pool_geometry": info, "goals": goal_rows,
+               "timings": [asdict(t) for t in rep.timings]}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    write_markdown(Path(args.markdown), rep, machine, info, goal_rows, args)
+    print(f"\nwrote {args.json} and {args.markdown}")
+    return 0
