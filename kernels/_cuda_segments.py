@@ -95,7 +95,9 @@ def _place_kernel(keys: Any, offsets: Any, arrival: Any, unsorted: Any) -> None:
 
 
 @cuda.jit
-def _rank_kernel(keys: Any, offsets: Any, counts: Any, unsorted: Any, rank: Any, members: Any) -> None:
+def _rank_kernel(
+    keys: Any, offsets: Any, counts: Any, unsorted: Any, rank: Any, members: Any
+) -> None:
     i = cuda.grid(1)
     if i < keys.shape[0]:
         k = keys[i]

@@ -30,7 +30,14 @@ import kernels as K
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO / "tests" / "data" / "nuscenes-real-frame"
-CAMERAS = ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT")
+CAMERAS = (
+    "CAM_FRONT_LEFT",
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_BACK_LEFT",
+    "CAM_BACK",
+    "CAM_BACK_RIGHT",
+)
 
 # The nuScenes preset (configs/nuscenes.toml): pillars, and the 128 x 128 BEV grid at 0.8 m.
 POINT_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
@@ -111,11 +118,13 @@ def ten_sweeps(scan: np.ndarray) -> np.ndarray:
 
 def _quat_matrix(q: list[float]) -> np.ndarray:
     w, x, y, z = q  # nuScenes order
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def _pose(rec: dict[str, Any]) -> np.ndarray:
@@ -136,7 +145,9 @@ def real_rig(root: Path) -> tuple[np.ndarray, np.ndarray]:
     sd, cs, ep = load("sample_data"), load("calibrated_sensor"), load("ego_pose")
     key = {r["filename"].split("/")[1]: r for r in sd.values() if r["is_key_frame"]}
     lidar = key["LIDAR_TOP"]
-    lidar_from_global = np.linalg.inv(_pose(ep[lidar["ego_pose_token"]]) @ _pose(cs[lidar["calibrated_sensor_token"]]))
+    lidar_from_global = np.linalg.inv(
+        _pose(ep[lidar["ego_pose_token"]]) @ _pose(cs[lidar["calibrated_sensor_token"]])
+    )
     intr, extr = [], []
     for ch in CAMERAS:
         cam = key[ch]
@@ -168,7 +179,9 @@ def real_boxes(root: Path) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
         return None, f"nuscenes-devkit not installed ({exc})"
     nusc = NuScenes("v1.0-mini", str(root), verbose=False)
     _, boxes, _ = nusc.get_sample_data(nusc.sample[0]["data"]["LIDAR_TOP"])
-    arr = np.array([[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]] for b in boxes])
+    arr = np.array(
+        [[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]] for b in boxes]
+    )
     return arr, boxes
 
 
@@ -198,7 +211,9 @@ def _cuda_sync() -> None:
     cuda.synchronize()
 
 
-def bench_voxelize(rep: Report, clouds: dict[str, np.ndarray], backends: list[str], repeats: int) -> None:
+def bench_voxelize(
+    rep: Report, clouds: dict[str, np.ndarray], backends: list[str], repeats: int
+) -> None:
     try:
         import torch
         from spconv.pytorch.utils import PointToVoxel
@@ -212,20 +227,35 @@ def bench_voxelize(rep: Report, clouds: dict[str, np.ndarray], backends: list[st
                 from numba import cuda
 
                 d = cuda.to_device(pts)
-                ms = median_ms(lambda d=d: K.voxelize(d, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS,
-                                                      backend="cuda"), repeats, _cuda_sync)
+                ms = median_ms(
+                    lambda d=d: K.voxelize(
+                        d, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS, backend="cuda"
+                    ),
+                    repeats,
+                    _cuda_sync,
+                )
             else:
-                ms = median_ms(lambda be=be, pts=pts: K.voxelize(pts, VOXEL_SIZE, POINT_RANGE, MAX_POINTS,
-                                                                 MAX_VOXELS, backend=be), repeats)
+                ms = median_ms(
+                    lambda be=be, pts=pts: K.voxelize(
+                        pts, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS, backend=be
+                    ),
+                    repeats,
+                )
             rep.add("voxelize", name, be, ms)
         if PointToVoxel is None:
             rep.add("voxelize", name, "spconv (cpu)", None, why)
             continue
-        gen = PointToVoxel(vsize_xyz=list(VOXEL_SIZE), coors_range_xyz=list(POINT_RANGE),
-                           num_point_features=pts.shape[1], max_num_voxels=MAX_VOXELS,
-                           max_num_points_per_voxel=MAX_POINTS)
+        gen = PointToVoxel(
+            vsize_xyz=list(VOXEL_SIZE),
+            coors_range_xyz=list(POINT_RANGE),
+            num_point_features=pts.shape[1],
+            max_num_voxels=MAX_VOXELS,
+            max_num_points_per_voxel=MAX_POINTS,
+        )
         tp = torch.from_numpy(pts)
-        rep.add("voxelize", name, "spconv (cpu)", median_ms(lambda gen=gen, tp=tp: gen(tp), repeats))
+        rep.add(
+            "voxelize", name, "spconv (cpu)", median_ms(lambda gen=gen, tp=tp: gen(tp), repeats)
+        )
 
 
 def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: int) -> None:
@@ -238,7 +268,11 @@ def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: i
             from numba import cuda
 
             df, dc = cuda.to_device(feats), cuda.to_device(v.coords)
-            ms = median_ms(lambda: K.scatter_bev(df, dc, grid, backend="cuda"), repeats, _cuda_sync)
+            ms = median_ms(
+                lambda df=df, dc=dc: K.scatter_bev(df, dc, grid, backend="cuda"),
+                repeats,
+                _cuda_sync,
+            )
         else:
             ms = median_ms(lambda be=be: K.scatter_bev(feats, v.coords, grid, backend=be), repeats)
         rep.add("scatter_bev", "real pillars", be, ms, f"V={len(feats)}, C={CHANNELS}, 512x512")
@@ -270,16 +304,25 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
     depth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     context = rng.standard_normal((ncam, CHANNELS, h, w)).astype(np.float32)
     name = "real 6-cam rig"
-    info = {"frustum_points": int(g.point_cell.size), "inside": g.num_points_inside,
-            "intervals": int(len(g.interval_cells)), "precompute_ms": round(pre_ms, 3)}
+    info = {
+        "frustum_points": int(g.point_cell.size),
+        "inside": g.num_points_inside,
+        "intervals": int(len(g.interval_cells)),
+        "precompute_ms": round(pre_ms, 3),
+    }
     rep.add("precompute_bev_pool", name, "numpy", pre_ms, "once per calibration (single run)")
-    note = f"K={g.num_points_inside} of {g.point_cell.size} points inside, {len(g.interval_cells)} cells"
+    note = (
+        f"K={g.num_points_inside} of {g.point_cell.size} points inside, "
+        f"{len(g.interval_cells)} cells"
+    )
     for be in backends:
         if be == "cuda":
             from numba import cuda
 
             dd, dc = cuda.to_device(depth), cuda.to_device(context)
-            ms = median_ms(lambda: K.bev_pool(dd, dc, g, backend="cuda"), repeats, _cuda_sync)
+            ms = median_ms(
+                lambda dd=dd, dc=dc: K.bev_pool(dd, dc, g, backend="cuda"), repeats, _cuda_sync
+            )
         else:
             ms = median_ms(lambda be=be: K.bev_pool(depth, context, g, backend=be), repeats)
         rep.add("bev_pool", name, be, ms, note)
@@ -300,11 +343,19 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
         return out.T.reshape(CHANNELS, g.ny, g.nx)
 
     ref = peer().numpy()
-    np.testing.assert_allclose(K.bev_pool(depth, context, g, backend="numba"), ref, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        K.bev_pool(depth, context, g, backend="numba"), ref, rtol=1e-3, atol=1e-4
+    )
     rep.add("bev_pool", name, "torch", median_ms(peer, repeats), "outer product + index_add_")
     # bytes the fused kernel must touch once: inputs, geometry, output
-    info["fused_bytes"] = int(depth.nbytes + context.nbytes + g.sorted_points.nbytes
-                              + g.interval_starts.nbytes + g.interval_cells.nbytes + 4 * CHANNELS * g.nx * g.ny)
+    info["fused_bytes"] = int(
+        depth.nbytes
+        + context.nbytes
+        + g.sorted_points.nbytes
+        + g.interval_starts.nbytes
+        + g.interval_cells.nbytes
+        + 4 * CHANNELS * g.nx * g.ny
+    )
     info["torch_outer_product_bytes"] = int(4 * ncam * d * CHANNELS * h * w)
     return info
 
@@ -312,20 +363,35 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
 def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
     rng = np.random.default_rng(0)
     n = 5 * 125 * 6  # 5 radars x ~125 points x 6 sweeps
-    pts = np.c_[rng.uniform(-60, 60, (n, 2)), rng.uniform(-1, 3, n), rng.standard_normal((n, 4))].astype(np.float32)
+    pts = np.c_[
+        rng.uniform(-60, 60, (n, 2)), rng.uniform(-1, 3, n), rng.standard_normal((n, 4))
+    ].astype(np.float32)
     for be in backends:
         if be == "cuda":
             from numba import cuda
 
             dp = cuda.to_device(pts)
-            ms = median_ms(lambda: K.rasterize_radar(dp, BEV_RANGE, BEV_CELL, backend="cuda"), repeats, _cuda_sync)
+            ms = median_ms(
+                lambda dp=dp: K.rasterize_radar(dp, BEV_RANGE, BEV_CELL, backend="cuda"),
+                repeats,
+                _cuda_sync,
+            )
         else:
-            ms = median_ms(lambda be=be: K.rasterize_radar(pts, BEV_RANGE, BEV_CELL, backend=be), repeats)
-        rep.add("rasterize_radar", f"synthetic {n}", be, ms, "(N, 7) uniform points; no radar in the keyframe copy")
+            ms = median_ms(
+                lambda be=be: K.rasterize_radar(pts, BEV_RANGE, BEV_CELL, backend=be), repeats
+            )
+        rep.add(
+            "rasterize_radar",
+            f"synthetic {n}",
+            be,
+            ms,
+            "(N, 7) uniform points; no radar in the keyframe copy",
+        )
 
 
-def bench_points_in_boxes(rep: Report, root: Path, clouds: dict[str, np.ndarray], backends: list[str],
-                          repeats: int) -> None:
+def bench_points_in_boxes(
+    rep: Report, root: Path, clouds: dict[str, np.ndarray], backends: list[str], repeats: int
+) -> None:
     arr, boxes = real_boxes(root)
     if arr is None:
         rep.add("count_points_in_boxes", "real scan", "numba", None, str(boxes))
@@ -339,9 +405,15 @@ def bench_points_in_boxes(rep: Report, root: Path, clouds: dict[str, np.ndarray]
                 from numba import cuda
 
                 dp = cuda.to_device(xyz)
-                ms = median_ms(lambda dp=dp: K.count_points_in_boxes(dp, arr, backend="cuda"), repeats, _cuda_sync)
+                ms = median_ms(
+                    lambda dp=dp: K.count_points_in_boxes(dp, arr, backend="cuda"),
+                    repeats,
+                    _cuda_sync,
+                )
             else:
-                ms = median_ms(lambda be=be, xyz=xyz: K.count_points_in_boxes(xyz, arr, backend=be), repeats)
+                ms = median_ms(
+                    lambda be=be, xyz=xyz: K.count_points_in_boxes(xyz, arr, backend=be), repeats
+                )
             rep.add("count_points_in_boxes", name, be, ms, f"{len(arr)} real boxes")
         pts_t = np.ascontiguousarray(xyz.T)
 
@@ -349,8 +421,13 @@ def bench_points_in_boxes(rep: Report, root: Path, clouds: dict[str, np.ndarray]
             return np.array([points_in_box(b, pts_t).sum() for b in boxes])
 
         np.testing.assert_array_equal(devkit(), K.count_points_in_boxes(xyz, arr))
-        rep.add("count_points_in_boxes", name, "devkit loop", median_ms(devkit, max(3, repeats // 4)),
-                "points_in_box per box")
+        rep.add(
+            "count_points_in_boxes",
+            name,
+            "devkit loop",
+            median_ms(devkit, max(3, repeats // 4)),
+            "points_in_box per box",
+        )
 
 
 def _candidates(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -368,19 +445,29 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
     arr, _ = real_boxes(root)
     if arr is None:
         rng = np.random.default_rng(1)
-        arr = np.c_[rng.uniform(-50, 50, (69, 2)), np.zeros(69), rng.uniform(1, 5, (69, 3)), rng.uniform(-3, 3, 69)]
+        arr = np.c_[
+            rng.uniform(-50, 50, (69, 2)),
+            np.zeros(69),
+            rng.uniform(1, 5, (69, 3)),
+            rng.uniform(-3, 3, 69),
+        ]
     boxes, scores = _candidates(arr)
     thr = 0.2
     data = "500 candidates"
     for be in backends:
         reps = max(2, repeats // 5) if be == "numpy" else repeats
         if be == "cuda":
-            ms = median_ms(lambda: K.nms_bev(boxes, scores, thr, backend="cuda"), repeats, _cuda_sync)
+            ms = median_ms(
+                lambda: K.nms_bev(boxes, scores, thr, backend="cuda"), repeats, _cuda_sync
+            )
         else:
             ms = median_ms(lambda be=be: K.nms_bev(boxes, scores, thr, backend=be), reps)
         rep.add("nms_bev", data, be, ms, "numpy = pure-Python oracle loop" if be == "numpy" else "")
-        ms = median_ms(lambda be=be: K.circle_nms(boxes, scores, 1.0, backend=be), repeats,
-                       _cuda_sync if be == "cuda" else None)
+        ms = median_ms(
+            lambda be=be: K.circle_nms(boxes, scores, 1.0, backend=be),
+            repeats,
+            _cuda_sync if be == "cuda" else None,
+        )
         rep.add("circle_nms", data, be, ms)
     try:
         from shapely.geometry import Polygon
@@ -392,8 +479,19 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
         out = []
         for x, y, _, l, w, _, yaw in boxes:
             c, s = np.cos(yaw), np.sin(yaw)
-            out.append(Polygon([(x + dx * c - dy * s, y + dx * s + dy * c)
-                                for dx, dy in ((l / 2, w / 2), (-l / 2, w / 2), (-l / 2, -w / 2), (l / 2, -w / 2))]))
+            out.append(
+                Polygon(
+                    [
+                        (x + dx * c - dy * s, y + dx * s + dy * c)
+                        for dx, dy in (
+                            (l / 2, w / 2),
+                            (-l / 2, w / 2),
+                            (-l / 2, -w / 2),
+                            (l / 2, -w / 2),
+                        )
+                    ]
+                )
+            )
         return out
 
     def peer() -> list[int]:
@@ -412,7 +510,13 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
         return keep
 
     assert peer() == K.nms_bev(boxes, scores, thr, backend="numba").tolist()
-    rep.add("nms_bev", data, "shapely", median_ms(peer, max(2, repeats // 5)), "Polygon.intersection greedy loop")
+    rep.add(
+        "nms_bev",
+        data,
+        "shapely",
+        median_ms(peer, max(2, repeats // 5)),
+        "Polygon.intersection greedy loop",
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -421,7 +525,9 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
 def _machine() -> dict[str, Any]:
     model = platform.processor() or "unknown"
     try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False
+        ).stdout.splitlines():
             if line.startswith("Model name:"):
                 model = line.split(":", 1)[1].strip()
     except OSError:
@@ -436,12 +542,21 @@ def _machine() -> dict[str, Any]:
     try:
         from numba import cuda
 
-        gpu = cuda.get_current_device().name.decode() if cuda.is_available() and not _sim() else "none"
+        gpu = (
+            cuda.get_current_device().name.decode()
+            if cuda.is_available() and not _sim()
+            else "none"
+        )
     except Exception:  # noqa: BLE001  (any driver failure means: no usable GPU)
         gpu = "none"
     load = os.getloadavg()
-    return {"cpu": model, "cores": os.cpu_count(), "gpu": gpu, "versions": versions,
-            "load_average_1_5_15": [round(x, 2) for x in load]}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "versions": versions,
+        "load_average_1_5_15": [round(x, 2) for x in load],
+    }
 
 
 def _sim() -> bool:
@@ -459,21 +574,48 @@ def goals(rep: Report, data_names: list[str]) -> list[dict[str, Any]]:
     out = []
     for data in data_names:
         r = _ratio(rep, "voxelize", data, "numba", "spconv (cpu)")
-        out.append({"goal": f"voxelize numba <= 0.5 x spconv CPU ({data})", "ratio": r,
-                    "met": None if r is None else r <= 0.5})
+        out.append(
+            {
+                "goal": f"voxelize numba <= 0.5 x spconv CPU ({data})",
+                "ratio": r,
+                "met": None if r is None else r <= 0.5,
+            }
+        )
     r = _ratio(rep, "bev_pool", "real 6-cam rig", "numba", "torch")
-    out.append({"goal": "bev_pool numba <= 0.03 x torch", "ratio": r, "met": None if r is None else r <= 0.03})
+    out.append(
+        {
+            "goal": "bev_pool numba <= 0.03 x torch",
+            "ratio": r,
+            "met": None if r is None else r <= 0.03,
+        }
+    )
     for data in data_names:
         r = _ratio(rep, "count_points_in_boxes", data, "numba", "devkit loop")
-        out.append({"goal": f"points-in-boxes >= 10 x faster than devkit loop ({data})",
-                    "ratio": r, "met": None if r is None else r <= 0.1})
-    out.append({"goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound", "ratio": None,
-                "met": None})
+        out.append(
+            {
+                "goal": f"points-in-boxes >= 10 x faster than devkit loop ({data})",
+                "ratio": r,
+                "met": None if r is None else r <= 0.1,
+            }
+        )
+    out.append(
+        {
+            "goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound",
+            "ratio": None,
+            "met": None,
+        }
+    )
     return out
 
 
-def write_markdown(path: Path, rep: Report, machine: dict[str, Any], info: dict[str, Any],
-                   goal_rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def write_markdown(
+    path: Path,
+    rep: Report,
+    machine: dict[str, Any],
+    info: dict[str, Any],
+    goal_rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> None:
     lines = [
         "# Kernel benchmarks",
         "",
@@ -482,15 +624,18 @@ def write_markdown(path: Path, rep: Report, machine: dict[str, Any], info: dict[
         f"Load average (1/5/15 min) at the end: {machine['load_average_1_5_15']} "
         "(the machine is shared; figures are medians, but contention inflates them)  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
-        f"Command: `fusion bench kernels --repeats {args.repeats}{' --quick' if args.quick else ''}`; "
+        f"Command: `fusion bench kernels --repeats {args.repeats}"
+        f"{' --quick' if args.quick else ''}`; "
         "median of the repeats after one warm-up run.",
         "",
-        "Data: the real nuScenes keyframe in tests/data (LIDAR_TOP scan, 34,688 points; its 69 boxes;"
-        " the six-camera rig). The 10-sweep cloud is 10 copies of the scan, copy k shifted 0.05 k m in x"
+        "Data: the real nuScenes keyframe in tests/data (LIDAR_TOP scan, 34,688 points; its 69"
+        " boxes; the six-camera rig). The 10-sweep cloud is 10 copies of the scan, copy k shifted"
+        " 0.05 k m in x"
         " with N(0, 0.01 m) jitter (seed 0): 346,880 points. Voxelize: pillars 0.2 x 0.2 x 8 m over"
         " [-51.2, 51.2]^2 x [-5, 3] m, 20 points, 30,000 voxels. bev_pool: 6 cameras, 48 depth bins"
-        " (1..49 m), 16 x 44 feature pixels over 900 x 1600 images, 64 channels, 128 x 128 grid at 0.8 m."
-        " NMS: 500 candidates = the 69 real boxes jittered, IoU threshold 0.2; circle NMS radius 1 m.",
+        " (1..49 m), 16 x 44 feature pixels over 900 x 1600 images, 64 channels, 128 x 128 grid"
+        " at 0.8 m. NMS: 500 candidates = the 69 real boxes jittered, IoU threshold 0.2; circle"
+        " NMS radius 1 m.",
         "",
         "| kernel | data | implementation | median (ms) | note |",
         "| --- | --- | --- | ---: | --- |",
@@ -516,14 +661,26 @@ def write_markdown(path: Path, rep: Report, machine: dict[str, Any], info: dict[
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "kernels.json",
-                        help="where to write the JSON results (default benchmarks/kernels.json)")
-    parser.add_argument("--markdown", type=Path, default=REPO / "benchmarks" / "kernels.md",
-                        help="where to write the markdown table (default benchmarks/kernels.md)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=REPO / "benchmarks" / "kernels.json",
+        help="where to write the JSON results (default benchmarks/kernels.json)",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=REPO / "benchmarks" / "kernels.md",
+        help="where to write the markdown table (default benchmarks/kernels.md)",
+    )
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
-    parser.add_argument("--dataroot", type=Path, default=DEFAULT_ROOT,
-                        help="nuScenes dataroot holding the keyframe (default tests/data/nuscenes-real-frame)")
+    parser.add_argument(
+        "--dataroot",
+        type=Path,
+        default=DEFAULT_ROOT,
+        help="nuScenes dataroot holding the keyframe (default tests/data/nuscenes-real-frame)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -536,7 +693,11 @@ def run(args: argparse.Namespace) -> int:
         pass
     root = Path(args.dataroot)
     scan = load_scan(root)
-    clouds = {"real scan": scan} if args.quick else {"real scan": scan, "10-sweep 347k": ten_sweeps(scan)}
+    clouds = (
+        {"real scan": scan}
+        if args.quick
+        else {"real scan": scan, "10-sweep 347k": ten_sweeps(scan)}
+    )
     backends = _backends(args)
     rep = Report()
     print(f"kernels benchmark: backends {backends}; {_cuda_note()}")
@@ -553,9 +714,14 @@ def run(args: argparse.Namespace) -> int:
         met = "not measured" if g["met"] is None else ("met" if g["met"] else "NOT met")
         print(f"  {g['goal']:<62} {ratio:>8}  {met}")
     machine = _machine()
-    payload = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
-               "repeats": repeats, "bev_pool_geometry": info, "goals": goal_rows,
-               "timings": [asdict(t) for t in rep.timings]}
+    payload = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "repeats": repeats,
+        "bev_pool_geometry": info,
+        "goals": goal_rows,
+        "timings": [asdict(t) for t in rep.timings],
+    }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
     write_markdown(Path(args.markdown), rep, machine, info, goal_rows, args)

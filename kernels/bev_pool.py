@@ -4,7 +4,8 @@
 bin d, feature pixel h, w) into its BEV cell and sorts the points by cell into intervals, as
 BEVFusion's bev_pool does. `bev_pool` then computes
 
-    out[c, iy, ix] = sum over frustum points in column (ix, iy) of depth[n, d, h, w] * context[n, c, h, w]
+    out[c, iy, ix] = sum over frustum points (n, d, h, w) in column (ix, iy)
+                     of depth[n, d, h, w] * context[n, c, h, w]
 
 walking each interval once with a register accumulator, so the (D x C) outer product per pixel
 is never stored. Points outside the range contribute nothing; so do NaN frustum points.
@@ -95,7 +96,10 @@ def precompute_bev_pool(points_ego: Any, bev_range: Any, cell_size: Any) -> BevP
 def _check(depth: Any, context: Any, g: BevPoolGeometry) -> None:
     ds, cs = tuple(depth.shape), tuple(context.shape)
     if ds != (g.num_cams, g.depth_bins, g.height, g.width):
-        raise ValueError(f"depth {ds} does not match the geometry {(g.num_cams, g.depth_bins, g.height, g.width)}")
+        raise ValueError(
+            f"depth {ds} does not match the geometry "
+            f"{(g.num_cams, g.depth_bins, g.height, g.width)}"
+        )
     if len(cs) != 4 or (cs[0], cs[2], cs[3]) != (g.num_cams, g.height, g.width):
         raise ValueError(f"context {cs} must be (Ncam, C, H, W) matching the geometry")
     if depth.dtype != context.dtype:
@@ -160,22 +164,26 @@ def _forward_numba(
 ) -> np.ndarray:
     """depth flat (Ncam*D*H*W,), ctx (Ncam*H*W, C) channel-last -> (C, ny, nx)."""
     c_count = ctx.shape[1]
-    out = np.zeros((c_count, ny, nx), depth.dtype)
-    acc = np.empty(c_count, depth.dtype)
-    for it in range(cells.shape[0]):
-        acc[:] = 0
-        for j in range(starts[it], starts[it + 1]):
-            p = sorted_points[j]
-            pix = (p // dhw) * hw + p % hw
-            dv = depth[p]
-            for c in range(c_count):
-                acc[c] += dv * ctx[pix, c]
-        cell = cells[it]
-        iy = cell // nx
-        ix = cell - iy * nx
+    out = np.zeros((c_count, ny * nx), depth.dtype)
+    group = 16
+    buf = np.empty((group, c_count), depth.dtype)
+    n_int = cells.shape[0]
+    for g0 in range(0, n_int, group):
+        g1 = min(g0 + group, n_int)
+        for it in range(g0, g1):
+            acc = buf[it - g0]
+            acc[:] = 0
+            for j in range(starts[it], starts[it + 1]):
+                p = sorted_points[j]
+                pix = (p // dhw) * hw + p % hw
+                dv = depth[p]
+                for c in range(c_count):
+                    acc[c] += dv * ctx[pix, c]
+        # intervals ascend by cell, so a group's writes to one channel plane share cache lines
         for c in range(c_count):
-            out[c, iy, ix] = acc[c]
-    return out
+            for it in range(g0, g1):
+                out[c, cells[it]] = buf[it - g0, c]
+    return out.reshape(c_count, ny, nx)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -187,7 +195,7 @@ def _backward_numba(
     d_bins: int,
     hw: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """gflat (ny*nx, C), depth flat, ctx (Ncam*H*W, C) -> grad depth flat, grad ctx (Ncam*H*W, C)."""
+    """gflat (ny*nx, C), depth flat, ctx (Ncam*H*W, C) -> grad depth flat, grad ctx like ctx."""
     c_count = ctx.shape[1]
     n_pix = ctx.shape[0]
     grad_depth = np.zeros(depth.shape[0], depth.dtype)
@@ -215,8 +223,18 @@ def _backward_numba(
 
 
 @cuda.jit
-def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, cells: Any,
-                    d_bins: int, hw: int, nx: int, zero: Any, out: Any) -> None:
+def _forward_kernel(
+    depth: Any,
+    context: Any,
+    sorted_points: Any,
+    starts: Any,
+    cells: Any,
+    d_bins: int,
+    hw: int,
+    nx: int,
+    zero: Any,
+    out: Any,
+) -> None:
     """One thread per (interval, channel); context read in its (Ncam, C, H, W) layout."""
     t = cuda.grid(1)
     c_count = context.shape[1]
@@ -243,8 +261,9 @@ def _forward_kernel(depth: Any, context: Any, sorted_points: Any, starts: Any, c
 
 
 @cuda.jit
-def _grad_depth_kernel(grad: Any, context: Any, point_cell: Any, d_bins: int, nx: int,
-                       zero: Any, out: Any) -> None:
+def _grad_depth_kernel(
+    grad: Any, context: Any, point_cell: Any, d_bins: int, nx: int, zero: Any, out: Any
+) -> None:
     """One thread per frustum point: dot of its cell's gradient and its pixel's context."""
     p = cuda.grid(1)
     if p >= point_cell.shape[0]:
@@ -306,8 +325,16 @@ def _forward_cuda(depth: Any, context: Any, g: BevPoolGeometry) -> Any:
     if n:
         dev = _device_geometry(g)
         _forward_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
-            d_depth, d_ctx, dev.sorted_points, dev.interval_starts, dev.interval_cells,
-            g.depth_bins, g.height * g.width, g.nx, cuda.to_device(np.zeros(1, d_depth.dtype)), out,
+            d_depth,
+            d_ctx,
+            dev.sorted_points,
+            dev.interval_starts,
+            dev.interval_cells,
+            g.depth_bins,
+            g.height * g.width,
+            g.nx,
+            cuda.to_device(np.zeros(1, d_depth.dtype)),
+            out,
         )
     return out
 
@@ -369,7 +396,9 @@ def _ctx_last(context: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- public
 
 
-def bev_pool(depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto") -> Any:
+def bev_pool(
+    depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto"
+) -> Any:
     """Pool depth (Ncam, D, H, W) x context (Ncam, C, H, W) into a BEV map (C, ny, nx).
 
     depth and context share a float dtype (float32 or float64), which the output keeps; the

@@ -8,8 +8,9 @@ already kept box overlaps it by more than the threshold.
 The rotated IoU is exact for convex quadrilaterals, without polygon clipping buffers: by
 Green's theorem the intersection area is half the sum of cross(p, q) over the parts [p, q] of
 each box's edges that lie inside the other box (Cyrus-Beck clipping of a segment against four
-half-planes). An edge lying on the other box's edge line (within 1e-10 relative) counts once when the two run the same
-way (a shared boundary) and not at all when they run opposite ways (boxes that only touch).
+half-planes). An edge lying on the other box's edge line (within 1e-10 relative) counts once
+when the two run the same way (a shared boundary) and not at all when they run opposite ways
+(boxes that only touch).
 The same scalar source is compiled for Python (the oracle), Numba CPU and Numba CUDA; on the
 GPU the compiler may fuse multiply-adds, so an IoU there can differ from the CPU in the last
 bits (only a pair within ~1e-15 of the threshold could be decided differently).
@@ -26,14 +27,16 @@ import numpy as np
 from numba import cuda
 
 from kernels import _backend
-from kernels._cudamath import dadd, dmul
 from kernels._backend import Backend
+from kernels._cudamath import dadd, dmul
 
 
 def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., float]:
     """Compile the BEV IoU of two boxes (x, y, l/2, w/2, cos, sin each) with `jit`."""
 
-    def corner(x: float, y: float, hl: float, hw: float, c: float, s: float, k: int) -> tuple[float, float]:
+    def corner(
+        x: float, y: float, hl: float, hw: float, c: float, s: float, k: int
+    ) -> tuple[float, float]:
         # counter-clockwise: (+l, +w), (-l, +w), (-l, -w), (+l, -w)
         lx = hl if (k == 0 or k == 3) else -hl
         ly = hw if k < 2 else -hw
@@ -42,8 +45,17 @@ def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callab
     corner_j = jit(corner)
 
     def clip(
-        ax: float, ay: float, bx: float, by: float,
-        x: float, y: float, hl: float, hw: float, c: float, s: float, owns_shared: bool,
+        ax: float,
+        ay: float,
+        bx: float,
+        by: float,
+        x: float,
+        y: float,
+        hl: float,
+        hw: float,
+        c: float,
+        s: float,
+        owns_shared: bool,
     ) -> float:
         """cross(p, q) of the part [p, q] of segment a->b inside the box."""
         dx = bx - ax
@@ -81,8 +93,18 @@ def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callab
     clip_j = jit(clip)
 
     def iou(
-        xa: float, ya: float, la: float, wa: float, ca: float, sa: float,
-        xb: float, yb: float, lb: float, wb: float, cb: float, sb: float,
+        xa: float,
+        ya: float,
+        la: float,
+        wa: float,
+        ca: float,
+        sa: float,
+        xb: float,
+        yb: float,
+        lb: float,
+        wb: float,
+        cb: float,
+        sb: float,
     ) -> float:
         # boxes farther apart than their half-diagonals cannot meet (kept conservative)
         ra = math.sqrt(la * la + wa * wa)
@@ -160,8 +182,18 @@ def _greedy_numba(t: np.ndarray, order: np.ndarray, thr: float) -> np.ndarray:
                 continue
             j = order[b]
             v = _iou_numba(
-                t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5],
-                t[j, 0], t[j, 1], t[j, 2], t[j, 3], t[j, 4], t[j, 5],
+                t[i, 0],
+                t[i, 1],
+                t[i, 2],
+                t[i, 3],
+                t[i, 4],
+                t[i, 5],
+                t[j, 0],
+                t[j, 1],
+                t[j, 2],
+                t[j, 3],
+                t[j, 4],
+                t[j, 5],
             )
             if v > thr:
                 suppressed[b] = True
@@ -183,8 +215,18 @@ def _iou_mask_cuda(t: Any, order: Any, thr: float, mask: Any) -> None:
     i = order[a]
     j = order[b]
     v = _iou_cuda(
-        t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5],
-        t[j, 0], t[j, 1], t[j, 2], t[j, 3], t[j, 4], t[j, 5],
+        t[i, 0],
+        t[i, 1],
+        t[i, 2],
+        t[i, 3],
+        t[i, 4],
+        t[i, 5],
+        t[j, 0],
+        t[j, 1],
+        t[j, 2],
+        t[j, 3],
+        t[j, 4],
+        t[j, 5],
     )
     mask[a, b] = 1 if v > thr else 0
 
@@ -209,7 +251,9 @@ def _greedy_mask(mask: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def _check(boxes: np.ndarray, scores: np.ndarray, width: int) -> None:
     if boxes.ndim != 2 or boxes.shape[1] != width or scores.shape != (boxes.shape[0],):
-        raise ValueError(f"expected (M, {width}) and scores (M,), got {boxes.shape} and {scores.shape}")
+        raise ValueError(
+            f"expected (M, {width}) and scores (M,), got {boxes.shape} and {scores.shape}"
+        )
     if np.isnan(scores).any() or np.isnan(boxes).any():
         raise ValueError("NaN in boxes or scores")
 

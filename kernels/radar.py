@@ -23,7 +23,9 @@ def _grid(bev_range: Any, cell_size: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     return lo, size, shape
 
 
-def _cells_numpy(pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray) -> np.ndarray:
+def _cells_numpy(
+    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
+) -> np.ndarray:
     """Cell iy * nx + ix of each point (float32 arithmetic, as voxelize), -1 outside or NaN."""
     cell = np.floor((pts[:, :3] - lo) / size)
     inside = np.all((cell >= 0) & (cell < shape), axis=1)
@@ -33,7 +35,9 @@ def _cells_numpy(pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.nd
     return out
 
 
-def _raster_numpy(pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray) -> np.ndarray:
+def _raster_numpy(
+    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
+) -> np.ndarray:
     nx, ny = int(shape[0]), int(shape[1])
     c = pts.shape[1]
     cell = _cells_numpy(pts, lo, size, shape)
@@ -49,7 +53,9 @@ def _raster_numpy(pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.n
 
 
 @numba.njit(cache=True)
-def _raster_numba(pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray) -> np.ndarray:
+def _raster_numba(
+    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
+) -> np.ndarray:
     nx = shape[0]
     ny = shape[1]
     c_count = pts.shape[1]
@@ -124,7 +130,9 @@ def _mean_cuda(pts: Any, counts: Any, offsets: Any, members: Any, out: Any) -> N
     out[k, iy, ix] = acc / float32(n) if n > 0 else float32(0.0)
 
 
-def rasterize_radar(points: Any, bev_range: Any, cell_size: Any, *, backend: Backend = "auto") -> Any:
+def rasterize_radar(
+    points: Any, bev_range: Any, cell_size: Any, *, backend: Backend = "auto"
+) -> Any:
     """BEV raster (C + 1, ny, nx) float32 of radar points (N, C) (x, y, z in m first).
 
     Channels 0..C-1 are the mean of each point column over the points in the cell (0 where

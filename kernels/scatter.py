@@ -92,7 +92,9 @@ def _scatter_cuda(features: Any, coords: Any, nx: int, ny: int) -> Any:
     return out
 
 
-def scatter_bev(features: Any, coords: Any, grid: tuple[int, int], *, backend: Backend = "auto") -> Any:
+def scatter_bev(
+    features: Any, coords: Any, grid: tuple[int, int], *, backend: Backend = "auto"
+) -> Any:
     """Dense BEV map (C, ny, nx) from voxel features (V, C) at coords (V, 3) int (ix, iy, iz).
 
     Voxels sharing a column (ix, iy) are summed in voxel order; voxels outside the grid are

@@ -36,7 +36,10 @@ class BevPoolFunction(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         depth, context = ctx.saved_tensors
         grad_depth, grad_context = bev_pool_backward(
-            grad_out.detach().contiguous(), depth.detach(), context.detach(), ctx.geometry,
+            grad_out.detach().contiguous(),
+            depth.detach(),
+            context.detach(),
+            ctx.geometry,
             backend=ctx.backend,
         )
         return (

@@ -262,8 +262,14 @@ def _heads_cuda(hslot: Any, first: Any, head: Any) -> None:
 
 @cuda.jit
 def _voxel_ids_cuda(
-    lin: Any, hslot: Any, first: Any, vrank: Any, shape: Any, max_voxels: int,
-    point_voxel: Any, coords: Any,
+    lin: Any,
+    hslot: Any,
+    first: Any,
+    vrank: Any,
+    shape: Any,
+    max_voxels: int,
+    point_voxel: Any,
+    coords: Any,
 ) -> None:
     i = cuda.grid(1)
     if i >= lin.shape[0]:
@@ -324,7 +330,9 @@ def _voxelize_cuda(
     hslot = cuda.device_array(n, np.int64)
     head = cuda.device_array(n, np.int32)
     if n:
-        _cells_cuda[nb, tpb](d_pts, cuda.to_device(grid.lo), cuda.to_device(grid.size), shape, lin, nan_count)
+        _cells_cuda[nb, tpb](
+            d_pts, cuda.to_device(grid.lo), cuda.to_device(grid.size), shape, lin, nan_count
+        )
         _insert_cuda[nb, tpb](lin, keys, first, bits, hslot)
         _heads_cuda[nb, tpb](hslot, first, head)
     vrank, total = seg.exclusive_scan(head)

@@ -11,7 +11,11 @@ def cuda_backend_param() -> object:
 
     ok = bool(cuda.is_available())
     reason = "no CUDA GPU and the numba CUDA simulator is off (set NUMBA_ENABLE_CUDASIM=1)"
-    return pytest.param("cuda", marks=[] if ok else [pytest.mark.skip(reason=reason)], id="cuda" + ("-sim" if config.ENABLE_CUDASIM else ""))
+    return pytest.param(
+        "cuda",
+        marks=[] if ok else [pytest.mark.skip(reason=reason)],
+        id="cuda" + ("-sim" if config.ENABLE_CUDASIM else ""),
+    )
 
 
 # backends for small inputs (the CUDA simulator is slow) and for full-size ones

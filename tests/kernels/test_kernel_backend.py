@@ -32,7 +32,8 @@ def test_torch_cpu_tensors_in_and_out() -> None:
 
 
 def test_import_without_torch() -> None:
-    code = ("import sys; sys.modules['torch'] = None; import kernels; "
-            "print(kernels.voxelize.__name__)")
+    code = (
+        "import sys; sys.modules['torch'] = None; import kernels; print(kernels.voxelize.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr

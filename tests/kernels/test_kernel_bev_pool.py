@@ -86,7 +86,9 @@ def test_gradcheck(backend) -> None:
     assert g.num_points_inside == 12
     depth = torch.rand(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
     context = torch.randn(1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda d, c: BevPoolFunction.apply(d, c, g, backend), (depth, context))
+    assert torch.autograd.gradcheck(
+        lambda d, c: BevPoolFunction.apply(d, c, g, backend), (depth, context)
+    )
 
 
 def test_all_outside_and_bad_shapes() -> None:
@@ -113,5 +115,9 @@ def test_numba_large_matches_torch_outer_product() -> None:
     flat = prod.permute(0, 1, 3, 4, 2).reshape(-1, 16)
     cell = torch.from_numpy(g.point_cell.astype(np.int64))
     keep = cell >= 0
-    ref = torch.zeros(g.ny * g.nx, 16).index_add_(0, cell[keep], flat[keep]).T.reshape(16, g.ny, g.nx)
-    np.testing.assert_allclose(bev_pool(depth, context, g, backend="numba"), ref.numpy(), rtol=1e-4, atol=1e-4)
+    ref = (
+        torch.zeros(g.ny * g.nx, 16).index_add_(0, cell[keep], flat[keep]).T.reshape(16, g.ny, g.nx)
+    )
+    np.testing.assert_allclose(
+        bev_pool(depth, context, g, backend="numba"), ref.numpy(), rtol=1e-4, atol=1e-4
+    )

@@ -17,8 +17,12 @@ from shapely.geometry import Polygon  # noqa: E402
 def polygon(b: np.ndarray) -> Polygon:
     x, y, _, l, w, _, yaw = b
     c, s = np.cos(yaw), np.sin(yaw)
-    return Polygon([(x + dx * c - dy * s, y + dx * s + dy * c)
-                    for dx, dy in [(l / 2, w / 2), (-l / 2, w / 2), (-l / 2, -w / 2), (l / 2, -w / 2)]])
+    return Polygon(
+        [
+            (x + dx * c - dy * s, y + dx * s + dy * c)
+            for dx, dy in [(l / 2, w / 2), (-l / 2, w / 2), (-l / 2, -w / 2), (l / 2, -w / 2)]
+        ]
+    )
 
 
 def shapely_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -28,12 +32,18 @@ def shapely_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def random_boxes(rng: np.random.Generator, m: int, spread: float = 6.0) -> np.ndarray:
-    return np.c_[rng.uniform(-spread, spread, (m, 2)), np.zeros(m), rng.uniform(0.5, 4, (m, 2)),
-                 np.ones(m), rng.uniform(-np.pi, np.pi, m)]
+    return np.c_[
+        rng.uniform(-spread, spread, (m, 2)),
+        np.zeros(m),
+        rng.uniform(0.5, 4, (m, 2)),
+        np.ones(m),
+        rng.uniform(-np.pi, np.pi, m),
+    ]
 
 
-box = st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(0.1, 5), st.floats(0.1, 5),
-                st.floats(-7, 7))
+box = st.tuples(
+    st.floats(-3, 3), st.floats(-3, 3), st.floats(0.1, 5), st.floats(0.1, 5), st.floats(-7, 7)
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -84,8 +94,10 @@ def circle_reference(centers: np.ndarray, scores: np.ndarray, radius: float) -> 
         if suppressed[i]:
             continue
         keep.append(int(i))
-        for j in order[a + 1:]:
-            if (centers[i, 0] - centers[j, 0]) ** 2 + (centers[i, 1] - centers[j, 1]) ** 2 <= radius**2:
+        for j in order[a + 1 :]:
+            if (centers[i, 0] - centers[j, 0]) ** 2 + (
+                centers[i, 1] - centers[j, 1]
+            ) ** 2 <= radius**2:
                 suppressed[j] = True
     return keep
 
@@ -108,10 +120,13 @@ def test_property_numba_equals_oracle(m, thr, seed) -> None:
     rng = np.random.default_rng(seed)
     boxes = random_boxes(rng, m, 4.0)
     scores = rng.random(m)
-    np.testing.assert_array_equal(nms_bev(boxes, scores, thr, backend="numba"),
-                                  nms_bev(boxes, scores, thr, backend="numpy"))
-    np.testing.assert_array_equal(circle_nms(boxes, scores, thr * 3, backend="numba"),
-                                  circle_nms(boxes, scores, thr * 3, backend="numpy"))
+    np.testing.assert_array_equal(
+        nms_bev(boxes, scores, thr, backend="numba"), nms_bev(boxes, scores, thr, backend="numpy")
+    )
+    np.testing.assert_array_equal(
+        circle_nms(boxes, scores, thr * 3, backend="numba"),
+        circle_nms(boxes, scores, thr * 3, backend="numpy"),
+    )
 
 
 def test_nan_rejected() -> None:

@@ -30,8 +30,9 @@ def devkit_frame():
 
 def to_array(boxes) -> np.ndarray:
     # devkit wlh = (w, l, h); our boxes are (x, y, z, l, w, h, yaw)
-    return np.array([[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]]
-                     for b in boxes])
+    return np.array(
+        [[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]] for b in boxes]
+    )
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -54,30 +55,55 @@ def test_first_box_index_real(devkit_frame) -> None:
 
 @pytest.mark.parametrize("backend", SMALL_BACKENDS)
 def test_inclusive_boundaries_and_overlaps(backend) -> None:
-    boxes = np.array([[0, 0, 0, 4, 2, 2, 0.0], [1, 0, 0, 2, 2, 2, 0.0],
-                      [10, 10, 0, 4, 2, 2, np.pi / 2]])
-    pts = np.array([[2, 1, 1], [2.0001, 0, 0], [0, -1, -1], [1.5, 0, 0], [10, 12, 1], [11, 10, 0],
-                    [11.0001, 10, 0], [np.nan, 0, 0]], np.float32)
-    np.testing.assert_array_equal(np.asarray(points_in_boxes(pts, boxes, backend=backend)),
-                                  [0, -1, 0, 0, 2, 2, -1, -1])
+    boxes = np.array(
+        [[0, 0, 0, 4, 2, 2, 0.0], [1, 0, 0, 2, 2, 2, 0.0], [10, 10, 0, 4, 2, 2, np.pi / 2]]
+    )
+    pts = np.array(
+        [
+            [2, 1, 1],
+            [2.0001, 0, 0],
+            [0, -1, -1],
+            [1.5, 0, 0],
+            [10, 12, 1],
+            [11, 10, 0],
+            [11.0001, 10, 0],
+            [np.nan, 0, 0],
+        ],
+        np.float32,
+    )
+    np.testing.assert_array_equal(
+        np.asarray(points_in_boxes(pts, boxes, backend=backend)), [0, -1, 0, 0, 2, 2, -1, -1]
+    )
     # box 1 spans x in [0, 2]: (2, 1, 1) on its corner, (0, -1, -1) on its face, (1.5, 0, 0) inside
-    np.testing.assert_array_equal(np.asarray(count_points_in_boxes(pts, boxes, backend=backend)), [3, 3, 2])
+    np.testing.assert_array_equal(
+        np.asarray(count_points_in_boxes(pts, boxes, backend=backend)), [3, 3, 2]
+    )
     empty = np.zeros((0, 3), np.float32)
     assert np.asarray(points_in_boxes(empty, boxes, backend=backend)).shape == (0,)
-    np.testing.assert_array_equal(np.asarray(count_points_in_boxes(pts, np.zeros((0, 7)), backend=backend)), [])
+    np.testing.assert_array_equal(
+        np.asarray(count_points_in_boxes(pts, np.zeros((0, 7)), backend=backend)), []
+    )
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 200), st.integers(0, 8), st.sampled_from([5.0, 3000.0]), st.integers(0, 2**31))
+@given(
+    st.integers(0, 200), st.integers(0, 8), st.sampled_from([5.0, 3000.0]), st.integers(0, 2**31)
+)
 def test_property_numba_equals_oracle(n, m, spread, seed) -> None:
     # the Numba kernels bin points in >= 2 m cells (wider for spread-out clouds): boxes
     # straddling bins, on bin edges and far from every point must not change the answer
     rng = np.random.default_rng(seed)
     pts = rng.uniform(-spread, spread, (n, 4)).astype(np.float32)
     pts[: n // 4, :2] = np.round(pts[: n // 4, :2])  # on bin edges
-    boxes = np.c_[rng.uniform(-spread, spread, (m, 3)), rng.uniform(0.1, spread, (m, 3)),
-                  rng.uniform(-4, 4, m)]
-    np.testing.assert_array_equal(points_in_boxes(pts, boxes, backend="numba"),
-                                  points_in_boxes(pts, boxes, backend="numpy"))
-    np.testing.assert_array_equal(count_points_in_boxes(pts, boxes, backend="numba"),
-                                  count_points_in_boxes(pts, boxes, backend="numpy"))
+    boxes = np.c_[
+        rng.uniform(-spread, spread, (m, 3)),
+        rng.uniform(0.1, spread, (m, 3)),
+        rng.uniform(-4, 4, m),
+    ]
+    np.testing.assert_array_equal(
+        points_in_boxes(pts, boxes, backend="numba"), points_in_boxes(pts, boxes, backend="numpy")
+    )
+    np.testing.assert_array_equal(
+        count_points_in_boxes(pts, boxes, backend="numba"),
+        count_points_in_boxes(pts, boxes, backend="numpy"),
+    )

@@ -35,8 +35,12 @@ def test_matches_oracle_and_loop(backend) -> None:
     pts[3, 0] = np.nan
     ref = rasterize_radar(pts, RANGE, CELL, backend="numpy")
     assert ref.shape == (8, 16, 8) and ref.dtype == np.float32
-    np.testing.assert_allclose(ref, loop_raster(pts[np.isfinite(pts).all(axis=1)]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(rasterize_radar(pts, RANGE, CELL, backend=backend)), ref)
+    np.testing.assert_allclose(
+        ref, loop_raster(pts[np.isfinite(pts).all(axis=1)]), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(
+        np.asarray(rasterize_radar(pts, RANGE, CELL, backend=backend)), ref
+    )
     empty = rasterize_radar(np.zeros((0, 7), np.float32), RANGE, CELL, backend=backend)
     np.testing.assert_array_equal(np.asarray(empty), 0)
 

@@ -27,7 +27,9 @@ def test_small_with_shared_columns(backend) -> None:
     ref = scatter_bev(f, c, (4, 5), backend="numpy")
     np.testing.assert_array_equal(ref, dense_loop(f, c, 4, 5))
     np.testing.assert_array_equal(np.asarray(scatter_bev(f, c, (4, 5), backend=backend)), ref)
-    empty = scatter_bev(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), (4, 5), backend=backend)
+    empty = scatter_bev(
+        np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), (4, 5), backend=backend
+    )
     np.testing.assert_array_equal(np.asarray(empty), np.zeros((3, 5, 4), np.float32))
 
 
@@ -41,13 +43,20 @@ def test_real_scan_pillars(real_scan) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 40), st.integers(1, 6), st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**31))
+@given(
+    st.integers(0, 40),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.integers(0, 2**31),
+)
 def test_property_numba(v, c, nx, ny, seed) -> None:
     rng = np.random.default_rng(seed)
     f = rng.standard_normal((v, c)).astype(np.float32)
     co = rng.integers(-1, 6, (v, 3)).astype(np.int32)
-    np.testing.assert_array_equal(scatter_bev(f, co, (nx, ny), backend="numba"),
-                                  scatter_bev(f, co, (nx, ny), backend="numpy"))
+    np.testing.assert_array_equal(
+        scatter_bev(f, co, (nx, ny), backend="numba"), scatter_bev(f, co, (nx, ny), backend="numpy")
+    )
 
 
 def test_bad_shapes() -> None:

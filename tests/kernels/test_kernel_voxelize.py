@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_params import CPU_BACKENDS, SMALL_BACKENDS
 
 from kernels import voxelize
-
-from kernel_params import CPU_BACKENDS, SMALL_BACKENDS
 
 RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 CONFIGS = [((0.2, 0.2, 8.0), 20, 30000), ((0.1, 0.1, 0.2), 5, 4000), ((0.8, 0.8, 8.0), 16, 12000)]
@@ -42,8 +41,13 @@ def test_oracle_equals_spconv(real_scan, cfg) -> None:
     except ImportError as exc:
         pytest.skip(f"spconv not installed ({exc})")
     size, p, mv = cfg
-    gen = PointToVoxel(vsize_xyz=list(size), coors_range_xyz=list(RANGE), num_point_features=5,
-                       max_num_voxels=mv, max_num_points_per_voxel=p)
+    gen = PointToVoxel(
+        vsize_xyz=list(size),
+        coors_range_xyz=list(RANGE),
+        num_point_features=5,
+        max_num_voxels=mv,
+        max_num_points_per_voxel=p,
+    )
     vox, idx, num, pc_voxel_id = gen.generate_voxel_with_id(torch.from_numpy(real_scan))
     ours = voxelize(real_scan, size, RANGE, p, mv, "hard", backend="numpy")
     np.testing.assert_array_equal(ours.features, vox.numpy())
@@ -55,8 +59,18 @@ def test_oracle_equals_spconv(real_scan, cfg) -> None:
 
 def test_first_appearance_order_and_caps() -> None:
     # cells: A, B, A, C, A, A (cap 3 points per voxel), D (past max_voxels=3)
-    pts = np.array([[0.5, 0.5, 0.5], [1.5, 0.5, 0.5], [0.25, 0.5, 0.5], [0.5, 1.5, 0.5],
-                    [0.75, 0.5, 0.5], [0.9, 0.5, 0.5], [2.5, 2.5, 0.5]], np.float32)
+    pts = np.array(
+        [
+            [0.5, 0.5, 0.5],
+            [1.5, 0.5, 0.5],
+            [0.25, 0.5, 0.5],
+            [0.5, 1.5, 0.5],
+            [0.75, 0.5, 0.5],
+            [0.9, 0.5, 0.5],
+            [2.5, 2.5, 0.5],
+        ],
+        np.float32,
+    )
     v = voxelize(pts, (1, 1, 1), (0, 0, 0, 4, 4, 1), 3, 3, backend="numpy")
     np.testing.assert_array_equal(v.coords, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(v.num_points, [3, 1, 1])
@@ -68,9 +82,21 @@ def test_first_appearance_order_and_caps() -> None:
 
 @pytest.mark.parametrize("backend", SMALL_BACKENDS)
 def test_edges_empty_outside_nan(backend) -> None:
-    lo, hi = (0, 0, 0, 2, 2, 2), None
-    edges = np.array([[0, 0, 0], [1, 1, 1], [2, 0, 0], [1.9999999, 0, 0], [0, 2, 0],
-                      [-1e-7, 0, 0], [np.nan, 0, 0], [0, 0, np.nan], [1e30, 0, 0]], np.float32)
+    lo = (0, 0, 0, 2, 2, 2)
+    edges = np.array(
+        [
+            [0, 0, 0],
+            [1, 1, 1],
+            [2, 0, 0],
+            [1.9999999, 0, 0],
+            [0, 2, 0],
+            [-1e-7, 0, 0],
+            [np.nan, 0, 0],
+            [0, 0, np.nan],
+            [1e30, 0, 0],
+        ],
+        np.float32,
+    )
     for pts in (edges, np.zeros((0, 3), np.float32), edges[[2, 4, 5]]):
         for mode in ("hard", "dynamic"):
             ref = voxelize(pts, (1, 1, 1), lo, 2, 8, mode, backend="numpy")
@@ -79,8 +105,11 @@ def test_edges_empty_outside_nan(backend) -> None:
     assert v.num_nan == 2
     # upper edge excluded, lower edge included; 1.9999999 rounds to cell 1 in float32
     np.testing.assert_array_equal(np.asarray(v.coords), [[0, 0, 0], [1, 1, 1], [1, 0, 0]])
-    assert hi is None
-    assert voxelize(edges[[2, 4, 5]], (1, 1, 1), lo, 2, 8, backend=backend).features.shape == (0, 2, 3)
+    assert voxelize(edges[[2, 4, 5]], (1, 1, 1), lo, 2, 8, backend=backend).features.shape == (
+        0,
+        2,
+        3,
+    )
 
 
 @st.composite
@@ -90,7 +119,9 @@ def clouds(draw):
     # integer multiples of the cell size land on cell edges (after float32 rounding)
     k = draw(st.lists(st.tuples(*[st.integers(-3, 12)] * 3), min_size=n, max_size=n))
     jitter = draw(st.sampled_from([0.0, 1e-6, 0.5]))
-    pts = np.array(k, np.float32).reshape(n, 3) * np.float32(size) + np.float32(jitter) * np.float32(size)
+    pts = np.array(k, np.float32).reshape(n, 3) * np.float32(size) + np.float32(
+        jitter
+    ) * np.float32(size)
     extra = np.arange(n, dtype=np.float32)[:, None]
     pts = np.concatenate([pts, extra], axis=1)
     if n and draw(st.booleans()):
@@ -122,8 +153,10 @@ def test_property_cuda_equals_oracle(cloud) -> None:
         pytest.skip("no CUDA GPU and the numba CUDA simulator is off")
     pts, size, p, mv = cloud
     rng = (0.0, 0.0, 0.0, 2.0, 2.0, 2.0)
-    assert_same(voxelize(pts, size, rng, p, mv, backend="cuda"),
-                voxelize(pts, size, rng, p, mv, backend="numpy"))
+    assert_same(
+        voxelize(pts, size, rng, p, mv, backend="cuda"),
+        voxelize(pts, size, rng, p, mv, backend="numpy"),
+    )
 
 
 def test_bad_arguments() -> None:
