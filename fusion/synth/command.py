@@ -11,6 +11,7 @@ import argparse
 import json
 import multiprocessing as mp
 import re
+import resource
 import time
 from pathlib import Path
 
@@ -141,6 +142,13 @@ def _check_out(out: Path, params: dict) -> None:
     (out / STATE_DIR / "params.json").write_text(json.dumps(params, indent=1))
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _work(job: SceneJob) -> tuple[str, float]:
     t = time.perf_counter()
     records = generate_scene(job)
@@ -178,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     todo = [j for j in jobs if load_scene(out, j.name) is None]
     skipped = len(jobs) - len(todo)
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     bar = tqdm(total=len(todo), unit="scene", desc="generate", disable=None)
     times: list[float] = []
     if args.workers > 1 and len(todo) > 1:
@@ -205,7 +214,12 @@ def run(args: argparse.Namespace) -> int:
     write_tables(out, args.version, static_tables(channels), scenes, args.val_fraction)
     wall = time.perf_counter() - t0
     n_key = len(todo) * args.samples_per_scene
-    rate = f", {wall / n_key:.2f} s per keyframe" if n_key else ""
+    cpu = _cpu_seconds() - cpu0
+    rate = (
+        f", {wall / n_key:.2f} s per keyframe (wall), {cpu / n_key:.2f} CPU-s per keyframe"
+        if n_key
+        else ""
+    )
     print(
         f"fusion generate: {len(jobs)} scenes ({skipped} already complete) in {out} "
         f"[{args.version}], {wall:.1f} s{rate}"

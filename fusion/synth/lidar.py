@@ -17,6 +17,7 @@ from fusion.synth.mesh import REFLECTIVITY, RETRO
 from fusion.synth.raycast import Raycaster
 from fusion.synth.rig import LidarSpec
 from fusion.synth.trajectory import ego_transform
+from fusion.synth.world import World
 
 TIME_SLICES = 10  # actors are posed once per slice of the spin (5 ms at 20 Hz)
 
@@ -55,6 +56,29 @@ def ray_directions(
     return d, frac, ring
 
 
+def _columns_near_actors(
+    world: World,
+    time_s: float,
+    origin: NDArray[np.float64],
+    col_dirs: NDArray[np.float64],
+    max_range: float,
+) -> NDArray[np.bool_]:
+    """(C,) columns whose azimuth passes within the bounding circle of some actor in range."""
+    centres, _, _ = world.states(time_s)
+    radius = np.array([0.5 * math.hypot(a.size_wlh[0], a.size_wlh[1]) + 0.3 for a in world.actors])
+    rel = centres[:, :2] - origin[:2]
+    dist = np.hypot(rel[:, 0], rel[:, 1])
+    near = dist < max_range + radius
+    if not near.any():
+        return np.zeros(len(col_dirs), bool)
+    az_actor = np.arctan2(rel[near, 1], rel[near, 0])
+    half = np.arcsin(np.clip(radius[near] / np.maximum(dist[near], 1e-3), 0, 1))
+    half[dist[near] <= radius[near]] = np.pi  # the sensor is inside the circle
+    az_col = np.arctan2(col_dirs[:, 1], col_dirs[:, 0])
+    diff = np.abs(np.angle(np.exp(1j * (az_col[:, None] - az_actor[None, :]))))
+    return np.any(diff <= half[None, :] + 0.01, axis=1)
+
+
 def simulate_sweep(
     caster: Raycaster, spec: LidarSpec, cond: Conditions, end_s: float, rng: np.random.Generator
 ) -> Sweep:
@@ -88,7 +112,15 @@ def simulate_sweep(
         t_mid = float(col_time[(a0 + a1 - 1) // 2])
         o = np.repeat(origins[a0:a1], b, axis=0)
         d = gdirs[a0:a1].reshape(-1, 3)
-        hits = caster.cast(o, d, t_mid, near=origins[a0], radius=spec.max_range + 15.0)
+        cols = _columns_near_actors(world, t_mid, origins[a0], gdirs[a0:a1, 0, :2], spec.max_range)
+        hits = caster.cast(
+            o,
+            d,
+            t_mid,
+            near=origins[a0],
+            radius=spec.max_range + 15.0,
+            actor_rays=np.repeat(cols, b),
+        )
         t_hit[a0:a1] = hits.t.reshape(-1, b)
         normal[a0:a1] = hits.normal.reshape(-1, b, 3)
         material[a0:a1] = hits.material.reshape(-1, b)

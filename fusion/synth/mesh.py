@@ -271,6 +271,7 @@ def _unit_sphere(subdivisions: int) -> tuple[NDArray, NDArray]:
     ]
     verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
     faces = f
+
     def mid(a: int, b: int, cache: dict[tuple[int, int], int]) -> int:
         key = (min(a, b), max(a, b))
         if key not in cache:

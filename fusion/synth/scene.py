@@ -128,7 +128,8 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     sweep_end = [MARGIN_S + period * (j + 1) for j in range(n_sweeps)]
     key_sweeps = [LEAD_SWEEPS + SWEEPS_PER_KEYFRAME * k for k in range(job.samples)]
     duration = sweep_end[-1] + MARGIN_S
-    world = build_world(_rng(job, "world"), duration, job.condition)
+    key_times = np.array([sweep_end[j] for j in key_sweeps])
+    world = build_world(_rng(job, "world"), duration, job.condition, key_times)
     caster = Raycaster(world)
     tables: dict[str, list[dict]] = {
         k: []

@@ -40,6 +40,18 @@ CROSS_HALF = 7.5  # crossing roads: two lanes a direction, no parking
 CROSS_LEN = 70.0
 SIDEWALK_Z = 0.15
 EGO_LANE = -LANE_W / 2
+DETECTION_ORDER = (
+    "car",
+    "truck",
+    "bus",
+    "trailer",
+    "construction_vehicle",
+    "pedestrian",
+    "motorcycle",
+    "bicycle",
+    "traffic_cone",
+    "barrier",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -358,8 +370,14 @@ class _Slot:
     yaw_offset: float = 0.0
 
 
-def build_world(rng: np.random.Generator, duration: float, condition: str) -> World:
-    """Generate a scene lasting `duration` s (ego time grid from 0), deterministic for `rng`."""
+def build_world(
+    rng: np.random.Generator,
+    duration: float,
+    condition: str,
+    key_times: NDArray[np.float64] | None = None,
+) -> World:
+    """Generate a scene lasting `duration` s (ego time grid from 0), deterministic for `rng`.
+    `key_times` (s): the keyframes at which every class must be within 50 m of the ego."""
     t = np.arange(0.0, duration + 1e-9, SIM_DT)
     ego_speed = speed_profile(rng, t, cruise=rng.uniform(6.0, 10.0), stop_prob=0.3)
     ego_dist = float(integrate(t, ego_speed, 0.0)[-1])
@@ -392,7 +410,7 @@ def build_world(rng: np.random.Generator, duration: float, condition: str) -> Wo
     static_parts.append(ground)
 
     actors = _place_actors(rng, t, road, crossings, ego, behind, ego_dist)
-    actors = _ensure_classes(rng, t, road, ego, actors)
+    actors = _ensure_classes(rng, t, road, ego, actors, key_times)
     return World(
         static=concat(static_parts),
         actors=tuple(actors),
@@ -581,46 +599,44 @@ def _place_actors(
 
 
 def _ensure_classes(
-    rng: np.random.Generator, t: NDArray, road: Path, ego: EgoTrack, actors: list[Actor]
+    rng: np.random.Generator,
+    t: NDArray,
+    road: Path,
+    ego: EgoTrack,
+    actors: list[Actor],
+    key_times: NDArray[np.float64] | None,
 ) -> list[Actor]:
-    """Every detection class at least once within 50 m of the ego at some time: add a parked or
-    standing one beside the ego's path where one is missing."""
-    ego_xy = ego.xy[:: int(0.5 / SIM_DT)]
-    idx = np.arange(0, len(t), int(0.5 / SIM_DT), dtype=np.float64)
+    """Every detection class at least once within 50 m of the ego at a keyframe time: where one
+    is missing, add a parked or standing one beside the ego's path at the middle keyframe
+    (removing parked vehicles it would overlap)."""
+    times = t[:: int(0.5 / SIM_DT)] if key_times is None else np.asarray(key_times, np.float64)
+    idx = (times - t[0]) / SIM_DT
+    ego_xy, _ = ego.state(times)
     seen: set[str] = set()
     for a in actors:
         c, _ = actor_poses(a, idx)
         if np.min(np.hypot(*(c[:, :2] - ego_xy).T)) < 45.0:
             seen.add(a.cls)
     out = list(actors)
-    classes = [
-        "car",
-        "truck",
-        "bus",
-        "trailer",
-        "construction_vehicle",
-        "pedestrian",
-        "motorcycle",
-        "bicycle",
-        "traffic_cone",
-        "barrier",
-    ]
-    for cls in classes:
+    mid = ego_xy[len(ego_xy) // 2]
+    s_mid = float(road.nearest(mid[None])[0][0])
+    s_next = s_mid + rng.uniform(-5, 5)
+    for cls in DETECTION_ORDER:
         if cls in seen:
             continue
-        s_ego, _ = road.nearest(ego_xy[len(ego_xy) // 2][None])
-        off = (
-            12.8 if cls in ("pedestrian", "traffic_cone", "barrier", "bicycle") else BIKE_OUT + 1.25
+        small = cls in ("pedestrian", "traffic_cone", "barrier", "bicycle")
+        path = road.offset(-(12.8 if small else BIKE_OUT + 1.25))
+        extra = _make(
+            rng, f"{cls}-extra", cls, path, np.full(len(t), s_next), parked=cls != "pedestrian"
         )
-        path = road.offset(-off)
-        out.append(
-            _make(
-                rng,
-                f"{cls}-extra",
-                cls,
-                path,
-                np.full(len(t), float(s_ego[0]) + rng.uniform(-5, 15)),
-                parked=cls not in ("pedestrian", "traffic_cone", "barrier"),
-            )
-        )
+        s_next += extra.size_wlh[1] + 2.0
+        centre, _ = actor_poses(extra, idx[:1])
+        keep = []
+        for a in out:
+            c, _ = actor_poses(a, idx[:1])
+            gap = np.hypot(*(c[0, :2] - centre[0, :2]))
+            if a.parked and gap < 0.5 * (a.size_wlh[1] + extra.size_wlh[1]) + 1.0:
+                continue  # make room
+            keep.append(a)
+        out = keep + [extra]
     return out

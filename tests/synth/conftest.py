@@ -13,22 +13,9 @@ from fusion.cli import main
 
 VERSION = "v1.0-synth"
 ARGS = [
-    "--version",
-    VERSION,
-    "--scenes",
-    "2",
-    "--samples-per-scene",
-    "3",
-    "--seed",
-    "7",
-    "--conditions",
-    "day,night",
-    "--camera-sweeps",
-    "--workers",
-    "2",
-    "--image-size",
-    "320x180",
-]
+    "--version", VERSION, "--scenes", "2", "--samples-per-scene", "3", "--seed", "7",
+    "--conditions", "day,night", "--camera-sweeps", "--workers", "2", "--image-size", "224x126",
+]  # fmt: skip
 
 
 def generate(out: Path, *extra: str) -> tuple[int, str]:

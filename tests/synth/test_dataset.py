@@ -291,7 +291,7 @@ def test_our_reader_reads_a_generated_frame(synth_root: Path, nusc) -> None:  # 
     assert frame.lidar is not None and frame.lidar.points.shape[1] == 5
     assert frame.lidar.num_sweeps > 1
     assert set(frame.cameras) == set(CAMERA_CHANNELS)
-    assert frame.cameras["CAM_FRONT"].image.shape == (180, 320, 3)
+    assert frame.cameras["CAM_FRONT"].image.shape == (126, 224, 3)
     assert set(frame.radars) == set(RADAR_CHANNELS)
     assert frame.boxes is not None and len(frame.boxes) == len(nusc.get("sample", token)["anns"])
     assert frame.ego_motion is not None and frame.ego_motion.source == "can_bus"
