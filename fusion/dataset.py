@@ -393,7 +393,11 @@ def training_sample(
     transform = None
     if rng is not None and augment is not None:
         transform = GlobalTransform.random(rng, augment)
-    depth_source = frame.lidar.points if frame.lidar is not None else np.zeros((0, 5), np.float32)
+    # Depth supervision from the keyframe scan alone: it is exact at the reference time (earlier
+    # sweeps smear moving objects) and a third of the points to project.
+    depth_source = np.zeros((0, 5), np.float32)
+    if frame.lidar is not None:
+        depth_source = frame.lidar.points[: frame.lidar.keyframe_points]
     if rng is not None and modality_dropout > 0 and len(modalities) > 1:
         frame = drop_sensors(frame, _draw_dropout(rng, modality_dropout))
     inputs, cams = sample_inputs(frame, cfg, modalities, transform, rng, augment)
