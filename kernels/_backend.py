@@ -33,13 +33,22 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def is_numba_device_array(x: Any) -> bool:
+    """True for a numba device array (also the simulator's, which has no CUDA interface)."""
+    if isinstance(x, np.ndarray) or "numba.cuda" not in sys.modules:
+        return False
+    from numba import cuda
+
+    return bool(cuda.devicearray.is_cuda_ndarray(x))
+
+
 def on_device(x: Any) -> bool:
     """True when `x` lives in GPU memory (exposes `__cuda_array_interface__`)."""
     if isinstance(x, np.ndarray):
         return False
     if is_torch(x):
         return bool(x.is_cuda)
-    return hasattr(x, "__cuda_array_interface__")
+    return hasattr(x, "__cuda_array_interface__") or is_numba_device_array(x)
 
 
 def cuda_available() -> bool:
@@ -75,6 +84,8 @@ def to_host(x: Any, dtype: np.dtype | type | None = None) -> np.ndarray:
     if is_torch(x):
         x = x.detach()
         arr = x.cpu().numpy() if x.is_cuda else x.numpy()
+    elif is_numba_device_array(x):
+        arr = x.copy_to_host()
     elif not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
         from numba import cuda
 
@@ -88,6 +99,10 @@ def to_device(x: Any, dtype: np.dtype | type | None = None) -> Any:
     """A numba device array of `x`: zero-copy for GPU inputs of the right dtype, else copied."""
     from numba import cuda
 
+    if is_numba_device_array(x):
+        if dtype is None or x.dtype == np.dtype(dtype):
+            return x
+        return cuda.to_device(x.copy_to_host().astype(dtype))
     if on_device(x):
         if is_torch(x):
             x = x.detach()
@@ -118,7 +133,9 @@ def like(out: Any, ref: Any) -> Any:
     A GPU result for a GPU input stays on the GPU (zero-copy into torch); a GPU result for a
     host input is copied back.
     """
-    out_on_gpu = not isinstance(out, np.ndarray) and hasattr(out, "__cuda_array_interface__")
+    out_on_gpu = is_numba_device_array(out) or (
+        not isinstance(out, np.ndarray) and hasattr(out, "__cuda_array_interface__")
+    )
     if is_torch(ref):
         import torch
 

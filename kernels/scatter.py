@@ -35,13 +35,21 @@ def _scatter_numpy(features: np.ndarray, coords: np.ndarray, nx: int, ny: int) -
 def _scatter_numba(features: np.ndarray, coords: np.ndarray, nx: int, ny: int) -> np.ndarray:
     v_count, c_count = features.shape
     out = np.zeros((c_count, ny, nx), features.dtype)
-    # voxels summed in index order, as the numpy oracle does (bit-equal sums)
+    key = np.empty(v_count, np.int64)
     for v in range(v_count):
         ix = coords[v, 0]
         iy = coords[v, 1]
-        if ix >= 0 and ix < nx and iy >= 0 and iy < ny:
-            for c in range(c_count):
-                out[c, iy, ix] += features[v, c]
+        key[v] = iy * nx + ix if (ix >= 0 and ix < nx and iy >= 0 and iy < ny) else -1
+    # a stable sort by cell keeps the voxel order within a column (bit-equal sums with the
+    # oracle) and makes each channel plane's writes ascend through memory
+    order = np.argsort(key, kind="mergesort")
+    flat = out.reshape(c_count, ny * nx)
+    for c in range(c_count):
+        for k in range(v_count):
+            v = order[k]
+            cell = key[v]
+            if cell >= 0:
+                flat[c, cell] += features[v, c]
     return out
 
 

@@ -37,3 +37,18 @@ def test_import_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
+
+
+def test_device_array_in_device_array_out() -> None:
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU and the numba CUDA simulator is off")
+    pts = np.array([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.2, 0.1, 0.0]], np.float32)
+    boxes = np.array([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.3]])
+    d_pts = cuda.to_device(pts)
+    assert _backend.resolve("auto", d_pts) == "cuda"
+    out = count_points_in_boxes(d_pts, boxes)  # "auto" runs CUDA for a device array
+    assert hasattr(out, "copy_to_host") and out.copy_to_host().tolist() == [2]
+    # a CPU backend asked for explicitly copies the device input to the host
+    assert count_points_in_boxes(d_pts, boxes, backend="numba").tolist() == [2]
