@@ -25,7 +25,9 @@ TIME_SLICES = 10  # actors are posed once per slice of the spin (5 ms at 20 Hz)
 @dataclass(frozen=True, eq=False)
 class Sweep:
     """`points` (N, 5) float32: x, y, z (m, sensor frame at `end_s`), intensity 0..255, ring
-    0..31 (0 = lowest beam). `actor` (N,) int32: the actor hit (-1: world, rain or fog)."""
+    0..31 (0 = lowest beam). `actor` (N,) int32: the actor hit (-1: world, rain, fog or no
+    return). With `no_return = "origin"` rays without a return are points at the sensor origin
+    of their firing time with intensity 0."""
 
     end_s: float
     points: NDArray[np.float32]
@@ -144,13 +146,23 @@ def simulate_sweep(
     # spurious returns from rain drops / fog close to the sensor
     spurious = rng.random(len(r)) < cond.lidar_spurious
     r = np.where(spurious, rng.uniform(1.2, 8.0, len(r)), r)
-    intensity = np.where(spurious, rng.uniform(0, 6, len(r)), intensity)
+    intensity = np.where(spurious, rng.uniform(1, 6, len(r)), intensity)
     act = np.where(spurious, -1, act)
     keep = (keep | spurious) & (r >= spec.min_range)
     o = np.repeat(origins, b, axis=0)
     p_global = o + d * r[:, None]
     rings = np.tile(ring, c)
-    p_global, intensity, rings, act = p_global[keep], intensity[keep], rings[keep], act[keep]
+    match spec.no_return:
+        case "origin":
+            # the real HDL-32E logs every firing: a ray without a return is stored at the sensor
+            # origin of its firing time (so it lands a little off the origin after ego-motion
+            # compensation), giving a fixed 32 x 1084 points a sweep as in nuScenes
+            p_global = np.where(keep[:, None], p_global, o)
+            intensity = np.where(keep, intensity, 0.0)
+            act = np.where(keep, act, -1)
+        case "drop":
+            p_global, intensity = p_global[keep], intensity[keep]
+            rings, act = rings[keep], act[keep]
     end_pose = ego_transform(world.ego, end_s) @ sensor_to_ego  # global <- sensor at the end
     p_sensor = end_pose.inverse().apply(p_global)
     points = np.column_stack([p_sensor, np.round(intensity), rings]).astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,9 @@ class LidarSpec:
     max_range: float
     range_noise: float  # m, 1 sigma
     dropout: float  # probability that a return is lost in clear weather
+    # rays without a return: "origin" stores them at the sensor origin as nuScenes does
+    # (fixed point count a sweep), "drop" leaves them out
+    no_return: Literal["origin", "drop"] = "origin"
 
     @property
     def to_ego(self) -> Transform:

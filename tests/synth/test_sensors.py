@@ -69,7 +69,14 @@ def test_rain_and_fog_affect_the_lidar(caster: Raycaster) -> None:
         c: simulate_sweep(caster, spec, conditions(c), 3.0, np.random.default_rng(1))
         for c in ("day", "rain", "fog")
     }
+    n = len(spec.elevations_deg) * spec.azimuth_steps
+    assert all(len(s.points) == n for s in sweeps.values())  # every firing is logged
     rng_ = {c: np.linalg.norm(s.points[:, :3], axis=1) for c, s in sweeps.items()}
+    returned = {c: s.points[:, 3] > 0 for c, s in sweeps.items()}
+    rng_ = {c: r[returned[c]] for c, r in rng_.items()}
+    sweeps = {
+        c: type(s)(s.end_s, s.points[returned[c]], s.actor[returned[c]]) for c, s in sweeps.items()
+    }
     # rain loses returns; fog attenuates distant returns
     assert len(rng_["rain"]) < 0.93 * len(rng_["day"])
     assert np.percentile(rng_["fog"], 95) < 0.8 * np.percentile(rng_["day"], 95)
@@ -92,8 +99,12 @@ def test_lidar_points_are_stored_at_the_sweep_end(caster: Raycaster) -> None:
     # the ego moves ~0.4 m in a sweep; without compensation the ground would tilt by centimetres
     assert ground.sum() > 1000
     assert np.percentile(np.abs(p[ground, 2] - np.median(p[ground, 2])), 90) < 0.06
-    n = len(spec.elevations_deg) * spec.azimuth_steps
-    assert 0.6 * n < len(sweep.points) <= n
+    assert len(sweep.points) == len(spec.elevations_deg) * spec.azimuth_steps == 34688
+    # no-return rays sit where the sensor was when it fired: within the ego's travel of the origin
+    empty = sweep.points[:, 3] == 0
+    travel = caster.world.ego.sample(3.0, caster.world.ego.speed) / spec.rate_hz
+    assert empty.any()
+    assert np.all(np.linalg.norm(sweep.points[empty, :3], axis=1) <= travel + 0.05)
 
 
 def test_ego_drive_is_smooth(caster: Raycaster) -> None:
@@ -136,5 +147,5 @@ def test_rig_loader_is_strict(tmp_path: Path) -> None:
         load_rig(bad)
     # a rig file can replace any sensor: a LIDAR with fewer beams
     other = tmp_path / "rig16.toml"
-    other.write_text(text.replace("azimuth_steps = 1400", "azimuth_steps = 900"))
+    other.write_text(text.replace("azimuth_steps = 1084", "azimuth_steps = 900"))
     assert load_rig(other).lidar.azimuth_steps == 900
