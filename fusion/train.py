@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -83,6 +84,16 @@ class RunPosition:
     step: int = 0
     epoch: int = 0
     epoch_step: int = 0
+    elapsed_s: float = 0.0  # training wall time so far, over every resumed session
+
+
+def _position(
+    step: int, epoch: int, epoch_step: int, per_epoch: int, elapsed_s: float
+) -> RunPosition:
+    """The position after `epoch_step` steps of `epoch` (the next epoch once it is complete)."""
+    if epoch_step >= per_epoch:
+        return RunPosition(step, epoch + 1, 0, round(elapsed_s, 1))
+    return RunPosition(step, epoch, epoch_step, round(elapsed_s, 1))
 
 
 # -- distributed -------------------------------------------------------------------------------
@@ -308,86 +319,78 @@ def train(
     }
 
     step = position.step
-    start = time.time()
+    start = time.time() - position.elapsed_s
+    pos = position
     model.train()
-    for epoch in range(position.epoch, opts.epochs):
-        if step >= total_steps:
-            break
-        dataset.set_epoch(epoch)
-        skip = position.epoch_step if epoch == position.epoch else 0
-        indices = shard_indices(len(tokens), opts.seed, epoch, info.rank, info.world_size)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=opts.batch_size,
-            sampler=_ShardSampler(indices[skip * opts.batch_size :]),
-            num_workers=opts.workers,
-            collate_fn=partial(collate_training, cfg=cfg),
-            persistent_workers=False,
-            drop_last=False,
-        )
-        bar = _progress(
-            loader,
-            info.is_main and opts.progress,
-            f"{opts.variant} epoch {epoch + 1}/{opts.epochs}",
-            steps_per_epoch,
-            skip,
-        )
-        epoch_step = skip
-        for inputs, targets in bar:
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(step, total_steps, opts.warmup_steps)
-            inputs, targets = inputs.to(device), targets.to(device)
-            with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
-                out = ddp(inputs)
-                loss = detection_loss(out.maps, out.depth, targets, opts.params)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss.total).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            )
-            if math.isfinite(float(loss.total.detach())) and math.isfinite(grad_norm):
-                scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            epoch_step += 1
-            if info.is_main:
-                values = loss.as_floats()
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "grad_norm": grad_norm,
-                    "time_s": round(time.time() - start, 2),
-                    **values,
-                }
-                with log_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix({k[:4]: f"{v:.3f}" for k, v in values.items()})
-            pos = (
-                RunPosition(step, epoch, epoch_step)
-                if epoch_step < steps_per_epoch
-                else RunPosition(step, epoch + 1, 0)
-            )
-            if info.is_main and (step % opts.checkpoint_every == 0 or step >= total_steps):
-                save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
+    try:
+        for epoch in range(position.epoch, opts.epochs):
             if step >= total_steps:
                 break
-        if info.is_main:
-            save_checkpoint(
-                ckpt_path,
-                model,
-                optimizer,
-                RunPosition(step, epoch + 1, 0)
-                if epoch_step >= steps_per_epoch
-                else RunPosition(step, epoch, epoch_step),
-                run_meta,
+            dataset.set_epoch(epoch)
+            skip = position.epoch_step if epoch == position.epoch else 0
+            indices = shard_indices(len(tokens), opts.seed, epoch, info.rank, info.world_size)
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_size=opts.batch_size,
+                sampler=_ShardSampler(indices[skip * opts.batch_size :]),
+                num_workers=opts.workers,
+                collate_fn=partial(collate_training, cfg=cfg),
+                persistent_workers=False,
+                drop_last=False,
             )
+            desc = f"{opts.variant} epoch {epoch + 1}/{opts.epochs}"
+            bar = _progress(loader, info.is_main and opts.progress, desc, steps_per_epoch, skip)
+            epoch_step = skip
+            for inputs, targets in bar:
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * lr_factor(step, total_steps, opts.warmup_steps)
+                inputs, targets = inputs.to(device), targets.to(device)
+                with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
+                    out = ddp(inputs)
+                    loss = detection_loss(out.maps, out.depth, targets, opts.params)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss.total).backward()
+                scaler.unscale_(optimizer)
+                grad_norm = float(
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                )
+                if math.isfinite(float(loss.total.detach())) and math.isfinite(grad_norm):
+                    scaler.step(optimizer)  # a non-finite step is skipped, not applied
+                scaler.update()
+                step += 1
+                epoch_step += 1
+                pos = _position(step, epoch, epoch_step, steps_per_epoch, time.time() - start)
+                if info.is_main:
+                    values = loss.as_floats()
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "grad_norm": grad_norm,
+                        "time_s": pos.elapsed_s,
+                        **values,
+                    }
+                    with log_path.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    if hasattr(bar, "set_postfix"):
+                        bar.set_postfix({k[:4]: f"{v:.3f}" for k, v in values.items()})
+                    if step % opts.checkpoint_every == 0 or step >= total_steps:
+                        save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
+                if step >= total_steps:
+                    break
+            if info.is_main:
+                save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
+                plot_losses(log_path, opts.out / "loss.png")
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: keep every completed step, then stop (resume with --resume).
+        if info.is_main:
+            save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
             plot_losses(log_path, opts.out / "loss.png")
+        raise
     weights = opts.out / f"{opts.variant}.safetensors"
     if info.is_main:
-        save_detector(model, weights, {"run": json.dumps(run_meta | {"steps": str(step)})})
+        meta = run_meta | {"steps": step, "train_time_s": pos.elapsed_s}
+        save_detector(model, weights, {"run": json.dumps(meta)})
         plot_losses(log_path, opts.out / "loss.png")
     if info.world_size > 1:
         dist.barrier()
@@ -467,7 +470,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops a run like Ctrl-C: checkpointed
     cfg = load_config(args.config)
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")

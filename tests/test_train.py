@@ -78,3 +78,30 @@ def test_two_process_ddp_with_gloo(real_root: Path, cfg_path: Path, tmp_path: Pa
     with safe_open(str(out / "checkpoints" / "last.safetensors"), "pt") as f:
         run = json.loads(f.metadata()["run"])
     assert run["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_completed_steps(real_root: Path, cfg_path: Path, tmp_path: Path):
+    import signal
+    import time
+
+    from safetensors import safe_open
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, *_train_cmd(real_root, cfg_path, out, "--checkpoint-every", "1000")]
+    cmd[cmd.index("--epochs") + 1] = "1000"
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = out / "losses.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not log.is_file() or len(_losses(out)) < 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    done = _losses(out)[-1]["step"]
+    with safe_open(str(out / "checkpoints" / "last.safetensors"), "pt") as f:
+        position = json.loads(f.metadata()["position"])
+    assert position["step"] == done and position["epoch"] == done  # one sample per epoch
+    assert position["elapsed_s"] > 0
