@@ -117,7 +117,7 @@ def ten_sweeps(scan: np.ndarray) -> np.ndarray:
 
 
 def _quat_matrix(q: list[float]) -> np.ndarray:
-    w, x, y, z = q  # nuScenes order
+    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)  # nuScenes order, normalized
     return np.array(
         [
             [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
