@@ -7,6 +7,7 @@ among its group by index: the result is the stable order a CPU loop would give.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,23 @@ def full(n: int, value: int, dtype: Any) -> Any:
     arr = cuda.device_array(n, dtype)
     if n:
         fill_kernel[blocks(n), THREADS_PER_BLOCK](arr, value)
+    return arr
+
+
+@functools.lru_cache(maxsize=8)
+def zero_scalar(dtype: str) -> Any:
+    """A one-element device array holding 0 of `dtype`: reading it types an accumulator like
+    the data, so float32 sums round as the oracle's (a literal 0.0 would widen to float64).
+    Cached per process, so it assumes one GPU per process (as torchrun/DDP runs)."""
+    return cuda.to_device(np.zeros(1, np.dtype(dtype)))
+
+
+def zeros(shape: tuple[int, ...], dtype: Any) -> Any:
+    """A zero-filled device array, filled on the device (no host-to-device copy)."""
+    arr = cuda.device_array(shape, dtype)
+    if arr.size:
+        flat = arr.reshape(arr.size)
+        fill_kernel[blocks(arr.size), THREADS_PER_BLOCK](flat, 0)
     return arr
 
 

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from kernels import _backend
+from kernels import _backend, _cuda_segments
 from kernels._backend import Backend
 
 
@@ -228,34 +228,35 @@ def _forward_kernel(
     context: Any,
     sorted_points: Any,
     starts: Any,
-    cells: Any,
+    cell_interval: Any,
     d_bins: int,
     hw: int,
-    nx: int,
     zero: Any,
     out: Any,
 ) -> None:
-    """One thread per (interval, channel); context read in its (Ncam, C, H, W) layout."""
+    """One thread per (channel, cell): neighbouring threads write neighbouring cells, every
+    output element is written once (no separate zero fill)."""
     t = cuda.grid(1)
-    c_count = context.shape[1]
-    n_int = cells.shape[0]
-    if t >= n_int * c_count:
+    c_count = out.shape[0]
+    nx = out.shape[2]
+    n_cells = out.shape[1] * nx
+    if t >= c_count * n_cells:
         return
-    # channel-major thread order: neighbouring threads read neighbouring intervals' pixels
-    c = t // n_int
-    it = t - c * n_int
+    c = t // n_cells
+    cell = t - c * n_cells
     w = context.shape[3]
     acc = zero[0]
-    for j in range(starts[it], starts[it + 1]):
-        p = sorted_points[j]
-        n = p // (d_bins * hw)
-        q = p - n * (d_bins * hw)
-        d = q // hw
-        pix = q - d * hw
-        h = pix // w
-        x = pix - h * w
-        acc += depth[n, d, h, x] * context[n, c, h, x]
-    cell = cells[it]
+    it = cell_interval[cell]
+    if it >= 0:
+        for j in range(starts[it], starts[it + 1]):
+            p = sorted_points[j]
+            n = p // (d_bins * hw)
+            q = p - n * (d_bins * hw)
+            d = q // hw
+            pix = q - d * hw
+            h = pix // w
+            x = pix - h * w
+            acc += depth[n, d, h, x] * context[n, c, h, x]
     iy = cell // nx
     out[c, iy, cell - iy * nx] = acc
 
@@ -320,8 +321,8 @@ def _forward_cuda(depth: Any, context: Any, g: BevPoolGeometry) -> Any:
     d_depth = _backend.to_device(depth)
     d_ctx = _backend.to_device(context)
     c_count = d_ctx.shape[1]
-    out = cuda.to_device(np.zeros((c_count, g.ny, g.nx), d_depth.dtype))
-    n = g.interval_cells.shape[0] * c_count
+    out = cuda.device_array((c_count, g.ny, g.nx), d_depth.dtype)
+    n = out.size
     if n:
         dev = _device_geometry(g)
         _forward_kernel[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
@@ -329,11 +330,10 @@ def _forward_cuda(depth: Any, context: Any, g: BevPoolGeometry) -> Any:
             d_ctx,
             dev.sorted_points,
             dev.interval_starts,
-            dev.interval_cells,
+            dev.cell_interval,
             g.depth_bins,
             g.height * g.width,
-            g.nx,
-            cuda.to_device(np.zeros(1, d_depth.dtype)),
+            _cuda_segments.zero_scalar(d_depth.dtype.str),
             out,
         )
     return out
@@ -344,7 +344,7 @@ def _backward_cuda(grad_out: Any, depth: Any, context: Any, g: BevPoolGeometry) 
     d_grad = _backend.to_device(grad_out, d_depth.dtype)
     d_ctx = _backend.to_device(context)
     dev = _device_geometry(g)
-    zero = cuda.to_device(np.zeros(1, d_depth.dtype))
+    zero = _cuda_segments.zero_scalar(d_depth.dtype.str)
     gd = cuda.device_array(d_depth.shape, d_depth.dtype)
     gc = cuda.device_array(d_ctx.shape, d_ctx.dtype)
     n = g.point_cell.shape[0]
@@ -365,10 +365,11 @@ class _DeviceGeometry:
     point_cell: Any
     sorted_points: Any
     interval_starts: Any
-    interval_cells: Any
+    cell_interval: Any  # (ny*nx,) int32 interval of each cell, -1 where none
 
 
-# Geometry is fixed per calibration: upload it once per geometry object, not per call.
+# Geometry is fixed per calibration: upload it once per geometry object, not per call
+# (one GPU per process assumed, as torchrun/DDP runs).
 _DEVICE_GEOMETRY: dict[int, tuple[BevPoolGeometry, _DeviceGeometry]] = {}
 
 
@@ -376,11 +377,13 @@ def _device_geometry(g: BevPoolGeometry) -> _DeviceGeometry:
     hit = _DEVICE_GEOMETRY.get(id(g))
     if hit is not None and hit[0] is g:
         return hit[1]
+    cell_interval = np.full(g.ny * g.nx, -1, np.int32)
+    cell_interval[g.interval_cells] = np.arange(len(g.interval_cells), dtype=np.int32)
     dev = _DeviceGeometry(
         cuda.to_device(g.point_cell),
         cuda.to_device(g.sorted_points),
         cuda.to_device(g.interval_starts),
-        cuda.to_device(g.interval_cells),
+        cuda.to_device(cell_interval),
     )
     if len(_DEVICE_GEOMETRY) >= 8:
         _DEVICE_GEOMETRY.clear()

@@ -95,7 +95,12 @@ def _scatter_cuda(features: Any, coords: Any, nx: int, ny: int) -> Any:
     n = out.size
     if n:
         _sum_columns_cuda[_backend.blocks(n), _backend.THREADS_PER_BLOCK](
-            d_f, seg.counts, seg.offsets, seg.members, cuda.to_device(np.zeros(1, d_f.dtype)), out
+            d_f,
+            seg.counts,
+            seg.offsets,
+            seg.members,
+            _cuda_segments.zero_scalar(d_f.dtype.str),
+            out,
         )
     return out
 

@@ -345,7 +345,7 @@ def _voxelize_cuda(
     if mode == "dynamic":
         return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
     groups = seg.group_by_key(point_voxel, nvox)
-    features = cuda.to_device(np.zeros((nvox, p, d_pts.shape[1]), np.float32))
+    features = seg.zeros((nvox, p, d_pts.shape[1]), np.float32)
     num_points = cuda.device_array(nvox, np.int32)
     if n:
         _fill_cuda[nb, tpb](d_pts, point_voxel, groups.rank, features)
