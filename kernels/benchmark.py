@@ -323,6 +323,7 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
     context = rng.standard_normal((ncam, CHANNELS, h, w)).astype(np.float32)
     name = "real 6-cam rig"
     info = {
+        "fused_bytes": fused_bytes(depth.nbytes, context.nbytes, g),
         "frustum_points": int(g.point_cell.size),
         "inside": g.num_points_inside,
         "intervals": int(len(g.interval_cells)),
@@ -368,17 +369,34 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
         K.bev_pool(depth, context, g, backend="numba"), ref, rtol=1e-3, atol=1e-4
     )
     rep.add("bev_pool", name, "torch", median_ms(peer, repeats), "outer product + index_add_")
-    # bytes the fused kernel must touch once: inputs, geometry, output
-    info["fused_bytes"] = int(
-        depth.nbytes
-        + context.nbytes
-        + g.sorted_points.nbytes
-        + g.interval_starts.nbytes
-        + g.interval_cells.nbytes
-        + 4 * CHANNELS * g.nx * g.ny
-    )
     info["torch_outer_product_bytes"] = int(4 * ncam * d * CHANNELS * h * w)
     return info
+
+
+def fused_bytes(depth_bytes: int, context_bytes: int, g: K.BevPoolGeometry) -> int:
+    """Bytes the CUDA bev_pool must move at least once: depth, context, the sorted point
+    indices and interval starts, the cell -> interval map, and the (C, ny, nx) output."""
+    return int(
+        depth_bytes
+        + context_bytes
+        + g.sorted_points.nbytes
+        + g.interval_starts.nbytes
+        + 4 * g.nx * g.ny
+        + 4 * CHANNELS * g.nx * g.ny
+    )
+
+
+def gpu_peak_bandwidth() -> float | None:
+    """Peak DRAM bandwidth of the current GPU in bytes/s (2 x memory clock x bus width)."""
+    try:
+        from numba import cuda
+
+        dev = cuda.get_current_device()
+        clock_khz = dev.MEMORY_CLOCK_RATE
+        bus_bits = dev.GLOBAL_MEMORY_BUS_WIDTH
+    except Exception:  # noqa: BLE001  (attribute names differ across drivers and numba versions)
+        return None
+    return 2.0 * clock_khz * 1e3 * bus_bits / 8.0
 
 
 def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
@@ -616,7 +634,7 @@ def peer_ratios(rep: Report) -> list[dict[str, Any]]:
     return out
 
 
-def goals(rep: Report, data_names: list[str]) -> list[dict[str, Any]]:
+def goals(rep: Report, data_names: list[str], info: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for data in data_names:
         r = _ratio(rep, "voxelize", data, "numba", "spconv (cpu)")
@@ -644,11 +662,17 @@ def goals(rep: Report, data_names: list[str]) -> list[dict[str, Any]]:
                 "met": None if r is None else r <= 0.1,
             }
         )
+    cuda_ms = rep.get("bev_pool", "real 6-cam rig", "cuda")
+    peak = gpu_peak_bandwidth() if cuda_ms is not None else None
+    r = None
+    if cuda_ms is not None and peak and info.get("fused_bytes"):
+        bound_ms = info["fused_bytes"] / peak * 1e3
+        r = cuda_ms / bound_ms
     out.append(
         {
-            "goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound",
-            "ratio": None,
-            "met": None,
+            "goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound (ratio = time / bound)",
+            "ratio": r,
+            "met": None if r is None else r <= 2.0,
         }
     )
     return out
@@ -764,7 +788,7 @@ def run(args: argparse.Namespace) -> int:
     bench_radar(rep, backends, repeats)
     bench_points_in_boxes(rep, root, clouds, backends, repeats)
     bench_nms(rep, root, backends, repeats)
-    goal_rows = goals(rep, list(clouds))
+    goal_rows = goals(rep, list(clouds), info)
     print("\nratios to peers (ours / peer, lower is faster):")
     for r in peer_ratios(rep):
         print(
