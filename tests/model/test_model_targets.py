@@ -191,3 +191,45 @@ def test_training_sample_is_reproducible_and_augments(fake_frames, tiny_cfg, par
         a.inputs.camera_geometry.point_cell, c.inputs.camera_geometry.point_cell
     )
     assert camera_inputs(f, tiny_cfg).present.all()
+
+
+def test_camera_lift_puts_lidar_depths_where_the_lidar_points_are(real_frame):
+    """One-hot depths from the LIDAR (the depth targets) lifted with the camera geometry land in
+    the BEV cells of those LIDAR points: frustum, resize/crop and camera->LIDAR all agree."""
+    from scipy.ndimage import binary_dilation
+
+    from fusion.config import load_config
+    from fusion.dataset import camera_frustums, camera_geometry
+    from fusion.model.params import ModelParams
+    from kernels import bev_pool
+
+    cfg = load_config("tiny")
+    s = training_sample(real_frame, cfg, "camera", ModelParams())
+    cams = camera_inputs(real_frame, cfg)
+    geometry = camera_geometry(camera_frustums(cams, cfg), cfg)
+    d = cfg.camera.depth_bins
+    depth = np.zeros((6, d, *cfg.camera.feature_size), np.float32)
+    n, hh, ww = np.nonzero(s.depth >= 0)
+    depth[n, s.depth[n, hh, ww], hh, ww] = 1.0
+    lifted = np.asarray(
+        bev_pool(depth, np.ones((6, 1, *cfg.camera.feature_size), np.float32), geometry)
+    )[0]
+    assert lifted.sum() > 100
+
+    pts = real_frame.lidar.points[: real_frame.lidar.keyframe_points, :3]
+    nx, ny = cfg.bev.grid
+    ix = np.floor((pts[:, 0] - cfg.bev.bev_range[0]) / cfg.bev.cell_size[0]).astype(int)
+    iy = np.floor((pts[:, 1] - cfg.bev.bev_range[1]) / cfg.bev.cell_size[1]).astype(int)
+    ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    occupied = np.zeros((ny, nx), bool)
+    occupied[iy[ok], ix[ok]] = True
+    # depth bins are 2 m wide: allow the bin's half width along the ray (2 cells of 0.8 m)
+    near = binary_dilation(occupied, iterations=2)
+    assert lifted[near].sum() / lifted.sum() > 0.97
+    # the check has teeth: the same depths 8 m further along the rays do not fit
+    far = np.zeros_like(depth)
+    far[:, 4:] = depth[:, :-4]
+    shifted = np.asarray(
+        bev_pool(far, np.ones((6, 1, *cfg.camera.feature_size), np.float32), geometry)
+    )[0]
+    assert shifted[near].sum() / shifted.sum() < 0.85
