@@ -420,8 +420,8 @@ def format_table(report: EvalReport) -> str:
 def resolve_weights(
     names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
 ) -> dict[str, Path]:
-    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`,
-    else the shipped weights."""
+    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`
+    (or DIR/NAME/NAME.safetensors, the layout of `fusion train` runs), else the shipped weights."""
     explicit = {}
     for item in overrides:
         name, sep, path = item.partition("=")
@@ -437,7 +437,11 @@ def resolve_weights(
         if name in explicit:
             out[name] = explicit[name]
         elif weights_dir is not None:
+            # a folder of weights, or a folder of `fusion train` runs named after the models
             out[name] = weights_dir / f"{name}.safetensors"
+            run_dir = weights_dir / name / f"{name}.safetensors"
+            if not out[name].is_file() and run_dir.is_file():
+                out[name] = run_dir
         else:
             out[name] = packaged_weights(name)
         if not out[name].is_file():

@@ -165,3 +165,23 @@ def test_scene_conditions():
     assert scene_condition("Night, rain, big street") == "night"
     assert scene_condition("synthetic, rain, seed 1") == "rain"
     assert scene_condition("Parking lot, peds, trucks") == "day"
+
+
+def test_weights_resolve_from_a_folder_or_from_run_folders(tmp_path: Path):
+    from fusion.errors import FusionError
+    from fusion.evaluate import resolve_weights
+
+    (tmp_path / "lidar.safetensors").write_bytes(b"x")
+    (tmp_path / "camera").mkdir()
+    (tmp_path / "camera" / "camera.safetensors").write_bytes(b"x")
+    got = resolve_weights(
+        ["lidar", "camera"], tmp_path, ["fusion=" + str(tmp_path / "lidar.safetensors")]
+    )
+    assert got == {
+        "lidar": tmp_path / "lidar.safetensors",
+        "camera": tmp_path / "camera" / "camera.safetensors",
+    }
+    with pytest.raises(FusionError, match="not found"):
+        resolve_weights(["fusion"], tmp_path / "nowhere", [])
+    with pytest.raises(FusionError, match="unknown model"):
+        resolve_weights(["radar"], tmp_path, [])
