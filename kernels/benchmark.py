@@ -188,7 +188,8 @@ def real_boxes(root: Path) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
 # ---------------------------------------------------------------- benches
 
 
-def _backends(args: argparse.Namespace) -> list[str]:
+def _backends() -> list[str]:
+    """numpy and numba always; cuda on a real GPU (the simulator is far too slow to time)."""
     from numba import config, cuda
 
     out = ["numpy", "numba"]
@@ -779,7 +780,7 @@ def run(args: argparse.Namespace) -> int:
         if args.quick
         else {"real scan": scan, "10-sweep 347k": ten_sweeps(scan)}
     )
-    backends = _backends(args)
+    backends = _backends()
     rep = Report()
     print(f"kernels benchmark: backends {backends}; {_cuda_note()}")
     bench_voxelize(rep, clouds, backends, repeats)

@@ -147,14 +147,18 @@ def _voxelize_numba(
     with_features: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """features (V, P, C) (empty without features), coords (V, 3), counts (V,), point_voxel (N,),
-    NaN count; cells found through an open-addressing hash of linear cell ids."""
+    NaN count. Cell -> voxel lookups go through a dense table when the grid is small (as
+    spconv's; pillars: 512 x 512 int32 = 1 MB, cache resident), else an open-addressing hash
+    of the linear cell ids sized 2N."""
     n = pts.shape[0]
+    total = shape[0] * shape[1] * shape[2]
+    dense = total <= max(4 * n, 1 << 20)
     bits = 4
     while (1 << bits) < 2 * n:
         bits += 1
-    cap = 1 << bits
-    keys = np.full(cap, -1, np.int64)
-    vals = np.empty(cap, np.int32)
+    cap = total if dense else 1 << bits
+    keys = np.full(0 if dense else cap, -1, np.int64)
+    vals = np.full(cap, -1, np.int32)
     point_voxel = np.full(n, -1, np.int32)
     slot = np.full(n, -1, np.int32)
     nvox_cap = min(max_voxels, n)
@@ -178,14 +182,18 @@ def _voxelize_numba(
         if not inside:
             continue
         k = (cell[0] * shape[1] + cell[1]) * shape[2] + cell[2]
-        k31 = (k ^ (k >> 31)) & 0x7FFFFFFF
-        h = ((k31 * _HASH_MUL) & 0xFFFFFFFF) >> (32 - bits)
-        while keys[h] != -1 and keys[h] != k:
-            h = (h + 1) & (cap - 1)
-        if keys[h] == -1:
+        if dense:
+            h = k
+        else:
+            k31 = (k ^ (k >> 31)) & 0x7FFFFFFF
+            h = ((k31 * _HASH_MUL) & 0xFFFFFFFF) >> (32 - bits)
+            while keys[h] != -1 and keys[h] != k:
+                h = (h + 1) & (cap - 1)
+        if vals[h] == -1:
             if nvox >= max_voxels:
                 continue
-            keys[h] = k
+            if not dense:
+                keys[h] = k
             vals[h] = nvox
             for j in range(3):
                 coords[nvox, j] = cell[j]
