@@ -255,10 +255,12 @@ def evaluate(
             first = drop_sensors(reader.frame(tokens[0]), drop)
             results[tokens[0]] = [_placeholder_box(first)]
         modalities = set(r.model.modalities)
+        no_cameras = "cameras" in drop or all(c in drop for c in r.model.cfg.camera.channels)
+        no_radars = "radars" in drop or all(c in drop for c in r.model.cfg.radar.channels)
         meta = {
-            "use_camera": "camera" in modalities,
-            "use_lidar": "lidar" in modalities,
-            "use_radar": "radar" in modalities,
+            "use_camera": "camera" in modalities and not no_cameras,
+            "use_lidar": "lidar" in modalities and "LIDAR_TOP" not in drop,
+            "use_radar": "radar" in modalities and not no_radars,
             "use_map": False,
             "use_external": False,
         }

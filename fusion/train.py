@@ -467,6 +467,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from RUN/checkpoints/last.safetensors"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--lr-scale",
+        action="append",
+        default=[],
+        metavar="BRANCH=X",
+        help="learning-rate multiplier of a branch: camera, lidar, radar or dense (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
@@ -479,6 +486,17 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")
+    scales = {}
+    for item in args.lr_scale:
+        name, sep, value = item.partition("=")
+        try:
+            scales[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name not in {f.name for f in dataclasses.fields(BranchLR)}:
+            raise FusionError(
+                f"--lr-scale wants BRANCH=X with BRANCH in camera, lidar, radar, dense: {item!r}"
+            )
     opts = TrainOptions(
         config=cfg,
         dataroot=args.dataroot,
@@ -495,6 +513,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
+        branch_lr=BranchLR(**scales),
     )
     weights = train(opts)
     if init_distributed(resolve_device(opts.device)).is_main:

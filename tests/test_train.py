@@ -48,11 +48,17 @@ def test_train_stop_and_resume(real_root: Path, cfg_path: Path, tmp_path: Path, 
 
     out = tmp_path / "run"
     cmd = _train_cmd(real_root, cfg_path, out)[2:]  # in-process: the CLI's argv
-    assert main([*cmd, "--max-steps", "2"]) == 0
+    assert main([*cmd, "--lr-scale", "bogus=2"]) == 2
+    assert main([*cmd, "--max-steps", "2", "--lr-scale", "camera=0.5"]) == 0
     assert [r["step"] for r in _losses(out)] == [1, 2]
     assert (out / "checkpoints" / "last.safetensors").is_file()
     assert (out / "config.toml").is_file() and (out / "loss.png").is_file()
     assert load_detector(out / "fusion.safetensors").variant == "fusion"
+    from safetensors import safe_open
+
+    with safe_open(str(out / "checkpoints" / "last.safetensors"), "pt") as f:
+        groups = {g["name"]: g for g in json.loads(f.metadata()["param_groups"])}
+    assert groups["camera"]["base_lr"] == groups["dense"]["base_lr"] * 0.5
 
     assert main(cmd) == 2  # a second run into the same folder must say --resume
     assert "--resume" in capsys.readouterr().err
