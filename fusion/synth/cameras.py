@@ -104,24 +104,25 @@ def shade(
     hit = hits.hit
     t = np.where(hit, hits.t, 0.0)
     p = (origin + d * t[:, None]).astype(np.float32)
-    night = cond.headlights and cond.sun < 0.2
-    albedo, emit = _textures(hits, p, night=cond.name == "night")
+    dark = cond.ambient < 0.1  # lamps and headlights matter only at night
+    albedo, emit = _textures(hits, p, night=dark)
     n = hits.normal
     sun = SUN.astype(np.float32)
     light = cond.ambient * (0.6 + 0.4 * np.clip(n[:, 2], 0, 1)) + cond.sun * np.clip(
         n @ sun, 0, None
     )
     light = np.repeat(light[:, None], 3, axis=1)
-    if night:
-        warm = np.array([1.0, 0.9, 0.7])
-        for lamp in lights:
-            v = lamp - p
-            dist2 = (v * v).sum(1)
-            near = dist2 < 35.0**2
-            if not near.any():
-                continue
-            lam = np.clip((v[near] * n[near]).sum(1) / np.sqrt(dist2[near]), 0, None)
-            light[near] += (9.0 * lam / (dist2[near] + 4.0))[:, None] * warm
+    if dark:
+        warm = np.array([1.0, 0.9, 0.7], np.float32)
+        lit = np.flatnonzero(hit & (t < 90.0))  # lamps light only what is near them
+        pl, nl = p[lit], n[lit]
+        acc = np.zeros(len(lit), np.float32)
+        for lamp in lights[np.hypot(*(lights[:, :2] - origin[:2]).T) < 80.0]:
+            v = lamp.astype(np.float32) - pl
+            dist2 = np.einsum("ij,ij->i", v, v)
+            lam = np.clip(np.einsum("ij,ij->i", v, nl), 0, None) / np.sqrt(dist2 + 1e-6)
+            acc += np.where(dist2 < 35.0**2, 9.0 * lam / (dist2 + 4.0), 0.0).astype(np.float32)
+        light[lit] += acc[:, None] * warm
         hp, hf = headlights  # ego headlight position (3,) and forward (3,)
         v = p - hp
         dist = np.linalg.norm(v, axis=1) + 1e-6
@@ -139,7 +140,8 @@ def shade(
         ds, ns = d[shiny], n[shiny]
         refl = ds - 2 * (ds * ns).sum(1, keepdims=True) * ns
         color[shiny] += spec[shiny, None] * _sky(refl, cond) * 0.5
-    color = np.where(hit[:, None], color, _sky(d, cond))
+    miss = np.flatnonzero(~hit)
+    color[miss] = _sky(d[miss], cond)
     if cond.camera_fog_beta > 0:
         att = np.exp(-cond.camera_fog_beta * np.where(hit, t, 1e4))[:, None]
         color = color * att + np.asarray(cond.fog_color) * (1 - att)
@@ -148,7 +150,17 @@ def shade(
 
 def _camera_rays(camera: PinholeCamera, rw: int, rh: int) -> NDArray[np.float32]:
     """Unit ray directions (rh * rw, 3) in the camera frame through the pixel centres of the
-    image scaled to rw x rh."""
+    image scaled to rw x rh (cached: the rig's cameras repeat every frame)."""
+    key = (tuple(camera.intrinsics.ravel()), camera.width, camera.height, rw, rh)
+    if key not in _RAYS:
+        _RAYS[key] = _compute_rays(camera, rw, rh)
+    return _RAYS[key]
+
+
+_RAYS: dict[tuple, NDArray[np.float32]] = {}
+
+
+def _compute_rays(camera: PinholeCamera, rw: int, rh: int) -> NDArray[np.float32]:
     small = camera.scaled(rw / camera.width, rh / camera.height)
     uu, vv = np.meshgrid(
         np.arange(rw, dtype=np.float32) + 0.5, np.arange(rh, dtype=np.float32) + 0.5
@@ -269,20 +281,26 @@ def _weather_sensor(
         out = cv2.GaussianBlur(out, (0, 0), 0.8)
     if cond.noise > 0:
         # a shifted tile of gaussian noise: cheap and still different in every image
-        tile = _noise_tile()
-        oy, ox = int(rng.integers(0, tile.shape[0] - h)), int(rng.integers(0, tile.shape[1] - w))
-        noise = (tile[oy : oy + h, ox : ox + w] * (cond.noise * 255)).astype(np.int16)
-        out = np.clip(out.astype(np.int16) + noise[..., None], 0, 255).astype(np.uint8)
+        pos, neg = _noise_tiles(cond.noise)
+        oy = int(rng.integers(0, pos.shape[0] - h + 1))
+        ox = int(rng.integers(0, pos.shape[1] - w + 1))
+        out = cv2.add(out, pos[oy : oy + h, ox : ox + w])
+        out = cv2.subtract(out, neg[oy : oy + h, ox : ox + w])
     return out
 
 
-_TILE: list[NDArray[np.float32]] = []
+_TILES: dict[float, tuple[NDArray[np.uint8], NDArray[np.uint8]]] = {}
 
 
-def _noise_tile() -> NDArray[np.float32]:
-    if not _TILE:
-        _TILE.append(np.random.default_rng(12345).standard_normal((1200, 2000), dtype=np.float32))
-    return _TILE[0]
+def _noise_tiles(sigma: float) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Positive and negative parts (1000, 1800, 3) uint8 of grey gaussian noise of `sigma`."""
+    if sigma not in _TILES:
+        n = np.random.default_rng(12345).standard_normal((1000, 1800), dtype=np.float32)
+        n *= sigma * 255
+        pos = np.clip(np.round(n), 0, 255).astype(np.uint8)
+        neg = np.clip(np.round(-n), 0, 255).astype(np.uint8)
+        _TILES[sigma] = (np.repeat(pos[..., None], 3, 2), np.repeat(neg[..., None], 3, 2))
+    return _TILES[sigma]
 
 
 def encode_jpeg(image: NDArray[np.uint8], quality: int = 90) -> bytes:

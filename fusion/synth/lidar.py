@@ -104,29 +104,25 @@ def simulate_sweep(
     )
     rot = ego_rot @ sensor_to_ego.rotation
     gdirs = np.einsum("cij,cbj->cbi", rot, dirs)
-    t_hit = np.full((c, b), np.inf, np.float32)
-    normal = np.zeros((c, b, 3), np.float32)
-    material = np.zeros((c, b), np.uint8)
-    actor = np.full((c, b), -1, np.int32)
     bounds = np.linspace(0, c, TIME_SLICES + 1).astype(int)
+    groups = []
     for k in range(TIME_SLICES):
         a0, a1 = bounds[k], bounds[k + 1]
         t_mid = float(col_time[(a0 + a1 - 1) // 2])
-        o = np.repeat(origins[a0:a1], b, axis=0)
-        d = gdirs[a0:a1].reshape(-1, 3)
         cols = _columns_near_actors(world, t_mid, origins[a0], gdirs[a0:a1, 0, :2], spec.max_range)
-        hits = caster.cast(
-            o,
-            d,
-            t_mid,
-            near=origins[a0],
-            radius=spec.max_range + 15.0,
-            actor_rays=np.repeat(cols, b),
-        )
-        t_hit[a0:a1] = hits.t.reshape(-1, b)
-        normal[a0:a1] = hits.normal.reshape(-1, b, 3)
-        material[a0:a1] = hits.material.reshape(-1, b)
-        actor[a0:a1] = hits.actor.reshape(-1, b)
+        rays = (np.flatnonzero(cols)[:, None] + a0) * b + np.arange(b)[None, :]
+        groups.append((rays.ravel(), t_mid, origins[a0]))
+    hits = caster.cast(
+        np.repeat(origins, b, axis=0),
+        gdirs.reshape(-1, 3),
+        float(col_time[c // 2]),
+        radius=spec.max_range + 15.0,
+        groups=groups,
+    )
+    t_hit = hits.t.reshape(c, b)
+    normal = hits.normal.reshape(c, b, 3)
+    material = hits.material.reshape(c, b)
+    actor = hits.actor.reshape(c, b)
     r = t_hit.reshape(-1).astype(np.float64)
     n = normal.reshape(-1, 3)
     mat = material.reshape(-1)

@@ -57,9 +57,12 @@ class Raycaster:
         radius: float = np.inf,
         with_actors: bool = True,
         actor_rays: NDArray[np.bool_] | None = None,
+        groups: list[tuple[NDArray[np.int64], float, NDArray[np.float64]]] | None = None,
     ) -> Hits:
         """Cast rays; actors are posed at `time_s` (only those within `radius` m of `near`).
-        `actor_rays` (N,) limits the actor cast to the rays that may hit one (a speed-up)."""
+        `actor_rays` (N,) limits the actor cast to the rays that may hit one (a speed-up).
+        `groups`: instead, (ray indices, time s, near point) sets cast against actors posed at
+        their own times (a LIDAR spin); the static world is cast once for all rays."""
         d = np.asarray(directions, np.float32)
         rays = np.empty((len(d), 6), np.float32)
         rays[:, :3] = np.asarray(origins, np.float64) - self._offset
@@ -70,15 +73,20 @@ class Raycaster:
         normal = r_static["primitive_normals"].numpy()
         st = self.world.static
         hit = np.isfinite(t)
-        material = np.zeros(len(t), np.uint8)
-        color = np.zeros((len(t), 3), np.float32)
-        material[hit] = st.material[prim[hit]]
-        color[hit] = st.color[prim[hit]]
+        prim = np.where(hit, prim, 0)
+        material = np.where(hit, st.material[prim], 0).astype(np.uint8)
+        color = st.color[prim]
         actor = np.full(len(t), -1, np.int32)
         if with_actors:
-            dyn, owner = self.world.dynamic_mesh(time_s, near, radius)
-            if dyn.n_triangles:
+            if groups is None:
                 sel = np.flatnonzero(actor_rays) if actor_rays is not None else np.arange(len(rays))
+                groups = [(sel, time_s, near)]
+            for sel, g_time, g_near in groups:
+                if not len(sel):
+                    continue
+                dyn, owner = self.world.dynamic_mesh(g_time, g_near, radius)
+                if not dyn.n_triangles:
+                    continue
                 scene = _scene(dyn.vertices - self._offset, dyn.triangles)
                 r_dyn = scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays[sel])))
                 td = r_dyn["t_hit"].numpy()
