@@ -27,7 +27,7 @@ def _scan_kernel(values: Any, out: Any, total: Any) -> None:
     tid = cuda.threadIdx.x
     chunk = (n + SCAN_THREADS - 1) // SCAN_THREADS
     start = tid * chunk
-    end = min(start + chunk, n)
+    end = start + chunk if start + chunk < n else n  # builtin min fails to compile for CUDA
     s = int64(0)
     for i in range(start, end):
         s += values[i]

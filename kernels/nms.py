@@ -11,7 +11,8 @@ each box's edges that lie inside the other box (Cyrus-Beck clipping of a segment
 half-planes). An edge lying on the other box's edge line (within 1e-10 relative) counts once
 when the two run the same way (a shared boundary) and not at all when they run opposite ways
 (boxes that only touch).
-The same scalar source is compiled for Python (the oracle), Numba CPU and Numba CUDA; on the
+The same scalar source is compiled for Python (the oracle), Numba CPU and Numba CUDA (hence
+conditional expressions instead of min/max, which numba's CUDA target fails to compile); on the
 GPU the compiler may fuse multiply-adds, so an IoU there can differ from the CPU in the last
 bits (only a pair within ~1e-15 of the threshold could be decided differently).
 """
@@ -79,9 +80,11 @@ def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callab
                 elif num < 0.0:
                     return 0.0
             elif den > 0.0:
-                t0 = max(t0, -num / den)
+                t = -num / den
+                t0 = t if t > t0 else t0
             else:
-                t1 = min(t1, -num / den)
+                t = -num / den
+                t1 = t if t < t1 else t1
             if t0 >= t1:
                 return 0.0
         px = ax + t0 * dx
@@ -121,7 +124,7 @@ def _make_iou(jit: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callab
             q0x, q0y = corner_j(xb, yb, lb, wb, cb, sb, k)
             q1x, q1y = corner_j(xb, yb, lb, wb, cb, sb, (k + 1) % 4)
             twice += clip_j(q0x, q0y, q1x, q1y, xa, ya, la, wa, ca, sa, False)
-        inter = max(0.5 * twice, 0.0)
+        inter = 0.5 * twice if twice > 0.0 else 0.0
         union = 4.0 * la * wa + 4.0 * lb * wb - inter
         if union <= 0.0:
             return 0.0

@@ -314,7 +314,8 @@ def _fill_cuda(pts: Any, point_voxel: Any, rank: Any, features: Any) -> None:
 def _num_points_cuda(counts: Any, p: int, num_points: Any) -> None:
     v = cuda.grid(1)
     if v < num_points.shape[0]:
-        num_points[v] = min(counts[v], p)
+        # no builtin min: numba's CUDA target types it as a device function that fails here
+        num_points[v] = counts[v] if counts[v] < p else p
 
 
 def _voxelize_cuda(
