@@ -182,3 +182,28 @@ def test_torch_in_torch_out(real_scan) -> None:
     assert isinstance(v.features, torch.Tensor) and v.coords.dtype == torch.int32
     ref = voxelize(real_scan, (0.2, 0.2, 8.0), RANGE, 20, 30000, backend="numpy")
     np.testing.assert_array_equal(v.features.numpy(), ref.features)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:2])
+def test_numba_equals_spconv_on_ten_sweeps(real_scan, cfg) -> None:
+    try:
+        import torch
+        from spconv.pytorch.utils import PointToVoxel
+    except ImportError as exc:
+        pytest.skip(f"spconv not installed ({exc})")
+    import importlib
+
+    cloud = importlib.import_module("kernels.benchmark").ten_sweeps(real_scan)
+    size, p, mv = cfg
+    gen = PointToVoxel(
+        vsize_xyz=list(size),
+        coors_range_xyz=list(RANGE),
+        num_point_features=5,
+        max_num_voxels=mv,
+        max_num_points_per_voxel=p,
+    )
+    vox, idx, num = gen(torch.from_numpy(cloud))
+    ours = voxelize(cloud, size, RANGE, p, mv, backend="numba")
+    np.testing.assert_array_equal(ours.features, vox.numpy())
+    np.testing.assert_array_equal(ours.coords, idx.numpy()[:, ::-1])
+    np.testing.assert_array_equal(ours.num_points, num.numpy())
