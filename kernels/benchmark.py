@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -574,12 +575,11 @@ def _machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str] = {"python": platform.python_version()}
-    for mod in ("numpy", "numba", "torch", "spconv", "shapely", "nuscenes"):
+    for dist in ("numpy", "numba", "llvmlite", "torch", "spconv", "shapely", "nuscenes-devkit"):
         try:
-            m = __import__(mod)
-            versions[mod] = str(getattr(m, "__version__", "installed"))
-        except ImportError:
-            versions[mod] = "not installed"
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
     try:
         from numba import cuda
 
@@ -686,6 +686,7 @@ def write_markdown(
     info: dict[str, Any],
     goal_rows: list[dict[str, Any]],
     args: argparse.Namespace,
+    repeats: int,
 ) -> None:
     lines = [
         "# Kernel benchmarks",
@@ -695,9 +696,10 @@ def write_markdown(
         f"Load average (1/5/15 min) at the end: {machine['load_average_1_5_15']} "
         "(the machine is shared; figures are medians, but contention inflates them)  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
-        f"Command: `fusion bench kernels --repeats {args.repeats}"
-        f"{' --quick' if args.quick else ''}`; "
-        "median of the repeats after one warm-up run.",
+        f"Command: `fusion bench kernels{' --quick' if args.quick else ''}"
+        f" --repeats {args.repeats}`: median of {repeats} runs after one warm-up run"
+        " (fewer for the slow ones: numpy oracles and the devkit loop max(3, repeats/4),"
+        " shapely and the pure-Python NMS oracle max(2, repeats/5)).",
         "",
         "Data: the real nuScenes keyframe in tests/data (LIDAR_TOP scan, 34,688 points; its 69"
         " boxes; the six-camera rig). The 10-sweep cloud is 10 copies of the scan, copy k shifted"
@@ -813,6 +815,6 @@ def run(args: argparse.Namespace) -> int:
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    write_markdown(Path(args.markdown), rep, machine, info, goal_rows, args)
+    write_markdown(Path(args.markdown), rep, machine, info, goal_rows, args, repeats)
     print(f"\nwrote {args.json} and {args.markdown}")
     return 0
