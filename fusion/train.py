@@ -518,4 +518,6 @@ def run(args: argparse.Namespace) -> int:
     weights = train(opts)
     if init_distributed(resolve_device(opts.device)).is_main:
         print(f"weights: {weights}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return 0
