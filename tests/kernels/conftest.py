@@ -15,8 +15,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not Path("/dev/nvidia0").exists(
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-REAL_ROOT = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame"
+from kernel_params import REAL_ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import importlib
 
 import numpy as np
 import pytest
-from conftest import REAL_ROOT
+from kernel_params import REAL_ROOT
 
 bench = importlib.import_module("kernels.benchmark")
 

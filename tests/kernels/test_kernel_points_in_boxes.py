@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REAL_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_params import SMALL_BACKENDS
+from kernel_params import REAL_ROOT, SMALL_BACKENDS
 
 from kernels import count_points_in_boxes, points_in_boxes
 
