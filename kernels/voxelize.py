@@ -166,22 +166,26 @@ def _voxelize_numba(
     counts = np.zeros(nvox_cap, np.int32)
     nvox = 0
     num_nan = 0
-    cell = np.empty(3, np.int64)
+    lo0, lo1, lo2 = lo[0], lo[1], lo[2]
+    s0, s1, s2 = size[0], size[1], size[2]
+    nx, ny, nz = shape[0], shape[1], shape[2]
     for i in range(n):
-        if pts[i, 0] != pts[i, 0] or pts[i, 1] != pts[i, 1] or pts[i, 2] != pts[i, 2]:
+        x = np.float32(pts[i, 0])
+        y = np.float32(pts[i, 1])
+        z = np.float32(pts[i, 2])
+        if x != x or y != y or z != z:
             num_nan += 1
             continue
-        inside = True
-        for j in range(3):
-            q = np.float32(np.float32(pts[i, j]) - lo[j]) / size[j]
-            # the float comparison rejects NaN and huge values before the integer cast
-            if not (q >= 0 and q < shape[j]):
-                inside = False
-                break
-            cell[j] = np.int64(math.floor(q))
-        if not inside:
+        qx = np.float32(x - lo0) / s0
+        qy = np.float32(y - lo1) / s1
+        qz = np.float32(z - lo2) / s2
+        # float comparisons reject huge values before the integer casts
+        if not (qx >= 0 and qx < nx and qy >= 0 and qy < ny and qz >= 0 and qz < nz):
             continue
-        k = (cell[0] * shape[1] + cell[1]) * shape[2] + cell[2]
+        cx = np.int64(math.floor(qx))
+        cy = np.int64(math.floor(qy))
+        cz = np.int64(math.floor(qz))
+        k = (cx * ny + cy) * nz + cz
         if dense:
             h = k
         else:
@@ -189,20 +193,24 @@ def _voxelize_numba(
             h = ((k31 * _HASH_MUL) & 0xFFFFFFFF) >> (32 - bits)
             while keys[h] != -1 and keys[h] != k:
                 h = (h + 1) & (cap - 1)
-        if vals[h] == -1:
+        v = vals[h]
+        if v == -1:
             if nvox >= max_voxels:
                 continue
             if not dense:
                 keys[h] = k
-            vals[h] = nvox
-            for j in range(3):
-                coords[nvox, j] = cell[j]
+            v = nvox
+            vals[h] = v
+            coords[v, 0] = cx
+            coords[v, 1] = cy
+            coords[v, 2] = cz
             nvox += 1
-        v = vals[h]
         point_voxel[i] = v
-        if counts[v] < p:
-            slot[i] = counts[v]
-            counts[v] += 1
+        s = counts[v]
+        if s < p:
+            counts[v] = s + 1
+            slot[i] = s
+    # features in a second pass, sized by the voxels found (not by max_voxels, as spconv)
     c_count = pts.shape[1]
     features = np.zeros((nvox if with_features else 0, p, c_count), np.float32)
     if with_features:
@@ -210,8 +218,8 @@ def _voxelize_numba(
             s = slot[i]
             if s >= 0:
                 v = point_voxel[i]
-                for k in range(c_count):
-                    features[v, s, k] = pts[i, k]
+                for c in range(c_count):
+                    features[v, s, c] = pts[i, c]
     return features, coords[:nvox].copy(), counts[:nvox].copy(), point_voxel, num_nan
 
 
