@@ -23,6 +23,8 @@ from fusion.synth.rig import DEFAULT_RIG, Rig, load_rig
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 
+# cameras cast rays at most this wide and resize to the image size (see benchmarks/generate.md)
+RENDER_WIDTH = 640.0
 CAN_BLACKLIST = frozenset([*range(161, 169), *range(170, 177), *range(309, 315)])
 
 
@@ -93,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="cast camera rays at this fraction of the image size, then resize "
-        "(default: min(1, 800 / width))",
+        "(default: min(1, 640 / width): 0.4 at 1600x900)",
     )
     parser.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of scenes in synth_val"
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     rig = load_rig(args.rig)
     width = args.image_size[0]
-    scale = args.render_scale if args.render_scale is not None else min(1.0, 800.0 / width)
+    scale = args.render_scale if args.render_scale is not None else min(1.0, RENDER_WIDTH / width)
     if not 0.05 <= scale <= 1.0:
         raise ConfigError(f"--render-scale must be in [0.05, 1], got {scale}")
     out: Path = args.out
