@@ -61,25 +61,47 @@ class Timing:
     impl: str
     median_ms: float | None
     note: str = ""
+    min_ms: float | None = None
+    runs: int = 0
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Median and fastest of `runs` timed runs, in ms."""
+
+    median_ms: float
+    min_ms: float
+    runs: int
 
 
 @dataclass
 class Report:
     timings: list[Timing] = field(default_factory=list)
 
-    def add(self, kernel: str, data: str, impl: str, ms: float | None, note: str = "") -> None:
-        self.timings.append(Timing(kernel, data, impl, ms, note))
-        shown = "skipped" if ms is None else f"{ms:10.3f} ms"
-        print(f"  {kernel:<22} {data:<14} {impl:<16} {shown:>13}  {note}", flush=True)
+    def add(
+        self, kernel: str, data: str, impl: str, m: Measure | float | None, note: str = ""
+    ) -> None:
+        match m:
+            case Measure():
+                t = Timing(kernel, data, impl, m.median_ms, note, m.min_ms, m.runs)
+            case None:
+                t = Timing(kernel, data, impl, None, note)
+            case _:
+                t = Timing(kernel, data, impl, float(m), note, float(m), 1)
+        self.timings.append(t)
+        shown = "skipped" if t.median_ms is None else f"{t.median_ms:10.3f} ms"
+        low = "" if t.min_ms is None else f"(min {t.min_ms:.3f})"
+        print(f"  {kernel:<22} {data:<14} {impl:<16} {shown:>13} {low:<16} {note}", flush=True)
 
-    def get(self, kernel: str, data: str, impl: str) -> float | None:
+    def get(self, kernel: str, data: str, impl: str, best: bool = False) -> float | None:
+        """Median (or, with best, fastest) time of one row, None when absent or skipped."""
         for t in self.timings:
             if (t.kernel, t.data, t.impl) == (kernel, data, impl):
-                return t.median_ms
+                return t.min_ms if best else t.median_ms
         return None
 
 
-def median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | None = None) -> float:
+def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | None = None) -> Measure:
     fn()  # warm-up: JIT compilation, caches, allocator
     if sync:
         sync()
@@ -90,7 +112,7 @@ def median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | No
         if sync:
             sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return Measure(statistics.median(times) * 1e3, min(times) * 1e3, repeats)
 
 
 # ---------------------------------------------------------------- data
@@ -227,7 +249,7 @@ def bench_voxelize(
                 from numba import cuda
 
                 d = cuda.to_device(pts)
-                ms = median_ms(
+                ms = timed(
                     lambda d=d: K.voxelize(
                         d, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS, backend="cuda"
                     ),
@@ -235,7 +257,7 @@ def bench_voxelize(
                     _cuda_sync,
                 )
             else:
-                ms = median_ms(
+                ms = timed(
                     lambda be=be, pts=pts: K.voxelize(
                         pts, VOXEL_SIZE, POINT_RANGE, MAX_POINTS, MAX_VOXELS, backend=be
                     ),
@@ -265,7 +287,7 @@ def bench_voxelize(
             "voxelize",
             name,
             "spconv (cpu)",
-            median_ms(lambda gen=gen, tp=tp: gen(tp), repeats),
+            timed(lambda gen=gen, tp=tp: gen(tp), repeats),
             f"{len(ours.coords)} voxels; output identical to ours: {same}",
         )
 
@@ -285,13 +307,13 @@ def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: i
             from numba import cuda
 
             df, dc = cuda.to_device(feats), cuda.to_device(v.coords)
-            ms = median_ms(
+            ms = timed(
                 lambda df=df, dc=dc: K.scatter_bev(df, dc, grid, backend="cuda"),
                 repeats,
                 _cuda_sync,
             )
         else:
-            ms = median_ms(
+            ms = timed(
                 lambda be=be: K.scatter_bev(feats, v.coords, grid, backend=be),
                 _oracle_repeats(be, repeats),
             )
@@ -309,7 +331,7 @@ def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: i
         out.index_add_(0, cell, tf)
         return out.T.reshape(CHANNELS, grid[1], grid[0])
 
-    rep.add("scatter_bev", "real pillars", "torch", median_ms(peer, repeats), "index_add_")
+    rep.add("scatter_bev", "real pillars", "torch", timed(peer, repeats), "index_add_")
 
 
 def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -> dict[str, Any]:
@@ -341,11 +363,11 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
             from numba import cuda
 
             dd, dc = cuda.to_device(depth), cuda.to_device(context)
-            ms = median_ms(
+            ms = timed(
                 lambda dd=dd, dc=dc: K.bev_pool(dd, dc, g, backend="cuda"), repeats, _cuda_sync
             )
         else:
-            ms = median_ms(
+            ms = timed(
                 lambda be=be: K.bev_pool(depth, context, g, backend=be),
                 _oracle_repeats(be, repeats),
             )
@@ -370,7 +392,7 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
     np.testing.assert_allclose(
         K.bev_pool(depth, context, g, backend="numba"), ref, rtol=1e-3, atol=1e-4
     )
-    rep.add("bev_pool", name, "torch", median_ms(peer, repeats), "outer product + index_add_")
+    rep.add("bev_pool", name, "torch", timed(peer, repeats), "outer product + index_add_")
     info["torch_outer_product_bytes"] = int(4 * ncam * d * CHANNELS * h * w)
     return info
 
@@ -412,13 +434,13 @@ def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
             from numba import cuda
 
             dp = cuda.to_device(pts)
-            ms = median_ms(
+            ms = timed(
                 lambda dp=dp: K.rasterize_radar(dp, BEV_RANGE, BEV_CELL, backend="cuda"),
                 repeats,
                 _cuda_sync,
             )
         else:
-            ms = median_ms(
+            ms = timed(
                 lambda be=be: K.rasterize_radar(pts, BEV_RANGE, BEV_CELL, backend=be), repeats
             )
         rep.add(
@@ -446,13 +468,13 @@ def bench_points_in_boxes(
                 from numba import cuda
 
                 dp = cuda.to_device(xyz)
-                ms = median_ms(
+                ms = timed(
                     lambda dp=dp: K.count_points_in_boxes(dp, arr, backend="cuda"),
                     repeats,
                     _cuda_sync,
                 )
             else:
-                ms = median_ms(
+                ms = timed(
                     lambda be=be, xyz=xyz: K.count_points_in_boxes(xyz, arr, backend=be),
                     _oracle_repeats(be, repeats),
                 )
@@ -467,7 +489,7 @@ def bench_points_in_boxes(
             "count_points_in_boxes",
             name,
             "devkit loop",
-            median_ms(devkit, max(3, repeats // 4)),
+            timed(devkit, max(3, repeats // 4)),
             "points_in_box per box",
         )
 
@@ -499,13 +521,11 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
     for be in backends:
         reps = max(2, repeats // 5) if be == "numpy" else repeats
         if be == "cuda":
-            ms = median_ms(
-                lambda: K.nms_bev(boxes, scores, thr, backend="cuda"), repeats, _cuda_sync
-            )
+            ms = timed(lambda: K.nms_bev(boxes, scores, thr, backend="cuda"), repeats, _cuda_sync)
         else:
-            ms = median_ms(lambda be=be: K.nms_bev(boxes, scores, thr, backend=be), reps)
+            ms = timed(lambda be=be: K.nms_bev(boxes, scores, thr, backend=be), reps)
         rep.add("nms_bev", data, be, ms, "numpy = pure-Python oracle loop" if be == "numpy" else "")
-        ms = median_ms(
+        ms = timed(
             lambda be=be: K.circle_nms(boxes, scores, 1.0, backend=be),
             repeats,
             _cuda_sync if be == "cuda" else None,
@@ -556,7 +576,7 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
         "nms_bev",
         data,
         "shapely",
-        median_ms(peer, max(2, repeats // 5)),
+        timed(peer, max(2, repeats // 5)),
         "Polygon.intersection greedy loop",
     )
 
@@ -606,8 +626,10 @@ def _sim() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-def _ratio(rep: Report, kernel: str, data: str, ours: str, peer: str) -> float | None:
-    a, b = rep.get(kernel, data, ours), rep.get(kernel, data, peer)
+def _ratio(
+    rep: Report, kernel: str, data: str, ours: str, peer: str, best: bool = False
+) -> float | None:
+    a, b = rep.get(kernel, data, ours, best), rep.get(kernel, data, peer, best)
     return None if a is None or b is None or b == 0 else a / b
 
 
@@ -635,44 +657,48 @@ def peer_ratios(rep: Report) -> list[dict[str, Any]]:
     return out
 
 
+def _goal(
+    rep: Report, text: str, kernel: str, data: str, peer: str, limit: float
+) -> dict[str, Any]:
+    """One goal row: ours (numba) / peer on medians (the verdict) and on the fastest runs."""
+    r = _ratio(rep, kernel, data, "numba", peer)
+    return {
+        "goal": text,
+        "ratio": r,
+        "ratio_of_fastest_runs": _ratio(rep, kernel, data, "numba", peer, best=True),
+        "met": None if r is None else r <= limit,
+    }
+
+
 def goals(rep: Report, data_names: list[str], info: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for data in data_names:
-        r = _ratio(rep, "voxelize", data, "numba", "spconv (cpu)")
-        out.append(
-            {
-                "goal": f"voxelize numba <= 0.5 x spconv CPU ({data})",
-                "ratio": r,
-                "met": None if r is None else r <= 0.5,
-            }
-        )
-    r = _ratio(rep, "bev_pool", "real 6-cam rig", "numba", "torch")
+    out = [
+        _goal(rep, f"voxelize numba <= 0.5 x spconv CPU ({d})", "voxelize", d, "spconv (cpu)", 0.5)
+        for d in data_names
+    ]
     out.append(
-        {
-            "goal": "bev_pool numba <= 0.03 x torch",
-            "ratio": r,
-            "met": None if r is None else r <= 0.03,
-        }
+        _goal(rep, "bev_pool numba <= 0.03 x torch", "bev_pool", "real 6-cam rig", "torch", 0.03)
     )
-    for data in data_names:
-        r = _ratio(rep, "count_points_in_boxes", data, "numba", "devkit loop")
-        out.append(
-            {
-                "goal": f"points-in-boxes >= 10 x faster than devkit loop ({data})",
-                "ratio": r,
-                "met": None if r is None else r <= 0.1,
-            }
+    out += [
+        _goal(
+            rep,
+            f"points-in-boxes >= 10 x faster than devkit loop ({d})",
+            "count_points_in_boxes",
+            d,
+            "devkit loop",
+            0.1,
         )
+        for d in data_names
+    ]
     cuda_ms = rep.get("bev_pool", "real 6-cam rig", "cuda")
     peak = gpu_peak_bandwidth() if cuda_ms is not None else None
     r = None
     if cuda_ms is not None and peak and info.get("fused_bytes"):
-        bound_ms = info["fused_bytes"] / peak * 1e3
-        r = cuda_ms / bound_ms
+        r = cuda_ms / (info["fused_bytes"] / peak * 1e3)
     out.append(
         {
             "goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound (ratio = time / bound)",
             "ratio": r,
+            "ratio_of_fastest_runs": None,
             "met": None if r is None else r <= 2.0,
         }
     )
@@ -710,12 +736,13 @@ def write_markdown(
         " at 0.8 m. NMS: 500 candidates = the 69 real boxes jittered, IoU threshold 0.2; circle"
         " NMS radius 1 m.",
         "",
-        "| kernel | data | implementation | median (ms) | note |",
-        "| --- | --- | --- | ---: | --- |",
+        "| kernel | data | implementation | median (ms) | min (ms) | runs | note |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for t in rep.timings:
         ms = "skipped" if t.median_ms is None else f"{t.median_ms:.3f}"
-        lines.append(f"| {t.kernel} | {t.data} | {t.impl} | {ms} | {t.note} |")
+        low = "" if t.min_ms is None else f"{t.min_ms:.3f}"
+        lines.append(f"| {t.kernel} | {t.data} | {t.impl} | {ms} | {low} | {t.runs} | {t.note} |")
     lines += [
         "",
         "## Ratios to peers (ours / peer; below 1 is faster)",
@@ -727,11 +754,22 @@ def write_markdown(
         lines.append(
             f"| {r['kernel']} | {r['data']} | {r['ours']} | {r['peer']} | {r['ratio']:.4f} |"
         )
-    lines += ["", "## Goals", "", "| goal | ratio (ours / peer) | met |", "| --- | ---: | --- |"]
+    lines += [
+        "",
+        "## Goals",
+        "",
+        "Verdicts use the medians, as the issue asks; the ratio of the fastest runs shows how much"
+        " of the spread is contention from the other processes on the 2 shared cores.",
+        "",
+        "| goal | ratio of medians (ours / peer) | ratio of fastest runs | met |",
+        "| --- | ---: | ---: | --- |",
+    ]
     for g in goal_rows:
         ratio = "n/a" if g["ratio"] is None else f"{g['ratio']:.4f}"
+        best = g["ratio_of_fastest_runs"]
+        best_s = "n/a" if best is None else f"{best:.4f}"
         met = "not measured" if g["met"] is None else ("yes" if g["met"] else "NO")
-        lines.append(f"| {g['goal']} | {ratio} | {met} |")
+        lines.append(f"| {g['goal']} | {ratio} | {best_s} | {met} |")
     if info:
         lines += ["", "bev_pool geometry: " + ", ".join(f"{k} = {v}" for k, v in info.items())]
     cuda_note = _cuda_note()
@@ -802,7 +840,9 @@ def run(args: argparse.Namespace) -> int:
     for g in goal_rows:
         ratio = "n/a" if g["ratio"] is None else f"{g['ratio']:.4f}"
         met = "not measured" if g["met"] is None else ("met" if g["met"] else "NOT met")
-        print(f"  {g['goal']:<62} {ratio:>8}  {met}")
+        best = g["ratio_of_fastest_runs"]
+        best_s = "" if best is None else f"(fastest runs {best:.4f})"
+        print(f"  {g['goal']:<62} {ratio:>8} {best_s:<22} {met}")
     machine = _machine()
     payload = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
