@@ -175,6 +175,11 @@ def test_can_bus_poses_agree_with_ego_pose(nusc, synth_root: Path) -> None:  # n
         assert np.all(np.diff(ut) == 20_000)  # 50 Hz
         imu = can.get_messages(scene["name"], "ms_imu")
         assert np.all(np.diff([m["utime"] for m in imu]) == 10_000)  # 100 Hz
+        # the rig's IMU bias and noise: gravity plus bias on z, white noise of the set sigma
+        imu_spec = load_rig().imu
+        acc_z = np.array([m["linear_accel"][2] for m in imu])
+        assert abs(acc_z.mean() - 9.81 - imu_spec.accel_bias[2]) < 0.02
+        assert abs(acc_z.std() - imu_spec.accel_noise) < 0.02
         for msg in ("vehicle_monitor", "steeranglefeedback", "route"):
             assert can.get_messages(scene["name"], msg)
         assert isinstance(can.get_messages(scene["name"], "meta"), dict)
