@@ -139,6 +139,8 @@ def like(out: Any, ref: Any) -> Any:
     if is_torch(ref):
         import torch
 
+        if out_on_gpu and not ref.is_cuda:
+            out = out.copy_to_host()
         return torch.as_tensor(out, device=ref.device)
     if on_device(ref):
         return out if out_on_gpu else _upload(out)

@@ -52,3 +52,13 @@ def test_device_array_in_device_array_out() -> None:
     assert hasattr(out, "copy_to_host") and out.copy_to_host().tolist() == [2]
     # a CPU backend asked for explicitly copies the device input to the host
     assert count_points_in_boxes(d_pts, boxes, backend="numba").tolist() == [2]
+
+
+def test_cuda_backend_with_cpu_tensors_returns_cpu_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    if not _backend.cuda_available():
+        pytest.skip("no CUDA GPU and the numba CUDA simulator is off")
+    pts = torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    boxes = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
+    out = count_points_in_boxes(pts, boxes, backend="cuda")
+    assert isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.tolist() == [1]
