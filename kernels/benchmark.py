@@ -225,8 +225,8 @@ def _cuda_note() -> str:
     from numba import config, cuda
 
     if config.ENABLE_CUDASIM:
-        return "cuda: numba CUDA simulator on, not timed"
-    return "" if cuda.is_available() else "cuda: no GPU on this machine"
+        return "the numba CUDA simulator is on"
+    return "" if cuda.is_available() else "no GPU on this machine"
 
 
 def _cuda_sync() -> None:
@@ -666,6 +666,7 @@ def _goal(
         "goal": text,
         "ratio": r,
         "ratio_of_fastest_runs": _ratio(rep, kernel, data, "numba", peer, best=True),
+        "limit": limit,
         "met": None if r is None else r <= limit,
     }
 
@@ -699,6 +700,7 @@ def goals(rep: Report, data_names: list[str], info: dict[str, Any]) -> list[dict
             "goal": "GPU: bev_pool within 2 x of the memory-bandwidth bound (ratio = time / bound)",
             "ratio": r,
             "ratio_of_fastest_runs": None,
+            "limit": 2.0,
             "met": None if r is None else r <= 2.0,
         }
     )
@@ -719,8 +721,9 @@ def write_markdown(
         "",
         f"Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}  ",
-        f"Load average (1/5/15 min) at the end: {machine['load_average_1_5_15']} "
-        "(the machine is shared; figures are medians, but contention inflates them)  ",
+        f"Load average (1/5/15 min) at the start: {machine['load_average_at_start']}, at the end:"
+        f" {machine['load_average_1_5_15']} (the 2 cores are shared with other processes;"
+        " contention inflates every figure and widens the spread between median and min)  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
         f"Command: `fusion bench kernels{' --quick' if args.quick else ''}"
         f" --repeats {args.repeats}`: median of {repeats} runs after one warm-up run"
@@ -772,9 +775,35 @@ def write_markdown(
         lines.append(f"| {g['goal']} | {ratio} | {best_s} | {met} |")
     if info:
         lines += ["", "bev_pool geometry: " + ", ".join(f"{k} = {v}" for k, v in info.items())]
+    borderline = [
+        g["goal"]
+        for g in goal_rows
+        if g["met"]
+        and g["ratio_of_fastest_runs"] is not None
+        and g["ratio_of_fastest_runs"] > g["limit"]
+    ]
+    if borderline:
+        lines += [
+            "",
+            "Borderline: met on medians but not on the fastest runs, so not met with any margin: "
+            + "; ".join(borderline)
+            + ".",
+        ]
+    lines += [
+        "",
+        "The Numba CPU kernels run on one thread: on this shared machine (load average ~10,"
+        " 2026-11-28) a 2-thread `prange` bev_pool took 24 ms against 12 ms serial (medians;"
+        " fastest runs 20 ms against 6 ms).",
+    ]
     cuda_note = _cuda_note()
     if cuda_note:
-        lines += ["", f"CUDA: {cuda_note}; the CUDA kernels are tested under the simulator only."]
+        lines += [
+            "",
+            f"CUDA: not timed ({cuda_note}); the CUDA kernels are tested under numba's simulator"
+            " on small inputs, and every kernel compiles to PTX for sm_80 when libNVVM is present"
+            " (tests/kernels/test_kernel_ptx.py; checked here with the nvidia-cuda-nvcc-cu12"
+            " wheel). The GPU goal is not measured.",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -813,6 +842,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(os.cpu_count() or 1)
     except ImportError:
         pass
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     root = Path(args.dataroot)
     scan = load_scan(root)
     clouds = (
@@ -844,6 +874,7 @@ def run(args: argparse.Namespace) -> int:
         best_s = "" if best is None else f"(fastest runs {best:.4f})"
         print(f"  {g['goal']:<62} {ratio:>8} {best_s:<22} {met}")
     machine = _machine()
+    machine["load_average_at_start"] = load_at_start
     payload = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
