@@ -116,9 +116,7 @@ def example_inputs(model: Detector) -> dict[str, tuple[Tensor, ...]]:
             torch.randint(1, p + 1, (v,), dtype=torch.int32),
             torch.randint(0, min(nx, ny), (v, 3), dtype=torch.int32),
         )
-    out["bev"] = tuple(
-        torch.randn(1, model.bev_input_channels(m), ny, nx) for m in model.modalities
-    )
+    out["bev"] = tuple(torch.randn(1, *model.bev_input_shape(m)) for m in model.modalities)
     return out
 
 

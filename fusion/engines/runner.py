@@ -105,7 +105,8 @@ class Runner:
         return geometry
 
     def bev_maps(self, frame: Frame, clock: _Clock) -> list[NDArray[np.float32]]:
-        """The BEV graph's inputs for `frame`, (1, C_i, ny, nx) each, in modality order."""
+        """The BEV graph's inputs for `frame`, (1, C, ny, nx) each (LIDAR on the pillar grid),
+        in modality order."""
         cfg = self.cfg
         nx, ny = cfg.bev.grid
         maps: list[NDArray[np.float32]] = []
@@ -134,7 +135,8 @@ class Runner:
                     maps.append(out[None])
                 case "lidar":
                     c = cfg.model.lidar_channels
-                    out = np.zeros((c, ny, nx), np.float32)
+                    px, py, _ = cfg.point_cloud.grid_size  # scattered on the pillar grid
+                    out = np.zeros((c, py, px), np.float32)
                     if frame.lidar is not None:
                         vox = lidar_voxels(frame.lidar.points, cfg)
                         clock.lap("voxelize")
@@ -143,7 +145,7 @@ class Runner:
                             clock.lap("lidar_net")
                             out = np.asarray(
                                 scatter_bev(
-                                    np.ascontiguousarray(feats, np.float32), vox.coords, (nx, ny)
+                                    np.ascontiguousarray(feats, np.float32), vox.coords, (px, py)
                                 ),
                                 np.float32,
                             )

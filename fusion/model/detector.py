@@ -19,7 +19,7 @@ from fusion.model.camera import CameraNet
 from fusion.model.head import CenterHead, HeadMaps
 from fusion.model.inputs import BatchInputs
 from fusion.model.kernel_ops import bev_pool_autograd, scatter_bev_autograd
-from fusion.model.lidar import PillarNet
+from fusion.model.lidar import LidarEncoder
 from fusion.model.params import ModelParams
 from fusion.model.radar import RADAR_RASTER_CHANNELS, RadarNet
 
@@ -70,8 +70,8 @@ class Detector(nn.Module):
                     )
                     bev_in += cfg.camera.channels_out
                 case "lidar":
-                    self.encoders[modality] = PillarNet(
-                        cfg.point_cloud, m.lidar_channels, self.params.pillar_layers
+                    self.encoders[modality] = LidarEncoder(
+                        cfg.point_cloud, cfg.bev, m.lidar_channels, self.params.pillar_layers
                     )
                     bev_in += m.lidar_channels
                 case "radar":
@@ -89,28 +89,32 @@ class Detector(nn.Module):
 
     def pillar_net(self, voxels: Tensor, num_points: Tensor, coords: Tensor) -> Tensor:
         """(V, P, 5), (V,), (V, 3) -> (V, C_lidar)."""
-        return self.encoders["lidar"](voxels, num_points, coords)
+        return self.encoders["lidar"].pillars(voxels, num_points, coords)
 
     def bev_net(self, *bev_inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """BEV inputs in `self.modalities` order -> (heatmap, regression, attribute).
 
-        Camera: pooled context (B, C_cam, ny, nx); LIDAR: scattered pillars (B, C_lidar, ny, nx);
-        radar: the raw raster (B, 8, ny, nx), encoded here."""
+        Camera: pooled context (B, C_cam, ny, nx); LIDAR: scattered pillars on the pillar grid
+        (B, C_lidar, ny_p, nx_p), brought to the BEV grid here; radar: the raw raster
+        (B, 8, ny, nx), encoded here."""
         maps = []
         for modality, x in zip(self.modalities, bev_inputs, strict=True):
-            maps.append(self.encoders["radar"](x) if modality == "radar" else x)
+            maps.append(x if modality == "camera" else self.encoders[modality](x))
         return self.head(self.backbone(self.fuser(maps)))
 
     # -- whole-batch forward for training -------------------------------------------------------
 
-    def bev_input_channels(self, modality: Modality) -> int:
+    def bev_input_shape(self, modality: Modality) -> tuple[int, int, int]:
+        """(C, ny, nx) of one sample's BEV-graph input for `modality`."""
+        nx, ny = self.cfg.bev.grid
         match modality:
             case "camera":
-                return self.cfg.camera.channels_out
+                return (self.cfg.camera.channels_out, ny, nx)
             case "lidar":
-                return self.cfg.model.lidar_channels
+                px, py, _ = self.cfg.point_cloud.grid_size
+                return (self.cfg.model.lidar_channels, py, px)
             case "radar":
-                return RADAR_RASTER_CHANNELS
+                return (RADAR_RASTER_CHANNELS, ny, nx)
 
     def forward(self, batch: BatchInputs) -> DetectorOutput:
         depth = None
@@ -151,9 +155,9 @@ class Detector(nn.Module):
         return torch.stack(out), depth
 
     def lidar_bev(self, batch: BatchInputs) -> Tensor:
-        """Pillars -> features scattered to the grid by `kernels.scatter_bev`, (B, C, ny, nx)."""
-        nx, ny = self.cfg.bev.grid
-        c = self.cfg.model.lidar_channels
+        """Pillar features scattered by `kernels.scatter_bev` onto the pillar grid,
+        (B, C, ny_p, nx_p)."""
+        c, ny, nx = self.bev_input_shape("lidar")
         b = batch.batch_size
         if len(batch.voxel_coords) == 0:
             return batch.images.new_zeros((b, c, ny, nx))

@@ -1,16 +1,21 @@
-"""LIDAR branch, dense part: the pillar feature net (PointPillars' PFN).
+"""LIDAR branch, dense parts: the pillar feature net (PointPillars' PFN) and the BEV
+downsampler from the pillar grid to the shared BEV grid.
 
-This is the lidar ONNX graph (dynamic number of pillars V): hard-voxelized points in,
-one feature vector per pillar out. `kernels.voxelize` before it and `kernels.scatter_bev`
-after it run outside the graph.
+The PFN is the lidar ONNX graph (dynamic number of pillars V): hard-voxelized points in, one
+feature vector per pillar out. `kernels.voxelize` before it and `kernels.scatter_bev` after it
+run outside the graph; the downsampler runs first in the BEV graph.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from fusion.config import PointCloudConfig
+from fusion.config import BEVConfig, PointCloudConfig
+from fusion.errors import ConfigError
+from fusion.model.layers import conv_bn_relu
 
 # Intensity arrives in 0..255 (nuScenes); the net sees it in 0..1.
 INTENSITY_SCALE = 1.0 / 255.0
@@ -67,3 +72,40 @@ class _PointBatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+def pillar_grid_ratio(pc: PointCloudConfig, bev: BEVConfig) -> int:
+    """How many pillars span one BEV cell (1, 2, 4, ...); the grids must nest exactly."""
+    nx, ny, _ = pc.grid_size
+    bx, by = bev.grid
+    same_extent = all(
+        math.isclose(a, b, abs_tol=1e-6)
+        for a, b in zip(
+            (pc.point_range[0], pc.point_range[1], pc.point_range[3], pc.point_range[4]),
+            (bev.bev_range[0], bev.bev_range[1], bev.bev_range[3], bev.bev_range[4]),
+            strict=True,
+        )
+    )
+    ratio = nx // bx
+    if not same_extent or nx != bx * ratio or ny != by * ratio or ratio & (ratio - 1):
+        raise ConfigError(
+            f"point_cloud grid {nx}x{ny} over {pc.point_range[:2]}..{pc.point_range[3:5]} must "
+            f"cover the BEV grid {bx}x{by} over the same x/y range, a power of 2 finer"
+        )
+    return ratio
+
+
+class LidarEncoder(nn.Module):
+    """`pillars`: PillarNet; `bev`: (B, C, ny_p, nx_p) scattered pillars -> (B, C, ny, nx) on the
+    BEV grid (strided convs when pillars are finer than BEV cells, identity otherwise)."""
+
+    def __init__(self, pc: PointCloudConfig, bev: BEVConfig, channels: int, layers: int = 1):
+        super().__init__()
+        self.pillars = PillarNet(pc, channels, layers)
+        steps = int(math.log2(pillar_grid_ratio(pc, bev)))
+        self.bev = nn.Sequential(
+            *[conv_bn_relu(channels, channels, stride=2) for _ in range(steps)]
+        )
+
+    def forward(self, scattered: Tensor) -> Tensor:
+        return self.bev(scattered)

@@ -112,3 +112,28 @@ def test_scatter_autograd_matches_a_dense_reference():
     torch.testing.assert_close(out, dense)
     (dense * weight).sum().backward()
     torch.testing.assert_close(feats.grad, ref_feats.grad)
+
+
+def test_pillar_grid_finer_than_the_bev_grid(tiny_cfg, params, fake_frames):
+    import dataclasses
+
+    from fusion.config import load_config
+    from fusion.errors import ConfigError
+    from fusion.model.lidar import pillar_grid_ratio
+
+    assert pillar_grid_ratio(load_config("nuscenes").point_cloud, load_config("nuscenes").bev) == 4
+    assert pillar_grid_ratio(tiny_cfg.point_cloud, tiny_cfg.bev) == 1
+    fine = dataclasses.replace(
+        tiny_cfg, point_cloud=dataclasses.replace(tiny_cfg.point_cloud, voxel_size=(0.4, 0.4, 8.0))
+    )
+    model = build_detector(fine, "lidar", params).eval()
+    inputs, _ = collate_training([training_sample(fake_frames[0], fine, "lidar", params)], fine)
+    assert int(inputs.voxel_coords[:, 0].max()) >= 32  # pillars really live on the 64 x 64 grid
+    with torch.no_grad():
+        out = model(inputs)
+    assert out.maps.heatmap.shape[-2:] == (32, 32)
+    odd = dataclasses.replace(
+        tiny_cfg, point_cloud=dataclasses.replace(tiny_cfg.point_cloud, voxel_size=(0.3, 0.3, 8.0))
+    )
+    with pytest.raises(ConfigError, match="power of 2"):
+        build_detector(odd, "lidar", params)
