@@ -301,7 +301,8 @@ def train(
         ddp = nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True,
+            # modality dropout can leave a whole branch out of a batch
+            find_unused_parameters=len(model.modalities) > 1 and cfg.train.modality_dropout > 0,
         )
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
