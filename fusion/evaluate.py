@@ -212,7 +212,7 @@ def evaluate(
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
         engine = open_engine(backend, model, out / "engines", device)  # type: ignore[arg-type]
-        runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine)))
+        runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine, model.params)))
     configs = {dumps_toml(r.model.cfg) for r in runs}
     if len(configs) != 1:
         raise FusionError(

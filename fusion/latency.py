@@ -37,7 +37,8 @@ def measure(
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, path in models.items():
         model = load_detector(path)
-        runner = Runner(model.cfg, model.variant, open_engine(backend, model, work_dir, device))  # type: ignore[arg-type]
+        engine = open_engine(backend, model, work_dir, device)  # type: ignore[arg-type]
+        runner = Runner(model.cfg, model.variant, engine, model.params)
         for i in range(warmup):
             runner.detect(frames[i % len(frames)])
         times: list[StageTimes] = []

@@ -31,6 +31,7 @@ from fusion.engines.base import Backend, Engine
 from fusion.frame import Detections, Frame
 from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, variant_modalities
+from fusion.model.params import ModelParams
 from fusion.model.radar import RADAR_RASTER_CHANNELS
 from kernels import bev_pool, scatter_bev
 
@@ -74,12 +75,18 @@ class Runner:
     """Detects objects in frames with one variant's `engine` (batch 1)."""
 
     def __init__(
-        self, cfg: PipelineConfig, variant: str, engine: Engine, geometry_cache: int = 16
+        self,
+        cfg: PipelineConfig,
+        variant: str,
+        engine: Engine,
+        params: ModelParams | None = None,
+        geometry_cache: int = 16,
     ) -> None:
         self.cfg = cfg
         self.variant = variant
         self.modalities = variant_modalities(variant)  # type: ignore[arg-type]
         self.engine = engine
+        self.params = params or ModelParams()
         self._geometry: OrderedDict[str, Any] = OrderedDict()
         self._geometry_cache = geometry_cache
         self.geometry_builds = 0  # how often the camera geometry was computed (not cached)
@@ -166,7 +173,7 @@ class Runner:
         clock.lap("images")  # bookkeeping between stages is charged to the first stage
         heatmap, regression, attribute = self.engine.bev(*maps)
         clock.lap("bev_net")
-        dets = decode_detections(heatmap[0], regression[0], attribute[0], self.cfg)
+        dets = decode_detections(heatmap[0], regression[0], attribute[0], self.cfg, self.params)
         clock.lap("decode")
         return dets, StageTimes(**clock.times)
 

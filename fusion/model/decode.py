@@ -13,7 +13,7 @@ from torch import Tensor
 
 from fusion.config import DETECTION_CLASSES, PipelineConfig
 from fusion.frame import Detections
-from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX
+from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import decode_regression
 from kernels import circle_nms, nms_bev
 
@@ -55,14 +55,17 @@ def decode_detections(
     regression: Tensor | NDArray[np.floating],
     attribute: Tensor | NDArray[np.floating],
     cfg: PipelineConfig,
+    params: ModelParams | None = None,
 ) -> Detections:
     """One sample's maps -> Detections.
 
     `heatmap` (K, ny, nx) logits, `regression` (10, ny, nx), `attribute` (8, ny, nx) logits
     (torch or numpy). Peaks are local maxima of the class heatmaps (3x3), kept above
-    `cfg.model.score_threshold`, suppressed per class (circle NMS on centres with radius
-    `nms_radius` m, or rotated-box NMS at `nms_iou`) and capped at `max_detections`.
+    `cfg.model.score_threshold`, suppressed per class (circle NMS on centres within
+    `params.class_nms_radius[class] * cfg.model.nms_radius` m, or rotated-box NMS at
+    `nms_iou`) and capped at `max_detections`.
     """
+    params = params or ModelParams()
     m = cfg.model
     scores = torch.sigmoid(_as_tensor(heatmap))
     k, ny, nx = scores.shape
@@ -85,7 +88,8 @@ def decode_detections(
         idx = np.flatnonzero(label == c)
         match m.nms:
             case "circle":
-                sel = circle_nms(boxes[idx, :2], top_scores[idx], m.nms_radius)
+                radius = params.class_nms_radius[int(c)] * m.nms_radius
+                sel = circle_nms(boxes[idx, :2], top_scores[idx], radius)
             case "rotated":
                 sel = nms_bev(boxes[idx], top_scores[idx], m.nms_iou)
         kept.append(idx[np.asarray(sel, np.int64)])

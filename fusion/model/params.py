@@ -54,5 +54,9 @@ class ModelParams:
     regression_weight: float = 0.25
     attribute_weight: float = 0.1
     depth_weight: float = 0.5
+    # Circle-NMS radius per class (m, DETECTION_CLASSES order), CenterPoint's nuScenes values
+    # (its squared-distance thresholds 4, 12, 10, 1, 0.85, 0.175 m^2); the config's
+    # `model.nms_radius` scales them all.
+    class_nms_radius: tuple[float, ...] = (2.0, 3.46, 3.46, 3.16, 3.16, 1.0, 0.92, 0.92, 0.42, 0.42)
     # Per-channel weights of the regression loss (offset, z, size, sin/cos, velocity).
     code_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
