@@ -32,6 +32,8 @@ def test_cuda_cases_under_simulator() -> None:
         "no:cacheprovider",
         "-k",
         "cuda and not simulator",
+        "-m",
+        "not gpu",
         str(HERE),
     ]
     res = subprocess.run(
