@@ -11,6 +11,7 @@ own depth bins do not see).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -441,8 +442,13 @@ def collate_training(
 
 
 class FrameDataset(torch.utils.data.Dataset):
-    """Training samples of a list of sample tokens. Augmentation is drawn from
-    (seed, epoch, index), so a run is repeatable whatever the number of loader workers."""
+    """Training samples of a list of sample tokens, indexed by `(epoch, index)`.
+
+    Augmentation is drawn from (seed, epoch, index), so a run is repeatable whatever the number
+    of loader workers, and persistent workers need no per-epoch state. Up to `cache_frames`
+    frames stay decoded in memory (per worker process): reading a frame (JPEG decoding, sweeps)
+    costs about as much as preparing it.
+    """
 
     def __init__(
         self,
@@ -454,6 +460,7 @@ class FrameDataset(torch.utils.data.Dataset):
         augment: AugmentParams | None = None,
         seed: int = 0,
         modality_dropout: float = 0.0,
+        cache_frames: int = 0,
     ) -> None:
         self.source = source
         self.tokens = list(tokens)
@@ -463,19 +470,34 @@ class FrameDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.modality_dropout = modality_dropout
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.cache_frames = cache_frames
+        self._cache: OrderedDict[int, Frame] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def __getitem__(self, index: int) -> TrainingSample:
+    def _frame(self, index: int) -> Frame:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
         frame = self.source.frame(self.tokens[index])
+        if self.cache_frames > 0:
+            self._cache[index] = frame
+            if len(self._cache) > self.cache_frames:
+                self._cache.popitem(last=False)
+        return frame
+
+    def __getitem__(self, key: tuple[int, int]) -> TrainingSample:
+        epoch, index = key
         rng = None
         if self.augment is not None or self.modality_dropout > 0:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
         return training_sample(
-            frame, self.cfg, self.variant, self.params, rng, self.augment, self.modality_dropout
+            self._frame(index),
+            self.cfg,
+            self.variant,
+            self.params,
+            rng,
+            self.augment,
+            self.modality_dropout,
         )

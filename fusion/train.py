@@ -70,6 +70,7 @@ class TrainOptions:
     resume: bool = False
     device: str = "auto"
     checkpoint_every: int = 100  # steps
+    cache_frames: int = 0  # decoded frames kept in memory per loader process
     warmup_steps: int = 200
     augment: AugmentParams = AugmentParams()
     branch_lr: BranchLR = BranchLR()
@@ -129,15 +130,21 @@ def shard_indices(n: int, seed: int, epoch: int, rank: int, world: int) -> list[
     return order[rank::world]
 
 
-class _ShardSampler(torch.utils.data.Sampler[int]):
-    def __init__(self, indices: Sequence[int]) -> None:
-        self.indices = list(indices)
+class _EpochSampler(torch.utils.data.Sampler[tuple[int, int]]):
+    """Yields (epoch, index) keys of the current epoch's shard; `start` skips what a resumed
+    run has done. Set per epoch in the main process, so persistent workers can stay up."""
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def start(self, epoch: int, indices: Sequence[int]) -> None:
+        self.keys = [(epoch, i) for i in indices]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(list(self.keys))
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.keys)
 
 
 # -- optimizer and schedule --------------------------------------------------------------------
@@ -290,6 +297,17 @@ def train(
         opts.augment,
         opts.seed,
         cfg.train.modality_dropout,
+        cache_frames=opts.cache_frames,
+    )
+    sampler = _EpochSampler()
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=opts.batch_size,
+        sampler=sampler,
+        num_workers=opts.workers,
+        collate_fn=partial(collate_training, cfg=cfg),
+        persistent_workers=opts.workers > 0,  # keeps each worker's frame cache across epochs
+        drop_last=False,
     )
     steps_per_epoch = math.ceil(math.ceil(len(tokens) / info.world_size) / opts.batch_size)
     total_steps = steps_per_epoch * opts.epochs
@@ -327,18 +345,9 @@ def train(
         for epoch in range(position.epoch, opts.epochs):
             if step >= total_steps:
                 break
-            dataset.set_epoch(epoch)
             skip = position.epoch_step if epoch == position.epoch else 0
             indices = shard_indices(len(tokens), opts.seed, epoch, info.rank, info.world_size)
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_size=opts.batch_size,
-                sampler=_ShardSampler(indices[skip * opts.batch_size :]),
-                num_workers=opts.workers,
-                collate_fn=partial(collate_training, cfg=cfg),
-                persistent_workers=False,
-                drop_last=False,
-            )
+            sampler.start(epoch, indices[skip * opts.batch_size :])
             desc = f"{opts.variant} epoch {epoch + 1}/{opts.epochs}"
             bar = _progress(loader, info.is_main and opts.progress, desc, steps_per_epoch, skip)
             epoch_step = skip
@@ -465,6 +474,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint-every", type=int, default=100, help="steps between checkpoints"
     )
     parser.add_argument(
+        "--cache-frames",
+        type=int,
+        default=0,
+        help="keep up to N decoded frames in memory per loader process (about 8 MB each)",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue from RUN/checkpoints/last.safetensors"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -513,6 +528,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
+        cache_frames=args.cache_frames,
         progress=not args.no_progress,
         branch_lr=BranchLR(**scales),
     )

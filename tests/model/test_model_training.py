@@ -145,3 +145,34 @@ def test_no_pickle_loading_anywhere():
         if "torch.load(" in text or "pickle.load" in text:
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_frame_dataset_keys_and_frame_cache(tiny_cfg, params, fake_frames):
+    from model_fakes import FakeSource
+
+    from fusion.dataset import FrameDataset
+
+    class CountingSource(FakeSource):
+        reads = 0
+
+        def frame(self, sample_token):
+            CountingSource.reads += 1
+            return super().frame(sample_token)
+
+    tokens = [f.sample_token for f in fake_frames]
+    ds = FrameDataset(
+        CountingSource(fake_frames),
+        tokens,
+        tiny_cfg,
+        "lidar",
+        params,
+        AugmentParams(),
+        seed=3,
+        cache_frames=2,
+    )
+    a, b, c = ds[(0, 1)], ds[(0, 1)], ds[(1, 1)]
+    np.testing.assert_array_equal(a.targets.heatmap, b.targets.heatmap)  # same key, same draw
+    assert not np.array_equal(a.targets.heatmap, c.targets.heatmap)  # next epoch, new draw
+    assert CountingSource.reads == 1  # the cached frame served the other two
+    ds[(0, 2)], ds[(0, 3)], ds[(0, 1)]
+    assert CountingSource.reads == 4  # capacity 2: frame 1 was evicted
