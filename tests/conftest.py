@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-import pytest
+# numba reads NUMBA_ENABLE_CUDASIM once, at its first import: switch the CUDA simulator on before
+# any test module imports numba, so the CUDA kernels are exercised on machines without a GPU.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not Path("/dev/nvidia0").exists():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402
 
 REAL_ROOT = Path(__file__).resolve().parent / "data" / "nuscenes-real-frame"
 REAL_VERSION = "v1.0-mini"
