@@ -42,7 +42,9 @@ def _board(args: argparse.Namespace) -> dict:
     from calibration import calibrate_from_checkerboards
 
     pattern = _pattern(args.pattern)
-    files = sorted(p for p in args.images.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = sorted(
+        p for p in args.images.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    )
     if not files:
         raise DataError("no .jpg or .png images found", args.images)
     images = []
@@ -66,7 +68,9 @@ def _check(args: argparse.Namespace) -> dict:
     from calibration import detect_miscalibration
     from fusion.nuscenes import NuScenesReader, ReaderOptions
 
-    reader = NuScenesReader(args.dataroot, args.version, ReaderOptions(lidar_sweeps=1, radar_sweeps=1))
+    reader = NuScenesReader(
+        args.dataroot, args.version, ReaderOptions(lidar_sweeps=1, radar_sweeps=1)
+    )
     tokens = reader.sample_tokens()
     if not tokens:
         raise DataError("dataroot has no samples", args.dataroot)
@@ -76,8 +80,13 @@ def _check(args: argparse.Namespace) -> dict:
     pts = frame.lidar.points[: frame.lidar.keyframe_points]
     out = {"sample_token": frame.sample_token, "cameras": {}}
     for ch, cam in frame.cameras.items():
-        rep = detect_miscalibration(pts[:, :3], cam.image, cam.camera,
-                                    frame.sensor_to_lidar(ch).inverse(), step_deg=args.step_deg)
+        rep = detect_miscalibration(
+            pts[:, :3],
+            cam.image,
+            cam.camera,
+            frame.sensor_to_lidar(ch).inverse(),
+            step_deg=args.step_deg,
+        )
         out["cameras"][ch] = {
             "score": rep.score,
             "fraction_of_perturbations_worse": rep.fraction_worse,
@@ -94,16 +103,28 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     elif args.mode == "board":
         k = np.array(result["intrinsics"])
-        print(f"{len(result['used'])} views used, {len(result['skipped'])} without a board; "
-              f"RMS reprojection {result['rms_px']:.3f} px")
+        print(
+            f"{len(result['used'])} views used, {len(result['skipped'])} without a board; "
+            f"RMS reprojection {result['rms_px']:.3f} px"
+        )
         print(f"fx {k[0, 0]:.2f}  fy {k[1, 1]:.2f}  cx {k[0, 2]:.2f}  cy {k[1, 2]:.2f}  (px)")
         print("distortion k1 k2 p1 p2 k3: " + " ".join(f"{d:.5f}" for d in result["distortion"]))
     else:
-        print(f"LIDAR-camera alignment, sample {result['sample_token']} "
-              f"(one frame: a verdict on busy images is weak evidence)")
+        print(
+            f"LIDAR-camera alignment, sample {result['sample_token']} "
+            f"(one frame: a verdict on busy images is weak evidence)"
+        )
         for ch, r in result["cameras"].items():
-            verdict = "ok" if r["calibrated"] else "check: a rotation of " + \
-                " ".join(f"{v:+.1f}" for v in r["best_perturbation_deg"]) + " deg scores higher"
-            print(f"  {ch:<16} score {r['score']:8.2f}  "
-                  f"{100 * r['fraction_of_perturbations_worse']:3.0f}% of perturbations worse  {verdict}")
+            verdict = (
+                "ok"
+                if r["calibrated"]
+                else "check: a rotation of "
+                + " ".join(f"{v:+.1f}" for v in r["best_perturbation_deg"])
+                + " deg scores higher"
+            )
+            print(
+                f"  {ch:<16} score {r['score']:8.2f}  "
+                f"{100 * r['fraction_of_perturbations_worse']:3.0f}% of perturbations worse  "
+                f"{verdict}"
+            )
     return 0

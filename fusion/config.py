@@ -104,7 +104,10 @@ class CameraConfig:
 
     @property
     def feature_size(self) -> tuple[int, int]:
-        return (self.image_size[0] // self.feature_stride, self.image_size[1] // self.feature_stride)
+        return (
+            self.image_size[0] // self.feature_stride,
+            self.image_size[1] // self.feature_stride,
+        )
 
     @property
     def depth_bins(self) -> int:
@@ -197,7 +200,10 @@ def _coerce(value: Any, tp: Any, key: str, file: str) -> Any:
             return tuple(_coerce(v, args[0], f"{key}[{i}]", file) for i, v in enumerate(value))
         if len(value) != len(args):
             raise bad(f"an array of {len(args)} values")
-        return tuple(_coerce(v, a, f"{key}[{i}]", file) for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(
+            _coerce(v, a, f"{key}[{i}]", file)
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if tp is bool:
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -274,6 +280,7 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 def dumps_toml(cfg: Any) -> str:
     """Write a dataclass tree as TOML (tables, arrays, scalars; enough for our configs)."""
+
     def scalar(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"

@@ -20,10 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", help="sample token (default: the first sample)")
     parser.add_argument("--sweeps", type=int, default=1, help="LIDAR sweeps to load (default 1)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    parser.add_argument("--render", type=Path, metavar="PNG",
-                        help="write cameras with projected LIDAR and a BEV plot of the boxes")
-    parser.add_argument("--tolerant", action="store_true",
-                        help="mark broken sensors missing instead of failing")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="PNG",
+        help="write cameras with projected LIDAR and a BEV plot of the boxes",
+    )
+    parser.add_argument(
+        "--tolerant", action="store_true", help="mark broken sensors missing instead of failing"
+    )
 
 
 def box_points(frame: Frame) -> np.ndarray:
@@ -62,7 +67,9 @@ def inspect_json(frame: Frame) -> dict:
                 "center_lidar": boxes.center_lidar[i].tolist(),
                 "size_wlh": boxes.size_wlh[i].tolist(),
                 "yaw_lidar": float(boxes.yaw_lidar[i]),
-                "velocity_lidar": [None if np.isnan(v) else float(v) for v in boxes.velocity_lidar[i]],
+                "velocity_lidar": [
+                    None if np.isnan(v) else float(v) for v in boxes.velocity_lidar[i]
+                ],
                 "num_lidar_pts": int(boxes.num_lidar_pts[i]),
                 "points_in_box": int(counts[i]),
             }
@@ -72,8 +79,10 @@ def inspect_json(frame: Frame) -> dict:
 
 
 def summary_text(info: dict, frame: Frame) -> str:
-    lines = [f"sample {info['sample_token']}  scene {info['scene']}  "
-             f"t_ref {info['reference_timestamp_us']} us"]
+    lines = [
+        f"sample {info['sample_token']}  scene {info['scene']}  "
+        f"t_ref {info['reference_timestamp_us']} us"
+    ]
     lines.append(f"{'sensor':<18}{'offset ms':>10}  data")
     for ch, off in info["offsets_us"].items():
         if ch in frame.cameras:
@@ -82,15 +91,19 @@ def summary_text(info: dict, frame: Frame) -> str:
         elif ch in frame.radars:
             what = f"{info['radar_points'][ch]} radar points ({frame.radars[ch].num_sweeps} sweeps)"
         else:
-            what = f"{info['lidar_points']} points ({frame.lidar.num_sweeps} sweeps, " \
-                   f"{len(frame.lidar.points)} in all)"
+            what = (
+                f"{info['lidar_points']} points ({frame.lidar.num_sweeps} sweeps, "
+                f"{len(frame.lidar.points)} in all)"
+            )
         lines.append(f"{ch:<18}{off / 1000:>10.1f}  {what}")
     for ch, why in info["missing"].items():
         lines.append(f"{ch:<18}{'missing':>10}  {why}")
     if frame.ego_motion is not None:
         em = frame.ego_motion
-        lines.append(f"ego speed {np.linalg.norm(em.velocity[:2]):.2f} m/s, yaw rate "
-                     f"{np.degrees(em.yaw_rate):.2f} deg/s (from {em.source})")
+        lines.append(
+            f"ego speed {np.linalg.norm(em.velocity[:2]):.2f} m/s, yaw rate "
+            f"{np.degrees(em.yaw_rate):.2f} deg/s (from {em.source})"
+        )
     boxes = info["boxes"]
     lines.append(f"{len(boxes)} GT boxes")
     by_class: dict[str, list[int]] = {}
@@ -106,7 +119,8 @@ def summary_text(info: dict, frame: Frame) -> str:
 
 def run(args: argparse.Namespace) -> int:
     reader = NuScenesReader(
-        args.dataroot, args.version,
+        args.dataroot,
+        args.version,
         ReaderOptions(lidar_sweeps=args.sweeps, radar_sweeps=1, tolerant=args.tolerant),
     )
     tokens = reader.sample_tokens()
@@ -125,5 +139,3 @@ def run(args: argparse.Namespace) -> int:
         out = render_frame(frame, args.render)
         print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
     return 0
-
-

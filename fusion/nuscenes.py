@@ -31,8 +31,19 @@ from fusion.sensor_io import RadarFilter, load_image, load_lidar_bin, load_radar
 from fusion.sync import Message, transform_between
 
 TABLES = (
-    "attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map",
-    "sample", "sample_annotation", "sample_data", "scene", "sensor", "visibility",
+    "attribute",
+    "calibrated_sensor",
+    "category",
+    "ego_pose",
+    "instance",
+    "log",
+    "map",
+    "sample",
+    "sample_annotation",
+    "sample_data",
+    "scene",
+    "sensor",
+    "visibility",
 )
 
 SWEEP_CLOSE_M = 1.0
@@ -115,7 +126,9 @@ class NuScenesReader:
 
         official = create_splits_scenes(verbose=False)
         if split not in official:
-            known = sorted(official) + (sorted(json.loads(custom.read_text())) if custom.is_file() else [])
+            known = sorted(official) + (
+                sorted(json.loads(custom.read_text())) if custom.is_file() else []
+            )
             raise DataError(f"unknown split {split!r} (known: {', '.join(known)})")
         return official[split]
 
@@ -212,7 +225,9 @@ class NuScenesReader:
         reference = self.sensor_pose(data[LIDAR_CHANNEL])
         missing: dict[str, str] = {}
 
-        lidar = self._guard(LIDAR_CHANNEL, missing, lambda: self._lidar(data[LIDAR_CHANNEL], reference))
+        lidar = self._guard(
+            LIDAR_CHANNEL, missing, lambda: self._lidar(data[LIDAR_CHANNEL], reference)
+        )
         cameras = {}
         if self.options.load_images:
             for ch in CAMERA_CHANNELS:
@@ -270,7 +285,9 @@ class NuScenesReader:
             else:
                 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the
                 # sensor frame), as the devkit's and mmdet3d's multi-sweep loaders do.
-                pts = pts[~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))]
+                pts = pts[
+                    ~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))
+                ]
                 pose = self.sensor_pose(sd["token"])
                 xyz = transform_between(pose, reference).apply(pts[:, :3])
             dt = np.full((len(pts), 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
@@ -293,8 +310,9 @@ class NuScenesReader:
                 f"{cam.width}x{cam.height}",
                 self._path(sd),
             )
-        return CameraData(pose=self.sensor_pose(sd_token), image=image, camera=cam,
-                          filename=sd["filename"])
+        return CameraData(
+            pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]
+        )
 
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
@@ -303,30 +321,39 @@ class NuScenesReader:
             raw = load_radar_pcd(self._path(sd), self.options.radar_filter)
             pose = self.sensor_pose(sd["token"])
             to_ref = transform_between(pose, reference)
-            xyz = to_ref.apply(raw[_RADAR_X:_RADAR_X + 3].T)
+            xyz = to_ref.apply(raw[_RADAR_X : _RADAR_X + 3].T)
             vel = np.zeros((raw.shape[1], 3))
             vel[:, 0], vel[:, 1] = raw[_RADAR_VX_COMP], raw[_RADAR_VY_COMP]
             vel = to_ref.apply_vectors(vel)
             dt = np.full((raw.shape[1], 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-            clouds.append(np.hstack([xyz, raw[_RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32))
+            clouds.append(
+                np.hstack([xyz, raw[_RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32)
+            )
         first_pose = self.sensor_pose(sd_token)
-        return RadarData(pose=first_pose, points=np.concatenate(clouds).reshape(-1, 7),
-                         num_sweeps=len(chain), filename=chain[0]["filename"])
+        return RadarData(
+            pose=first_pose,
+            points=np.concatenate(clouds).reshape(-1, 7),
+            num_sweeps=len(chain),
+            filename=chain[0]["filename"],
+        )
 
     def boxes(self, sample_token: str, reference: SensorPose) -> Boxes:
         """GT boxes of a sample, in the LIDAR_TOP frame at the reference time and global."""
         from nuscenes.eval.detection.utils import category_to_detection_name
 
-        anns = [self.nusc.get("sample_annotation", t) for t in self.nusc.get("sample", sample_token)["anns"]]
+        anns = [
+            self.nusc.get("sample_annotation", t)
+            for t in self.nusc.get("sample", sample_token)["anns"]
+        ]
         global_to_lidar = (reference.sensor_to_global).inverse()
         m = len(anns)
         center_g = np.array([a["translation"] for a in anns], dtype=np.float64).reshape(m, 3)
         rot_g = np.array([a["rotation"] for a in anns], dtype=np.float64).reshape(m, 4)
         vel_g = np.array([self.nusc.box_velocity(a["token"])[:2] for a in anns]).reshape(m, 2)
         center_l = global_to_lidar.apply(center_g)
-        yaw_l = np.array([
-            yaw_from_matrix(global_to_lidar.rotation @ quaternion_to_matrix(q)) for q in rot_g
-        ])
+        yaw_l = np.array(
+            [yaw_from_matrix(global_to_lidar.rotation @ quaternion_to_matrix(q)) for q in rot_g]
+        )
         vel3 = np.column_stack([np.nan_to_num(vel_g), np.zeros(m)])
         vel_l = global_to_lidar.apply_vectors(vel3)[:, :2]
         vel_l[np.isnan(vel_g).any(axis=1)] = np.nan
@@ -335,7 +362,9 @@ class NuScenesReader:
             categories=tuple(a["category_name"] for a in anns),
             detection_names=tuple(category_to_detection_name(a["category_name"]) for a in anns),
             attributes=tuple(
-                self.nusc.get("attribute", a["attribute_tokens"][0])["name"] if a["attribute_tokens"] else ""
+                self.nusc.get("attribute", a["attribute_tokens"][0])["name"]
+                if a["attribute_tokens"]
+                else ""
                 for a in anns
             ),
             center_lidar=center_l,
@@ -358,6 +387,8 @@ class NuScenesReader:
             return None
         try:
             stream = self.ego_poses
-            return EgoMotion(stream.velocity(timestamp_us), stream.yaw_rate(timestamp_us), "ego_pose")
+            return EgoMotion(
+                stream.velocity(timestamp_us), stream.yaw_rate(timestamp_us), "ego_pose"
+            )
         except DataError:
             return None

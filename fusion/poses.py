@@ -156,8 +156,11 @@ def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
     return CanBus(
         pose=pose,
         imu_timestamps_us=np.array([m["utime"] for m in imu], dtype=np.int64),
-        imu_rotation_rate=np.array([m["rotation_rate"] for m in imu], dtype=np.float64).reshape(-1, 3),
-        imu_linear_accel=np.array([m["linear_accel"] for m in imu], dtype=np.float64).reshape(-1, 3),
+        imu_rotation_rate=np.array([m["rotation_rate"] for m in imu], dtype=np.float64).reshape(
+            -1, 3
+        ),
+        imu_linear_accel=np.array([m["linear_accel"] for m in imu], dtype=np.float64).reshape(
+            -1, 3
+        ),
         pose_velocity=vel[order],
     )
-

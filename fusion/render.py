@@ -22,8 +22,14 @@ def box_corners_bev(center: np.ndarray, size_wlh: np.ndarray, yaw: np.ndarray) -
     return np.stack([x, y], -1)
 
 
-def draw_boxes_bev(ax, center: np.ndarray, size_wlh: np.ndarray, yaw: np.ndarray,  # noqa: ANN001
-                   color: str = "tab:green", label: str | None = None) -> None:
+def draw_boxes_bev(
+    ax,
+    center: np.ndarray,
+    size_wlh: np.ndarray,
+    yaw: np.ndarray,  # noqa: ANN001
+    color: str = "tab:green",
+    label: str | None = None,
+) -> None:
     """Outline each box and draw a heading tick from its centre to its front edge."""
     for k, c in enumerate(box_corners_bev(center, size_wlh, yaw)):
         ring = np.vstack([c, c[:1]])
@@ -55,8 +61,15 @@ def render_frame(frame: Frame, path: str | Path, max_range: float = 60.0) -> Pat
             continue
         ax.imshow(cam.image)
         uv, depth, ok = cam.camera.project(frame.sensor_to_lidar(ch).inverse().apply(pts))
-        ax.scatter(uv[ok, 0], uv[ok, 1], c=np.clip(depth[ok], 0, max_range), s=0.3,
-                   cmap="turbo", vmin=0, vmax=max_range)
+        ax.scatter(
+            uv[ok, 0],
+            uv[ok, 1],
+            c=np.clip(depth[ok], 0, max_range),
+            s=0.3,
+            cmap="turbo",
+            vmin=0,
+            vmax=max_range,
+        )
     bev = fig.add_subplot(grid[:, 3])
     near = np.abs(pts[:, :2]).max(axis=1) < max_range
     bev.scatter(pts[near, 0], pts[near, 1], s=0.1, c="0.55")

@@ -1,4 +1,4 @@
-"""Strict readers for the nuScenes sensor files. Every problem raises `DataError` naming the file."""
+"""Strict readers for nuScenes sensor files: every problem raises `DataError` naming the file."""
 
 from __future__ import annotations
 
@@ -53,8 +53,16 @@ def load_lidar_bin(path: str | Path) -> NDArray[np.float32]:
 
 
 # nuScenes radar PCD fields and their numpy types (SIZE/TYPE of the header).
-_PCD_TYPES = {("F", 4): "<f4", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4",
-              ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("F", 8): "<f8"}
+_PCD_TYPES = {
+    ("F", 4): "<f4",
+    ("I", 1): "i1",
+    ("I", 2): "<i2",
+    ("I", 4): "<i4",
+    ("U", 1): "u1",
+    ("U", 2): "<u2",
+    ("U", 4): "<u4",
+    ("F", 8): "<f8",
+}
 
 
 @dataclass(frozen=True)
@@ -103,13 +111,16 @@ def load_radar_pcd(path: str | Path, filters: RadarFilter | None = None) -> NDAr
     if not len(fields) == len(sizes) == len(types) == 18:
         raise DataError("radar PCD must have the 18 nuScenes radar fields", path)
     try:
-        dtype = np.dtype([(f, _PCD_TYPES[(t, int(s))]) for f, s, t in zip(fields, sizes, types)])
+        dtype = np.dtype(
+            [(f, _PCD_TYPES[(t, int(s))]) for f, s, t in zip(fields, sizes, types, strict=True)]
+        )
     except KeyError as exc:
         raise DataError(f"unsupported PCD field type {exc}", path) from exc
     body = raw[offset:]
     if len(body) < n * dtype.itemsize:
         raise DataError(
-            f"truncated radar PCD: {n} points need {n * dtype.itemsize} bytes, got {len(body)}", path
+            f"truncated radar PCD: {n} points need {n * dtype.itemsize} bytes, got {len(body)}",
+            path,
         )
     rec = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
     pts = np.stack([rec[f].astype(np.float32) for f in fields]).reshape(len(fields), n)

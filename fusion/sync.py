@@ -116,8 +116,10 @@ class Synchronizer(Generic[T]):
         sorted_streams = {
             ch: sorted(msgs, key=lambda m: m.timestamp_us) for ch, msgs in streams.items()
         }
-        times = {ch: np.array([m.timestamp_us for m in msgs], dtype=np.int64)
-                 for ch, msgs in sorted_streams.items()}
+        times = {
+            ch: np.array([m.timestamp_us for m in msgs], dtype=np.int64)
+            for ch, msgs in sorted_streams.items()
+        }
         used: dict[str, set[int]] = {ch: set() for ch in sorted_streams}
         frames = []
         for ref in sorted_streams[self.reference]:
@@ -126,8 +128,9 @@ class Synchronizer(Generic[T]):
             for ch in self.tolerances_us:
                 if ch == self.reference:
                     continue
-                idx = self._nearest(times.get(ch), ref.timestamp_us, self.tolerances_us[ch],
-                                    used.get(ch, set()))
+                idx = self._nearest(
+                    times.get(ch), ref.timestamp_us, self.tolerances_us[ch], used.get(ch, set())
+                )
                 if idx is None:
                     missing.append(ch)
                     self.report.missing[ch] = self.report.missing.get(ch, 0) + 1
@@ -136,7 +139,9 @@ class Synchronizer(Generic[T]):
                 msg = sorted_streams[ch][idx]
                 got[ch] = msg
                 self.report.found[ch] = self.report.found.get(ch, 0) + 1
-                self.report.offsets_us.setdefault(ch, []).append(msg.timestamp_us - ref.timestamp_us)
+                self.report.offsets_us.setdefault(ch, []).append(
+                    msg.timestamp_us - ref.timestamp_us
+                )
             self.report.frames += 1
             frames.append(SyncedFrame(ref.timestamp_us, got, tuple(missing)))
         return frames

@@ -51,7 +51,9 @@ def test_wrong_type_rejected(tmp_path):
     p = _write(tmp_path, _preset_text().replace('nms = "circle"', 'nms = "square"'))
     with pytest.raises(ConfigError, match=r"model\.nms.*one of"):
         load_dataclass(PipelineConfig, p)
-    p = _write(tmp_path, _preset_text().replace("voxel_size = [0.8, 0.8, 8.0]", "voxel_size = [0.8, 0.8]"))
+    p = _write(
+        tmp_path, _preset_text().replace("voxel_size = [0.8, 0.8, 8.0]", "voxel_size = [0.8, 0.8]")
+    )
     with pytest.raises(ConfigError, match=r"voxel_size.*3 values"):
         load_dataclass(PipelineConfig, p)
 

@@ -22,22 +22,38 @@ def test_json_is_one_object_that_agrees_with_the_devkit(capsys, real_nusc):
     assert info["sample_token"] == REAL_SAMPLE
     assert info["lidar_points"] == 34688
     assert info["timestamps_us"]["LIDAR_TOP"] == 1532402927647951
-    assert set(info["lidar_to_camera"]) == set(info["camera_intrinsics"]) and len(info["camera_intrinsics"]) == 6
+    assert (
+        set(info["lidar_to_camera"]) == set(info["camera_intrinsics"])
+        and len(info["camera_intrinsics"]) == 6
+    )
     sample = real_nusc.get("sample", REAL_SAMPLE)
     _, lidar_boxes, _ = real_nusc.get_sample_data(sample["data"]["LIDAR_TOP"])
-    pts = np.fromfile(real_nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), np.float32).reshape(-1, 5)[:, :3].T
+    pts = (
+        np.fromfile(real_nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), np.float32)
+        .reshape(-1, 5)[:, :3]
+        .T
+    )
     by_token = {b["token"]: b for b in info["boxes"]}
     assert len(by_token) == 69
     for b in lidar_boxes:
         assert by_token[b.token]["points_in_box"] == int(points_in_box(b, pts).sum())
     for ch, m in info["lidar_to_camera"].items():
         m = np.array(m)
-        _, cam_boxes, _ = real_nusc.get_sample_data(sample["data"][ch], box_vis_level=BoxVisibility.NONE)
+        _, cam_boxes, _ = real_nusc.get_sample_data(
+            sample["data"][ch], box_vis_level=BoxVisibility.NONE
+        )
         for b in cam_boxes:
             c = np.array(by_token[b.token]["center_lidar"])
             np.testing.assert_allclose(m[:3, :3] @ c + m[:3, 3], b.center, atol=1e-3)
     for b in info["boxes"]:
-        assert set(b) >= {"token", "category", "center_lidar", "size_wlh", "yaw_lidar", "points_in_box"}
+        assert set(b) >= {
+            "token",
+            "category",
+            "center_lidar",
+            "size_wlh",
+            "yaw_lidar",
+            "points_in_box",
+        }
 
 
 def test_summary_text(capsys):
@@ -57,7 +73,9 @@ def test_render_writes_png(tmp_path, capsys):
 def test_cli_error_is_one_line_and_nonzero(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "fusion.cli", "inspect", "--dataroot", str(tmp_path / "missing")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

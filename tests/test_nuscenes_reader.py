@@ -9,7 +9,14 @@ from fusion.errors import DataError
 from fusion.nuscenes import NuScenesReader, ReaderOptions
 from tests.conftest import REAL_SAMPLE, REAL_VERSION
 
-CAMS = ["CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT"]
+CAMS = [
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_FRONT_LEFT",
+    "CAM_BACK",
+    "CAM_BACK_LEFT",
+    "CAM_BACK_RIGHT",
+]
 
 
 def test_real_frame_contents(real_frame, real_nusc):
@@ -26,7 +33,9 @@ def test_real_frame_contents(real_frame, real_nusc):
         assert f.cameras[ch].pose.timestamp_us == sd["timestamp"]
         assert f.offsets_us[ch] == sd["timestamp"] - sample["timestamp"]
     # the scan is stored as-is in the sensor frame: x y z intensity, dt = 0
-    raw = np.fromfile(real_nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), np.float32).reshape(-1, 5)
+    raw = np.fromfile(
+        real_nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), np.float32
+    ).reshape(-1, 5)
     np.testing.assert_array_equal(f.lidar.points[:, :4], raw[:, :4])
     assert (f.lidar.points[:, 4] == 0).all()
 
@@ -50,9 +59,11 @@ def test_lidar_to_camera_matches_devkit_camera_boxes(real_frame, real_nusc):
     from nuscenes.utils.geometry_utils import BoxVisibility
 
     sample = real_nusc.get("sample", REAL_SAMPLE)
-    ours = dict(zip(real_frame.boxes.tokens, real_frame.boxes.center_lidar))
+    ours = dict(zip(real_frame.boxes.tokens, real_frame.boxes.center_lidar, strict=True))
     for ch in CAMS:
-        _, boxes, K = real_nusc.get_sample_data(sample["data"][ch], box_vis_level=BoxVisibility.NONE)
+        _, boxes, K = real_nusc.get_sample_data(
+            sample["data"][ch], box_vis_level=BoxVisibility.NONE
+        )
         to_cam = real_frame.sensor_to_lidar(ch).inverse()
         assert (to_cam.src, to_cam.dst) == ("LIDAR_TOP", ch)
         assert len(boxes) == 69
@@ -145,8 +156,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("channel", "corrupt", "reason"), CASES,
-                         ids=[f"{c}-{f.__name__}" for c, f, _ in CASES])
+@pytest.mark.parametrize(
+    ("channel", "corrupt", "reason"), CASES, ids=[f"{c}-{f.__name__}" for c, f, _ in CASES]
+)
 def test_bad_sensor_file_raises_then_tolerant_marks_missing(real_copy, channel, corrupt, reason):
     path = _sd_file(real_copy, channel)
     corrupt(path)

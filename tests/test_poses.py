@@ -54,11 +54,26 @@ def test_velocity_and_yaw_rate():
 def test_can_bus_loads(tmp_path):
     s = circle_stream(n=51, dt_us=20_000)
     (tmp_path / "can_bus").mkdir()
-    pose = [{"utime": int(t), "pos": p.tolist(), "orientation": q.tolist(), "vel": [10.0, 0, 0],
-             "accel": [0, 0, 0], "rotation_rate": [0, 0, 0.2]}
-            for t, p, q in zip(s.timestamps_us, s.translations, s.rotations)]
-    imu = [{"utime": int(t), "linear_accel": [0, 2.0, 9.81], "q": [1, 0, 0, 0],
-            "rotation_rate": [0, 0, 0.2]} for t in range(0, 1_000_001, 10_000)]
+    pose = [
+        {
+            "utime": int(t),
+            "pos": p.tolist(),
+            "orientation": q.tolist(),
+            "vel": [10.0, 0, 0],
+            "accel": [0, 0, 0],
+            "rotation_rate": [0, 0, 0.2],
+        }
+        for t, p, q in zip(s.timestamps_us, s.translations, s.rotations, strict=True)
+    ]
+    imu = [
+        {
+            "utime": int(t),
+            "linear_accel": [0, 2.0, 9.81],
+            "q": [1, 0, 0, 0],
+            "rotation_rate": [0, 0, 0.2],
+        }
+        for t in range(0, 1_000_001, 10_000)
+    ]
     (tmp_path / "can_bus" / "scene-0001_pose.json").write_text(json.dumps(pose))
     (tmp_path / "can_bus" / "scene-0001_ms_imu.json").write_text(json.dumps(imu))
     can = load_can_bus(tmp_path, "scene-0001")

@@ -6,24 +6,43 @@ import pytest
 from fusion.errors import DataError
 from fusion.sensor_io import RadarFilter, load_lidar_bin, load_radar_pcd, resolve_inside
 
-FIELDS = ("x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms "
-          "invalid_state pdh0 vx_rms vy_rms").split()
+FIELDS = (
+    "x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms "
+    "invalid_state pdh0 vx_rms vy_rms"
+).split()
 SIZES = [4, 4, 4, 1, 2, 4, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1]
 TYPES = ["F", "F", "F", "I", "I", "F", "F", "F", "F", "F", "I", "I", "I", "I", "I", "I", "I", "I"]
 
 
 def write_radar_pcd(path, rows):
     """Rows of 18 values -> a nuScenes binary radar PCD (with the devkit's one trailing byte)."""
-    dtype = np.dtype([(f, {("F", 4): "<f4", ("I", 1): "i1", ("I", 2): "<i2"}[(t, s)])
-                      for f, s, t in zip(FIELDS, SIZES, TYPES)])
+    dtype = np.dtype(
+        [
+            (f, {("F", 4): "<f4", ("I", 1): "i1", ("I", 2): "<i2"}[(t, s)])
+            for f, s, t in zip(FIELDS, SIZES, TYPES, strict=True)
+        ]
+    )
     rec = np.zeros(len(rows), dtype=dtype)
     for i, r in enumerate(rows):
         rec[i] = tuple(r)
-    header = "\n".join([
-        "# .PCD v0.7 - Point Cloud Data file format", "VERSION 0.7", "FIELDS " + " ".join(FIELDS),
-        "SIZE " + " ".join(map(str, SIZES)), "TYPE " + " ".join(TYPES), "COUNT " + " ".join(["1"] * 18),
-        f"WIDTH {len(rows)}", "HEIGHT 1", "VIEWPOINT 0 0 0 1 0 0 0", f"POINTS {len(rows)}", "DATA binary",
-    ]) + "\n"
+    header = (
+        "\n".join(
+            [
+                "# .PCD v0.7 - Point Cloud Data file format",
+                "VERSION 0.7",
+                "FIELDS " + " ".join(FIELDS),
+                "SIZE " + " ".join(map(str, SIZES)),
+                "TYPE " + " ".join(TYPES),
+                "COUNT " + " ".join(["1"] * 18),
+                f"WIDTH {len(rows)}",
+                "HEIGHT 1",
+                "VIEWPOINT 0 0 0 1 0 0 0",
+                f"POINTS {len(rows)}",
+                "DATA binary",
+            ]
+        )
+        + "\n"
+    )
     path.write_bytes(header.encode() + rec.tobytes() + b"\x00")
 
 
@@ -31,9 +50,24 @@ def radar_rows(n=40, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
-        rows.append([*rng.uniform(-50, 50, 2), 0.0, rng.integers(0, 8), rng.integers(0, 100),
-                     rng.uniform(-5, 30), *rng.uniform(-10, 10, 4), 1, rng.choice([1, 3, 3, 3]),
-                     19, 19, rng.choice([0, 0, 0, 5]), 1, 17, 17])
+        rows.append(
+            [
+                *rng.uniform(-50, 50, 2),
+                0.0,
+                rng.integers(0, 8),
+                rng.integers(0, 100),
+                rng.uniform(-5, 30),
+                *rng.uniform(-10, 10, 4),
+                1,
+                rng.choice([1, 3, 3, 3]),
+                19,
+                19,
+                rng.choice([0, 0, 0, 5]),
+                1,
+                17,
+                17,
+            ]
+        )
     return rows
 
 
@@ -45,8 +79,9 @@ def test_radar_matches_devkit(tmp_path, preset):
     write_radar_pcd(path, radar_rows())
     ours = load_radar_pcd(path, RadarFilter.preset(preset))
     f = RadarFilter.preset(preset)
-    ref = RadarPointCloud.from_file(str(path), list(f.invalid_states), list(f.dynprop_states),
-                                    list(f.ambig_states)).points
+    ref = RadarPointCloud.from_file(
+        str(path), list(f.invalid_states), list(f.dynprop_states), list(f.ambig_states)
+    ).points
     assert ours.shape == ref.shape and ours.shape[0] == 18
     np.testing.assert_array_equal(ours, ref.astype(np.float32))
     if preset == "default":

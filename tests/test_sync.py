@@ -16,10 +16,12 @@ def moving_poses():
 
 def test_transform_between_goes_through_global():
     poses = moving_poses()
-    lidar = Transform.from_translation_quaternion([0.9, 0, 1.8], quaternion_from_yaw(-np.pi / 2),
-                                                  src="LIDAR_TOP", dst="ego")
-    cam = Transform.from_translation_quaternion([1.7, 0, 1.5], [0.5, -0.5, 0.5, -0.5],
-                                                src="CAM_FRONT", dst="ego")
+    lidar = Transform.from_translation_quaternion(
+        [0.9, 0, 1.8], quaternion_from_yaw(-np.pi / 2), src="LIDAR_TOP", dst="ego"
+    )
+    cam = Transform.from_translation_quaternion(
+        [1.7, 0, 1.5], [0.5, -0.5, 0.5, -0.5], src="CAM_FRONT", dst="ego"
+    )
     tl, tc = 500_000, 460_000
     got = transform_at(poses, lidar, tl, cam, tc)
     assert (got.src, got.dst) == ("LIDAR_TOP", "CAM_FRONT")
@@ -35,9 +37,12 @@ def test_transform_between_goes_through_global():
 
 def test_transform_between_identity_for_same_sensor_and_time():
     s = SensorPose(
-        "LIDAR_TOP", 7,
+        "LIDAR_TOP",
+        7,
         Transform.from_translation_quaternion([1, 2, 3], [1, 0, 0, 0], src="LIDAR_TOP", dst="ego"),
-        Transform.from_translation_quaternion([5, 5, 0], quaternion_from_yaw(1.0), src="ego", dst="global"),
+        Transform.from_translation_quaternion(
+            [5, 5, 0], quaternion_from_yaw(1.0), src="ego", dst="global"
+        ),
     )
     np.testing.assert_allclose(transform_between(s, s).matrix, np.eye(4), atol=1e-12)
 

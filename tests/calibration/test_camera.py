@@ -9,7 +9,9 @@ K = np.array([[1266.4, 0, 816.3], [0, 1266.4, 491.5], [0, 0, 1]])
 def test_project_unproject_roundtrip():
     cam = PinholeCamera(K, 1600, 900)
     rng = np.random.default_rng(0)
-    pts = np.column_stack([rng.uniform(-5, 5, 200), rng.uniform(-3, 3, 200), rng.uniform(1, 60, 200)])
+    pts = np.column_stack(
+        [rng.uniform(-5, 5, 200), rng.uniform(-3, 3, 200), rng.uniform(1, 60, 200)]
+    )
     uv, depth, ok = cam.project(pts)
     np.testing.assert_allclose(cam.unproject(uv, depth), pts, atol=1e-9)
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < 1600) & (uv[:, 1] >= 0) & (uv[:, 1] < 900)
@@ -39,7 +41,9 @@ def test_frustum_shape_and_depths():
     cam = PinholeCamera(K, 1600, 900)
     fr = cam.frustum(16, 44, np.arange(1.0, 49.0))
     assert fr.shape == (48, 16, 44, 3)
-    np.testing.assert_allclose(fr[..., 2], np.arange(1.0, 49.0)[:, None, None] * np.ones((1, 16, 44)))
+    np.testing.assert_allclose(
+        fr[..., 2], np.arange(1.0, 49.0)[:, None, None] * np.ones((1, 16, 44))
+    )
     uv, _, ok = cam.project(fr.reshape(-1, 3))
     assert ok.all()  # every frustum cell centre is inside the image
     np.testing.assert_allclose(uv[0], [1600 / 88, 900 / 32])

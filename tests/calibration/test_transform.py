@@ -14,9 +14,7 @@ from calibration import (
 )
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
-quat = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 4).filter(
-    lambda q: np.linalg.norm(q) > 0.1
-)
+quat = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 4).filter(lambda q: np.linalg.norm(q) > 0.1)
 
 
 def make(t, q, src, dst):
@@ -43,8 +41,13 @@ def test_inverse_roundtrip(t, q):
 
 
 @settings(max_examples=50)
-@given(st.tuples(finite, finite, finite), quat, st.tuples(finite, finite, finite), quat,
-       st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=20))
+@given(
+    st.tuples(finite, finite, finite),
+    quat,
+    st.tuples(finite, finite, finite),
+    quat,
+    st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=20),
+)
 def test_composition_applies_in_order(t1, q1, t2, q2, pts):
     a_to_b = make(t1, q1, "a", "b")
     b_to_c = make(t2, q2, "b", "c")
@@ -94,6 +97,8 @@ def test_slerp_endpoints_and_midpoint():
     np.testing.assert_allclose(quaternion_slerp(q0, q1, 1.0), q1, atol=1e-12)
     assert yaw_from_quaternion(quaternion_slerp(q0, q1, 0.5)) == pytest.approx(np.pi / 4)
     # short arc: -q1 is the same rotation
-    assert yaw_from_quaternion(quaternion_slerp(q0, -np.asarray(q1), 0.5)) == pytest.approx(np.pi / 4)
+    assert yaw_from_quaternion(quaternion_slerp(q0, -np.asarray(q1), 0.5)) == pytest.approx(
+        np.pi / 4
+    )
     ref = Quaternion.slerp(Quaternion(q0), Quaternion(q1), 0.3)
     np.testing.assert_allclose(quaternion_slerp(q0, q1, 0.3), ref.elements, atol=1e-12)
