@@ -17,22 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fusion.errors import DataError
+from fusion.nuscenes import TABLES
 
-TABLES = (
-    "attribute",
-    "calibrated_sensor",
-    "category",
-    "ego_pose",
-    "instance",
-    "log",
-    "map",
-    "sample",
-    "sample_annotation",
-    "sample_data",
-    "scene",
-    "sensor",
-    "visibility",
-)
 FIELDS: dict[str, tuple[str, ...]] = {
     "attribute": ("name",),
     "calibrated_sensor": ("sensor_token", "translation", "rotation", "camera_intrinsic"),

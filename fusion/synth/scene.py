@@ -29,6 +29,19 @@ from fusion.synth.rig import Rig
 from fusion.synth.trajectory import ego_transform
 from fusion.synth.world import EGO_LANE, World, build_world
 
+# The tables a scene writes on its own (the rest are shared by the whole dataroot).
+SCENE_TABLES = (
+    "log",
+    "map",
+    "scene",
+    "sample",
+    "sample_data",
+    "ego_pose",
+    "calibrated_sensor",
+    "instance",
+    "sample_annotation",
+)
+
 SWEEPS_PER_KEYFRAME = 10
 LEAD_SWEEPS = 9  # LIDAR sweeps before the first keyframe
 MARGIN_S = 1.0  # world time before the first sweep starts (history for motion)
@@ -131,20 +144,7 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     key_times = np.array([sweep_end[j] for j in key_sweeps])
     world = build_world(_rng(job, "world"), duration, job.condition, key_times)
     caster = Raycaster(world)
-    tables: dict[str, list[dict]] = {
-        k: []
-        for k in (
-            "log",
-            "map",
-            "scene",
-            "sample",
-            "sample_data",
-            "ego_pose",
-            "calibrated_sensor",
-            "instance",
-            "sample_annotation",
-        )
-    }
+    tables: dict[str, list[dict]] = {k: [] for k in SCENE_TABLES}
 
     log_tok = token(job.namespace, job.name, "log")
     tables["log"].append(

@@ -8,6 +8,7 @@ the scene's start on the grid `t` (step SIM_DT).
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -15,7 +16,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.synth.actors import Actor, actor_color, actor_poses, build_mesh, sample_size
+from fusion.synth.actors import (
+    Actor,
+    ClassName,
+    actor_color,
+    actor_poses,
+    build_mesh,
+    sample_size,
+)
 from fusion.synth.mesh import Material as M
 from fusion.synth.mesh import Mesh, box, concat, cylinder, sphere, strip, wall_strip
 from fusion.synth.trajectory import (
@@ -40,18 +48,7 @@ CROSS_HALF = 7.5  # crossing roads: two lanes a direction, no parking
 CROSS_LEN = 70.0
 SIDEWALK_Z = 0.15
 EGO_LANE = -LANE_W / 2
-DETECTION_ORDER = (
-    "car",
-    "truck",
-    "bus",
-    "trailer",
-    "construction_vehicle",
-    "pedestrian",
-    "motorcycle",
-    "bicycle",
-    "traffic_cone",
-    "barrier",
-)
+DETECTION_ORDER: tuple[str, ...] = typing.get_args(ClassName)
 
 
 @dataclass(frozen=True, eq=False)

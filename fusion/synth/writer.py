@@ -12,20 +12,9 @@ import os
 from pathlib import Path
 
 from fusion.synth.actors import CLASS_INFO
-from fusion.synth.scene import ATTRIBUTES, SceneRecords, token
+from fusion.synth.scene import ATTRIBUTES, SCENE_TABLES, SceneRecords, token
 
 STATE_DIR = ".synth"
-SCENE_TABLES = (
-    "log",
-    "map",
-    "scene",
-    "sample",
-    "sample_data",
-    "ego_pose",
-    "calibrated_sensor",
-    "instance",
-    "sample_annotation",
-)
 # the full nuScenes category list: detection classes map onto a subset
 CATEGORIES = (
     "human.pedestrian.adult",
