@@ -136,21 +136,63 @@ def _hard_numpy(pts: np.ndarray, grid: _Grid, p: int, max_voxels: int) -> HardVo
 # and at ~35k-350k points thread start-up and a shared 2-core machine cost more than the work.
 
 
+@numba.njit(cache=True, parallel=True)
+def _cells_numba(
+    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
+) -> np.ndarray:
+    """Linear cell id (ix * ny + iy) * nz + iz of every point; -1 outside the range, -2 NaN.
+    Independent per point, so it runs on all cores; the order-dependent part stays serial."""
+    n = pts.shape[0]
+    out = np.empty(n, np.int64)
+    lo0, lo1, lo2 = lo[0], lo[1], lo[2]
+    s0, s1, s2 = size[0], size[1], size[2]
+    nx, ny, nz = shape[0], shape[1], shape[2]
+    for i in numba.prange(n):
+        x = np.float32(pts[i, 0])
+        y = np.float32(pts[i, 1])
+        z = np.float32(pts[i, 2])
+        if x != x or y != y or z != z:
+            out[i] = -2
+            continue
+        qx = np.float32(x - lo0) / s0
+        qy = np.float32(y - lo1) / s1
+        qz = np.float32(z - lo2) / s2
+        # float comparisons reject huge values before the integer casts
+        if not (qx >= 0 and qx < nx and qy >= 0 and qy < ny and qz >= 0 and qz < nz):
+            out[i] = -1
+            continue
+        # q >= 0 here, so truncation is floor (and much cheaper than math.floor's libm call)
+        out[i] = (np.int64(qx) * ny + np.int64(qy)) * nz + np.int64(qz)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_features_numba(
+    pts: np.ndarray, slot: np.ndarray, point_voxel: np.ndarray, features: np.ndarray
+) -> None:
+    """Copy each kept point into its (voxel, slot): every (voxel, slot) has one writer."""
+    c_count = pts.shape[1]
+    for i in numba.prange(pts.shape[0]):
+        s = slot[i]
+        if s >= 0:
+            v = point_voxel[i]
+            for c in range(c_count):
+                features[v, s, c] = pts[i, c]
+
+
 @numba.njit(cache=True)
 def _voxelize_numba(
-    pts: np.ndarray,
-    lo: np.ndarray,
-    size: np.ndarray,
+    lin: np.ndarray,
     shape: np.ndarray,
     max_voxels: int,
     p: int,
-    with_features: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """features (V, P, C) (empty without features), coords (V, 3), counts (V,), point_voxel (N,),
-    NaN count. Cell -> voxel lookups go through a dense table when the grid is small (as
-    spconv's; pillars: 512 x 512 int32 = 1 MB, cache resident), else an open-addressing hash
-    of the linear cell ids sized 2N."""
-    n = pts.shape[0]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """From the cell ids of `_cells_numba`, in input order (serial: voxels are numbered in the
+    order their first point appears): coords (V, 3), counts (V,), point_voxel (N,), slot (N,)
+    (the point's place in its voxel, -1 past the cap), V and the NaN count. Cell -> voxel
+    lookups go through a dense table when the grid is small (as spconv's; pillars: 512 x 512
+    int32 = 1 MB, cache resident), else an open-addressing hash of the cell ids sized 2N."""
+    n = lin.shape[0]
     total = shape[0] * shape[1] * shape[2]
     dense = total <= max(4 * n, 1 << 20)
     bits = 4
@@ -166,26 +208,13 @@ def _voxelize_numba(
     counts = np.zeros(nvox_cap, np.int32)
     nvox = 0
     num_nan = 0
-    lo0, lo1, lo2 = lo[0], lo[1], lo[2]
-    s0, s1, s2 = size[0], size[1], size[2]
-    nx, ny, nz = shape[0], shape[1], shape[2]
+    ny, nz = shape[1], shape[2]
     for i in range(n):
-        x = np.float32(pts[i, 0])
-        y = np.float32(pts[i, 1])
-        z = np.float32(pts[i, 2])
-        if x != x or y != y or z != z:
-            num_nan += 1
+        k = lin[i]
+        if k < 0:
+            if k == -2:
+                num_nan += 1
             continue
-        qx = np.float32(x - lo0) / s0
-        qy = np.float32(y - lo1) / s1
-        qz = np.float32(z - lo2) / s2
-        # float comparisons reject huge values before the integer casts
-        if not (qx >= 0 and qx < nx and qy >= 0 and qy < ny and qz >= 0 and qz < nz):
-            continue
-        cx = np.int64(math.floor(qx))
-        cy = np.int64(math.floor(qy))
-        cz = np.int64(math.floor(qz))
-        k = (cx * ny + cy) * nz + cz
         if dense:
             h = k
         else:
@@ -201,26 +230,16 @@ def _voxelize_numba(
                 keys[h] = k
             v = nvox
             vals[h] = v
-            coords[v, 0] = cx
-            coords[v, 1] = cy
-            coords[v, 2] = cz
+            coords[v, 0] = k // (ny * nz)
+            coords[v, 1] = (k // nz) % ny
+            coords[v, 2] = k % nz
             nvox += 1
         point_voxel[i] = v
         s = counts[v]
         if s < p:
             counts[v] = s + 1
             slot[i] = s
-    # features in a second pass, sized by the voxels found (not by max_voxels, as spconv)
-    c_count = pts.shape[1]
-    features = np.zeros((nvox if with_features else 0, p, c_count), np.float32)
-    if with_features:
-        for i in range(n):
-            s = slot[i]
-            if s >= 0:
-                v = point_voxel[i]
-                for c in range(c_count):
-                    features[v, s, c] = pts[i, c]
-    return features, coords[:nvox].copy(), counts[:nvox].copy(), point_voxel, num_nan
+    return coords[:nvox].copy(), counts[:nvox].copy(), point_voxel, slot, nvox, num_nan
 
 
 # ---------------------------------------------------------------- numba CUDA
@@ -411,11 +430,15 @@ def voxelize(
             pts = _host_points(points)
             hard = mode == "hard"
             cap = p if hard else np.iinfo(np.int32).max
-            features, coords, counts, point_voxel, num_nan = _voxelize_numba(
-                pts, grid.lo, grid.size, grid.shape, max_voxels, cap, hard
+            lin = _cells_numba(pts, grid.lo, grid.size, grid.shape)
+            coords, counts, point_voxel, slot, nvox, num_nan = _voxelize_numba(
+                lin, grid.shape, max_voxels, cap
             )
             if not hard:
                 return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
+            # features sized by the voxels found (not by max_voxels, as spconv)
+            features = np.zeros((nvox, p, pts.shape[1]), np.float32)
+            _fill_features_numba(pts, slot, point_voxel, features)
             return _like_hard(HardVoxels(features, coords, counts, num_nan), points)
         case "cuda":
             return _voxelize_cuda(points, grid, p, max_voxels, mode)
