@@ -201,8 +201,9 @@ def _voxelize_numba(
     cap = total if dense else 1 << bits
     keys = np.full(0 if dense else cap, -1, np.int64)
     vals = np.full(cap, -1, np.int32)
-    point_voxel = np.full(n, -1, np.int32)
-    slot = np.full(n, -1, np.int32)
+    # every entry is written below: no separate fill pass over these two N-long arrays
+    point_voxel = np.empty(n, np.int32)
+    slot = np.empty(n, np.int32)
     nvox_cap = min(max_voxels, n)
     coords = np.empty((nvox_cap, 3), np.int32)
     counts = np.zeros(nvox_cap, np.int32)
@@ -211,6 +212,8 @@ def _voxelize_numba(
     ny, nz = shape[1], shape[2]
     for i in range(n):
         k = lin[i]
+        point_voxel[i] = -1
+        slot[i] = -1
         if k < 0:
             if k == -2:
                 num_nan += 1
