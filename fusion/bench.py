@@ -18,10 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, module in TARGETS.items():
         p = sub.add_parser(name, help=f"benchmark {name}")
         p.set_defaults(_bench_module=module)
-        try:
-            importlib.import_module(module).add_arguments(p)
-        except ModuleNotFoundError as exc:  # a target whose module has not landed yet
-            p.description = f"unavailable: {exc}"
+        importlib.import_module(module).add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
