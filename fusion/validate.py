@@ -142,18 +142,52 @@ def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
     return tables
 
 
+# table -> (field, referenced table, "" allowed) for every single-token foreign key
+FOREIGN_KEYS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "calibrated_sensor": (("sensor_token", "sensor", False),),
+    "scene": (
+        ("log_token", "log", False),
+        ("first_sample_token", "sample", False),
+        ("last_sample_token", "sample", False),
+    ),
+    "sample": (
+        ("scene_token", "scene", False),
+        ("prev", "sample", True),
+        ("next", "sample", True),
+    ),
+    "sample_data": (
+        ("sample_token", "sample", False),
+        ("ego_pose_token", "ego_pose", False),
+        ("calibrated_sensor_token", "calibrated_sensor", False),
+        ("prev", "sample_data", True),
+        ("next", "sample_data", True),
+    ),
+    "instance": (
+        ("category_token", "category", False),
+        ("first_annotation_token", "sample_annotation", False),
+        ("last_annotation_token", "sample_annotation", False),
+    ),
+    "sample_annotation": (
+        ("sample_token", "sample", False),
+        ("instance_token", "instance", False),
+        ("visibility_token", "visibility", True),
+        ("prev", "sample_annotation", True),
+        ("next", "sample_annotation", True),
+    ),
+}
+
+
 def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
     idx = {name: {r["token"]: r for r in recs} for name, recs in t.items()}
 
-    def ref(table: str, rec: dict, fld: str, target: str, allow_empty: bool = False) -> None:
-        v = rec[fld]
-        if allow_empty and v == "":
-            return
-        if v not in idx[target]:
-            report.error("foreign keys", f"{table} {rec['token']}: {fld} {v!r} not in {target}")
-
-    for r in t["calibrated_sensor"]:
-        ref("calibrated_sensor", r, "sensor_token", "sensor")
+    for table, keys in FOREIGN_KEYS.items():
+        for r in t[table]:
+            for fld, target, optional in keys:
+                v = r[fld]
+                if not (optional and v == "") and v not in idx[target]:
+                    report.error(
+                        "foreign keys", f"{table} {r['token']}: {fld} {v!r} not in {target}"
+                    )
     mapped = set()
     for r in t["map"]:
         for lt in r["log_tokens"]:
@@ -165,30 +199,7 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
             report.error(
                 "foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens"
             )
-    for r in t["scene"]:
-        ref("scene", r, "log_token", "log")
-        ref("scene", r, "first_sample_token", "sample")
-        ref("scene", r, "last_sample_token", "sample")
-    for r in t["sample"]:
-        ref("sample", r, "scene_token", "scene")
-        ref("sample", r, "prev", "sample", True)
-        ref("sample", r, "next", "sample", True)
-    for r in t["sample_data"]:
-        ref("sample_data", r, "sample_token", "sample")
-        ref("sample_data", r, "ego_pose_token", "ego_pose")
-        ref("sample_data", r, "calibrated_sensor_token", "calibrated_sensor")
-        ref("sample_data", r, "prev", "sample_data", True)
-        ref("sample_data", r, "next", "sample_data", True)
-    for r in t["instance"]:
-        ref("instance", r, "category_token", "category")
-        ref("instance", r, "first_annotation_token", "sample_annotation")
-        ref("instance", r, "last_annotation_token", "sample_annotation")
     for r in t["sample_annotation"]:
-        ref("sample_annotation", r, "sample_token", "sample")
-        ref("sample_annotation", r, "instance_token", "instance")
-        ref("sample_annotation", r, "visibility_token", "visibility", True)
-        ref("sample_annotation", r, "prev", "sample_annotation", True)
-        ref("sample_annotation", r, "next", "sample_annotation", True)
         for a in r["attribute_tokens"]:
             if a not in idx["attribute"]:
                 report.error(
