@@ -121,3 +121,24 @@ def test_numba_large_matches_torch_outer_product() -> None:
     np.testing.assert_allclose(
         bev_pool(depth, context, g, backend="numba"), ref.numpy(), rtol=1e-4, atol=1e-4
     )
+
+
+def test_numba_many_bands_matches_oracle() -> None:
+    # 37 x 23 = 851 cells: the CPU kernel's 256-cell bands, the last one partial
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(-10, 10, (3, 6, 5, 7, 3))
+    rng_, cell = (-9.25, -5.75, -2.0, 9.25, 5.75, 2.0), (0.5, 0.5, 4.0)
+    g = precompute_bev_pool(pts, rng_, cell)
+    assert (g.nx, g.ny) == (37, 23) and g.interval_cells.max() > 512
+    depth = rng.random((3, 6, 5, 7))
+    context = rng.standard_normal((3, 4, 5, 7))
+    ref = bev_pool(depth, context, g, backend="numpy")
+    out = bev_pool(depth, context, g, backend="numba")
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    grad = rng.standard_normal(ref.shape)
+    for a, b in zip(
+        bev_pool_backward(grad, depth, context, g, backend="numba"),
+        bev_pool_backward(grad, depth, context, g, backend="numpy"),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
