@@ -5,9 +5,10 @@ GPU inputs (torch CUDA tensors or `__cuda_array_interface__` arrays) and Numba C
 Importing this package needs numpy and numba only; `BevPoolFunction` and `bev_pool_torch`
 (in kernels.torch_ops) import torch on first access.
 
-The Numba CPU kernels are single-threaded: on the shared 2-core target a second thread lost
-about 2x whenever the other core was busy (bev_pool on the real rig: 24 ms with `prange` vs
-12.5 ms serial at load average 6), and the work per call is milliseconds.
+The Numba CPU kernels parallelize where the work splits without races (voxelize's cell and
+copy passes, bev_pool by bands of BEV cells and its backward by pixel) over NUMBA_NUM_THREADS
+threads; the rest is serial (voxel numbering is order-dependent). On cores busy with other
+work, a parallel pass waits for its slowest thread: set NUMBA_NUM_THREADS=1 there.
 """
 
 from typing import Any

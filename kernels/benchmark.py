@@ -707,6 +707,27 @@ def goals(rep: Report, data_names: list[str], info: dict[str, Any]) -> list[dict
     return out
 
 
+def _threads_note() -> str:
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = "not started"
+    try:
+        import torch
+
+        peers = f"torch on {torch.get_num_threads()}"
+    except ImportError:
+        peers = "torch not installed"
+    return (
+        f"Threads: the parallel passes of the Numba CPU kernels (voxelize's cell and copy passes,"
+        f" bev_pool forward and backward) ran on {numba.get_num_threads()} threads ({layer}"
+        f" layer), {peers}; voxelize's voxel numbering is serial. A parallel pass waits for its"
+        " slowest thread, so on cores busy with other work NUMBA_NUM_THREADS=1 can be faster."
+    )
+
+
 def write_markdown(
     path: Path,
     rep: Report,
@@ -789,12 +810,7 @@ def write_markdown(
             + "; ".join(borderline)
             + ".",
         ]
-    lines += [
-        "",
-        "The Numba CPU kernels run on one thread: on this shared machine (load average ~10,"
-        " 2026-11-28) a 2-thread `prange` bev_pool took 24 ms against 12 ms serial (medians;"
-        " fastest runs 20 ms against 6 ms).",
-    ]
+    lines += ["", _threads_note()]
     cuda_note = _cuda_note()
     if cuda_note:
         lines += [

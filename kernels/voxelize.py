@@ -132,18 +132,19 @@ def _hard_numpy(pts: np.ndarray, grid: _Grid, p: int, max_voxels: int) -> HardVo
 # ---------------------------------------------------------------- numba CPU
 
 
-# One serial pass, as spconv's CPU loop: the first-appearance numbering is sequential anyway,
-# and at ~35k-350k points thread start-up and a shared 2-core machine cost more than the work.
+# Three passes, each over the points once: cell ids (parallel), voxel numbering (serial: voxels
+# are numbered in the order their first point appears, as spconv's CPU loop) and the feature copy
+# (parallel). The per-point arrays are int32 where the grid allows: on the 2-core target the
+# passes are bound by memory traffic, not arithmetic.
 
 
 @numba.njit(cache=True, parallel=True)
 def _cells_numba(
-    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray
-) -> np.ndarray:
-    """Linear cell id (ix * ny + iy) * nz + iz of every point; -1 outside the range, -2 NaN.
-    Independent per point, so it runs on all cores; the order-dependent part stays serial."""
+    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray, out: np.ndarray
+) -> None:
+    """Linear cell id (ix * ny + iy) * nz + iz of every point into `out` (int32 or int64,
+    wide enough for the grid); -1 outside the range, -2 NaN."""
     n = pts.shape[0]
-    out = np.empty(n, np.int64)
     lo0, lo1, lo2 = lo[0], lo[1], lo[2]
     s0, s1, s2 = size[0], size[1], size[2]
     nx, ny, nz = shape[0], shape[1], shape[2]
@@ -163,21 +164,19 @@ def _cells_numba(
             continue
         # q >= 0 here, so truncation is floor (and much cheaper than math.floor's libm call)
         out[i] = (np.int64(qx) * ny + np.int64(qy)) * nz + np.int64(qz)
-    return out
 
 
 @numba.njit(cache=True, parallel=True)
-def _fill_features_numba(
-    pts: np.ndarray, slot: np.ndarray, point_voxel: np.ndarray, features: np.ndarray
-) -> None:
-    """Copy each kept point into its (voxel, slot): every (voxel, slot) has one writer."""
+def _fill_features_numba(pts: np.ndarray, row: np.ndarray, features: np.ndarray) -> None:
+    """Copy each kept point into its row v * P + slot of `features` (V, P, C); every row has
+    one writer."""
     c_count = pts.shape[1]
+    rows = features.reshape(-1, c_count)
     for i in numba.prange(pts.shape[0]):
-        s = slot[i]
-        if s >= 0:
-            v = point_voxel[i]
+        r = row[i]
+        if r >= 0:
             for c in range(c_count):
-                features[v, s, c] = pts[i, c]
+                rows[r, c] = pts[i, c]
 
 
 @numba.njit(cache=True)
@@ -186,10 +185,13 @@ def _voxelize_numba(
     shape: np.ndarray,
     max_voxels: int,
     p: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """From the cell ids of `_cells_numba`, in input order (serial: voxels are numbered in the
-    order their first point appears): coords (V, 3), counts (V,), point_voxel (N,), slot (N,)
-    (the point's place in its voxel, -1 past the cap), V and the NaN count. Cell -> voxel
+    hard: bool,
+    assign: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """From the cell ids of `_cells_numba`, in input order: coords (V, 3), counts (V,), V and
+    the NaN count; `assign` (N,) receives each point's voxel (dynamic) or, when `hard`, its
+    feature row v * p + slot (the point's place in its voxel), -1 for points dropped (outside,
+    NaN, past max_voxels or, when hard, past the p-th point of the voxel). Cell -> voxel
     lookups go through a dense table when the grid is small (as spconv's; pillars: 512 x 512
     int32 = 1 MB, cache resident), else an open-addressing hash of the cell ids sized 2N."""
     n = lin.shape[0]
@@ -201,9 +203,6 @@ def _voxelize_numba(
     cap = total if dense else 1 << bits
     keys = np.full(0 if dense else cap, -1, np.int64)
     vals = np.full(cap, -1, np.int32)
-    # every entry is written below: no separate fill pass over these two N-long arrays
-    point_voxel = np.empty(n, np.int32)
-    slot = np.empty(n, np.int32)
     nvox_cap = min(max_voxels, n)
     coords = np.empty((nvox_cap, 3), np.int32)
     counts = np.zeros(nvox_cap, np.int32)
@@ -212,8 +211,7 @@ def _voxelize_numba(
     ny, nz = shape[1], shape[2]
     for i in range(n):
         k = lin[i]
-        point_voxel[i] = -1
-        slot[i] = -1
+        assign[i] = -1
         if k < 0:
             if k == -2:
                 num_nan += 1
@@ -237,12 +235,19 @@ def _voxelize_numba(
             coords[v, 1] = (k // nz) % ny
             coords[v, 2] = k % nz
             nvox += 1
-        point_voxel[i] = v
         s = counts[v]
-        if s < p:
+        if not hard:
             counts[v] = s + 1
-            slot[i] = s
-    return coords[:nvox].copy(), counts[:nvox].copy(), point_voxel, slot, nvox, num_nan
+            assign[i] = v
+        elif s < p:
+            counts[v] = s + 1
+            assign[i] = v * p + s
+    return coords[:nvox].copy(), counts[:nvox].copy(), nvox, num_nan
+
+
+def _index_dtype(limit: int) -> type:
+    """int32 where every value fits (half the memory traffic of int64), else int64."""
+    return np.int32 if limit < np.iinfo(np.int32).max else np.int64
 
 
 # ---------------------------------------------------------------- numba CUDA
@@ -432,16 +437,18 @@ def voxelize(
         case "numba":
             pts = _host_points(points)
             hard = mode == "hard"
-            cap = p if hard else np.iinfo(np.int32).max
-            lin = _cells_numba(pts, grid.lo, grid.size, grid.shape)
-            coords, counts, point_voxel, slot, nvox, num_nan = _voxelize_numba(
-                lin, grid.shape, max_voxels, cap
+            n = pts.shape[0]
+            lin = np.empty(n, _index_dtype(int(np.prod(grid.shape))))
+            _cells_numba(pts, grid.lo, grid.size, grid.shape, lin)
+            assign = np.empty(n, _index_dtype(min(max_voxels, n) * p if hard else n))
+            coords, counts, nvox, num_nan = _voxelize_numba(
+                lin, grid.shape, max_voxels, p, hard, assign
             )
             if not hard:
-                return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
+                return _like_dynamic(DynamicVoxels(coords, assign, num_nan), points)
             # features sized by the voxels found (not by max_voxels, as spconv)
             features = np.zeros((nvox, p, pts.shape[1]), np.float32)
-            _fill_features_numba(pts, slot, point_voxel, features)
+            _fill_features_numba(pts, assign, features)
             return _like_hard(HardVoxels(features, coords, counts, num_nan), points)
         case "cuda":
             return _voxelize_cuda(points, grid, p, max_voxels, mode)
