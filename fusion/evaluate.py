@@ -322,7 +322,7 @@ def plot_class_aps(metrics: dict[str, ModelMetrics], path: Path) -> Path:
     ax.set_xticks(x, DETECTION_CLASSES, rotation=30, ha="right")
     ax.set_ylabel("AP")
     ax.set_ylim(0, 1)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach AP 1
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
