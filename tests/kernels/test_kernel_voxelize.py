@@ -114,10 +114,12 @@ def test_edges_empty_outside_nan(backend) -> None:
 
 @st.composite
 def clouds(draw):
-    # the last size makes a 2000^3-cell grid: the Numba CPU kernel then hashes cell ids
-    # (above 2^31, folded) instead of indexing a dense table
+    # the last two sizes make 400^3- and 2000^3-cell grids: the Numba CPU kernel then hashes
+    # cell ids (held as int32, and as int64 above 2^31) instead of indexing a dense table
     size = draw(
-        st.sampled_from([(0.2, 0.2, 0.2), (0.25, 0.5, 1.0), (0.1, 0.3, 0.7), (1e-3, 1e-3, 1e-3)])
+        st.sampled_from(
+            [(0.2, 0.2, 0.2), (0.25, 0.5, 1.0), (0.1, 0.3, 0.7), (5e-3, 5e-3, 5e-3), (1e-3,) * 3]
+        )
     )
     n = draw(st.integers(0, 60))
     # integer multiples of the cell size land on cell edges (after float32 rounding)
