@@ -236,6 +236,17 @@ def _backward_numba(
 # ---------------------------------------------------------------- numba CUDA
 
 
+@cuda.jit(device=True)
+def _unravel(t: int, b_count: int, hw: int, w: int) -> tuple[int, int, int, int]:
+    """Flat index t of a C-contiguous (A, B, H, W) array -> (a, b, h, x); hw = H * W."""
+    a = t // (b_count * hw)
+    r = t - a * (b_count * hw)
+    b = r // hw
+    pix = r - b * hw
+    h = pix // w
+    return a, b, h, pix - h * w
+
+
 @cuda.jit
 def _forward_kernel(
     depth: Any,
@@ -263,13 +274,7 @@ def _forward_kernel(
     it = cell_interval[cell]
     if it >= 0:
         for j in range(starts[it], starts[it + 1]):
-            p = sorted_points[j]
-            n = p // (d_bins * hw)
-            q = p - n * (d_bins * hw)
-            d = q // hw
-            pix = q - d * hw
-            h = pix // w
-            x = pix - h * w
+            n, d, h, x = _unravel(sorted_points[j], d_bins, hw, w)
             acc += depth[n, d, h, x] * context[n, c, h, x]
     iy = cell // nx
     out[c, iy, cell - iy * nx] = acc
@@ -286,12 +291,7 @@ def _grad_depth_kernel(
     h_count = context.shape[2]
     w = context.shape[3]
     hw = h_count * w
-    n = p // (d_bins * hw)
-    q = p - n * (d_bins * hw)
-    d = q // hw
-    pix = q - d * hw
-    h = pix // w
-    x = pix - h * w
+    n, d, h, x = _unravel(p, d_bins, hw, w)
     cell = point_cell[p]
     s = zero[0]
     if cell >= 0:
@@ -315,16 +315,11 @@ def _grad_context_kernel(
     hw = h_count * w
     if t >= ncam * c_count * hw:
         return
-    n = t // (c_count * hw)
-    r = t - n * (c_count * hw)
-    c = r // hw
-    pix = r - c * hw
-    h = pix // w
-    x = pix - h * w
+    n, c, h, x = _unravel(t, c_count, hw, w)
     d_bins = depth.shape[1]
     s = zero[0]
     for d in range(d_bins):
-        cell = point_cell[(n * d_bins + d) * hw + pix]
+        cell = point_cell[((n * d_bins + d) * h_count + h) * w + x]
         if cell >= 0:
             iy = cell // nx
             s += depth[n, d, h, x] * grad[c, iy, cell - iy * nx]
