@@ -33,28 +33,42 @@ def test_real_scan_matches_oracle(real_scan, backend, cfg, mode) -> None:
     assert_same(voxelize(real_scan, size, RANGE, p, mv, mode, backend=backend), ref)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS)
-def test_oracle_equals_spconv(real_scan, cfg) -> None:
+def spconv_voxels(points: np.ndarray, size, p: int, mv: int, with_id: bool = False):
+    """spconv's PointToVoxel (CPU) on `points` over RANGE: (features, coords as (x, y, z),
+    num_points, per-point voxel id or None without `with_id`) as numpy; skips the test when
+    spconv is not installed."""
     try:
         import torch
         from spconv.pytorch.utils import PointToVoxel
     except ImportError as exc:
         pytest.skip(f"spconv not installed ({exc})")
-    size, p, mv = cfg
     gen = PointToVoxel(
         vsize_xyz=list(size),
         coors_range_xyz=list(RANGE),
-        num_point_features=5,
+        num_point_features=points.shape[1],
         max_num_voxels=mv,
         max_num_points_per_voxel=p,
     )
-    vox, idx, num, pc_voxel_id = gen.generate_voxel_with_id(torch.from_numpy(real_scan))
-    ours = voxelize(real_scan, size, RANGE, p, mv, "hard", backend="numpy")
-    np.testing.assert_array_equal(ours.features, vox.numpy())
-    np.testing.assert_array_equal(ours.coords, idx.numpy()[:, ::-1])  # spconv is (z, y, x)
-    np.testing.assert_array_equal(ours.num_points, num.numpy())
+    tp = torch.from_numpy(points)
+    vox, idx, num, point_voxel = gen.generate_voxel_with_id(tp) if with_id else (*gen(tp), None)
+    # spconv's coords are (z, y, x)
+    return vox.numpy(), idx.numpy()[:, ::-1], num.numpy(), point_voxel
+
+
+def assert_equals_spconv(ours, theirs) -> None:
+    features, coords, num_points, _ = theirs
+    np.testing.assert_array_equal(ours.features, features)
+    np.testing.assert_array_equal(ours.coords, coords)
+    np.testing.assert_array_equal(ours.num_points, num_points)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_oracle_equals_spconv(real_scan, cfg) -> None:
+    size, p, mv = cfg
+    theirs = spconv_voxels(real_scan, size, p, mv, with_id=True)
+    assert_equals_spconv(voxelize(real_scan, size, RANGE, p, mv, "hard", backend="numpy"), theirs)
     dyn = voxelize(real_scan, size, RANGE, p, mv, "dynamic", backend="numpy")
-    np.testing.assert_array_equal(dyn.point_voxel, pc_voxel_id.numpy())
+    np.testing.assert_array_equal(dyn.point_voxel, theirs[3].numpy())
 
 
 def test_first_appearance_order_and_caps() -> None:
@@ -188,24 +202,9 @@ def test_torch_in_torch_out(real_scan) -> None:
 
 @pytest.mark.parametrize("cfg", CONFIGS[:2])
 def test_numba_equals_spconv_on_ten_sweeps(real_scan, cfg) -> None:
-    try:
-        import torch
-        from spconv.pytorch.utils import PointToVoxel
-    except ImportError as exc:
-        pytest.skip(f"spconv not installed ({exc})")
     import importlib
 
     cloud = importlib.import_module("kernels.benchmark").ten_sweeps(real_scan)
     size, p, mv = cfg
-    gen = PointToVoxel(
-        vsize_xyz=list(size),
-        coors_range_xyz=list(RANGE),
-        num_point_features=5,
-        max_num_voxels=mv,
-        max_num_points_per_voxel=p,
-    )
-    vox, idx, num = gen(torch.from_numpy(cloud))
-    ours = voxelize(cloud, size, RANGE, p, mv, backend="numba")
-    np.testing.assert_array_equal(ours.features, vox.numpy())
-    np.testing.assert_array_equal(ours.coords, idx.numpy()[:, ::-1])
-    np.testing.assert_array_equal(ours.num_points, num.numpy())
+    theirs = spconv_voxels(cloud, size, p, mv)
+    assert_equals_spconv(voxelize(cloud, size, RANGE, p, mv, backend="numba"), theirs)
