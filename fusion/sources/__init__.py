@@ -1,0 +1,1 @@
+"""Log sources (nuScenes dataroot, Foxglove MCAP, ROS 2 and ROS 1 bags) behind one interface."""

@@ -1,0 +1,137 @@
+"""One interface for every log source: a time-ordered stream of raw sensor messages.
+
+A source (a nuScenes dataroot scene, a Foxglove MCAP, a ROS 2 bag, a ROS 1 bag) yields
+`LogMessage`s in log-time order. Each message carries its payload as bytes and the function
+that decodes them, so a replay can read in one thread and decode in another, and a corrupted
+message fails in `decode()` with `DataError` instead of in the reader.
+
+Decoded payloads, by kind (all sensor data in the sensor's own frame):
+- "lidar":  `LidarScan`  (N, 5) float32 x y z (m) intensity ring
+- "radar":  `RadarScan`  (18, N) float32, the nuScenes radar PCD fields (devkit row order)
+- "camera": `CameraImage` (H, W, 3) uint8 RGB
+- "pose":   `EgoPose`    global <- ego at the message's timestamp
+- "imu":    `ImuSample`  angular velocity (rad/s) and linear acceleration (m/s^2), ego frame
+
+Calibration (sensor -> ego extrinsics, camera intrinsics) is static per log: a source returns
+it from `rig()` as a `Rig`, read from the log's own calibration messages (camera_info, tf) or
+from `--rig`.
+
+Times are microseconds. `timestamp_us` is the sensor's own time (the field to sync on);
+`log_time_us` is when the message was logged (the field to pace a replay by). Foxglove's
+nuscenes2mcap logs keyframe messages at the LIDAR keyframe's time, so the two differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibration import PinholeCamera, Transform
+
+MessageKind = Literal["lidar", "radar", "camera", "pose", "imu"]
+SourceKind = Literal["dataroot", "mcap", "ros2", "ros1"]
+
+
+@dataclass(frozen=True, eq=False)
+class LidarScan:
+    points: NDArray[np.float32]  # (N, 5) x y z intensity ring, LIDAR frame
+
+
+@dataclass(frozen=True, eq=False)
+class RadarScan:
+    fields: NDArray[np.float32]  # (18, N), rows as the devkit's RadarPointCloud.points
+
+
+@dataclass(frozen=True, eq=False)
+class CameraImage:
+    image: NDArray[np.uint8]  # (H, W, 3) RGB
+
+
+@dataclass(frozen=True, eq=False)
+class EgoPose:
+    ego_to_global: Transform  # global <- ego
+
+
+@dataclass(frozen=True, eq=False)
+class ImuSample:
+    angular_velocity: NDArray[np.float64]  # (3,) rad/s, ego frame
+    linear_acceleration: NDArray[np.float64]  # (3,) m/s^2, ego frame
+
+
+Payload = LidarScan | RadarScan | CameraImage | EgoPose | ImuSample
+
+
+@dataclass(frozen=True, eq=False)
+class LogMessage:
+    """One message of a log. `channel` is the nuScenes sensor channel (`LIDAR_TOP`,
+    `CAM_FRONT`, `RADAR_FRONT`, ...) for sensor kinds, and the stream name (`pose`, `imu`)
+    otherwise. `decode()` raises `fusion.errors.DataError` (naming `origin`) on bad bytes."""
+
+    channel: str
+    kind: MessageKind
+    timestamp_us: int  # sensor time
+    log_time_us: int  # log (arrival) time
+    raw: bytes
+    decoder: Callable[[bytes, str], Payload]  # (raw, origin) -> payload
+    origin: str  # file (and topic) the message came from, for error messages
+    is_keyframe: bool = False  # a nuScenes keyframe (sample) message, where the source knows
+    sample_token: str | None = None  # the nuScenes sample of a keyframe, where known
+
+    def decode(self) -> Payload:
+        return self.decoder(self.raw, self.origin)
+
+    def with_raw(self, raw: bytes) -> LogMessage:
+        """The same message with other bytes (fault injection)."""
+        return LogMessage(
+            self.channel,
+            self.kind,
+            self.timestamp_us,
+            self.log_time_us,
+            raw,
+            self.decoder,
+            self.origin,
+            self.is_keyframe,
+            self.sample_token,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SensorCalibration:
+    """`sensor_to_ego`: ego <- sensor. `camera`: the pinhole model for cameras, else None."""
+
+    channel: str
+    sensor_to_ego: Transform
+    camera: PinholeCamera | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Rig:
+    """Calibration of every sensor of a log, by channel."""
+
+    sensors: Mapping[str, SensorCalibration] = field(default_factory=dict)
+
+    def __getitem__(self, channel: str) -> SensorCalibration:
+        return self.sensors[channel]
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self.sensors
+
+
+class Source(Protocol):
+    """A log: its path, kind, calibration, and messages in log-time order."""
+
+    path: Path
+    kind: SourceKind
+
+    def rig(self) -> Rig: ...
+
+    def messages(self) -> Iterator[LogMessage]: ...
+
+    def info(self) -> Mapping[str, Any]:
+        """Channels with message counts, start/end time (us), duration (s)."""
+        ...
