@@ -37,18 +37,25 @@ def _read_bytes(path: Path) -> bytes:
 def load_lidar_bin(path: str | Path) -> NDArray[np.float32]:
     """A `.pcd.bin` scan -> (N, 5) float32: x y z (m, sensor frame) intensity ring."""
     path = Path(path)
-    raw = _read_bytes(path)
+    return decode_lidar_bin(_read_bytes(path), path)
+
+
+def decode_lidar_bin(raw: bytes, origin: str | Path) -> NDArray[np.float32]:
+    """The bytes of a `.pcd.bin` scan -> (N, 5) float32: x y z (m, sensor frame) intensity ring.
+
+    `origin` names the file (or log message) the bytes came from, for the error.
+    """
     record = 4 * LIDAR_FIELDS
     if len(raw) == 0 or len(raw) % record:
         raise DataError(
             f"truncated or corrupt LIDAR file: {len(raw)} bytes is not a positive multiple "
             f"of {record} (5 float32 per point)",
-            path,
+            origin,
         )
     pts = np.frombuffer(raw, dtype="<f4").reshape(-1, LIDAR_FIELDS).astype(np.float32)
     bad = ~np.isfinite(pts).all(axis=1)
     if bad.any():
-        raise DataError(f"{int(bad.sum())} of {len(pts)} LIDAR points have NaN or Inf", path)
+        raise DataError(f"{int(bad.sum())} of {len(pts)} LIDAR points have NaN or Inf", origin)
     return pts
 
 
@@ -87,13 +94,23 @@ def load_radar_pcd(path: str | Path, filters: RadarFilter | None = None) -> NDAr
     (x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms
     invalid_state pdh0 vx_rms vy_rms), filtered like the devkit (default filters unless given)."""
     path = Path(path)
-    raw = _read_bytes(path)
+    return decode_radar_pcd(_read_bytes(path), path, filters or RadarFilter())
+
+
+def decode_radar_pcd(
+    raw: bytes, origin: str | Path, radar_filter: RadarFilter | None = None
+) -> NDArray[np.float32]:
+    """The bytes of a nuScenes binary radar `.pcd` -> (18, N) float32 in the devkit's row
+    layout (see `load_radar_pcd`); filtered by `radar_filter`, unfiltered when it is None.
+
+    `origin` names the file (or log message) the bytes came from, for the error.
+    """
     header: dict[str, list[str]] = {}
     offset = 0
     for _ in range(RADAR_HEADER_LINES):
         end = raw.find(b"\n", offset)
         if end < 0:
-            raise DataError("truncated radar PCD header", path)
+            raise DataError("truncated radar PCD header", origin)
         line = raw[offset:end].decode("ascii", errors="replace").strip()
         offset = end + 1
         if line.startswith("#"):
@@ -105,30 +122,32 @@ def load_radar_pcd(path: str | Path, filters: RadarFilter | None = None) -> NDAr
         n = int(header["POINTS"][0])
         data = header["DATA"][0]
     except (KeyError, IndexError, ValueError) as exc:
-        raise DataError(f"radar PCD header lacks {exc}", path) from exc
+        raise DataError(f"radar PCD header lacks {exc}", origin) from exc
     if data != "binary":
-        raise DataError(f"radar PCD DATA must be binary, got {data!r}", path)
+        raise DataError(f"radar PCD DATA must be binary, got {data!r}", origin)
     if not len(fields) == len(sizes) == len(types) == 18:
-        raise DataError("radar PCD must have the 18 nuScenes radar fields", path)
+        raise DataError("radar PCD must have the 18 nuScenes radar fields", origin)
     try:
         dtype = np.dtype(
             [(f, _PCD_TYPES[(t, int(s))]) for f, s, t in zip(fields, sizes, types, strict=True)]
         )
     except KeyError as exc:
-        raise DataError(f"unsupported PCD field type {exc}", path) from exc
+        raise DataError(f"unsupported PCD field type {exc}", origin) from exc
     body = raw[offset:]
     if len(body) < n * dtype.itemsize:
         raise DataError(
             f"truncated radar PCD: {n} points need {n * dtype.itemsize} bytes, got {len(body)}",
-            path,
+            origin,
         )
     rec = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
     pts = np.stack([rec[f].astype(np.float32) for f in fields]).reshape(len(fields), n)
     if n and np.isnan(pts[:, 0]).any():  # the devkit's marker of an empty cloud
         return np.zeros((len(fields), 0), dtype=np.float32)
     if not np.isfinite(pts).all():
-        raise DataError("radar points have NaN or Inf", path)
-    f = filters or RadarFilter()
+        raise DataError("radar points have NaN or Inf", origin)
+    if radar_filter is None:
+        return pts
+    f = radar_filter
     keep = (
         np.isin(pts[fields.index("invalid_state")], f.invalid_states)
         & np.isin(pts[fields.index("dyn_prop")], f.dynprop_states)
@@ -138,13 +157,29 @@ def load_radar_pcd(path: str | Path, filters: RadarFilter | None = None) -> NDAr
 
 
 def load_image(path: str | Path) -> NDArray[np.uint8]:
-    """A JPEG or PNG -> (H, W, 3) uint8 RGB. A truncated JPEG (no end-of-image marker) is an
-    error: OpenCV would otherwise decode it silently with grey rows."""
+    """A JPEG or PNG -> (H, W, 3) uint8 RGB (see `decode_jpeg`)."""
     path = Path(path)
-    raw = _read_bytes(path)
+    return decode_jpeg(_read_bytes(path), path)
+
+
+def decode_jpeg(
+    raw: bytes, origin: str | Path, expected_hw: tuple[int, int] | None = None
+) -> NDArray[np.uint8]:
+    """The bytes of a JPEG (or PNG) -> (H, W, 3) uint8 RGB. A truncated JPEG (no end-of-image
+    marker) is an error: OpenCV would otherwise decode it silently with grey rows. When
+    `expected_hw` is given, an image of another (height, width) is an error.
+
+    `origin` names the file (or log message) the bytes came from, for the error.
+    """
     if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        raise DataError("truncated JPEG (no end-of-image marker)", path)
+        raise DataError("truncated JPEG (no end-of-image marker)", origin)
     img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError("corrupt image: cannot be decoded", path)
+        raise DataError("corrupt image: cannot be decoded", origin)
+    if expected_hw is not None and img.shape[:2] != tuple(expected_hw):
+        raise DataError(
+            f"image is {img.shape[1]}x{img.shape[0]}, sample_data says "
+            f"{expected_hw[1]}x{expected_hw[0]}",
+            origin,
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
