@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fusion.train", "train the fusion, camera or lidar detector"),
     "eval": ("fusion.evaluate", "run detectors and score them with the nuScenes devkit"),
     "export": ("fusion.engines.export", "export the dense network to ONNX"),
+    "replay": ("fusion.replay", "replay a recorded drive through the detector in real time"),
     "convert": ("fusion.convert", "write a nuScenes scene as a Foxglove MCAP, ROS 2 or ROS 1 log"),
 }
 

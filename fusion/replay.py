@@ -358,8 +358,12 @@ class _Run:
         if trigger == "keyframes" and source.kind != "dataroot":
             trigger = "lidar"  # only a dataroot marks its keyframes
         self.trigger = trigger
+        channels = source.info().get("channels", {})
+        pose_channel = next((c for c in ("pose", "odom") if c in channels), None)
         self.sync = OnlineSynchronizer(
-            StreamOptions.from_config(runner.cfg, wait_us=wait_us, trigger=trigger),
+            StreamOptions.from_config(
+                runner.cfg, wait_us=wait_us, trigger=trigger, pose_channel=pose_channel
+            ),
             source.rig(),
             scene_name=str(getattr(source, "scene", "") or ""),
         )

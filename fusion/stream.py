@@ -60,6 +60,9 @@ class StreamOptions:
     max_extrapolation_us: int = 100_000
     pose_buffer: int = 2048  # poses kept (about 10 s of ego_pose records, 40 s of CAN at 50 Hz)
     max_pending: int = 8  # triggers waiting for their sensors; the oldest beyond is dropped
+    # the one pose stream used (`pose`: ego_pose / tf map->base_link; `odom`: CAN bus); two
+    # independently sampled estimates must not be interleaved. None: every pose message.
+    pose_channel: str | None = "pose"
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -226,7 +229,8 @@ class OnlineSynchronizer:
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
         match payload:
             case EgoPose():
-                self.poses.add(msg.timestamp_us, payload.ego_to_global)
+                if self.options.pose_channel in (None, ch):
+                    self.poses.add(msg.timestamp_us, payload.ego_to_global)
             case LidarScan() if ch == LIDAR_CHANNEL:
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
