@@ -95,7 +95,9 @@ def _open_summary(path: Path) -> tuple[BinaryIO, Any, Any]:
         summary = reader.get_summary()
     except _mcap_errors() as exc:
         f.close()
-        raise DataError(f"not a readable MCAP file ({type(exc).__name__}: {exc})", path) from exc
+        raise DataError(
+            f"truncated or corrupt MCAP file ({type(exc).__name__}: {exc})", path
+        ) from exc
     if summary is None or summary.statistics is None:
         f.close()
         raise DataError(

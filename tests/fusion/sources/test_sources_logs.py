@@ -1,0 +1,152 @@
+"""Foxglove MCAP, ROS 2 (mcap and db3 storage, and a bare .mcap) and ROS 1 logs written by
+`fusion convert` read back as the dataroot's own messages: channel, sensor time, decoded
+payload (points bit-exact, JPEG passed through, radar fields), keyframe marks, poses and rig."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from source_logs import REAL_ROOT, REAL_VERSION, SYNTH_SCENE, SYNTH_VERSION
+
+from fusion.errors import DataError
+from fusion.sources import detect_kind, open_source
+from fusion.sources.base import LogMessage, Rig
+from fusion.sources.mcap import FoxgloveMcapWriter
+
+KINDS = {"mcap": "mcap", "ros2-mcap": "ros2", "ros2-db3": "ros2", "ros1": "ros1"}
+KINDS["ros2-bare-mcap"] = "ros2"
+
+
+def _key(m: LogMessage) -> tuple[int, str]:
+    return (m.timestamp_us, m.channel)
+
+
+def assert_same_payload(a: LogMessage, b: LogMessage) -> None:
+    p, q = a.decode(), b.decode()
+    assert type(p) is type(q)
+    match a.kind:
+        case "lidar":
+            assert p.points.dtype == q.points.dtype == np.float32
+            assert p.points.tobytes() == q.points.tobytes()  # bit-exact
+        case "radar":
+            assert np.array_equal(p.fields, q.fields)
+        case "camera":
+            assert np.array_equal(p.image, q.image)
+        case "pose":
+            assert np.allclose(p.ego_to_global.matrix, q.ego_to_global.matrix, atol=1e-9)
+        case "imu":
+            assert np.array_equal(p.angular_velocity, q.angular_velocity)
+            assert np.array_equal(p.linear_acceleration, q.linear_acceleration)
+
+
+def assert_same_log(reference, log) -> None:  # noqa: ANN001
+    a = sorted(reference.messages(), key=_key)
+    b = list(log.messages())
+    assert [m.log_time_us for m in b] == sorted(m.log_time_us for m in b)
+    b.sort(key=_key)
+    assert [_key(m) for m in a] == [_key(m) for m in b]
+    for x, y in zip(a, b, strict=True):
+        assert (x.kind, x.is_keyframe, x.sample_token) == (y.kind, y.is_keyframe, y.sample_token)
+        assert y.log_time_us == x.timestamp_us  # convert logs each message at its sensor time
+        assert_same_payload(x, y)
+    ra, rb = reference.rig(), log.rig()
+    assert set(ra.sensors) == set(rb.sensors)
+    for ch, cal in ra.sensors.items():
+        assert np.allclose(cal.sensor_to_ego.matrix, rb[ch].sensor_to_ego.matrix, atol=1e-9)
+        assert (rb[ch].sensor_to_ego.src, rb[ch].sensor_to_ego.dst) == (ch, "ego")
+        if cal.camera is None:
+            assert rb[ch].camera is None
+        else:
+            assert np.allclose(cal.camera.intrinsics, rb[ch].camera.intrinsics, atol=1e-12)
+            assert (cal.camera.width, cal.camera.height) == (
+                rb[ch].camera.width,
+                rb[ch].camera.height,
+            )
+
+
+@pytest.mark.parametrize("layout", list(KINDS))
+def test_synthetic_round_trip(layout: str, synth_root: Path, synth_logs: dict[str, Path]) -> None:
+    ref = open_source(synth_root, version=SYNTH_VERSION, scene=SYNTH_SCENE)
+    log = open_source(synth_logs[layout])
+    assert detect_kind(synth_logs[layout]) == log.kind == KINDS[layout]
+    assert_same_log(ref, log)
+    counts = log.info()["channels"]
+    ref_counts = ref.info()["channels"]
+    for ch in ("LIDAR_TOP", "CAM_FRONT", "RADAR_FRONT", "odom", "imu"):
+        assert counts[ch] == ref_counts[ch]
+    assert log.info()["keyframes"] == ref.info()["keyframes"] == 2
+
+
+@pytest.mark.parametrize("layout", ["mcap", "ros2-db3", "ros1"])
+def test_real_keyframe_round_trip(layout: str, real_scene: str, real_logs: dict[str, Path]) -> None:
+    ref = open_source(REAL_ROOT, version=REAL_VERSION, scene=real_scene)
+    assert_same_log(ref, open_source(real_logs[layout]))
+
+
+def _shifted(msgs, shift_us: int):  # noqa: ANN001, ANN202
+    """Messages logged `shift_us` after their sensor time, as a recorder would log them."""
+    for m in msgs:
+        yield LogMessage(
+            m.channel, m.kind, m.timestamp_us, m.timestamp_us + shift_us, m.raw, m.decoder,
+            m.origin, m.is_keyframe, m.sample_token,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("to", ["mcap", "ros2", "ros1"])
+def test_sensor_time_comes_from_the_message_not_the_log_time(
+    to: str, synth_root: Path, tmp_path: Path
+) -> None:
+    from fusion.sources.rosbag import RosbagWriter
+
+    ref = open_source(synth_root, version=SYNTH_VERSION, scene=SYNTH_SCENE)
+    out = tmp_path / {"mcap": "a.mcap", "ros2": "bag", "ros1": "a.bag"}[to]
+    if to == "mcap":
+        writer = FoxgloveMcapWriter(out, ref.rig())
+    else:
+        writer = RosbagWriter(out, ref.rig(), ros=to)
+    with writer:
+        for m in _shifted(ref.messages(), 37_000):
+            writer.write(m)
+    got = {_key(m): m for m in open_source(out).messages()}
+    for m in ref.messages():
+        # The JSON /odom and /imu of the foxglove layout carry no time field: the log time is
+        # their only time. Every other message keeps its own sensor time.
+        untimed = to == "mcap" and m.channel in ("odom", "imu")
+        key = (m.timestamp_us + (37_000 if untimed else 0), m.channel)
+        assert key in got, key
+        assert got[key].log_time_us == m.timestamp_us + 37_000
+
+
+def test_messages_pickle_for_a_decoding_process(synth_logs: dict[str, Path]) -> None:
+    for layout in ("mcap", "ros2-mcap", "ros1"):
+        seen = set()
+        for m in open_source(synth_logs[layout]).messages():
+            if m.channel in seen:
+                continue
+            seen.add(m.channel)
+            assert_same_payload(m, pickle.loads(pickle.dumps(m)))
+
+
+def test_missing_calibration_comes_from_the_rig_file(synth_root: Path, tmp_path: Path) -> None:
+    ref = open_source(synth_root, version=SYNTH_VERSION, scene=SYNTH_SCENE)
+    out = tmp_path / "nocal.mcap"
+    with FoxgloveMcapWriter(out, Rig({})) as writer:  # no /tf extrinsics, no camera_info
+        for m in ref.messages():
+            writer.write(m)
+    with pytest.raises(DataError, match="sensor CAM_FRONT|sensor LIDAR_TOP") as err:
+        open_source(out).rig()
+    assert err.value.path == str(out)
+    rig_file = Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml"
+    rig = open_source(out, rig=rig_file).rig()
+    from fusion.synth.rig import load_rig
+
+    spec = load_rig(rig_file)
+    assert np.allclose(rig["LIDAR_TOP"].sensor_to_ego.matrix, spec.lidar.to_ego.matrix)
+    assert np.array_equal(
+        rig["CAM_FRONT"].camera.intrinsics,
+        np.asarray(next(c for c in spec.cameras if c.channel == "CAM_FRONT").intrinsic),
+    )
+    assert set(rig.sensors) == set(ref.rig().sensors)
