@@ -284,6 +284,7 @@ class FoxgloveMcapWriter:
         *,
         topics: TopicMap | None = None,
         keyframes: Mapping[str, list[tuple[int, str]]] | None = None,
+        start_us: int | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         from mcap.writer import CompressionType, Writer
@@ -292,6 +293,7 @@ class FoxgloveMcapWriter:
         self.rig = rig
         self.topics = topics or load_topic_map()
         self._keyframes = keyframes
+        self._start_us = start_us  # log time of the calibration and keyframe marks
         self._file = self.path.open("wb")
         self._writer = Writer(self._file, compression=CompressionType.ZSTD)
         self._writer.start(profile="", library="fusion convert")
@@ -346,7 +348,7 @@ class FoxgloveMcapWriter:
         from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
 
         if not self._started:
-            self._start(msg.log_time_us)
+            self._start(msg.log_time_us if self._start_us is None else self._start_us)
         tm, t, log = self.topics, msg.timestamp_us, msg.log_time_us
         payload = msg.decode()
         match msg.kind:

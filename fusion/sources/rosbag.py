@@ -375,6 +375,7 @@ class RosbagWriter:
         storage: Storage = "mcap",
         topics: TopicMap | None = None,
         keyframes: Mapping[str, list[tuple[int, str]]] | None = None,
+        start_us: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.rig = rig
@@ -382,6 +383,7 @@ class RosbagWriter:
         self.fmt: RosFormat = "ros1" if ros == "ros1" else "cdr"
         self.ts = typestore(self.fmt)
         self._keyframes = keyframes
+        self._start_us = start_us  # log time of the calibration and keyframe marks
         if ros == "ros1":
             from rosbags.rosbag1 import Writer as Writer1
 
@@ -484,7 +486,7 @@ class RosbagWriter:
 
     def write(self, msg: LogMessage) -> None:
         if not self._started:
-            self._start(msg.log_time_us)
+            self._start(msg.log_time_us if self._start_us is None else self._start_us)
         tm, t, log = self.topics, msg.timestamp_us, msg.log_time_us
         payload = msg.decode()
         match msg.kind:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from source_logs import REAL_ROOT, REAL_VERSION, SYNTH_SCENE, SYNTH_VERSION
+from source_logs import REAL_ROOT, REAL_VERSION, SYNTH_SCENE, SYNTH_VERSION, quiet_main
 
 from fusion.errors import DataError
 from fusion.sources import detect_kind, open_source
@@ -150,3 +150,37 @@ def test_missing_calibration_comes_from_the_rig_file(synth_root: Path, tmp_path:
         np.asarray(next(c for c in spec.cameras if c.channel == "CAM_FRONT").intrinsic),
     )
     assert set(rig.sensors) == set(ref.rig().sensors)
+
+
+@pytest.mark.parametrize("to", ["mcap", "ros2", "ros1"])
+def test_nuscenes2mcap_timing(to: str, synth_root: Path, tmp_path: Path) -> None:
+    """`--log-time keyframe`: a sample's keyframe messages logged at its LIDAR keyframe's time,
+    as nuscenes2mcap logs them; every message still reads back at its own sensor time."""
+    out = tmp_path / {"mcap": "k.mcap", "ros2": "kbag", "ros1": "k.bag"}[to]
+    argv = ["convert", str(synth_root), "--version", SYNTH_VERSION, "--scene", SYNTH_SCENE]
+    rc, text = quiet_main([*argv, "--to", to, "--out", str(out), "--log-time", "keyframe"])
+    assert rc == 0, text
+    ref = open_source(synth_root, version=SYNTH_VERSION, scene=SYNTH_SCENE)
+    lidar_time = {
+        m.sample_token: m.timestamp_us
+        for m in ref.messages()
+        if m.is_keyframe and m.channel == "LIDAR_TOP"
+    }
+    log = list(open_source(out).messages())
+    assert [m.log_time_us for m in log] == sorted(m.log_time_us for m in log)
+    shifted = 0
+    for m in log:
+        if m.is_keyframe:
+            assert m.log_time_us == lidar_time[m.sample_token]
+            shifted += m.log_time_us != m.timestamp_us
+        else:
+            assert m.log_time_us == m.timestamp_us
+    assert shifted >= 10  # camera and radar keyframes are not at the LIDAR time
+    assert sorted(_key(m) for m in log) == sorted(_key(m) for m in ref.messages())
+
+
+def test_a_storage_file_opens_its_bag(synth_logs: dict[str, Path]) -> None:
+    db3 = next(synth_logs["ros2-db3"].glob("*.db3"))
+    src = open_source(db3)
+    assert (src.kind, src.path) == ("ros2", synth_logs["ros2-db3"])
+    assert open_source(next(synth_logs["ros2-mcap"].glob("*.mcap"))).path == synth_logs["ros2-mcap"]
