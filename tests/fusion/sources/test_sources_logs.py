@@ -184,3 +184,91 @@ def test_a_storage_file_opens_its_bag(synth_logs: dict[str, Path]) -> None:
     src = open_source(db3)
     assert (src.kind, src.path) == ("ros2", synth_logs["ros2-db3"])
     assert open_source(next(synth_logs["ros2-mcap"].glob("*.mcap"))).path == synth_logs["ros2-mcap"]
+
+
+def test_reads_a_log_written_as_nuscenes2mcap_writes_it(real_scene: str, tmp_path: Path) -> None:
+    """A log written independently of our writer, with mcap-protobuf-support's own Writer, the
+    way nuscenes2mcap writes a keyframe: everything logged at the LIDAR keyframe's time, the
+    sensor extrinsics on /tf with each keyframe, camera_info with each image."""
+    from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
+    from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+    from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
+    from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
+    from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+    from foxglove_schemas_protobuf.Quaternion_pb2 import Quaternion
+    from foxglove_schemas_protobuf.Vector3_pb2 import Vector3
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from mcap_protobuf.writer import Writer
+
+    ref = open_source(REAL_ROOT, version=REAL_VERSION, scene=real_scene)
+    nusc = ref.reader.nusc
+    sample = nusc.sample[0]
+    lidar_sd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
+    stamp_ns = nusc.get("ego_pose", lidar_sd["ego_pose_token"])["timestamp"] * 1000
+
+    def ts(us: int) -> Timestamp:
+        return Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
+
+    def tf(parent: str, child: str, rec: dict, us: int) -> FrameTransform:
+        t, q = rec["translation"], rec["rotation"]
+        return FrameTransform(
+            timestamp=ts(us),
+            parent_frame_id=parent,
+            child_frame_id=child,
+            translation=Vector3(x=t[0], y=t[1], z=t[2]),
+            rotation=Quaternion(w=q[0], x=q[1], y=q[2], z=q[3]),
+        )
+
+    path = tmp_path / "nuscenes2mcap-like.mcap"
+    with path.open("wb") as f, Writer(f) as w:
+        ego = nusc.get("ego_pose", lidar_sd["ego_pose_token"])
+        w.write_message("/tf", tf("map", "base_link", ego, ego["timestamp"]), log_time=stamp_ns)
+        for channel, token in sample["data"].items():
+            sd = nusc.get("sample_data", token)
+            cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+            frame, topic = channel.lower(), "/" + channel.lower()
+            w.write_message("/tf", tf("base_link", frame, cs, sd["timestamp"]), log_time=stamp_ns)
+            data = (REAL_ROOT / sd["filename"]).read_bytes()
+            if channel == "LIDAR_TOP":
+                fields = [
+                    PackedElementField(name=n, offset=4 * i, type=7)
+                    for i, n in enumerate("x y z intensity ring".split())
+                ]
+                msg = PointCloud(
+                    timestamp=ts(sd["timestamp"]),
+                    frame_id=frame,
+                    point_stride=20,
+                    fields=fields,
+                    data=data,
+                )
+                w.write_message(topic, msg, log_time=stamp_ns)
+            else:
+                img = CompressedImage(
+                    timestamp=ts(sd["timestamp"]), frame_id=frame, format="jpeg", data=data
+                )
+                w.write_message(topic + "/image_rect_compressed", img, log_time=stamp_ns)
+                k = [v for row in cs["camera_intrinsic"] for v in row]
+                cal = CameraCalibration(
+                    timestamp=ts(sd["timestamp"]),
+                    frame_id=frame,
+                    width=sd["width"],
+                    height=sd["height"],
+                    K=k,
+                )
+                w.write_message(topic + "/camera_info", cal, log_time=stamp_ns)
+
+    log = open_source(path)
+    assert log.kind == "mcap"
+    got = list(log.messages())
+    assert {m.log_time_us for m in got} == {stamp_ns // 1000}
+    want = sorted((m for m in ref.messages() if m.kind != "pose"), key=_key)
+    sensors = sorted((m for m in got if m.kind != "pose"), key=_key)
+    assert [_key(m) for m in sensors] == [_key(m) for m in want]  # sensor times, not log time
+    for a, b in zip(want, sensors, strict=True):
+        assert_same_payload(a, b)
+    poses = [m for m in got if m.kind == "pose"]
+    assert [m.timestamp_us for m in poses] == [lidar_sd["timestamp"]]
+    for ch, cal in ref.rig().sensors.items():
+        assert np.allclose(cal.sensor_to_ego.matrix, log.rig()[ch].sensor_to_ego.matrix, atol=1e-12)
+        if cal.camera is not None:
+            assert np.array_equal(cal.camera.intrinsics, log.rig()[ch].camera.intrinsics)
