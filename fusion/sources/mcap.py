@@ -41,6 +41,7 @@ from fusion.sources.decoders import (
     decode_jpeg_image,
     decode_json_imu,
     decode_json_odom,
+    library_errors,
     radar_records,
 )
 from fusion.sources.layout import (
@@ -205,7 +206,7 @@ class FoxgloveMcapSource:
                         extrinsics[ch] = Transform.from_translation_quaternion(
                             (t.x, t.y, t.z), (r.w, r.x, r.y, r.z), src=ch, dst="ego"
                         )
-            except Exception as exc:  # protobuf DecodeError, bad K, NaN
+            except library_errors() as exc:  # protobuf DecodeError; bad K or NaN: ValueError
                 raise DataError(f"bad calibration message: {exc}", origin) from exc
             if len(extrinsics) + len(cameras) == wanted:
                 break
@@ -231,7 +232,7 @@ class FoxgloveMcapSource:
                 s = sensors[topic]
                 try:  # the sensor time is the message's own timestamp
                     ts = _us(stamped[s.kind].FromString(data).timestamp)
-                except Exception:  # a corrupt message: its decode() raises DataError
+                except library_errors():  # a corrupt message: its decode() raises DataError
                     ts = log_us
                 tok = self._keyframes.get((s.channel, ts))
                 yield LogMessage(
@@ -241,7 +242,7 @@ class FoxgloveMcapSource:
             elif topic == tm.tf:
                 try:
                     tf = FrameTransform.FromString(data)
-                except Exception:
+                except library_errors():
                     continue  # neither a readable pose nor an extrinsic
                 if tf.parent_frame_id == tm.map_frame and tf.child_frame_id == tm.ego_frame:
                     ts = _us(tf.timestamp)

@@ -30,6 +30,7 @@ from fusion.sources.decoders import (
     RosFormat,
     decode_jpeg_image,
     deserialize_ros,
+    library_errors,
     ros_decoder,
     ros_stamp_ns,
     typestore,
@@ -238,7 +239,7 @@ class RosbagSource:
     def _deserialize(self, raw: bytes, msgtype: str, topic: str) -> Any:
         try:
             return deserialize_ros(raw, msgtype, self.fmt)
-        except Exception as exc:  # rosbags SerdeError and struct errors on corrupt bytes
+        except library_errors() as exc:  # rosbags SerdeError, struct errors on corrupt bytes
             raise DataError(f"cannot deserialize {msgtype}: {exc}", f"{self.path}:{topic}") from exc
 
     # -- the Source protocol -----------------------------------------------------------------
@@ -309,7 +310,7 @@ class RosbagSource:
             if topic == tm.tf:
                 try:
                     tfs = deserialize_ros(raw, _STREAM_TYPES["tf"], fmt).transforms
-                except Exception:
+                except library_errors():
                     continue  # neither a readable pose nor an extrinsic
                 for tf in tfs:
                     if (

@@ -125,3 +125,13 @@ def test_messages_are_lazy(synth_root: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert reads == []  # opening and creating the iterator read no sensor file
     first_sensor = next(m for m in it if m.kind != "pose" and m.kind != "imu")
     assert reads == [Path(first_sensor.origin)]
+
+
+def test_version_and_scene_may_be_left_out_when_unique(synth_root: Path) -> None:
+    src = open_source(REAL_ROOT)
+    assert (src.version, src.kind) == (REAL_VERSION, "dataroot")
+    assert open_source(synth_root).scene == SYNTH_SCENE
+    from fusion.errors import DataError
+
+    with pytest.raises(DataError, match="no scene 'scene-0404'"):
+        open_source(synth_root, scene="scene-0404")
