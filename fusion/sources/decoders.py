@@ -71,7 +71,7 @@ _PARSE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 @cache
-def _library_errors() -> tuple[type[BaseException], ...]:
+def library_errors() -> tuple[type[BaseException], ...]:
     """What the protobuf and rosbags parsers raise on bad bytes."""
     from google.protobuf.message import DecodeError
     from rosbags.serde import SerdeError
@@ -85,7 +85,7 @@ def _guard(what: str, origin: str, fn: Callable[[], Payload]) -> Payload:
         return fn()
     except DataError:
         raise
-    except _library_errors() as exc:
+    except library_errors() as exc:
         raise DataError(f"malformed {what}: {type(exc).__name__}: {exc}", origin) from exc
 
 

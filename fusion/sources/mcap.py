@@ -41,6 +41,7 @@ from fusion.sources.decoders import (
     decode_jpeg_image,
     decode_json_imu,
     decode_json_odom,
+    library_errors,
     radar_records,
 )
 from fusion.sources.layout import (
@@ -95,7 +96,9 @@ def _open_summary(path: Path) -> tuple[BinaryIO, Any, Any]:
         summary = reader.get_summary()
     except _mcap_errors() as exc:
         f.close()
-        raise DataError(f"not a readable MCAP file ({type(exc).__name__}: {exc})", path) from exc
+        raise DataError(
+            f"truncated or corrupt MCAP file ({type(exc).__name__}: {exc})", path
+        ) from exc
     if summary is None or summary.statistics is None:
         f.close()
         raise DataError(
@@ -203,7 +206,7 @@ class FoxgloveMcapSource:
                         extrinsics[ch] = Transform.from_translation_quaternion(
                             (t.x, t.y, t.z), (r.w, r.x, r.y, r.z), src=ch, dst="ego"
                         )
-            except Exception as exc:  # protobuf DecodeError, bad K, NaN
+            except library_errors() as exc:  # protobuf DecodeError; bad K or NaN: ValueError
                 raise DataError(f"bad calibration message: {exc}", origin) from exc
             if len(extrinsics) + len(cameras) == wanted:
                 break
@@ -229,7 +232,7 @@ class FoxgloveMcapSource:
                 s = sensors[topic]
                 try:  # the sensor time is the message's own timestamp
                     ts = _us(stamped[s.kind].FromString(data).timestamp)
-                except Exception:  # a corrupt message: its decode() raises DataError
+                except library_errors():  # a corrupt message: its decode() raises DataError
                     ts = log_us
                 tok = self._keyframes.get((s.channel, ts))
                 yield LogMessage(
@@ -239,7 +242,7 @@ class FoxgloveMcapSource:
             elif topic == tm.tf:
                 try:
                     tf = FrameTransform.FromString(data)
-                except Exception:
+                except library_errors():
                     continue  # neither a readable pose nor an extrinsic
                 if tf.parent_frame_id == tm.map_frame and tf.child_frame_id == tm.ego_frame:
                     ts = _us(tf.timestamp)
@@ -282,6 +285,7 @@ class FoxgloveMcapWriter:
         *,
         topics: TopicMap | None = None,
         keyframes: Mapping[str, list[tuple[int, str]]] | None = None,
+        start_us: int | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         from mcap.writer import CompressionType, Writer
@@ -290,6 +294,7 @@ class FoxgloveMcapWriter:
         self.rig = rig
         self.topics = topics or load_topic_map()
         self._keyframes = keyframes
+        self._start_us = start_us  # log time of the calibration and keyframe marks
         self._file = self.path.open("wb")
         self._writer = Writer(self._file, compression=CompressionType.ZSTD)
         self._writer.start(profile="", library="fusion convert")
@@ -344,7 +349,7 @@ class FoxgloveMcapWriter:
         from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
 
         if not self._started:
-            self._start(msg.log_time_us)
+            self._start(msg.log_time_us if self._start_us is None else self._start_us)
         tm, t, log = self.topics, msg.timestamp_us, msg.log_time_us
         payload = msg.decode()
         match msg.kind:

@@ -30,6 +30,7 @@ from fusion.sources.decoders import (
     RosFormat,
     decode_jpeg_image,
     deserialize_ros,
+    library_errors,
     ros_decoder,
     ros_stamp_ns,
     typestore,
@@ -238,7 +239,7 @@ class RosbagSource:
     def _deserialize(self, raw: bytes, msgtype: str, topic: str) -> Any:
         try:
             return deserialize_ros(raw, msgtype, self.fmt)
-        except Exception as exc:  # rosbags SerdeError and struct errors on corrupt bytes
+        except library_errors() as exc:  # rosbags SerdeError, struct errors on corrupt bytes
             raise DataError(f"cannot deserialize {msgtype}: {exc}", f"{self.path}:{topic}") from exc
 
     # -- the Source protocol -----------------------------------------------------------------
@@ -309,7 +310,7 @@ class RosbagSource:
             if topic == tm.tf:
                 try:
                     tfs = deserialize_ros(raw, _STREAM_TYPES["tf"], fmt).transforms
-                except Exception:
+                except library_errors():
                     continue  # neither a readable pose nor an extrinsic
                 for tf in tfs:
                     if (
@@ -375,6 +376,7 @@ class RosbagWriter:
         storage: Storage = "mcap",
         topics: TopicMap | None = None,
         keyframes: Mapping[str, list[tuple[int, str]]] | None = None,
+        start_us: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.rig = rig
@@ -382,6 +384,7 @@ class RosbagWriter:
         self.fmt: RosFormat = "ros1" if ros == "ros1" else "cdr"
         self.ts = typestore(self.fmt)
         self._keyframes = keyframes
+        self._start_us = start_us  # log time of the calibration and keyframe marks
         if ros == "ros1":
             from rosbags.rosbag1 import Writer as Writer1
 
@@ -484,7 +487,7 @@ class RosbagWriter:
 
     def write(self, msg: LogMessage) -> None:
         if not self._started:
-            self._start(msg.log_time_us)
+            self._start(msg.log_time_us if self._start_us is None else self._start_us)
         tm, t, log = self.topics, msg.timestamp_us, msg.log_time_us
         payload = msg.decode()
         match msg.kind:
