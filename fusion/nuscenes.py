@@ -63,7 +63,8 @@ TABLES = (
 )
 
 SWEEP_CLOSE_M = 1.0
-CAN_BUS = "CAN_BUS"  # the key of a broken CAN bus in `Frame.missing` (tolerant mode)
+# the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
+EGO_MOTION = "EGO_MOTION"
 # The oldest sweep fused with a keyframe: 10 LIDAR sweeps at 20 Hz span 0.45 s, 6 radar sweeps at
 # 13 Hz 0.4 s. A sweep older than this is a broken chain or a bad timestamp, not motion.
 MAX_SWEEP_AGE_US = 1_000_000
@@ -238,7 +239,8 @@ class NuScenesReader:
         """Records along a prev/next chain from `token` (included), at most `limit`: a token seen
         twice is a loop (DataError), so a self-referencing chain never hangs."""
         seen: set[str] = set()
-        bound = len(getattr(self.nusc, table)) if limit is None else limit
+        # a chain longer than its table has a loop: one more step than records finds it
+        bound = len(getattr(self.nusc, table)) + 1 if limit is None else limit
         while token and len(seen) < bound:
             if token in seen:
                 raise DataError(
@@ -419,14 +421,14 @@ class NuScenesReader:
         if LIDAR_CHANNEL not in data:
             raise DataError(f"sample {sample_token} has no {LIDAR_CHANNEL} keyframe")
         reference = self.sensor_pose(data[LIDAR_CHANNEL])
-        ref_us = reference.timestamp_us
+        # the reference time of the sync check is the sample's (the LIDAR_TOP keyframe's in
+        # nuScenes): a LIDAR keyframe off its sample is itself out of sync, not the others
         sample_us = self._timestamp("sample", sample)
         missing: dict[str, str] = {}
 
-        def in_sync(ch: str, tolerance_us: int, offset_us: int | None = None) -> None:
-            if offset_us is None:
-                sd = self._get("sample_data", data[ch], f"sample {sample_token}")
-                offset_us = self._timestamp("sample_data", sd) - ref_us
+        def in_sync(ch: str, tolerance_us: int) -> None:
+            sd = self._get("sample_data", data[ch], f"sample {sample_token}")
+            offset_us = self._timestamp("sample_data", sd) - sample_us
             if abs(offset_us) > tolerance_us:
                 raise _OutOfSync(
                     f"out of sync: {offset_us / 1000:.1f} ms from the reference time, "
@@ -435,7 +437,7 @@ class NuScenesReader:
 
         def lidar() -> LidarData:
             # the LIDAR_TOP keyframe is the reference; it must be at its sample's time
-            in_sync(LIDAR_CHANNEL, self.sync.lidar_tolerance_us, ref_us - sample_us)
+            in_sync(LIDAR_CHANNEL, self.sync.lidar_tolerance_us)
             return self._lidar(data[LIDAR_CHANNEL], reference)
 
         lidar_data = self._guard(LIDAR_CHANNEL, missing, lidar)
@@ -463,7 +465,7 @@ class NuScenesReader:
                 if rad is not None:
                     radars[ch] = rad
         ego_motion = self._guard(
-            CAN_BUS, missing, lambda: self.ego_motion(scene["name"], reference.timestamp_us)
+            EGO_MOTION, missing, lambda: self.ego_motion(scene["name"], reference.timestamp_us)
         )
         return Frame(
             sample_token=sample_token,
@@ -495,7 +497,14 @@ class NuScenesReader:
             return None
 
     def _path(self, sample_data: dict) -> Path:
-        return resolve_inside(self.dataroot, self._field("sample_data", sample_data, "filename"))
+        name = self._field("sample_data", sample_data, "filename")
+        if not isinstance(name, str) or not name:
+            raise DataError(
+                f"sample_data {sample_data['token']}: filename must be a non-empty string, got "
+                f"{name!r}",
+                self._table_path("sample_data"),
+            )
+        return resolve_inside(self.dataroot, name)
 
     def _sweep_chain(self, sd_token: str, count: int) -> list[dict]:
         """The keyframe's sample_data and up to `count - 1` earlier ones (via `prev`), each

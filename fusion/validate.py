@@ -85,7 +85,7 @@ _STR, _INT, _BOOL, _NUMS, _STRS = "string", "integer", "boolean", "list of numbe
 
 def _kind(name: str) -> str | None:
     """The JSON type a field must have (None: not checked)."""
-    if name.endswith("_token") or name in ("prev", "next", "filename", "name", "channel"):
+    if name.endswith("token") or name in ("prev", "next", "filename", "name", "channel"):
         return _STR
     if name in ("modality", "fileformat", "logfile", "vehicle", "location", "category"):
         return _STR
