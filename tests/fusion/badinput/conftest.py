@@ -36,19 +36,9 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def baseline(bases: dict[str, Path]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-    """name -> (channels missing over all frames, missing in the first frame) of the pristine
-    base: the generated scene has a radar keyframe beyond the sync tolerance (65.9 ms > 60 ms),
-    left out of its frame by design; a case's expected missing set adds to it."""
-    from corpus import SWEEPS, version
+    """name -> channels missing in the pristine base (all frames, first frame): the generated
+    scene has a radar keyframe beyond the sync tolerance (65.9 ms > 60 ms), left out of its
+    frame by design; a case's expected missing set adds to it."""
+    from corpus import baseline_missing
 
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
-
-    out = {}
-    for name, root in bases.items():
-        reader = NuScenesReader(root, version(root), ReaderOptions(lidar_sweeps=SWEEPS))
-        frames = [reader.frame(t) for t in reader.sample_tokens()]
-        out[name] = (
-            frozenset().union(*(f.missing for f in frames)),
-            frozenset(frames[0].missing),
-        )
-    return out
+    return {name: baseline_missing(root) for name, root in bases.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 import signal
 import time
@@ -1255,3 +1256,69 @@ def copy_base(src: Path, dst: Path) -> Path:
         if not p.is_symlink():
             p.chmod(0o755 if p.is_dir() else 0o644)
     return dst
+
+
+def baseline_missing(root: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(channels missing over all frames, missing in the first frame) of a pristine base."""
+    reader = NuScenesReader(root, version(root), ReaderOptions(lidar_sweeps=SWEEPS))
+    frames = [reader.frame(t) for t in reader.sample_tokens()]
+    return frozenset().union(*(f.missing for f in frames)), frozenset(frames[0].missing)
+
+
+def deviations(
+    case: Case, got: dict[str, Result], base: tuple[frozenset[str], frozenset[str]]
+) -> list[str]:
+    """How the results differ from the case's stated outcome (empty: exactly as stated)."""
+    base_all, base_first = base
+    bad: list[str] = []
+    strict, tolerant, inspect, validate = (got[k] for k in ENTRY_POINTS)
+    for name, r in got.items():
+        if "Traceback" in r.output:
+            bad.append(f"{name}: traceback")
+    if case.file is None:
+        if strict.kind != "ok" or strict.missing != case.strict_missing | base_all:
+            bad.append(f"reader: {strict}")
+    elif not (
+        strict.kind == "error"
+        and strict.file is not None
+        and case.file in strict.file
+        and strict.reason is not None
+        and re.search(case.reason or "", strict.reason)
+    ):
+        bad.append(f"reader: {strict}")
+    if case.tolerant == "raise":
+        if (tolerant.kind, tolerant.file, tolerant.reason) != (
+            strict.kind,
+            strict.file,
+            strict.reason,
+        ):
+            bad.append(f"tolerant: {tolerant}")
+    elif tolerant.kind != "ok" or tolerant.missing != case.tolerant | base_all:
+        bad.append(f"tolerant: {tolerant}")
+    if case.inspect == "error":
+        line = inspect.output.strip()
+        if not (
+            inspect.rc == 2
+            and line.startswith("fusion inspect: error: ")
+            and "\n" not in line
+            and case.file is not None
+            and case.file in line
+            and re.search(case.reason or "", line)
+        ):
+            bad.append(f"inspect: rc {inspect.rc}: {line[:200]}")
+    else:
+        try:
+            info = json.loads(inspect.output.splitlines()[0])
+            ok = inspect.rc == 0 and set(info["missing"]) == case.strict_missing | base_first
+        except (ValueError, IndexError, KeyError):
+            ok = False
+        if not ok:
+            bad.append(f"inspect: rc {inspect.rc}: {inspect.output[:200]}")
+    if case.validate is None:
+        if validate.rc != 0:
+            bad.append(f"validate: rc {validate.rc}")
+    elif validate.rc != 1 or f"ERROR [{case.validate}]" not in validate.output:
+        bad.append(f"validate: rc {validate.rc}: {validate.output[-300:]}")
+    if case.validate_warning and f"WARNING [{case.validate_warning}]" not in validate.output:
+        bad.append(f"validate: no WARNING [{case.validate_warning}]")
+    return bad
