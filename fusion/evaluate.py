@@ -120,6 +120,21 @@ def _metrics_from(summary: Any, empty: bool) -> ModelMetrics:
     )
 
 
+def safe_name(text: str, limit: int = 64) -> str:
+    """A dataset string (a sample token) as one file-name component: letters, digits, `_ - .`
+    kept, anything else (`/`, `..`, NUL) replaced by `_`, never empty, never hidden."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))[:limit].lstrip(".")
+    return name or "_"
+
+
+def inside(out: Path, path: Path) -> Path:
+    """`path`, checked to resolve inside the `--out` folder (every eval write goes through)."""
+    root = out.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise FusionError(f"refusing to write outside --out ({root})", path)
+    return path
+
+
 def devkit_evaluate(nusc: Any, split: str, results_path: Path, out_dir: Path) -> Any:
     """A `DetectionEval` for a results file, quiet (the devkit prints a lot)."""
     from nuscenes.eval.common.config import config_factory
@@ -211,7 +226,7 @@ def evaluate(
         model = load_detector(path)
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
-        engine = open_engine(backend, model, out / "engines", device)  # type: ignore[arg-type]
+        engine = open_engine(backend, model, inside(out, out / "engines"), device)  # type: ignore[arg-type]
         runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine, model.params)))
     configs = {dumps_toml(r.model.cfg) for r in runs}
     if len(configs) != 1:
@@ -247,7 +262,7 @@ def evaluate(
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
     for r in runs:
-        model_dir = out / r.name
+        model_dir = inside(out, out / safe_name(r.name))
         model_dir.mkdir(parents=True, exist_ok=True)
         empty = not any(r.results.values())
         results = dict(r.results)
@@ -264,13 +279,15 @@ def evaluate(
             "use_map": False,
             "use_external": False,
         }
-        results_path = model_dir / "results_nusc.json"
+        results_path = inside(out, model_dir / "results_nusc.json")
         results_path.write_text(json.dumps({"meta": meta, "results": results}))
         evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)
         with contextlib.redirect_stdout(io.StringIO()):
             summary, _ = evaluator.evaluate()
         metrics[r.name] = _metrics_from(summary, empty)
-        (model_dir / "metrics_summary.json").write_text(json.dumps(summary.serialize(), indent=2))
+        inside(out, model_dir / "metrics_summary.json").write_text(
+            json.dumps(summary.serialize(), indent=2)
+        )
         if len(conditions) > 1:
             for cond, toks in conditions.items():
                 by_condition[cond][r.name] = _metrics_from(evaluate_subset(evaluator, toks), empty)
@@ -280,16 +297,16 @@ def evaluate(
     if len(conditions) <= 1:
         by_condition = {c: dict(metrics) for c in conditions}
 
-    plot_class_aps(metrics, out / "plots" / "class_ap.png")
+    plot_class_aps(metrics, inside(out, out / "plots" / "class_ap.png"))
     for frame in frames_for_pictures:
         dets = {
             r.name: r.detections[frame.sample_token]
             for r in runs
             if frame.sample_token in r.detections
         }
-        plot_bev_samples(
-            frame, dets, runs[0].model.cfg, out / "plots" / f"bev_{frame.sample_token}.png"
-        )
+        # the name comes from the dataset: sanitized, then checked to land inside --out
+        picture = inside(out, out / "plots" / f"bev_{safe_name(frame.sample_token)}.png")
+        plot_bev_samples(frame, dets, runs[0].model.cfg, picture)
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
 
 
@@ -504,7 +521,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(report))
     summary = report.as_json()
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    inside(args.out, args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2))

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from fusion.config import PipelineConfig, dumps_toml, load_config, save_config
 from fusion.dataset import FrameDataset, FrameSource, collate_training
-from fusion.errors import FusionError
+from fusion.errors import DataError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
 from fusion.model.params import ModelParams
@@ -219,11 +219,28 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimizer) -> RunPosition:
-    """Restore weights and optimizer state in place from a checkpoint; return its position."""
+    """Restore weights and optimizer state in place from a checkpoint; return its position.
+
+    A truncated, corrupt or foreign file (not safetensors, bad metadata JSON, missing or
+    mis-shaped tensors) is a `DataError` naming the checkpoint; nothing is unpickled.
+    """
+    try:
+        return _load_checkpoint(path, model, optimizer)
+    except FusionError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        # SafetensorError: truncated header/data; JSONDecodeError (a ValueError): bad metadata;
+        # RuntimeError: tensors that do not fit the model or optimizer (load_state_dict)
+        raise DataError(
+            f"corrupt or truncated checkpoint ({type(exc).__name__}: {exc})", path
+        ) from None
+
+
+def _load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimizer) -> RunPosition:
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
         if "position" not in meta:
-            raise FusionError("not a training checkpoint (no run position)", path)
+            raise DataError("not a training checkpoint (no run position)", path)
         if meta.get("variant") != model.variant or meta.get("config") != dumps_toml(model.cfg):
             raise FusionError("checkpoint was written for another model or config", path)
         model_state, optim_state = {}, {}
@@ -235,13 +252,25 @@ def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimize
                 optim_state.setdefault(int(idx), {})[name] = f.get_tensor(key)
     model.load_state_dict(model_state, strict=True)
     groups = json.loads(meta["param_groups"])
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise DataError("checkpoint optimizer param_groups do not match the model's", path)
     device = next(model.parameters()).device
     optim_state = {
         i: {k: (v if k == "step" else v.to(device)) for k, v in st.items()}
         for i, st in optim_state.items()
     }
     optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
-    return RunPosition(**json.loads(meta["position"]))
+    position = json.loads(meta["position"])
+    if not isinstance(position, dict) or set(position) != {
+        f.name for f in dataclasses.fields(RunPosition)
+    }:
+        raise DataError("checkpoint run position is not a RunPosition object", path)
+    pos = RunPosition(**position)
+    if not all(
+        isinstance(v, int) and v >= 0 for v in (pos.step, pos.epoch, pos.epoch_step)
+    ) or not (isinstance(pos.elapsed_s, int | float) and math.isfinite(pos.elapsed_s)):
+        raise DataError(f"checkpoint run position has bad values: {position}", path)
+    return pos
 
 
 # -- the loop ----------------------------------------------------------------------------------
