@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[viz]"
 	-$(PIP) install -q -e ".[bench]" || echo "optional bench extra (spconv) not installed"
 	touch $(STAMP)
 
 # The main job on built-in data: the real keyframe's calibration picture, then a small synthetic
-# validation set (a seed the shipped models never saw) scored for fusion, camera and lidar.
+# validation set (a seed the shipped models never saw) scored for fusion, camera and lidar, and
+# one of its scenes replayed through the fusion model at the log's pace.
 DEMO := demo_out
 demo: setup
 	$(VENV)/bin/fusion inspect --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --render $(DEMO)/inspect.png
@@ -36,7 +38,10 @@ demo: setup
 		--seed 7 --conditions day,night,rain --image-size 704x396 --workers 2
 	$(VENV)/bin/fusion eval --dataroot $(DEMO)/synth-val --version v1.0-synth --split synth_all \
 		--models fusion,camera,lidar --out $(DEMO)/eval --json $(DEMO)/eval/summary.json --pictures 3
-	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval/plots/"
+	$(VENV)/bin/fusion replay $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
+		--rate 1 --no-status --detections $(DEMO)/replay/detections.jsonl --mcap $(DEMO)/replay/replay.mcap \
+		--summary $(DEMO)/replay/summary.json
+	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval/plots/; replay: $(DEMO)/replay/ (open replay.mcap in Foxglove)"
 
 test: setup
 	$(PY) -m pytest -q

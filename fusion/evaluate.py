@@ -29,7 +29,7 @@ from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import VARIANTS, Detector
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.pipeline import check_drop, drop_sensors
+from fusion.pipeline import CameraMotion, check_drop, drop_sensors
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"
@@ -215,6 +215,7 @@ def evaluate(
     device: str = "cpu",
     pictures: int = 3,
     progress: bool = True,
+    camera_motion: CameraMotion = "ignore",
 ) -> EvalReport:
     """Run every model over the split, score each with the devkit, write results and plots."""
     from fusion.nuscenes import NuScenesReader
@@ -227,7 +228,8 @@ def evaluate(
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
         engine = open_engine(backend, model, inside(out, out / "engines"), device)  # type: ignore[arg-type]
-        runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine, model.params)))
+        runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
+        runs.append(_ModelRun(name, model, runner))
     configs = {dumps_toml(r.model.cfg) for r in runs}
     if len(configs) != 1:
         raise FusionError(
@@ -501,6 +503,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pictures", type=int, default=3, help="BEV pictures of the first N samples"
     )
+    parser.add_argument(
+        "--camera-motion",
+        default="ignore",
+        choices=("ignore", "compensate"),
+        help="camera geometry by rig, computed once (ignore), or each camera at its own "
+        "time's ego pose, every frame (compensate); see benchmarks/replay.md",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -518,6 +527,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.pictures,
         not args.no_progress,
+        camera_motion=args.camera_motion,
     )
     print(format_table(report))
     summary = report.as_json()

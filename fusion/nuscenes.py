@@ -44,7 +44,8 @@ from fusion.sensor_io import (
     load_radar_pcd,
     resolve_inside,
 )
-from fusion.sync import Message, transform_between
+from fusion.sweeps import lidar_sweeps, radar_sweeps
+from fusion.sync import Message
 
 TABLES = (
     "attribute",
@@ -62,15 +63,11 @@ TABLES = (
     "visibility",
 )
 
-SWEEP_CLOSE_M = 1.0
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
 EGO_MOTION = "EGO_MOTION"
 # The oldest sweep fused with a keyframe: 10 LIDAR sweeps at 20 Hz span 0.45 s, 6 radar sweeps at
 # 13 Hz 0.4 s. A sweep older than this is a broken chain or a bad timestamp, not motion.
 MAX_SWEEP_AGE_US = 1_000_000
-
-# Radar fields (rows of the devkit's (18, N) array) we keep.
-_RADAR_X, _RADAR_RCS, _RADAR_VX_COMP, _RADAR_VY_COMP = 0, 5, 8, 9
 
 
 class _OutOfSync(Exception):
@@ -532,28 +529,14 @@ class NuScenesReader:
 
     def _lidar(self, sd_token: str, reference: SensorPose) -> LidarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.lidar_sweeps))
-        clouds = []
-        for sd in chain:
-            pts = load_lidar_bin(self._path(sd))
-            if sd["token"] == sd_token:  # the keyframe scan is already in the reference frame
-                pose, xyz = reference, pts[:, :3]
-            else:
-                # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the
-                # sensor frame), as the devkit's and mmdet3d's multi-sweep loaders do.
-                pts = pts[
-                    ~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))
-                ]
-                pose = self.sensor_pose(sd["token"])
-                xyz = transform_between(pose, reference).apply(pts[:, :3])
-            dt = np.full((len(pts), 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-            clouds.append(np.hstack([xyz, pts[:, 3:4], dt]).astype(np.float32))
-        return LidarData(
-            pose=reference,
-            points=np.concatenate(clouds),
-            num_sweeps=len(chain),
-            filename=chain[0]["filename"],
-            keyframe_points=len(clouds[0]),
-        )
+        scans = [
+            (
+                reference if sd["token"] == sd_token else self.sensor_pose(sd["token"]),
+                load_lidar_bin(self._path(sd)),
+            )
+            for sd in chain
+        ]
+        return lidar_sweeps(scans, reference, chain[0]["filename"])
 
     def _camera(self, sd_token: str) -> CameraData:
         sd = self._get("sample_data", sd_token)
@@ -566,26 +549,14 @@ class NuScenesReader:
 
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
-        clouds = []
-        for sd in chain:
-            raw = load_radar_pcd(self._path(sd), self.options.radar_filter)
-            pose = self.sensor_pose(sd["token"])
-            to_ref = transform_between(pose, reference)
-            xyz = to_ref.apply(raw[_RADAR_X : _RADAR_X + 3].T)
-            vel = np.zeros((raw.shape[1], 3))
-            vel[:, 0], vel[:, 1] = raw[_RADAR_VX_COMP], raw[_RADAR_VY_COMP]
-            vel = to_ref.apply_vectors(vel)
-            dt = np.full((raw.shape[1], 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-            clouds.append(
-                np.hstack([xyz, raw[_RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32)
+        scans = [
+            (
+                self.sensor_pose(sd["token"]),
+                load_radar_pcd(self._path(sd), self.options.radar_filter),
             )
-        first_pose = self.sensor_pose(sd_token)
-        return RadarData(
-            pose=first_pose,
-            points=np.concatenate(clouds).reshape(-1, 7),
-            num_sweeps=len(chain),
-            filename=chain[0]["filename"],
-        )
+            for sd in chain
+        ]
+        return radar_sweeps(scans, reference, chain[0]["filename"])
 
     def _annotation(self, token: object) -> dict:
         """A sample_annotation with every field the boxes use checked (DataError naming

@@ -354,12 +354,19 @@ class _Run:
                 max(runner.cfg.sync.camera_tolerance_us, runner.cfg.sync.radar_tolerance_us),
             )
         )
+        info = source.info()
         trigger = options.trigger
-        if trigger == "keyframes" and source.kind != "dataroot":
-            trigger = "lidar"  # only a dataroot marks its keyframes
+        if trigger == "keyframes" and not info.get("keyframes"):
+            trigger = "lidar"  # the log marks no keyframes (e.g. an original nuscenes2mcap file)
         self.trigger = trigger
-        channels = source.info().get("channels", {})
-        pose_channel = next((c for c in ("pose", "odom") if c in channels), None)
+        # one pose stream, the denser of the ego poses (`pose`: ego_pose records or tf
+        # map->base_link) and the CAN bus (`odom`); nuscenes2mcap files have `pose` at 2 Hz only
+        channels = info.get("channels", {})
+        pose_channel = max(
+            (c for c in ("pose", "odom") if channels.get(c)),
+            key=lambda c: channels[c],
+            default=None,
+        )
         self.sync = OnlineSynchronizer(
             StreamOptions.from_config(
                 runner.cfg, wait_us=wait_us, trigger=trigger, pose_channel=pose_channel

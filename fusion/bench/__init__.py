@@ -9,6 +9,7 @@ import importlib
 TARGETS = {
     "kernels": "kernels.benchmark",
     "latency": "fusion.latency",
+    "replay": "fusion.bench.replay",
 }
 
 
