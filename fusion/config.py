@@ -55,6 +55,44 @@ DETECTION_CLASSES: tuple[str, ...] = (
     "traffic_cone",
 )
 
+# nuScenes attributes in the devkit's order (nuscenes.eval.detection.constants.ATTRIBUTE_NAMES).
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "pedestrian.moving",
+    "pedestrian.sitting_lying_down",
+    "pedestrian.standing",
+    "cycle.with_rider",
+    "cycle.without_rider",
+    "vehicle.moving",
+    "vehicle.parked",
+    "vehicle.stopped",
+)
+
+# Which attributes the devkit accepts for each detection class ("" for none).
+CLASS_ATTRIBUTE_PREFIX: dict[str, str] = {
+    "car": "vehicle.",
+    "truck": "vehicle.",
+    "construction_vehicle": "vehicle.",
+    "bus": "vehicle.",
+    "trailer": "vehicle.",
+    "barrier": "",
+    "motorcycle": "cycle.",
+    "bicycle": "cycle.",
+    "pedestrian": "pedestrian.",
+    "traffic_cone": "",
+}
+
+# Scene conditions of the synthetic generator; a scene's record carries its own as `condition`.
+Condition = Literal["day", "night", "rain", "fog"]
+CONDITIONS: tuple[Condition, ...] = typing.get_args(Condition)
+
+# Point columns as the reader yields them (fusion.frame): LIDAR (N, 5), radar (N, 7).
+LIDAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "intensity", "dt")
+RADAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx", "vy", "dt")
+
+# Regression channels of the head, in order: offset x y (cells), z (m), log l w h (m),
+# sin cos yaw, vx vy (m/s); all in the LIDAR_TOP frame.
+REGRESSION_CHANNELS = 10
+
 
 @dataclass(frozen=True)
 class PointCloudConfig:
@@ -65,7 +103,7 @@ class PointCloudConfig:
     max_points_per_voxel: int
     max_voxels: int
     sweeps: int
-    features: int = 5  # x y z intensity dt
+    features: int = len(LIDAR_POINT_COLUMNS)
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
@@ -118,8 +156,14 @@ class CameraConfig:
 class RadarConfig:
     channels: tuple[str, ...]
     sweeps: int
-    features: int = 7  # x y z rcs vx vy dt
+    features: int = len(RADAR_POINT_COLUMNS)
     filter: Literal["default", "none"] = "default"
+
+    @property
+    def raster_channels(self) -> int:
+        """Channels of `kernels.rasterize_radar`'s raster: the per-cell mean of each point
+        column, plus the point count."""
+        return self.features + 1
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,8 @@ def lidar_voxels(points: NDArray[np.float32], cfg: PipelineConfig) -> Voxels:
 
 
 def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:
-    """(N, 7) radar points -> (8, ny, nx) raster with `kernels.rasterize_radar`."""
+    """(N, 7) radar points -> (`cfg.radar.raster_channels`, ny, nx) raster with
+    `kernels.rasterize_radar`."""
     from kernels import rasterize_radar
 
     return np.asarray(
@@ -396,7 +397,7 @@ def training_sample(
         transform = GlobalTransform.random(rng, augment)
     # Depth supervision from the keyframe scan alone: it is exact at the reference time (earlier
     # sweeps smear moving objects) and a third of the points to project.
-    depth_source = np.zeros((0, 5), np.float32)
+    depth_source = np.zeros((0, cfg.point_cloud.features), np.float32)
     if frame.lidar is not None:
         depth_source = frame.lidar.points[: frame.lidar.keyframe_points]
     if rng is not None and modality_dropout > 0 and len(modalities) > 1:
@@ -425,9 +426,7 @@ def collate_training(
     samples: Sequence[TrainingSample], cfg: PipelineConfig
 ) -> tuple[BatchInputs, TargetBatch]:
     """Stack training samples; depth targets keep the present images in (sample, camera) order."""
-    inputs = collate_inputs(
-        [s.inputs for s in samples], cfg.point_cloud.max_points_per_voxel, cfg.bev.grid
-    )
+    inputs = collate_inputs([s.inputs for s in samples], cfg)
     present = np.stack([s.inputs.camera_present for s in samples])
     depth = np.stack([s.depth for s in samples])[present]
     targets = TargetBatch(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from calibration import matrix_to_quaternion
-from fusion.config import DETECTION_CLASSES, dumps_toml
+from fusion.config import CONDITIONS, DETECTION_CLASSES, dumps_toml
 from fusion.dataset import check_drop, drop_sensors
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
@@ -32,14 +32,18 @@ from fusion.model.detector import VARIANTS, Detector
 from fusion.model.weights import load_detector, packaged_weights
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
-CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"
 MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
 
 
-def scene_condition(description: str) -> str:
-    """`night`, `rain` or `fog` when the scene description names it (first match), else `day`."""
-    text = description.lower()
-    return next((c for c in CONDITIONS if re.search(rf"\b{c}", text)), "day")
+def scene_condition(scene: dict[str, Any]) -> str:
+    """A scene's condition: the `condition` field our generator writes into the scene record.
+    Real nuScenes and datasets generated before that field only say it in the description's
+    prose ("Night, rain, ..."): there the first of night, rain, fog it names, else `day`."""
+    if scene.get("condition") in CONDITIONS:
+        return scene["condition"]
+    text = scene["description"].lower()
+    named = (c for c in CONDITIONS if c != "day" and re.search(rf"\b{c}", text))
+    return next(named, "day")
 
 
 def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]]:
@@ -233,7 +237,7 @@ def evaluate(
     for tok in iterator:
         frame = drop_sensors(reader.frame(tok), drop)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
-        conditions.setdefault(scene_condition(scene["description"]), []).append(tok)
+        conditions.setdefault(scene_condition(scene), []).append(tok)
         for r in runs:
             dets, times = r.runner.detect(frame)
             r.results[tok] = detections_to_results(dets, frame)

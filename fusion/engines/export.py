@@ -112,7 +112,7 @@ def example_inputs(model: Detector) -> dict[str, tuple[Tensor, ...]]:
         p = cfg.point_cloud.max_points_per_voxel
         v = 16
         out["lidar"] = (
-            torch.randn(v, p, 5),
+            torch.randn(v, p, cfg.point_cloud.features),
             torch.randint(1, p + 1, (v,), dtype=torch.int32),
             torch.randint(0, min(nx, ny), (v, 3), dtype=torch.int32),
         )

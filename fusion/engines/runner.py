@@ -32,7 +32,6 @@ from fusion.frame import Detections, Frame
 from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, variant_modalities
 from fusion.model.params import ModelParams
-from fusion.model.radar import RADAR_RASTER_CHANNELS
 from kernels import bev_pool, scatter_bev
 
 
@@ -159,7 +158,7 @@ class Runner:
                             clock.lap("scatter")
                     maps.append(out[None])
                 case "radar":
-                    out = np.zeros((RADAR_RASTER_CHANNELS, ny, nx), np.float32)
+                    out = np.zeros((cfg.radar.raster_channels, ny, nx), np.float32)
                     if frame.radars:
                         out = radar_raster(radar_points(frame, cfg), cfg)
                         clock.lap("radar_raster")

@@ -8,35 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# nuScenes attributes in the devkit's order (nuscenes.eval.detection.constants.ATTRIBUTE_NAMES).
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "pedestrian.moving",
-    "pedestrian.sitting_lying_down",
-    "pedestrian.standing",
-    "cycle.with_rider",
-    "cycle.without_rider",
-    "vehicle.moving",
-    "vehicle.parked",
-    "vehicle.stopped",
-)
+# The vocabulary is defined once in fusion.config; the model modules import it from here.
+from fusion.config import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, REGRESSION_CHANNELS
 
-# Which attributes the devkit accepts for each detection class ("" for none).
-CLASS_ATTRIBUTE_PREFIX: dict[str, str] = {
-    "car": "vehicle.",
-    "truck": "vehicle.",
-    "construction_vehicle": "vehicle.",
-    "bus": "vehicle.",
-    "trailer": "vehicle.",
-    "barrier": "",
-    "motorcycle": "cycle.",
-    "bicycle": "cycle.",
-    "pedestrian": "pedestrian.",
-    "traffic_cone": "",
-}
-
-# Regression channels of the head, in order: offset x y (cells), z (m), log l w h (m),
-# sin cos yaw, vx vy (m/s); all in the LIDAR_TOP frame.
-REGRESSION_CHANNELS = 10
+__all__ = ["ATTRIBUTE_NAMES", "CLASS_ATTRIBUTE_PREFIX", "REGRESSION_CHANNELS", "ModelParams"]
 
 
 @dataclass(frozen=True)

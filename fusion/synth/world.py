@@ -11,7 +11,6 @@ import math
 import typing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,9 +34,6 @@ from fusion.synth.trajectory import (
     random_centerline,
     speed_profile,
 )
-
-Condition = Literal["day", "night", "rain", "fog"]
-CONDITIONS: tuple[str, ...] = ("day", "night", "rain", "fog")
 
 # lateral layout of the main road (m from its centerline; left of the ego's direction positive)
 LANE_W = 3.5

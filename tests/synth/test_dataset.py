@@ -13,7 +13,7 @@ from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
 
-from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
+from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
 from fusion.synth.rig import load_rig
 from tests.synth.conftest import VERSION, generate
 
@@ -285,6 +285,15 @@ def test_every_class_near_the_ego_with_valid_attributes(nusc) -> None:  # noqa: 
         assert seen == set(DETECTION_CLASSES), set(DETECTION_CLASSES) - seen
     vis = {a["visibility_token"] for a in nusc.sample_annotation}
     assert {"1", "4"} <= vis
+
+
+def test_scene_records_carry_their_condition(nusc) -> None:  # noqa: ANN001
+    from fusion.evaluate import scene_condition
+
+    # --conditions day,night: scene i gets condition i mod 2, as data in the scene record
+    assert [s["condition"] for s in nusc.scene] == ["day", "night"]
+    assert [scene_condition(s) for s in nusc.scene] == ["day", "night"]
+    assert [a["name"] for a in nusc.attribute] == list(ATTRIBUTE_NAMES)
 
 
 def test_our_reader_reads_a_generated_frame(synth_root: Path, nusc) -> None:  # noqa: ANN001
