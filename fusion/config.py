@@ -189,6 +189,50 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    """Network widths and loss settings (`[params]`); the sizes that must agree with the data
+    (grid, depth bins, channels) are in the other sections."""
+
+    image_widths: tuple[int, int, int, int, int]  # strides 2, 4, 8, 16, 32
+    pillar_layers: int
+    bev_blocks: tuple[int, int]  # 3x3 convs after each strided conv of the backbone
+    # Heatmap gaussians (CenterPoint): min IoU overlap that sets the radius, and its floor.
+    gaussian_overlap: float
+    min_radius: int
+    # Loss weights.
+    heatmap_weight: float
+    regression_weight: float
+    attribute_weight: float
+    depth_weight: float
+    # Circle-NMS radius per class (m, DETECTION_CLASSES order); `model.nms_radius` scales them.
+    class_nms_radius: tuple[float, ...]
+    # Per-channel weights of the regression loss (REGRESSION_CHANNELS order).
+    code_weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Ranges of the training augmentation (`[train.augment]`; rad, scale factors,
+    probabilities)."""
+
+    rotation: float  # global yaw drawn from [-rotation, rotation]
+    scale: tuple[float, float]
+    flip: float  # probability of each of the two BEV flips (x -> -x, y -> -y)
+    image_resize: tuple[float, float]  # relative jitter of the image scale
+    image_crop: bool  # random horizontal crop offset instead of centred
+
+
+@dataclass(frozen=True)
+class BranchLR:
+    """Learning-rate multipliers per branch (`[train.branch_lr]`, x `train.lr`)."""
+
+    camera: float
+    lidar: float
+    radar: float
+    dense: float  # fuser, BEV backbone and head
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int
     epochs: int
@@ -197,6 +241,9 @@ class TrainConfig:
     grad_clip: float
     modality_dropout: float
     seed: int
+    warmup_steps: int  # linear warm-up, then cosine decay
+    branch_lr: BranchLR
+    augment: AugmentParams
 
 
 @dataclass(frozen=True)
@@ -209,6 +256,7 @@ class PipelineConfig:
     sync: SyncConfig
     model: ModelConfig
     train: TrainConfig
+    params: ModelParams
 
 
 T = TypeVar("T")
@@ -284,16 +332,35 @@ def _build(cls: type[T], table: dict[str, Any], file: str, prefix: str = "") -> 
     return cls(**kwargs)
 
 
+def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
+    """TOML text -> table; `source` names where the text came from in errors (a file, or the
+    weights file whose metadata held it)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source) from exc
+
+
+def loads_dataclass(cls: type[T], text: str, source: str | Path) -> T:
+    """Parse TOML text into the frozen dataclass `cls`, strictly."""
+    return build_dataclass(cls, parse_toml(text, source), source)
+
+
+def build_dataclass(cls: type[T], table: dict[str, Any], source: str | Path) -> T:
+    """A parsed table (TOML or JSON) -> the frozen dataclass `cls`, strictly."""
+    return _build(cls, table, str(source))
+
+
 def load_dataclass(cls: type[T], path: str | Path) -> T:
     """Load any TOML file into the frozen dataclass `cls`, strictly."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
-        table = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path) from exc
-    return _build(cls, table, str(path))
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path) from exc
+    return loads_dataclass(cls, text, path)
 
 
 def resolve_preset(name_or_path: str | Path) -> Path:
@@ -307,6 +374,11 @@ def resolve_preset(name_or_path: str | Path) -> Path:
 def load_config(name_or_path: str | Path = "tiny") -> PipelineConfig:
     """Load a pipeline preset (`nuscenes`, `tiny`) or a TOML file path."""
     return load_dataclass(PipelineConfig, resolve_preset(name_or_path))
+
+
+def loads_config(text: str, source: str | Path) -> PipelineConfig:
+    """A pipeline config from TOML text (e.g. weights metadata), strictly."""
+    return loads_dataclass(PipelineConfig, text, source)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from fusion.config import (
     DETECTION_CLASSES,
     LIDAR_CHANNEL,
     RADAR_CHANNELS,
+    AugmentParams,
     PipelineConfig,
 )
 from fusion.errors import FusionError
@@ -47,17 +48,6 @@ class FrameSource(Protocol):
     """Anything that yields frames by sample token (`fusion.nuscenes.NuScenesReader`)."""
 
     def frame(self, sample_token: str) -> Frame: ...
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """Ranges of the training augmentation (rad, scale factors, probabilities)."""
-
-    rotation: float = math.pi / 8  # global yaw drawn from [-rotation, rotation]
-    scale: tuple[float, float] = (0.95, 1.05)
-    flip: float = 0.5  # probability of each of the two BEV flips (x -> -x, y -> -y)
-    image_resize: tuple[float, float] = (-0.06, 0.06)  # relative jitter of the image scale
-    image_crop: bool = True  # random horizontal crop offset instead of centred
 
 
 # -- geometry of the global augmentation --------------------------------------------------------

@@ -30,12 +30,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fusion.config import PipelineConfig, dumps_toml, load_config, save_config
-from fusion.dataset import AugmentParams, FrameDataset, FrameSource, collate_training
+from fusion.config import BranchLR, PipelineConfig, dumps_toml, load_config, save_config
+from fusion.dataset import FrameDataset, FrameSource, collate_training
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
-from fusion.model.params import ModelParams
 from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
 
 OPTIM_PREFIX = "optim."
@@ -43,18 +42,10 @@ CHECKPOINT_NAME = "last.safetensors"
 
 
 @dataclass(frozen=True)
-class BranchLR:
-    """Learning-rate multipliers per branch (x `train.lr`)."""
-
-    camera: float = 1.0
-    lidar: float = 1.0
-    radar: float = 1.0
-    dense: float = 1.0  # fuser, BEV backbone and head
-
-
-@dataclass(frozen=True)
 class TrainOptions:
-    """One training run. `epochs`/`batch_size`/`seed` default to the config's [train]."""
+    """One training run. `epochs`/`batch_size`/`seed` default to the config's [train]; the
+    rest of what shapes the run (model params, augmentation, learning rates, warm-up) is in
+    the config, which the run writes to `out/config.toml`."""
 
     config: PipelineConfig
     dataroot: Path
@@ -71,10 +62,6 @@ class TrainOptions:
     device: str = "auto"
     checkpoint_every: int = 100  # steps
     cache_frames: int = 0  # decoded frames kept in memory per loader process
-    warmup_steps: int = 200
-    augment: AugmentParams = AugmentParams()
-    branch_lr: BranchLR = BranchLR()
-    params: ModelParams = ModelParams()
     progress: bool = True
 
 
@@ -273,9 +260,9 @@ def train(
     if not tokens:
         raise FusionError(f"split {opts.split!r} has no samples", opts.dataroot)
 
-    model = build_detector(cfg, opts.variant, opts.params).to(device)
+    model = build_detector(cfg, opts.variant).to(device)
     optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.train.lr, cfg.train.weight_decay, opts.branch_lr)
+        param_groups(model, cfg.train.lr, cfg.train.weight_decay, cfg.train.branch_lr)
     )
     ckpt_path = opts.out / "checkpoints" / CHECKPOINT_NAME
     position = RunPosition()
@@ -293,8 +280,8 @@ def train(
         tokens,
         cfg,
         opts.variant,
-        opts.params,
-        opts.augment,
+        cfg.params,
+        cfg.train.augment,
         opts.seed,
         cfg.train.modality_dropout,
         cache_frames=opts.cache_frames,
@@ -353,11 +340,11 @@ def train(
             epoch_step = skip
             for inputs, targets in bar:
                 for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * lr_factor(step, total_steps, opts.warmup_steps)
+                    g["lr"] = g["base_lr"] * lr_factor(step, total_steps, cfg.train.warmup_steps)
                 inputs, targets = inputs.to(device), targets.to(device)
                 with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
                     out = ddp(inputs)
-                    loss = detection_loss(out.maps, out.depth, targets, opts.params)
+                    loss = detection_loss(out.maps, out.depth, targets, cfg.params)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.total).backward()
                 scaler.unscale_(optimizer)
@@ -497,22 +484,31 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def with_lr_scales(cfg: PipelineConfig, items: Sequence[str]) -> PipelineConfig:
+    """`--lr-scale BRANCH=X` values applied to `train.branch_lr`, on the config, so that the
+    run's config.toml holds the rates it trained with."""
+    scales = dataclasses.asdict(cfg.train.branch_lr)
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            x = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name not in scales:
+            raise FusionError(
+                f"--lr-scale wants BRANCH=X with BRANCH in camera, lidar, radar, dense: {item!r}"
+            )
+        scales[name] = x
+    train_cfg = dataclasses.replace(cfg.train, branch_lr=BranchLR(**scales))
+    return dataclasses.replace(cfg, train=train_cfg)
+
+
 def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops a run like Ctrl-C: checkpointed
     cfg = load_config(args.config)
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")
-    scales = {}
-    for item in args.lr_scale:
-        name, sep, value = item.partition("=")
-        try:
-            scales[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or name not in {f.name for f in dataclasses.fields(BranchLR)}:
-            raise FusionError(
-                f"--lr-scale wants BRANCH=X with BRANCH in camera, lidar, radar, dense: {item!r}"
-            )
+    cfg = with_lr_scales(cfg, args.lr_scale)
     opts = TrainOptions(
         config=cfg,
         dataroot=args.dataroot,
@@ -530,7 +526,6 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         cache_frames=args.cache_frames,
         progress=not args.no_progress,
-        branch_lr=BranchLR(**scales),
     )
     weights = train(opts)
     if init_distributed(resolve_device(opts.device)).is_main:

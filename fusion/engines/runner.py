@@ -85,7 +85,7 @@ class Runner:
         self.variant = variant
         self.modalities = variant_modalities(variant)  # type: ignore[arg-type]
         self.engine = engine
-        self.params = params or ModelParams()
+        self.params = params or cfg.params
         self._geometry: OrderedDict[str, Any] = OrderedDict()
         self._geometry_cache = geometry_cache
         self.geometry_builds = 0  # how often the camera geometry was computed (not cached)

@@ -7,6 +7,7 @@ A missing sensor contributes a zero BEV map, which modality dropout trains for.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -51,13 +52,15 @@ class DetectorOutput:
 
 
 class Detector(nn.Module):
-    """BEVFusion-style detector of one variant; all sizes from `cfg` and `params`."""
+    """BEVFusion-style detector of one variant; all sizes from `cfg` and `params` (default:
+    `cfg.params`)."""
 
     def __init__(self, cfg: PipelineConfig, variant: Variant, params: ModelParams | None = None):
         super().__init__()
-        self.cfg = cfg
+        # the params live in the config, so that the stored config rebuilds this model
+        self.cfg = cfg if params is None else dataclasses.replace(cfg, params=params)
         self.variant = variant
-        self.params = params or ModelParams()
+        self.params = self.cfg.params
         self.modalities = variant_modalities(variant)
         m = cfg.model
         self.encoders = nn.ModuleDict()

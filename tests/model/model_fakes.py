@@ -47,11 +47,12 @@ def tiny_config(**model_overrides: object) -> PipelineConfig:
             **model_overrides,
         ),
         train=dataclasses.replace(cfg.train, batch_size=2, epochs=1),
+        params=dataclasses.replace(cfg.params, image_widths=(8, 8, 16, 16, 16), bev_blocks=(1, 1)),
     )
 
 
 def tiny_params() -> ModelParams:
-    return ModelParams(image_widths=(8, 8, 16, 16, 16), bev_blocks=(1, 1))
+    return tiny_config().params
 
 
 def _pose(channel: str, sensor_to_ego: np.ndarray, ego_to_global: np.ndarray, t: int) -> SensorPose:
