@@ -30,7 +30,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fusion.config import BranchLR, PipelineConfig, dumps_toml, load_config, save_config
+from fusion.config import (
+    BranchLR,
+    PipelineConfig,
+    check_config,
+    dumps_toml,
+    load_config,
+    save_config,
+)
 from fusion.dataset import FrameDataset, FrameSource, collate_training
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
@@ -500,7 +507,9 @@ def with_lr_scales(cfg: PipelineConfig, items: Sequence[str]) -> PipelineConfig:
             )
         scales[name] = x
     train_cfg = dataclasses.replace(cfg.train, branch_lr=BranchLR(**scales))
-    return dataclasses.replace(cfg, train=train_cfg)
+    cfg = dataclasses.replace(cfg, train=train_cfg)
+    check_config(cfg, "--lr-scale")
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
