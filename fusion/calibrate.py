@@ -56,7 +56,7 @@ def _board(args: argparse.Namespace) -> dict:
     cal = calibrate_from_checkerboards(images, pattern, args.square)
     return {
         "intrinsics": cal.camera.intrinsics.tolist(),
-        "image_size": [cal.camera.width, cal.camera.height],
+        "image_hw": [cal.camera.height, cal.camera.width],
         "distortion": cal.distortion.tolist(),
         "rms_px": cal.rms_px,
         "used": [files[i].name for i in cal.used_views],

@@ -206,7 +206,7 @@ class CameraConfig:
     """Camera branch: network input size, feature stride and LSS depth bins (m)."""
 
     channels: tuple[str, ...]
-    image_size: tuple[int, int] = field(metadata=_between(16, MAX_IMAGE_SIDE))  # (H, W)
+    image_hw: tuple[int, int] = field(metadata=_between(16, MAX_IMAGE_SIDE))  # (height, width)
     feature_stride: int = field(
         metadata=_rule(lambda v: v == IMAGE_FEATURE_STRIDE, f"{IMAGE_FEATURE_STRIDE} (the net's)")
     )
@@ -217,9 +217,10 @@ class CameraConfig:
 
     @property
     def feature_size(self) -> tuple[int, int]:
+        """(height, width) of the feature maps."""
         return (
-            self.image_size[0] // self.feature_stride,
-            self.image_size[1] // self.feature_stride,
+            self.image_hw[0] // self.feature_stride,
+            self.image_hw[1] // self.feature_stride,
         )
 
     @property
@@ -228,9 +229,9 @@ class CameraConfig:
 
     def _relations(self) -> Iterator[tuple[str, str]]:
         yield from _channel_errors("channels", self.channels, CAMERA_CHANNELS)
-        for i, side in enumerate(self.image_size):
+        for i, side in enumerate(self.image_hw):
             if side % self.feature_stride:
-                yield f"image_size[{i}]", f"{side} is not a multiple of feature_stride"
+                yield f"image_hw[{i}]", f"{side} is not a multiple of feature_stride"
         if not self.depth_max > self.depth_min:
             yield "depth_max", f"must be above depth_min ({self.depth_min})"
         elif not 1 <= self.depth_bins <= MAX_DEPTH_BINS:

@@ -127,7 +127,7 @@ def image_view(
 ) -> ImageView:
     """Fit the image width to the network width and keep the bottom (the road); with `rng`,
     jitter the scale and the horizontal crop."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     s = w / raw_width
     if rng is not None and params is not None:
         s *= 1.0 + rng.uniform(*params.image_resize)
@@ -141,7 +141,7 @@ def image_view(
 
 def view_camera(camera: PinholeCamera, view: ImageView, cfg: PipelineConfig) -> PinholeCamera:
     """The camera model of the network-input image."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     return camera.scaled(view.scale).cropped(view.x0, view.y0, w, h)
 
 
@@ -149,7 +149,7 @@ def warp_image(
     image: NDArray[np.uint8], view: ImageView, cfg: PipelineConfig
 ) -> NDArray[np.float32]:
     """(h, w, 3) uint8 RGB -> (3, H, W) float32 normalized network input (padding is 0)."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)
     interp = cv2.INTER_AREA if view.scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
@@ -180,7 +180,7 @@ def camera_inputs(
     params: AugmentParams | None = None,
 ) -> CameraInputs:
     """Resize/crop every configured camera of the frame (absent ones stay zero)."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     n = len(cfg.camera.channels)
     images = np.zeros((n, 3, h, w), np.float32)
     present = np.zeros(n, bool)
@@ -299,7 +299,7 @@ def sample_inputs(
     """Everything a detector of `modalities` reads from a frame (sensors absent from the
     frame are absent from the inputs)."""
     n_cam = len(cfg.camera.channels)
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     images = np.zeros((n_cam, 3, h, w), np.float32)
     present = np.zeros(n_cam, bool)
     geometry = None

@@ -104,7 +104,7 @@ def example_inputs(model: Detector) -> dict[str, tuple[Tensor, ...]]:
     """Static example inputs for each graph of `model` (batch 1, the config's sizes)."""
     cfg = model.cfg
     nx, ny = cfg.bev.grid
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     out: dict[str, tuple[Tensor, ...]] = {}
     if "camera" in model.modalities:
         out["camera"] = (torch.randn(len(cfg.camera.channels), 3, h, w),)

@@ -23,8 +23,8 @@ from fusion.model.detector import VARIANTS, Detector, Variant
 
 # 2: the config carries everything (model params, augmentation, learning rates, warm-up).
 FORMAT = "fusion-detector/2"
-# 1: the config without those, model params as JSON beside it (the shipped weights of
-# 2026-11); read by `config_from_metadata`, never written.
+# 1: the config without those, `camera.image_size` for `image_hw`, model params as JSON beside
+# it (the shipped weights of 2026-11); read by `config_from_metadata`, never written.
 FORMAT_1 = "fusion-detector/1"
 MODEL_PREFIX = "model."
 # Far above any preset (tiny: 1.3 M parameters): refuses a config that would allocate gigabytes.
@@ -92,6 +92,9 @@ def config_from_metadata(meta: dict[str, str], source: str | Path) -> PipelineCo
         train = table.get("train")
         if isinstance(train, dict):
             table["train"] = {**_FORMAT_1_TRAIN, **train}
+        camera = table.get("camera")
+        if isinstance(camera, dict) and "image_size" in camera:
+            camera["image_hw"] = camera.pop("image_size")  # the same (H, W), renamed
     return build_dataclass(PipelineConfig, table, source)
 
 

@@ -40,11 +40,12 @@ def scene_names(n: int, first: int = 1) -> list[str]:
     return names
 
 
-def _image_size(text: str) -> tuple[int, int]:
+def _image_hw(text: str) -> tuple[int, int]:
+    """`WxH` as written on command lines (1600x900) -> (height, width) as everywhere in code."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)
     if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
         raise argparse.ArgumentTypeError(f"image size must be WxH with W, H >= 16, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(2)), int(m.group(1))
 
 
 def _conditions(text: str) -> tuple[str, ...]:
@@ -88,7 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=_positive, default=1, help="scenes generated in parallel")
     parser.add_argument(
-        "--image-size", type=_image_size, default=(1600, 900), help="camera image WxH"
+        "--image-size",
+        dest="image_hw",
+        type=_image_hw,
+        default=(900, 1600),
+        metavar="WxH",
+        help="camera image width x height in px (default 1600x900)",
     )
     parser.add_argument(
         "--render-scale",
@@ -114,7 +120,7 @@ def _params(args: argparse.Namespace, rig: Rig) -> dict:
         "samples_per_scene": args.samples_per_scene,
         "conditions": list(args.conditions),
         "camera_sweeps": args.camera_sweeps,
-        "image_size": list(args.image_size),
+        "image_hw": list(args.image_hw),
         "render_scale": args.render_scale,
         "first_scene": args.first_scene,
         "rig": repr(rig),
@@ -133,6 +139,8 @@ def _check_out(out: Path, params: dict) -> None:
                 out,
             )
         old = json.loads(p.read_text())
+        if "image_size" in old:  # written before image sizes were (H, W) everywhere: (W, H)
+            old["image_hw"] = old.pop("image_size")[::-1]
         changed = sorted(k for k in params if old.get(k) != params[k])
         if changed:
             raise FusionError(
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     rig = load_rig(args.rig)
-    width = args.image_size[0]
+    width = args.image_hw[1]
     scale = args.render_scale if args.render_scale is not None else min(1.0, RENDER_WIDTH / width)
     if not 0.05 <= scale <= 1.0:
         raise ConfigError(f"--render-scale must be in [0.05, 1], got {scale}")
@@ -178,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             name,
             args.samples_per_scene,
             args.conditions[i % len(args.conditions)],
-            args.image_size,
+            args.image_hw,
             scale,
             args.camera_sweeps,
             rig,

@@ -64,7 +64,7 @@ class SceneJob:
     name: str
     samples: int
     condition: str
-    image_size: tuple[int, int]  # (width, height)
+    image_hw: tuple[int, int]  # (height, width) px
     render_scale: float
     camera_sweeps: bool
     rig: Rig
@@ -158,7 +158,7 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     )
 
     # calibrated sensors (camera intrinsics scaled to the output image size)
-    width, height = job.image_size
+    height, width = job.image_hw
     calib: dict[str, str] = {}
     cams = {}
     for spec in (lidar, *rig.cameras, *rig.radars):
