@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fusion.config import CONDITIONS, Condition
 from fusion.errors import ConfigError, FusionError
-from fusion.synth.conditions import conditions
 from fusion.synth.rig import DEFAULT_RIG, Rig, load_rig
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
@@ -37,7 +37,7 @@ def scene_names(n: int, first: int = 1) -> list[str]:
         i += 1
     if i - 1 > 9999:
         raise ConfigError(f"too many scenes for scene-NNNN names: {n}")
-    return names
+    return names  # type: ignore[return-value] (each checked against CONDITIONS)
 
 
 def _image_hw(text: str) -> tuple[int, int]:
@@ -48,13 +48,11 @@ def _image_hw(text: str) -> tuple[int, int]:
     return int(m.group(2)), int(m.group(1))
 
 
-def _conditions(text: str) -> tuple[str, ...]:
+def _conditions(text: str) -> tuple[Condition, ...]:
     names = tuple(c.strip() for c in text.split(",") if c.strip())
     for c in names:
-        try:
-            conditions(c)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
+        if c not in CONDITIONS:
+            raise argparse.ArgumentTypeError(f"unknown condition {c!r} ({', '.join(CONDITIONS)})")
     if not names:
         raise argparse.ArgumentTypeError("give at least one condition")
     return names
@@ -179,17 +177,17 @@ def run(args: argparse.Namespace) -> int:
     names = scene_names(args.scenes, args.first_scene)
     jobs = [
         SceneJob(
-            str(out),
-            args.version,
-            args.seed,
-            args.first_scene - 1 + i,
-            name,
-            args.samples_per_scene,
-            args.conditions[i % len(args.conditions)],
-            args.image_hw,
-            scale,
-            args.camera_sweeps,
-            rig,
+            out=str(out),
+            version=args.version,
+            seed=args.seed,
+            index=args.first_scene - 1 + i,
+            name=name,
+            samples=args.samples_per_scene,
+            condition=args.conditions[i % len(args.conditions)],
+            image_hw=args.image_hw,
+            render_scale=scale,
+            camera_sweeps=args.camera_sweeps,
+            rig=rig,
         )
         for i, name in enumerate(names)
     ]

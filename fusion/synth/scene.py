@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import quaternion_from_yaw
+from fusion.config import Condition
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
 from fusion.synth.cameras import encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages
@@ -63,7 +64,7 @@ class SceneJob:
     index: int
     name: str
     samples: int
-    condition: str
+    condition: Condition
     image_hw: tuple[int, int]  # (height, width) px
     render_scale: float
     camera_sweeps: bool
