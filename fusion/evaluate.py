@@ -14,7 +14,7 @@ import copy
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 
 from calibration import matrix_to_quaternion
+from fusion.cli import add_json_arguments, emit_json
 from fusion.config import CONDITIONS, DETECTION_CLASSES, dumps_toml
 from fusion.dataset import check_drop, drop_sensors
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
-from fusion.model.detector import VARIANTS, Detector
-from fusion.model.weights import load_detector, packaged_weights
+from fusion.model.detector import Detector
+from fusion.model.weights import add_model_arguments, load_detector, models_from_args
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
@@ -124,12 +125,20 @@ def _metrics_from(summary: Any, empty: bool) -> ModelMetrics:
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The devkit prints a lot, and draws tqdm bars on stderr even when not verbose (its
+    `load_gt`): those were the stray `0%|` lines after eval. Errors still raise."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def devkit_evaluate(nusc: Any, split: str, results_path: Path, out_dir: Path) -> Any:
-    """A `DetectionEval` for a results file, quiet (the devkit prints a lot)."""
+    """A `DetectionEval` for a results file, quiet."""
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         return DetectionEval(
             nusc,
             config_factory("detection_cvpr_2019"),
@@ -154,7 +163,7 @@ def evaluate_subset(evaluator: Any, sample_tokens: Sequence[str]) -> Any:
                 boxes.add_boxes(tok, src[tok])
         setattr(sub, attr, boxes)
     sub.sample_tokens = [t for t in evaluator.sample_tokens if t in keep]
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         metrics, _ = sub.evaluate()
     return metrics
 
@@ -271,7 +280,7 @@ def evaluate(
         results_path = model_dir / "results_nusc.json"
         results_path.write_text(json.dumps({"meta": meta, "results": results}))
         evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)
-        with contextlib.redirect_stdout(io.StringIO()):
+        with _quiet():
             summary, _ = evaluator.evaluate()
         metrics[r.name] = _metrics_from(summary, empty)
         (model_dir / "metrics_summary.json").write_text(json.dumps(summary.serialize(), indent=2))
@@ -423,45 +432,10 @@ def format_table(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def resolve_weights(
-    names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
-) -> dict[str, Path]:
-    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`
-    (or DIR/NAME/NAME.safetensors, the layout of `fusion train` runs), else the shipped weights."""
-    explicit = {}
-    for item in overrides:
-        name, sep, path = item.partition("=")
-        if not sep or name not in VARIANTS:
-            raise FusionError(
-                f"--checkpoint wants MODEL=PATH with MODEL in {', '.join(VARIANTS)}, got {item!r}"
-            )
-        explicit[name] = Path(path)
-    out = {}
-    for name in names:
-        if name not in VARIANTS:
-            raise FusionError(f"unknown model {name!r} (known: {', '.join(VARIANTS)})")
-        if name in explicit:
-            out[name] = explicit[name]
-        elif weights_dir is not None:
-            # a folder of weights, or a folder of `fusion train` runs named after the models
-            out[name] = weights_dir / f"{name}.safetensors"
-            run_dir = weights_dir / name / f"{name}.safetensors"
-            if not out[name].is_file() and run_dir.is_file():
-                out[name] = run_dir
-        else:
-            out[name] = packaged_weights(name)
-        if not out[name].is_file():
-            raise FusionError(f"weights of the {name!r} model not found", out[name])
-    return out
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, type=Path)
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True)
-    parser.add_argument(
-        "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
-    )
     parser.add_argument(
         "--drop",
         nargs="+",
@@ -471,20 +445,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
-    parser.add_argument(
-        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
-    )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="MODEL=PATH",
-        help="weights file of one model (repeatable)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, help="results JSON, devkit outputs, plots"
     )
-    parser.add_argument("--json", type=Path, help="write the summary JSON here")
+    add_json_arguments(parser, "the summary (always written to OUT/summary.json too)")
     parser.add_argument(
         "--pictures", type=int, default=3, help="BEV pictures of the first N samples"
     )
@@ -492,8 +457,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    models = resolve_weights(names, args.weights, args.checkpoint)
+    models = models_from_args(args)
     report = evaluate(
         args.dataroot,
         args.version,
@@ -506,10 +470,8 @@ def run(args: argparse.Namespace) -> int:
         args.pictures,
         not args.no_progress,
     )
-    print(format_table(report))
     summary = report.as_json()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    if not emit_json(args, summary):
+        print(format_table(report))
     return 0

@@ -382,6 +382,8 @@ def train(
                         save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
                 if step >= total_steps:
                     break
+            if hasattr(bar, "close"):
+                bar.close()  # a bar left by `break` is redrawn half-full by the next print
             if info.is_main:
                 save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
                 plot_losses(log_path, opts.out / "loss.png")

@@ -42,7 +42,7 @@ def _eval_argv(real_root: Path, weights: Path, out: Path, *extra: str) -> list[s
         str(weights),
         "--out",
         str(out),
-        "--json",
+        "--json-out",
         str(out / "s.json"),
         "--no-progress",
         *extra,
@@ -173,7 +173,7 @@ def test_scene_conditions():
 
 def test_weights_resolve_from_a_folder_or_from_run_folders(tmp_path: Path):
     from fusion.errors import FusionError
-    from fusion.evaluate import resolve_weights
+    from fusion.model.weights import resolve_weights
 
     (tmp_path / "lidar.safetensors").write_bytes(b"x")
     (tmp_path / "camera").mkdir()

@@ -8,8 +8,10 @@ cannot make the loader allocate more than the config it names.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,61 @@ def packaged_weights(variant: str) -> Path:
     if not path.is_file():
         raise FusionError(f"no shipped weights for the {variant!r} model: pass --weights", path)
     return path
+
+
+# -- the command line: which models, from which files ----------------------------------------
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--models`, `--weights` and `--checkpoint`, shared by every command that runs models."""
+    parser.add_argument(
+        "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="weights file of one model (repeatable)",
+    )
+
+
+def models_from_args(args: argparse.Namespace) -> dict[str, Path]:
+    """Model name -> weights file, from the arguments of `add_model_arguments`."""
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    return resolve_weights(names, args.weights, args.checkpoint)
+
+
+def resolve_weights(
+    names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
+) -> dict[str, Path]:
+    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`
+    (or DIR/NAME/NAME.safetensors, the layout of `fusion train` runs), else the shipped weights."""
+    explicit = {}
+    for item in overrides:
+        name, sep, path = item.partition("=")
+        if not sep or name not in VARIANTS:
+            raise FusionError(
+                f"--checkpoint wants MODEL=PATH with MODEL in {', '.join(VARIANTS)}, got {item!r}"
+            )
+        explicit[name] = Path(path)
+    out = {}
+    for name in names:
+        if name not in VARIANTS:
+            raise FusionError(f"unknown model {name!r} (known: {', '.join(VARIANTS)})")
+        if name in explicit:
+            out[name] = explicit[name]
+        elif weights_dir is not None:
+            # a folder of weights, or a folder of `fusion train` runs named after the models
+            out[name] = weights_dir / f"{name}.safetensors"
+            run_dir = weights_dir / name / f"{name}.safetensors"
+            if not out[name].is_file() and run_dir.is_file():
+                out[name] = run_dir
+        else:
+            out[name] = packaged_weights(name)
+        if not out[name].is_file():
+            raise FusionError(f"weights of the {name!r} model not found", out[name])
+    return out
