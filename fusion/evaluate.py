@@ -31,6 +31,7 @@ from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector
 from fusion.model.weights import add_model_arguments, load_detector, models_from_args
+from fusion.render import plot_bev_samples, plot_class_aps
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
@@ -304,102 +305,6 @@ def evaluate(
             frame, dets, runs[0].model.cfg, out / "plots" / f"bev_{frame.sample_token}.png"
         )
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
-
-
-# -- pictures ----------------------------------------------------------------------------------
-
-MODEL_COLORS = {"fusion": "tab:red", "camera": "tab:blue", "lidar": "tab:orange"}
-
-
-def plot_class_aps(metrics: dict[str, ModelMetrics], path: Path) -> Path:
-    """Grouped bars: AP of each class, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(metrics)
-    x = np.arange(len(DETECTION_CLASSES))
-    width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(11, 4))
-    for i, n in enumerate(names):
-        aps = [metrics[n].label_aps[c] for c in DETECTION_CLASSES]
-        ax.bar(
-            x + (i - (len(names) - 1) / 2) * width,
-            aps,
-            width,
-            label=f"{n} (mAP {metrics[n].mean_ap:.3f})",
-            color=MODEL_COLORS.get(n),
-        )
-    ax.set_xticks(x, DETECTION_CLASSES, rotation=30, ha="right")
-    ax.set_ylabel("AP")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach AP 1
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_bev_samples(
-    frame: Frame, detections: dict[str, Detections], cfg: Any, path: Path, min_score: float = 0.3
-) -> Path:
-    """BEV picture of one sample (LIDAR_TOP frame): LIDAR points, GT boxes, and each model's
-    boxes scoring at least `min_score`, one panel per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fusion.render import draw_boxes_bev
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(detections) or ["(no model)"]
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 6), squeeze=False)
-    r = cfg.bev.bev_range
-    for ax, name in zip(axes[0], names, strict=True):
-        if frame.lidar is not None:
-            p = frame.lidar.points
-            ax.scatter(p[:, 0], p[:, 1], s=0.2, c="0.6", linewidths=0)
-        gt = frame.boxes
-        if gt is not None and len(gt):
-            evaluated = np.array([n is not None for n in gt.detection_names])
-            if evaluated.any():
-                draw_boxes_bev(
-                    ax,
-                    gt.center_lidar[evaluated],
-                    gt.size_wlh[evaluated],
-                    gt.yaw_lidar[evaluated],
-                    color="tab:green",
-                    label="ground truth",
-                )
-        dets = detections.get(name)
-        if dets is not None and len(dets):
-            keep = dets.scores >= min_score
-            if keep.any():
-                draw_boxes_bev(
-                    ax,
-                    dets.center[keep].astype(np.float64),
-                    dets.size_wlh[keep].astype(np.float64),
-                    dets.yaw[keep].astype(np.float64),
-                    color=MODEL_COLORS.get(name, "tab:red"),
-                    label=f"{name} (score >= {min_score})",
-                )
-        ax.set_xlim(r[0], r[3])
-        ax.set_ylim(r[1], r[4])
-        ax.set_aspect("equal")
-        ax.set_title(f"{name}: {frame.sample_token[:8]}")
-        ax.set_xlabel("x (m, LIDAR_TOP)")
-        ax.set_ylabel("y (m)")
-        handles, labels = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def format_table(report: EvalReport) -> str:

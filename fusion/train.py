@@ -43,6 +43,7 @@ from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
 from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
+from fusion.render import plot_losses
 
 OPTIM_PREFIX = "optim."
 CHECKPOINT_NAME = "last.safetensors"
@@ -409,38 +410,6 @@ def _progress(loader: Any, enabled: bool, desc: str, total: int, initial: int) -
     from tqdm import tqdm
 
     return tqdm(loader, desc=desc, total=total, initial=initial, dynamic_ncols=True)
-
-
-def plot_losses(log_path: Path, out: Path) -> Path | None:
-    """Plot every loss term of `losses.jsonl` against the step (log scale) to `out` (PNG)."""
-    if not log_path.is_file():
-        return None
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([r["step"] for r in rows])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key in ("total", "heatmap", "regression", "attribute", "depth"):
-        values = np.array([r[key] for r in rows], dtype=float)
-        if np.all(values == 0):
-            continue
-        k = max(1, len(values) // 50)  # a running mean keeps the curve readable
-        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1 :], smooth, label=key)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
 
 
 # -- CLI ---------------------------------------------------------------------------------------

@@ -456,3 +456,15 @@ def test_devkit_detection_eval_scores_ground_truth_as_perfect(
     assert len(present) >= 6, scores["mean_dist_aps"]
     for cls in present:
         assert scores["mean_dist_aps"][cls] > 0.95, (cls, scores["mean_dist_aps"][cls])
+
+
+def test_contact_sheet_has_a_row_per_scene(synth_root: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from fusion.render import contact_sheet
+
+    out = contact_sheet(synth_root, VERSION, tmp_path / "sheet.png", cam_width=96)
+    sheet = cv2.imread(str(out))
+    cam_h = round(96 * 9 / 16)
+    # two scenes; each row: 3 x 2 camera tiles, then a square BEV of the grid's height
+    assert sheet.shape == (2 * 2 * cam_h, 3 * 96 + 2 * cam_h, 3)
