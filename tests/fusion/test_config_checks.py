@@ -28,25 +28,16 @@ def _set(text: str, section: str, key: str, value: str) -> str:
 
 
 # (section, key, value, the key named in the error, what it says)
+# fmt: off
 CASES = [
     ("point_cloud", "voxel_size", "[0.0, 0.8, 8.0]", "point_cloud.voxel_size[0]", "> 0"),
     ("point_cloud", "voxel_size", "[0.7, 0.8, 8.0]", "point_cloud.voxel_size[0]", "divide"),
     ("point_cloud", "voxel_size", "[0.8, 0.8, 4.0]", "point_cloud.voxel_size[2]", "pillars"),
-    (
-        "point_cloud",
-        "voxel_size",
-        "[0.2666666666666667, 0.2666666666666667, 8.0]",
-        "point_cloud.voxel_size",
-        "power of 2",
-    ),
+    ("point_cloud", "voxel_size", "[0.2666666666666667, 0.2666666666666667, 8.0]",
+     "point_cloud.voxel_size", "power of 2"),
     ("point_cloud", "voxel_size", "[0.001, 0.001, 8.0]", "point_cloud.voxel_size[0]", "cells"),
-    (
-        "point_cloud",
-        "point_range",
-        "[51.2, -51.2, -5.0, -51.2, 51.2, 3.0]",
-        "point_cloud.point_range[0]",
-        "below",
-    ),  # fmt: skip
+    ("point_cloud", "point_range", "[51.2, -51.2, -5.0, -51.2, 51.2, 3.0]",
+     "point_cloud.point_range[0]", "below"),
     ("point_cloud", "sweeps", "-4", "point_cloud.sweeps", "in [1, 100]"),
     ("point_cloud", "max_voxels", "0", "point_cloud.max_voxels", "in [1,"),
     ("point_cloud", "max_points_per_voxel", "100000", "point_cloud.max_points_per_voxel", "in"),
@@ -89,14 +80,10 @@ CASES = [
     ("params", "pillar_layers", "0", "params.pillar_layers", "in [1, 16]"),
     ("params", "gaussian_overlap", "1.0", "params.gaussian_overlap", "in (0, 1)"),
     ("params", "class_nms_radius", "[1.0, 2.0]", "params.class_nms_radius", "one value per class"),
-    (
-        "params",
-        "code_weights",
-        "[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -0.2, 0.2]",
-        "params.code_weights[8]",
-        ">= 0",
-    ),  # fmt: skip
+    ("params", "code_weights", "[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -0.2, 0.2]",
+     "params.code_weights[8]", ">= 0"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("section", "key", "value", "named", "says"), CASES)
