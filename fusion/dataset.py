@@ -256,7 +256,8 @@ def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np
 def radar_points(frame: Frame, cfg: PipelineConfig) -> NDArray[np.float32]:
     """All configured radars' points of a frame, (N, 7) in the LIDAR_TOP frame."""
     clouds = [frame.radars[ch].points for ch in cfg.radar.channels if ch in frame.radars]
-    return np.concatenate(clouds).astype(np.float32) if clouds else np.zeros((0, 7), np.float32)
+    empty = np.zeros((0, cfg.radar.features), np.float32)
+    return np.concatenate(clouds).astype(np.float32) if clouds else empty
 
 
 # -- sensor removal -----------------------------------------------------------------------------
