@@ -1,8 +1,10 @@
-"""Typed, frozen pipeline configs loaded from TOML presets in `configs/`.
+"""Typed, frozen pipeline configs loaded from TOML presets in `configs/`, and the stack's
+vocabulary (sensor channels, classes, attributes, conditions, point columns), defined once.
 
-One loader (`load_config`) maps a TOML table onto a dataclass tree and rejects unknown keys,
-missing keys and wrong types, naming the key and the file. Derived values are properties.
-Every run writes the config it used next to its outputs (`save_config`).
+One loader (`load_config`, `loads_config` for text) maps a TOML table onto a dataclass tree
+and rejects unknown keys, missing keys, wrong types and values out of range (each field's
+rule, each section's `_relations`), naming the key and the file. Derived values are
+properties. Every run writes the config it used next to its outputs (`save_config`).
 """
 
 from __future__ import annotations
