@@ -37,7 +37,7 @@ demo: setup
 	$(VENV)/bin/fusion generate --out $(DEMO)/synth-val --version v1.0-synth --scenes 3 --samples-per-scene 4 \
 		--seed 7 --conditions day,night,rain --image-size 704x396 --workers 2
 	$(VENV)/bin/fusion eval --dataroot $(DEMO)/synth-val --version v1.0-synth --split synth_all \
-		--models fusion,camera,lidar --out $(DEMO)/eval --json $(DEMO)/eval/summary.json --pictures 3
+		--models fusion,camera,lidar --out $(DEMO)/eval --pictures 3
 	$(VENV)/bin/fusion replay $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
 		--rate 1 --no-status --detections $(DEMO)/replay/detections.jsonl --mcap $(DEMO)/replay/replay.mcap \
 		--summary $(DEMO)/replay/summary.json
@@ -50,7 +50,8 @@ lint: setup
 	$(VENV)/bin/ruff check fusion kernels calibration tests benchmarks
 
 bench: setup
-	$(VENV)/bin/fusion bench kernels --json benchmarks/kernels.json
+	$(VENV)/bin/fusion bench kernels --dataroot tests/data/nuscenes-real-frame \
+		--json-out benchmarks/kernels.json --markdown-out benchmarks/kernels.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

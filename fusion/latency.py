@@ -8,20 +8,17 @@ frames of each model (JIT compilation, allocator warm-up) are not counted.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from fusion.cli import add_json_arguments, emit_json
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
-from fusion.evaluate import resolve_weights
-from fusion.model.weights import load_detector
-
-DEFAULT_DATAROOT = Path(__file__).resolve().parent.parent / "tests" / "data" / "nuscenes-real-frame"
+from fusion.model.weights import add_model_arguments, load_detector, models_from_args
 
 
 def measure(
@@ -69,30 +66,25 @@ def format_latency(stats: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", type=Path, default=DEFAULT_DATAROOT)
+    parser.add_argument("--dataroot", type=Path, required=True, help="nuScenes dataroot")
     parser.add_argument("--version", default="v1.0-mini")
     parser.add_argument("--split", default=None, help="default: every sample of the dataroot")
-    parser.add_argument("--models", default="fusion,camera,lidar")
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
-    parser.add_argument(
-        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
-    )
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH")
+    add_model_arguments(parser)
     parser.add_argument("--samples", type=int, default=10, help="frames to read")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
         "--work-dir", type=Path, default=Path("out/latency"), help="exported graphs"
     )
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    add_json_arguments(parser, "the figures")
 
 
 def run(args: argparse.Namespace) -> int:
     from fusion.nuscenes import NuScenesReader
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    models = resolve_weights(names, args.weights, args.checkpoint)
+    models = models_from_args(args)
     cfg = load_detector(next(iter(models.values()))).cfg
     reader = NuScenesReader(args.dataroot, args.version, config=cfg)
     tokens = reader.sample_tokens(args.split)[: args.samples]
@@ -104,23 +96,17 @@ def run(args: argparse.Namespace) -> int:
         frames, models, args.backend, args.work_dir, args.device, args.repeats, args.warmup
     )
     cpu = platform.processor() or platform.machine()
-    print(f"{len(frames)} frames x {args.repeats}, backend {args.backend}, {cpu}")
-    print(format_latency(stats))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "machine": platform.platform(),
-                    "backend": args.backend,
-                    "device": args.device,
-                    "frames": len(frames),
-                    "repeats": args.repeats,
-                    "wall_s": round(time.time() - t0, 1),
-                    "models": stats,
-                },
-                indent=2,
-            )
-        )
+    payload = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.platform(),
+        "backend": args.backend,
+        "device": args.device,
+        "frames": len(frames),
+        "repeats": args.repeats,
+        "wall_s": round(time.time() - t0, 1),
+        "models": stats,
+    }
+    if not emit_json(args, payload):
+        print(f"{len(frames)} frames x {args.repeats}, backend {args.backend}, {cpu}")
+        print(format_latency(stats))
     return 0

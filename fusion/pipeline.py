@@ -31,7 +31,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import PinholeCamera
-from fusion.config import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, PipelineConfig
+from fusion.config import (
+    CAMERA_CHANNELS,
+    LIDAR_CHANNEL,
+    RADAR_CHANNELS,
+    AugmentParams,
+    PipelineConfig,
+)
 from fusion.errors import FusionError
 from fusion.frame import Frame
 from fusion.model.camera import IMAGE_MEAN, IMAGE_STD
@@ -61,17 +67,6 @@ STAGES: tuple[str, ...] = (
     "bev_net",
     "postprocess",
 )
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """Ranges of the training augmentation (rad, scale factors, probabilities)."""
-
-    rotation: float = math.pi / 8  # global yaw drawn from [-rotation, rotation]
-    scale: tuple[float, float] = (0.95, 1.05)
-    flip: float = 0.5  # probability of each of the two BEV flips (x -> -x, y -> -y)
-    image_resize: tuple[float, float] = (-0.06, 0.06)  # relative jitter of the image scale
-    image_crop: bool = True  # random horizontal crop offset instead of centred
 
 
 # -- geometry of the global augmentation --------------------------------------------------------
@@ -151,7 +146,7 @@ def image_view(
 ) -> ImageView:
     """Fit the image width to the network width and keep the bottom (the road); with `rng`,
     jitter the scale and the horizontal crop."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     s = w / raw_width
     if rng is not None and params is not None:
         s *= 1.0 + rng.uniform(*params.image_resize)
@@ -165,7 +160,7 @@ def image_view(
 
 def view_camera(camera: PinholeCamera, view: ImageView, cfg: PipelineConfig) -> PinholeCamera:
     """The camera model of the network-input image."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     return camera.scaled(view.scale).cropped(view.x0, view.y0, w, h)
 
 
@@ -173,7 +168,7 @@ def warp_image(
     image: NDArray[np.uint8], view: ImageView, cfg: PipelineConfig
 ) -> NDArray[np.float32]:
     """(h, w, 3) uint8 RGB -> (3, H, W) float32 normalized network input (padding is 0)."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)
     interp = cv2.INTER_AREA if view.scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
@@ -210,7 +205,7 @@ def camera_inputs(
     params: AugmentParams | None = None,
 ) -> CameraInputs:
     """Resize/crop every configured camera of the frame (absent ones stay zero)."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     n = len(cfg.camera.channels)
     images = np.zeros((n, 3, h, w), np.float32)
     present = np.zeros(n, bool)
@@ -324,7 +319,8 @@ def lidar_voxels(points: NDArray[np.float32], cfg: PipelineConfig) -> Voxels:
 
 
 def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:
-    """(N, 7) radar points -> (8, ny, nx) raster with `kernels.rasterize_radar`."""
+    """(N, 7) radar points -> (`cfg.radar.raster_channels`, ny, nx) raster with
+    `kernels.rasterize_radar`."""
     return np.asarray(
         rasterize_radar(
             np.ascontiguousarray(points, np.float32), cfg.bev.bev_range, cfg.bev.cell_size
@@ -336,7 +332,8 @@ def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np
 def radar_points(frame: Frame, cfg: PipelineConfig) -> NDArray[np.float32]:
     """All configured radars' points of a frame, (N, 7) in the LIDAR_TOP frame."""
     clouds = [frame.radars[ch].points for ch in cfg.radar.channels if ch in frame.radars]
-    return np.concatenate(clouds).astype(np.float32) if clouds else np.zeros((0, 7), np.float32)
+    empty = np.zeros((0, cfg.radar.features), np.float32)
+    return np.concatenate(clouds).astype(np.float32) if clouds else empty
 
 
 # -- sensor removal -----------------------------------------------------------------------------
@@ -393,7 +390,7 @@ def sample_inputs(
     if geometry_cache is not None and transform is not None:
         raise ValueError("the geometry cache holds unaugmented geometry: pass no transform")
     n_cam = len(cfg.camera.channels)
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     images = np.zeros((n_cam, 3, h, w), np.float32)
     present = np.zeros(n_cam, bool)
     geometry = None

@@ -669,8 +669,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fusion.engines.runner import open_engine
-    from fusion.evaluate import resolve_weights
-    from fusion.model.weights import load_detector
+    from fusion.model.weights import load_detector, resolve_weights
     from fusion.sources import open_source
 
     options = ReplayOptions(

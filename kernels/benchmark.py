@@ -30,7 +30,6 @@ import numpy as np
 import kernels as K
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ROOT = REPO / "tests" / "data" / "nuscenes-real-frame"
 CAMERAS = (
     "CAM_FRONT_LEFT",
     "CAM_FRONT",
@@ -828,25 +827,16 @@ def write_markdown(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=REPO / "benchmarks" / "kernels.json",
-        help="where to write the JSON results (default benchmarks/kernels.json)",
-    )
-    parser.add_argument(
-        "--markdown",
-        type=Path,
-        default=REPO / "benchmarks" / "kernels.md",
-        help="where to write the markdown table (default benchmarks/kernels.md)",
-    )
+    parser.add_argument("--json-out", type=Path, help="write the JSON results to this file")
+    parser.add_argument("--markdown-out", type=Path, help="write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
     parser.add_argument(
         "--dataroot",
         type=Path,
-        default=DEFAULT_ROOT,
-        help="nuScenes dataroot holding the keyframe (default tests/data/nuscenes-real-frame)",
+        required=True,
+        help="nuScenes dataroot holding the keyframe (the recorded figures: "
+        "tests/data/nuscenes-real-frame of a source checkout)",
     )
 
 
@@ -900,8 +890,11 @@ def run(args: argparse.Namespace) -> int:
         "ratios": peer_ratios(rep),
         "timings": [asdict(t) for t in rep.timings],
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    write_markdown(Path(args.markdown), rep, machine, info, goal_rows, args, repeats)
-    print(f"\nwrote {args.json} and {args.markdown}")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    if args.markdown_out:
+        write_markdown(args.markdown_out, rep, machine, info, goal_rows, args, repeats)
+        print(f"wrote {args.markdown_out}")
     return 0

@@ -28,8 +28,7 @@ def measure(
 ) -> dict[str, Any]:
     from fusion.engines.runner import Runner
     from fusion.engines.torch_engine import TorchEngine
-    from fusion.evaluate import packaged_weights
-    from fusion.model.weights import load_detector
+    from fusion.model.weights import load_detector, packaged_weights
     from fusion.replay import Processed, ReplayOptions, replay
     from fusion.sources import open_source
 

@@ -41,7 +41,7 @@ def test_bench_latency_reports_every_stage(real_root: Path, tmp_path: Path, caps
         "onnxruntime",
         "--work-dir",
         str(tmp_path / "work"),
-        "--json",
+        "--json-out",
         str(out),
     ]
     assert main(argv) == 0

@@ -14,8 +14,7 @@ from conftest import SCENE, VERSION, quiet
 
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
-from fusion.evaluate import packaged_weights
-from fusion.model.weights import load_detector
+from fusion.model.weights import load_detector, packaged_weights
 from fusion.replay import FaultInjector, Faults, LatestSlot, Processed, ReplayOptions, replay
 from fusion.sources import open_source
 
