@@ -291,7 +291,9 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     first_s, last_s = sweep_end[0] - period, sweep_end[-1]
     for spec in rig.radars:
         step = 1.0 / spec.rate_hz
-        times = np.arange(first_s + spec.phase_ms / 1000.0, last_s + 1e-9, step)
+        # one message past the last keyframe, so its nearest radar is within half a period (as
+        # on the car), not up to a whole period before it (beyond the sync tolerance)
+        times = np.arange(first_s + spec.phase_ms / 1000.0, last_s + step + 1e-9, step)
         nearest = {int(np.argmin(np.abs(times - sweep_end[j]))): j for j in key_sweeps}
         for i, t in enumerate(times):
             radar = simulate_radar(caster, spec, float(t), rng_r)
