@@ -286,7 +286,7 @@ class ReplaySummary:
     wall_s: float = 0.0
     log_s: float = 0.0
     peak_rss_mb: float = 0.0
-    rss_mb_per_loop: list[float] = field(default_factory=list)
+    rss_mb_per_loop: list[dict[str, float]] = field(default_factory=list)  # at each loop's end
     errors: list[str] = field(default_factory=list)  # first rejection reasons, for the user
 
     def as_json(self) -> dict[str, Any]:
@@ -426,7 +426,9 @@ class _Run:
             while delayed:
                 a, _, m = heapq.heappop(delayed)
                 yield a, m
-            self.summary.rss_mb_per_loop.append(round(current_rss_mb(), 1))
+            self.summary.rss_mb_per_loop.append(
+                {"rss_mb": round(current_rss_mb(), 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+            )
             if first is not None:
                 span = last - first
                 self.summary.log_s += span * 1e-6
