@@ -290,9 +290,20 @@ class ReplaySummary:
     errors: list[str] = field(default_factory=list)  # first rejection reasons, for the user
 
     def as_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """Plain JSON: statistics without samples (no processed trigger) are null, not NaN."""
+        out = _no_nan(dataclasses.asdict(self))
         out["errors"] = self.errors[:10]
         return out
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def peak_rss_mb() -> float:

@@ -139,10 +139,32 @@ _PCD_TYPES = {
 }
 
 
-RADAR_FIELDS = (
-    "x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms "
-    "invalid_state pdh0 vx_rms vy_rms"
-).split()
+# The nuScenes radar PCD record (the devkit's row order) with each field's type: what every
+# nuScenes radar file's header says, 43 packed bytes a point. One definition for the reader, the
+# log decoders and writers, and the synthetic generator.
+RADAR_PCD_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("dyn_prop", "i1"),
+        ("id", "<i2"),
+        ("rcs", "<f4"),
+        ("vx", "<f4"),
+        ("vy", "<f4"),
+        ("vx_comp", "<f4"),
+        ("vy_comp", "<f4"),
+        ("is_quality_valid", "i1"),
+        ("ambig_state", "i1"),
+        ("x_rms", "i1"),
+        ("y_rms", "i1"),
+        ("invalid_state", "i1"),
+        ("pdh0", "i1"),
+        ("vx_rms", "i1"),
+        ("vy_rms", "i1"),
+    ]
+)
+RADAR_FIELDS: list[str] = list(RADAR_PCD_DTYPE.names or ())
 _RADAR_KEYS = ("FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
 # field -> (low, high) inclusive: coordinates, speeds, RCS, and the enumerated states the devkit
 # filters on (ARS 408 codes); a value outside means a corrupt file.
@@ -285,13 +307,17 @@ def decode_radar_pcd(
     _check_radar_bounds(pts, origin)
     if radar_filter is None:
         return pts
+    return pts[:, radar_keep(pts, radar_filter)]
+
+
+def radar_keep(fields: NDArray[np.floating], radar_filter: RadarFilter) -> NDArray[np.bool_]:
+    """Which points of an (18, N) radar array (devkit rows) pass `radar_filter`."""
     f = radar_filter
-    keep = (
-        np.isin(pts[RADAR_FIELDS.index("invalid_state")], f.invalid_states)
-        & np.isin(pts[RADAR_FIELDS.index("dyn_prop")], f.dynprop_states)
-        & np.isin(pts[RADAR_FIELDS.index("ambig_state")], f.ambig_states)
+    return (
+        np.isin(fields[RADAR_FIELDS.index("invalid_state")], f.invalid_states)
+        & np.isin(fields[RADAR_FIELDS.index("dyn_prop")], f.dynprop_states)
+        & np.isin(fields[RADAR_FIELDS.index("ambig_state")], f.ambig_states)
     )
-    return pts[:, keep]
 
 
 def load_image(path: str | Path, expected_hw: tuple[int, int] | None = None) -> NDArray[np.uint8]:

@@ -29,7 +29,7 @@ from calibration import Transform, quaternion_slerp
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
-from fusion.sensor_io import RadarFilter
+from fusion.sensor_io import RadarFilter, radar_keep
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
@@ -39,7 +39,7 @@ from fusion.sources.base import (
     RadarScan,
     Rig,
 )
-from fusion.sweeps import lidar_sweeps, radar_keep, radar_sweeps
+from fusion.sweeps import lidar_sweeps, radar_sweeps
 
 Trigger = Literal["keyframes", "lidar"]
 

@@ -14,16 +14,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fusion.frame import LidarData, RadarData, SensorPose
-from fusion.sensor_io import RadarFilter
+from fusion.sensor_io import RADAR_FIELDS
 from fusion.sync import transform_between
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.
 SWEEP_CLOSE_M = 1.0
 
-# Rows of the nuScenes radar PCD fields (the devkit's RadarPointCloud.points order).
-RADAR_X, RADAR_DYN_PROP, RADAR_RCS, RADAR_VX_COMP, RADAR_VY_COMP = 0, 3, 5, 8, 9
-RADAR_AMBIG_STATE, RADAR_INVALID_STATE = 11, 14
+# Rows of the nuScenes radar fields (the devkit's RadarPointCloud.points order) we keep.
+RADAR_X, RADAR_RCS = RADAR_FIELDS.index("x"), RADAR_FIELDS.index("rcs")
+RADAR_VX_COMP, RADAR_VY_COMP = RADAR_FIELDS.index("vx_comp"), RADAR_FIELDS.index("vy_comp")
 
 
 def lidar_sweeps(
@@ -48,15 +48,6 @@ def lidar_sweeps(
         num_sweeps=len(scans),
         filename=filename,
         keyframe_points=len(clouds[0]) if clouds else 0,
-    )
-
-
-def radar_keep(fields: NDArray[np.floating], radar_filter: RadarFilter) -> NDArray[np.bool_]:
-    """Which points of an (18, N) radar scan pass `radar_filter` (the devkit's filters)."""
-    return (
-        np.isin(fields[RADAR_INVALID_STATE], radar_filter.invalid_states)
-        & np.isin(fields[RADAR_DYN_PROP], radar_filter.dynprop_states)
-        & np.isin(fields[RADAR_AMBIG_STATE], radar_filter.ambig_states)
     )
 
 

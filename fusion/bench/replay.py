@@ -1,8 +1,8 @@
 """`fusion bench replay`: one log replayed at the car's pace with each model, side by side.
 
 For every model: triggers, processed, dropped, late and end-to-end latency (p50, p99) from
-`fusion.replay`, and a picture of latency over the log's time (a dot per processed trigger,
-a cross per dropped one). Results go to `--json-out`, `--markdown-out` and `--plot`.
+`fusion.replay`, and a picture of latency over the log's time (a dot per processed trigger;
+the gaps are the dropped ones). Results go to `--json-out`, `--markdown-out` and `--plot`.
 """
 
 from __future__ import annotations

@@ -24,37 +24,17 @@ from numpy.typing import NDArray
 
 from calibration import Transform
 from fusion.errors import DataError
-from fusion.sensor_io import decode_jpeg, decode_lidar_bin, decode_radar_pcd
+from fusion.sensor_io import RADAR_PCD_DTYPE, decode_jpeg, decode_lidar_bin, decode_radar_pcd
 from fusion.sources.base import CameraImage, EgoPose, ImuSample, LidarScan, Payload, RadarScan
 
 RosFormat = Literal["cdr", "ros1"]
 
 LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
 
-# The nuScenes radar PCD layout (devkit row order) with each field's PCD type: what every
+# The nuScenes radar PCD layout (devkit row order, `fusion.sensor_io.RADAR_PCD_DTYPE`): what every
 # nuScenes radar file's header says, and what a converted log's point cloud carries.
-RADAR_FIELDS: tuple[tuple[str, str], ...] = (
-    ("x", "<f4"),
-    ("y", "<f4"),
-    ("z", "<f4"),
-    ("dyn_prop", "i1"),
-    ("id", "<i2"),
-    ("rcs", "<f4"),
-    ("vx", "<f4"),
-    ("vy", "<f4"),
-    ("vx_comp", "<f4"),
-    ("vy_comp", "<f4"),
-    ("is_quality_valid", "i1"),
-    ("ambig_state", "i1"),
-    ("x_rms", "i1"),
-    ("y_rms", "i1"),
-    ("invalid_state", "i1"),
-    ("pdh0", "i1"),
-    ("vx_rms", "i1"),
-    ("vy_rms", "i1"),
-)
-RADAR_FIELD_NAMES = tuple(name for name, _ in RADAR_FIELDS)
-RADAR_DTYPE = np.dtype(list(RADAR_FIELDS))  # 43-byte packed records, as in the PCD body
+RADAR_DTYPE = RADAR_PCD_DTYPE  # 43-byte packed records, as in the PCD body
+RADAR_FIELD_NAMES: tuple[str, ...] = tuple(RADAR_PCD_DTYPE.names or ())
 
 # Wire errors of the libraries we parse with; anything they raise on bad bytes becomes DataError.
 _PARSE_ERRORS: tuple[type[BaseException], ...] = (

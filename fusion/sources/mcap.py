@@ -80,6 +80,23 @@ def _mcap_errors() -> tuple[type[BaseException], ...]:
     return (McapError, OSError, ValueError, EOFError, KeyError, AssertionError)
 
 
+def iter_mcap(path: Path, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
+    """(topic, log time ns, data) of `topics` in log-time order; a corrupt chunk is a DataError
+    naming the file. Nothing is read when `topics` is empty."""
+    from mcap.reader import make_reader
+
+    if not topics:
+        return
+    with path.open("rb") as f:
+        try:
+            for _, channel, message in make_reader(f).iter_messages(
+                topics=topics, log_time_order=True
+            ):
+                yield channel.topic, message.log_time, message.data
+        except _mcap_errors() as exc:
+            raise DataError(f"corrupt MCAP ({type(exc).__name__}: {exc})", path) from exc
+
+
 def _open_summary(path: Path) -> tuple[BinaryIO, Any, Any]:
     """Open an MCAP and read its summary; a missing file, a truncated or unindexed MCAP is a
     DataError naming the file."""
@@ -148,19 +165,7 @@ class FoxgloveMcapSource:
 
     def _iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
         """(topic, log time ns, data) in log-time order; a corrupt chunk is a DataError."""
-        from mcap.reader import make_reader
-
-        topics = [t for t in topics if t in self._channels]
-        if not topics:
-            return
-        with self.path.open("rb") as f:
-            try:
-                for _, channel, message in make_reader(f).iter_messages(
-                    topics=topics, log_time_order=True
-                ):
-                    yield channel.topic, message.log_time, message.data
-            except _mcap_errors() as exc:
-                raise DataError(f"corrupt MCAP ({type(exc).__name__}: {exc})", self.path) from exc
+        return iter_mcap(self.path, [t for t in topics if t in self._channels])
 
     def _read_keyframes(self) -> dict[tuple[str, int], str]:
         for _, _, data in self._iter([KEYFRAMES_TOPIC]):

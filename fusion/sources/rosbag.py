@@ -152,21 +152,9 @@ class _Ros2McapLog(_Log):
         self.end_ns = summary.statistics.message_end_time
 
     def iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
-        from mcap.reader import make_reader
+        from fusion.sources.mcap import iter_mcap
 
-        from fusion.sources.mcap import _mcap_errors
-
-        topics = [t for t in topics if t in self.types]
-        if not topics:
-            return
-        with self.path.open("rb") as f:
-            try:
-                for _, channel, message in make_reader(f).iter_messages(
-                    topics=topics, log_time_order=True
-                ):
-                    yield channel.topic, message.log_time, message.data
-            except _mcap_errors() as exc:
-                raise DataError(f"corrupt MCAP ({type(exc).__name__}: {exc})", self.path) from exc
+        return iter_mcap(self.path, [t for t in topics if t in self.types])
 
 
 def _ros_msgtype(name: str) -> str:

@@ -9,32 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.sensor_io import RADAR_PCD_DTYPE
 from fusion.synth.raycast import Raycaster
 from fusion.synth.rig import RadarSpec
 from fusion.synth.trajectory import ego_transform
 
-PCD_DTYPE = np.dtype(
-    [
-        ("x", "<f4"),
-        ("y", "<f4"),
-        ("z", "<f4"),
-        ("dyn_prop", "i1"),
-        ("id", "<i2"),
-        ("rcs", "<f4"),
-        ("vx", "<f4"),
-        ("vy", "<f4"),
-        ("vx_comp", "<f4"),
-        ("vy_comp", "<f4"),
-        ("is_quality_valid", "i1"),
-        ("ambig_state", "i1"),
-        ("x_rms", "i1"),
-        ("y_rms", "i1"),
-        ("invalid_state", "i1"),
-        ("pdh0", "i1"),
-        ("vx_rms", "i1"),
-        ("vy_rms", "i1"),
-    ]
-)
+PCD_DTYPE = RADAR_PCD_DTYPE  # the nuScenes radar record (fusion.sensor_io)
 assert PCD_DTYPE.itemsize == 43
 
 
