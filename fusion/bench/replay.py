@@ -89,6 +89,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "while the detector was busy (latest wins). Invariant: processed + dropped = triggers.",
         "",
         f"![latency over time]({Path(result['plot']).name})" if result.get("plot") else "",
+        "",
+        "The camera-geometry choice (ego motion between camera and LIDAR times) and the 10-minute "
+        "`--loop` soak are in `replay_notes.md`.",
     ]
     return "\n".join(lines) + "\n"
 
