@@ -7,8 +7,8 @@ import importlib
 
 # target -> module exposing add_arguments(parser) and run(args)
 TARGETS = {
-    "kernels": "kernels.benchmark",
-    "latency": "fusion.latency",
+    "kernels": "fusion.bench.kernels",
+    "latency": "fusion.bench.latency",
 }
 
 
