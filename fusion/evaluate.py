@@ -23,13 +23,13 @@ import numpy as np
 
 from calibration import matrix_to_quaternion
 from fusion.config import DETECTION_CLASSES, dumps_toml
-from fusion.dataset import check_drop, drop_sensors
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import VARIANTS, Detector
 from fusion.model.weights import load_detector, packaged_weights
+from fusion.pipeline import check_drop, drop_sensors
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"

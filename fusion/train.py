@@ -31,12 +31,13 @@ from safetensors.torch import save_file
 from torch import nn
 
 from fusion.config import PipelineConfig, dumps_toml, load_config, save_config
-from fusion.dataset import AugmentParams, FrameDataset, FrameSource, collate_training
+from fusion.dataset import FrameDataset, FrameSource, collate_training
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
 from fusion.model.params import ModelParams
 from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
+from fusion.pipeline import AugmentParams
 
 OPTIM_PREFIX = "optim."
 CHECKPOINT_NAME = "last.safetensors"

@@ -1,45 +1,39 @@
-"""One frame through the whole detector: pre-processing kernels, the engine's dense graphs,
-the lift and scatter kernels between them, decode and NMS, with per-stage wall times.
+"""One frame through the whole detector: the pre-processing stages of `fusion.pipeline`
+(the same functions training runs), the engine's dense graphs, the lift and scatter kernels
+between them, decode and NMS, with per-stage wall times.
 
-Camera geometry (frustums binned by `kernels.precompute_bev_pool`) is cached by camera
-calibration and image size, so a fixed rig computes it once.
+Camera geometry (frustums binned by `kernels.precompute_bev_pool`) is cached by calibration
+and image view (`fusion.pipeline.CameraGeometryCache`), so a fixed rig computes it once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from fusion.config import PipelineConfig
-from fusion.dataset import (
-    CameraInputs,
-    camera_frustums,
-    camera_geometry,
-    camera_inputs,
-    lidar_voxels,
-    radar_points,
-    radar_raster,
-)
 from fusion.engines.base import Backend, Engine
 from fusion.frame import Detections, Frame
 from fusion.model.decode import decode_detections
-from fusion.model.detector import Detector, variant_modalities
+from fusion.model.detector import Detector, Variant, variant_modalities
+from fusion.model.inputs import SampleInputs
 from fusion.model.params import ModelParams
 from fusion.model.radar import RADAR_RASTER_CHANNELS
+from fusion.pipeline import STAGES, CameraGeometryCache, CameraMotion, sample_inputs
 from kernels import bev_pool, scatter_bev
 
 
 @dataclass(frozen=True)
 class StageTimes:
-    """Wall time of each stage for one frame, ms (0 for stages a variant does not run)."""
+    """Wall time of each stage of `fusion.pipeline.STAGES` for one frame, ms (0 for stages a
+    variant does not run; `read` and `decode` are filled by whoever built the frame)."""
 
+    read: float = 0.0  # sensor files or log messages read
+    decode: float = 0.0  # JPEG, point clouds and poses decoded into a Frame
     images: float = 0.0  # resize, crop, normalize
     camera_geometry: float = 0.0  # frustums + precompute_bev_pool (0 on a cache hit)
     camera_net: float = 0.0
@@ -49,7 +43,7 @@ class StageTimes:
     scatter: float = 0.0
     radar_raster: float = 0.0
     bev_net: float = 0.0
-    decode: float = 0.0  # peaks, boxes, NMS
+    postprocess: float = 0.0  # peaks, boxes, NMS
 
     @property
     def total(self) -> float:
@@ -58,6 +52,12 @@ class StageTimes:
     @staticmethod
     def names() -> tuple[str, ...]:
         return tuple(f.name for f in fields(StageTimes))
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+assert StageTimes.names() == STAGES, "StageTimes and fusion.pipeline.STAGES list the same stages"
 
 
 class _Clock:
@@ -71,110 +71,114 @@ class _Clock:
         self._t = now
 
 
+@dataclass(frozen=True, eq=False)
+class HeadOutput:
+    """The BEV graph's outputs for one frame, (1, K, ny, nx), (1, 10, ny, nx), (1, 8, ny, nx)."""
+
+    heatmap: NDArray[np.float32]
+    regression: NDArray[np.float32]
+    attribute: NDArray[np.float32]
+
+
 class Runner:
-    """Detects objects in frames with one variant's `engine` (batch 1)."""
+    """Detects objects in frames with one variant's `engine` (batch 1).
+
+    `camera_motion`: "ignore" (default) computes camera geometry once per rig; "compensate"
+    places each camera at its own time's ego pose, recomputing the geometry every frame on a
+    moving car (see `fusion.pipeline`)."""
 
     def __init__(
         self,
         cfg: PipelineConfig,
-        variant: str,
+        variant: Variant,
         engine: Engine,
         params: ModelParams | None = None,
-        geometry_cache: int = 16,
+        geometry_cache: int = 8,
+        camera_motion: CameraMotion = "ignore",
     ) -> None:
         self.cfg = cfg
         self.variant = variant
-        self.modalities = variant_modalities(variant)  # type: ignore[arg-type]
+        self.modalities = variant_modalities(variant)
         self.engine = engine
         self.params = params or ModelParams()
-        self._geometry: OrderedDict[str, Any] = OrderedDict()
-        self._geometry_cache = geometry_cache
-        self.geometry_builds = 0  # how often the camera geometry was computed (not cached)
+        self.geometry = CameraGeometryCache(cfg, camera_motion, geometry_cache)
 
-    def _camera_geometry(self, cams: CameraInputs) -> Any:
-        h = hashlib.sha1()
-        for cam, pose in zip(cams.cameras, cams.cam_to_lidar, strict=True):
-            if cam is None or pose is None:
-                h.update(b"-")
-                continue
-            # mm / sub-mrad rounding: ego motion below that changes no cell assignment that matters
-            h.update(np.round(cam.intrinsics, 3).tobytes() + np.round(pose, 4).tobytes())
-            h.update(f"{cam.width}x{cam.height}".encode())
-        key = h.hexdigest()
-        if key in self._geometry:
-            self._geometry.move_to_end(key)
-            return self._geometry[key]
-        geometry = camera_geometry(camera_frustums(cams, self.cfg), self.cfg)
-        self.geometry_builds += 1
-        self._geometry[key] = geometry
-        if len(self._geometry) > self._geometry_cache:
-            self._geometry.popitem(last=False)
-        return geometry
+    @property
+    def geometry_builds(self) -> int:
+        """How often the camera geometry was computed (not cached)."""
+        return self.geometry.builds
 
-    def bev_maps(self, frame: Frame, clock: _Clock) -> list[NDArray[np.float32]]:
-        """The BEV graph's inputs for `frame`, (1, C, ny, nx) each (LIDAR on the pillar grid),
-        in modality order."""
+    def inputs(self, frame: Frame, clock: _Clock | None = None) -> SampleInputs:
+        """The pre-processing stages, as training runs them (without augmentation)."""
+        lap = clock.lap if clock is not None else (lambda stage: None)
+        inputs, _ = sample_inputs(
+            frame, self.cfg, self.modalities, geometry_cache=self.geometry, lap=lap
+        )
+        return inputs
+
+    def bev_maps(self, inputs: SampleInputs, clock: _Clock) -> list[NDArray[np.float32]]:
+        """The BEV graph's inputs, (1, C, ny, nx) each (LIDAR on the pillar grid), in modality
+        order; a sensor absent from the inputs gives a zero map, as in training."""
         cfg = self.cfg
         nx, ny = cfg.bev.grid
         maps: list[NDArray[np.float32]] = []
         for modality in self.modalities:
             match modality:
                 case "camera":
-                    c = cfg.camera.channels_out
-                    out = np.zeros((c, ny, nx), np.float32)
-                    cams = camera_inputs(frame, cfg)
-                    clock.lap("images")
-                    if cams.present.any():
-                        geometry = self._camera_geometry(cams)
-                        clock.lap("camera_geometry")
-                        depth, context = self.engine.camera(cams.images)
+                    out = np.zeros((cfg.camera.channels_out, ny, nx), np.float32)
+                    p = inputs.camera_present
+                    if p.any() and inputs.camera_geometry is not None:
+                        depth, context = self.engine.camera(np.ascontiguousarray(inputs.images[p]))
                         clock.lap("camera_net")
-                        p = cams.present
                         out = np.asarray(
                             bev_pool(
-                                np.ascontiguousarray(depth[p]),
-                                np.ascontiguousarray(context[p]),
-                                geometry,
+                                np.ascontiguousarray(depth),
+                                np.ascontiguousarray(context),
+                                inputs.camera_geometry,
                             ),
                             np.float32,
                         )
                         clock.lap("bev_pool")
                     maps.append(out[None])
                 case "lidar":
-                    c = cfg.model.lidar_channels
                     px, py, _ = cfg.point_cloud.grid_size  # scattered on the pillar grid
-                    out = np.zeros((c, py, px), np.float32)
-                    if frame.lidar is not None:
-                        vox = lidar_voxels(frame.lidar.points, cfg)
-                        clock.lap("voxelize")
-                        if len(vox):
-                            feats = self.engine.lidar(vox.features, vox.num_points, vox.coords)
-                            clock.lap("lidar_net")
-                            out = np.asarray(
-                                scatter_bev(
-                                    np.ascontiguousarray(feats, np.float32), vox.coords, (px, py)
-                                ),
-                                np.float32,
-                            )
-                            clock.lap("scatter")
+                    out = np.zeros((cfg.model.lidar_channels, py, px), np.float32)
+                    vox = inputs.voxels
+                    if vox is not None and len(vox):
+                        feats = self.engine.lidar(vox.features, vox.num_points, vox.coords)
+                        clock.lap("lidar_net")
+                        out = np.asarray(
+                            scatter_bev(
+                                np.ascontiguousarray(feats, np.float32), vox.coords, (px, py)
+                            ),
+                            np.float32,
+                        )
+                        clock.lap("scatter")
                     maps.append(out[None])
                 case "radar":
-                    out = np.zeros((RADAR_RASTER_CHANNELS, ny, nx), np.float32)
-                    if frame.radars:
-                        out = radar_raster(radar_points(frame, cfg), cfg)
-                        clock.lap("radar_raster")
-                    maps.append(out[None])
+                    raster = inputs.radar_raster
+                    if raster is None:
+                        raster = np.zeros((RADAR_RASTER_CHANNELS, ny, nx), np.float32)
+                    maps.append(np.ascontiguousarray(raster, np.float32)[None])
         return maps
+
+    def head(self, frame: Frame, clock: _Clock | None = None) -> HeadOutput:
+        """Pre-processing, the dense graphs and the kernels between them: the head's maps."""
+        clock = clock or _Clock()
+        maps = self.bev_maps(self.inputs(frame, clock), clock)
+        clock.lap("images")  # bookkeeping between stages is charged to the first stage
+        heatmap, regression, attribute = self.engine.bev(*maps)
+        clock.lap("bev_net")
+        return HeadOutput(heatmap, regression, attribute)
 
     def detect(self, frame: Frame) -> tuple[Detections, StageTimes]:
         """Detections in the LIDAR_TOP frame at the reference time, and the stage times."""
         clock = _Clock()
-        maps = self.bev_maps(frame, clock)
-        clock.lap("images")  # bookkeeping between stages is charged to the first stage
-        heatmap, regression, attribute = self.engine.bev(*maps)
-        clock.lap("bev_net")
-        dets = decode_detections(heatmap[0], regression[0], attribute[0], self.cfg, self.params)
-        clock.lap("decode")
+        out = self.head(frame, clock)
+        dets = decode_detections(
+            out.heatmap[0], out.regression[0], out.attribute[0], self.cfg, self.params
+        )
+        clock.lap("postprocess")
         return dets, StageTimes(**clock.times)
 
 

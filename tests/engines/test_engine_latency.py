@@ -48,7 +48,7 @@ def test_bench_latency_reports_every_stage(real_root: Path, tmp_path: Path, caps
     assert "frames / s" in capsys.readouterr().out
     stats = json.loads(out.read_text())["models"]
     assert set(stats) == {"fusion", "camera"}
-    for stage in ("images", "camera_net", "bev_pool", "bev_net", "decode"):
+    for stage in ("images", "camera_net", "bev_pool", "bev_net", "postprocess"):
         assert stats["camera"][stage]["median_ms"] > 0, stage
     for stage in ("voxelize", "lidar_net", "scatter"):  # the keyframe has LIDAR but no radar
         assert stats["fusion"][stage]["median_ms"] > 0, stage

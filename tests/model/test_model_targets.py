@@ -10,19 +10,12 @@ import numpy as np
 import pytest
 
 from fusion.config import DETECTION_CLASSES
-from fusion.dataset import (
-    AugmentParams,
-    GlobalTransform,
-    box_targets,
-    camera_inputs,
-    image_view,
-    training_sample,
-    view_camera,
-)
+from fusion.dataset import box_targets, training_sample
 from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX
 from fusion.model.targets import decode_regression
+from fusion.pipeline import AugmentParams, GlobalTransform, camera_inputs, image_view, view_camera
 from kernels import points_in_boxes
 
 
@@ -199,8 +192,8 @@ def test_camera_lift_puts_lidar_depths_where_the_lidar_points_are(real_frame):
     from scipy.ndimage import binary_dilation
 
     from fusion.config import load_config
-    from fusion.dataset import camera_frustums, camera_geometry
     from fusion.model.params import ModelParams
+    from fusion.pipeline import camera_frustums, camera_geometry
     from kernels import bev_pool
 
     cfg = load_config("tiny")

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.dataset import AugmentParams, collate_training, training_sample
+from fusion.dataset import collate_training, training_sample
 from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
+from fusion.pipeline import AugmentParams
 from fusion.train import (
     BranchLR,
     RunPosition,

@@ -1,0 +1,118 @@
+"""One pipeline: training and inference run the same pre-processing stages and give the same
+head maps; camera geometry is cached by calibration, with or without ego-motion compensation."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "model"))
+from model_fakes import make_frame, tiny_config, tiny_params  # noqa: E402
+
+from calibration import Transform  # noqa: E402
+from fusion.dataset import collate_training, training_sample  # noqa: E402
+from fusion.engines.runner import Runner, StageTimes  # noqa: E402
+from fusion.engines.torch_engine import TorchEngine  # noqa: E402
+from fusion.model import build_detector  # noqa: E402
+from fusion.pipeline import (  # noqa: E402
+    STAGES,
+    CameraGeometryCache,
+    camera_frustums,
+    camera_inputs,
+)
+
+
+def _moving(frame, dx_m: float, dt_us: int):
+    """`frame` with every camera taken `dt_us` earlier, the ego `dx_m` behind (forward x)."""
+    cams = {}
+    for ch, cam in frame.cameras.items():
+        e = cam.pose.ego_to_global.matrix.copy()
+        e[:3, 3] -= e[:3, 0] * dx_m
+        pose = dataclasses.replace(
+            cam.pose,
+            timestamp_us=cam.pose.timestamp_us - dt_us,
+            ego_to_global=Transform(e, src="ego", dst="global"),
+        )
+        cams[ch] = dataclasses.replace(cam, pose=pose)
+    return dataclasses.replace(frame, cameras=cams)
+
+
+@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
+def test_training_forward_and_runner_give_the_same_heatmaps(variant):
+    cfg, params = tiny_config(), tiny_params()
+    torch.manual_seed(0)
+    model = build_detector(cfg, variant, params).eval()
+    with torch.no_grad():  # larger random weights than the init, so the maps depend on the input
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    frame = _moving(make_frame(3), dx_m=0.4, dt_us=40_000)
+    runner = Runner(cfg, variant, TorchEngine(model), params, camera_motion="compensate")
+    head = runner.head(frame)
+    batch, _ = collate_training([training_sample(frame, cfg, variant, params)], cfg)
+    with torch.no_grad():
+        maps = model(batch).maps
+    np.testing.assert_allclose(head.heatmap, maps.heatmap.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(head.regression, maps.regression.numpy(), rtol=1e-4, atol=1e-5)
+    # and the check has teeth: another frame gives other maps
+    other = runner.head(make_frame(4))
+    assert (
+        np.abs(other.heatmap - head.heatmap).max()
+        > 100 * np.abs(head.heatmap - maps.heatmap.numpy()).max()
+    )
+
+
+def test_stage_list_is_one_list():
+    assert StageTimes.names() == STAGES
+    assert STAGES[:2] == ("read", "decode")
+
+
+def test_geometry_cache_by_calibration_ignores_ego_motion():
+    cfg = tiny_config()
+    base = make_frame(1)
+    cache = CameraGeometryCache(cfg, "ignore")
+    for i, dx in enumerate((0.0, 0.3, 0.6, 0.9)):
+        cache.get(camera_inputs(_moving(base, dx, 10_000 * i), cfg))
+    assert cache.builds == 1  # a moving car, one rig: computed once
+    # another rig (intrinsics changed) is another entry
+    cam = base.cameras["CAM_FRONT"]
+    k = cam.camera.intrinsics.copy()
+    k[0, 0] *= 1.05
+    other = dataclasses.replace(cam, camera=dataclasses.replace(cam.camera, intrinsics=k))
+    cache.get(
+        camera_inputs(dataclasses.replace(base, cameras={**base.cameras, "CAM_FRONT": other}), cfg)
+    )
+    assert cache.builds == 2
+
+
+def test_geometry_cache_with_compensation_follows_the_ego():
+    cfg = tiny_config()
+    base = make_frame(1)
+    cache = CameraGeometryCache(cfg, "compensate")
+    for i, dx in enumerate((0.0, 0.3, 0.6)):
+        cache.get(camera_inputs(_moving(base, dx, 10_000 * i), cfg))
+    assert cache.builds == 3
+
+
+def test_compensated_frustums_move_with_the_ego_and_rig_frustums_do_not():
+    cfg = tiny_config()
+    still = camera_inputs(make_frame(2), cfg)
+    moved = camera_inputs(_moving(make_frame(2), 0.5, 50_000), cfg)
+    # no motion: both poses agree
+    np.testing.assert_allclose(
+        camera_frustums(still, cfg, motion="compensate"),
+        camera_frustums(still, cfg, motion="ignore"),
+        atol=1e-5,
+    )
+    np.testing.assert_array_equal(
+        camera_frustums(moved, cfg, motion="ignore"), camera_frustums(still, cfg, motion="ignore")
+    )
+    shift = camera_frustums(moved, cfg, motion="compensate") - camera_frustums(
+        still, cfg, motion="compensate"
+    )
+    # the cameras were 0.5 m behind along ego x at their time: all frustum points move 0.5 m
+    np.testing.assert_allclose(np.linalg.norm(shift, axis=-1), 0.5, atol=1e-4)
