@@ -76,3 +76,17 @@ def test_timing_helpers_run_warmup_untimed():
     sw.lap("b")
     sw.lap("a")
     assert set(sw.laps) == {"a", "b"} and sw.elapsed_ms() >= sum(sw.laps.values())
+
+
+def test_means_leave_the_warmup_out():
+    # what `fusion eval` reports: the first frame's Numba compilation must not show
+    rec = LatencyRecorder(warmup=1)
+    rec.add({"voxelize": 288.0, "bev_net": 20.0})
+    rec.add({"voxelize": 1.0, "bev_net": 10.0})
+    rec.add({"voxelize": 3.0, "bev_net": 12.0})
+    assert rec.means(["voxelize", "bev_net", "radar_raster"]) == {
+        "voxelize": 2.0,
+        "bev_net": 11.0,
+        "radar_raster": 0.0,
+        "total": 13.0,
+    }
