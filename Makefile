@@ -45,7 +45,9 @@ lint: setup
 	$(VENV)/bin/ruff check fusion kernels calibration tests benchmarks
 
 bench: setup
-	$(VENV)/bin/fusion bench kernels --json benchmarks/kernels.json
+	$(VENV)/bin/fusion bench kernels --json benchmarks/kernels.json --markdown benchmarks/kernels.md
+	$(VENV)/bin/fusion bench latency --json benchmarks/latency.json --markdown benchmarks/latency.md \
+		--png benchmarks/latency.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

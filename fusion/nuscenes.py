@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -61,6 +62,10 @@ class ReaderOptions:
     radar_filter: RadarFilter = RadarFilter()
     load_images: bool = True
     tolerant: bool = False  # mark a broken sensor missing instead of raising
+    # "reduced": JPEGs decoded at reduced DCT scale for a network input of `network_hw` (H, W),
+    # the camera model scaled with them (fusion.pipeline.decode_camera_image)
+    image_decode: Literal["full", "reduced"] = "full"
+    network_hw: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> ReaderOptions:
@@ -68,6 +73,7 @@ class ReaderOptions:
             lidar_sweeps=cfg.point_cloud.sweeps,
             radar_sweeps=cfg.radar.sweeps,
             radar_filter=RadarFilter.preset(cfg.radar.filter),
+            network_hw=cfg.camera.image_size,
         )
         return cls(**{**base.__dict__, **overrides})
 
@@ -302,8 +308,20 @@ class NuScenesReader:
 
     def _camera(self, sd_token: str) -> CameraData:
         sd = self.nusc.get("sample_data", sd_token)
-        image = load_image(self._path(sd))
         cam = self.camera_model(sd_token)
+        if self.options.image_decode == "reduced" and self.options.network_hw is not None:
+            from fusion.pipeline import decode_camera_image
+
+            path = self._path(sd)
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise DataError(f"cannot read file: {exc.strerror}", path) from exc
+            image, cam = decode_camera_image(raw, cam, self.options.network_hw, "reduced", path)
+            return CameraData(
+                pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]
+            )
+        image = load_image(self._path(sd))
         if image.shape[:2] != (cam.height, cam.width):
             raise DataError(
                 f"image is {image.shape[1]}x{image.shape[0]}, sample_data says "

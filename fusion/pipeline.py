@@ -181,11 +181,11 @@ _REDUCED_FLAGS = {
 }
 
 
-def jpeg_reduction(width: int, height: int, cfg: PipelineConfig) -> int:
+def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
     """The largest JPEG DCT reduction k in (8, 4, 2, 1) whose 1/k image still covers the
-    network input at no less than its resolution (what `image_view` fits: the width, and the
-    height after fitting the width), so that the remaining resize only shrinks."""
-    h, w = cfg.camera.image_size
+    network input (H, W) at no less than its resolution (what `image_view` fits: the width,
+    and the height after fitting the width), so that the remaining resize only shrinks."""
+    h, w = network_hw
     for k in (8, 4, 2):
         rw, rh = -(-width // k), -(-height // k)  # libjpeg rounds up
         if rw >= w and rh * w / rw >= h:
@@ -196,20 +196,21 @@ def jpeg_reduction(width: int, height: int, cfg: PipelineConfig) -> int:
 def decode_camera_image(
     raw: bytes,
     camera: PinholeCamera,
-    cfg: PipelineConfig,
+    network_hw: tuple[int, int],
     mode: ImageDecode = "reduced",
     origin: str | Path = "",
 ) -> tuple[NDArray[np.uint8], PinholeCamera]:
     """JPEG bytes of an image taken by `camera` -> (h, w, 3) uint8 RGB and the camera model of
-    the decoded image. `full` decodes every pixel (training: augmentation crops and rescales);
-    `reduced` decodes at 1/k (`jpeg_reduction`), pixel (i, j) covering source pixels
-    [k i, k i + k) x [k j, k j + k), so K's first two rows scale by 1/k (`PinholeCamera.scaled`'s
-    convention, the one `warp_image` resizes with). A truncated or corrupt JPEG raises
+    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_size`).
+    `full` decodes every pixel (training: augmentation crops and rescales); `reduced` decodes
+    at 1/k (`jpeg_reduction`), pixel (i, j) covering source pixels [k i, k i + k) x
+    [k j, k j + k), so K's first two rows scale by 1/k (`PinholeCamera.scaled`'s convention,
+    the one `warp_image` resizes with). A truncated or corrupt JPEG raises
     `DataError` naming `origin`."""
     if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         # OpenCV would decode it silently with grey rows (the check of sensor_io.load_image)
         raise DataError("truncated JPEG (no end-of-image marker)", origin)
-    k = jpeg_reduction(camera.width, camera.height, cfg) if mode == "reduced" else 1
+    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
     bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), _REDUCED_FLAGS[k])
     if bgr is None:
         raise DataError("corrupt image: cannot be decoded", origin)

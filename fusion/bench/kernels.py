@@ -787,6 +787,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
     parser.add_argument(
+        "--from-json", type=Path, help="only write --markdown from this recorded JSON"
+    )
+    parser.add_argument(
         "--no-torch",
         action="store_true",
         help="skip the torch and spconv peers (the run then imports no torch)",
@@ -800,6 +803,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:  # regenerate the markdown of recorded results, measure nothing
+        payload = json.loads(Path(args.from_json).read_text())
+        Path(args.markdown).write_text(kernels_markdown(payload))
+        print(f"wrote {args.markdown} from {args.from_json}")
+        return 0
     repeats = 3 if args.quick else max(1, args.repeats)
     _TORCH_PEERS["on"] = not args.no_torch
     load_at_start = load_average()

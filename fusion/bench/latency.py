@@ -121,7 +121,7 @@ class ByteFrames:
             image, camera = decode_camera_image(
                 raw,
                 self.reader.camera_model(sd_token),
-                self.cfg,
+                self.cfg.camera.image_size,
                 self.decode_mode,  # type: ignore[arg-type]
                 ch,
             )
@@ -160,17 +160,29 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mb() -> float:
-    """VmHWM (peak resident set since the last reset), MB; ru_maxrss where /proc is absent."""
+def _status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """VmHWM (peak resident set since the last reset), MB; ru_maxrss where /proc is absent."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """VmRSS now, MB (0 where /proc is absent)."""
+    return _status_mb("VmRSS") or 0.0
 
 
 # -- one model x backend ------------------------------------------------------------------------
@@ -186,6 +198,7 @@ class Lane:
     frames: ByteFrames
     recorder: LatencyRecorder
     peak_rss_mb: float = 0.0
+    rss_added_mb: float = 0.0  # resident memory this lane's build and warm-up added
     peak_device_mb: float | None = None
     wall_ms: float = 0.0  # wall time of the measured queries
     last_camera_input_ms: float = 0.0
@@ -374,16 +387,26 @@ def latency_markdown(payload: dict[str, Any]) -> str:
         "",
         "| model | backend | frames | warm-up | "
         + " | ".join(k[:-3] for k in STAT_KEYS)
-        + " | frames/s | peak RSS (MB) |",
-        "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in STAT_KEYS) + " | ---: | ---: |",
+        + " | frames/s | peak RSS (MB) | RSS added (MB) |",
+        "| --- | --- | ---: | ---: | "
+        + " | ".join("---:" for _ in STAT_KEYS)
+        + " | ---: | ---: | ---: |",
     ]
     for m, b, x in lanes:
         lines.append(
             f"| {m} | {b} | {x['frames']} | {x['warmup']} | "
             + " | ".join(_fmt(x["end_to_end"][k]) for k in STAT_KEYS)
-            + f" | {_fmt(x['throughput_fps'])} | {_fmt(x['peak_rss_mb'])} |"
+            + f" | {_fmt(x['throughput_fps'])} | {_fmt(x['peak_rss_mb'])}"
+            + f" | {_fmt(x.get('rss_added_mb'))} |"
         )
-    lines += ["", "## Stages (p50 / p99 ms)", ""]
+    lines += [
+        "",
+        "Peak RSS: the process's VmHWM over the build and warm-up of that model x backend (the"
+        " lanes built before it stay resident); RSS added: what that build and warm-up added.",
+        "",
+        "## Stages (p50 / p99 ms)",
+        "",
+    ]
     lines.append("| stage | " + " | ".join(f"{m} {b}" for m, b, _ in lanes) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in lanes) + " |")
     for s in payload["stage_order"]:
@@ -479,6 +502,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, help="write the markdown report here")
     parser.add_argument("--png", type=Path, help="latency CDF and per-stage bars")
     parser.add_argument("--trace", type=Path, help="Chrome trace (chrome://tracing, Perfetto)")
+    parser.add_argument(
+        "--from-json", type=Path, help="only write --markdown from this recorded JSON"
+    )
 
 
 def _argv_text(args: argparse.Namespace) -> str:
@@ -493,6 +519,12 @@ def _argv_text(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:  # regenerate the markdown of recorded results, measure nothing
+        if not args.markdown:
+            raise FusionError("--from-json needs --markdown PATH")
+        args.markdown.write_text(latency_markdown(json.loads(args.from_json.read_text())))
+        print(f"wrote {args.markdown} from {args.from_json}")
+        return 0
     from fusion.threads import apply_threads
 
     threads = apply_threads()  # before any engine: pools sized, ORT sessions read it
@@ -527,6 +559,7 @@ def run(args: argparse.Namespace) -> int:
         if not tokens:
             raise FusionError("no samples to time", dataroot)
         for backend in backends:
+            rss_before = rss_mb()
             reset_peak_rss()
             device_peak = None
             try:
@@ -551,11 +584,16 @@ def run(args: argparse.Namespace) -> int:
             for i in range(args.warmup):  # counted, not measured
                 lane.recorder.add(*lane.query(tokens[i % len(tokens)]))
             lane.peak_rss_mb = peak_rss_mb()
+            lane.rss_added_mb = rss_mb() - rss_before
             if cuda:
                 device_peak = torch.cuda.max_memory_allocated() / 2**20
             lane.peak_device_mb = device_peak
             lanes.append(lane)
-            print(f"built {name}/{backend}: peak RSS {lane.peak_rss_mb:.0f} MB", flush=True)
+            print(
+                f"built {name}/{backend}: peak RSS {lane.peak_rss_mb:.0f} MB"
+                f" (+{lane.rss_added_mb:.0f} MB)",
+                flush=True,
+            )
     if not lanes:
         raise FusionError("no model/backend could run: " + "; ".join(skipped))
     trace: list[dict[str, Any]] = []
@@ -605,6 +643,7 @@ def run(args: argparse.Namespace) -> int:
             "frames": summary["frames"],
             "warmup": summary["warmup"],
             "peak_rss_mb": round(lane.peak_rss_mb, 1),
+            "rss_added_mb": round(lane.rss_added_mb, 1),
             "end_to_end": summary["end_to_end"],
             "stages": summary["stages"],
             "throughput_fps": 1e3 * lane.recorder.frames / lane.wall_ms if lane.wall_ms else None,

@@ -59,6 +59,9 @@ def test_bench_latency_from_bytes_follows_the_schema(real_root: Path, tmp_path: 
     assert env["thread_settings"]["ort_spinning"] is False
     assert env["onnxruntime_session"]["inter_op_threads"] == 1
     assert md.read_text() == latency_markdown(payload)
+    again = tmp_path / "again.md"
+    assert main(["bench", "latency", "--from-json", str(out), "--markdown", str(again)]) == 0
+    assert again.read_text() == md.read_text()
     assert [t["target"] for t in payload["targets"]] == [t["target"] for t in targets(payload)]
     events = json.loads(trace.read_text())["traceEvents"]
     assert {e["name"] for e in events} >= {"read", "decode", "camera_net", "postprocess"}

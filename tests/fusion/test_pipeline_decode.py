@@ -3,8 +3,6 @@ decode plus the training resize."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 import pytest
@@ -37,19 +35,21 @@ def _levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_jpeg_reduction_keeps_the_network_resolution(cfg):
-    assert jpeg_reduction(1600, 900, cfg) == 4  # 400 x 225 >= 352 x (128 after the fit)
-    assert jpeg_reduction(704, 396, cfg) == 2  # 352 x 198: exactly the network width
-    assert jpeg_reduction(352, 198, cfg) == 1
-    big = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, image_size=(256, 704)))
-    assert jpeg_reduction(1600, 900, big) == 2
+    net = cfg.camera.image_size  # (128, 352)
+    assert jpeg_reduction(1600, 900, net) == 4  # 400 x 225 covers 352 x 128 after the fit
+    assert jpeg_reduction(704, 396, net) == 2  # 352 x 198: exactly the network width
+    assert jpeg_reduction(352, 198, net) == 1
+    assert jpeg_reduction(1600, 900, (256, 704)) == 2
 
 
 def test_reduced_decode_matches_full_decode_plus_resize(cfg, real_frame, real_root):
     for ch, data in real_frame.cameras.items():
         raw = (real_root / data.filename).read_bytes()
-        full, cam_full = decode_camera_image(raw, data.camera, cfg, "full", ch)
+        full, cam_full = decode_camera_image(raw, data.camera, cfg.camera.image_size, "full", ch)
         np.testing.assert_array_equal(full, data.image)  # the reader's own decode
-        small, cam_small = decode_camera_image(raw, data.camera, cfg, "reduced", ch)
+        small, cam_small = decode_camera_image(
+            raw, data.camera, cfg.camera.image_size, "reduced", ch
+        )
         assert small.shape == (225, 400, 3)
         v_full = image_view(full.shape[1], full.shape[0], cfg)
         v_small = image_view(small.shape[1], small.shape[0], cfg)
@@ -72,7 +72,7 @@ def test_reduced_camera_projects_like_the_full_one(cfg):
     img = np.full((900, 1600, 3), 128, np.uint8)
     ok, jpg = cv2.imencode(".jpg", img)
     assert ok
-    _, small = decode_camera_image(jpg.tobytes(), cam, cfg, "reduced")
+    _, small = decode_camera_image(jpg.tobytes(), cam, cfg.camera.image_size, "reduced")
     assert (small.width, small.height) == (400, 225)
     p = np.array([[3.0, -1.0, 20.0]])  # camera frame, m
     np.testing.assert_allclose(small.project(p)[0] * 4.0, cam.project(p)[0], atol=1e-9)
@@ -93,6 +93,6 @@ def test_truncated_jpeg_is_a_data_error(cfg):
     cam = PinholeCamera(np.eye(3), 64, 32)
     ok, jpg = cv2.imencode(".jpg", np.zeros((32, 64, 3), np.uint8))
     with pytest.raises(DataError, match="truncated JPEG"):
-        decode_camera_image(jpg.tobytes()[:-10], cam, cfg, "reduced", "cam.jpg")
+        decode_camera_image(jpg.tobytes()[:-10], cam, (32, 64), "reduced", "cam.jpg")
     with pytest.raises(DataError, match="cannot be decoded"):
-        decode_camera_image(b"\x00\x01garbage", cam, cfg, "full", "cam.jpg")
+        decode_camera_image(b"\x00\x01garbage", cam, (32, 64), "full", "cam.jpg")
