@@ -507,6 +507,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusion.threads import apply_threads
+
+    apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     models = resolve_weights(names, args.weights, args.checkpoint)
     report = evaluate(

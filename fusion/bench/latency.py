@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,7 +67,13 @@ class ByteFrames:
         self.cfg = cfg
         self.modalities = modalities
         self.decode_mode = decode
-        opts = ReaderOptions.from_config(cfg, load_images=False)
+        # a model decodes only what it uses: without LIDAR only the keyframe scan (the frame's
+        # reference), without radar one sweep (the reader always loads radar)
+        self.lidar_sweeps = cfg.point_cloud.sweeps if "lidar" in modalities else 1
+        self.radar_sweeps = cfg.radar.sweeps if "radar" in modalities else 1
+        opts = ReaderOptions.from_config(
+            cfg, load_images=False, lidar_sweeps=self.lidar_sweeps, radar_sweeps=self.radar_sweeps
+        )
         self.reader = NuScenesReader(dataroot, version, options=opts)
         self.dataroot = Path(dataroot)
         self._paths: dict[str, Path] = {}
@@ -100,11 +107,10 @@ class ByteFrames:
                     jpegs[ch] = (data[ch], self._file(sd["filename"]).read_bytes())
         jpeg_ms = (time.perf_counter() - t0) * 1e3
         # LIDAR always: its keyframe is the frame's reference pose
-        files = [sd for sd in self._chain(data[LIDAR_CHANNEL], self.cfg.point_cloud.sweeps)]
-        if "radar" in self.modalities:
-            for ch in RADAR_CHANNELS:
-                if ch in data:
-                    files += self._chain(data[ch], self.cfg.radar.sweeps)
+        files = self._chain(data[LIDAR_CHANNEL], self.lidar_sweeps)
+        for ch in RADAR_CHANNELS:  # what the reader decodes (see __init__)
+            if ch in data:
+                files += self._chain(data[ch], self.radar_sweeps)
         size = sum(len(self._file(sd["filename"]).read_bytes()) for sd in files)
         return FrameBytes(sample_token, jpegs, size, jpeg_ms)
 
@@ -426,6 +432,8 @@ def latency_markdown(payload: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {_fmt(t['value'], ' ' + t['unit'])} | {met} |")
     if payload.get("skipped"):
         lines += ["", "Not run: " + "; ".join(payload["skipped"])]
+    lines += ["", "Analysis (thread pools, ONNX Runtime against torch, decode accuracy):"]
+    lines += ["`benchmarks/latency_notes.md`."]
     return "\n".join(lines) + "\n"
 
 
@@ -498,6 +506,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="queries counted, not measured")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 queries, 2 warm-up")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="scene, ONNX graphs")
+    threads = parser.add_argument_group("threads (default: fusion.threads.default_threads)")
+    threads.add_argument("--numba-threads", type=int, default=0, help="0: every usable core")
+    threads.add_argument("--torch-threads", type=int, default=0, help="0: every usable core")
+    threads.add_argument("--ort-threads", type=int, default=0, help="ORT intra-op; 0: every core")
+    threads.add_argument(
+        "--ort-spinning", action="store_true", help="let ORT's idle threads busy-wait"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--markdown", type=Path, help="write the markdown report here")
     parser.add_argument("--png", type=Path, help="latency CDF and per-stage bars")
@@ -511,6 +526,11 @@ def _argv_text(args: argparse.Namespace) -> str:
     parts = ["fusion bench latency"]
     for key in ("models", "backends", "decode", "min_queries", "min_seconds", "warmup"):
         parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    for key in ("numba_threads", "torch_threads", "ort_threads"):
+        if getattr(args, key):
+            parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    if args.ort_spinning:
+        parts.append("--ort-spinning")
     if args.dataroot:
         parts.append(f"--dataroot {args.dataroot} --version {args.version}")
     if args.quick:
@@ -525,9 +545,18 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(latency_markdown(json.loads(args.from_json.read_text())))
         print(f"wrote {args.markdown} from {args.from_json}")
         return 0
-    from fusion.threads import apply_threads
+    from fusion.threads import apply_threads, default_threads
 
-    threads = apply_threads()  # before any engine: pools sized, ORT sessions read it
+    d = default_threads()
+    threads = apply_threads(  # before any engine: pools sized, ORT sessions read it
+        replace(
+            d,
+            numba=args.numba_threads or d.numba,
+            torch=args.torch_threads or d.torch,
+            ort_intra=args.ort_threads or d.ort_intra,
+            ort_spinning=args.ort_spinning,
+        )
+    )
     from fusion.engines.base import BACKENDS
     from fusion.engines.runner import Runner, open_engine
     from fusion.evaluate import resolve_weights
@@ -591,7 +620,7 @@ def run(args: argparse.Namespace) -> int:
             lanes.append(lane)
             print(
                 f"built {name}/{backend}: peak RSS {lane.peak_rss_mb:.0f} MB"
-                f" (+{lane.rss_added_mb:.0f} MB)",
+                f" ({lane.rss_added_mb:+.0f} MB)",
                 flush=True,
             )
     if not lanes:
@@ -620,6 +649,7 @@ def run(args: argparse.Namespace) -> int:
     env = machine_info()
     env["load_average_at_start"] = load_at_start
     env["thread_settings"] = threads.as_dict()
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "unset")
     env["precision"] = "fp32"
     env["execution_provider"] = ", ".join(
         sorted(
