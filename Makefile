@@ -24,19 +24,24 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[viz]"
 	-$(PIP) install -q -e ".[bench]" || echo "optional bench extra (spconv) not installed"
 	touch $(STAMP)
 
 # The main job on built-in data: the real keyframe's calibration picture, then a small synthetic
-# validation set (a seed the shipped models never saw) scored for fusion, camera and lidar.
+# validation set (a seed the shipped models never saw) scored for fusion, camera and lidar, and
+# one of its scenes replayed through the fusion model at the log's pace.
 DEMO := demo_out
 demo: setup
 	$(VENV)/bin/fusion inspect --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --render $(DEMO)/inspect.png
 	$(VENV)/bin/fusion generate --out $(DEMO)/synth-val --version v1.0-synth --scenes 3 --samples-per-scene 4 \
 		--seed 7 --conditions day,night,rain --image-size 704x396 --workers 2
 	$(VENV)/bin/fusion eval --dataroot $(DEMO)/synth-val --version v1.0-synth --split synth_all \
-		--models fusion,camera,lidar --out $(DEMO)/eval --json $(DEMO)/eval/summary.json --pictures 3
-	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval/plots/"
+		--models fusion,camera,lidar --out $(DEMO)/eval --pictures 3
+	$(VENV)/bin/fusion replay $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
+		--rate 1 --no-status --detections $(DEMO)/replay/detections.jsonl --mcap $(DEMO)/replay/replay.mcap \
+		--summary $(DEMO)/replay/summary.json
+	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval/plots/; replay: $(DEMO)/replay/ (open replay.mcap in Foxglove)"
 
 test: setup
 	$(PY) -m pytest -q
@@ -45,9 +50,10 @@ lint: setup
 	$(VENV)/bin/ruff check fusion kernels calibration tests benchmarks
 
 bench: setup
-	$(VENV)/bin/fusion bench kernels --json benchmarks/kernels.json --markdown benchmarks/kernels.md
-	$(VENV)/bin/fusion bench latency --json benchmarks/latency.json --markdown benchmarks/latency.md \
-		--png benchmarks/latency.png
+	$(VENV)/bin/fusion bench kernels --dataroot tests/data/nuscenes-real-frame \
+		--json-out benchmarks/kernels.json --markdown-out benchmarks/kernels.md
+	$(VENV)/bin/fusion bench latency --json-out benchmarks/latency.json \
+		--markdown-out benchmarks/latency.md --plot benchmarks/latency.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from fusion.cli import add_json_arguments, emit_json
 from fusion.errors import DataError, FusionError
 
 
@@ -19,13 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     board.add_argument("images", type=Path, help="folder of .jpg/.png views of one camera")
     board.add_argument("--pattern", required=True, help="inner corners COLSxROWS, e.g. 9x6")
     board.add_argument("--square", type=float, required=True, help="square side (m)")
-    board.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_arguments(board, "the calibration")
     check = sub.add_parser("check", help="score each camera's LIDAR alignment on one sample")
     check.add_argument("--dataroot", required=True)
     check.add_argument("--version", default="v1.0-mini")
     check.add_argument("--sample", help="sample token (default: the first)")
     check.add_argument("--step-deg", type=float, default=0.5, help="perturbation size (deg)")
-    check.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_arguments(check, "the scores")
 
 
 def _pattern(text: str) -> tuple[int, int]:
@@ -56,7 +55,7 @@ def _board(args: argparse.Namespace) -> dict:
     cal = calibrate_from_checkerboards(images, pattern, args.square)
     return {
         "intrinsics": cal.camera.intrinsics.tolist(),
-        "image_size": [cal.camera.width, cal.camera.height],
+        "image_hw": [cal.camera.height, cal.camera.width],
         "distortion": cal.distortion.tolist(),
         "rms_px": cal.rms_px,
         "used": [files[i].name for i in cal.used_views],
@@ -98,10 +97,9 @@ def _check(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     result = _board(args) if args.mode == "board" else _check(args)
-    if args.json:
-        json.dump(result, sys.stdout)
-        sys.stdout.write("\n")
-    elif args.mode == "board":
+    if emit_json(args, result):
+        return 0
+    if args.mode == "board":
         k = np.array(result["intrinsics"])
         print(
             f"{len(result['used'])} views used, {len(result['skipped'])} without a board; "

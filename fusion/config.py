@@ -1,8 +1,10 @@
-"""Typed, frozen pipeline configs loaded from TOML presets in `configs/`.
+"""Typed, frozen pipeline configs loaded from TOML presets in `configs/`, and the stack's
+vocabulary (sensor channels, classes, attributes, conditions, point columns), defined once.
 
-One loader (`load_config`) maps a TOML table onto a dataclass tree and rejects unknown keys,
-missing keys and wrong types, naming the key and the file. Derived values are properties.
-Every run writes the config it used next to its outputs (`save_config`).
+One loader (`load_config`, `loads_config` for text) maps a TOML table onto a dataclass tree
+and rejects unknown keys, missing keys, wrong types and values out of range (each field's
+rule, each section's `_relations`), naming the key and the file. Derived values are
+properties. Every run writes the config it used next to its outputs (`save_config`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import math
 import sys
 import types
 import typing
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -55,17 +58,114 @@ DETECTION_CLASSES: tuple[str, ...] = (
     "traffic_cone",
 )
 
+# nuScenes attributes in the devkit's order (nuscenes.eval.detection.constants.ATTRIBUTE_NAMES).
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "pedestrian.moving",
+    "pedestrian.sitting_lying_down",
+    "pedestrian.standing",
+    "cycle.with_rider",
+    "cycle.without_rider",
+    "vehicle.moving",
+    "vehicle.parked",
+    "vehicle.stopped",
+)
+
+# Which attributes the devkit accepts for each detection class ("" for none).
+CLASS_ATTRIBUTE_PREFIX: dict[str, str] = {
+    "car": "vehicle.",
+    "truck": "vehicle.",
+    "construction_vehicle": "vehicle.",
+    "bus": "vehicle.",
+    "trailer": "vehicle.",
+    "barrier": "",
+    "motorcycle": "cycle.",
+    "bicycle": "cycle.",
+    "pedestrian": "pedestrian.",
+    "traffic_cone": "",
+}
+
+# Scene conditions of the synthetic generator; a scene's record carries its own as `condition`.
+Condition = Literal["day", "night", "rain", "fog"]
+CONDITIONS: tuple[Condition, ...] = typing.get_args(Condition)
+
+# Point columns as the reader yields them (fusion.frame): LIDAR (N, 5), radar (N, 7).
+LIDAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "intensity", "dt")
+RADAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx", "vy", "dt")
+
+# Regression channels of the head, in order: offset x y (cells), z (m), log l w h (m),
+# sin cos yaw, vx vy (m/s); all in the LIDAR_TOP frame.
+REGRESSION_CHANNELS = 10
+
+
+# -- value ranges --------------------------------------------------------------------------------
+# Each field may carry a rule in its metadata (checked on every element of a tuple); each
+# section may add `_relations`, checks across its fields. The upper bounds are far above any
+# preset and refuse sizes that would allocate absurd amounts of memory.
+
+MAX_CHANNELS = 4096
+MAX_GRID_CELLS = 4096  # per axis, voxel and BEV grids
+MAX_IMAGE_SIDE = 8192  # px
+MAX_SWEEPS = 100
+MAX_DEPTH_BINS = 1024
+IMAGE_FEATURE_STRIDE = 16  # the image backbone's features (fusion.model.camera)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A range a config value must lie in: `test(value)`, described as `text`."""
+
+    test: Callable[[Any], bool]
+    text: str
+
+
+def _rule(test: Callable[[Any], bool], text: str) -> dict[str, Rule]:
+    return {"rule": Rule(test, text)}
+
+
+def _between(lo: float, hi: float) -> dict[str, Rule]:
+    return _rule(lambda v: lo <= v <= hi, f"in [{lo:g}, {hi:g}]")
+
+
+POSITIVE = _rule(lambda v: v > 0, "> 0")
+NON_NEGATIVE = _rule(lambda v: v >= 0, ">= 0")
+PROBABILITY = _between(0, 1)
+CHANNELS = _between(1, MAX_CHANNELS)
+SWEEPS = _between(1, MAX_SWEEPS)
+
+
+def _range_errors(key: str, rng: Sequence[float]) -> Iterator[tuple[str, str]]:
+    """(lo x, lo y, lo z, hi x, hi y, hi z) must have lo < hi on each axis."""
+    for axis in range(3):
+        if not rng[axis] < rng[axis + 3]:
+            yield f"{key}[{axis}]", f"must be below {key}[{axis + 3}] ({rng[axis + 3]})"
+
+
+def _grid_errors(
+    key: str, rng: Sequence[float], size: Sequence[float], axes: int
+) -> Iterator[tuple[str, str]]:
+    """The cells of `size` must tile the range exactly, with at most MAX_GRID_CELLS each."""
+    for axis in range(axes):
+        extent = rng[axis + 3] - rng[axis]
+        n = extent / size[axis]
+        if extent > 0 and abs(n - round(n)) > 1e-6 * max(1.0, n):
+            yield f"{key}[{axis}]", f"{size[axis]} does not divide the extent {extent:g} m"
+        elif round(n) > MAX_GRID_CELLS:
+            yield f"{key}[{axis}]", f"makes {round(n)} cells (at most {MAX_GRID_CELLS})"
+
 
 @dataclass(frozen=True)
 class PointCloudConfig:
     """LIDAR input and voxelization. Ranges in m in the LIDAR_TOP frame."""
 
     point_range: tuple[float, float, float, float, float, float]
-    voxel_size: tuple[float, float, float]
-    max_points_per_voxel: int
-    max_voxels: int
-    sweeps: int
-    features: int = 5  # x y z intensity dt
+    voxel_size: tuple[float, float, float] = field(metadata=POSITIVE)
+    max_points_per_voxel: int = field(metadata=_between(1, 1024))
+    max_voxels: int = field(metadata=_between(1, 1_000_000))
+    sweeps: int = field(metadata=SWEEPS)
+    features: int = field(
+        default=len(LIDAR_POINT_COLUMNS),
+        metadata=_rule(lambda v: v == len(LIDAR_POINT_COLUMNS), "5 (x y z intensity dt)"),
+    )
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
@@ -75,13 +175,19 @@ class PointCloudConfig:
             int(round((h - l) / s)) for l, h, s in zip(lo, hi, self.voxel_size, strict=True)
         )
 
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        yield from _range_errors("point_range", self.point_range)
+        yield from _grid_errors("voxel_size", self.point_range, self.voxel_size, 3)
+        if self.grid_size[2] != 1:
+            yield "voxel_size[2]", "must span point_range in z (pillars)"
+
 
 @dataclass(frozen=True)
 class BEVConfig:
     """The shared BEV grid all branches write to (m, LIDAR_TOP frame)."""
 
     bev_range: tuple[float, float, float, float, float, float]
-    cell_size: tuple[float, float, float]
+    cell_size: tuple[float, float, float] = field(metadata=POSITIVE)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -89,70 +195,177 @@ class BEVConfig:
         r, c = self.bev_range, self.cell_size
         return (int(round((r[3] - r[0]) / c[0])), int(round((r[4] - r[1]) / c[1])))
 
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        yield from _range_errors("bev_range", self.bev_range)
+        errors = list(_grid_errors("cell_size", self.bev_range, self.cell_size, 2))
+        yield from errors
+        if not errors and any(n % 4 for n in self.grid):
+            yield "cell_size", f"makes a {self.grid} grid: the BEV backbone needs multiples of 4"
+
 
 @dataclass(frozen=True)
 class CameraConfig:
     """Camera branch: network input size, feature stride and LSS depth bins (m)."""
 
     channels: tuple[str, ...]
-    image_size: tuple[int, int]  # (height, width) fed to the network
-    feature_stride: int
-    depth_min: float
-    depth_max: float
-    depth_step: float
-    channels_out: int
+    image_hw: tuple[int, int] = field(metadata=_between(16, MAX_IMAGE_SIDE))  # (height, width)
+    feature_stride: int = field(
+        metadata=_rule(lambda v: v == IMAGE_FEATURE_STRIDE, f"{IMAGE_FEATURE_STRIDE} (the net's)")
+    )
+    depth_min: float = field(metadata=POSITIVE)
+    depth_max: float = field(metadata=POSITIVE)
+    depth_step: float = field(metadata=POSITIVE)
+    channels_out: int = field(metadata=CHANNELS)
 
     @property
     def feature_size(self) -> tuple[int, int]:
+        """(height, width) of the feature maps."""
         return (
-            self.image_size[0] // self.feature_stride,
-            self.image_size[1] // self.feature_stride,
+            self.image_hw[0] // self.feature_stride,
+            self.image_hw[1] // self.feature_stride,
         )
 
     @property
     def depth_bins(self) -> int:
         return int(math.floor((self.depth_max - self.depth_min) / self.depth_step + 1e-9))
 
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        yield from _channel_errors("channels", self.channels, CAMERA_CHANNELS)
+        for i, side in enumerate(self.image_hw):
+            if side % self.feature_stride:
+                yield f"image_hw[{i}]", f"{side} is not a multiple of feature_stride"
+        if not self.depth_max > self.depth_min:
+            yield "depth_max", f"must be above depth_min ({self.depth_min})"
+        elif not 1 <= self.depth_bins <= MAX_DEPTH_BINS:
+            yield "depth_step", f"makes {self.depth_bins} depth bins (1 to {MAX_DEPTH_BINS})"
+
+
+def _channel_errors(
+    key: str, channels: Sequence[str], known: Sequence[str]
+) -> Iterator[tuple[str, str]]:
+    if not channels:
+        yield key, "names no channel"
+    for i, ch in enumerate(channels):
+        if ch not in known:
+            yield f"{key}[{i}]", f"unknown channel {ch!r} (known: {', '.join(known)})"
+        elif ch in channels[:i]:
+            yield f"{key}[{i}]", f"{ch!r} is listed twice"
+
 
 @dataclass(frozen=True)
 class RadarConfig:
     channels: tuple[str, ...]
-    sweeps: int
-    features: int = 7  # x y z rcs vx vy dt
+    sweeps: int = field(metadata=SWEEPS)
+    features: int = field(
+        default=len(RADAR_POINT_COLUMNS),
+        metadata=_rule(lambda v: v == len(RADAR_POINT_COLUMNS), "7 (x y z rcs vx vy dt)"),
+    )
     filter: Literal["default", "none"] = "default"
+
+    @property
+    def raster_channels(self) -> int:
+        """Channels of `kernels.rasterize_radar`'s raster: the per-cell mean of each point
+        column, plus the point count."""
+        return self.features + 1
+
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        yield from _channel_errors("channels", self.channels, RADAR_CHANNELS)
 
 
 @dataclass(frozen=True)
 class SyncConfig:
     """How far (us) each sensor's message may be from the LIDAR_TOP keyframe time."""
 
-    camera_tolerance_us: int
-    radar_tolerance_us: int
-    lidar_tolerance_us: int
+    camera_tolerance_us: int = field(metadata=NON_NEGATIVE)
+    radar_tolerance_us: int = field(metadata=NON_NEGATIVE)
+    lidar_tolerance_us: int = field(metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    lidar_channels: int
-    radar_channels: int
-    bev_channels: int
-    head_channels: int
-    max_detections: int
-    score_threshold: float
+    lidar_channels: int = field(metadata=CHANNELS)
+    radar_channels: int = field(metadata=CHANNELS)
+    bev_channels: int = field(metadata=_between(2, MAX_CHANNELS))  # the neck halves it
+    head_channels: int = field(metadata=CHANNELS)
+    max_detections: int = field(metadata=_between(1, 10_000))
+    score_threshold: float = field(metadata=PROBABILITY)
     nms: Literal["circle", "rotated"]
-    nms_radius: float
-    nms_iou: float
+    nms_radius: float = field(metadata=POSITIVE)
+    nms_iou: float = field(metadata=PROBABILITY)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Network widths and loss settings (`[params]`); the sizes that must agree with the data
+    (grid, depth bins, channels) are in the other sections."""
+
+    image_widths: tuple[int, int, int, int, int] = field(metadata=CHANNELS)  # strides 2 .. 32
+    pillar_layers: int = field(metadata=_between(1, 16))
+    # 3x3 convs after each strided conv of the backbone
+    bev_blocks: tuple[int, int] = field(metadata=_between(0, 64))
+    # Heatmap gaussians (CenterPoint): min IoU overlap that sets the radius, and its floor.
+    gaussian_overlap: float = field(metadata=_rule(lambda v: 0 < v < 1, "in (0, 1)"))
+    min_radius: int = field(metadata=_between(0, 64))
+    # Loss weights.
+    heatmap_weight: float = field(metadata=NON_NEGATIVE)
+    regression_weight: float = field(metadata=NON_NEGATIVE)
+    attribute_weight: float = field(metadata=NON_NEGATIVE)
+    depth_weight: float = field(metadata=NON_NEGATIVE)
+    # Circle-NMS radius per class (m, DETECTION_CLASSES order); `model.nms_radius` scales them.
+    class_nms_radius: tuple[float, ...] = field(metadata=POSITIVE)
+    # Per-channel weights of the regression loss (REGRESSION_CHANNELS order).
+    code_weights: tuple[float, ...] = field(metadata=NON_NEGATIVE)
+
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        if len(self.class_nms_radius) != len(DETECTION_CLASSES):
+            yield "class_nms_radius", f"needs one value per class ({len(DETECTION_CLASSES)})"
+        if len(self.code_weights) != REGRESSION_CHANNELS:
+            yield "code_weights", f"needs one value per regression channel ({REGRESSION_CHANNELS})"
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Ranges of the training augmentation (`[train.augment]`; rad, scale factors,
+    probabilities)."""
+
+    # global yaw drawn from [-rotation, rotation]
+    rotation: float = field(metadata=_between(0, math.pi))
+    scale: tuple[float, float] = field(metadata=POSITIVE)
+    flip: float = field(metadata=PROBABILITY)  # probability of each of the two BEV flips
+    # relative jitter of the image scale
+    image_resize: tuple[float, float] = field(metadata=_rule(lambda v: v > -1, "> -1"))
+    image_crop: bool  # random horizontal crop offset instead of centred
+
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        for key in ("scale", "image_resize"):
+            lo, hi = getattr(self, key)
+            if not lo <= hi:
+                yield f"{key}[0]", f"must not be above {key}[1] ({hi})"
+
+
+@dataclass(frozen=True)
+class BranchLR:
+    """Learning-rate multipliers per branch (`[train.branch_lr]`, x `train.lr`; 0 freezes)."""
+
+    camera: float = field(metadata=NON_NEGATIVE)
+    lidar: float = field(metadata=NON_NEGATIVE)
+    radar: float = field(metadata=NON_NEGATIVE)
+    dense: float = field(metadata=NON_NEGATIVE)  # fuser, BEV backbone and head
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int
-    epochs: int
-    lr: float
-    weight_decay: float
-    grad_clip: float
-    modality_dropout: float
-    seed: int
+    batch_size: int = field(metadata=_between(1, 4096))
+    epochs: int = field(metadata=_between(1, 100_000))
+    lr: float = field(metadata=POSITIVE)
+    weight_decay: float = field(metadata=NON_NEGATIVE)
+    grad_clip: float = field(metadata=POSITIVE)
+    # below 1: dropout never removes all three sensor groups, and redraws until it does not
+    modality_dropout: float = field(metadata=_rule(lambda v: 0 <= v < 1, "in [0, 1)"))
+    seed: int = field(metadata=NON_NEGATIVE)  # numpy seeds are non-negative
+    warmup_steps: int = field(metadata=NON_NEGATIVE)  # linear warm-up, then cosine decay
+    branch_lr: BranchLR
+    augment: AugmentParams
 
 
 @dataclass(frozen=True)
@@ -165,6 +378,24 @@ class PipelineConfig:
     sync: SyncConfig
     model: ModelConfig
     train: TrainConfig
+    params: ModelParams
+
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        pc, bev = self.point_cloud, self.bev
+        px, py, _ = pc.grid_size
+        bx, by = bev.grid
+        ratio = px // bx if bx else 0
+        same = all(
+            math.isclose(pc.point_range[i], bev.bev_range[i], abs_tol=1e-6) for i in (0, 1, 3, 4)
+        )
+        if not same:
+            yield "point_cloud.point_range", "must cover the same x/y range as bev.bev_range"
+        elif ratio < 1 or px != bx * ratio or py != by * ratio or ratio & (ratio - 1):
+            yield (
+                "point_cloud.voxel_size",
+                f"makes a {px}x{py} pillar grid: it must be the BEV grid {bx}x{by} or a "
+                "power of 2 finer",
+            )
 
 
 T = TypeVar("T")
@@ -215,6 +446,8 @@ def _coerce(value: Any, tp: Any, key: str, file: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
+        if not math.isfinite(value):
+            raise bad("a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -237,7 +470,56 @@ def _build(cls: type[T], table: dict[str, Any], file: str, prefix: str = "") -> 
             kwargs[name] = _coerce(table[name], hints[name], prefix + name, file)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing key {prefix + name!r}", file)
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    _check_section(obj, prefix, file)
+    return obj
+
+
+def _check_section(obj: Any, prefix: str, file: str | None) -> None:
+    """The range rules of `obj`'s own fields, then its `_relations` (sections inside it are
+    checked on their own)."""
+    for f in dataclasses.fields(obj):
+        rule = f.metadata.get("rule")
+        if rule is None:
+            continue
+        value = getattr(obj, f.name)
+        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+        for i, v in items:
+            if not rule.test(v):
+                key = prefix + f.name + ("" if i is None else f"[{i}]")
+                raise ConfigError(f"key {key!r}: must be {rule.text}, got {v!r}", file)
+    relations = getattr(obj, "_relations", None)
+    for key, reason in relations() if relations else ():
+        raise ConfigError(f"key {prefix + key!r}: {reason}", file)
+
+
+def check_config(cfg: Any, source: str | Path | None = None, prefix: str = "") -> None:
+    """Range-check a config built in code (e.g. `dataclasses.replace` of a loaded one) as the
+    loader checks a file: every section, inner ones first."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_config(value, source, prefix + f.name + ".")
+    _check_section(cfg, prefix, None if source is None else str(source))
+
+
+def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
+    """TOML text -> table; `source` names where the text came from in errors (a file, or the
+    weights file whose metadata held it)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source) from exc
+
+
+def loads_dataclass(cls: type[T], text: str, source: str | Path) -> T:
+    """Parse TOML text into the frozen dataclass `cls`, strictly."""
+    return build_dataclass(cls, parse_toml(text, source), source)
+
+
+def build_dataclass(cls: type[T], table: dict[str, Any], source: str | Path) -> T:
+    """A parsed table (TOML or JSON) -> the frozen dataclass `cls`, strictly."""
+    return _build(cls, table, str(source))
 
 
 def load_dataclass(cls: type[T], path: str | Path) -> T:
@@ -246,10 +528,10 @@ def load_dataclass(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
-        table = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path) from exc
-    return _build(cls, table, str(path))
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path) from exc
+    return loads_dataclass(cls, text, path)
 
 
 def resolve_preset(name_or_path: str | Path) -> Path:
@@ -263,6 +545,11 @@ def resolve_preset(name_or_path: str | Path) -> Path:
 def load_config(name_or_path: str | Path = "tiny") -> PipelineConfig:
     """Load a pipeline preset (`nuscenes`, `tiny`) or a TOML file path."""
     return load_dataclass(PipelineConfig, resolve_preset(name_or_path))
+
+
+def loads_config(text: str, source: str | Path) -> PipelineConfig:
+    """A pipeline config from TOML text (e.g. weights metadata), strictly."""
+    return loads_dataclass(PipelineConfig, text, source)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from fusion.config import DETECTION_CLASSES, LIDAR_CHANNEL, PipelineConfig
+from fusion.config import DETECTION_CLASSES, LIDAR_CHANNEL, AugmentParams, PipelineConfig
 from fusion.frame import Frame
 from fusion.model.camera_geometry import depth_targets
 from fusion.model.detector import Variant, variant_modalities
@@ -26,7 +26,7 @@ from fusion.model.inputs import BatchInputs, SampleInputs, collate_inputs
 from fusion.model.losses import TargetBatch
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import TargetMaps, encode_targets
-from fusion.pipeline import AugmentParams, GlobalTransform, drop_sensors, sample_inputs
+from fusion.pipeline import GlobalTransform, drop_sensors, sample_inputs
 
 
 class FrameSource(Protocol):
@@ -100,7 +100,7 @@ def training_sample(
         transform = GlobalTransform.random(rng, augment)
     # Depth supervision from the keyframe scan alone: it is exact at the reference time (earlier
     # sweeps smear moving objects) and a third of the points to project.
-    depth_source = np.zeros((0, 5), np.float32)
+    depth_source = np.zeros((0, cfg.point_cloud.features), np.float32)
     if frame.lidar is not None:
         depth_source = frame.lidar.points[: frame.lidar.keyframe_points]
     if rng is not None and modality_dropout > 0 and len(modalities) > 1:
@@ -129,9 +129,7 @@ def collate_training(
     samples: Sequence[TrainingSample], cfg: PipelineConfig
 ) -> tuple[BatchInputs, TargetBatch]:
     """Stack training samples; depth targets keep the present images in (sample, camera) order."""
-    inputs = collate_inputs(
-        [s.inputs for s in samples], cfg.point_cloud.max_points_per_voxel, cfg.bev.grid
-    )
+    inputs = collate_inputs([s.inputs for s in samples], cfg)
     present = np.stack([s.inputs.camera_present for s in samples])
     depth = np.stack([s.depth for s in samples])[present]
     targets = TargetBatch(

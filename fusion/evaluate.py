@@ -14,7 +14,7 @@ import copy
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,24 +23,30 @@ import numpy as np
 
 from calibration import matrix_to_quaternion
 from fusion.bench.stats import LatencyRecorder
-from fusion.config import DETECTION_CLASSES, dumps_toml
+from fusion.cli import add_json_arguments, emit_json
+from fusion.config import CONDITIONS, DETECTION_CLASSES, dumps_toml
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
-from fusion.model.detector import VARIANTS, Detector
-from fusion.model.weights import load_detector, packaged_weights
-from fusion.pipeline import check_drop, drop_sensors
+from fusion.model.detector import Detector
+from fusion.model.weights import add_model_arguments, load_detector, models_from_args
+from fusion.pipeline import CameraMotion, check_drop, drop_sensors
+from fusion.render import plot_bev_samples, plot_class_aps
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
-CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"
 MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
 
 
-def scene_condition(description: str) -> str:
-    """`night`, `rain` or `fog` when the scene description names it (first match), else `day`."""
-    text = description.lower()
-    return next((c for c in CONDITIONS if re.search(rf"\b{c}", text)), "day")
+def scene_condition(scene: dict[str, Any]) -> str:
+    """A scene's condition: the `condition` field our generator writes into the scene record.
+    Real nuScenes and datasets generated before that field only say it in the description's
+    prose ("Night, rain, ..."): there the first of night, rain, fog it names, else `day`."""
+    if scene.get("condition") in CONDITIONS:
+        return scene["condition"]
+    text = scene["description"].lower()
+    named = (c for c in CONDITIONS if c != "day" and re.search(rf"\b{c}", text))
+    return next(named, "day")
 
 
 def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]]:
@@ -121,12 +127,35 @@ def _metrics_from(summary: Any, empty: bool) -> ModelMetrics:
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The devkit prints a lot, and draws tqdm bars on stderr even when not verbose (its
+    `load_gt`): those were the stray `0%|` lines after eval. Errors still raise."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def safe_name(text: str, limit: int = 64) -> str:
+    """A dataset string (a sample token) as one file-name component: letters, digits, `_ - .`
+    kept, anything else (`/`, `..`, NUL) replaced by `_`, never empty, never hidden."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))[:limit].lstrip(".")
+    return name or "_"
+
+
+def inside(out: Path, path: Path) -> Path:
+    """`path`, checked to resolve inside the `--out` folder (every eval write goes through)."""
+    root = out.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise FusionError(f"refusing to write outside --out ({root})", path)
+    return path
+
+
 def devkit_evaluate(nusc: Any, split: str, results_path: Path, out_dir: Path) -> Any:
-    """A `DetectionEval` for a results file, quiet (the devkit prints a lot)."""
+    """A `DetectionEval` for a results file, quiet."""
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         return DetectionEval(
             nusc,
             config_factory("detection_cvpr_2019"),
@@ -151,7 +180,7 @@ def evaluate_subset(evaluator: Any, sample_tokens: Sequence[str]) -> Any:
                 boxes.add_boxes(tok, src[tok])
         setattr(sub, attr, boxes)
     sub.sample_tokens = [t for t in evaluator.sample_tokens if t in keep]
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         metrics, _ = sub.evaluate()
     return metrics
 
@@ -204,6 +233,7 @@ def evaluate(
     device: str = "cpu",
     pictures: int = 3,
     progress: bool = True,
+    camera_motion: CameraMotion = "ignore",
     decode: str = "full",
 ) -> EvalReport:
     """Run every model over the split, score each with the devkit, write results and plots."""
@@ -216,8 +246,9 @@ def evaluate(
         model = load_detector(path)
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
-        engine = open_engine(backend, model, out / "engines", device)  # type: ignore[arg-type]
-        runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine, model.params)))
+        engine = open_engine(backend, model, inside(out, out / "engines"), device)  # type: ignore[arg-type]
+        runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
+        runs.append(_ModelRun(name, model, runner))
     configs = {dumps_toml(r.model.cfg) for r in runs}
     if len(configs) != 1:
         raise FusionError(
@@ -239,7 +270,7 @@ def evaluate(
     for tok in iterator:
         frame = drop_sensors(reader.frame(tok), drop)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
-        conditions.setdefault(scene_condition(scene["description"]), []).append(tok)
+        conditions.setdefault(scene_condition(scene), []).append(tok)
         for r in runs:
             dets, times = r.runner.detect(frame)
             r.results[tok] = detections_to_results(dets, frame)
@@ -253,7 +284,7 @@ def evaluate(
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
     for r in runs:
-        model_dir = out / r.name
+        model_dir = inside(out, out / safe_name(r.name))
         model_dir.mkdir(parents=True, exist_ok=True)
         empty = not any(r.results.values())
         results = dict(r.results)
@@ -270,13 +301,15 @@ def evaluate(
             "use_map": False,
             "use_external": False,
         }
-        results_path = model_dir / "results_nusc.json"
+        results_path = inside(out, model_dir / "results_nusc.json")
         results_path.write_text(json.dumps({"meta": meta, "results": results}))
         evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)
-        with contextlib.redirect_stdout(io.StringIO()):
+        with _quiet():
             summary, _ = evaluator.evaluate()
         metrics[r.name] = _metrics_from(summary, empty)
-        (model_dir / "metrics_summary.json").write_text(json.dumps(summary.serialize(), indent=2))
+        inside(out, model_dir / "metrics_summary.json").write_text(
+            json.dumps(summary.serialize(), indent=2)
+        )
         if len(conditions) > 1:
             for cond, toks in conditions.items():
                 by_condition[cond][r.name] = _metrics_from(evaluate_subset(evaluator, toks), empty)
@@ -288,113 +321,17 @@ def evaluate(
     if len(conditions) <= 1:
         by_condition = {c: dict(metrics) for c in conditions}
 
-    plot_class_aps(metrics, out / "plots" / "class_ap.png")
+    plot_class_aps(metrics, inside(out, out / "plots" / "class_ap.png"))
     for frame in frames_for_pictures:
         dets = {
             r.name: r.detections[frame.sample_token]
             for r in runs
             if frame.sample_token in r.detections
         }
-        plot_bev_samples(
-            frame, dets, runs[0].model.cfg, out / "plots" / f"bev_{frame.sample_token}.png"
-        )
+        # the name comes from the dataset: sanitized, then checked to land inside --out
+        picture = inside(out, out / "plots" / f"bev_{safe_name(frame.sample_token)}.png")
+        plot_bev_samples(frame, dets, runs[0].model.cfg, picture)
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
-
-
-# -- pictures ----------------------------------------------------------------------------------
-
-MODEL_COLORS = {"fusion": "tab:red", "camera": "tab:blue", "lidar": "tab:orange"}
-
-
-def plot_class_aps(metrics: dict[str, ModelMetrics], path: Path) -> Path:
-    """Grouped bars: AP of each class, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(metrics)
-    x = np.arange(len(DETECTION_CLASSES))
-    width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(11, 4))
-    for i, n in enumerate(names):
-        aps = [metrics[n].label_aps[c] for c in DETECTION_CLASSES]
-        ax.bar(
-            x + (i - (len(names) - 1) / 2) * width,
-            aps,
-            width,
-            label=f"{n} (mAP {metrics[n].mean_ap:.3f})",
-            color=MODEL_COLORS.get(n),
-        )
-    ax.set_xticks(x, DETECTION_CLASSES, rotation=30, ha="right")
-    ax.set_ylabel("AP")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach AP 1
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_bev_samples(
-    frame: Frame, detections: dict[str, Detections], cfg: Any, path: Path, min_score: float = 0.3
-) -> Path:
-    """BEV picture of one sample (LIDAR_TOP frame): LIDAR points, GT boxes, and each model's
-    boxes scoring at least `min_score`, one panel per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fusion.render import draw_boxes_bev
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(detections) or ["(no model)"]
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 6), squeeze=False)
-    r = cfg.bev.bev_range
-    for ax, name in zip(axes[0], names, strict=True):
-        if frame.lidar is not None:
-            p = frame.lidar.points
-            ax.scatter(p[:, 0], p[:, 1], s=0.2, c="0.6", linewidths=0)
-        gt = frame.boxes
-        if gt is not None and len(gt):
-            evaluated = np.array([n is not None for n in gt.detection_names])
-            if evaluated.any():
-                draw_boxes_bev(
-                    ax,
-                    gt.center_lidar[evaluated],
-                    gt.size_wlh[evaluated],
-                    gt.yaw_lidar[evaluated],
-                    color="tab:green",
-                    label="ground truth",
-                )
-        dets = detections.get(name)
-        if dets is not None and len(dets):
-            keep = dets.scores >= min_score
-            if keep.any():
-                draw_boxes_bev(
-                    ax,
-                    dets.center[keep].astype(np.float64),
-                    dets.size_wlh[keep].astype(np.float64),
-                    dets.yaw[keep].astype(np.float64),
-                    color=MODEL_COLORS.get(name, "tab:red"),
-                    label=f"{name} (score >= {min_score})",
-                )
-        ax.set_xlim(r[0], r[3])
-        ax.set_ylim(r[1], r[4])
-        ax.set_aspect("equal")
-        ax.set_title(f"{name}: {frame.sample_token[:8]}")
-        ax.set_xlabel("x (m, LIDAR_TOP)")
-        ax.set_ylabel("y (m)")
-        handles, labels = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def format_table(report: EvalReport) -> str:
@@ -432,45 +369,10 @@ def format_table(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def resolve_weights(
-    names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
-) -> dict[str, Path]:
-    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`
-    (or DIR/NAME/NAME.safetensors, the layout of `fusion train` runs), else the shipped weights."""
-    explicit = {}
-    for item in overrides:
-        name, sep, path = item.partition("=")
-        if not sep or name not in VARIANTS:
-            raise FusionError(
-                f"--checkpoint wants MODEL=PATH with MODEL in {', '.join(VARIANTS)}, got {item!r}"
-            )
-        explicit[name] = Path(path)
-    out = {}
-    for name in names:
-        if name not in VARIANTS:
-            raise FusionError(f"unknown model {name!r} (known: {', '.join(VARIANTS)})")
-        if name in explicit:
-            out[name] = explicit[name]
-        elif weights_dir is not None:
-            # a folder of weights, or a folder of `fusion train` runs named after the models
-            out[name] = weights_dir / f"{name}.safetensors"
-            run_dir = weights_dir / name / f"{name}.safetensors"
-            if not out[name].is_file() and run_dir.is_file():
-                out[name] = run_dir
-        else:
-            out[name] = packaged_weights(name)
-        if not out[name].is_file():
-            raise FusionError(f"weights of the {name!r} model not found", out[name])
-    return out
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, type=Path)
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True)
-    parser.add_argument(
-        "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
-    )
     parser.add_argument(
         "--drop",
         nargs="+",
@@ -480,22 +382,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
-    parser.add_argument(
-        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
-    )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="MODEL=PATH",
-        help="weights file of one model (repeatable)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, help="results JSON, devkit outputs, plots"
     )
-    parser.add_argument("--json", type=Path, help="write the summary JSON here")
+    add_json_arguments(parser, "the summary (always written to OUT/summary.json too)")
     parser.add_argument(
         "--pictures", type=int, default=3, help="BEV pictures of the first N samples"
+    )
+    parser.add_argument(
+        "--camera-motion",
+        default="ignore",
+        choices=("ignore", "compensate"),
+        help="camera geometry by rig, computed once (ignore), or each camera at its own "
+        "time's ego pose, every frame (compensate); see benchmarks/replay.md",
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
@@ -510,8 +410,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion.threads import apply_threads
 
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    models = resolve_weights(names, args.weights, args.checkpoint)
+    models = models_from_args(args)
     report = evaluate(
         args.dataroot,
         args.version,
@@ -523,12 +422,11 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.pictures,
         not args.no_progress,
-        args.decode,
+        camera_motion=args.camera_motion,
+        decode=args.decode,
     )
-    print(format_table(report))
     summary = report.as_json()
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    inside(args.out, args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if not emit_json(args, summary):
+        print(format_table(report))
     return 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from fusion.cli import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.frame import Frame
 from fusion.nuscenes import NuScenesReader, ReaderOptions
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="v1.0-mini", help="table folder (default v1.0-mini)")
     parser.add_argument("--sample", help="sample token (default: the first sample)")
     parser.add_argument("--sweeps", type=int, default=1, help="LIDAR sweeps to load (default 1)")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    add_json_arguments(parser, "the summary")
     parser.add_argument(
         "--render",
         type=Path,
@@ -128,10 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("dataroot has no samples", args.dataroot)
     frame = reader.frame(args.sample or tokens[0])
     info = inspect_json(frame)
-    if args.json:
-        json.dump(info, sys.stdout)
-        sys.stdout.write("\n")
-    else:
+    if not emit_json(args, info):
         print(summary_text(info, frame))
     if args.render:
         from fusion.render import render_frame

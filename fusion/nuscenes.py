@@ -3,6 +3,13 @@
 `NuScenesReader(dataroot, version).frame(sample_token)` returns a `Frame` synchronized to the
 LIDAR_TOP keyframe: LIDAR sweeps and radar sweeps motion-compensated into the LIDAR_TOP frame at
 the reference time, six cameras with their own timestamps and ego poses, GT boxes.
+
+Every record the reader uses is checked before use (README "Bad input"): a missing field, a
+dangling token, a zero quaternion, a NaN translation or a filename that is not a string is a
+`DataError` naming the table file; every prev/next chain is walked with a visited set (a loop is
+an error, never a hang); a sweep must be strictly older than the one after it and at most
+`MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
+the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,13 +32,21 @@ from fusion.config import (
     LIDAR_CHANNEL,
     RADAR_CHANNELS,
     PipelineConfig,
+    SyncConfig,
     load_config,
 )
 from fusion.errors import DataError
 from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
 from fusion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
-from fusion.sensor_io import RadarFilter, load_image, load_lidar_bin, load_radar_pcd, resolve_inside
-from fusion.sync import Message, transform_between
+from fusion.sensor_io import (
+    RadarFilter,
+    load_image,
+    load_lidar_bin,
+    load_radar_pcd,
+    resolve_inside,
+)
+from fusion.sweeps import lidar_sweeps, radar_sweeps
+from fusion.sync import Message
 
 TABLES = (
     "attribute",
@@ -47,10 +64,30 @@ TABLES = (
     "visibility",
 )
 
-SWEEP_CLOSE_M = 1.0
+# the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
+EGO_MOTION = "EGO_MOTION"
+# The oldest sweep fused with a keyframe: 10 LIDAR sweeps at 20 Hz span 0.45 s, 6 radar sweeps at
+# 13 Hz 0.4 s. A sweep older than this is a broken chain or a bad timestamp, not motion.
+MAX_SWEEP_AGE_US = 1_000_000
 
-# Radar fields (rows of the devkit's (18, N) array) we keep.
-_RADAR_X, _RADAR_RCS, _RADAR_VX_COMP, _RADAR_VY_COMP = 0, 5, 8, 9
+
+class _OutOfSync(Exception):
+    """A keyframe beyond the sync tolerance: missing in the frame, never fused."""
+
+
+def load_splits(path: Path) -> dict[str, list[str]]:
+    """`<version>/splits.json`: split name -> scene names, or a DataError naming the file."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"cannot read splits file: {exc.strerror}", path) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"splits file is not valid JSON: {exc}", path) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(n, str) for n in v) for v in data.values()
+    ):
+        raise DataError("splits file must map each split name to a list of scene names", path)
+    return {k: list(v) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
@@ -62,8 +99,10 @@ class ReaderOptions:
     radar_filter: RadarFilter = RadarFilter()
     load_images: bool = True
     tolerant: bool = False  # mark a broken sensor missing instead of raising
+    # how far (us) each keyframe may be from the reference time; None: the reader's config's
+    sync: SyncConfig | None = None
     # "reduced": JPEGs decoded at reduced DCT scale for a network input of `network_hw` (H, W),
-    # the camera model scaled with them (fusion.pipeline.decode_camera_image)
+    # the camera model scaled with them (fusion.pipeline.jpeg_reduction, reduced_camera)
     image_decode: Literal["full", "reduced"] = "full"
     network_hw: tuple[int, int] | None = None
 
@@ -73,7 +112,8 @@ class ReaderOptions:
             lidar_sweeps=cfg.point_cloud.sweeps,
             radar_sweeps=cfg.radar.sweeps,
             radar_filter=RadarFilter.preset(cfg.radar.filter),
-            network_hw=cfg.camera.image_size,
+            sync=cfg.sync,
+            network_hw=cfg.camera.image_hw,
         )
         return cls(**{**base.__dict__, **overrides})
 
@@ -90,10 +130,14 @@ class NuScenesReader:
     ) -> None:
         self.dataroot = Path(dataroot)
         self.version = version
+        config = config or load_config("tiny")
         if options is None:
-            options = ReaderOptions.from_config(config or load_config("tiny"))
+            options = ReaderOptions.from_config(config)
         self.options = options
+        self.sync = options.sync or config.sync
         self.skipped: dict[str, int] = {}  # channel -> sensors marked missing (tolerant mode)
+        # channel -> keyframes left out of a frame for being beyond the sync tolerance
+        self.out_of_sync: dict[str, int] = {}
         self._check_tables()
         from nuscenes.nuscenes import NuScenes
 
@@ -101,9 +145,22 @@ class NuScenesReader:
         try:
             with contextlib.redirect_stdout(quiet):
                 self.nusc = NuScenes(version=version, dataroot=str(self.dataroot), verbose=False)
-        except (KeyError, AssertionError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise DataError(f"the devkit cannot load {version}: {exc!r}", self.dataroot) from exc
-        self._can_bus: dict[str, CanBus | None] = {}
+        except Exception as exc:  # noqa: BLE001 - the devkit's KeyError, TypeError, ... on bad tables
+            raise self._table_error(exc) from None
+        self._can_bus: dict[str, CanBus | DataError | None] = {}
+
+    def _table_error(self, exc: Exception) -> DataError:
+        """The devkit failed on a table: name the first bad table file `fusion validate` finds
+        (a missing field, a dangling or duplicate token, bad JSON), else the version folder."""
+        from fusion.validate import first_table_error
+
+        found = first_table_error(self.dataroot / self.version)
+        if found is not None:
+            path, why = found
+            return DataError(f"{why} (the devkit cannot load it: {exc!r})", path)
+        return DataError(
+            f"the devkit cannot load {self.version}: {exc!r}", self.dataroot / self.version
+        )
 
     def _check_tables(self) -> None:
         if not self.dataroot.is_dir():
@@ -116,6 +173,87 @@ class NuScenesReader:
             if not path.is_file():
                 raise DataError(f"table {table!r} is missing", path)
 
+    # -- checked record access ---------------------------------------------------------------
+    def _table_path(self, table: str) -> Path:
+        return self.dataroot / self.version / f"{table}.json"
+
+    def _get(self, table: str, token: object, referrer: str = "") -> dict:
+        """The record, or a DataError naming the table file (a dangling or non-string token)."""
+        if not isinstance(token, str):
+            raise DataError(
+                f"{referrer or table} token must be a string, got {token!r}",
+                self._table_path(table),
+            )
+        try:
+            return self.nusc.get(table, token)
+        except KeyError:
+            where = f" (referenced by {referrer})" if referrer else ""
+            raise DataError(
+                f"no {table} record {token!r}{where}", self._table_path(table)
+            ) from None
+
+    def _field(self, table: str, rec: dict, name: str) -> object:
+        try:
+            return rec[name]
+        except KeyError:
+            raise DataError(
+                f"{table} record {rec.get('token', '?')!r} has no {name!r}", self._table_path(table)
+            ) from None
+
+    def _numbers(self, table: str, rec: dict, name: str, n: int) -> np.ndarray:
+        """`rec[name]` as n finite float64s, else a DataError naming the table."""
+        val = self._field(table, rec, name)
+        try:
+            arr = np.asarray(val, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.shape != (n,) or not np.isfinite(arr).all():
+            raise DataError(
+                f"{table} record {rec.get('token', '?')!r}: {name} must be {n} finite numbers, "
+                f"got {val!r}",
+                self._table_path(table),
+            )
+        return arr
+
+    def _quaternion(self, table: str, rec: dict, name: str = "rotation") -> np.ndarray:
+        """A finite, non-zero (w, x, y, z); a non-unit one is normalized (harmless)."""
+        q = self._numbers(table, rec, name, 4)
+        norm = float(np.linalg.norm(q))
+        if norm < 1e-6:
+            raise DataError(
+                f"{table} record {rec.get('token', '?')!r}: {name} is a zero quaternion",
+                self._table_path(table),
+            )
+        return q / norm
+
+    def _timestamp(self, table: str, rec: dict) -> int:
+        ts = self._field(table, rec, "timestamp")
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise DataError(
+                f"{table} record {rec.get('token', '?')!r}: timestamp must be a number of us, "
+                f"got {ts!r}",
+                self._table_path(table),
+            )
+        return int(ts)
+
+    def _walk(
+        self, table: str, token: str, direction: str, limit: int | None = None
+    ) -> Iterator[dict]:
+        """Records along a prev/next chain from `token` (included), at most `limit`: a token seen
+        twice is a loop (DataError), so a self-referencing chain never hangs."""
+        seen: set[str] = set()
+        # a chain longer than its table has a loop: one more step than records finds it
+        bound = len(getattr(self.nusc, table)) + 1 if limit is None else limit
+        while token and len(seen) < bound:
+            if token in seen:
+                raise DataError(
+                    f"{table} {direction} chain loops back to {token!r}", self._table_path(table)
+                )
+            seen.add(token)
+            rec = self._get(table, token, f"a {direction} link")
+            yield rec
+            token = self._field(table, rec, direction)  # type: ignore[assignment]
+
     # -- scenes and samples ------------------------------------------------------------------
     @property
     def scene_names(self) -> list[str]:
@@ -124,17 +262,14 @@ class NuScenesReader:
     def split_scenes(self, split: str) -> list[str]:
         """Scene names of a split: `<version>/splits.json` first, then the devkit's splits."""
         custom = self.dataroot / self.version / "splits.json"
-        if custom.is_file():
-            splits = json.loads(custom.read_text())
-            if split in splits:
-                return list(splits[split])
+        splits = load_splits(custom) if custom.is_file() else {}
+        if split in splits:
+            return splits[split]
         from nuscenes.utils.splits import create_splits_scenes
 
         official = create_splits_scenes(verbose=False)
         if split not in official:
-            known = sorted(official) + (
-                sorted(json.loads(custom.read_text())) if custom.is_file() else []
-            )
+            known = sorted(official) + sorted(splits)
             raise DataError(f"unknown split {split!r} (known: {', '.join(known)})")
         return official[split]
 
@@ -149,26 +284,48 @@ class NuScenesReader:
         for s in self.nusc.scene:
             if wanted is not None and s["name"] not in wanted:
                 continue
-            tok = s["first_sample_token"]
-            while tok:
-                tokens.append(tok)
-                tok = self.nusc.get("sample", tok)["next"]
+            first = self._field("scene", s, "first_sample_token")
+            tokens += [r["token"] for r in self._walk("sample", first, "next")]  # type: ignore[arg-type]
         return tokens
 
     # -- calibration and poses ---------------------------------------------------------------
+    def _channel(self, sd: dict) -> tuple[dict, str]:
+        """(calibrated_sensor record, channel) of a sample_data record."""
+        cs = self._get(
+            "calibrated_sensor",
+            self._field("sample_data", sd, "calibrated_sensor_token"),
+            f"sample_data {sd['token']}",
+        )
+        sensor = self._get("sensor", self._field("calibrated_sensor", cs, "sensor_token"))
+        channel = self._field("sensor", sensor, "channel")
+        if not isinstance(channel, str):
+            raise DataError(
+                f"sensor channel must be a string, got {channel!r}", self._table_path("sensor")
+            )
+        return cs, channel
+
     def sensor_pose(self, sample_data_token: str) -> SensorPose:
-        sd = self.nusc.get("sample_data", sample_data_token)
-        cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-        channel = self.nusc.get("sensor", cs["sensor_token"])["channel"]
-        ep = self.nusc.get("ego_pose", sd["ego_pose_token"])
+        sd = self._get("sample_data", sample_data_token)
+        cs, channel = self._channel(sd)
+        ep = self._get(
+            "ego_pose",
+            self._field("sample_data", sd, "ego_pose_token"),
+            f"sample_data {sd['token']}",
+        )
         return SensorPose(
             channel=channel,
-            timestamp_us=int(sd["timestamp"]),
+            timestamp_us=self._timestamp("sample_data", sd),
             sensor_to_ego=Transform.from_translation_quaternion(
-                cs["translation"], cs["rotation"], src=channel, dst="ego"
+                self._numbers("calibrated_sensor", cs, "translation", 3),
+                self._quaternion("calibrated_sensor", cs),
+                src=channel,
+                dst="ego",
             ),
             ego_to_global=Transform.from_translation_quaternion(
-                ep["translation"], ep["rotation"], src="ego", dst="global"
+                self._numbers("ego_pose", ep, "translation", 3),
+                self._quaternion("ego_pose", ep),
+                src="ego",
+                dst="global",
             ),
         )
 
@@ -176,7 +333,7 @@ class NuScenesReader:
     def ego_poses(self) -> PoseStream:
         """All `ego_pose` records as one stream (one log per dataroot is typical; poses of
         different logs never interleave in time)."""
-        return pose_stream_from_records(self.nusc.ego_pose)
+        return pose_stream_from_records(self.nusc.ego_pose, origin=self._table_path("ego_pose"))
 
     def pose_stream(self, scene_name: str) -> PoseStream:
         """The scene's GPS/IMU pose stream: the CAN bus `pose` messages (50 Hz) when the
@@ -190,80 +347,151 @@ class NuScenesReader:
         scene = next((s for s in self.nusc.scene if s["name"] == scene_name), None)
         if scene is None:
             raise DataError(f"unknown scene {scene_name!r}")
-        first = self.nusc.get("sample", scene["first_sample_token"])
+        first = self._get("sample", scene["first_sample_token"], f"scene {scene_name}")
         out = []
-        for sd_token in first["data"].values():
-            sd = self.nusc.get("sample_data", sd_token)
-            while sd["prev"]:  # rewind to the scene's first sweep of this sensor
-                sd = self.nusc.get("sample_data", sd["prev"])
-            while True:
-                cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-                channel = self.nusc.get("sensor", cs["sensor_token"])["channel"]
-                out.append(Message(channel, int(sd["timestamp"]), sd["token"]))
-                if not sd["next"]:
-                    break
-                sd = self.nusc.get("sample_data", sd["next"])
+        for sd_token in self._sample_data_tokens(first).values():
+            *_, earliest = self._walk("sample_data", sd_token, "prev")  # the first sweep
+            for sd in self._walk("sample_data", earliest["token"], "next"):
+                _, channel = self._channel(sd)
+                out.append(Message(channel, self._timestamp("sample_data", sd), sd["token"]))
         return sorted(out, key=lambda m: (m.timestamp_us, m.channel))
 
     def can_bus(self, scene_name: str) -> CanBus | None:
+        """The scene's CAN bus (None when absent); a broken one raises its DataError, read once."""
         if scene_name not in self._can_bus:
-            self._can_bus[scene_name] = load_can_bus(self.dataroot, scene_name)
-        return self._can_bus[scene_name]
+            try:
+                self._can_bus[scene_name] = load_can_bus(self.dataroot, scene_name)
+            except DataError as err:
+                self._can_bus[scene_name] = err
+        got = self._can_bus[scene_name]
+        if isinstance(got, DataError):
+            raise got
+        return got
 
     def camera_model(self, sample_data_token: str) -> PinholeCamera:
-        sd = self.nusc.get("sample_data", sample_data_token)
-        cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-        if not cs["camera_intrinsic"]:
+        sd = self._get("sample_data", sample_data_token)
+        cs, _ = self._channel(sd)
+        k = self._field("calibrated_sensor", cs, "camera_intrinsic")
+        if not k:
             raise DataError("camera has no intrinsics", sd["filename"])
-        return PinholeCamera(np.array(cs["camera_intrinsic"]), int(sd["width"]), int(sd["height"]))
+        where = self._table_path("calibrated_sensor")
+        try:
+            kk = np.asarray(k, dtype=np.float64)
+        except (TypeError, ValueError):
+            kk = np.zeros(0)
+        if kk.shape != (3, 3) or not np.isfinite(kk).all():
+            raise DataError(
+                f"calibrated_sensor {cs['token']}: camera_intrinsic must be a finite 3x3 "
+                f"matrix, got {k!r}",
+                where,
+            )
+        w, h = self._field("sample_data", sd, "width"), self._field("sample_data", sd, "height")
+        if (
+            not (isinstance(w, int) and isinstance(h, int))
+            or isinstance(w, bool)
+            or isinstance(h, bool)
+        ):
+            raise DataError(
+                f"sample_data {sd['token']}: width and height must be integers, got {w!r}x{h!r}",
+                self._table_path("sample_data"),
+            )
+        try:
+            return PinholeCamera(kk, w, h)
+        except ValueError as exc:  # zero focal length, a zero or negative size
+            raise DataError(
+                f"calibrated_sensor {cs['token']}: bad camera model: {exc}", where
+            ) from None
 
     # -- frames ------------------------------------------------------------------------------
+    def _sample_data_tokens(self, sample: dict) -> dict[str, str]:
+        """channel -> keyframe sample_data token (the devkit's reverse index)."""
+        data = sample.get("data")
+        if not isinstance(data, dict):
+            raise DataError(
+                f"sample {sample.get('token')!r} has no sensor data",
+                self._table_path("sample_data"),
+            )
+        return data
+
     def frame(self, sample_token: str) -> Frame:
         """The synchronized frame of one sample."""
         try:
             sample = self.nusc.get("sample", sample_token)
-        except KeyError as exc:
+        except (KeyError, TypeError) as exc:
             raise DataError(f"unknown sample token {sample_token!r}") from exc
-        scene = self.nusc.get("scene", sample["scene_token"])
-        data = sample["data"]
+        scene = self._get("scene", self._field("sample", sample, "scene_token"), "a sample")
+        data = self._sample_data_tokens(sample)
         if LIDAR_CHANNEL not in data:
             raise DataError(f"sample {sample_token} has no {LIDAR_CHANNEL} keyframe")
         reference = self.sensor_pose(data[LIDAR_CHANNEL])
+        # the reference time of the sync check is the sample's (the LIDAR_TOP keyframe's in
+        # nuScenes): a LIDAR keyframe off its sample is itself out of sync, not the others
+        sample_us = self._timestamp("sample", sample)
         missing: dict[str, str] = {}
 
-        lidar = self._guard(
-            LIDAR_CHANNEL, missing, lambda: self._lidar(data[LIDAR_CHANNEL], reference)
-        )
+        def in_sync(ch: str, tolerance_us: int) -> None:
+            sd = self._get("sample_data", data[ch], f"sample {sample_token}")
+            offset_us = self._timestamp("sample_data", sd) - sample_us
+            if abs(offset_us) > tolerance_us:
+                raise _OutOfSync(
+                    f"out of sync: {offset_us / 1000:.1f} ms from the reference time, "
+                    f"tolerance {tolerance_us / 1000:g} ms ([sync] of the config)"
+                )
+
+        def lidar() -> LidarData:
+            # the LIDAR_TOP keyframe is the reference; it must be at its sample's time
+            in_sync(LIDAR_CHANNEL, self.sync.lidar_tolerance_us)
+            return self._lidar(data[LIDAR_CHANNEL], reference)
+
+        lidar_data = self._guard(LIDAR_CHANNEL, missing, lidar)
         cameras = {}
         if self.options.load_images:
             for ch in CAMERA_CHANNELS:
                 if ch in data:
-                    cam = self._guard(ch, missing, lambda ch=ch: self._camera(data[ch]))
+
+                    def camera(ch: str = ch) -> CameraData:
+                        in_sync(ch, self.sync.camera_tolerance_us)
+                        return self._camera(data[ch])
+
+                    cam = self._guard(ch, missing, camera)
                     if cam is not None:
                         cameras[ch] = cam
         radars = {}
         for ch in RADAR_CHANNELS:
             if ch in data:
-                rad = self._guard(ch, missing, lambda ch=ch: self._radar(data[ch], reference))
+
+                def radar(ch: str = ch) -> RadarData:
+                    in_sync(ch, self.sync.radar_tolerance_us)
+                    return self._radar(data[ch], reference)
+
+                rad = self._guard(ch, missing, radar)
                 if rad is not None:
                     radars[ch] = rad
+        ego_motion = self._guard(
+            EGO_MOTION, missing, lambda: self.ego_motion(scene["name"], reference.timestamp_us)
+        )
         return Frame(
             sample_token=sample_token,
             scene_name=scene["name"],
             timestamp_us=reference.timestamp_us,
             reference=reference,
-            lidar=lidar,
+            lidar=lidar_data,
             cameras=cameras,
             radars=radars,
             boxes=self.boxes(sample_token, reference),
-            ego_motion=self.ego_motion(scene["name"], reference.timestamp_us),
+            ego_motion=ego_motion,
             missing=missing,
         )
 
     def _guard(self, channel: str, missing: dict[str, str], load):  # noqa: ANN001, ANN202
-        """Run a sensor loader; in tolerant mode a DataError marks the sensor missing."""
+        """Run a sensor loader; a sensor beyond the sync tolerance is missing (always, counted in
+        `out_of_sync`); in tolerant mode a DataError marks the sensor missing too."""
         try:
             return load()
+        except _OutOfSync as why:
+            missing[channel] = str(why)
+            self.out_of_sync[channel] = self.out_of_sync.get(channel, 0) + 1
+            return None
         except DataError as err:
             if not self.options.tolerant:
                 raise
@@ -272,102 +500,128 @@ class NuScenesReader:
             return None
 
     def _path(self, sample_data: dict) -> Path:
-        return resolve_inside(self.dataroot, sample_data["filename"])
+        name = self._field("sample_data", sample_data, "filename")
+        if not isinstance(name, str) or not name:
+            raise DataError(
+                f"sample_data {sample_data['token']}: filename must be a non-empty string, got "
+                f"{name!r}",
+                self._table_path("sample_data"),
+            )
+        return resolve_inside(self.dataroot, name)
 
     def _sweep_chain(self, sd_token: str, count: int) -> list[dict]:
-        """The keyframe's sample_data and up to `count - 1` earlier ones (via `prev`)."""
-        chain = [self.nusc.get("sample_data", sd_token)]
-        while len(chain) < count and chain[-1]["prev"]:
-            chain.append(self.nusc.get("sample_data", chain[-1]["prev"]))
+        """The keyframe's sample_data and up to `count - 1` earlier ones (via `prev`), each
+        strictly older than the one after it and at most `MAX_SWEEP_AGE_US` older than the
+        keyframe (a sweep stamped after its keyframe, or at -5 us, is a DataError)."""
+        chain: list[dict] = []
+        times: list[int] = []
+        for sd in self._walk("sample_data", sd_token, "prev", count):
+            ts = self._timestamp("sample_data", sd)
+            if chain and ts >= times[-1]:
+                raise DataError(
+                    f"sweep {sd.get('filename')!r} at {ts} us is not older than the sample_data "
+                    f"after it ({times[-1]} us)",
+                    self._table_path("sample_data"),
+                )
+            if chain and times[0] - ts > MAX_SWEEP_AGE_US:
+                raise DataError(
+                    f"sweep {sd.get('filename')!r} is {(times[0] - ts) * 1e-6:.3g} s older than "
+                    f"its keyframe (at most {MAX_SWEEP_AGE_US * 1e-6:g} s)",
+                    self._table_path("sample_data"),
+                )
+            chain.append(sd)
+            times.append(ts)
         return chain
 
     def _lidar(self, sd_token: str, reference: SensorPose) -> LidarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.lidar_sweeps))
-        clouds = []
-        for sd in chain:
-            pts = load_lidar_bin(self._path(sd))
-            if sd["token"] == sd_token:  # the keyframe scan is already in the reference frame
-                pose, xyz = reference, pts[:, :3]
-            else:
-                # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the
-                # sensor frame), as the devkit's and mmdet3d's multi-sweep loaders do.
-                pts = pts[
-                    ~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))
-                ]
-                pose = self.sensor_pose(sd["token"])
-                xyz = transform_between(pose, reference).apply(pts[:, :3])
-            dt = np.full((len(pts), 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-            clouds.append(np.hstack([xyz, pts[:, 3:4], dt]).astype(np.float32))
-        return LidarData(
-            pose=reference,
-            points=np.concatenate(clouds),
-            num_sweeps=len(chain),
-            filename=chain[0]["filename"],
-            keyframe_points=len(clouds[0]),
-        )
+        scans = [
+            (
+                reference if sd["token"] == sd_token else self.sensor_pose(sd["token"]),
+                load_lidar_bin(self._path(sd)),
+            )
+            for sd in chain
+        ]
+        return lidar_sweeps(scans, reference, chain[0]["filename"])
 
     def _camera(self, sd_token: str) -> CameraData:
-        sd = self.nusc.get("sample_data", sd_token)
+        sd = self._get("sample_data", sd_token)
         cam = self.camera_model(sd_token)
+        reduction = 1
         if self.options.image_decode == "reduced" and self.options.network_hw is not None:
-            from fusion.pipeline import decode_camera_image
+            from fusion.pipeline import jpeg_reduction
 
-            path = self._path(sd)
-            try:
-                raw = path.read_bytes()
-            except OSError as exc:
-                raise DataError(f"cannot read file: {exc.strerror}", path) from exc
-            image, cam = decode_camera_image(raw, cam, self.options.network_hw, "reduced", path)
-            return CameraData(
-                pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]
-            )
-        image = load_image(self._path(sd))
-        if image.shape[:2] != (cam.height, cam.width):
-            raise DataError(
-                f"image is {image.shape[1]}x{image.shape[0]}, sample_data says "
-                f"{cam.width}x{cam.height}",
-                self._path(sd),
-            )
+            reduction = jpeg_reduction(cam.width, cam.height, self.options.network_hw)
+        # the size is checked against sample_data's from the header, before decoding
+        image = load_image(self._path(sd), (cam.height, cam.width), reduction)
+        if reduction > 1:
+            from fusion.pipeline import reduced_camera
+
+            cam = reduced_camera(cam, reduction, image.shape[:2])
         return CameraData(
             pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]
         )
 
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
-        clouds = []
-        for sd in chain:
-            raw = load_radar_pcd(self._path(sd), self.options.radar_filter)
-            pose = self.sensor_pose(sd["token"])
-            to_ref = transform_between(pose, reference)
-            xyz = to_ref.apply(raw[_RADAR_X : _RADAR_X + 3].T)
-            vel = np.zeros((raw.shape[1], 3))
-            vel[:, 0], vel[:, 1] = raw[_RADAR_VX_COMP], raw[_RADAR_VY_COMP]
-            vel = to_ref.apply_vectors(vel)
-            dt = np.full((raw.shape[1], 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-            clouds.append(
-                np.hstack([xyz, raw[_RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32)
+        scans = [
+            (
+                self.sensor_pose(sd["token"]),
+                load_radar_pcd(self._path(sd), self.options.radar_filter),
             )
-        first_pose = self.sensor_pose(sd_token)
-        return RadarData(
-            pose=first_pose,
-            points=np.concatenate(clouds).reshape(-1, 7),
-            num_sweeps=len(chain),
-            filename=chain[0]["filename"],
-        )
+            for sd in chain
+        ]
+        return radar_sweeps(scans, reference, chain[0]["filename"])
+
+    def _annotation(self, token: object) -> dict:
+        """A sample_annotation with every field the boxes use checked (DataError naming
+        sample_annotation.json): finite centre, positive size, non-zero quaternion, existing
+        attributes, prev/next that exist and are not the annotation itself."""
+        t = "sample_annotation"
+        a = self._get(t, token, "a sample")
+        self._numbers(t, a, "translation", 3)
+        size = self._numbers(t, a, "size", 3)
+        if (size <= 0).any():
+            raise DataError(
+                f"{t} {a['token']}: size must be 3 positive numbers, got {size.tolist()}",
+                self._table_path(t),
+            )
+        self._quaternion(t, a)
+        attrs = self._field(t, a, "attribute_tokens")
+        if not isinstance(attrs, list):
+            raise DataError(
+                f"{t} {a['token']}: attribute_tokens must be a list", self._table_path(t)
+            )
+        for at in attrs:
+            self._get("attribute", at, f"{t} {a['token']}")
+        for link in ("prev", "next"):
+            other = self._field(t, a, link)
+            if other == a["token"]:
+                raise DataError(f"{t} {a['token']}: {link} points to itself", self._table_path(t))
+            if other:
+                self._get(t, other, f"{t} {a['token']} {link}")
+        for n in ("num_lidar_pts", "num_radar_pts"):
+            v = self._field(t, a, n)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise DataError(
+                    f"{t} {a['token']}: {n} must be an integer >= 0, got {v!r}", self._table_path(t)
+                )
+        self._field(t, a, "category_name")
+        return a
 
     def boxes(self, sample_token: str, reference: SensorPose) -> Boxes:
         """GT boxes of a sample, in the LIDAR_TOP frame at the reference time and global."""
         from nuscenes.eval.detection.utils import category_to_detection_name
 
-        anns = [
-            self.nusc.get("sample_annotation", t)
-            for t in self.nusc.get("sample", sample_token)["anns"]
-        ]
+        anns = [self._annotation(t) for t in self._get("sample", sample_token).get("anns", [])]
         global_to_lidar = (reference.sensor_to_global).inverse()
         m = len(anns)
         center_g = np.array([a["translation"] for a in anns], dtype=np.float64).reshape(m, 3)
         rot_g = np.array([a["rotation"] for a in anns], dtype=np.float64).reshape(m, 4)
-        vel_g = np.array([self.nusc.box_velocity(a["token"])[:2] for a in anns]).reshape(m, 2)
+        rot_g /= np.linalg.norm(rot_g, axis=1, keepdims=True).clip(1e-12)  # non-unit: normalized
+        with np.errstate(divide="ignore", invalid="ignore"):  # prev and next at the same time
+            vel_g = np.array([self.nusc.box_velocity(a["token"])[:2] for a in anns]).reshape(m, 2)
+        vel_g[~np.isfinite(vel_g)] = np.nan  # no velocity, as the devkit's "no neighbour"
         center_l = global_to_lidar.apply(center_g)
         yaw_l = np.array(
             [yaw_from_matrix(global_to_lidar.rotation @ quaternion_to_matrix(q)) for q in rot_g]

@@ -32,8 +32,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import PinholeCamera
-from fusion.config import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, PipelineConfig
-from fusion.errors import DataError, FusionError
+from fusion.config import (
+    CAMERA_CHANNELS,
+    LIDAR_CHANNEL,
+    RADAR_CHANNELS,
+    AugmentParams,
+    PipelineConfig,
+)
+from fusion.errors import FusionError
 from fusion.frame import Frame
 from fusion.model.camera import IMAGE_MEAN, IMAGE_STD
 from fusion.model.camera_geometry import camera_frustum_lidar
@@ -62,17 +68,6 @@ STAGES: tuple[str, ...] = (
     "bev_net",
     "postprocess",
 )
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """Ranges of the training augmentation (rad, scale factors, probabilities)."""
-
-    rotation: float = math.pi / 8  # global yaw drawn from [-rotation, rotation]
-    scale: tuple[float, float] = (0.95, 1.05)
-    flip: float = 0.5  # probability of each of the two BEV flips (x -> -x, y -> -y)
-    image_resize: tuple[float, float] = (-0.06, 0.06)  # relative jitter of the image scale
-    image_crop: bool = True  # random horizontal crop offset instead of centred
 
 
 # -- geometry of the global augmentation --------------------------------------------------------
@@ -152,7 +147,7 @@ def image_view(
 ) -> ImageView:
     """Fit the image width to the network width and keep the bottom (the road); with `rng`,
     jitter the scale and the horizontal crop."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     s = w / raw_width
     if rng is not None and params is not None:
         s *= 1.0 + rng.uniform(*params.image_resize)
@@ -166,19 +161,11 @@ def image_view(
 
 def view_camera(camera: PinholeCamera, view: ImageView, cfg: PipelineConfig) -> PinholeCamera:
     """The camera model of the network-input image."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     return camera.scaled(view.scale).cropped(view.x0, view.y0, w, h)
 
 
 ImageDecode = Literal["full", "reduced"]
-
-# libjpeg's DCT scaling: decoding at 1/k costs a fraction of a full decode plus resize
-_REDUCED_FLAGS = {
-    1: cv2.IMREAD_COLOR,
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
 
 
 def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
@@ -193,6 +180,15 @@ def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
     return 1
 
 
+def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> PinholeCamera:
+    """The camera model of `camera`'s image decoded at 1/k to `image_hw` (H, W): pixel (i, j)
+    covers source pixels [k i, k i + k) x [k j, k j + k), so K's first two rows scale by 1/k
+    (`PinholeCamera.scaled`'s convention, the one `warp_image` resizes with)."""
+    kk = camera.intrinsics.copy()
+    kk[:2] /= k
+    return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
+
+
 def decode_camera_image(
     raw: bytes,
     camera: PinholeCamera,
@@ -201,31 +197,18 @@ def decode_camera_image(
     origin: str | Path = "",
 ) -> tuple[NDArray[np.uint8], PinholeCamera]:
     """JPEG bytes of an image taken by `camera` -> (h, w, 3) uint8 RGB and the camera model of
-    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_size`).
+    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_hw`).
     `full` decodes every pixel (training: augmentation crops and rescales); `reduced` decodes
-    at 1/k (`jpeg_reduction`), pixel (i, j) covering source pixels [k i, k i + k) x
-    [k j, k j + k), so K's first two rows scale by 1/k (`PinholeCamera.scaled`'s convention,
-    the one `warp_image` resizes with). A truncated or corrupt JPEG raises
-    `DataError` naming `origin`."""
-    if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        # OpenCV would decode it silently with grey rows (the check of sensor_io.load_image)
-        raise DataError("truncated JPEG (no end-of-image marker)", origin)
+    at 1/k (`jpeg_reduction`, libjpeg's DCT scaling) with the camera from `reduced_camera`.
+    Decoding and its checks (size against the camera model, corrupt or truncated data:
+    `DataError` naming `origin`) are `fusion.sensor_io.decode_jpeg`'s."""
+    from fusion.sensor_io import decode_jpeg
+
     k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
-    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), _REDUCED_FLAGS[k])
-    if bgr is None:
-        raise DataError("corrupt image: cannot be decoded", origin)
-    if k == 1 and bgr.shape[:2] != (camera.height, camera.width):
-        raise DataError(
-            f"image is {bgr.shape[1]}x{bgr.shape[0]}, the camera model says "
-            f"{camera.width}x{camera.height}",
-            origin,
-        )
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if k == 1:
+    image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
+    if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
         return image, camera
-    kk = camera.intrinsics.copy()
-    kk[:2] /= k
-    return image, PinholeCamera(kk, image.shape[1], image.shape[0])
+    return image, reduced_camera(camera, k, image.shape[:2])
 
 
 def _normalize_lut() -> NDArray[np.float32]:
@@ -250,7 +233,7 @@ def warp_image(
     lookup table that normalizes and transposes to (3, H, W); at exactly 1/2 this equals the
     area resize, and a reduced-scale decode (`decode_camera_image`) brings the scale into
     [1/2, 1]. Below 1/2 bilinear would alias, so the default path runs."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)
     sx0, sy0 = max(view.x0, 0), max(view.y0, 0)
     dx0, dy0 = sx0 - view.x0, sy0 - view.y0
@@ -302,7 +285,7 @@ def camera_inputs(
     params: AugmentParams | None = None,
 ) -> CameraInputs:
     """Resize/crop every configured camera of the frame (absent ones stay zero)."""
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     n = len(cfg.camera.channels)
     images = np.zeros((n, 3, h, w), np.float32)
     present = np.zeros(n, bool)
@@ -417,7 +400,8 @@ def lidar_voxels(points: NDArray[np.float32], cfg: PipelineConfig) -> Voxels:
 
 
 def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:
-    """(N, 7) radar points -> (8, ny, nx) raster with `kernels.rasterize_radar`."""
+    """(N, 7) radar points -> (`cfg.radar.raster_channels`, ny, nx) raster with
+    `kernels.rasterize_radar`."""
     return np.asarray(
         rasterize_radar(
             np.ascontiguousarray(points, np.float32), cfg.bev.bev_range, cfg.bev.cell_size
@@ -429,7 +413,8 @@ def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np
 def radar_points(frame: Frame, cfg: PipelineConfig) -> NDArray[np.float32]:
     """All configured radars' points of a frame, (N, 7) in the LIDAR_TOP frame."""
     clouds = [frame.radars[ch].points for ch in cfg.radar.channels if ch in frame.radars]
-    return np.concatenate(clouds).astype(np.float32) if clouds else np.zeros((0, 7), np.float32)
+    empty = np.zeros((0, cfg.radar.features), np.float32)
+    return np.concatenate(clouds).astype(np.float32) if clouds else empty
 
 
 # -- sensor removal -----------------------------------------------------------------------------
@@ -486,7 +471,7 @@ def sample_inputs(
     if geometry_cache is not None and transform is not None:
         raise ValueError("the geometry cache holds unaugmented geometry: pass no transform")
     n_cam = len(cfg.camera.channels)
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     images = np.zeros((n_cam, 3, h, w), np.float32)
     present = np.zeros(n_cam, bool)
     geometry = None

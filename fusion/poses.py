@@ -7,6 +7,7 @@ of `<dataroot>/can_bus/`. Translation is interpolated linearly, rotation by SLER
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,12 +89,55 @@ class PoseStream:
         return t0, t1
 
 
-def pose_stream_from_records(records: list[dict], source: str = "ego_pose") -> PoseStream:
-    """From `ego_pose` table records (timestamp, translation, rotation)."""
+def _column(
+    records: list, key: str, width: int | None, origin: str | Path | None, what: str
+) -> NDArray[np.float64]:
+    """`[r[key] for r in records]` as finite float64 (T,) or (T, width), else a DataError naming
+    the file: a missing key, a string, a nested list or a NaN never reaches the arithmetic."""
+    shape = (len(records),) if width is None else (len(records), width)
+    if not records:
+        return np.zeros(shape)
+    try:
+        arr = np.array([r[key] for r in records], dtype=np.float64)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(
+            f"{what} messages: {key!r} missing or not numbers ({exc!r})", origin
+        ) from None
+    if arr.shape != shape:
+        raise DataError(f"{what} messages: {key!r} must hold {width or 1} number(s) each", origin)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{what} messages: {key!r} has NaN or Inf", origin)
+    return arr
+
+
+def _times(records: list, key: str, origin: str | Path | None, what: str) -> NDArray[np.int64]:
+    t = _column(records, key, None, origin, what)
+    if (t != np.round(t)).any() or (np.abs(t) > 2**62).any():
+        raise DataError(f"{what} messages: {key!r} must be integer microseconds", origin)
+    return t.astype(np.int64)
+
+
+def _quaternions(
+    records: list, key: str, origin: str | Path | None, what: str
+) -> NDArray[np.float64]:
+    q = _column(records, key, 4, origin, what)
+    norm = np.linalg.norm(q, axis=1, keepdims=True)
+    if (norm < 1e-6).any():
+        raise DataError(f"{what} messages: {key!r} holds a zero quaternion", origin)
+    return q / norm  # a non-unit quaternion is normalized (harmless)
+
+
+def pose_stream_from_records(
+    records: list[dict], source: str = "ego_pose", origin: str | Path | None = None
+) -> PoseStream:
+    """From `ego_pose` table records (timestamp, translation, rotation); a malformed record is a
+    DataError naming `origin` (the table file)."""
+    if not records:
+        raise DataError(f"{source} has no records", origin)
     return PoseStream(
-        np.array([r["timestamp"] for r in records], dtype=np.int64),
-        np.array([r["translation"] for r in records], dtype=np.float64).reshape(-1, 3),
-        np.array([r["rotation"] for r in records], dtype=np.float64).reshape(-1, 4),
+        _times(records, "timestamp", origin, source),
+        _column(records, "translation", 3, origin, source),
+        _quaternions(records, "rotation", origin, source),
         source=source,
     )
 
@@ -121,46 +165,60 @@ class CanBus:
 
 
 def _load_messages(path: Path) -> list[dict]:
+    """A CAN bus message file: a JSON list of objects, or a DataError naming the file."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read CAN bus messages: {exc}", path) from exc
-    if not isinstance(data, list):
-        raise DataError("CAN bus message file must hold a JSON list", path)
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"cannot read CAN bus messages: {exc.strerror}", path) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"CAN bus messages are not valid JSON: {exc}", path) from None
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        raise DataError("CAN bus message file must hold a JSON list of objects", path)
     return data
 
 
+SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a name that is safe in a file name
+
+
 def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
-    """`<dataroot>/can_bus/<scene>_pose.json` (+ `_ms_imu.json`) or None when absent."""
+    """`<dataroot>/can_bus/<scene>_pose.json` (+ `_ms_imu.json`) or None when absent.
+
+    Every malformed file (not JSON, not UTF-8, a message lacking a key or holding a string
+    where numbers belong, NaN, a zero quaternion) is a DataError naming the file.
+    """
     root = Path(dataroot) / "can_bus"
+    if not root.is_dir():
+        return None
+    if not isinstance(scene_name, str) or not SCENE_NAME.fullmatch(scene_name):
+        raise DataError(
+            f"scene name {scene_name!r} cannot name a CAN bus file (letters, digits, _ . -)", root
+        )
     pose_path = root / f"{scene_name}_pose.json"
     if not pose_path.is_file():
         return None
     msgs = _load_messages(pose_path)
     if not msgs:
         raise DataError("CAN bus pose file has no messages", pose_path)
-    try:
-        pose = PoseStream(
-            np.array([m["utime"] for m in msgs], dtype=np.int64),
-            np.array([m["pos"] for m in msgs], dtype=np.float64),
-            np.array([m["orientation"] for m in msgs], dtype=np.float64),
-            source="can_bus pose",
-        )
-        vel = np.array([m["vel"] for m in msgs], dtype=np.float64)
-    except (KeyError, ValueError) as exc:
-        raise DataError(f"CAN bus pose message lacks or mangles {exc}", pose_path) from exc
-    order = np.argsort([m["utime"] for m in msgs], kind="stable")
+    what = "CAN bus pose"
+    pose = PoseStream(
+        _times(msgs, "utime", pose_path, what),
+        _column(msgs, "pos", 3, pose_path, what),
+        _quaternions(msgs, "orientation", pose_path, what),
+        source="can_bus pose",
+    )
+    vel = _column(msgs, "vel", 3, pose_path, what)
+    order = np.argsort(_times(msgs, "utime", pose_path, what), kind="stable")
     imu_path = root / f"{scene_name}_ms_imu.json"
     imu = _load_messages(imu_path) if imu_path.is_file() else []
-    imu = sorted(imu, key=lambda m: m["utime"])
+    what = "CAN bus ms_imu"
+    imu_t = _times(imu, "utime", imu_path, what)
+    imu_order = np.argsort(imu_t, kind="stable")
     return CanBus(
         pose=pose,
-        imu_timestamps_us=np.array([m["utime"] for m in imu], dtype=np.int64),
-        imu_rotation_rate=np.array([m["rotation_rate"] for m in imu], dtype=np.float64).reshape(
+        imu_timestamps_us=imu_t[imu_order],
+        imu_rotation_rate=_column(imu, "rotation_rate", 3, imu_path, what)[imu_order].reshape(
             -1, 3
         ),
-        imu_linear_accel=np.array([m["linear_accel"] for m in imu], dtype=np.float64).reshape(
-            -1, 3
-        ),
+        imu_linear_accel=_column(imu, "linear_accel", 3, imu_path, what)[imu_order].reshape(-1, 3),
         pose_velocity=vel[order],
     )

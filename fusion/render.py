@@ -1,13 +1,74 @@
-"""Pictures a person checks calibration and detections with."""
+"""Every picture of the stack, in one style: the calibration check of `fusion inspect`, the
+per-class AP bars and BEV pictures of `fusion eval`, the loss curves of `fusion train` and the
+contact sheet of a generated dataroot.
+
+Matplotlib figures go through `_pyplot` (the file backend) and `_save` (one dpi, tight
+layout, the folder made); ground truth is always `GT_COLOR`, each model its `MODEL_COLORS`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from fusion.config import CAMERA_CHANNELS
-from fusion.frame import Frame
+from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES
+from fusion.frame import Detections, Frame
+
+if TYPE_CHECKING:
+    from fusion.evaluate import ModelMetrics
+
+# -- one style ----------------------------------------------------------------------------------
+
+DPI = 100
+GT_COLOR = "tab:green"
+POINT_COLOR = "0.6"  # LIDAR points under boxes
+MODEL_COLORS = {"fusion": "tab:red", "camera": "tab:blue", "lidar": "tab:orange"}
+# contact sheet (OpenCV, BGR): one colour per nuScenes category
+CATEGORY_COLORS_BGR = {
+    "vehicle.car": (60, 60, 230),
+    "vehicle.truck": (40, 140, 240),
+    "vehicle.bus.rigid": (0, 200, 255),
+    "vehicle.trailer": (120, 120, 200),
+    "vehicle.construction": (0, 220, 220),
+    "human.pedestrian.adult": (230, 80, 60),
+    "vehicle.motorcycle": (200, 60, 200),
+    "vehicle.bicycle": (230, 160, 60),
+    "movable_object.trafficcone": (0, 128, 255),
+    "movable_object.barrier": (180, 180, 180),
+}
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the file backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path, dpi: int = DPI, tight: bool = True) -> Path:
+    """Write `fig` as PNG to `path` (folders made) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tight:
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    else:  # gridspec layouts: crop to the drawn area instead
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+# -- boxes --------------------------------------------------------------------------------------
 
 
 def box_corners_bev(center: np.ndarray, size_wlh: np.ndarray, yaw: np.ndarray) -> np.ndarray:
@@ -23,11 +84,11 @@ def box_corners_bev(center: np.ndarray, size_wlh: np.ndarray, yaw: np.ndarray) -
 
 
 def draw_boxes_bev(
-    ax,
+    ax,  # noqa: ANN001
     center: np.ndarray,
     size_wlh: np.ndarray,
-    yaw: np.ndarray,  # noqa: ANN001
-    color: str = "tab:green",
+    yaw: np.ndarray,
+    color: str = GT_COLOR,
     label: str | None = None,
 ) -> None:
     """Outline each box and draw a heading tick from its centre to its front edge."""
@@ -38,17 +99,14 @@ def draw_boxes_bev(
         ax.plot([center[k, 0], front[0]], [center[k, 1], front[1]], color=color, lw=0.8)
 
 
+# -- fusion inspect -----------------------------------------------------------------------------
+
+
 def render_frame(frame: Frame, path: str | Path, max_range: float = 60.0) -> Path:
     """Six cameras with LIDAR points projected and coloured by depth (m), and a BEV plot of
     the LIDAR points and GT boxes in the LIDAR_TOP frame. Writes a PNG and returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = plt.figure(figsize=(20, 7.5), dpi=80)
+    plt = _pyplot()
+    fig = plt.figure(figsize=(20, 7.5))
     grid = fig.add_gridspec(2, 4, width_ratios=[1, 1, 1, 0.95], wspace=0.03, hspace=0.08)
     pts = frame.lidar.points[:, :3] if frame.lidar is not None else np.zeros((0, 3))
     for k, ch in enumerate(CAMERA_CHANNELS):
@@ -72,7 +130,7 @@ def render_frame(frame: Frame, path: str | Path, max_range: float = 60.0) -> Pat
         )
     bev = fig.add_subplot(grid[:, 3])
     near = np.abs(pts[:, :2]).max(axis=1) < max_range
-    bev.scatter(pts[near, 0], pts[near, 1], s=0.1, c="0.55")
+    bev.scatter(pts[near, 0], pts[near, 1], s=0.1, c=POINT_COLOR)
     if frame.boxes is not None and len(frame.boxes):
         b = frame.boxes
         draw_boxes_bev(bev, b.center_lidar, b.size_wlh, b.yaw_lidar, label="ground truth")
@@ -81,6 +139,182 @@ def render_frame(frame: Frame, path: str | Path, max_range: float = 60.0) -> Pat
     bev.set_ylim(-max_range, max_range)
     bev.set_aspect("equal")
     bev.set_title(f"BEV, LIDAR_TOP frame (m), {frame.sample_token[:8]}", fontsize=9)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=80, tight=False)
+
+
+# -- fusion eval --------------------------------------------------------------------------------
+
+
+def plot_class_aps(metrics: Mapping[str, ModelMetrics], path: Path) -> Path:
+    """Grouped bars: AP of each class, one bar per model."""
+    plt = _pyplot()
+    names = list(metrics)
+    x = np.arange(len(DETECTION_CLASSES))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for i, n in enumerate(names):
+        aps = [metrics[n].label_aps[c] for c in DETECTION_CLASSES]
+        ax.bar(
+            x + (i - (len(names) - 1) / 2) * width,
+            aps,
+            width,
+            label=f"{n} (mAP {metrics[n].mean_ap:.3f})",
+            color=MODEL_COLORS.get(n),
+        )
+    ax.set_xticks(x, DETECTION_CLASSES, rotation=30, ha="right")
+    ax.set_ylabel("AP")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach AP 1
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_bev_samples(
+    frame: Frame, detections: dict[str, Detections], cfg: Any, path: Path, min_score: float = 0.3
+) -> Path:
+    """BEV picture of one sample (LIDAR_TOP frame): LIDAR points, GT boxes, and each model's
+    boxes scoring at least `min_score`, one panel per model."""
+    plt = _pyplot()
+    names = list(detections) or ["(no model)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 6), squeeze=False)
+    r = cfg.bev.bev_range
+    for ax, name in zip(axes[0], names, strict=True):
+        if frame.lidar is not None:
+            p = frame.lidar.points
+            ax.scatter(p[:, 0], p[:, 1], s=0.2, c=POINT_COLOR, linewidths=0)
+        gt = frame.boxes
+        if gt is not None and len(gt):
+            evaluated = np.array([n is not None for n in gt.detection_names])
+            if evaluated.any():
+                draw_boxes_bev(
+                    ax,
+                    gt.center_lidar[evaluated],
+                    gt.size_wlh[evaluated],
+                    gt.yaw_lidar[evaluated],
+                    label="ground truth",
+                )
+        dets = detections.get(name)
+        if dets is not None and len(dets):
+            keep = dets.scores >= min_score
+            if keep.any():
+                draw_boxes_bev(
+                    ax,
+                    dets.center[keep].astype(np.float64),
+                    dets.size_wlh[keep].astype(np.float64),
+                    dets.yaw[keep].astype(np.float64),
+                    color=MODEL_COLORS.get(name, "tab:red"),
+                    label=f"{name} (score >= {min_score})",
+                )
+        ax.set_xlim(r[0], r[3])
+        ax.set_ylim(r[1], r[4])
+        ax.set_aspect("equal")
+        ax.set_title(f"{name}: {frame.sample_token[:8]}")
+        ax.set_xlabel("x (m, LIDAR_TOP)")
+        ax.set_ylabel("y (m)")
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, path, dpi=90)
+
+
+# -- fusion train -------------------------------------------------------------------------------
+
+
+def plot_losses(log_path: Path, out: Path) -> Path | None:
+    """Plot every loss term of `losses.jsonl` against the step (log scale) to `out` (PNG)."""
+    if not log_path.is_file():
+        return None
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    plt = _pyplot()
+    steps = np.array([r["step"] for r in rows])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in ("total", "heatmap", "regression", "attribute", "depth"):
+        values = np.array([r[key] for r in rows], dtype=float)
+        if np.all(values == 0):
+            continue
+        k = max(1, len(values) // 50)  # a running mean keeps the curve readable
+        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+# -- contact sheet of a generated dataroot (OpenCV) ---------------------------------------------
+
+
+def _bev_raster(
+    points: NDArray[np.float32], boxes: list, size: int, extent: float
+) -> NDArray[np.uint8]:
+    """LIDAR points (x right, y forward in the LIDAR frame) coloured by height, boxes on top."""
+    import cv2
+
+    img = np.full((size, size, 3), 20, np.uint8)
+    scale = size / (2 * extent)
+    u = (points[:, 0] * scale + size / 2).astype(int)
+    v = (size / 2 - points[:, 1] * scale).astype(int)
+    ok = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+    z = np.clip((points[ok, 2] + 2.0) / 4.0, 0, 1)
+    colors = cv2.applyColorMap((z * 255).astype(np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)[:, 0]
+    img[v[ok], u[ok]] = colors
+    for box, cat in boxes:
+        c = box.corners()[:2, [0, 1, 5, 4]].T  # the four corners seen from above
+        pts = np.column_stack([c[:, 0] * scale + size / 2, size / 2 - c[:, 1] * scale]).astype(
+            np.int32
+        )
+        color = CATEGORY_COLORS_BGR.get(cat, (255, 255, 255))
+        cv2.polylines(img, [pts], True, color, 1, cv2.LINE_AA)
+    cv2.circle(img, (size // 2, size // 2), 3, (255, 255, 255), -1)
+    return img
+
+
+def contact_sheet(
+    dataroot: str | Path,
+    version: str,
+    out: str | Path,
+    cam_width: int = 240,
+    sample_index: int = -1,
+) -> Path:
+    """Per scene, one keyframe's six cameras and a BEV of its LIDAR sweep with the ground-truth
+    boxes, one row per scene, written to `out` as PNG."""
+    import cv2
+    from nuscenes.nuscenes import NuScenes
+    from nuscenes.utils.data_classes import LidarPointCloud
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        nusc = NuScenes(version, str(dataroot), verbose=False)
+    cam_h = int(round(cam_width * 9 / 16))
+    rows = []
+    for scene in nusc.scene:
+        tokens, tok = [], scene["first_sample_token"]
+        while tok:
+            tokens.append(tok)
+            tok = nusc.get("sample", tok)["next"]
+        sample = nusc.get("sample", tokens[sample_index])
+        tiles = []
+        for ch in CAMERA_CHANNELS:
+            img = cv2.imread(nusc.get_sample_data_path(sample["data"][ch]))
+            tiles.append(cv2.resize(img, (cam_width, cam_h), interpolation=cv2.INTER_AREA))
+        grid = np.concatenate([np.concatenate(tiles[:3], 1), np.concatenate(tiles[3:], 1)], 0)
+        path, boxes, _ = nusc.get_sample_data(sample["data"]["LIDAR_TOP"])
+        pc = LidarPointCloud.from_file(path).points.T
+        named = [(b, b.name) for b in boxes]
+        bev = _bev_raster(pc, named, grid.shape[0], extent=40.0)
+        row = np.concatenate([grid, bev], 1)
+        desc = scene["description"].split(",")
+        label = f"{scene['name']}  {desc[1].strip() if len(desc) > 1 else ''}"
+        cv2.putText(row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(
+            row, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
+        )
+        rows.append(row)
+    sheet = np.concatenate(rows, 0)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return out

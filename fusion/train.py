@@ -26,36 +26,34 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fusion.config import PipelineConfig, dumps_toml, load_config, save_config
+from fusion.config import (
+    BranchLR,
+    PipelineConfig,
+    check_config,
+    dumps_toml,
+    load_config,
+    save_config,
+)
 from fusion.dataset import FrameDataset, FrameSource, collate_training
-from fusion.errors import FusionError
+from fusion.errors import DataError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
-from fusion.model.params import ModelParams
 from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
-from fusion.pipeline import AugmentParams
+from fusion.render import plot_losses
 
 OPTIM_PREFIX = "optim."
 CHECKPOINT_NAME = "last.safetensors"
 
 
 @dataclass(frozen=True)
-class BranchLR:
-    """Learning-rate multipliers per branch (x `train.lr`)."""
-
-    camera: float = 1.0
-    lidar: float = 1.0
-    radar: float = 1.0
-    dense: float = 1.0  # fuser, BEV backbone and head
-
-
-@dataclass(frozen=True)
 class TrainOptions:
-    """One training run. `epochs`/`batch_size`/`seed` default to the config's [train]."""
+    """One training run. `epochs`/`batch_size`/`seed` default to the config's [train]; the
+    rest of what shapes the run (model params, augmentation, learning rates, warm-up) is in
+    the config, which the run writes to `out/config.toml`."""
 
     config: PipelineConfig
     dataroot: Path
@@ -72,10 +70,6 @@ class TrainOptions:
     device: str = "auto"
     checkpoint_every: int = 100  # steps
     cache_frames: int = 0  # decoded frames kept in memory per loader process
-    warmup_steps: int = 200
-    augment: AugmentParams = AugmentParams()
-    branch_lr: BranchLR = BranchLR()
-    params: ModelParams = ModelParams()
     progress: bool = True
 
 
@@ -219,11 +213,28 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimizer) -> RunPosition:
-    """Restore weights and optimizer state in place from a checkpoint; return its position."""
+    """Restore weights and optimizer state in place from a checkpoint; return its position.
+
+    A truncated, corrupt or foreign file (not safetensors, bad metadata JSON, missing or
+    mis-shaped tensors) is a `DataError` naming the checkpoint; nothing is unpickled.
+    """
+    try:
+        return _load_checkpoint(path, model, optimizer)
+    except FusionError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        # SafetensorError: truncated header/data; JSONDecodeError (a ValueError): bad metadata;
+        # RuntimeError: tensors that do not fit the model or optimizer (load_state_dict)
+        raise DataError(
+            f"corrupt or truncated checkpoint ({type(exc).__name__}: {exc})", path
+        ) from None
+
+
+def _load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimizer) -> RunPosition:
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
         if "position" not in meta:
-            raise FusionError("not a training checkpoint (no run position)", path)
+            raise DataError("not a training checkpoint (no run position)", path)
         if meta.get("variant") != model.variant or meta.get("config") != dumps_toml(model.cfg):
             raise FusionError("checkpoint was written for another model or config", path)
         model_state, optim_state = {}, {}
@@ -235,13 +246,25 @@ def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimize
                 optim_state.setdefault(int(idx), {})[name] = f.get_tensor(key)
     model.load_state_dict(model_state, strict=True)
     groups = json.loads(meta["param_groups"])
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise DataError("checkpoint optimizer param_groups do not match the model's", path)
     device = next(model.parameters()).device
     optim_state = {
         i: {k: (v if k == "step" else v.to(device)) for k, v in st.items()}
         for i, st in optim_state.items()
     }
     optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
-    return RunPosition(**json.loads(meta["position"]))
+    position = json.loads(meta["position"])
+    if not isinstance(position, dict) or set(position) != {
+        f.name for f in dataclasses.fields(RunPosition)
+    }:
+        raise DataError("checkpoint run position is not a RunPosition object", path)
+    pos = RunPosition(**position)
+    if not all(
+        isinstance(v, int) and v >= 0 for v in (pos.step, pos.epoch, pos.epoch_step)
+    ) or not (isinstance(pos.elapsed_s, int | float) and math.isfinite(pos.elapsed_s)):
+        raise DataError(f"checkpoint run position has bad values: {position}", path)
+    return pos
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -274,9 +297,9 @@ def train(
     if not tokens:
         raise FusionError(f"split {opts.split!r} has no samples", opts.dataroot)
 
-    model = build_detector(cfg, opts.variant, opts.params).to(device)
+    model = build_detector(cfg, opts.variant).to(device)
     optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.train.lr, cfg.train.weight_decay, opts.branch_lr)
+        param_groups(model, cfg.train.lr, cfg.train.weight_decay, cfg.train.branch_lr)
     )
     ckpt_path = opts.out / "checkpoints" / CHECKPOINT_NAME
     position = RunPosition()
@@ -294,8 +317,8 @@ def train(
         tokens,
         cfg,
         opts.variant,
-        opts.params,
-        opts.augment,
+        cfg.params,
+        cfg.train.augment,
         opts.seed,
         cfg.train.modality_dropout,
         cache_frames=opts.cache_frames,
@@ -354,11 +377,11 @@ def train(
             epoch_step = skip
             for inputs, targets in bar:
                 for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * lr_factor(step, total_steps, opts.warmup_steps)
+                    g["lr"] = g["base_lr"] * lr_factor(step, total_steps, cfg.train.warmup_steps)
                 inputs, targets = inputs.to(device), targets.to(device)
                 with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
                     out = ddp(inputs)
-                    loss = detection_loss(out.maps, out.depth, targets, opts.params)
+                    loss = detection_loss(out.maps, out.depth, targets, cfg.params)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.total).backward()
                 scaler.unscale_(optimizer)
@@ -389,6 +412,8 @@ def train(
                         save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
                 if step >= total_steps:
                     break
+            if hasattr(bar, "close"):
+                bar.close()  # a bar left by `break` is redrawn half-full by the next print
             if info.is_main:
                 save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
                 plot_losses(log_path, opts.out / "loss.png")
@@ -414,38 +439,6 @@ def _progress(loader: Any, enabled: bool, desc: str, total: int, initial: int) -
     from tqdm import tqdm
 
     return tqdm(loader, desc=desc, total=total, initial=initial, dynamic_ncols=True)
-
-
-def plot_losses(log_path: Path, out: Path) -> Path | None:
-    """Plot every loss term of `losses.jsonl` against the step (log scale) to `out` (PNG)."""
-    if not log_path.is_file():
-        return None
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([r["step"] for r in rows])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key in ("total", "heatmap", "regression", "attribute", "depth"):
-        values = np.array([r[key] for r in rows], dtype=float)
-        if np.all(values == 0):
-            continue
-        k = max(1, len(values) // 50)  # a running mean keeps the curve readable
-        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1 :], smooth, label=key)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
 
 
 # -- CLI ---------------------------------------------------------------------------------------
@@ -498,22 +491,33 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def with_lr_scales(cfg: PipelineConfig, items: Sequence[str]) -> PipelineConfig:
+    """`--lr-scale BRANCH=X` values applied to `train.branch_lr`, on the config, so that the
+    run's config.toml holds the rates it trained with."""
+    scales = dataclasses.asdict(cfg.train.branch_lr)
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            x = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name not in scales:
+            raise FusionError(
+                f"--lr-scale wants BRANCH=X with BRANCH in camera, lidar, radar, dense: {item!r}"
+            )
+        scales[name] = x
+    train_cfg = dataclasses.replace(cfg.train, branch_lr=BranchLR(**scales))
+    cfg = dataclasses.replace(cfg, train=train_cfg)
+    check_config(cfg, "--lr-scale")
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops a run like Ctrl-C: checkpointed
     cfg = load_config(args.config)
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")
-    scales = {}
-    for item in args.lr_scale:
-        name, sep, value = item.partition("=")
-        try:
-            scales[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or name not in {f.name for f in dataclasses.fields(BranchLR)}:
-            raise FusionError(
-                f"--lr-scale wants BRANCH=X with BRANCH in camera, lidar, radar, dense: {item!r}"
-            )
+    cfg = with_lr_scales(cfg, args.lr_scale)
     opts = TrainOptions(
         config=cfg,
         dataroot=args.dataroot,
@@ -531,7 +535,6 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         cache_frames=args.cache_frames,
         progress=not args.no_progress,
-        branch_lr=BranchLR(**scales),
     )
     weights = train(opts)
     if init_distributed(resolve_device(opts.device)).is_main:

@@ -16,8 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion.config import load_config
 from fusion.errors import DataError
-from fusion.nuscenes import TABLES
+from fusion.nuscenes import TABLES, load_splits
+from fusion.poses import SCENE_NAME, load_can_bus
+from fusion.sensor_io import (
+    _radar_header,
+    decode_jpeg,
+    decode_lidar_bin,
+    decode_radar_pcd,
+    image_size,
+    resolve_inside,
+)
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "attribute": ("name",),
@@ -67,9 +77,44 @@ FIELDS: dict[str, tuple[str, ...]] = {
 NOMINAL_HZ = {"lidar": 20.0, "camera": 12.0, "radar": 13.0}
 KEYFRAME_HZ = 2.0
 RATE_TOLERANCE = 0.25
-RADAR_HEADER = 11
-RADAR_POINT_BYTES = 43
 MAX_LISTED = 8  # problems listed per check; the rest are counted
+
+
+_STR, _INT, _BOOL, _NUMS, _STRS = "string", "integer", "boolean", "list of numbers", "strings"
+
+
+def _kind(name: str) -> str | None:
+    """The JSON type a field must have (None: not checked)."""
+    if name.endswith("token") or name in ("prev", "next", "filename", "name", "channel"):
+        return _STR
+    if name in ("modality", "fileformat", "logfile", "vehicle", "location", "category"):
+        return _STR
+    if name in ("timestamp", "width", "height", "nbr_samples", "nbr_annotations"):
+        return _INT
+    if name == "is_key_frame":
+        return _BOOL
+    if name in ("translation", "rotation", "size"):
+        return _NUMS
+    if name in ("attribute_tokens", "log_tokens"):
+        return _STRS
+    return None
+
+
+def _type_ok(value: object, kind: str) -> bool:
+    match kind:
+        case "string":
+            return isinstance(value, str)
+        case "integer":
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "boolean":
+            return isinstance(value, bool)
+        case "list of numbers":
+            return isinstance(value, list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+                for v in value
+            )
+        case _:
+            return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 @dataclass
@@ -116,8 +161,8 @@ def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
             tables[name] = []
             continue
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as exc:
             report.error("tables", f"{path}: not valid JSON ({exc})")
             tables[name] = []
             continue
@@ -128,10 +173,20 @@ def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
         good = []
         for i, rec in enumerate(data):
             missing = [f for f in ("token", *FIELDS[name]) if f not in rec]
+            wrong = [
+                f"{f} must be a {k}, got {rec[f]!r:.40}"
+                for f in ("token", *FIELDS[name])
+                if f in rec and (k := _kind(f)) is not None and not _type_ok(rec[f], k)
+            ]
             if missing:
                 report.error(
                     "fields",
-                    f"{name}[{i}] (token {rec.get('token', '?')}): missing {', '.join(missing)}",
+                    f"{name}[{i}] (token {rec.get('token', '?')!r:.40}): missing "
+                    f"{', '.join(missing)}",
+                )
+            elif wrong:
+                report.error(
+                    "fields", f"{name}[{i}] (token {rec['token']!r:.40}): {'; '.join(wrong)}"
                 )
             else:
                 good.append(rec)
@@ -215,26 +270,37 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
             report.error(
                 "counts", f"sample_annotation {r['token']}: point counts must be integers >= 0"
             )
-        if len(r["size"]) != 3 or min(r["size"]) <= 0:
+        if len(r["size"]) != 3 or min(r["size"], default=0) <= 0:
             report.error(
                 "values", f"sample_annotation {r['token']}: size must be 3 positive numbers"
             )
-        if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
-            report.error(
-                "values", f"sample_annotation {r['token']}: rotation is not a unit quaternion"
-            )
+    for table in ("sample_annotation", "calibrated_sensor", "ego_pose"):
+        for r in t[table]:
+            _check_pose(table, r, report)
     for r in t["calibrated_sensor"]:
-        if len(r["rotation"]) != 4 or abs(np.linalg.norm(r["rotation"]) - 1) > 1e-3:
+        k = r["camera_intrinsic"]
+        if k in ([], None):
+            continue
+        try:
+            kk = np.asarray(k, dtype=np.float64)
+        except (TypeError, ValueError):
+            kk = np.zeros(0)
+        if kk.shape != (3, 3) or not np.isfinite(kk).all() or kk[0, 0] <= 0 or kk[1, 1] <= 0:
             report.error(
-                "values", f"calibrated_sensor {r['token']}: rotation is not a unit quaternion"
+                "values",
+                f"calibrated_sensor {r['token']}: camera_intrinsic must be a finite 3x3 matrix "
+                "with positive focal lengths",
             )
 
-    # linked lists: prev/next symmetric, chain lengths match the declared counts
+    # linked lists: prev/next symmetric, no loops, chain lengths match the declared counts
     for table in ("sample", "sample_data", "sample_annotation"):
         for r in t[table]:
             nxt = idx[table].get(r["next"]) if r["next"] else None
             if nxt is not None and nxt["prev"] != r["token"]:
                 report.error("links", f"{table} {r['token']}: next's prev does not point back")
+        for link in ("prev", "next"):
+            for tok in _cycles({r["token"]: r[link] for r in t[table]}):
+                report.error("links", f"{table} {tok}: the {link} chain loops back to itself")
     for sc in t["scene"]:
         n, cur, seen = 0, idx["sample"].get(sc["first_sample_token"]), set()
         while cur is not None and cur["token"] not in seen:
@@ -264,83 +330,120 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
             )
 
 
+def _check_pose(table: str, r: dict, report: Report) -> None:
+    """translation: 3 finite numbers; rotation: a finite non-zero quaternion (a non-unit one
+    is a warning: the reader normalizes it)."""
+    if len(r["translation"]) != 3:
+        report.error("values", f"{table} {r['token']}: translation must be 3 numbers")
+    norm = float(np.linalg.norm(r["rotation"])) if len(r["rotation"]) == 4 else 0.0
+    if len(r["rotation"]) != 4 or norm < 1e-6:
+        report.error("values", f"{table} {r['token']}: rotation is not a non-zero quaternion")
+    elif abs(norm - 1) > 1e-3:
+        report.warn(
+            "values", f"{table} {r['token']}: rotation is not a unit quaternion (normalized)"
+        )
+
+
+def _cycles(links: dict[str, str]) -> list[str]:
+    """Tokens on a loop of a prev/next map (token -> linked token or ""), in O(n)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found = []
+    for start in links:
+        path = []
+        tok = start
+        while tok and tok in links and tok not in state:
+            state[tok] = 1
+            path.append(tok)
+            tok = links[tok]
+        if tok and state.get(tok) == 1:
+            found.append(tok)
+        for p in path:
+            state[p] = 2
+    return found
+
+
+def first_table_error(vdir: Path) -> tuple[Path, str] | None:
+    """(table file, reason) of the first table problem (bad JSON, missing or mistyped field,
+    dangling or duplicate token), for the reader's error when the devkit cannot load a dataroot."""
+    report = Report()
+    t = _load_tables(vdir, report)
+    if not report.n_errors:
+        _check_keys(t, report)
+    for msgs in report.errors.values():
+        for msg in msgs:
+            name = re.split(r"[\[ :]", msg, maxsplit=1)[0]
+            if name in TABLES:
+                return vdir / f"{name}.json", msg
+            if msg.startswith(str(vdir)):
+                path, _, why = msg.partition(": ")
+                return Path(path), why
+    return None
+
+
 def _check_lidar(path: Path) -> str | None:
-    data = path.read_bytes()
-    if len(data) % 20:
-        return f"{len(data)} bytes is not a whole number of 5-float32 points (truncated?)"
-    pts = np.frombuffer(data, dtype="<f4").reshape(-1, 5)
-    if not np.isfinite(pts).all():
-        return "holds NaN or Inf"
+    """The reader's own decoder: size, NaN/Inf, physical bounds."""
+    decode_lidar_bin(path.read_bytes(), path)
     return None
 
 
 def _check_radar(path: Path) -> str | None:
-    with path.open("rb") as f:
-        header = [f.readline() for _ in range(RADAR_HEADER)]
-        body = f.read()
-    try:
-        text = [h.decode("ascii").strip() for h in header]
-    except UnicodeDecodeError:
-        return "header is not ASCII"
-    if (
-        not text[0].startswith("#")
-        or not text[1].startswith("VERSION")
-        or not text[-1].startswith("DATA")
-    ):
-        return "not a PCD header (comment, VERSION ... DATA)"
-    if text[-1].split()[-1] != "binary":
-        return "DATA must be binary"
-    sizes = [int(s) for s in text[3].split()[1:]]
-    width = int(text[6].split()[1])
-    if width <= 0 or text[7].split()[1] != "1":
-        return "WIDTH must be > 0 and HEIGHT 1"
-    if len(body) <= width * sum(sizes):  # the devkit asserts strictly longer
+    """The reader's own decoder (header, the 18 fields, size, bounds), plus the devkit's
+    stricter length check (it asserts a body longer than the points)."""
+    raw = path.read_bytes()
+    decode_radar_pcd(raw, path)
+    header, offset = _radar_header(raw, path)
+    need = int(header["POINTS"][0]) * sum(int(z) for z in header["SIZE"])
+    if len(raw) - offset <= need:
         return (
-            f"body of {len(body)} bytes is too short for {width} points of {sum(sizes)} bytes "
-            "(truncated?)"
+            f"body of {len(raw) - offset} bytes is too short for the devkit, which needs more "
+            f"than {need} (truncated?)"
         )
     return None
 
 
-def _check_image(path: Path, width: int, height: int) -> str | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            im.load()  # full decode catches truncation
-    except OSError as exc:
-        return f"cannot decode image: {exc}"
-    if (width, height) != (0, 0) and size != (width, height):
-        return f"image is {size[0]}x{size[1]} but sample_data says {width}x{height}"
+def _check_image(path: Path, width: int, height: int, deep: bool) -> str | None:
+    """The header (size against sample_data's, bounded) always; the full strict decode of
+    keyframes (or every image with --deep-images)."""
+    raw = path.read_bytes()
+    if not deep:
+        h, w = image_size(raw, path)
+        if (width, height) != (0, 0) and (w, h) != (width, height):
+            return f"image is {w}x{h} but sample_data says {width}x{height}"
+        return None
+    decode_jpeg(raw, path, None if (width, height) == (0, 0) else (height, width))
     return None
 
 
 def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_images: bool) -> None:
     for r in t["map"]:
-        if not (root / r["filename"]).is_file():
-            report.error("files", f"map {r['token']}: {r['filename']} missing")
+        try:
+            if not resolve_inside(root, r["filename"]).is_file():
+                report.error("files", f"map {r['token']}: {r['filename']} missing")
+        except DataError as err:
+            report.error("files", f"map {r['token']}: {err.reason}: {r['filename']!r}")
     for r in t["sample_data"]:
-        path = root / r["filename"]
-        if not path.is_file():
-            report.error("files", f"{r['filename']}: missing")
-            continue
         name = r["filename"]
+        try:
+            path = resolve_inside(root, name)
+        except DataError as err:
+            report.error("files", f"{name!r}: {err.reason}")
+            continue
+        if not path.is_file():
+            report.error("files", f"{name}: missing")
+            continue
         try:
             if name.endswith(".pcd.bin"):
                 why = _check_lidar(path)
             elif name.endswith(".pcd"):
                 why = _check_radar(path)
             elif name.endswith((".jpg", ".jpeg", ".png")):
-                why = (
-                    _check_image(path, r["width"], r["height"])
-                    if deep_images or r["is_key_frame"]
-                    else None
-                )
+                why = _check_image(path, r["width"], r["height"], deep_images or r["is_key_frame"])
             else:
                 why = "unknown file type"
-        except (OSError, ValueError, IndexError) as exc:
-            why = f"cannot parse: {exc}"
+        except DataError as err:
+            why = err.reason
+        except OSError as exc:
+            why = f"cannot read: {exc.strerror}"
         if why:
             report.error("files", f"{name}: {why}")
 
@@ -418,22 +521,28 @@ def _check_can_bus(root: Path, t: dict[str, list[dict]], report: Report) -> None
         if not re.fullmatch(r"scene-\d{4}", sc["name"]):
             report.warn(
                 "can_bus",
-                f"scene name {sc['name']!r} is not scene-NNNN: the CAN bus API rejects it",
+                f"scene name {sc['name']!r:.60} is not scene-NNNN: the CAN bus API rejects it",
             )
-            continue
+            if not SCENE_NAME.fullmatch(sc["name"]):
+                continue  # cannot name a file: the reader reports it if a frame needs it
         path = can / f"{sc['name']}_pose.json"
         if not path.is_file():
             continue
         n += 1
+        try:  # the reader's own loader: pose and ms_imu parse, finite, integer utime
+            load_can_bus(root, sc["name"])
+        except DataError as err:
+            report.error("can_bus", f"{Path(err.path or '').name}: {err.reason}")
         for msg in ("pose", "ms_imu", "vehicle_monitor", "steeranglefeedback", "meta", "route"):
             p = can / f"{sc['name']}_{msg}.json"
             if not p.is_file():
                 report.warn("can_bus", f"{p.name}: missing")
                 continue
             try:
-                data = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                report.error("can_bus", f"{p.name}: not valid JSON ({exc})")
+                data = json.loads(p.read_bytes())
+            except (OSError, ValueError, RecursionError) as exc:
+                if msg not in ("pose", "ms_imu"):  # those two are reported by the loader
+                    report.error("can_bus", f"{p.name}: not valid JSON ({exc})")
                 continue
             if msg == "meta":
                 if not isinstance(data, dict):
@@ -444,7 +553,9 @@ def _check_can_bus(root: Path, t: dict[str, list[dict]], report: Report) -> None
                 continue
             if msg != "route":
                 ut = [m.get("utime") for m in data if isinstance(m, dict)]
-                if len(ut) != len(data) or any(not isinstance(u, int) for u in ut):
+                if len(ut) != len(data) or any(
+                    not isinstance(u, int) or isinstance(u, bool) for u in ut
+                ):
                     report.error("can_bus", f"{p.name}: every message needs an integer utime")
                 elif np.any(np.diff(ut) <= 0):
                     report.error("can_bus", f"{p.name}: utime not strictly increasing")
@@ -456,15 +567,45 @@ def _check_splits(vdir: Path, t: dict[str, list[dict]], report: Report) -> None:
     if not path.is_file():
         return
     try:
-        splits = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        report.error("splits", f"{path}: not valid JSON ({exc})")
+        splits = load_splits(path)
+    except DataError as err:
+        report.error("splits", f"{path}: {err.reason}")
         return
     names = {s["name"] for s in t["scene"]}
     for split, scenes in splits.items():
         missing = [s for s in scenes if s not in names]
         if missing:
             report.error("splits", f"{split}: unknown scene(s) {', '.join(missing[:5])}")
+
+
+def _check_sync(t: dict[str, list[dict]], report: Report) -> None:
+    """Keyframes farther from their sample's time than the `[sync]` tolerance (the reader
+    leaves them out of the frame): a warning per sensor."""
+    sync = load_config("tiny").sync
+    tol = {
+        "camera": sync.camera_tolerance_us,
+        "radar": sync.radar_tolerance_us,
+        "lidar": sync.lidar_tolerance_us,
+    }
+    cs = {r["token"]: r["sensor_token"] for r in t["calibrated_sensor"]}
+    sensors = {r["token"]: r for r in t["sensor"]}
+    samples = {r["token"]: r["timestamp"] for r in t["sample"]}
+    late: Counter[str] = Counter()
+    worst: dict[str, int] = {}
+    for r in t["sample_data"]:
+        sensor = sensors.get(cs.get(r["calibrated_sensor_token"], ""))
+        if not r["is_key_frame"] or sensor is None or r["sample_token"] not in samples:
+            continue
+        off = abs(r["timestamp"] - samples[r["sample_token"]])
+        if off > tol.get(sensor["modality"], off):
+            late[sensor["channel"]] += 1
+            worst[sensor["channel"]] = max(worst.get(sensor["channel"], 0), off)
+    for ch, k in sorted(late.items()):
+        report.warn(
+            "sync",
+            f"{ch}: {k} keyframe(s) beyond the sync tolerance (up to {worst[ch] / 1000:.1f} ms "
+            "from their sample): left out of those frames",
+        )
 
 
 def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> Report:
@@ -484,6 +625,7 @@ def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> R
     _check_time(t, report)
     _check_can_bus(root, t, report)
     _check_splits(vdir, t, report)
+    _check_sync(t, report)
     cats = {r["token"]: r["name"] for r in t["category"]}
     inst = {r["token"]: r for r in t["instance"]}
     per_cat = Counter(

@@ -30,7 +30,7 @@ def test_board_mode_recovers_intrinsics(tmp_path, capsys):
     k = np.array(out["intrinsics"])
     assert k[0, 0] == pytest.approx(633.2, rel=5e-3) and k[1, 1] == pytest.approx(633.2, rel=5e-3)
     assert out["skipped"] == ["blank.png"] and len(out["used"]) == 8
-    assert out["image_size"] == [800, 450]
+    assert out["image_hw"] == [450, 800]
 
 
 def test_board_mode_errors(tmp_path, capsys):

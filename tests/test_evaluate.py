@@ -42,7 +42,7 @@ def _eval_argv(real_root: Path, weights: Path, out: Path, *extra: str) -> list[s
         str(weights),
         "--out",
         str(out),
-        "--json",
+        "--json-out",
         str(out / "s.json"),
         "--no-progress",
         *extra,
@@ -161,15 +161,19 @@ def test_perfect_detections_score_one_through_the_devkit(real_frame, real_nusc, 
 
 
 def test_scene_conditions():
-    assert scene_condition("synthetic, night, seed 3, 12 actors") == "night"
-    assert scene_condition("Night, rain, big street") == "night"
-    assert scene_condition("synthetic, rain, seed 1") == "rain"
-    assert scene_condition("Parking lot, peds, trucks") == "day"
+    # the generator's record carries the condition as data; it wins over the prose
+    assert scene_condition({"condition": "fog", "description": "synthetic, night"}) == "fog"
+    # real nuScenes (and older synthetic sets) only say it in the description
+    assert scene_condition({"description": "synthetic, night, seed 3, 12 actors"}) == "night"
+    assert scene_condition({"description": "Night, rain, big street"}) == "night"
+    assert scene_condition({"description": "synthetic, rain, seed 1"}) == "rain"
+    assert scene_condition({"description": "Parking lot, peds, trucks"}) == "day"
+    assert scene_condition({"condition": "snow", "description": "Rain"}) == "rain"
 
 
 def test_weights_resolve_from_a_folder_or_from_run_folders(tmp_path: Path):
     from fusion.errors import FusionError
-    from fusion.evaluate import resolve_weights
+    from fusion.model.weights import resolve_weights
 
     (tmp_path / "lidar.safetensors").write_bytes(b"x")
     (tmp_path / "camera").mkdir()

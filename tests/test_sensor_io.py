@@ -104,7 +104,10 @@ def test_radar_empty_marker_and_truncation(tmp_path):
 
 
 def test_lidar_bin_roundtrip(tmp_path):
-    pts = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    pts = rng.normal(scale=30.0, size=(100, 5)).astype(np.float32)
+    pts[:, 3] = rng.uniform(0, 255, 100)  # intensity 0..255
+    pts[:, 4] = rng.integers(0, 32, 100)  # ring 0..31
     pts.tofile(tmp_path / "a.pcd.bin")
     np.testing.assert_array_equal(load_lidar_bin(tmp_path / "a.pcd.bin"), pts)
 

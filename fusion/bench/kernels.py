@@ -25,8 +25,6 @@ import kernels as K
 from fusion.bench.machine import load_average, machine_info
 from fusion.bench.timing import Measure, timed
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_ROOT = REPO / "tests" / "data" / "nuscenes-real-frame"
 CAMERAS = (
     "CAM_FRONT_LEFT",
     "CAM_FRONT",
@@ -682,7 +680,7 @@ def kernels_markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# Kernel benchmarks",
         "",
-        f"Generated from `{payload.get('json_name', 'kernels.json')}` by"
+        f"Generated from `{payload.get('json_name') or 'its JSON'}` by"
         " `fusion.bench.kernels.kernels_markdown`.  ",
         f"Date: {payload['date']}  ",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}  ",
@@ -772,23 +770,10 @@ def kernels_markdown(payload: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=REPO / "benchmarks" / "kernels.json",
-        help="where to write the JSON results (default benchmarks/kernels.json)",
-    )
-    parser.add_argument(
-        "--markdown",
-        type=Path,
-        default=REPO / "benchmarks" / "kernels.md",
-        help="where to write the markdown table (default benchmarks/kernels.md)",
-    )
+    parser.add_argument("--json-out", type=Path, help="write the JSON results to this file")
+    parser.add_argument("--markdown-out", type=Path, help="write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
-    parser.add_argument(
-        "--from-json", type=Path, help="only write --markdown from this recorded JSON"
-    )
     parser.add_argument(
         "--no-torch",
         action="store_true",
@@ -797,17 +782,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataroot",
         type=Path,
-        default=DEFAULT_ROOT,
-        help="nuScenes dataroot holding the keyframe (default tests/data/nuscenes-real-frame)",
+        required=True,
+        help="nuScenes dataroot holding the keyframe (the recorded figures: "
+        "tests/data/nuscenes-real-frame of a source checkout)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.from_json:  # regenerate the markdown of recorded results, measure nothing
-        payload = json.loads(Path(args.from_json).read_text())
-        Path(args.markdown).write_text(kernels_markdown(payload))
-        print(f"wrote {args.markdown} from {args.from_json}")
-        return 0
     repeats = 3 if args.quick else max(1, args.repeats)
     _TORCH_PEERS["on"] = not args.no_torch
     load_at_start = load_average()
@@ -847,7 +828,6 @@ def run(args: argparse.Namespace) -> int:
     payload = {
         "date": machine["date"],
         "command": f"{command} --repeats {args.repeats}",
-        "json_name": Path(args.json).name,
         "cuda_note": _cuda_note(),
         "machine": machine,
         "repeats": repeats,
@@ -856,9 +836,13 @@ def run(args: argparse.Namespace) -> int:
         "ratios": peer_ratios(rep),
         "timings": [asdict(t) for t in rep.timings],
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text(kernels_markdown(payload))
-    print(f"\nwrote {args.json} and {args.markdown}")
+    payload["json_name"] = args.json_out.name if args.json_out else None
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    if args.markdown_out:
+        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(kernels_markdown(payload))
+        print(f"wrote {args.markdown_out}")
     return 0

@@ -3,12 +3,13 @@
 Anchors: MLPerf Inference LoadGen's single-stream scenario (tail percentiles over at least
 `--min-queries` queries and `--min-seconds`; 662 queries is LoadGen's minimum for p99) and
 trtexec (min, mean, median, percentiles, max, stdev, throughput; warm-up reported and
-excluded). Input: the keyframes of a moving scene with their sweeps (a synthetic scene
-generated once under `--work-dir` unless `--dataroot` is given), cycled. Each query is one
-frame: `read` (the frame's files into memory: camera JPEGs, LIDAR and radar sweeps), `decode`
-(JPEGs at reduced scale by default, `--decode full` for the training path; points, poses and
-sweep motion compensation by `NuScenesReader`, which reads the point files again, from the
-page cache), then the stages of `fusion.engines.runner.Runner`.
+excluded). Input: the keyframes of a moving scene with their sweeps (`--dataroot`; with
+`--generate` a synthetic one is written there first), cycled. Each query is one frame: `read`
+(the frame's files into memory: camera JPEGs, LIDAR and radar sweeps), `decode` (JPEGs at
+reduced scale by default, `--decode full` for the training path; points, poses and sweep
+motion compensation by `NuScenesReader`, which reads the point files again, from the page
+cache), then the stages of `fusion.engines.runner.Runner`. A model reads only its sensors (and
+the LIDAR keyframe and one radar sweep, which the reader always loads).
 
 Every model x backend is built and warmed up in turn (its peak RSS is taken then: VmHWM, reset
 before each build), then the queries run round-robin, one per model x backend, so that a change
@@ -32,7 +33,7 @@ from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.errors import FusionError
 
 LOADGEN_P99_QUERIES = 662  # LoadGen's minimum query count for a p99 at 99 % confidence
-DEFAULT_WORK = Path("out/latency")
+DEFAULT_WORK = Path("latency-work")  # in the working directory, never the source tree
 TARGET_CAMERAS = 6
 
 
@@ -127,7 +128,7 @@ class ByteFrames:
             image, camera = decode_camera_image(
                 raw,
                 self.reader.camera_model(sd_token),
-                self.cfg.camera.image_size,
+                self.cfg.camera.image_hw,
                 self.decode_mode,  # type: ignore[arg-type]
                 ch,
             )
@@ -138,20 +139,17 @@ class ByteFrames:
         return replace(frame, cameras=cameras)
 
 
-def moving_scene(work_dir: Path, samples: int) -> Path:
-    """A synthetic moving scene of `samples` keyframes with sweeps (704x396 cameras, the
-    shipped models' size), generated once under `work_dir`."""
+def moving_scene(root: Path, version: str, samples: int) -> None:
+    """Write a synthetic moving scene of `samples` keyframes with sweeps to `root` (704x396
+    cameras, the shipped models' size; seed 11, which they were not trained on)."""
     from fusion.cli import main
 
-    root = work_dir / f"scene-{samples}"
-    if not (root / "v1.0-synth" / "sample.json").is_file():
-        argv = ["generate", "--out", str(root), "--version", "v1.0-synth", "--scenes", "1"]
-        argv += ["--samples-per-scene", str(samples), "--seed", "11", "--conditions", "day"]
-        argv += ["--image-size", "704x396"]
-        print(f"generating a moving scene of {samples} keyframes in {root} (once)", flush=True)
-        if main(argv) != 0:
-            raise FusionError("could not generate the benchmark scene", root)
-    return root
+    argv = ["generate", "--out", str(root), "--version", version, "--scenes", "1"]
+    argv += ["--samples-per-scene", str(samples), "--seed", "11", "--conditions", "day"]
+    argv += ["--image-size", "704x396"]
+    print(f"generating a moving scene of {samples} keyframes in {root}", flush=True)
+    if main(argv) != 0:
+        raise FusionError("could not generate the benchmark scene", root)
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -475,21 +473,26 @@ def write_png(path: Path, lanes: list[Lane], order: tuple[str, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fusion.cli import add_json_arguments
+    from fusion.model.weights import add_model_arguments
+
     parser.add_argument(
         "--dataroot",
         type=Path,
-        help="nuScenes dataroot (default: a synthetic moving scene generated under --work-dir)",
+        required=True,
+        help="nuScenes dataroot of a moving scene (with --generate: written there first)",
     )
     parser.add_argument("--version", default="v1.0-synth")
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="if --dataroot holds no scene, generate a moving synthetic one there (once)",
+    )
+    parser.add_argument("--scene-samples", type=int, default=40, help="keyframes generated")
     parser.add_argument("--split", default=None, help="default: every sample of the dataroot")
-    parser.add_argument("--scene-samples", type=int, default=40, help="keyframes of the scene")
-    parser.add_argument("--models", default="fusion,camera,lidar")
+    add_model_arguments(parser)
     parser.add_argument("--backends", default="torch,onnxruntime")
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
-    parser.add_argument(
-        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
-    )
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH")
     parser.add_argument(
         "--decode",
         choices=("reduced", "full"),
@@ -505,7 +508,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seconds", type=float, default=10.0, help="and at least this long")
     parser.add_argument("--warmup", type=int, default=10, help="queries counted, not measured")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 queries, 2 warm-up")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="scene, ONNX graphs")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="exported graphs")
     threads = parser.add_argument_group("threads (default: fusion.threads.default_threads)")
     threads.add_argument("--numba-threads", type=int, default=0, help="0: every usable core")
     threads.add_argument("--torch-threads", type=int, default=0, help="0: every usable core")
@@ -513,13 +516,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     threads.add_argument(
         "--ort-spinning", action="store_true", help="let ORT's idle threads busy-wait"
     )
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--markdown", type=Path, help="write the markdown report here")
-    parser.add_argument("--png", type=Path, help="latency CDF and per-stage bars")
+    add_json_arguments(parser, "the figures")
+    parser.add_argument("--markdown-out", type=Path, help="write the markdown report here")
+    parser.add_argument("--plot", type=Path, help="PNG: latency CDF and per-stage bars")
     parser.add_argument("--trace", type=Path, help="Chrome trace (chrome://tracing, Perfetto)")
-    parser.add_argument(
-        "--from-json", type=Path, help="only write --markdown from this recorded JSON"
-    )
 
 
 def _argv_text(args: argparse.Namespace) -> str:
@@ -531,20 +531,13 @@ def _argv_text(args: argparse.Namespace) -> str:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     if args.ort_spinning:
         parts.append("--ort-spinning")
-    if args.dataroot:
-        parts.append(f"--dataroot {args.dataroot} --version {args.version}")
+    parts.append(f"--dataroot {args.dataroot} --version {args.version}")
     if args.quick:
         parts.append("--quick")
     return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.from_json:  # regenerate the markdown of recorded results, measure nothing
-        if not args.markdown:
-            raise FusionError("--from-json needs --markdown PATH")
-        args.markdown.write_text(latency_markdown(json.loads(args.from_json.read_text())))
-        print(f"wrote {args.markdown} from {args.from_json}")
-        return 0
     from fusion.threads import apply_threads, default_threads
 
     d = default_threads()
@@ -557,25 +550,25 @@ def run(args: argparse.Namespace) -> int:
             ort_spinning=args.ort_spinning,
         )
     )
+    from fusion.cli import emit_json
     from fusion.engines.base import BACKENDS
     from fusion.engines.runner import Runner, open_engine
-    from fusion.evaluate import resolve_weights
     from fusion.model.detector import variant_modalities
-    from fusion.model.weights import load_detector
+    from fusion.model.weights import load_detector, models_from_args
     from fusion.pipeline import STAGES
 
     if args.quick:
         args.min_queries, args.min_seconds, args.warmup = 20, 0.0, 2
         args.scene_samples = min(args.scene_samples, 8)
     load_at_start = machine_info()["load_average_1_5_15"]
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
         if b not in BACKENDS:
             raise FusionError(f"unknown backend {b!r} (known: {', '.join(BACKENDS)})")
-    models = resolve_weights(names, args.weights, args.checkpoint)
-    dataroot = args.dataroot or moving_scene(args.work_dir, args.scene_samples)
-    version = args.version
+    models = models_from_args(args)
+    dataroot, version = args.dataroot, args.version
+    if args.generate and not (dataroot / version / "sample.json").is_file():
+        moving_scene(dataroot, version, args.scene_samples)
     lanes: list[Lane] = []
     skipped: list[str] = []
     tokens: list[str] = []
@@ -698,21 +691,19 @@ def run(args: argparse.Namespace) -> int:
     }
     payload["ratios"] = ratios(out_models)
     payload["targets"] = targets(payload)
-    print(env_line(env))
-    print(latency_table(payload))
-    for r in payload["ratios"]:
-        print(f"  {r['ratio']:<32} {r['stat'][:-3]:<4} {_fmt(r['value'])}")
-    for t in payload["targets"]:
-        met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        print(f"  {t['target']:<72} {_fmt(t['value'], ' ' + t['unit']):>12}  {met}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(latency_markdown(payload))
-    if args.png:
-        write_png(args.png, lanes, STAGES)
+    if not emit_json(args, payload):
+        print(env_line(env))
+        print(latency_table(payload))
+        for r in payload["ratios"]:
+            print(f"  {r['ratio']:<32} {r['stat'][:-3]:<4} {_fmt(r['value'])}")
+        for t in payload["targets"]:
+            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+            print(f"  {t['target']:<72} {_fmt(t['value'], ' ' + t['unit']):>12}  {met}")
+    if args.markdown_out:
+        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(latency_markdown(payload))
+    if args.plot:
+        write_png(args.plot, lanes, STAGES)
     if args.trace:
         args.trace.parent.mkdir(parents=True, exist_ok=True)
         args.trace.write_text(json.dumps({"traceEvents": trace, "displayTimeUnit": "ms"}))

@@ -104,7 +104,7 @@ def example_inputs(model: Detector) -> dict[str, tuple[Tensor, ...]]:
     """Static example inputs for each graph of `model` (batch 1, the config's sizes)."""
     cfg = model.cfg
     nx, ny = cfg.bev.grid
-    h, w = cfg.camera.image_size
+    h, w = cfg.camera.image_hw
     out: dict[str, tuple[Tensor, ...]] = {}
     if "camera" in model.modalities:
         out["camera"] = (torch.randn(len(cfg.camera.channels), 3, h, w),)
@@ -112,7 +112,7 @@ def example_inputs(model: Detector) -> dict[str, tuple[Tensor, ...]]:
         p = cfg.point_cloud.max_points_per_voxel
         v = 16
         out["lidar"] = (
-            torch.randn(v, p, 5),
+            torch.randn(v, p, cfg.point_cloud.features),
             torch.randint(1, p + 1, (v,), dtype=torch.int32),
             torch.randint(0, min(nx, ny), (v, 3), dtype=torch.int32),
         )

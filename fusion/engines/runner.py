@@ -22,7 +22,6 @@ from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, Variant, variant_modalities
 from fusion.model.inputs import SampleInputs
 from fusion.model.params import ModelParams
-from fusion.model.radar import RADAR_RASTER_CHANNELS
 from fusion.pipeline import STAGES, CameraGeometryCache, CameraMotion, sample_inputs
 from kernels import bev_pool, scatter_bev
 
@@ -100,7 +99,7 @@ class Runner:
         self.variant = variant
         self.modalities = variant_modalities(variant)
         self.engine = engine
-        self.params = params or ModelParams()
+        self.params = params or cfg.params
         self.geometry = CameraGeometryCache(cfg, camera_motion, geometry_cache)
 
     @property
@@ -158,7 +157,7 @@ class Runner:
                 case "radar":
                     raster = inputs.radar_raster
                     if raster is None:
-                        raster = np.zeros((RADAR_RASTER_CHANNELS, ny, nx), np.float32)
+                        raster = np.zeros((cfg.radar.raster_channels, ny, nx), np.float32)
                     maps.append(np.ascontiguousarray(raster, np.float32)[None])
         return maps
 

@@ -65,7 +65,7 @@ def decode_detections(
     `params.class_nms_radius[class] * cfg.model.nms_radius` m, or rotated-box NMS at
     `nms_iou`) and capped at `max_detections`.
     """
-    params = params or ModelParams()
+    params = params or cfg.params
     m = cfg.model
     scores = torch.sigmoid(_as_tensor(heatmap))
     k, ny, nx = scores.shape

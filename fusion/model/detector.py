@@ -7,6 +7,7 @@ A missing sensor contributes a zero BEV map, which modality dropout trains for.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -21,7 +22,7 @@ from fusion.model.inputs import BatchInputs
 from fusion.model.kernel_ops import bev_pool_autograd, scatter_bev_autograd
 from fusion.model.lidar import LidarEncoder
 from fusion.model.params import ModelParams
-from fusion.model.radar import RADAR_RASTER_CHANNELS, RadarNet
+from fusion.model.radar import RadarNet
 
 Variant = Literal["fusion", "camera", "lidar"]
 Modality = Literal["camera", "lidar", "radar"]
@@ -51,13 +52,15 @@ class DetectorOutput:
 
 
 class Detector(nn.Module):
-    """BEVFusion-style detector of one variant; all sizes from `cfg` and `params`."""
+    """BEVFusion-style detector of one variant; all sizes from `cfg` and `params` (default:
+    `cfg.params`)."""
 
     def __init__(self, cfg: PipelineConfig, variant: Variant, params: ModelParams | None = None):
         super().__init__()
-        self.cfg = cfg
+        # the params live in the config, so that the stored config rebuilds this model
+        self.cfg = cfg if params is None else dataclasses.replace(cfg, params=params)
         self.variant = variant
-        self.params = params or ModelParams()
+        self.params = self.cfg.params
         self.modalities = variant_modalities(variant)
         m = cfg.model
         self.encoders = nn.ModuleDict()
@@ -75,7 +78,7 @@ class Detector(nn.Module):
                     )
                     bev_in += m.lidar_channels
                 case "radar":
-                    self.encoders[modality] = RadarNet(m.radar_channels)
+                    self.encoders[modality] = RadarNet(cfg.radar.raster_channels, m.radar_channels)
                     bev_in += m.radar_channels
         self.fuser = ConvFuser(bev_in, m.bev_channels)
         self.backbone = BEVBackbone(m.bev_channels, self.params.bev_blocks)
@@ -96,7 +99,7 @@ class Detector(nn.Module):
 
         Camera: pooled context (B, C_cam, ny, nx); LIDAR: scattered pillars on the pillar grid
         (B, C_lidar, ny_p, nx_p), brought to the BEV grid here; radar: the raw raster
-        (B, 8, ny, nx), encoded here."""
+        (B, R, ny, nx), encoded here."""
         maps = []
         for modality, x in zip(self.modalities, bev_inputs, strict=True):
             maps.append(x if modality == "camera" else self.encoders[modality](x))
@@ -114,7 +117,7 @@ class Detector(nn.Module):
                 px, py, _ = self.cfg.point_cloud.grid_size
                 return (self.cfg.model.lidar_channels, py, px)
             case "radar":
-                return (RADAR_RASTER_CHANNELS, ny, nx)
+                return (self.cfg.radar.raster_channels, ny, nx)
 
     def forward(self, batch: BatchInputs) -> DetectorOutput:
         depth = None

@@ -17,6 +17,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from fusion.config import PipelineConfig
+
 
 @dataclass(frozen=True, eq=False)
 class Voxels:
@@ -38,7 +40,8 @@ class SampleInputs:
     """One sample, numpy. `images` (Ncam, 3, H, W) float32 normalized, zeros where a camera is
     absent; `camera_present` (Ncam,) bool; `camera_geometry` the `kernels.precompute_bev_pool`
     geometry of the present cameras in channel order (None when none is present); `voxels`
-    None when LIDAR is absent; `radar_raster` (8, ny, nx) float32, None when radar is absent."""
+    None when LIDAR is absent; `radar_raster` (R, ny, nx) float32 (R =
+    `cfg.radar.raster_channels`), None when radar is absent."""
 
     images: NDArray[np.float32]
     camera_present: NDArray[np.bool_]
@@ -50,7 +53,7 @@ class SampleInputs:
 @dataclass(frozen=True, eq=False)
 class BatchInputs:
     """A batch of B samples as tensors. Voxels of all samples are concatenated; `voxel_sample`
-    (sumV,) int64 says which sample each pillar belongs to. `radar_raster` (B, 8, ny, nx)
+    (sumV,) int64 says which sample each pillar belongs to. `radar_raster` (B, R, ny, nx)
     is zero for samples without radar."""
 
     images: Tensor
@@ -79,11 +82,11 @@ class BatchInputs:
         )
 
 
-def collate_inputs(
-    samples: Sequence[SampleInputs], max_points: int, grid: tuple[int, int]
-) -> BatchInputs:
-    """Stack samples into a batch. `max_points` is P of the voxels; `grid` is (nx, ny)."""
-    nx, ny = grid
+def collate_inputs(samples: Sequence[SampleInputs], cfg: PipelineConfig) -> BatchInputs:
+    """Stack samples into a batch; `cfg` gives the shapes of absent inputs (voxels with
+    P = `max_points_per_voxel`, radar rasters on the BEV grid)."""
+    nx, ny = cfg.bev.grid
+    max_points = cfg.point_cloud.max_points_per_voxel
     feats, coords, nums, owner = [], [], [], []
     for i, s in enumerate(samples):
         if s.voxels is not None and len(s.voxels):
@@ -97,11 +100,11 @@ def collate_inputs(
         vn = torch.from_numpy(np.concatenate(nums).astype(np.int32, copy=False))
         vs = torch.from_numpy(np.concatenate(owner))
     else:
-        vf = torch.zeros((0, max_points, 5))
+        vf = torch.zeros((0, max_points, cfg.point_cloud.features))
         vc = torch.zeros((0, 3), dtype=torch.int32)
         vn = torch.zeros((0,), dtype=torch.int32)
         vs = torch.zeros((0,), dtype=torch.int64)
-    radar = np.zeros((len(samples), 8, ny, nx), dtype=np.float32)
+    radar = np.zeros((len(samples), cfg.radar.raster_channels, ny, nx), dtype=np.float32)
     for i, s in enumerate(samples):
         if s.radar_raster is not None:
             radar[i] = s.radar_raster

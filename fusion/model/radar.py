@@ -6,18 +6,17 @@ from torch import Tensor, nn
 
 from fusion.model.layers import conv_bn_relu
 
-RADAR_RASTER_CHANNELS = 8  # mean x y z rcs vx vy dt per cell, plus the point count
-
 
 class RadarNet(nn.Module):
-    """(B, 8, ny, nx) radar raster -> (B, C, ny, nx) radar BEV features."""
+    """(B, R, ny, nx) radar raster (R = `cfg.radar.raster_channels`: mean x y z rcs vx vy dt
+    per cell, plus the point count) -> (B, C, ny, nx) radar BEV features."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, raster_channels: int, channels: int) -> None:
         super().__init__()
         # BN first: raster channels differ in scale by orders of magnitude (m, dBsm, counts).
-        self.norm = nn.BatchNorm2d(RADAR_RASTER_CHANNELS)
+        self.norm = nn.BatchNorm2d(raster_channels)
         self.convs = nn.Sequential(
-            conv_bn_relu(RADAR_RASTER_CHANNELS, channels), conv_bn_relu(channels, channels)
+            conv_bn_relu(raster_channels, channels), conv_bn_relu(channels, channels)
         )
 
     def forward(self, raster: Tensor) -> Tensor:

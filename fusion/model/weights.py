@@ -1,35 +1,57 @@
 """Detector weights as safetensors, with the config and variant in the file's metadata.
 
-Only safetensors are read: no pickle anywhere (`torch.load` is never used).
+Only safetensors are read: no pickle anywhere (`torch.load` is never used). The metadata is
+checked before anything is allocated: the config through the strict loader (types and ranges),
+then every tensor's shape against a model built on the `meta` device (no memory), so a file
+cannot make the loader allocate more than the config it names.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import json
-import tempfile
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from fusion.config import PipelineConfig, dumps_toml, load_dataclass
-from fusion.errors import FusionError
+from fusion.config import PipelineConfig, build_dataclass, dumps_toml, parse_toml
+from fusion.errors import ConfigError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant
-from fusion.model.params import ModelParams
 
-FORMAT = "fusion-detector/1"
+# 2: the config carries everything (model params, augmentation, learning rates, warm-up).
+FORMAT = "fusion-detector/2"
+# 1: the config without those, `camera.image_size` for `image_hw`, model params as JSON beside
+# it (the shipped weights of 2026-11); read by `config_from_metadata`, never written.
+FORMAT_1 = "fusion-detector/1"
 MODEL_PREFIX = "model."
+# Far above any preset (tiny: 1.3 M parameters): refuses a config that would allocate gigabytes.
+MAX_PARAMETERS = 200_000_000
+
+# What format-1 files left to code defaults, as they were when they were written.
+_FORMAT_1_TRAIN = {
+    "warmup_steps": 200,
+    "branch_lr": {"camera": 1.0, "lidar": 1.0, "radar": 1.0, "dense": 1.0},
+    "augment": {
+        "rotation": 0.39269908169872414,  # pi / 8
+        "scale": [0.95, 1.05],
+        "flip": 0.5,
+        "image_resize": [-0.06, 0.06],
+        "image_crop": True,
+    },
+}
 
 
 def detector_metadata(model: Detector) -> dict[str, str]:
-    """What it takes to rebuild `model`: variant, pipeline config (TOML), model params (JSON)."""
+    """What it takes to rebuild `model`: variant and pipeline config (TOML, with its params)."""
     return {
         "format": FORMAT,
         "variant": model.variant,
         "config": dumps_toml(model.cfg),
-        "params": json.dumps(dataclasses.asdict(model.params)),
     }
 
 
@@ -49,17 +71,33 @@ def save_detector(
     return path
 
 
-def config_from_toml(text: str) -> PipelineConfig:
-    """Parse a pipeline config from TOML text with the strict loader."""
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "config.toml"
-        p.write_text(text)
-        return load_dataclass(PipelineConfig, p)
+def _json_table(text: str, what: str, source: str | Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not JSON: {exc}", source) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} is not a JSON object", source)
+    return raw
 
 
-def params_from_json(text: str) -> ModelParams:
-    raw = json.loads(text)
-    return ModelParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+def config_from_metadata(meta: dict[str, str], source: str | Path) -> PipelineConfig:
+    """The pipeline config of a weights file's metadata, either format, through the strict
+    loader (a format-1 file's params JSON becomes the `[params]` table)."""
+    if "config" not in meta:
+        raise ConfigError("metadata has no config", source)
+    table = parse_toml(meta["config"], source)
+    if meta.get("format") == FORMAT_1:
+        if "params" not in meta:
+            raise ConfigError("format-1 metadata has no params", source)
+        table["params"] = _json_table(meta["params"], "metadata 'params'", source)
+        train = table.get("train")
+        if isinstance(train, dict):
+            table["train"] = {**_FORMAT_1_TRAIN, **train}
+        camera = table.get("camera")
+        if isinstance(camera, dict) and "image_size" in camera:
+            camera["image_hw"] = camera.pop("image_size")  # the same (H, W), renamed
+    return build_dataclass(PipelineConfig, table, source)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -71,7 +109,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise FusionError(f"not a safetensors file: {exc}", path) from exc
-    if meta.get("format") != FORMAT or meta.get("variant") not in VARIANTS:
+    if meta.get("format") not in (FORMAT, FORMAT_1) or meta.get("variant") not in VARIANTS:
         raise FusionError(f"not detector weights (format {meta.get('format')!r})", path)
     return meta
 
@@ -80,17 +118,51 @@ def load_detector(path: str | Path, device: torch.device | str = "cpu") -> Detec
     """Rebuild the detector stored at `path` (eval mode) on `device`."""
     meta = read_metadata(path)
     variant: Variant = meta["variant"]  # type: ignore[assignment]
-    model = Detector(config_from_toml(meta["config"]), variant, params_from_json(meta["params"]))
-    state = {}
+    cfg = config_from_metadata(meta, path)
     with safe_open(str(path), framework="pt", device="cpu") as f:
-        for key in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
-            if key.startswith(MODEL_PREFIX):
-                state[key[len(MODEL_PREFIX) :]] = f.get_tensor(key)
+        _check_shapes(f, cfg, variant, path)
+        state = {
+            key[len(MODEL_PREFIX) :]: f.get_tensor(key)
+            for key in f.keys()  # noqa: SIM118 (safe_open has no __iter__)
+            if key.startswith(MODEL_PREFIX)
+        }
+    model = Detector(cfg, variant)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise FusionError(f"weights do not fit the stored config: {exc}", path) from exc
     return model.to(device).eval()
+
+
+def _check_shapes(f: Any, cfg: PipelineConfig, variant: Variant, path: str | Path) -> None:
+    """Every tensor of the file against the model `cfg` describes, built on the meta device
+    (shapes only, no memory), before anything is allocated."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Detector(cfg, variant).state_dict().items()}
+    total = sum(math.prod(s) for s in expected.values())
+    if total > MAX_PARAMETERS:
+        raise FusionError(
+            f"the stored config describes {total:,} parameters (at most {MAX_PARAMETERS:,})", path
+        )
+    stored = {}
+    for key in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
+        if key.startswith(MODEL_PREFIX):
+            stored[key[len(MODEL_PREFIX) :]] = tuple(f.get_slice(key).get_shape())
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise FusionError(
+            f"weights do not fit the stored config: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}",
+            path,
+        )
+    for key, shape in expected.items():
+        if stored[key] != shape:
+            raise FusionError(
+                f"weights do not fit the stored config: {key} is {list(stored[key])}, "
+                f"the config makes it {list(shape)}",
+                path,
+            )
 
 
 def packaged_weights(variant: str) -> Path:
@@ -99,3 +171,61 @@ def packaged_weights(variant: str) -> Path:
     if not path.is_file():
         raise FusionError(f"no shipped weights for the {variant!r} model: pass --weights", path)
     return path
+
+
+# -- the command line: which models, from which files ----------------------------------------
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--models`, `--weights` and `--checkpoint`, shared by every command that runs models."""
+    parser.add_argument(
+        "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="weights file of one model (repeatable)",
+    )
+
+
+def models_from_args(args: argparse.Namespace) -> dict[str, Path]:
+    """Model name -> weights file, from the arguments of `add_model_arguments`."""
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    return resolve_weights(names, args.weights, args.checkpoint)
+
+
+def resolve_weights(
+    names: Sequence[str], weights_dir: Path | None, overrides: Sequence[str]
+) -> dict[str, Path]:
+    """Model name -> weights file: `--checkpoint NAME=PATH`, else `--weights DIR/NAME.safetensors`
+    (or DIR/NAME/NAME.safetensors, the layout of `fusion train` runs), else the shipped weights."""
+    explicit = {}
+    for item in overrides:
+        name, sep, path = item.partition("=")
+        if not sep or name not in VARIANTS:
+            raise FusionError(
+                f"--checkpoint wants MODEL=PATH with MODEL in {', '.join(VARIANTS)}, got {item!r}"
+            )
+        explicit[name] = Path(path)
+    out = {}
+    for name in names:
+        if name not in VARIANTS:
+            raise FusionError(f"unknown model {name!r} (known: {', '.join(VARIANTS)})")
+        if name in explicit:
+            out[name] = explicit[name]
+        elif weights_dir is not None:
+            # a folder of weights, or a folder of `fusion train` runs named after the models
+            out[name] = weights_dir / f"{name}.safetensors"
+            run_dir = weights_dir / name / f"{name}.safetensors"
+            if not out[name].is_file() and run_dir.is_file():
+                out[name] = run_dir
+        else:
+            out[name] = packaged_weights(name)
+        if not out[name].is_file():
+            raise FusionError(f"weights of the {name!r} model not found", out[name])
+    return out

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fusion.config import CONDITIONS, Condition
 from fusion.errors import ConfigError, FusionError
-from fusion.synth.conditions import conditions
 from fusion.synth.rig import DEFAULT_RIG, Rig, load_rig
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
@@ -37,23 +37,22 @@ def scene_names(n: int, first: int = 1) -> list[str]:
         i += 1
     if i - 1 > 9999:
         raise ConfigError(f"too many scenes for scene-NNNN names: {n}")
-    return names
+    return names  # type: ignore[return-value] (each checked against CONDITIONS)
 
 
-def _image_size(text: str) -> tuple[int, int]:
+def _image_hw(text: str) -> tuple[int, int]:
+    """`WxH` as written on command lines (1600x900) -> (height, width) as everywhere in code."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)
     if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
         raise argparse.ArgumentTypeError(f"image size must be WxH with W, H >= 16, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(2)), int(m.group(1))
 
 
-def _conditions(text: str) -> tuple[str, ...]:
+def _conditions(text: str) -> tuple[Condition, ...]:
     names = tuple(c.strip() for c in text.split(",") if c.strip())
     for c in names:
-        try:
-            conditions(c)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
+        if c not in CONDITIONS:
+            raise argparse.ArgumentTypeError(f"unknown condition {c!r} ({', '.join(CONDITIONS)})")
     if not names:
         raise argparse.ArgumentTypeError("give at least one condition")
     return names
@@ -88,7 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=_positive, default=1, help="scenes generated in parallel")
     parser.add_argument(
-        "--image-size", type=_image_size, default=(1600, 900), help="camera image WxH"
+        "--image-size",
+        dest="image_hw",
+        type=_image_hw,
+        default=(900, 1600),
+        metavar="WxH",
+        help="camera image width x height in px (default 1600x900)",
     )
     parser.add_argument(
         "--render-scale",
@@ -114,7 +118,7 @@ def _params(args: argparse.Namespace, rig: Rig) -> dict:
         "samples_per_scene": args.samples_per_scene,
         "conditions": list(args.conditions),
         "camera_sweeps": args.camera_sweeps,
-        "image_size": list(args.image_size),
+        "image_hw": list(args.image_hw),
         "render_scale": args.render_scale,
         "first_scene": args.first_scene,
         "rig": repr(rig),
@@ -133,6 +137,8 @@ def _check_out(out: Path, params: dict) -> None:
                 out,
             )
         old = json.loads(p.read_text())
+        if "image_size" in old:  # written before image sizes were (H, W) everywhere: (W, H)
+            old["image_hw"] = old.pop("image_size")[::-1]
         changed = sorted(k for k in params if old.get(k) != params[k])
         if changed:
             raise FusionError(
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     rig = load_rig(args.rig)
-    width = args.image_size[0]
+    width = args.image_hw[1]
     scale = args.render_scale if args.render_scale is not None else min(1.0, RENDER_WIDTH / width)
     if not 0.05 <= scale <= 1.0:
         raise ConfigError(f"--render-scale must be in [0.05, 1], got {scale}")
@@ -171,17 +177,17 @@ def run(args: argparse.Namespace) -> int:
     names = scene_names(args.scenes, args.first_scene)
     jobs = [
         SceneJob(
-            str(out),
-            args.version,
-            args.seed,
-            args.first_scene - 1 + i,
-            name,
-            args.samples_per_scene,
-            args.conditions[i % len(args.conditions)],
-            args.image_size,
-            scale,
-            args.camera_sweeps,
-            rig,
+            out=str(out),
+            version=args.version,
+            seed=args.seed,
+            index=args.first_scene - 1 + i,
+            name=name,
+            samples=args.samples_per_scene,
+            condition=args.conditions[i % len(args.conditions)],
+            image_hw=args.image_hw,
+            render_scale=scale,
+            camera_sweeps=args.camera_sweeps,
+            rig=rig,
         )
         for i, name in enumerate(names)
     ]

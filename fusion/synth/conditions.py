@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fusion.config import CONDITIONS, Condition
+
 
 @dataclass(frozen=True)
 class Conditions:
     """Effects of one condition. Extinction coefficients in 1/m (visibility ~ 3 / beta)."""
 
-    name: str
+    name: Condition
     sun: float  # direct light strength 0..1
     ambient: float  # sky light 0..1
     sky_horizon: tuple[float, float, float]
@@ -106,4 +108,4 @@ def conditions(name: str) -> Conditions:
                 lidar_intensity=0.85,
             )
         case _:
-            raise ValueError(f"unknown condition {name!r} (day, night, rain, fog)")
+            raise ValueError(f"unknown condition {name!r} ({', '.join(CONDITIONS)})")

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import quaternion_from_yaw
+from fusion.config import Condition
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
 from fusion.synth.cameras import encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages
@@ -45,16 +46,6 @@ SCENE_TABLES = (
 SWEEPS_PER_KEYFRAME = 10
 LEAD_SWEEPS = 9  # LIDAR sweeps before the first keyframe
 MARGIN_S = 1.0  # world time before the first sweep starts (history for motion)
-ATTRIBUTES = (
-    "cycle.with_rider",
-    "cycle.without_rider",
-    "pedestrian.moving",
-    "pedestrian.standing",
-    "pedestrian.sitting_lying_down",
-    "vehicle.moving",
-    "vehicle.parked",
-    "vehicle.stopped",
-)
 ANNOTATION_RANGE = 60.0  # m from the ego
 
 
@@ -73,8 +64,8 @@ class SceneJob:
     index: int
     name: str
     samples: int
-    condition: str
-    image_size: tuple[int, int]  # (width, height)
+    condition: Condition
+    image_hw: tuple[int, int]  # (height, width) px
     render_scale: float
     camera_sweeps: bool
     rig: Rig
@@ -168,7 +159,7 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     )
 
     # calibrated sensors (camera intrinsics scaled to the output image size)
-    width, height = job.image_size
+    height, width = job.image_hw
     calib: dict[str, str] = {}
     cams = {}
     for spec in (lidar, *rig.cameras, *rig.radars):
@@ -300,7 +291,9 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     first_s, last_s = sweep_end[0] - period, sweep_end[-1]
     for spec in rig.radars:
         step = 1.0 / spec.rate_hz
-        times = np.arange(first_s + spec.phase_ms / 1000.0, last_s + 1e-9, step)
+        # one message past the last keyframe, so its nearest radar is within half a period (as
+        # on the car), not up to a whole period before it (beyond the sync tolerance)
+        times = np.arange(first_s + spec.phase_ms / 1000.0, last_s + step + 1e-9, step)
         nearest = {int(np.argmin(np.abs(times - sweep_end[j]))): j for j in key_sweeps}
         for i, t in enumerate(times):
             radar = simulate_radar(caster, spec, float(t), rng_r)
@@ -349,6 +342,8 @@ def generate_scene(job: SceneJob) -> SceneRecords:
             "name": job.name,
             "description": f"synthetic, {job.condition}, seed {job.seed}, "
             f"{len(world.actors)} actors",
+            # not in the nuScenes schema (the devkit ignores extra fields): eval reads it
+            "condition": job.condition,
         }
     )
 

@@ -11,11 +11,11 @@ import math
 import typing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.config import Condition
 from fusion.synth.actors import (
     Actor,
     ClassName,
@@ -35,9 +35,6 @@ from fusion.synth.trajectory import (
     random_centerline,
     speed_profile,
 )
-
-Condition = Literal["day", "night", "rain", "fog"]
-CONDITIONS: tuple[str, ...] = ("day", "night", "rain", "fog")
 
 # lateral layout of the main road (m from its centerline; left of the ego's direction positive)
 LANE_W = 3.5
@@ -61,7 +58,7 @@ class World:
     t: NDArray[np.float64]  # (T,) s, the time grid actors and the ego are tabulated on
     road: Path  # main road centerline
     crossings: tuple[tuple[NDArray[np.float64], float], ...]  # (centre xy, heading) of side roads
-    condition: str
+    condition: Condition
     lights: NDArray[np.float64]  # (L, 3) street lamp positions (night lighting)
 
     def index(self, time_s: NDArray[np.float64] | float) -> NDArray[np.float64]:
@@ -370,7 +367,7 @@ class _Slot:
 def build_world(
     rng: np.random.Generator,
     duration: float,
-    condition: str,
+    condition: Condition,
     key_times: NDArray[np.float64] | None = None,
 ) -> World:
     """Generate a scene lasting `duration` s (ego time grid from 0), deterministic for `rng`.

@@ -11,8 +11,9 @@ import json
 import os
 from pathlib import Path
 
+from fusion.config import ATTRIBUTE_NAMES
 from fusion.synth.actors import CLASS_INFO
-from fusion.synth.scene import ATTRIBUTES, SCENE_TABLES, SceneRecords, token
+from fusion.synth.scene import SCENE_TABLES, SceneRecords, token
 
 STATE_DIR = ".synth"
 # the full nuScenes category list: detection classes map onto a subset
@@ -52,7 +53,7 @@ def static_tables(channels: list[tuple[str, str]]) -> dict[str, list[dict]]:
             {"token": token("category", n), "name": n, "description": n} for n in CATEGORIES
         ],
         "attribute": [
-            {"token": token("attribute", n), "name": n, "description": n} for n in ATTRIBUTES
+            {"token": token("attribute", n), "name": n, "description": n} for n in ATTRIBUTE_NAMES
         ],
         "visibility": [
             {

@@ -35,7 +35,7 @@ def _levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_jpeg_reduction_keeps_the_network_resolution(cfg):
-    net = cfg.camera.image_size  # (128, 352)
+    net = cfg.camera.image_hw  # (128, 352)
     assert jpeg_reduction(1600, 900, net) == 4  # 400 x 225 covers 352 x 128 after the fit
     assert jpeg_reduction(704, 396, net) == 2  # 352 x 198: exactly the network width
     assert jpeg_reduction(352, 198, net) == 1
@@ -45,11 +45,9 @@ def test_jpeg_reduction_keeps_the_network_resolution(cfg):
 def test_reduced_decode_matches_full_decode_plus_resize(cfg, real_frame, real_root):
     for ch, data in real_frame.cameras.items():
         raw = (real_root / data.filename).read_bytes()
-        full, cam_full = decode_camera_image(raw, data.camera, cfg.camera.image_size, "full", ch)
+        full, cam_full = decode_camera_image(raw, data.camera, cfg.camera.image_hw, "full", ch)
         np.testing.assert_array_equal(full, data.image)  # the reader's own decode
-        small, cam_small = decode_camera_image(
-            raw, data.camera, cfg.camera.image_size, "reduced", ch
-        )
+        small, cam_small = decode_camera_image(raw, data.camera, cfg.camera.image_hw, "reduced", ch)
         assert small.shape == (225, 400, 3)
         v_full = image_view(full.shape[1], full.shape[0], cfg)
         v_small = image_view(small.shape[1], small.shape[0], cfg)
@@ -72,7 +70,7 @@ def test_reduced_camera_projects_like_the_full_one(cfg):
     img = np.full((900, 1600, 3), 128, np.uint8)
     ok, jpg = cv2.imencode(".jpg", img)
     assert ok
-    _, small = decode_camera_image(jpg.tobytes(), cam, cfg.camera.image_size, "reduced")
+    _, small = decode_camera_image(jpg.tobytes(), cam, cfg.camera.image_hw, "reduced")
     assert (small.width, small.height) == (400, 225)
     p = np.array([[3.0, -1.0, 20.0]])  # camera frame, m
     np.testing.assert_allclose(small.project(p)[0] * 4.0, cam.project(p)[0], atol=1e-9)
@@ -94,5 +92,17 @@ def test_truncated_jpeg_is_a_data_error(cfg):
     ok, jpg = cv2.imencode(".jpg", np.zeros((32, 64, 3), np.uint8))
     with pytest.raises(DataError, match="truncated JPEG"):
         decode_camera_image(jpg.tobytes()[:-10], cam, (32, 64), "reduced", "cam.jpg")
-    with pytest.raises(DataError, match="cannot be decoded"):
+    with pytest.raises(DataError, match="not a JPEG or PNG"):
         decode_camera_image(b"\x00\x01garbage", cam, (32, 64), "full", "cam.jpg")
+
+
+def test_reader_decodes_at_reduced_scale_when_asked(cfg, real_root, real_frame):
+    from fusion.nuscenes import NuScenesReader, ReaderOptions
+
+    opts = ReaderOptions.from_config(cfg, image_decode="reduced", lidar_sweeps=1, radar_sweeps=1)
+    frame = NuScenesReader(real_root, "v1.0-mini", opts).frame(real_frame.sample_token)
+    for ch, data in frame.cameras.items():
+        full = real_frame.cameras[ch]
+        assert data.image.shape == (225, 400, 3)
+        np.testing.assert_allclose(data.camera.intrinsics[:2], full.camera.intrinsics[:2] / 4)
+        assert (data.camera.width, data.camera.height) == (400, 225)

@@ -16,7 +16,7 @@ from fusion.config import CAMERA_CHANNELS, PipelineConfig, load_config
 from fusion.frame import Boxes, CameraData, Frame, LidarData, RadarData, SensorPose
 from fusion.model.params import ModelParams
 
-RAW_SIZE = (264, 96)  # raw image (width, height): 1.5x the network input of tiny_config
+RAW_HW = (96, 264)  # raw image (height, width): 1.5x the network input of tiny_config
 
 
 def tiny_config(**model_overrides: object) -> PipelineConfig:
@@ -31,7 +31,7 @@ def tiny_config(**model_overrides: object) -> PipelineConfig:
         bev=dataclasses.replace(cfg.bev, bev_range=(-12.8, -12.8, -10.0, 12.8, 12.8, 10.0)),
         camera=dataclasses.replace(
             cfg.camera,
-            image_size=(64, 176),
+            image_hw=(64, 176),
             depth_min=1.0,
             depth_max=25.0,
             depth_step=3.0,
@@ -47,11 +47,12 @@ def tiny_config(**model_overrides: object) -> PipelineConfig:
             **model_overrides,
         ),
         train=dataclasses.replace(cfg.train, batch_size=2, epochs=1),
+        params=dataclasses.replace(cfg.params, image_widths=(8, 8, 16, 16, 16), bev_blocks=(1, 1)),
     )
 
 
 def tiny_params() -> ModelParams:
-    return ModelParams(image_widths=(8, 8, 16, 16, 16), bev_blocks=(1, 1))
+    return tiny_config().params
 
 
 def _pose(channel: str, sensor_to_ego: np.ndarray, ego_to_global: np.ndarray, t: int) -> SensorPose:
@@ -99,7 +100,7 @@ def make_frame(seed: int, token: str | None = None, with_radar: bool = True) -> 
     )
     lidar = LidarData(reference, lidar_pts, 1, "fake.pcd.bin", len(lidar_pts))
 
-    w_raw, h_raw = RAW_SIZE
+    h_raw, w_raw = RAW_HW
     cameras = {}
     for i, ch in enumerate(CAMERA_CHANNELS):
         th = math.radians([55, 0, -55, 110, 180, -110][i]) + math.pi / 2  # LIDAR y is forward

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from fusion.config import DETECTION_CLASSES
+from fusion.config import DETECTION_CLASSES, load_config
 from fusion.dataset import box_targets, training_sample
 from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX
 from fusion.model.targets import decode_regression
-from fusion.pipeline import AugmentParams, GlobalTransform, camera_inputs, image_view, view_camera
+from fusion.pipeline import GlobalTransform, camera_inputs, image_view, view_camera
 from kernels import points_in_boxes
 
 
@@ -53,14 +53,13 @@ def test_encode_decode_round_trip_on_the_real_keyframe(real_frame, nms):
     import dataclasses
 
     from fusion.config import load_config
-    from fusion.model.params import ModelParams
 
     cfg = load_config("tiny")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, nms=nms, nms_radius=0.5))
     frame = real_frame
     keep = _evaluated(frame, cfg)
     assert len(keep) > 20
-    targets = box_targets(frame, cfg, ModelParams())
+    targets = box_targets(frame, cfg, cfg.params)
     dets = decode_detections(*_oracle_maps(targets), cfg)
     b = frame.boxes
     # boxes whose centres share a cell keep only the last one: count distinct cells
@@ -102,7 +101,6 @@ def test_encode_decode_round_trip_on_the_real_keyframe(real_frame, nms):
 
 def test_regression_coding_inverts():
     from fusion.config import load_config
-    from fusion.model.params import ModelParams
     from fusion.model.targets import encode_targets
 
     cfg = load_config("tiny")
@@ -110,7 +108,7 @@ def test_regression_coding_inverts():
         [[3.3, -7.1, -0.5, 4.2, 1.8, 1.5, 2.5], [-20.05, 10.0, 0.2, 0.7, 0.6, 1.8, -3.0]]
     )
     vel = np.array([[1.0, -2.0], [np.nan, np.nan]])
-    t = encode_targets(boxes, np.array([0, 8]), vel, np.array([5, -1]), cfg.bev, 10, ModelParams())
+    t = encode_targets(boxes, np.array([0, 8]), vel, np.array([5, -1]), cfg.bev, 10, cfg.params)
     iy, ix = np.nonzero(t.mask)
     assert len(iy) == 2
     dec, v = decode_regression(t.regression[:, iy, ix].T, ix, iy, cfg.bev)
@@ -127,8 +125,9 @@ def test_global_augmentation_keeps_points_in_their_boxes(fake_frames):
     pts = frame.lidar.points
     before = np.asarray(points_in_boxes(pts[:, :3].astype(np.float32), boxes.astype(np.float32)))
     rng = np.random.default_rng(3)
+    augment = load_config("tiny").train.augment  # flip 0.5
     for _ in range(5):
-        t = GlobalTransform.random(rng, AugmentParams(flip=0.5))
+        t = GlobalTransform.random(rng, augment)
         after = np.asarray(points_in_boxes(t.points(pts)[:, :3], t.boxes(boxes).astype(np.float32)))
         np.testing.assert_array_equal(before, after)
         assert before.max() >= 0
@@ -143,7 +142,7 @@ def test_image_resize_and_crop_move_the_intrinsics_with_the_pixels(real_frame):
     cfg = load_config("tiny")
     data = real_frame.cameras["CAM_FRONT"]
     rng = np.random.default_rng(0)
-    view = image_view(data.image.shape[1], data.image.shape[0], cfg, rng, AugmentParams())
+    view = image_view(data.image.shape[1], data.image.shape[0], cfg, rng, cfg.train.augment)
     net = view_camera(data.camera, view, cfg)
     pts = real_frame.lidar.points[:, :3]
     to_cam = real_frame.sensor_to_lidar("CAM_FRONT").inverse()
@@ -156,10 +155,9 @@ def test_image_resize_and_crop_move_the_intrinsics_with_the_pixels(real_frame):
 
 def test_depth_targets_come_from_the_lidar_points(real_frame):
     from fusion.config import load_config
-    from fusion.model.params import ModelParams
 
     cfg = load_config("tiny")
-    s = training_sample(real_frame, cfg, "camera", ModelParams())
+    s = training_sample(real_frame, cfg, "camera", cfg.params)
     h, w = cfg.camera.feature_size
     assert s.depth.shape == (6, h, w)
     filled = (s.depth >= 0).mean(axis=(1, 2))
@@ -173,8 +171,12 @@ def test_depth_targets_come_from_the_lidar_points(real_frame):
 
 def test_training_sample_is_reproducible_and_augments(fake_frames, tiny_cfg, params):
     f = fake_frames[0]
-    a = training_sample(f, tiny_cfg, "fusion", params, np.random.default_rng(1), AugmentParams())
-    b = training_sample(f, tiny_cfg, "fusion", params, np.random.default_rng(1), AugmentParams())
+    a = training_sample(
+        f, tiny_cfg, "fusion", params, np.random.default_rng(1), tiny_cfg.train.augment
+    )
+    b = training_sample(
+        f, tiny_cfg, "fusion", params, np.random.default_rng(1), tiny_cfg.train.augment
+    )
     c = training_sample(f, tiny_cfg, "fusion", params, None, None)
     np.testing.assert_array_equal(a.targets.heatmap, b.targets.heatmap)
     np.testing.assert_array_equal(a.inputs.images, b.inputs.images)
@@ -192,12 +194,11 @@ def test_camera_lift_puts_lidar_depths_where_the_lidar_points_are(real_frame):
     from scipy.ndimage import binary_dilation
 
     from fusion.config import load_config
-    from fusion.model.params import ModelParams
     from fusion.pipeline import camera_frustums, camera_geometry
     from kernels import bev_pool
 
     cfg = load_config("tiny")
-    s = training_sample(real_frame, cfg, "camera", ModelParams())
+    s = training_sample(real_frame, cfg, "camera", cfg.params)
     cams = camera_inputs(real_frame, cfg)
     geometry = camera_geometry(camera_frustums(cams, cfg), cfg)
     d = cfg.camera.depth_bins

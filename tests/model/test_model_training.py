@@ -12,9 +12,7 @@ import torch
 from fusion.dataset import collate_training, training_sample
 from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
-from fusion.pipeline import AugmentParams
 from fusion.train import (
-    BranchLR,
     RunPosition,
     load_checkpoint,
     lr_factor,
@@ -26,7 +24,7 @@ from fusion.train import (
 
 def _batch(frames, cfg, params, variant="fusion"):
     samples = [
-        training_sample(f, cfg, variant, params, np.random.default_rng(i), AugmentParams())
+        training_sample(f, cfg, variant, params, np.random.default_rng(i), cfg.train.augment)
         for i, f in enumerate(frames)
     ]
     return collate_training(samples, cfg)
@@ -46,7 +44,7 @@ def test_a_few_steps_overfit_a_fixed_batch(variant, tiny_cfg, params, fake_frame
     torch.manual_seed(0)
     inputs, targets = _batch(fake_frames[:2], tiny_cfg, params, variant)
     model = build_detector(tiny_cfg, variant, params).train()
-    opt = torch.optim.AdamW(param_groups(model, 3e-3, 0.0, BranchLR()))
+    opt = torch.optim.AdamW(param_groups(model, 3e-3, 0.0, tiny_cfg.train.branch_lr))
     losses = [float(_step(model, opt, inputs, targets, params).total.detach()) for _ in range(8)]
     assert losses[-1] < 0.7 * losses[0], losses
     assert all(np.isfinite(losses))
@@ -54,7 +52,9 @@ def test_a_few_steps_overfit_a_fixed_batch(variant, tiny_cfg, params, fake_frame
 
 def test_param_groups_cover_every_parameter_once_with_branch_scales(tiny_cfg, params):
     model = build_detector(tiny_cfg, "fusion", params)
-    groups = param_groups(model, 1e-3, 0.01, BranchLR(camera=0.1))
+    groups = param_groups(
+        model, 1e-3, 0.01, dataclasses.replace(tiny_cfg.train.branch_lr, camera=0.1)
+    )
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     by_name = {g["name"]: g for g in groups}
@@ -82,7 +82,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path: Path, tiny_cfg, params, f
     inputs, targets = _batch(fake_frames[:2], tiny_cfg, params)
     torch.manual_seed(0)
     model = build_detector(tiny_cfg, "fusion", params).train()
-    opt = torch.optim.AdamW(param_groups(model, 1e-3, 0.01, BranchLR()))
+    opt = torch.optim.AdamW(param_groups(model, 1e-3, 0.01, tiny_cfg.train.branch_lr))
     for _ in range(2):
         _step(model, opt, inputs, targets, params)
     path = save_checkpoint(
@@ -93,7 +93,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path: Path, tiny_cfg, params, f
 
     torch.manual_seed(123)  # a different init: everything must come from the checkpoint
     resumed = build_detector(tiny_cfg, "fusion", params).train()
-    opt2 = torch.optim.AdamW(param_groups(resumed, 1e-3, 0.01, BranchLR()))
+    opt2 = torch.optim.AdamW(param_groups(resumed, 1e-3, 0.01, tiny_cfg.train.branch_lr))
     assert load_checkpoint(path, resumed, opt2) == RunPosition(2, 1, 0)
     got = float(_step(resumed, opt2, inputs, targets, params).total.detach())
     assert got == pytest.approx(expected, rel=1e-5)
@@ -167,7 +167,7 @@ def test_frame_dataset_keys_and_frame_cache(tiny_cfg, params, fake_frames):
         tiny_cfg,
         "lidar",
         params,
-        AugmentParams(),
+        tiny_cfg.train.augment,
         seed=3,
         cache_frames=2,
     )

@@ -38,3 +38,27 @@ def test_camera_fires_when_the_spin_crosses_its_axis() -> None:
     assert abs(camera_fire_fraction(0.0, 108.0) - 0.3) < 1e-12
     assert abs(camera_fire_fraction(180.0, 108.0) - 0.8) < 1e-12
     assert abs(camera_fire_fraction(-56.0, 108.0) - 164 / 360) < 1e-12
+
+
+def test_image_size_is_wxh_on_the_command_line_and_hw_in_code(tmp_path) -> None:  # noqa: ANN001
+    import argparse
+    import json
+
+    import pytest
+
+    from fusion.errors import FusionError
+    from fusion.synth.command import _check_out, _image_hw, add_arguments
+
+    assert _image_hw("1600x900") == (900, 1600)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path), "--image-size", "704x396"])
+    assert args.image_hw == (396, 704)
+    assert parser.parse_args(["--out", str(tmp_path)]).image_hw == (900, 1600)
+    # a dataroot generated before the rename recorded (W, H) as image_size: still the same
+    state = tmp_path / "root" / ".synth"
+    state.mkdir(parents=True)
+    (state / "params.json").write_text(json.dumps({"seed": 1, "image_size": [704, 396]}))
+    _check_out(tmp_path / "root", {"seed": 1, "image_hw": [396, 704]})
+    with pytest.raises(FusionError, match="image_hw"):
+        _check_out(tmp_path / "root", {"seed": 1, "image_hw": [900, 1600]})

@@ -13,7 +13,7 @@ from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
 
-from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
+from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
 from fusion.synth.rig import load_rig
 from tests.synth.conftest import VERSION, generate
 
@@ -287,6 +287,15 @@ def test_every_class_near_the_ego_with_valid_attributes(nusc) -> None:  # noqa: 
     assert {"1", "4"} <= vis
 
 
+def test_scene_records_carry_their_condition(nusc) -> None:  # noqa: ANN001
+    from fusion.evaluate import scene_condition
+
+    # --conditions day,night: scene i gets condition i mod 2, as data in the scene record
+    assert [s["condition"] for s in nusc.scene] == ["day", "night"]
+    assert [scene_condition(s) for s in nusc.scene] == ["day", "night"]
+    assert [a["name"] for a in nusc.attribute] == list(ATTRIBUTE_NAMES)
+
+
 def test_our_reader_reads_a_generated_frame(synth_root: Path, nusc) -> None:  # noqa: ANN001
     from fusion.nuscenes import NuScenesReader
 
@@ -447,3 +456,15 @@ def test_devkit_detection_eval_scores_ground_truth_as_perfect(
     assert len(present) >= 6, scores["mean_dist_aps"]
     for cls in present:
         assert scores["mean_dist_aps"][cls] > 0.95, (cls, scores["mean_dist_aps"][cls])
+
+
+def test_contact_sheet_has_a_row_per_scene(synth_root: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from fusion.render import contact_sheet
+
+    out = contact_sheet(synth_root, VERSION, tmp_path / "sheet.png", cam_width=96)
+    sheet = cv2.imread(str(out))
+    cam_h = round(96 * 9 / 16)
+    # two scenes; each row: 3 x 2 camera tiles, then a square BEV of the grid's height
+    assert sheet.shape == (2 * 2 * cam_h, 3 * 96 + 2 * cam_h, 3)

@@ -1,0 +1,151 @@
+"""`fusion convert`: a nuScenes dataroot scene -> a Foxglove MCAP, a ROS 2 bag or a ROS 1 bag.
+
+    fusion convert DATAROOT --version V --scene NAME --to mcap|ros2|ros1 --out PATH
+        [--storage mcap|db3] [--topics FILE] [--overwrite] [--log-time sensor|keyframe]
+
+Every sample_data (keyframes and sweeps), the ego poses (`/tf` map -> base_link at each
+sample_data's ego_pose), the CAN bus pose (`/odom`) and IMU (`/imu`) where present, the
+calibration (`/tf` or `/tf_static` base_link -> sensor once at the start; camera_info at the
+start and with every image) and the keyframe marks (`/nuscenes/keyframes`) are written, in
+the layout of `fusion.sources.mcap` / `fusion.sources.rosbag`. Each message's log time is its
+sensor time (`--log-time keyframe`: nuscenes2mcap's timing, see `convert`).
+`fusion.sources.open_source` reads every output back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from fusion.errors import DataError
+from fusion.sources.base import LogMessage
+
+Target = Literal["mcap", "ros2", "ros1"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataroot", type=Path, help="nuScenes dataroot")
+    parser.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini")
+    parser.add_argument("--scene", required=True, help="scene name, e.g. scene-0061")
+    parser.add_argument("--to", required=True, choices=("mcap", "ros2", "ros1"), help="log format")
+    parser.add_argument("--out", required=True, type=Path, help="output .mcap, bag folder or .bag")
+    parser.add_argument(
+        "--storage", choices=("mcap", "db3"), default="mcap", help="ROS 2 storage (default mcap)"
+    )
+    parser.add_argument("--topics", type=Path, help="topic-map TOML (default: the nuScenes map)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--log-time",
+        choices=("sensor", "keyframe"),
+        default="sensor",
+        help="log time of each message: its sensor time (default), or, as Foxglove's "
+        "nuscenes2mcap does, a keyframe's messages at their LIDAR keyframe's time",
+    )
+
+
+def _clear(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not overwrite:
+        raise DataError("output exists (use --overwrite to replace it)", out)
+    if out.is_dir():
+        if not (out / "metadata.yaml").is_file():
+            raise DataError("output is a folder that is not a ROS 2 bag: not replacing it", out)
+        shutil.rmtree(out)
+    else:
+        out.unlink()
+
+
+def convert(
+    dataroot: str | Path,
+    version: str,
+    scene: str,
+    to: Target,
+    out: str | Path,
+    *,
+    storage: Literal["mcap", "db3"] = "mcap",
+    topics: str | Path | None = None,
+    overwrite: bool = False,
+    log_time: Literal["sensor", "keyframe"] = "sensor",
+    progress: bool = True,
+) -> dict[str, int]:
+    """Write one scene as a log; returns the messages written per channel. `log_time`:
+    "sensor" logs each message at its sensor time; "keyframe" logs the keyframe messages of a
+    sample at its LIDAR_TOP keyframe's time (nuscenes2mcap's timing; message timestamps stay
+    the sensor times), everything else at its sensor time."""
+    from tqdm import tqdm
+
+    from fusion.sources.dataroot import DatarootSource
+    from fusion.sources.layout import load_topic_map
+
+    src = DatarootSource(dataroot, version, scene)
+    tmap = load_topic_map(topics)
+    out = Path(out)
+    _clear(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = src.info()
+    rig, keyframes = src.rig(), src.keyframes()
+    lidar_time = {tok: t for t, tok in keyframes.get("LIDAR_TOP", [])}
+    if to == "mcap":
+        from fusion.sources.mcap import FoxgloveMcapWriter
+
+        nusc = src.reader.nusc
+        sc = next(s for s in nusc.scene if s["name"] == scene)
+        log = nusc.get("log", sc["log_token"])
+        meta = {"name": scene, "description": sc["description"], "location": log["location"]}
+        meta |= {"vehicle": log["vehicle"], "date_captured": log["date_captured"]}
+        writer = FoxgloveMcapWriter(
+            out, rig, topics=tmap, keyframes=keyframes, metadata=meta, start_us=info["start_us"]
+        )
+    else:
+        from fusion.sources.rosbag import RosbagWriter
+
+        writer = RosbagWriter(
+            out, rig, ros=to, storage=storage, topics=tmap, keyframes=keyframes,
+            start_us=info["start_us"],
+        )  # fmt: skip
+    counts: dict[str, int] = {}
+    total = sum(info["channels"].values())
+    ok = False
+    try:
+        with writer:
+            bar = tqdm(
+                src.messages(), total=total, desc=f"convert {scene}", unit="msg",
+                disable=not progress, dynamic_ncols=True,
+            )  # fmt: skip
+            for msg in bar:
+                if log_time == "keyframe" and msg.sample_token in lidar_time:
+                    msg = _logged_at(msg, lidar_time[msg.sample_token])
+                writer.write(msg)
+                counts[msg.channel] = counts.get(msg.channel, 0) + 1
+        ok = True
+    finally:
+        if not ok and out.exists():  # never leave a half-written log behind
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+    return counts
+
+
+def _logged_at(msg: LogMessage, log_time_us: int) -> LogMessage:
+    return LogMessage(
+        msg.channel, msg.kind, msg.timestamp_us, log_time_us, msg.raw, msg.decoder, msg.origin,
+        msg.is_keyframe, msg.sample_token,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    counts = convert(
+        args.dataroot,
+        args.version,
+        args.scene,
+        args.to,
+        args.out,
+        storage=args.storage,
+        topics=args.topics,
+        overwrite=args.overwrite,
+        log_time=args.log_time,
+    )
+    summary = ", ".join(f"{ch} {n}" for ch, n in sorted(counts.items()))
+    print(f"fusion convert: wrote {sum(counts.values())} messages to {args.out} ({summary})")
+    return 0

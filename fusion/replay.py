@@ -1,0 +1,750 @@
+"""`fusion replay`: a recorded drive through the detector at the car's pace, without ROS.
+
+One log source (`fusion.sources`: a nuScenes dataroot scene, a Foxglove MCAP, a ROS 2 bag, a
+ROS 1 bag) feeds the online synchronizer (`fusion.stream`), whose frames go through the same
+pipeline as eval (`fusion.engines.runner.Runner`).
+
+Real time (`--rate R > 0`): a producer thread reads, paces (log time against a monotonic clock,
+scaled by R), injects faults, decodes and synchronizes; the inference thread takes the newest
+frame from a one-slot mailbox. A frame that arrives while one waits replaces it (latest wins);
+the replaced one is counted as dropped. Nothing queues without bound: the mailbox holds one
+frame, the synchronizer's buffers are bounded, outputs are streamed to their files.
+`--rate 0` runs as fast as possible in one thread, processes every trigger, and gives the same
+detections on every run.
+
+Accounting: `processed + dropped == triggers`. A trigger is dropped when it is replaced in the
+mailbox (`busy`), when too many wait for their sensors (`overflow`) or when no ego pose is known
+at its time (`no_pose`). A frame is `late` when its detections come out after its deadline
+(trigger time + budget). `latency_ms` is end to end on the replay clock: from the trigger's
+sensor time to its detections out (at `--rate 0` the replay clock is the stream's time plus the
+wall time spent since).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import heapq
+import json
+import math
+import resource
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fusion.bench.stats import LatencyRecorder
+from fusion.engines.runner import Runner, StageTimes
+from fusion.errors import DataError, FusionError
+from fusion.frame import Detections, Frame
+from fusion.sources.base import LogMessage, Source
+from fusion.stream import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
+
+LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Seeded message faults: each message is dropped with probability `drop`, else corrupted
+    (bytes flipped and truncated) with probability `corrupt`, and delayed by a uniform
+    [0, `delay_ms`] ms."""
+
+    drop: float = 0.0
+    corrupt: float = 0.0
+    delay_ms: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Faults:
+        """`drop=P,corrupt=P,delay_ms=D,seed=K` (any subset)."""
+        if not text:
+            return cls()
+        values: dict[str, Any] = {}
+        for item in text.split(","):
+            key, sep, val = item.strip().partition("=")
+            if not sep or key not in {f.name for f in dataclasses.fields(cls)}:
+                raise FusionError(
+                    f"--faults wants drop=P,corrupt=P,delay_ms=D,seed=K, got {item.strip()!r}"
+                )
+            try:
+                values[key] = int(val) if key == "seed" else float(val)
+            except ValueError as exc:
+                raise FusionError(f"--faults {key} must be a number, got {val!r}") from exc
+        faults = cls(**values)
+        for p in ("drop", "corrupt"):
+            if not 0.0 <= getattr(faults, p) <= 1.0:
+                raise FusionError(f"--faults {p} must be a probability in [0, 1]")
+        if not (0.0 <= faults.delay_ms < 60_000.0 and math.isfinite(faults.delay_ms)):
+            raise FusionError("--faults delay_ms must be in [0, 60000)")
+        return faults
+
+    @property
+    def any(self) -> bool:
+        return self.drop > 0 or self.corrupt > 0 or self.delay_ms > 0
+
+
+class FaultInjector:
+    """Applies `Faults` to messages, deterministically for a seed."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rng = np.random.default_rng(faults.seed)
+        self.dropped = 0
+        self.corrupted = 0
+        self.delayed = 0
+
+    def apply(self, msg: LogMessage) -> tuple[LogMessage | None, int]:
+        """(the message, possibly corrupted, or None when dropped; its extra delay in us)."""
+        f = self.faults
+        if not f.any:
+            return msg, 0
+        # one draw of each kind per message, so the fault pattern does not depend on outcomes
+        u_drop, u_corrupt, u_delay = self.rng.random(3)
+        if u_drop < f.drop:
+            self.dropped += 1
+            return None, 0
+        if u_corrupt < f.corrupt:
+            self.corrupted += 1
+            msg = msg.with_raw(corrupt_bytes(msg.raw, self.rng))
+        delay = int(u_delay * f.delay_ms * 1000)
+        if delay > 0:
+            self.delayed += 1
+        return msg, delay
+
+
+def corrupt_bytes(raw: bytes, rng: np.random.Generator) -> bytes:
+    """Flip the first bytes (every format's header or first record) and cut the message at an
+    odd length (no whole number of 2-, 4- or 20-byte records)."""
+    if len(raw) < 4:
+        return b"\x00"
+    out = bytearray(raw[: max(3, int(len(raw) * rng.uniform(0.2, 0.8)))])
+    if len(out) % 2 == 0:
+        out = out[:-1]
+    for i in range(min(8, len(out))):
+        out[i] ^= 0xFF
+    return bytes(out)
+
+
+# -- clock and mailbox ----------------------------------------------------------------------------
+
+
+class ReplayClock:
+    """Log time (us) on a monotonic wall clock scaled by `rate` (> 0)."""
+
+    def __init__(self, rate: float, log_start_us: int) -> None:
+        self.rate = rate
+        self.log_start_us = log_start_us
+        self.wall_start = time.monotonic()
+
+    def now_us(self) -> int:
+        return self.log_start_us + int((time.monotonic() - self.wall_start) * 1e6 * self.rate)
+
+    def sleep_until(self, log_us: int, stop: threading.Event | None = None) -> None:
+        wait = (log_us - self.log_start_us) / (1e6 * self.rate) - (
+            time.monotonic() - self.wall_start
+        )
+        if wait > 0:
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                time.sleep(wait)
+
+
+class LatestSlot:
+    """A one-item mailbox: `put` replaces a waiting item and returns it (latest wins)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+
+    def put(self, item: Any) -> Any:
+        with self._cond:
+            replaced, self._item = self._item, item
+            self._cond.notify()
+            return replaced
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def get(self) -> Any:
+        """The waiting item, blocking until there is one; None once closed and empty."""
+        with self._cond:
+            while self._item is None and not self._closed:
+                self._cond.wait()
+            item, self._item = self._item, None
+            return item
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Processed:
+    """One processed trigger: its frame, detections, stage times and latency."""
+
+    frame: Frame
+    detections: Detections
+    times: StageTimes
+    latency_ms: float
+    late: bool
+    raw: dict[str, LogMessage] = field(default_factory=dict)  # the messages the frame used
+
+
+class Sink(Protocol):
+    def write(self, item: Processed) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def boxes_global(item: Processed) -> list[dict[str, Any]]:
+    """Detections as devkit result boxes in the global frame (without the sample token)."""
+    from fusion.evaluate import detections_to_results
+
+    out = []
+    for box in detections_to_results(item.detections, item.frame):
+        box = dict(box)
+        box.pop("sample_token", None)
+        out.append(box)
+    return out
+
+
+class DetectionsJsonl:
+    """`--detections`: one JSON line per processed trigger."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("w")
+
+    def write(self, item: Processed) -> None:
+        line = {
+            "timestamp_us": item.frame.timestamp_us,
+            "sample_token": item.frame.sample_token or None,
+            "boxes": [
+                {k: b[k] for k in ("translation", "size", "rotation", "velocity")}
+                | {"detection_name": b["detection_name"], "detection_score": b["detection_score"]}
+                for b in boxes_global(item)
+            ],
+        }
+        self._f.write(json.dumps(line) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class ResultsJson:
+    """`--results`: a nuScenes results JSON of the keyframe triggers (those with a sample
+    token), which the devkit scores as it scores `fusion eval`."""
+
+    def __init__(self, path: Path, meta: dict[str, bool]) -> None:
+        self.path = path
+        self.meta = meta
+        self.results: dict[str, list[dict[str, Any]]] = {}
+
+    def write(self, item: Processed) -> None:
+        from fusion.evaluate import detections_to_results
+
+        if item.frame.sample_token:
+            self.results[item.frame.sample_token] = detections_to_results(
+                item.detections, item.frame
+            )
+
+    def close(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"meta": self.meta, "results": self.results}))
+
+
+# -- summary --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplaySummary:
+    source: str
+    rate: float
+    received: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    triggers: int = 0
+    processed: int = 0
+    dropped: int = 0
+    dropped_by: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency_stats: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    log_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    rss_mb_per_loop: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # first rejection reasons, for the user
+
+    def as_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["errors"] = self.errors[:10]
+        return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+# -- the replay -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    rate: float = 1.0  # 0: as fast as possible, deterministic
+    trigger: Trigger = "keyframes"
+    budget_ms: float = LIDAR_PERIOD_MS
+    start_s: float = 0.0
+    duration_s: float | None = None
+    loop: int = 1
+    faults: Faults = Faults()
+    warmup: int = 1  # processed triggers left out of the latency statistics
+
+    def __post_init__(self) -> None:
+        if not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise FusionError("--rate must be >= 0 (0: as fast as possible)")
+        if not (self.budget_ms > 0 and math.isfinite(self.budget_ms)):
+            raise FusionError("--budget-ms must be > 0")
+        if self.start_s < 0 or (self.duration_s is not None and self.duration_s <= 0):
+            raise FusionError("--start must be >= 0 and --duration > 0")
+        if self.loop < 1:
+            raise FusionError("--loop must be >= 1")
+
+
+class _Run:
+    """State of one replay: counters, synchronizer, sinks."""
+
+    def __init__(
+        self,
+        source: Source,
+        runner: Runner,
+        options: ReplayOptions,
+        sinks: Sequence[Sink],
+        status: Any | None,
+    ) -> None:
+        self.source = source
+        self.runner = runner
+        self.options = options
+        self.sinks = sinks
+        self.status = status
+        wait_us = int(
+            min(
+                options.budget_ms * 1000,
+                max(runner.cfg.sync.camera_tolerance_us, runner.cfg.sync.radar_tolerance_us),
+            )
+        )
+        info = source.info()
+        trigger = options.trigger
+        if trigger == "keyframes" and not info.get("keyframes"):
+            trigger = "lidar"  # the log marks no keyframes (e.g. an original nuscenes2mcap file)
+        self.trigger = trigger
+        # one pose stream, the denser of the ego poses (`pose`: ego_pose records or tf
+        # map->base_link) and the CAN bus (`odom`); nuscenes2mcap files have `pose` at 2 Hz only
+        channels = info.get("channels", {})
+        pose_channel = max(
+            (c for c in ("pose", "odom") if channels.get(c)),
+            key=lambda c: channels[c],
+            default=None,
+        )
+        self.sync = OnlineSynchronizer(
+            StreamOptions.from_config(
+                runner.cfg, wait_us=wait_us, trigger=trigger, pose_channel=pose_channel
+            ),
+            source.rig(),
+            scene_name=str(getattr(source, "scene", "") or ""),
+        )
+        self.faults = FaultInjector(options.faults)
+        self.summary = ReplaySummary(str(source.path), options.rate)
+        self.recorder = LatencyRecorder(options.warmup)
+        self.busy_dropped = 0
+        self.read_ms = 0.0
+        self.decode_ms = 0.0
+        self.lock = threading.Lock()  # counters shared by producer and consumer
+        self.clock: ReplayClock | None = None
+        self.stream_now_us = 0  # newest log time delivered (the clock at --rate 0)
+        self.wall_at_stream = time.monotonic()
+
+    # -- producer side -------------------------------------------------------------------------
+    def messages(self) -> Iterator[tuple[int, LogMessage]]:
+        """(arrival log time, message) over all loops, after faults; time-shifted per loop so
+        the log time keeps increasing."""
+        o = self.options
+        offset = 0
+        for loop in range(o.loop):
+            first: int | None = None
+            last = 0
+            delayed: list[tuple[int, int, LogMessage]] = []  # heap of (arrival, n, message)
+            n = 0
+            it = iter(self.source.messages())
+            while True:
+                t0 = time.perf_counter()
+                msg = next(it, None)
+                self.read_ms += (time.perf_counter() - t0) * 1e3
+                if msg is None:
+                    break
+                if first is None:
+                    first = msg.log_time_us
+                rel = msg.log_time_us - first
+                if rel < o.start_s * 1e6:
+                    continue
+                if o.duration_s is not None and rel > (o.start_s + o.duration_s) * 1e6:
+                    break
+                last = max(last, msg.log_time_us)
+                if loop and offset:
+                    msg = _shifted(msg, offset)
+                faulty, delay = self.faults.apply(msg)
+                if faulty is None:
+                    continue
+                arrival = faulty.log_time_us + delay
+                n += 1
+                heapq.heappush(delayed, (arrival, n, faulty))
+                # delayed messages wait in a heap bounded by delay_ms worth of messages
+                while delayed and delayed[0][0] <= faulty.log_time_us:
+                    a, _, m = heapq.heappop(delayed)
+                    yield a, m
+            while delayed:
+                a, _, m = heapq.heappop(delayed)
+                yield a, m
+            self.summary.rss_mb_per_loop.append(round(current_rss_mb(), 1))
+            if first is not None:
+                span = last - first
+                self.summary.log_s += span * 1e-6
+                offset += span + 100_000
+            if loop + 1 < o.loop:
+                yield -1, None  # type: ignore[misc]  # loop boundary: reset the synchronizer
+
+    def deliver(self, msg: LogMessage) -> None:
+        ch = msg.channel
+        self.summary.received[ch] = self.summary.received.get(ch, 0) + 1
+        t0 = time.perf_counter()
+        try:
+            payload = msg.decode()
+        except DataError as err:
+            self.summary.rejected[ch] = self.summary.rejected.get(ch, 0) + 1
+            if len(self.summary.errors) < 10:
+                self.summary.errors.append(str(err))
+            return
+        finally:
+            self.decode_ms += (time.perf_counter() - t0) * 1e3
+        self.sync.push(msg, payload)
+
+    def build(self, trigger: PendingTrigger) -> tuple[Frame, float, float] | None:
+        frame = self.sync.build(trigger)
+        read_ms, decode_ms = self.read_ms, self.decode_ms
+        self.read_ms = self.decode_ms = 0.0
+        return None if frame is None else (frame, read_ms, decode_ms)
+
+    # -- consumer side -------------------------------------------------------------------------
+    def now_us(self) -> int:
+        if self.clock is not None:
+            return self.clock.now_us()
+        return self.stream_now_us + int((time.monotonic() - self.wall_at_stream) * 1e6)
+
+    def process(self, built: tuple[Frame, float, float]) -> None:
+        frame, read_ms, decode_ms = built
+        dets, times = self.runner.detect(frame)
+        times = dataclasses.replace(times, read=read_ms, decode=decode_ms)
+        done_us = self.now_us()
+        latency_ms = (done_us - frame.timestamp_us) / 1000.0
+        late = latency_ms > self.options.budget_ms
+        item = Processed(frame, dets, times, latency_ms, late)
+        with self.lock:
+            self.summary.processed += 1
+            self.summary.late += int(late)
+            self.recorder.add(times.as_dict(), latency_ms)
+        for sink in self.sinks:
+            sink.write(item)
+        if self.status is not None:
+            self.status(self)
+
+
+def _shifted(msg: LogMessage, offset_us: int) -> LogMessage:
+    return dataclasses.replace(
+        msg, timestamp_us=msg.timestamp_us + offset_us, log_time_us=msg.log_time_us + offset_us
+    )
+
+
+def replay(
+    source: Source,
+    runner: Runner,
+    options: ReplayOptions,
+    sinks: Sequence[Sink] = (),
+    status: Any | None = None,
+) -> ReplaySummary:
+    """Replay `source` through `runner`; see the module docstring."""
+    run = _Run(source, runner, options, sinks, status)
+    wall0 = time.monotonic()
+    try:
+        if options.rate == 0:
+            _replay_sequential(run)
+        else:
+            _replay_realtime(run)
+    finally:
+        for sink in sinks:
+            sink.close()
+    s = run.summary
+    s.wall_s = time.monotonic() - wall0
+    c = run.sync.counters
+    s.triggers = c.triggers
+    s.dropped_by = {"busy": run.busy_dropped, "overflow": c.overflow, "no_pose": c.no_pose}
+    s.dropped = sum(s.dropped_by.values())
+    s.missing = dict(sorted(c.missing.items()))
+    s.faults = {
+        "dropped": run.faults.dropped,
+        "corrupted": run.faults.corrupted,
+        "delayed": run.faults.delayed,
+    }
+    summary = run.recorder.summary(StageTimes.names())
+    s.latency_stats = summary
+    e2e = summary["end_to_end"]
+    s.latency_ms = {k: e2e[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")}
+    s.stages_ms = {
+        st: {"p50": v["p50_ms"], "p99": v["p99_ms"]} for st, v in summary["stages"].items()
+    }
+    s.peak_rss_mb = round(peak_rss_mb(), 1)
+    if s.triggers == 0 and not any(k == "LIDAR_TOP" for k in s.received):
+        raise DataError("the log has no LIDAR_TOP messages to trigger on", source.path)
+    return s
+
+
+def _replay_sequential(run: _Run) -> None:
+    """--rate 0: one thread, every trigger processed as soon as its sensors are in."""
+    for arrival, msg in run.messages():
+        if msg is None:
+            _flush(run, sequential=True)
+            run.sync.reset()
+            continue
+        run.stream_now_us = max(run.stream_now_us, arrival)
+        run.wall_at_stream = time.monotonic()
+        for trig in run.sync.ready(run.stream_now_us):
+            _dispatch(run, trig, None)
+        run.deliver(msg)
+        for trig in run.sync.ready(run.stream_now_us):
+            _dispatch(run, trig, None)
+    _flush(run, sequential=True)
+
+
+def _flush(run: _Run, sequential: bool, slot: LatestSlot | None = None) -> None:
+    for trig in run.sync.ready(flush=True):
+        _dispatch(run, trig, slot)
+
+
+def _dispatch(run: _Run, trig: PendingTrigger, slot: LatestSlot | None) -> None:
+    built = run.build(trig)
+    if built is None:
+        return
+    if slot is None:
+        run.process(built)
+        return
+    if slot.put(built) is not None:
+        with run.lock:
+            run.busy_dropped += 1
+
+
+def _replay_realtime(run: _Run) -> None:
+    """--rate > 0: a producer thread paces, decodes and synchronizes; this thread infers."""
+    slot = LatestSlot()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for arrival, msg in run.messages():
+                if stop.is_set():
+                    return
+                if msg is None:
+                    _flush(run, False, slot)
+                    run.sync.reset()
+                    continue
+                if run.clock is None:
+                    run.clock = ReplayClock(run.options.rate, arrival)
+                # release triggers whose wait ends before this message arrives
+                while (d := run.sync.next_deadline()) is not None and d < arrival:
+                    run.clock.sleep_until(d, stop)
+                    for trig in run.sync.ready(d):
+                        _dispatch(run, trig, slot)
+                run.clock.sleep_until(arrival, stop)
+                run.deliver(msg)
+                for trig in run.sync.ready(run.clock.now_us()):
+                    _dispatch(run, trig, slot)
+            if run.clock is not None:
+                while (d := run.sync.next_deadline()) is not None:
+                    run.clock.sleep_until(d, stop)
+                    for trig in run.sync.ready(d):
+                        _dispatch(run, trig, slot)
+            _flush(run, False, slot)
+        except BaseException as exc:  # noqa: BLE001  # handed to the main thread
+            failure.append(exc)
+        finally:
+            slot.close()
+
+    producer = threading.Thread(target=produce, name="replay-producer", daemon=True)
+    producer.start()
+    try:
+        while (built := slot.get()) is not None:
+            run.process(built)
+    finally:
+        stop.set()
+        producer.join(timeout=10)
+    if failure:
+        raise failure[0]
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+def format_summary(s: ReplaySummary) -> str:
+    lines = [
+        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s",
+        f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
+        f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
+        "latency ms (end to end): "
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v)),
+        f"peak RSS {s.peak_rss_mb:.0f} MB",
+    ]
+    chans = sorted(set(s.received) | set(s.missing))
+    if chans:
+        lines.append(f"{'channel':<20}{'received':>10}{'rejected':>10}{'missing':>10}")
+        for ch in chans:
+            lines.append(
+                f"{ch:<20}{s.received.get(ch, 0):>10}{s.rejected.get(ch, 0):>10}"
+                f"{s.missing.get(ch, 0):>10}"
+            )
+    if s.stages_ms:
+        lines.append(f"{'stage':<20}{'p50 ms':>10}{'p99 ms':>10}")
+        for st, v in s.stages_ms.items():
+            if v["p99"] > 0:
+                lines.append(f"{st:<20}{v['p50']:>10.1f}{v['p99']:>10.1f}")
+    if any(s.faults.values()):
+        lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in s.faults.items()))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fusion.engines.base import BACKENDS
+
+    parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag folder or .bag")
+    parser.add_argument("--version", help="dataroot version (e.g. v1.0-mini)")
+    parser.add_argument("--scene", help="dataroot scene name")
+    parser.add_argument("--rig", type=Path, help="calibration for sensors the log lacks")
+    parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
+    parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
+    parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
+    parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
+    parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
+    parser.add_argument("--start", type=float, default=0.0, help="s into the log")
+    parser.add_argument("--duration", type=float, help="s of log to replay")
+    parser.add_argument("--loop", type=int, default=1)
+    parser.add_argument("--faults", help="drop=P,corrupt=P,delay_ms=D,seed=K")
+    parser.add_argument("--detections", type=Path, help="JSON lines, one per processed trigger")
+    parser.add_argument("--results", type=Path, help="nuScenes results JSON of the keyframes")
+    parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
+    parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
+    parser.add_argument("--summary", type=Path, help="summary JSON")
+    parser.add_argument("--no-status", action="store_true", help="no live status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fusion.engines.runner import open_engine
+    from fusion.model.weights import load_detector, resolve_weights
+    from fusion.sources import open_source
+
+    options = ReplayOptions(
+        rate=args.rate,
+        trigger=args.trigger,
+        budget_ms=args.budget_ms,
+        start_s=args.start,
+        duration_s=args.duration,
+        loop=args.loop,
+        faults=Faults.parse(args.faults),
+    )
+    source = open_source(
+        args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics
+    )
+    path = resolve_weights([args.model], args.weights, [])[args.model]
+    model = load_detector(path)
+    work = Path(args.summary or args.detections or Path("replay_out")).parent / "engines"
+    engine = open_engine(args.backend, model, work)
+    runner = Runner(model.cfg, model.variant, engine, model.params)
+    sinks: list[Sink] = []
+    if args.detections:
+        sinks.append(DetectionsJsonl(args.detections))
+    if args.results:
+        mods = set(model.modalities)
+        meta = {
+            "use_camera": "camera" in mods,
+            "use_lidar": "lidar" in mods,
+            "use_radar": "radar" in mods,
+            "use_map": False,
+            "use_external": False,
+        }
+        sinks.append(ResultsJson(args.results, meta))
+    if args.mcap:
+        from fusion.replay_outputs import McapSink
+
+        sinks.append(McapSink(args.mcap, model.cfg))
+    if args.rerun:
+        from fusion.replay_outputs import RerunSink
+
+        sinks.append(RerunSink(args.rerun))
+    status = None if args.no_status else _StatusLine()
+    try:
+        summary = replay(source, runner, options, sinks, status)
+    finally:
+        if status is not None:
+            status.close()
+    print(format_summary(summary))
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(summary.as_json(), indent=2))
+    return 0
+
+
+class _StatusLine:
+    """A live line (rich) with rate, drops and p99, refreshed at most 4 times a second."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._console = Console(stderr=True)
+        self._live = Live("", console=self._console, refresh_per_second=4, transient=True)
+        self._live.start()
+        self._t0 = time.monotonic()
+
+    def __call__(self, run: _Run) -> None:
+        s = run.summary
+        lat = run.recorder.end_to_end
+        p99 = float(np.percentile(lat[-200:], 99)) if lat else float("nan")
+        elapsed = max(time.monotonic() - self._t0, 1e-6)
+        self._live.update(
+            f"processed {s.processed} ({s.processed / elapsed:.1f}/s)  "
+            f"dropped {run.busy_dropped + run.sync.counters.overflow + run.sync.counters.no_pose}"
+            f"  late {s.late}  p99 {p99:.0f} ms"
+        )
+
+    def close(self) -> None:
+        self._live.stop()

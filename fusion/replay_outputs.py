@@ -1,0 +1,176 @@
+"""Visual outputs of `fusion replay`: a Foxglove MCAP and a rerun recording.
+
+MCAP (foxglove protobuf schemas, written with `mcap-protobuf-support`): `/detections`
+foxglove.SceneUpdate (one cube per box, in `map`), `/lidar_top` foxglove.PointCloud (the
+frame's compensated cloud in `LIDAR_TOP`), `/<camera>/image_rect_compressed`
+foxglove.CompressedImage (the frame's images, JPEG), `/tf` foxglove.FrameTransform
+(`map` -> `base_link` at the trigger time, `base_link` -> `LIDAR_TOP`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from fusion.config import DETECTION_CLASSES, PipelineConfig
+from fusion.errors import FusionError
+
+if TYPE_CHECKING:
+    from fusion.replay import Processed
+
+# one colour per class (RGB 0..1), as in the BEV pictures' palette order
+_CLASS_RGB = [
+    (0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
+    (1.00, 0.50, 0.00), (1.00, 1.00, 0.20), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75),
+    (0.10, 0.75, 0.80), (0.60, 0.60, 0.60),
+]  # fmt: skip
+
+
+def _ns(us: int) -> int:
+    return int(us) * 1000
+
+
+class McapSink:
+    """`--mcap OUT.mcap`: what Foxglove opens to watch the replay."""
+
+    def __init__(self, path: Path, cfg: PipelineConfig) -> None:
+        from mcap_protobuf.writer import Writer
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("wb")
+        self._w = Writer(self._f)
+        self.cfg = cfg
+
+    def write(self, item: Processed) -> None:
+        from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+        from foxglove_schemas_protobuf.CubePrimitive_pb2 import CubePrimitive
+        from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
+        from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
+        from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+        from foxglove_schemas_protobuf.SceneEntity_pb2 import SceneEntity
+        from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
+
+        from fusion.replay import boxes_global
+
+        frame = item.frame
+        t = _ns(frame.timestamp_us)
+        ego = frame.reference.ego_to_global
+        for parent, child, tf in (
+            ("map", "base_link", ego),
+            ("base_link", "LIDAR_TOP", frame.reference.sensor_to_ego),
+        ):
+            msg = FrameTransform(parent_frame_id=parent, child_frame_id=child)
+            msg.timestamp.FromNanoseconds(t)
+            x, y, z = tf.translation
+            msg.translation.x, msg.translation.y, msg.translation.z = float(x), float(y), float(z)
+            w, qx, qy, qz = tf.quaternion
+            msg.rotation.w, msg.rotation.x = float(w), float(qx)
+            msg.rotation.y, msg.rotation.z = float(qy), float(qz)
+            self._w.write_message("/tf", msg, log_time=t, publish_time=t)
+
+        scene = SceneUpdate()
+        entity = SceneEntity(id="detections", frame_id="map")
+        entity.timestamp.FromNanoseconds(t)
+        entity.lifetime.FromNanoseconds(_ns(600_000))
+        for box in boxes_global(item):
+            cube = CubePrimitive()
+            cube.pose.position.x, cube.pose.position.y, cube.pose.position.z = box["translation"]
+            w, qx, qy, qz = box["rotation"]
+            cube.pose.orientation.w, cube.pose.orientation.x = w, qx
+            cube.pose.orientation.y, cube.pose.orientation.z = qy, qz
+            bw, bl, bh = box["size"]
+            cube.size.x, cube.size.y, cube.size.z = bl, bw, bh
+            r, g, b = _CLASS_RGB[DETECTION_CLASSES.index(box["detection_name"])]
+            cube.color.r, cube.color.g, cube.color.b = r, g, b
+            cube.color.a = 0.25 + 0.6 * float(box["detection_score"])
+            entity.cubes.append(cube)
+        scene.entities.append(entity)
+        self._w.write_message("/detections", scene, log_time=t, publish_time=t)
+
+        if frame.lidar is not None:
+            pts = np.ascontiguousarray(frame.lidar.points[:, :4], np.float32)
+            cloud = PointCloud(frame_id="LIDAR_TOP", point_stride=16, data=pts.tobytes())
+            cloud.timestamp.FromNanoseconds(t)
+            for i, name in enumerate(("x", "y", "z", "intensity")):
+                cloud.fields.append(
+                    PackedElementField(name=name, offset=4 * i, type=PackedElementField.FLOAT32)
+                )
+            self._w.write_message("/lidar_top", cloud, log_time=t, publish_time=t)
+
+        for ch, cam in frame.cameras.items():
+            ok, jpeg = cv2.imencode(
+                ".jpg", cv2.cvtColor(cam.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+            )
+            if not ok:
+                continue
+            tc = _ns(cam.pose.timestamp_us)
+            img = CompressedImage(frame_id=ch, format="jpeg", data=jpeg.tobytes())
+            img.timestamp.FromNanoseconds(tc)
+            self._w.write_message(
+                f"/{ch.lower()}/image_rect_compressed", img, log_time=t, publish_time=tc
+            )
+
+    def close(self) -> None:
+        self._w.finish()
+        self._f.close()
+
+
+class RerunSink:
+    """`--rerun OUT.rrd`: the replay as a rerun recording (global frame, sensor time)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import rerun as rr
+        except ImportError as exc:
+            raise FusionError(
+                "--rerun needs rerun-sdk: pip install 'fusion-stack[viz]'", path
+            ) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rr: Any = rr
+        self.rec = rr.new_recording(application_id="fusion_replay")
+        rr.save(str(path), recording=self.rec)
+
+    def write(self, item: Processed) -> None:
+        from fusion.replay import boxes_global
+
+        rr, rec = self.rr, self.rec
+        frame = item.frame
+        _set_time(rr, rec, frame.timestamp_us)
+        lidar_to_global = frame.reference.sensor_to_global
+        if frame.lidar is not None:
+            pts = lidar_to_global.apply(frame.lidar.points[:, :3].astype(np.float64))
+            rr.log("world/lidar", rr.Points3D(pts.astype(np.float32), radii=0.05), recording=rec)
+        boxes = boxes_global(item)
+        if boxes:
+            rr.log(
+                "world/detections",
+                rr.Boxes3D(
+                    centers=[b["translation"] for b in boxes],
+                    half_sizes=[
+                        (b["size"][1] / 2, b["size"][0] / 2, b["size"][2] / 2) for b in boxes
+                    ],
+                    quaternions=[
+                        rr.Quaternion(xyzw=[*b["rotation"][1:], b["rotation"][0]]) for b in boxes
+                    ],
+                    labels=[f"{b['detection_name']} {b['detection_score']:.2f}" for b in boxes],
+                ),
+                recording=rec,
+            )
+        else:
+            rr.log("world/detections", rr.Clear(recursive=False), recording=rec)
+        for ch, cam in frame.cameras.items():
+            rr.log(f"cameras/{ch}", rr.Image(cam.image[::2, ::2]), recording=rec)
+
+    def close(self) -> None:
+        self.rr.disconnect(recording=self.rec)  # flushes the file
+
+
+def _set_time(rr: Any, rec: Any, timestamp_us: int) -> None:
+    """Sensor time on the `sensor` timeline (rerun renamed this call after 0.22)."""
+    if hasattr(rr, "set_time_nanos"):
+        rr.set_time_nanos("sensor", int(timestamp_us) * 1000, recording=rec)
+    else:
+        rr.set_time("sensor", timestamp=np.datetime64(int(timestamp_us), "us"), recording=rec)

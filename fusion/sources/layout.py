@@ -1,0 +1,158 @@
+"""Where a log keeps what: the topic map (topics and tf frames of each sensor) and the rig
+fallback (`configs/rig_nuscenes.toml` format) for sensors a log carries no calibration for."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from calibration import Transform
+from fusion.config import CONFIG_DIR, load_dataclass
+from fusion.errors import ConfigError, DataError
+from fusion.sources.base import Rig, SensorCalibration
+
+DEFAULT_TOPICS = CONFIG_DIR / "topics_nuscenes.toml"
+KEYFRAMES_TOPIC = "/nuscenes/keyframes"  # written by `fusion convert`: keyframe marks, JSON
+
+# Channel names of the non-sensor streams a source yields.
+POSE_CHANNEL = "pose"  # ego poses: tf map -> base_link, or a dataroot's ego_pose records
+ODOM_CHANNEL = "odom"  # CAN bus pose (50 Hz): /odom
+IMU_CHANNEL = "imu"  # CAN bus ms_imu (100 Hz): /imu
+
+
+@dataclass(frozen=True)
+class SensorTopic:
+    """One sensor of a log. `info`: the camera_info topic of a camera ("" for none)."""
+
+    channel: str
+    kind: Literal["lidar", "camera", "radar"]
+    topic: str
+    frame: str
+    info: str = ""
+
+
+@dataclass(frozen=True)
+class TopicMap:
+    """The topics and frames of a log; "" marks a stream the log does not have."""
+
+    map_frame: str
+    ego_frame: str
+    tf: str
+    tf_static: str
+    odom: str
+    imu: str
+    sensors: tuple[SensorTopic, ...]
+    path: str = ""  # the file it came from, for errors
+    strict: bool = False  # every named topic must be in the log (a user's map)
+
+    def by_topic(self) -> dict[str, SensorTopic]:
+        return {s.topic: s for s in self.sensors}
+
+    def named_topics(self) -> list[str]:
+        streams = [self.tf, self.tf_static, self.odom, self.imu]
+        return [t for t in [*streams, *(s.topic for s in self.sensors)] if t] + [
+            s.info for s in self.sensors if s.info
+        ]
+
+    def check_against(self, log_topics: Collection[str], log_path: str | Path) -> None:
+        """A user's map must name only topics the log has; every log needs its LIDAR."""
+        if self.strict:
+            absent = [t for t in self.named_topics() if t not in log_topics]
+            if absent:
+                raise DataError(
+                    f"topic map names topics absent from {log_path}: {', '.join(absent)}",
+                    self.path,
+                )
+        lidars = [s for s in self.sensors if s.kind == "lidar" and s.topic in log_topics]
+        if not lidars:
+            wanted = ", ".join(s.topic for s in self.sensors if s.kind == "lidar") or "none"
+            raise DataError(f"log has no LIDAR topic (topic map wants: {wanted})", log_path)
+
+
+def load_topic_map(path: str | Path | None = None) -> TopicMap:
+    """A topic-map TOML (default `configs/topics_nuscenes.toml`), loaded strictly: unknown
+    keys, wrong types and duplicate channels raise DataError naming the file. A map given by
+    path is strict against the log (see `TopicMap.check_against`)."""
+    file = Path(path) if path is not None else DEFAULT_TOPICS
+    try:
+        tm = load_dataclass(TopicMap, file)
+    except ConfigError as err:
+        raise DataError(err.reason, file) from err
+    if tm.path or tm.strict:
+        raise DataError("keys 'path' and 'strict' are not topic-map keys", file)
+    channels = [s.channel for s in tm.sensors]
+    if len(set(channels)) != len(channels):
+        raise DataError("topic map names a channel twice", file)
+    topics = [s.topic for s in tm.sensors]
+    if len(set(topics)) != len(topics) or "" in topics:
+        raise DataError("every sensor needs its own non-empty topic", file)
+    return TopicMap(**{**tm.__dict__, "path": str(file), "strict": path is not None})
+
+
+def rig_from_file(path: str | Path) -> Rig:
+    """A rig TOML (`configs/rig_nuscenes.toml` format, as `fusion generate --rig` reads it) ->
+    Rig: each sensor's mounting, and each camera's intrinsics at the file's image size."""
+    from fusion.synth.rig import load_rig
+
+    try:
+        spec = load_rig(path)
+    except ConfigError as err:
+        raise DataError(err.reason, path) from err
+    sensors = {}
+    for s in (spec.lidar, *spec.radars):
+        sensors[s.channel] = SensorCalibration(s.channel, s.to_ego)
+    for c in spec.cameras:
+        sensors[c.channel] = SensorCalibration(c.channel, c.to_ego, c.camera())
+    return Rig(sensors)
+
+
+def complete_rig(
+    channels: Collection[str],
+    extrinsics: Mapping[str, Transform],
+    cameras: Mapping[str, object],
+    camera_channels: Collection[str],
+    fallback: Rig | None,
+    log_path: str | Path,
+) -> Rig:
+    """The log's own calibration, a missing piece taken from `fallback` (the `--rig` file):
+    a sensor with neither raises DataError naming the sensor."""
+    sensors = {}
+    for ch in channels:
+        ext = extrinsics.get(ch)
+        cam = cameras.get(ch) if ch in camera_channels else None
+        if ext is None or (ch in camera_channels and cam is None):
+            if fallback is None or ch not in fallback:
+                what = "extrinsics (no tf)" if ext is None else "intrinsics (no camera_info)"
+                raise DataError(
+                    f"sensor {ch} has no {what} in the log and no --rig file gives them", log_path
+                )
+            ext = ext if ext is not None else fallback[ch].sensor_to_ego
+            if ch in camera_channels and cam is None:
+                cam = fallback[ch].camera
+                if cam is None:
+                    raise DataError(f"the rig file has no camera model for {ch}", log_path)
+        sensors[ch] = SensorCalibration(ch, ext, cam)  # type: ignore[arg-type]
+    return Rig(sensors)
+
+
+def keyframes_json(marks: Mapping[str, list[tuple[int, str]]]) -> bytes:
+    """The keyframe marks `fusion convert` writes on KEYFRAMES_TOPIC, once at the log's start:
+    `{"keyframes": {channel: [[timestamp_us, sample_token], ...]}}`."""
+    import json
+
+    return json.dumps(
+        {"keyframes": {ch: [list(m) for m in ms] for ch, ms in marks.items()}}
+    ).encode()
+
+
+def parse_keyframes(raw: bytes, origin: str | Path) -> dict[tuple[str, int], str]:
+    """KEYFRAMES_TOPIC bytes -> {(channel, timestamp_us): sample_token}."""
+    import json
+
+    try:
+        table = json.loads(raw)["keyframes"]
+        return {(ch, int(t)): str(tok) for ch, ms in table.items() for t, tok in ms}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"malformed keyframe marks on {KEYFRAMES_TOPIC}: {exc!r}", origin) from exc

@@ -1,0 +1,84 @@
+"""Multi-sweep point clouds: earlier LIDAR and radar scans brought into the LIDAR_TOP frame at
+the reference time, each point carrying its time lag. One definition, used by the offline
+reader (`fusion.nuscenes`) and the online synchronizer (`fusion.stream`).
+
+A scan measured by sensor S at time t maps to LIDAR_TOP at t_ref through
+`LIDAR(t_ref) <- ego(t_ref) <- global <- ego(t) <- S` (`fusion.sync.transform_between`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fusion.frame import LidarData, RadarData, SensorPose
+from fusion.sensor_io import RadarFilter
+from fusion.sync import transform_between
+
+# Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
+# devkit's and mmdet3d's multi-sweep loaders do.
+SWEEP_CLOSE_M = 1.0
+
+# Rows of the nuScenes radar PCD fields (the devkit's RadarPointCloud.points order).
+RADAR_X, RADAR_DYN_PROP, RADAR_RCS, RADAR_VX_COMP, RADAR_VY_COMP = 0, 3, 5, 8, 9
+RADAR_AMBIG_STATE, RADAR_INVALID_STATE = 11, 14
+
+
+def lidar_sweeps(
+    scans: Sequence[tuple[SensorPose, NDArray[np.float32]]],
+    reference: SensorPose,
+    filename: str = "",
+) -> LidarData:
+    """`scans` (pose, (N, 5) x y z intensity ring in the sensor frame), the keyframe first, then
+    older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s)."""
+    clouds = []
+    for k, (pose, pts) in enumerate(scans):
+        if k == 0 and pose.timestamp_us == reference.timestamp_us:
+            xyz = pts[:, :3]  # the keyframe scan is already in the reference frame
+        else:
+            pts = pts[~((np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M))]
+            xyz = transform_between(pose, reference).apply(pts[:, :3])
+        dt = np.full((len(pts), 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
+        clouds.append(np.hstack([xyz, pts[:, 3:4], dt]).astype(np.float32))
+    return LidarData(
+        pose=reference,
+        points=np.concatenate(clouds) if clouds else np.zeros((0, 5), np.float32),
+        num_sweeps=len(scans),
+        filename=filename,
+        keyframe_points=len(clouds[0]) if clouds else 0,
+    )
+
+
+def radar_keep(fields: NDArray[np.floating], radar_filter: RadarFilter) -> NDArray[np.bool_]:
+    """Which points of an (18, N) radar scan pass `radar_filter` (the devkit's filters)."""
+    return (
+        np.isin(fields[RADAR_INVALID_STATE], radar_filter.invalid_states)
+        & np.isin(fields[RADAR_DYN_PROP], radar_filter.dynprop_states)
+        & np.isin(fields[RADAR_AMBIG_STATE], radar_filter.ambig_states)
+    )
+
+
+def radar_sweeps(
+    scans: Sequence[tuple[SensorPose, NDArray[np.floating]]],
+    reference: SensorPose,
+    filename: str = "",
+) -> RadarData:
+    """`scans` (pose, (18, N) filtered radar fields), the current scan first -> (sum N, 7)
+    x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s)."""
+    clouds = []
+    for pose, raw in scans:
+        to_ref = transform_between(pose, reference)
+        xyz = to_ref.apply(raw[RADAR_X : RADAR_X + 3].T)
+        vel = np.zeros((raw.shape[1], 3))
+        vel[:, 0], vel[:, 1] = raw[RADAR_VX_COMP], raw[RADAR_VY_COMP]
+        vel = to_ref.apply_vectors(vel)
+        dt = np.full((raw.shape[1], 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
+        clouds.append(np.hstack([xyz, raw[RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32))
+    return RadarData(
+        pose=scans[0][0],
+        points=np.concatenate(clouds).reshape(-1, 7) if clouds else np.zeros((0, 7), np.float32),
+        num_sweeps=len(scans),
+        filename=filename,
+    )

@@ -1,0 +1,98 @@
+"""One convention in every subcommand: `--json` is a flag (JSON on stdout), `--json-out` a
+path; no default points into the source tree; `--models/--weights/--checkpoint` are one set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from fusion.cli import SUBCOMMANDS, build_parser, emit_json
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every leaf parser: `inspect`, `calibrate board`, `bench latency`, ..."""
+    out: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(name: str, parser: argparse.ArgumentParser) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            out[name] = parser
+        for action in subs:
+            for sub_name, sub in action.choices.items():
+                walk(f"{name} {sub_name}".strip(), sub)
+
+    for command in SUBCOMMANDS:
+        parser = build_parser([command])
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        walk(command, action.choices[command])
+    return out
+
+
+PARSERS = _parsers()
+
+
+def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action | None:
+    return next((a for a in parser._actions if flag in a.option_strings), None)
+
+
+def test_every_leaf_command_is_seen() -> None:
+    assert {"inspect", "calibrate board", "calibrate check", "eval", "train"} <= set(PARSERS)
+    assert {"bench kernels", "bench latency", "generate", "validate", "export"} <= set(PARSERS)
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_json_is_a_flag_and_json_out_a_path(name: str) -> None:
+    parser = PARSERS[name]
+    flag = _option(parser, "--json")
+    if flag is not None:
+        assert isinstance(flag, argparse._StoreTrueAction), name
+    out = _option(parser, "--json-out")
+    if out is not None:
+        assert out.type is Path and out.default is None, name
+    if name in {"inspect", "calibrate board", "calibrate check", "eval", "bench latency"}:
+        assert flag is not None and out is not None, name
+    if name == "bench kernels":
+        assert out is not None and _option(parser, "--markdown-out") is not None
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_no_default_points_into_the_source_tree(name: str) -> None:
+    for action in PARSERS[name]._actions:
+        if isinstance(action.default, Path):
+            path = action.default
+            # the shipped rig preset is package data, read not written
+            if path.suffix == ".toml" and path.parent.name == "configs":
+                continue
+            assert not path.is_absolute() or REPO not in path.resolve().parents, (name, action)
+
+
+@pytest.mark.parametrize("name", ["bench kernels", "bench latency", "eval", "inspect", "train"])
+def test_a_dataroot_is_given(name: str) -> None:
+    action = _option(PARSERS[name], "--dataroot")
+    assert action is not None and action.required, name
+
+
+@pytest.mark.parametrize("name", ["eval", "bench latency"])
+def test_model_choice_is_one_shared_set(name: str) -> None:
+    parser = PARSERS[name]
+    models, weights, checkpoint = (
+        _option(parser, f) for f in ("--models", "--weights", "--checkpoint")
+    )
+    assert models.default == "fusion,camera,lidar" and weights.type is Path
+    assert checkpoint.metavar == "MODEL=PATH" and checkpoint.default == []
+    assert models.help == _option(PARSERS["eval"], "--models").help
+
+
+def test_emit_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    payload = {"a": [1, 2]}
+    args = argparse.Namespace(json=False, json_out=tmp_path / "sub" / "x.json")
+    assert emit_json(args, payload) is False
+    assert json.loads((tmp_path / "sub" / "x.json").read_text()) == payload
+    assert capsys.readouterr().out == ""
+    assert emit_json(argparse.Namespace(json=True, json_out=None), payload) is True
+    assert json.loads(capsys.readouterr().out) == payload

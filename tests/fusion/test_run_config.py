@@ -1,0 +1,95 @@
+"""One config: everything that shapes a run is in the preset, reaches the run's config.toml
+through the strict loader, and the shipped (format-1) weights still load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from fusion.config import (
+    CONFIG_DIR,
+    PipelineConfig,
+    dumps_toml,
+    load_config,
+    loads_config,
+    parse_toml,
+)
+from fusion.errors import ConfigError, FusionError
+from fusion.model.weights import (
+    FORMAT,
+    FORMAT_1,
+    load_detector,
+    packaged_weights,
+    read_metadata,
+    save_detector,
+)
+from fusion.train import with_lr_scales
+
+
+def _keys(table: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in table.items():
+        out |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
+@pytest.mark.parametrize("name", ["tiny", "nuscenes"])
+def test_presets_state_every_run_setting(name: str) -> None:
+    cfg = load_config(name)
+    written = parse_toml(dumps_toml(cfg), "dumped")
+    preset = parse_toml((CONFIG_DIR / f"{name}.toml").read_text(), name)
+    # only the two reader-fixed column counts and the radar filter may be left to defaults
+    assert _keys(written) - _keys(preset) == {
+        "point_cloud.features",
+        "radar.features",
+        "radar.filter",
+    } - _keys(preset)
+    assert {"params.image_widths", "train.warmup_steps", "train.augment.rotation"} <= _keys(preset)
+    assert {"train.branch_lr.camera", "params.code_weights"} <= _keys(preset)
+    assert loads_config(dumps_toml(cfg), "dumped") == cfg
+
+
+def test_config_from_text_names_its_source() -> None:
+    text = (CONFIG_DIR / "tiny.toml").read_text()
+    assert loads_config(text, "weights.safetensors") == load_config("tiny")
+    with pytest.raises(ConfigError, match=r"weights\.safetensors: missing key 'params'"):
+        loads_config(text.split("[params]")[0], "weights.safetensors")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        loads_config("name = ", "x.safetensors")
+
+
+def test_lr_scales_land_in_the_config() -> None:
+    cfg = with_lr_scales(load_config("tiny"), ["camera=0.1", "dense=2"])
+    assert cfg.train.branch_lr == dataclasses.replace(
+        cfg.train.branch_lr, camera=0.1, dense=2.0, lidar=1.0, radar=1.0
+    )
+    assert "camera = 0.1" in dumps_toml(cfg)
+    with pytest.raises(FusionError, match="BRANCH=X"):
+        with_lr_scales(cfg, ["head=1"])
+
+
+@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
+def test_shipped_format_1_weights_load_converted(variant: str, tmp_path: Path) -> None:
+    path = packaged_weights(variant)
+    meta = read_metadata(path)
+    assert meta["format"] == FORMAT_1
+    model = load_detector(path)
+    stored = json.loads(meta["params"])
+    assert dataclasses.asdict(model.cfg.params) == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()
+    }
+    # what format 1 left to code defaults, as the shipped runs trained with
+    assert model.cfg.train.warmup_steps == 200
+    # they were trained with the tiny preset: converted, their config is today's preset
+    assert model.cfg == load_config("tiny")
+    # written again: format 2, one config that holds everything
+    again = save_detector(model, tmp_path / f"{variant}.safetensors")
+    with safe_open(str(again), framework="pt") as f:
+        meta2 = f.metadata()
+    assert meta2["format"] == FORMAT and "params" not in meta2
+    reloaded = load_detector(again)
+    assert isinstance(reloaded.cfg, PipelineConfig) and reloaded.cfg == model.cfg
