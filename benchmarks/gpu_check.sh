@@ -27,8 +27,9 @@ echo "== 1. CUDA kernels against the numpy oracle at full size (tests/kernels/te
 timeout 240 $PY -m pytest -q -x tests/kernels/test_kernel_gpu.py -p no:cacheprovider || echo "GPU kernel tests FAILED or timed out"
 
 echo "== 2. kernel timings with the bandwidth bound (fusion bench kernels --quick)"
-timeout 180 $PY -m fusion.cli bench kernels --quick --json "$OUT/kernels_gpu.json" \
-    --markdown "$OUT/kernels_gpu.md" || echo "bench kernels FAILED or timed out"
+timeout 180 $PY -m fusion.cli bench kernels --quick --dataroot tests/data/nuscenes-real-frame \
+    --json-out "$OUT/kernels_gpu.json" --markdown-out "$OUT/kernels_gpu.md" \
+    || echo "bench kernels FAILED or timed out"
 
 echo "== 3. end to end: torch CPU, torch CUDA, TensorRT FP16 (synthetic frames, tiny config)"
 timeout 240 $PY - "$OUT/e2e_gpu.json" <<'EOF'

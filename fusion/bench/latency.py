@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from fusion.bench.machine import env_line, machine_info
+from fusion.bench.machine import (
+    current_rss_mb,
+    env_line,
+    machine_info,
+    peak_rss_mb,
+    reset_peak_rss,
+)
 from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.errors import FusionError
 
@@ -150,43 +156,6 @@ def moving_scene(root: Path, version: str, samples: int) -> None:
     print(f"generating a moving scene of {samples} keyframes in {root}", flush=True)
     if main(argv) != 0:
         raise FusionError("could not generate the benchmark scene", root)
-
-
-# -- memory -------------------------------------------------------------------------------------
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0); False if unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """VmHWM (peak resident set since the last reset), MB; ru_maxrss where /proc is absent."""
-    peak = _status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def rss_mb() -> float:
-    """VmRSS now, MB (0 where /proc is absent)."""
-    return _status_mb("VmRSS") or 0.0
 
 
 # -- one model x backend ------------------------------------------------------------------------
@@ -581,7 +550,7 @@ def run(args: argparse.Namespace) -> int:
         if not tokens:
             raise FusionError("no samples to time", dataroot)
         for backend in backends:
-            rss_before = rss_mb()
+            rss_before = current_rss_mb()
             reset_peak_rss()
             device_peak = None
             try:
@@ -606,7 +575,7 @@ def run(args: argparse.Namespace) -> int:
             for i in range(args.warmup):  # counted, not measured
                 lane.recorder.add(*lane.query(tokens[i % len(tokens)]))
             lane.peak_rss_mb = peak_rss_mb()
-            lane.rss_added_mb = rss_mb() - rss_before
+            lane.rss_added_mb = current_rss_mb() - rss_before
             if cuda:
                 device_peak = torch.cuda.max_memory_allocated() / 2**20
             lane.peak_device_mb = device_peak

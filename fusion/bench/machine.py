@@ -1,4 +1,5 @@
-"""What a benchmark ran on: CPU, cores, load, GPU, thread pools and package versions.
+"""What a benchmark ran on: CPU, cores, load, GPU, thread pools and package versions, and the
+process's resident memory (now, and its peak since a reset).
 
 Nothing here imports torch or onnxruntime: their thread counts are read only when the caller
 already loaded them, so `fusion bench kernels` stays free of torch.
@@ -78,6 +79,40 @@ def thread_pools() -> dict[str, Any]:
         if os.environ.get(var):
             out[var] = os.environ[var]
     return out
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0); False if unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """VmHWM (peak resident set since the last reset), MB; ru_maxrss where /proc is absent."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """VmRSS now, MB (0 where /proc is absent)."""
+    return _status_mb("VmRSS") or 0.0
 
 
 def machine_info(dists: tuple[str, ...] = DEFAULT_DISTS) -> dict[str, Any]:
