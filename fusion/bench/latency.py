@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.errors import FusionError
 
 LOADGEN_P99_QUERIES = 662  # LoadGen's minimum query count for a p99 at 99 % confidence
-DEFAULT_WORK = Path("latency-work")  # in the working directory, never the source tree
+DEFAULT_WORK = Path("out/latency")  # relative: the working directory, never the source tree
 TARGET_CAMERAS = 6
 
 
@@ -176,7 +176,8 @@ class Lane:
     wall_ms: float = 0.0  # wall time of the measured queries
     last_camera_input_ms: float = 0.0
     engine_settings: dict[str, Any] | None = None
-    camera_input_ms: list[float] | None = None  # JPEG read + JPEG decode + images, per query
+    # JPEG read + JPEG decode + images of each measured query, ms
+    camera_input_ms: list[float] = field(default_factory=list)
 
     def query(self, token: str) -> tuple[dict[str, float], float]:
         """One frame end to end: stage times (ms) and the query's wall time (ms)."""
@@ -596,7 +597,7 @@ def run(args: argparse.Namespace) -> int:
             start_us = (time.perf_counter() - t_origin) * 1e6
             stages, e2e = lane.query(tokens[i % len(tokens)])
             lane.recorder.add(stages, e2e)
-            lane.camera_input_ms = (lane.camera_input_ms or []) + [lane.last_camera_input_ms]
+            lane.camera_input_ms.append(lane.last_camera_input_ms)
             lane.wall_ms += e2e
             if args.trace:
                 trace += _trace_events(
