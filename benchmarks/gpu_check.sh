@@ -35,6 +35,7 @@ echo "== 3. end to end: torch CPU, torch CUDA, TensorRT FP16 (synthetic frames, 
 timeout 240 $PY - "$OUT/e2e_gpu.json" <<'EOF'
 import json, sys, time
 sys.path.insert(0, "tests/model")
+import fusion  # first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp
 import numpy as np, torch
 from model_fakes import make_frame
 from fusion.bench.machine import machine_info
