@@ -52,6 +52,9 @@ lint: setup
 bench: setup
 	$(VENV)/bin/fusion bench kernels --dataroot tests/data/nuscenes-real-frame \
 		--json-out benchmarks/kernels.json --markdown-out benchmarks/kernels.md
+	$(VENV)/bin/fusion bench latency --dataroot out/bench-scene --generate \
+		--json-out benchmarks/latency.json --markdown-out benchmarks/latency.md \
+		--plot benchmarks/latency.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -100,6 +101,10 @@ class ReaderOptions:
     tolerant: bool = False  # mark a broken sensor missing instead of raising
     # how far (us) each keyframe may be from the reference time; None: the reader's config's
     sync: SyncConfig | None = None
+    # "reduced": JPEGs decoded at reduced DCT scale for a network input of `network_hw` (H, W),
+    # the camera model scaled with them (fusion.pipeline.jpeg_reduction, reduced_camera)
+    image_decode: Literal["full", "reduced"] = "full"
+    network_hw: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> ReaderOptions:
@@ -108,6 +113,7 @@ class ReaderOptions:
             radar_sweeps=cfg.radar.sweeps,
             radar_filter=RadarFilter.preset(cfg.radar.filter),
             sync=cfg.sync,
+            network_hw=cfg.camera.image_hw,
         )
         return cls(**{**base.__dict__, **overrides})
 
@@ -541,8 +547,17 @@ class NuScenesReader:
     def _camera(self, sd_token: str) -> CameraData:
         sd = self._get("sample_data", sd_token)
         cam = self.camera_model(sd_token)
+        reduction = 1
+        if self.options.image_decode == "reduced" and self.options.network_hw is not None:
+            from fusion.pipeline import jpeg_reduction
+
+            reduction = jpeg_reduction(cam.width, cam.height, self.options.network_hw)
         # the size is checked against sample_data's from the header, before decoding
-        image = load_image(self._path(sd), (cam.height, cam.width))
+        image = load_image(self._path(sd), (cam.height, cam.width), reduction)
+        if reduction > 1:
+            from fusion.pipeline import reduced_camera
+
+            cam = reduced_camera(cam, reduction, image.shape[:2])
         return CameraData(
             pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]
         )

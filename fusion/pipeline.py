@@ -24,6 +24,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -164,22 +165,101 @@ def view_camera(camera: PinholeCamera, view: ImageView, cfg: PipelineConfig) -> 
     return camera.scaled(view.scale).cropped(view.x0, view.y0, w, h)
 
 
+ImageDecode = Literal["full", "reduced"]
+
+
+def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
+    """The largest JPEG DCT reduction k in (8, 4, 2, 1) whose 1/k image still covers the
+    network input (H, W) at no less than its resolution (what `image_view` fits: the width,
+    and the height after fitting the width), so that the remaining resize only shrinks."""
+    h, w = network_hw
+    for k in (8, 4, 2):
+        rw, rh = -(-width // k), -(-height // k)  # libjpeg rounds up
+        if rw >= w and rh * w / rw >= h:
+            return k
+    return 1
+
+
+def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> PinholeCamera:
+    """The camera model of `camera`'s image decoded at 1/k to `image_hw` (H, W): pixel (i, j)
+    covers source pixels [k i, k i + k) x [k j, k j + k), so K's first two rows scale by 1/k
+    (`PinholeCamera.scaled`'s convention, the one `warp_image` resizes with)."""
+    kk = camera.intrinsics.copy()
+    kk[:2] /= k
+    return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
+
+
+def decode_camera_image(
+    raw: bytes,
+    camera: PinholeCamera,
+    network_hw: tuple[int, int],
+    mode: ImageDecode = "reduced",
+    origin: str | Path = "",
+) -> tuple[NDArray[np.uint8], PinholeCamera]:
+    """JPEG bytes of an image taken by `camera` -> (h, w, 3) uint8 RGB and the camera model of
+    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_hw`).
+    `full` decodes every pixel (training: augmentation crops and rescales); `reduced` decodes
+    at 1/k (`jpeg_reduction`, libjpeg's DCT scaling) with the camera from `reduced_camera`.
+    Decoding and its checks (size against the camera model, corrupt or truncated data:
+    `DataError` naming `origin`) are `fusion.sensor_io.decode_jpeg`'s."""
+    from fusion.sensor_io import decode_jpeg
+
+    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
+    if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
+        return image, camera
+    return image, reduced_camera(camera, k, image.shape[:2])
+
+
+def _normalize_lut() -> NDArray[np.float32]:
+    """(3, 256) float32: uint8 value v of channel c -> (v / 255 - mean_c) / std_c."""
+    v = np.arange(256, dtype=np.float32)[None] / np.float32(255.0)
+    mean = np.asarray(IMAGE_MEAN, np.float32).reshape(3, 1)
+    std = np.asarray(IMAGE_STD, np.float32).reshape(3, 1)
+    return ((v - mean) / std).astype(np.float32)
+
+
+_LUT = _normalize_lut()
+
+
 def warp_image(
-    image: NDArray[np.uint8], view: ImageView, cfg: PipelineConfig
+    image: NDArray[np.uint8], view: ImageView, cfg: PipelineConfig, *, one_step: bool = False
 ) -> NDArray[np.float32]:
-    """(h, w, 3) uint8 RGB -> (3, H, W) float32 normalized network input (padding is 0)."""
+    """(h, w, 3) uint8 RGB -> (3, H, W) float32 normalized network input (padding is 0).
+
+    Default (training): resize the whole image (INTER_AREA when shrinking), then crop. With
+    `one_step` (inference) and a scale of at least 1/2, only the output pixels are computed:
+    one bilinear affine warp (the same pixel-centre mapping as cv2.resize) and a per-channel
+    lookup table that normalizes and transposes to (3, H, W); at exactly 1/2 this equals the
+    area resize, and a reduced-scale decode (`decode_camera_image`) brings the scale into
+    [1/2, 1]. Below 1/2 bilinear would alias, so the default path runs."""
     h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)
-    interp = cv2.INTER_AREA if view.scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    norm = (resized.astype(np.float32) / 255.0 - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)
-    out = np.zeros((h, w, 3), np.float32)
     sx0, sy0 = max(view.x0, 0), max(view.y0, 0)
     dx0, dy0 = sx0 - view.x0, sy0 - view.y0
     cw, ch = min(new_w - sx0, w - dx0), min(new_h - sy0, h - dy0)
+    out = np.zeros((3, h, w), np.float32)
+    if one_step and view.scale >= 0.5:
+        if cw <= 0 or ch <= 0:
+            return out
+        s = view.scale
+        # dst = s * src + (s - 1) / 2 - x0 is cv2.resize's half-pixel mapping, then the crop
+        m = np.array([[s, 0.0, 0.5 * (s - 1.0) - view.x0], [0.0, s, 0.5 * (s - 1.0) - view.y0]])
+        warped = cv2.warpAffine(
+            image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        region = warped[dy0 : dy0 + ch, dx0 : dx0 + cw]
+        for c in range(3):
+            out[c, dy0 : dy0 + ch, dx0 : dx0 + cw] = _LUT[c][region[..., c]]
+        return out
+    interp = cv2.INTER_AREA if view.scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    norm = (resized.astype(np.float32) / 255.0 - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)
     if cw > 0 and ch > 0:
-        out[dy0 : dy0 + ch, dx0 : dx0 + cw] = norm[sy0 : sy0 + ch, sx0 : sx0 + cw]
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
+        out[:, dy0 : dy0 + ch, dx0 : dx0 + cw] = norm[sy0 : sy0 + ch, sx0 : sx0 + cw].transpose(
+            2, 0, 1
+        )
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,7 +299,8 @@ def camera_inputs(
         if data is None:
             continue
         view = image_view(data.image.shape[1], data.image.shape[0], cfg, rng, params)
-        images[i] = warp_image(data.image, view, cfg)
+        # inference (no augmentation) takes the one-step warp; training keeps the area resize
+        images[i] = warp_image(data.image, view, cfg, one_step=rng is None)
         cams[i] = view_camera(data.camera, view, cfg)
         poses[i] = frame.sensor_to_lidar(ch).matrix
         rig[i] = lidar_from_ego @ data.pose.sensor_to_ego.matrix

@@ -320,10 +320,12 @@ def radar_keep(fields: NDArray[np.floating], radar_filter: RadarFilter) -> NDArr
     )
 
 
-def load_image(path: str | Path, expected_hw: tuple[int, int] | None = None) -> NDArray[np.uint8]:
+def load_image(
+    path: str | Path, expected_hw: tuple[int, int] | None = None, reduction: int = 1
+) -> NDArray[np.uint8]:
     """A JPEG or PNG -> (H, W, 3) uint8 RGB (see `decode_jpeg`)."""
     path = Path(path)
-    return decode_jpeg(_read_bytes(path), path, expected_hw)
+    return decode_jpeg(_read_bytes(path), path, expected_hw, reduction)
 
 
 def image_size(raw: bytes, origin: str | Path) -> tuple[int, int]:
@@ -345,7 +347,10 @@ def image_size(raw: bytes, origin: str | Path) -> tuple[int, int]:
 
 
 def decode_jpeg(
-    raw: bytes, origin: str | Path, expected_hw: tuple[int, int] | None = None
+    raw: bytes,
+    origin: str | Path,
+    expected_hw: tuple[int, int] | None = None,
+    reduction: int = 1,
 ) -> NDArray[np.uint8]:
     """The bytes of a JPEG (or PNG) -> (H, W, 3) uint8 RGB.
 
@@ -354,7 +359,11 @@ def decode_jpeg(
     decoded by libjpeg-turbo through simplejpeg in strict mode: corrupt or truncated data
     (libjpeg's "Corrupt JPEG data" / "Premature end" warnings, on which OpenCV silently returns
     grey rows) is an error. `origin` names the file (or log message) the bytes came from.
+    `reduction` k in (1, 2, 4, 8) decodes a JPEG at 1/k with libjpeg's DCT scaling
+    (ceil(H / k) x ceil(W / k), a fraction of the cost; PNGs ignore it and decode in full).
     """
+    if reduction not in (1, 2, 4, 8):
+        raise ValueError(f"reduction must be 1, 2, 4 or 8, not {reduction}")
     height, width = image_size(raw, origin)
     if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
         raise DataError(
@@ -368,8 +377,12 @@ def decode_jpeg(
     if raw[:2] == b"\xff\xd8":
         if raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
             raise DataError("truncated JPEG (no end-of-image marker)", origin)
+        # min_height/min_width pick libjpeg's smallest scale still covering them: exactly 1/k
+        out_h, out_w = -(-height // reduction), -(-width // reduction)
         try:
-            img = simplejpeg.decode_jpeg(raw, colorspace="RGB", strict=True)
+            img = simplejpeg.decode_jpeg(
+                raw, colorspace="RGB", strict=True, min_height=out_h, min_width=out_w
+            )
         except ValueError as exc:
             raise DataError(f"corrupt image: bad JPEG data ({exc})", origin) from None
     else:
@@ -380,9 +393,12 @@ def decode_jpeg(
         if bgr is None:
             raise DataError("corrupt image: cannot be decoded", origin)
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if img.shape[:2] != (height, width):
+        out_h, out_w = height, width
+    if img.shape[:2] != (out_h, out_w):
+        scale = "" if (out_h, out_w) == (height, width) else f" at 1/{reduction} ({out_w}x{out_h})"
         raise DataError(
-            f"image decodes to {img.shape[1]}x{img.shape[0]}, its header says {width}x{height}",
+            f"image decodes to {img.shape[1]}x{img.shape[0]}, its header says {width}x{height}"
+            + scale,
             origin,
         )
     return img

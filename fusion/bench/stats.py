@@ -62,6 +62,13 @@ class LatencyRecorder:
     def warmup_seen(self) -> int:
         return min(self.seen, self.warmup)
 
+    def means(self, stage_order: Iterable[str]) -> dict[str, float]:
+        """Mean ms of each stage in `stage_order` (0 where never recorded) and "total", the
+        mean end-to-end time, over the measured queries (NaN when there are none)."""
+        out = {s: float(np.mean(self.stages[s])) if s in self.stages else 0.0 for s in stage_order}
+        out["total"] = float(np.mean(self.end_to_end)) if self.end_to_end else float("nan")
+        return out
+
     def summary(self, stage_order: Iterable[str] | None = None) -> dict:
         """`{"frames", "warmup", "end_to_end": STATS, "stages": {stage: STATS}}`."""
         order = list(stage_order) if stage_order is not None else list(self.stages)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kernel_params import REAL_ROOT
 
-bench = importlib.import_module("kernels.benchmark")
+bench = importlib.import_module("fusion.bench.kernels")
 
 
 def test_rig_matches_devkit_transforms() -> None:

@@ -12,7 +12,7 @@ from kernel_params import REAL_ROOT
 import kernels as K
 
 pytestmark = pytest.mark.gpu
-bench = importlib.import_module("kernels.benchmark")
+bench = importlib.import_module("fusion.bench.kernels")
 
 
 @pytest.fixture(scope="module", autouse=True)

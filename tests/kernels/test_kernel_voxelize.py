@@ -204,7 +204,7 @@ def test_torch_in_torch_out(real_scan) -> None:
 def test_numba_equals_spconv_on_ten_sweeps(real_scan, cfg) -> None:
     import importlib
 
-    cloud = importlib.import_module("kernels.benchmark").ten_sweeps(real_scan)
+    cloud = importlib.import_module("fusion.bench.kernels").ten_sweeps(real_scan)
     size, p, mv = cfg
     theirs = spconv_voxels(cloud, size, p, mv)
     assert_equals_spconv(voxelize(cloud, size, RANGE, p, mv, backend="numba"), theirs)

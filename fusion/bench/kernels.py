@@ -12,15 +12,9 @@ shapely polygons for NMS. Times are the median of `--repeats` runs after one war
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import statistics
-import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +22,9 @@ from typing import Any
 import numpy as np
 
 import kernels as K
+from fusion.bench.machine import load_average, machine_info
+from fusion.bench.timing import Measure, timed
 
-REPO = Path(__file__).resolve().parents[1]
 CAMERAS = (
     "CAM_FRONT_LEFT",
     "CAM_FRONT",
@@ -64,15 +59,6 @@ class Timing:
     runs: int = 0
 
 
-@dataclass(frozen=True)
-class Measure:
-    """Median and fastest of `runs` timed runs, in ms."""
-
-    median_ms: float
-    min_ms: float
-    runs: int
-
-
 @dataclass
 class Report:
     timings: list[Timing] = field(default_factory=list)
@@ -98,20 +84,6 @@ class Report:
             if (t.kernel, t.data, t.impl) == (kernel, data, impl):
                 return t.min_ms if best else t.median_ms
         return None
-
-
-def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | None = None) -> Measure:
-    fn()  # warm-up: JIT compilation, caches, allocator
-    if sync:
-        sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return Measure(statistics.median(times) * 1e3, min(times) * 1e3, repeats)
 
 
 # ---------------------------------------------------------------- data
@@ -210,6 +182,21 @@ def real_boxes(root: Path) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
 # ---------------------------------------------------------------- benches
 
 
+# `--no-torch` turns the torch and spconv peers off, so that the run imports no torch at all
+_TORCH_PEERS = {"on": True}
+
+
+def _torch() -> Any:
+    """torch for a peer row, with its threads on every core (as Numba's); ImportError when
+    not installed or turned off."""
+    if not _TORCH_PEERS["on"]:
+        raise ImportError("torch peers turned off by --no-torch")
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
 def _backends() -> list[str]:
     """numpy and numba always; cuda on a real GPU (the simulator is far too slow to time)."""
     from numba import config, cuda
@@ -238,10 +225,10 @@ def bench_voxelize(
     rep: Report, clouds: dict[str, np.ndarray], backends: list[str], repeats: int
 ) -> None:
     try:
-        import torch
+        torch = _torch()
         from spconv.pytorch.utils import PointToVoxel
     except ImportError as exc:
-        PointToVoxel, torch, why = None, None, f"spconv not installed ({exc})"
+        PointToVoxel, torch, why = None, None, f"spconv not run ({exc})"
     for name, pts in clouds.items():
         for be in backends:
             if be == "cuda":
@@ -318,9 +305,9 @@ def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: i
             )
         rep.add("scatter_bev", "real pillars", be, ms, f"V={len(feats)}, C={CHANNELS}, 512x512")
     try:
-        import torch
+        torch = _torch()
     except ImportError as exc:
-        rep.add("scatter_bev", "real pillars", "torch", None, f"torch not installed ({exc})")
+        rep.add("scatter_bev", "real pillars", "torch", None, f"not run ({exc})")
         return
     tf = torch.from_numpy(feats)
     cell = torch.from_numpy(v.coords[:, 1].astype(np.int64) * grid[0] + v.coords[:, 0])
@@ -372,9 +359,9 @@ def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -
             )
         rep.add("bev_pool", name, be, ms, note)
     try:
-        import torch
+        torch = _torch()
     except ImportError as exc:
-        rep.add("bev_pool", name, "torch", None, f"torch not installed ({exc})")
+        rep.add("bev_pool", name, "torch", None, f"not run ({exc})")
         return info
     td, tc = torch.from_numpy(depth), torch.from_numpy(context)
     cell = torch.from_numpy(g.point_cell.astype(np.int64))
@@ -584,39 +571,9 @@ def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> Non
 
 
 def _machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=False
-        ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    versions: dict[str, str] = {"python": platform.python_version()}
-    for dist in ("numpy", "numba", "llvmlite", "torch", "spconv", "shapely", "nuscenes-devkit"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    try:
-        from numba import cuda
-
-        gpu = (
-            cuda.get_current_device().name.decode()
-            if cuda.is_available() and not _sim()
-            else "none"
-        )
-    except Exception:  # noqa: BLE001  (any driver failure means: no usable GPU)
-        gpu = "none"
-    load = os.getloadavg()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "gpu": gpu,
-        "versions": versions,
-        "load_average_1_5_15": [round(x, 2) for x in load],
-    }
+    return machine_info(
+        ("numpy", "numba", "llvmlite", "torch", "spconv", "shapely", "nuscenes-devkit")
+    )
 
 
 def _sim() -> bool:
@@ -706,48 +663,33 @@ def goals(rep: Report, data_names: list[str], info: dict[str, Any]) -> list[dict
     return out
 
 
-def _threads_note() -> str:
-    import numba
-
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        layer = "not started"
-    try:
-        import torch
-
-        peers = f"torch on {torch.get_num_threads()}"
-    except ImportError:
-        peers = "torch not installed"
+def _threads_note(threads: dict[str, Any]) -> str:
+    torch = f"torch on {threads['torch']}" if "torch" in threads else "torch not loaded"
     return (
         f"Threads: the parallel passes of the Numba CPU kernels (voxelize's cell and copy passes,"
-        f" bev_pool forward and backward) ran on {numba.get_num_threads()} threads ({layer}"
-        f" layer), {peers}; voxelize's voxel numbering is serial. A parallel pass waits for its"
-        " slowest thread, so on cores busy with other work NUMBA_NUM_THREADS=1 can be faster."
+        f" bev_pool forward and backward) ran on {threads['numba']} threads"
+        f" ({threads['numba_layer']} layer), {torch}; voxelize's voxel numbering is serial. A"
+        " parallel pass waits for its slowest thread, so on cores busy with other work"
+        " NUMBA_NUM_THREADS=1 can be faster."
     )
 
 
-def write_markdown(
-    path: Path,
-    rep: Report,
-    machine: dict[str, Any],
-    info: dict[str, Any],
-    goal_rows: list[dict[str, Any]],
-    args: argparse.Namespace,
-    repeats: int,
-) -> None:
+def kernels_markdown(payload: dict[str, Any]) -> str:
+    """The markdown report of one `fusion bench kernels` JSON payload."""
+    machine, info, goal_rows = payload["machine"], payload["bev_pool_geometry"], payload["goals"]
     lines = [
         "# Kernel benchmarks",
         "",
-        f"Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Generated from `{payload.get('json_name') or 'its JSON'}` by"
+        " `fusion.bench.kernels.kernels_markdown`.  ",
+        f"Date: {payload['date']}  ",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}  ",
         f"Load average (1/5/15 min) at the start: {machine['load_average_at_start']}, at the end:"
         f" {machine['load_average_1_5_15']} (the 2 cores are shared with other processes;"
         " contention inflates every figure and widens the spread between median and min)  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + "  ",
-        f"Command: `fusion bench kernels{' --quick' if args.quick else ''}"
-        f" --repeats {args.repeats}`: median of {repeats} runs after one warm-up run"
-        " (fewer for the slow ones: numpy oracles and the devkit loop max(3, repeats/4),"
+        f"Command: `{payload['command']}`: median of {payload['repeats']} runs after one warm-up"
+        " run (fewer for the slow ones: numpy oracles and the devkit loop max(3, repeats/4),"
         " shapely and the pure-Python NMS oracle max(2, repeats/5)).",
         "",
         "Data: the real nuScenes keyframe in tests/data (LIDAR_TOP scan, 34,688 points; its 69"
@@ -762,10 +704,13 @@ def write_markdown(
         "| kernel | data | implementation | median (ms) | min (ms) | runs | note |",
         "| --- | --- | --- | ---: | ---: | ---: | --- |",
     ]
-    for t in rep.timings:
-        ms = "skipped" if t.median_ms is None else f"{t.median_ms:.3f}"
-        low = "" if t.min_ms is None else f"{t.min_ms:.3f}"
-        lines.append(f"| {t.kernel} | {t.data} | {t.impl} | {ms} | {low} | {t.runs} | {t.note} |")
+    for t in payload["timings"]:
+        ms = "skipped" if t["median_ms"] is None else f"{t['median_ms']:.3f}"
+        low = "" if t["min_ms"] is None else f"{t['min_ms']:.3f}"
+        lines.append(
+            f"| {t['kernel']} | {t['data']} | {t['impl']} | {ms} | {low} | {t['runs']}"
+            f" | {t['note']} |"
+        )
     lines += [
         "",
         "## Ratios to peers (ours / peer; below 1 is faster)",
@@ -773,7 +718,7 @@ def write_markdown(
         "| kernel | data | ours | peer | ratio |",
         "| --- | --- | --- | --- | ---: |",
     ]
-    for r in peer_ratios(rep):
+    for r in payload["ratios"]:
         lines.append(
             f"| {r['kernel']} | {r['data']} | {r['ours']} | {r['peer']} | {r['ratio']:.4f} |"
         )
@@ -809,18 +754,16 @@ def write_markdown(
             + "; ".join(borderline)
             + ".",
         ]
-    lines += ["", _threads_note()]
-    cuda_note = _cuda_note()
-    if cuda_note:
+    lines += ["", _threads_note(machine["threads"])]
+    if payload.get("cuda_note"):
         lines += [
             "",
-            f"CUDA: not timed ({cuda_note}); the CUDA kernels are tested under numba's simulator"
-            " on small inputs, and every kernel compiles to PTX for sm_80 when libNVVM is present"
-            " (tests/kernels/test_kernel_ptx.py; checked here with the nvidia-cuda-nvcc-cu12"
-            " wheel). The GPU goal is not measured.",
+            f"CUDA: not timed ({payload['cuda_note']}); the CUDA kernels are tested under numba's"
+            " simulator on small inputs, and every kernel compiles to PTX for sm_80 when libNVVM"
+            " is present (tests/kernels/test_kernel_ptx.py; checked here with the"
+            " nvidia-cuda-nvcc-cu12 wheel). The GPU goal is not measured.",
         ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- CLI
@@ -832,6 +775,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
     parser.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="skip the torch and spconv peers (the run then imports no torch)",
+    )
+    parser.add_argument(
         "--dataroot",
         type=Path,
         required=True,
@@ -842,13 +790,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     repeats = 3 if args.quick else max(1, args.repeats)
-    try:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-    except ImportError:
-        pass
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    _TORCH_PEERS["on"] = not args.no_torch
+    load_at_start = load_average()
     root = Path(args.dataroot)
     scan = load_scan(root)
     clouds = (
@@ -881,8 +824,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {g['goal']:<62} {ratio:>8} {best_s:<22} {met}")
     machine = _machine()
     machine["load_average_at_start"] = load_at_start
+    command = "fusion bench kernels" + " --quick" * args.quick + " --no-torch" * args.no_torch
     payload = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": machine["date"],
+        "command": f"{command} --repeats {args.repeats}",
+        "cuda_note": _cuda_note(),
         "machine": machine,
         "repeats": repeats,
         "bev_pool_geometry": info,
@@ -890,11 +836,13 @@ def run(args: argparse.Namespace) -> int:
         "ratios": peer_ratios(rep),
         "timings": [asdict(t) for t in rep.timings],
     }
+    payload["json_name"] = args.json_out.name if args.json_out else None
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json_out}")
     if args.markdown_out:
-        write_markdown(args.markdown_out, rep, machine, info, goal_rows, args, repeats)
+        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(kernels_markdown(payload))
         print(f"wrote {args.markdown_out}")
     return 0

@@ -1,0 +1,36 @@
+"""fusion.bench.machine: the environment line and the memory figures."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from fusion.bench.machine import (
+    current_rss_mb,
+    env_line,
+    machine_info,
+    peak_rss_mb,
+    reset_peak_rss,
+)
+
+
+def test_machine_info_and_env_line():
+    info = machine_info()
+    assert info["cpu"] and info["cores"] >= 1 and "numba" in info["threads"]
+    assert {"python", "numpy", "numba"} <= set(info["versions"])
+    info["precision"] = "fp32"
+    line = env_line(info)
+    assert info["cpu"] in line and "precision fp32" in line and "numba" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_peak_rss_sees_a_transient_allocation_and_resets():
+    assert reset_peak_rss()
+    base = current_rss_mb()
+    big = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    del big
+    assert peak_rss_mb() >= base + 60
+    assert reset_peak_rss()
+    assert peak_rss_mb() < base + 30  # the mark starts again from what is resident now
