@@ -27,7 +27,6 @@ import dataclasses
 import heapq
 import json
 import math
-import resource
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fusion.bench.machine import current_rss_mb, peak_rss_mb
 from fusion.bench.stats import LatencyRecorder
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
@@ -304,18 +304,6 @@ def _no_nan(value: Any) -> Any:
     if isinstance(value, list):
         return [_no_nan(v) for v in value]
     return value
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def current_rss_mb() -> float:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * resource.getpagesize() / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 # -- the replay -----------------------------------------------------------------------------------
@@ -684,7 +672,9 @@ def run(args: argparse.Namespace) -> int:
     from fusion.engines.runner import open_engine
     from fusion.model.weights import load_detector, resolve_weights
     from fusion.sources import open_source
+    from fusion.threads import apply_threads
 
+    apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     options = ReplayOptions(
         rate=args.rate,
         trigger=args.trigger,

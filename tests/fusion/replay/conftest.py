@@ -1,29 +1,12 @@
-"""One small moving synthetic scene (radar, LIDAR sweeps, CAN bus) for the replay tests, and
-the logs `fusion convert` makes of it."""
+"""Fixtures of the replay tests: one small moving synthetic scene (radar, LIDAR sweeps, CAN bus)
+and the logs `fusion convert` makes of it (constants and helpers in `replay_data`)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
-
-from fusion.cli import main
-
-VERSION = "v1.0-synth"
-SCENE = "scene-0001"
-GENERATE = [
-    "--version", VERSION, "--scenes", "1", "--samples-per-scene", "4", "--seed", "11",
-    "--conditions", "day", "--workers", "1", "--image-size", "704x396",
-]  # fmt: skip
-
-
-def quiet(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
+from replay_data import GENERATE, SCENE, VERSION, quiet
 
 
 @pytest.fixture(scope="session")

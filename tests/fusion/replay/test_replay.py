@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SCENE, VERSION, quiet
+from replay_data import SCENE, VERSION, quiet
 
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
