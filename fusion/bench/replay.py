@@ -131,7 +131,10 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag or .bag")
+    parser.add_argument("source", type=Path, nargs="?", help="a dataroot, .mcap, ROS 2 bag or .bag")
+    parser.add_argument(
+        "--from-json", type=Path, help="regenerate the markdown from a results JSON, run nothing"
+    )
     parser.add_argument("--version")
     parser.add_argument("--scene")
     parser.add_argument("--models", default=",".join(MODELS))
@@ -149,6 +152,16 @@ def run(args: argparse.Namespace) -> int:
 
     from fusion.replay import LIDAR_PERIOD_MS
 
+    if args.from_json:
+        text = to_markdown(json.loads(args.from_json.read_text()))
+        print(text)
+        if args.markdown_out:
+            args.markdown_out.write_text(text)
+        return 0
+    if args.source is None:
+        from fusion.errors import FusionError
+
+        raise FusionError("give a SOURCE to replay (or --from-json RESULTS)")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     result: dict[str, Any] = {
         "command": "fusion bench replay " + " ".join(sys.argv[3:]),
