@@ -46,7 +46,6 @@ from fusion.sensor_io import (
     resolve_inside,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps
-from fusion.sync import Message
 
 TABLES = (
     "attribute",
@@ -340,21 +339,6 @@ class NuScenesReader:
         dataroot has them, else the `ego_pose` records."""
         can = self.can_bus(scene_name)
         return can.pose if can is not None else self.ego_poses
-
-    def messages(self, scene_name: str) -> list[Message[str]]:
-        """Every sample_data of a scene (keyframes and sweeps) as a time-stamped message whose
-        payload is its sample_data token: the input of `fusion.sync.Synchronizer`."""
-        scene = next((s for s in self.nusc.scene if s["name"] == scene_name), None)
-        if scene is None:
-            raise DataError(f"unknown scene {scene_name!r}")
-        first = self._get("sample", scene["first_sample_token"], f"scene {scene_name}")
-        out = []
-        for sd_token in self._sample_data_tokens(first).values():
-            *_, earliest = self._walk("sample_data", sd_token, "prev")  # the first sweep
-            for sd in self._walk("sample_data", earliest["token"], "next"):
-                _, channel = self._channel(sd)
-                out.append(Message(channel, self._timestamp("sample_data", sd), sd["token"]))
-        return sorted(out, key=lambda m: (m.timestamp_us, m.channel))
 
     def can_bus(self, scene_name: str) -> CanBus | None:
         """The scene's CAN bus (None when absent); a broken one raises its DataError, read once."""

@@ -12,10 +12,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not Path("/dev/nvidia0").exists(
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import pytest  # noqa: E402
-
-REAL_ROOT = Path(__file__).resolve().parent / "data" / "nuscenes-real-frame"
-REAL_VERSION = "v1.0-mini"
-REAL_SAMPLE = "ca9a282c9e77460f8360f564131a8af5"
+from shared_data import REAL_ROOT, REAL_SAMPLE, REAL_VERSION  # noqa: E402
 
 
 @pytest.fixture(scope="session")

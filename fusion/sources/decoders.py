@@ -35,6 +35,7 @@ LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
 # nuScenes radar file's header says, and what a converted log's point cloud carries.
 RADAR_DTYPE = RADAR_PCD_DTYPE  # 43-byte packed records, as in the PCD body
 RADAR_FIELD_NAMES: tuple[str, ...] = tuple(RADAR_PCD_DTYPE.names or ())
+_RADAR_ONLY = frozenset(RADAR_FIELD_NAMES) - {"x", "y", "z"}
 
 # Wire errors of the libraries we parse with; anything they raise on bad bytes becomes DataError.
 _PARSE_ERRORS: tuple[type[BaseException], ...] = (
@@ -194,11 +195,13 @@ def decode_foxglove_radar(raw: bytes, origin: str) -> RadarScan:
 
 
 def decode_foxglove_pointcloud(raw: bytes, origin: str) -> LidarScan | RadarScan:
-    """foxglove.PointCloud -> RadarScan when it has the radar fields, else LidarScan."""
+    """foxglove.PointCloud -> RadarScan when it has any radar field, else LidarScan. Any one
+    radar field (not only `rcs`) decides, so a cloud with one radar field name corrupted is an
+    error (the radar decoder wants all 18), not a LIDAR scan."""
 
     def run() -> Payload:
         rec = _foxglove_records(raw, origin)
-        if "rcs" in (rec.dtype.names or ()):
+        if _RADAR_ONLY & set(rec.dtype.names or ()):
             return _radar_from_records(rec, origin)
         return _lidar_from_records(rec, origin)
 

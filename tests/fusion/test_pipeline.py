@@ -4,22 +4,18 @@ head maps; camera geometry is cached by calibration, with or without ego-motion 
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from model_fakes import make_frame, tiny_config, tiny_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "model"))
-from model_fakes import make_frame, tiny_config, tiny_params  # noqa: E402
-
-from calibration import Transform  # noqa: E402
-from fusion.dataset import collate_training, training_sample  # noqa: E402
-from fusion.engines.runner import Runner, StageTimes  # noqa: E402
-from fusion.engines.torch_engine import TorchEngine  # noqa: E402
-from fusion.model import build_detector  # noqa: E402
-from fusion.pipeline import (  # noqa: E402
+from calibration import Transform
+from fusion.dataset import collate_training, training_sample
+from fusion.engines.runner import Runner, StageTimes
+from fusion.engines.torch_engine import TorchEngine
+from fusion.model import build_detector
+from fusion.pipeline import (
     STAGES,
     CameraGeometryCache,
     camera_frustums,

@@ -1,21 +1,11 @@
-"""Kernel test fixtures: backends present here, the real keyframe scan.
-
-CUDA kernels run on the GPU when numba finds one, else under numba's simulator: this sets
-NUMBA_ENABLE_CUDASIM=1 when no NVIDIA device node exists, which only takes effect if numba was
-not imported yet (the root conftest should do the same before anything imports numba).
-"""
+"""Kernel test fixtures: the real keyframe scan. (CUDA kernels run on the GPU when numba finds
+one, else under numba's simulator, which the root conftest switches on.)"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-if "NUMBA_ENABLE_CUDASIM" not in os.environ and not Path("/dev/nvidia0").exists():
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from kernel_params import REAL_ROOT  # noqa: E402
+import numpy as np
+import pytest
+from shared_data import REAL_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-REAL_ROOT = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame"
 
 
 def cuda_backend_param() -> object:

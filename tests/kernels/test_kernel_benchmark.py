@@ -6,7 +6,7 @@ import importlib
 
 import numpy as np
 import pytest
-from kernel_params import REAL_ROOT
+from shared_data import REAL_ROOT
 
 bench = importlib.import_module("fusion.bench.kernels")
 

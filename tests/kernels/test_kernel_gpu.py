@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 import pytest
-from kernel_params import REAL_ROOT
+from shared_data import REAL_ROOT
 
 import kernels as K
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_params import REAL_ROOT, SMALL_BACKENDS
+from kernel_params import SMALL_BACKENDS
+from shared_data import REAL_ROOT
 
 from kernels import count_points_in_boxes, points_in_boxes
 

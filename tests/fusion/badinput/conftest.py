@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import REAL_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fusion.cli import main  # noqa: E402
 
-REAL = Path(__file__).resolve().parents[2] / "data" / "nuscenes-real-frame"
+REAL = REAL_ROOT
 SYNTH_ARGS = [
     "--scenes", "1", "--samples-per-scene", "2", "--seed", "11", "--image-size", "160x90",
     "--conditions", "fog", "--workers", "1",

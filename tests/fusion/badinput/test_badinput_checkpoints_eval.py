@@ -9,21 +9,19 @@ import io
 import json
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from model_fakes import tiny_config, tiny_params
+from shared_data import REAL_ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
-from model_fakes import tiny_config, tiny_params  # noqa: E402
+from fusion.cli import main
+from fusion.errors import DataError
+from fusion.model import build_detector, save_detector
+from fusion.train import RunPosition, load_checkpoint, save_checkpoint
 
-from fusion.cli import main  # noqa: E402
-from fusion.errors import DataError  # noqa: E402
-from fusion.model import build_detector, save_detector  # noqa: E402
-from fusion.train import RunPosition, load_checkpoint, save_checkpoint  # noqa: E402
-
-REAL = Path(__file__).resolve().parents[2] / "data" / "nuscenes-real-frame"
+REAL = REAL_ROOT
 
 
 def _model_and_optimizer(seed: int = 0):  # noqa: ANN202

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_data import REAL_ROOT
 
 from fusion.errors import DataError
 from fusion.nuscenes import load_splits
@@ -24,7 +25,7 @@ from fusion.sensor_io import (
     decode_radar_pcd,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "data" / "nuscenes-real-frame"
+REAL = REAL_ROOT
 SETTINGS = settings(
     max_examples=300,
     deadline=None,

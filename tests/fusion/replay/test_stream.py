@@ -229,3 +229,32 @@ def test_poses_interpolate_and_extrapolate_only_within_the_horizon():
     )
     assert buf.at(300_001) is None  # beyond the horizon: unknown, not guessed
     assert buf.at(-1) is None  # older than what is kept
+
+
+def test_online_frames_of_the_real_keyframe_have_its_offsets(real_frame):
+    """The real keyframe as a log (fusion.sources) through the online synchronizer: the frame
+    has the offline reader's sensor offsets; tighter tolerances leave the far cameras out."""
+    from shared_data import REAL_ROOT, REAL_VERSION
+
+    from fusion.sources import open_source
+
+    source = open_source(REAL_ROOT, version=REAL_VERSION)
+    cams = tuple(sorted(c for c in real_frame.cameras))
+
+    def frame(tolerance_us: int):
+        opts = _options(
+            camera_channels=cams, radar_channels=(), camera_tolerance_us=tolerance_us,
+            wait_us=tolerance_us, trigger="keyframes", lidar_sweeps=1,
+        )  # fmt: skip
+        sync = OnlineSynchronizer(opts, source.rig())
+        for msg in source.messages():
+            sync.push(msg, msg.decode())
+        (trig,) = sync.ready(flush=True)
+        return sync.build(trig)
+
+    loose = frame(50_000)
+    assert loose.sample_token == real_frame.sample_token and not loose.missing
+    assert loose.offsets_us == {k: v for k, v in real_frame.offsets_us.items() if "RADAR" not in k}
+    assert loose.reference.ego_to_global.allclose(real_frame.reference.ego_to_global, atol=1e-9)
+    assert max(abs(v) for v in loose.offsets_us.values()) == 43_107  # CAM_FRONT_LEFT
+    assert set(frame(30_000).missing) == {"CAM_FRONT_LEFT", "CAM_FRONT"}

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shared_data import REAL_ROOT, REAL_VERSION
 from source_logs import (
     GENERATE,
-    REAL_ROOT,
-    REAL_VERSION,
     SYNTH_SCENE,
     SYNTH_VERSION,
     convert_all,

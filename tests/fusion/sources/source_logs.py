@@ -11,8 +11,6 @@ from fusion.cli import main
 
 SYNTH_VERSION = "v1.0-synth"
 SYNTH_SCENE = "scene-0001"
-REAL_ROOT = Path(__file__).resolve().parents[2] / "data" / "nuscenes-real-frame"
-REAL_VERSION = "v1.0-mini"
 # As tests/synth/conftest.py generates its dataroot, smaller: one scene, two keyframes.
 GENERATE = [
     "--version", SYNTH_VERSION, "--scenes", "1", "--samples-per-scene", "2", "--seed", "3",

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from source_logs import REAL_ROOT, REAL_VERSION, SYNTH_SCENE, SYNTH_VERSION
+from shared_data import REAL_ROOT, REAL_VERSION
+from source_logs import SYNTH_SCENE, SYNTH_VERSION
 
 from fusion.poses import load_can_bus
 from fusion.sensor_io import decode_radar_pcd, load_image, load_lidar_bin

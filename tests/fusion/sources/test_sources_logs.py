@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from source_logs import REAL_ROOT, REAL_VERSION, SYNTH_SCENE, SYNTH_VERSION, quiet_main
+from shared_data import REAL_ROOT, REAL_VERSION
+from source_logs import SYNTH_SCENE, SYNTH_VERSION, quiet_main
 
 from fusion.errors import DataError
 from fusion.sources import detect_kind, open_source

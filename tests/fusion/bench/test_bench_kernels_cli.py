@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import REAL_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 PROBE = """
 import sys
@@ -44,7 +45,7 @@ def test_bench_kernels_quick_runs_without_torch_or_the_model(tmp_path: Path):
         "--quick",
         "--no-torch",
         "--dataroot",
-        str(REPO / "tests/data/nuscenes-real-frame"),
+        str(REAL_ROOT),
     ]
     argv += ["--json-out", str(js), "--markdown-out", str(md)]
     env = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from shared_data import REAL_SAMPLE, REAL_VERSION
 
 from fusion.errors import DataError
 from fusion.nuscenes import NuScenesReader, ReaderOptions
-from tests.conftest import REAL_SAMPLE, REAL_VERSION
 
 CAMS = [
     "CAM_FRONT",

@@ -1,10 +1,9 @@
 import numpy as np
-import pytest
 
 from calibration import Transform, quaternion_from_yaw
 from fusion.frame import SensorPose
 from fusion.poses import PoseStream
-from fusion.sync import Message, Synchronizer, transform_at, transform_between
+from fusion.sync import transform_at, transform_between
 
 
 def moving_poses():
@@ -45,55 +44,6 @@ def test_transform_between_identity_for_same_sensor_and_time():
         ),
     )
     np.testing.assert_allclose(transform_between(s, s).matrix, np.eye(4), atol=1e-12)
-
-
-def msgs(channel, times):
-    return [Message(channel, int(t), f"{channel}@{t}") for t in times]
-
-
-def test_synchronizer_tolerance_offsets_and_missing():
-    lidar = msgs("LIDAR_TOP", [0, 500_000, 1_000_000])
-    cam = msgs("CAM_FRONT", [-20_000, 480_000, 1_200_000])
-    radar = msgs("RADAR_FRONT", [10_000, 530_000, 990_000])
-    sync = Synchronizer("LIDAR_TOP", {"CAM_FRONT": 50_000, "RADAR_FRONT": 40_000})
-    frames = sync.synchronize({"LIDAR_TOP": lidar, "CAM_FRONT": cam, "RADAR_FRONT": radar})
-    assert [f.timestamp_us for f in frames] == [0, 500_000, 1_000_000]
-    assert frames[0].offsets_us == {"LIDAR_TOP": 0, "CAM_FRONT": -20_000, "RADAR_FRONT": 10_000}
-    assert frames[1].offsets_us["RADAR_FRONT"] == 30_000
-    assert frames[2].missing == ("CAM_FRONT",)  # 200 ms away: beyond tolerance
-    assert frames[2].offsets_us["RADAR_FRONT"] == -10_000
-    summary = sync.report.summary()
-    assert summary["CAM_FRONT"]["found"] == 2 and summary["CAM_FRONT"]["missing"] == 1
-    assert summary["RADAR_FRONT"]["max_abs_offset_us"] == 30_000
-
-
-def test_synchronizer_never_reuses_a_message():
-    lidar = msgs("LIDAR_TOP", [0, 50_000])
-    cam = msgs("CAM_FRONT", [25_000])
-    frames = Synchronizer("LIDAR_TOP", {"CAM_FRONT": 30_000}).synchronize(lidar + cam)
-    assert "CAM_FRONT" in frames[0].messages
-    assert frames[1].missing == ("CAM_FRONT",)
-
-
-def test_synchronizer_needs_reference():
-    with pytest.raises(ValueError, match="reference"):
-        Synchronizer("LIDAR_TOP", {"CAM_FRONT": 1}).synchronize(msgs("CAM_FRONT", [0]))
-    with pytest.raises(ValueError):
-        Synchronizer("LIDAR_TOP", {"CAM_FRONT": -1})
-
-
-def test_synchronizer_on_a_recorded_scene(real_reader, real_frame):
-    """The reader's message streams, synchronized, reproduce the sample's sensor offsets."""
-    messages = real_reader.messages("scene-0553")
-    assert len(messages) == 7
-    cams = {m.channel for m in messages} - {"LIDAR_TOP"}
-    sync = Synchronizer("LIDAR_TOP", {ch: 50_000 for ch in cams})
-    (frame,) = sync.synchronize(messages)
-    assert frame.offsets_us == real_frame.offsets_us
-    assert frame.missing == ()
-    assert sync.report.summary()["CAM_FRONT_LEFT"]["max_abs_offset_us"] == 43_107
-    tight = Synchronizer("LIDAR_TOP", {ch: 30_000 for ch in cams}).synchronize(messages)
-    assert set(tight[0].missing) == {"CAM_FRONT_LEFT", "CAM_FRONT"}
 
 
 def test_pose_stream_interpolates_between_sensor_poses(real_reader, real_frame):

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from model_fakes import tiny_config, tiny_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
-from model_fakes import tiny_config, tiny_params  # noqa: E402
-
-from fusion.config import DETECTION_CLASSES  # noqa: E402
-from fusion.evaluate import TP_ERRORS, detections_to_results, devkit_evaluate, scene_condition  # noqa: E402
-from fusion.frame import Detections  # noqa: E402
-from fusion.model import build_detector, save_detector  # noqa: E402
+from fusion.config import DETECTION_CLASSES
+from fusion.evaluate import TP_ERRORS, detections_to_results, devkit_evaluate, scene_condition
+from fusion.frame import Detections
+from fusion.model import build_detector, save_detector
 
 
 def _weights(folder: Path, score_threshold: float) -> Path:

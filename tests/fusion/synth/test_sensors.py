@@ -132,7 +132,9 @@ def test_default_rig_copies_the_real_keyframe() -> None:
     import json
 
     rig = load_rig()
-    real = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame" / "v1.0-mini"
+    from shared_data import REAL_ROOT, REAL_VERSION
+
+    real = REAL_ROOT / REAL_VERSION
     sensors = {s["token"]: s["channel"] for s in json.loads((real / "sensor.json").read_text())}
     calib = {
         sensors[c["sensor_token"]]: c

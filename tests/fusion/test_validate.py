@@ -10,10 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_data import REAL_ROOT
 
 from fusion.cli import main
 
-REAL = Path(__file__).resolve().parent / "data" / "nuscenes-real-frame"
+REAL = REAL_ROOT
 
 
 def _validate(root: Path, version: str) -> tuple[int, str]:

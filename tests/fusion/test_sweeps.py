@@ -7,11 +7,11 @@ earlier sweeps with their own (moved) ego poses, and a front radar.
 import json
 
 import numpy as np
+from shared_data import REAL_SAMPLE, REAL_VERSION
 
 from calibration import Transform, quaternion_from_yaw
 from fusion.nuscenes import NuScenesReader, ReaderOptions
-from tests.conftest import REAL_SAMPLE, REAL_VERSION
-from tests.test_sensor_io import radar_rows, write_radar_pcd
+from tests.fusion.test_sensor_io import radar_rows, write_radar_pcd
 
 
 def _load(root, table):

@@ -5,10 +5,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from shared_data import REAL_ROOT, REAL_VERSION
 
 from calibration import PinholeCamera, random_board_poses, render_checkerboard
 from fusion.cli import main
-from tests.conftest import REAL_ROOT, REAL_VERSION
 
 
 def test_board_mode_recovers_intrinsics(tmp_path, capsys):

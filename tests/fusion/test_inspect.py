@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from shared_data import REAL_ROOT, REAL_SAMPLE, REAL_VERSION
 
 from fusion.cli import main
-from tests.conftest import REAL_ROOT, REAL_SAMPLE, REAL_VERSION
 
 ARGS = ["inspect", "--dataroot", str(REAL_ROOT), "--version", REAL_VERSION, "--sample", REAL_SAMPLE]
 

@@ -10,13 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from model_fakes import tiny_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
-from model_fakes import tiny_config  # noqa: E402
+from fusion.config import save_config
 
-from fusion.config import save_config  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:

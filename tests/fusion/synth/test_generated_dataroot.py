@@ -12,12 +12,13 @@ from nuscenes.can_bus.can_bus_api import NuScenesCanBus
 from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
+from shared_data import REAL_ROOT
 
 from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
 from fusion.synth.rig import load_rig
-from tests.synth.conftest import VERSION, generate
+from tests.fusion.synth.conftest import VERSION, generate
 
-REAL = Path(__file__).resolve().parents[1] / "data" / "nuscenes-real-frame"
+REAL = REAL_ROOT
 CATEGORY_TO_CLASS = {
     "vehicle.car": "car",
     "vehicle.truck": "truck",

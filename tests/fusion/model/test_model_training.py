@@ -139,7 +139,7 @@ def test_corrupt_weights_raise_a_user_error(tmp_path: Path):
 
 
 def test_no_pickle_loading_anywhere():
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     offenders = []
     for path in [*(root / "fusion").rglob("*.py"), *(root / "kernels").rglob("*.py")]:
         text = path.read_text()
