@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -87,6 +87,14 @@ def load_splits(path: Path) -> dict[str, list[str]]:
     ):
         raise DataError("splits file must map each split name to a list of scene names", path)
     return {k: list(v) for k, v in data.items()}
+
+
+class SampleDataRef(NamedTuple):
+    """One sample_data of a scene: its time (us), sensor channel and token."""
+
+    timestamp_us: int
+    channel: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -339,6 +347,21 @@ class NuScenesReader:
         dataroot has them, else the `ego_pose` records."""
         can = self.can_bus(scene_name)
         return can.pose if can is not None else self.ego_poses
+
+    def scene_sample_data(self, scene_name: str) -> list[SampleDataRef]:
+        """Every sample_data of a scene (keyframes and sweeps), time-ordered: what
+        `fusion.sources.DatarootSource` turns into log messages."""
+        scene = next((s for s in self.nusc.scene if s["name"] == scene_name), None)
+        if scene is None:
+            raise DataError(f"unknown scene {scene_name!r}")
+        first = self._get("sample", scene["first_sample_token"], f"scene {scene_name}")
+        out = []
+        for sd_token in self._sample_data_tokens(first).values():
+            *_, earliest = self._walk("sample_data", sd_token, "prev")  # the first sweep
+            for sd in self._walk("sample_data", earliest["token"], "next"):
+                _, channel = self._channel(sd)
+                out.append(SampleDataRef(self._timestamp("sample_data", sd), channel, sd["token"]))
+        return sorted(out, key=lambda m: (m.timestamp_us, m.channel))
 
     def can_bus(self, scene_name: str) -> CanBus | None:
         """The scene's CAN bus (None when absent); a broken one raises its DataError, read once."""

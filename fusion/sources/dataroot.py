@@ -91,8 +91,8 @@ class DatarootSource:
         self._sensors: list[_Entry] = []
         self._poses: dict[int, _Entry] = {}
         ego_origin = str(self.path / version / "ego_pose.json")
-        for i, m in enumerate(self.reader.messages(scene)):
-            sd = nusc.get("sample_data", m.payload)
+        for i, m in enumerate(self.reader.scene_sample_data(scene)):
+            sd = nusc.get("sample_data", m.token)
             kind = sd["sensor_modality"]
             if kind not in _DECODERS:
                 continue
