@@ -380,7 +380,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SENSOR",
         help="remove sensors at inference: LIDAR_TOP, a camera or radar channel, cameras, radars",
     )
-    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
+        "their inputs live",
+    )
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
     add_model_arguments(parser)
     parser.add_argument(

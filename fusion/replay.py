@@ -652,7 +652,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
     parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
     parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
-    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
+        "their inputs live",
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
     parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)

@@ -1,4 +1,4 @@
-"""Backend choice and array conversion shared by the kernels.
+"""Kernel backend choice and array conversion shared by the kernels.
 
 Inputs may be numpy arrays, torch tensors (CPU or CUDA) or any object exposing
 `__cuda_array_interface__` (numba device arrays, CuPy). torch is never imported here: a tensor
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Backend = Literal["auto", "numpy", "numba", "cuda"]
+KernelBackend = Literal["auto", "numpy", "numba", "cuda"]
 Resolved = Literal["numpy", "numba", "cuda"]
 
 
@@ -58,7 +58,7 @@ def cuda_available() -> bool:
     return bool(cuda.is_available())
 
 
-def resolve(backend: Backend, *arrays: Any) -> Resolved:
+def resolve(backend: KernelBackend, *arrays: Any) -> Resolved:
     """Turn `backend` into the one that runs.
 
     "auto" is "cuda" when any input is on the GPU and numba.cuda works, else "numba".

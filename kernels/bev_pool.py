@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda
 
 from kernels import _backend, _cuda_segments
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,16 @@ class BevPoolGeometry:
         return int(self.sorted_points.shape[0])
 
 
-def precompute_bev_pool(points_ego: Any, bev_range: Any, cell_size: Any) -> BevPoolGeometry:
+def precompute_bev_pool(frustum_points: Any, bev_range: Any, cell_size: Any) -> BevPoolGeometry:
     """Bin frustum points (Ncam, D, H, W, 3) in m (ego or LIDAR frame: that of the BEV grid).
 
     bev_range: (x0, y0, z0, x1, y1, z1) m; cell_size: (dx, dy, dz) m. The grid has
     round((x1 - x0) / dx) x round((y1 - y0) / dy) cells; z only gates (points outside
     [z0, z1) are dropped), all heights of one column pool together.
     """
-    pts = _backend.to_host(points_ego, np.float64)
+    pts = _backend.to_host(frustum_points, np.float64)
     if pts.ndim != 5 or pts.shape[-1] != 3:
-        raise ValueError(f"points_ego must be (Ncam, D, H, W, 3), got {pts.shape}")
+        raise ValueError(f"frustum_points must be (Ncam, D, H, W, 3), got {pts.shape}")
     rng = np.asarray(bev_range, np.float64).reshape(6)
     size = np.asarray(cell_size, np.float64).reshape(3)
     lo = rng[:3]
@@ -409,7 +409,7 @@ def _ctx_last(context: np.ndarray) -> np.ndarray:
 
 
 def bev_pool(
-    depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto"
+    depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: KernelBackend = "auto"
 ) -> Any:
     """Pool depth (Ncam, D, H, W) x context (Ncam, C, H, W) into a BEV map (C, ny, nx).
 
@@ -439,7 +439,12 @@ def bev_pool(
 
 
 def bev_pool_backward(
-    grad_out: Any, depth: Any, context: Any, geometry: BevPoolGeometry, *, backend: Backend = "auto"
+    grad_out: Any,
+    depth: Any,
+    context: Any,
+    geometry: BevPoolGeometry,
+    *,
+    backend: KernelBackend = "auto",
 ) -> tuple[Any, Any]:
     """Gradients (d depth, d context) of `bev_pool` for an upstream gradient (C, ny, nx)."""
     _check(depth, context, geometry)

@@ -28,7 +28,7 @@ import numpy as np
 from numba import cuda
 
 from kernels import _backend
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 from kernels._cudamath import dadd, dmul
 
 
@@ -261,7 +261,9 @@ def _check(boxes: np.ndarray, scores: np.ndarray, width: int) -> None:
         raise ValueError("NaN in boxes or scores")
 
 
-def nms_bev(boxes: Any, scores: Any, iou_threshold: float, *, backend: Backend = "auto") -> Any:
+def nms_bev(
+    boxes: Any, scores: Any, iou_threshold: float, *, backend: KernelBackend = "auto"
+) -> Any:
     """Indices (K,) int64 of the boxes kept, by descending score.
 
     boxes (M, 7) (x, y, z, l, w, h, yaw), scores (M,); a box is suppressed when its exact BEV
@@ -344,7 +346,7 @@ def _circle_mask_cuda(c: Any, order: Any, r2: float, mask: Any) -> None:
     mask[a, b] = 1 if dadd(dmul(dx, dx), dmul(dy, dy)) <= r2 else 0
 
 
-def circle_nms(centers: Any, scores: Any, radius: float, *, backend: Backend = "auto") -> Any:
+def circle_nms(centers: Any, scores: Any, radius: float, *, backend: KernelBackend = "auto") -> Any:
     """CenterPoint's circle NMS: indices (K,) int64 kept, by descending score.
 
     centers (M, >=2) x, y in m (extra columns ignored), scores (M,); a box is suppressed when

@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda, float64
 
 from kernels import _backend
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 from kernels._cudamath import dadd, dmul
 
 
@@ -205,7 +205,7 @@ def _count_cuda(pts: Any, table: Any, out: Any) -> None:
             cuda.atomic.add(out, m, 1)
 
 
-def points_in_boxes(points: Any, boxes: Any, *, backend: Backend = "auto") -> Any:
+def points_in_boxes(points: Any, boxes: Any, *, backend: KernelBackend = "auto") -> Any:
     """Index of the first box containing each point, or -1.
 
     points: (N, >=3) x, y, z in m (extra columns ignored); boxes: (M, 7) as in the module doc.
@@ -234,7 +234,7 @@ def points_in_boxes(points: Any, boxes: Any, *, backend: Backend = "auto") -> An
     return _backend.like(out, points)
 
 
-def count_points_in_boxes(points: Any, boxes: Any, *, backend: Backend = "auto") -> Any:
+def count_points_in_boxes(points: Any, boxes: Any, *, backend: KernelBackend = "auto") -> Any:
     """Number of points inside each box (a point in two boxes counts in both).
 
     points: (N, >=3) x, y, z in m; boxes: (M, 7). Returns (M,) int32, like `points`.

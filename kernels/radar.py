@@ -10,7 +10,7 @@ import numpy as np
 from numba import cuda, float32
 
 from kernels import _backend, _cuda_segments
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 
 
 def _grid(bev_range: Any, cell_size: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,7 +131,7 @@ def _mean_cuda(pts: Any, counts: Any, offsets: Any, members: Any, out: Any) -> N
 
 
 def rasterize_radar(
-    points: Any, bev_range: Any, cell_size: Any, *, backend: Backend = "auto"
+    points: Any, bev_range: Any, cell_size: Any, *, backend: KernelBackend = "auto"
 ) -> Any:
     """BEV raster (C + 1, ny, nx) float32 of radar points (N, C) (x, y, z in m first).
 

@@ -9,7 +9,7 @@ import numpy as np
 from numba import cuda
 
 from kernels import _backend, _cuda_segments
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 
 
 def _check(features: Any, coords: Any, grid: tuple[int, int]) -> tuple[int, int]:
@@ -106,7 +106,7 @@ def _scatter_cuda(features: Any, coords: Any, nx: int, ny: int) -> Any:
 
 
 def scatter_bev(
-    features: Any, coords: Any, grid: tuple[int, int], *, backend: Backend = "auto"
+    features: Any, coords: Any, grid: tuple[int, int], *, backend: KernelBackend = "auto"
 ) -> Any:
     """Dense BEV map (C, ny, nx) from voxel features (V, C) at coords (V, 3) int (ix, iy, iz).
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 from kernels.bev_pool import BevPoolGeometry, bev_pool, bev_pool_backward
 
 
@@ -23,7 +23,7 @@ class BevPoolFunction(torch.autograd.Function):
         depth: torch.Tensor,
         context: torch.Tensor,
         geometry: BevPoolGeometry,
-        backend: Backend = "auto",
+        backend: KernelBackend = "auto",
     ) -> torch.Tensor:
         ctx.save_for_backward(depth, context)
         ctx.geometry = geometry
@@ -51,7 +51,10 @@ class BevPoolFunction(torch.autograd.Function):
 
 
 def bev_pool_torch(
-    depth: torch.Tensor, context: torch.Tensor, geometry: BevPoolGeometry, backend: Backend = "auto"
+    depth: torch.Tensor,
+    context: torch.Tensor,
+    geometry: BevPoolGeometry,
+    backend: KernelBackend = "auto",
 ) -> torch.Tensor:
     """Differentiable `bev_pool` for torch tensors."""
     return BevPoolFunction.apply(depth, context, geometry, backend)

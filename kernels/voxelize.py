@@ -21,7 +21,7 @@ import numpy as np
 from numba import cuda, float32, int64
 
 from kernels import _backend, _cuda_segments
-from kernels._backend import Backend
+from kernels._backend import KernelBackend
 
 VoxelMode = Literal["hard", "dynamic"]
 
@@ -414,7 +414,7 @@ def voxelize(
     max_voxels: int,
     mode: VoxelMode = "hard",
     *,
-    backend: Backend = "auto",
+    backend: KernelBackend = "auto",
 ) -> HardVoxels | DynamicVoxels:
     """Group points (N, C) float32 (x, y, z in m first) into voxels.
 

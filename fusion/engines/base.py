@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-Backend = Literal["torch", "onnxruntime", "tensorrt"]
+EngineBackend = Literal["torch", "onnxruntime", "tensorrt"]  # runs the dense graphs
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 
 CAMERA_INPUTS = ("images",)

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fusion.config import PipelineConfig
-from fusion.engines.base import Backend, Engine
+from fusion.engines.base import Engine, EngineBackend
 from fusion.frame import Detections, Frame
 from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, Variant, variant_modalities
@@ -182,7 +182,7 @@ class Runner:
 
 
 def open_engine(
-    backend: Backend, model: Detector, work_dir: str | Path, device: str = "cpu"
+    backend: EngineBackend, model: Detector, work_dir: str | Path, device: str = "cpu"
 ) -> Engine:
     """An engine of `backend` for `model`; ONNX graphs (and TensorRT plans) go to `work_dir`."""
     match backend:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from fusion.config import PipelineConfig
+from kernels import BevPoolGeometry
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +45,7 @@ class SampleInputs:
 
     images: NDArray[np.float32]
     camera_present: NDArray[np.bool_]
-    camera_geometry: Any | None
+    camera_geometry: BevPoolGeometry | None
     voxels: Voxels | None
     radar_raster: NDArray[np.float32] | None
 
@@ -58,7 +58,7 @@ class BatchInputs:
 
     images: Tensor
     camera_present: Tensor
-    camera_geometry: tuple[Any | None, ...]
+    camera_geometry: tuple[BevPoolGeometry | None, ...]
     voxel_features: Tensor
     voxel_coords: Tensor
     voxel_num_points: Tensor

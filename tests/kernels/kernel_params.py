@@ -1,4 +1,4 @@
-"""Backend parameter lists shared by the kernel tests."""
+"""KernelBackend parameter lists shared by the kernel tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Backend resolution and array conversion."""
+"""KernelBackend resolution and array conversion."""
 
 from __future__ import annotations
 
