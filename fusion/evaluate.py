@@ -25,7 +25,7 @@ from calibration import matrix_to_quaternion
 from fusion.bench.stats import LatencyRecorder
 from fusion.cli import add_json_arguments, emit_json
 from fusion.config import CONDITIONS, DETECTION_CLASSES, dumps_toml
-from fusion.engines.base import BACKENDS
+from fusion.engines.base import add_backend_argument
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
@@ -380,13 +380,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SENSOR",
         help="remove sensors at inference: LIDAR_TOP, a camera or radar channel, cameras, radars",
     )
-    parser.add_argument(
-        "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
-        "their inputs live",
-    )
+    add_backend_argument(parser)
     parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
     add_model_arguments(parser)
     parser.add_argument(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from fusion.sensor_io import (
     load_image,
     load_lidar_bin,
     load_radar_pcd,
+    read_json,
     resolve_inside,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps
@@ -76,12 +76,7 @@ class _OutOfSync(Exception):
 
 def load_splits(path: Path) -> dict[str, list[str]]:
     """`<version>/splits.json`: split name -> scene names, or a DataError naming the file."""
-    try:
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise DataError(f"cannot read splits file: {exc.strerror}", path) from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise DataError(f"splits file is not valid JSON: {exc}", path) from None
+    data = read_json(path, "splits file")
     if not isinstance(data, dict) or not all(
         isinstance(v, list) and all(isinstance(n, str) for n in v) for v in data.values()
     ):

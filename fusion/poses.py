@@ -6,7 +6,6 @@ of `<dataroot>/can_bus/`. Translation is interpolated linearly, rotation by SLER
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp, yaw_from_quaternion
 from fusion.errors import DataError
+from fusion.sensor_io import read_json
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,12 +166,7 @@ class CanBus:
 
 def _load_messages(path: Path) -> list[dict]:
     """A CAN bus message file: a JSON list of objects, or a DataError naming the file."""
-    try:
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise DataError(f"cannot read CAN bus messages: {exc.strerror}", path) from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise DataError(f"CAN bus messages are not valid JSON: {exc}", path) from None
+    data = read_json(path, "CAN bus messages")
     if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
         raise DataError("CAN bus message file must hold a JSON list of objects", path)
     return data

@@ -643,7 +643,7 @@ def format_summary(s: ReplaySummary) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.engines.base import BACKENDS
+    from fusion.engines.base import add_backend_argument
 
     parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag folder or .bag")
     parser.add_argument("--version", help="dataroot version (e.g. v1.0-mini)")
@@ -652,13 +652,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
     parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
     parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
-    parser.add_argument(
-        "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
-        "their inputs live",
-    )
+    add_backend_argument(parser)
     parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
     parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)

@@ -9,9 +9,10 @@ means the file is corrupt (misaligned or garbage floats), not that the world is 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -55,6 +56,17 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read file: {exc.strerror}", path) from exc
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file's content, or a DataError naming the file: `what` says what it holds
+    ("splits file", "CAN bus messages") in the message."""
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"cannot read {what}: {exc.strerror}", path) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{what} is not valid JSON: {exc}", path) from None
 
 
 def load_lidar_bin(path: str | Path) -> NDArray[np.float32]:
@@ -165,6 +177,39 @@ RADAR_PCD_DTYPE = np.dtype(
     ]
 )
 RADAR_FIELDS: list[str] = list(RADAR_PCD_DTYPE.names or ())
+
+
+def encode_radar_pcd(points: NDArray) -> bytes:
+    """A structured (N,) array of `RADAR_PCD_DTYPE` -> nuScenes binary radar PCD bytes (header as
+    nuScenes writes it, one trailing byte as the devkit's strict length check expects)."""
+    fields = RADAR_PCD_DTYPE.fields or {}
+    kinds = {"f": "F", "i": "I", "u": "U"}
+    sizes = [str(fields[f][0].itemsize) for f in RADAR_FIELDS]
+    types = [kinds[fields[f][0].kind] for f in RADAR_FIELDS]
+    n = len(points)
+    header = "\n".join(
+        [
+            "# .PCD v0.7 - Point Cloud Data file format",
+            "VERSION 0.7",
+            "FIELDS " + " ".join(RADAR_FIELDS),
+            "SIZE " + " ".join(sizes),
+            "TYPE " + " ".join(types),
+            "COUNT " + " ".join(["1"] * len(RADAR_FIELDS)),
+            f"WIDTH {n}",
+            "HEIGHT 1",
+            "VIEWPOINT 0 0 0 1 0 0 0",
+            f"POINTS {n}",
+            "DATA binary",
+        ]
+    )
+    return (
+        header.encode("ascii")
+        + b"\n"
+        + np.asarray(points).astype(RADAR_PCD_DTYPE).tobytes()
+        + b"\n"
+    )
+
+
 _RADAR_KEYS = ("FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
 # field -> (low, high) inclusive: coordinates, speeds, RCS, and the enumerated states the devkit
 # filters on (ARS 408 codes); a value outside means a corrupt file.

@@ -10,3 +10,19 @@ TESTS = Path(__file__).resolve().parent
 REAL_ROOT = TESTS / "data" / "nuscenes-real-frame"
 REAL_VERSION = "v1.0-mini"
 REAL_SAMPLE = "ca9a282c9e77460f8360f564131a8af5"
+
+
+def generate_small(out: Path, seed: int, condition: str, version: str = "v1.0-synth") -> Path:
+    """A tiny generated dataroot (1 scene x 2 keyframes, 160x90 images) for tests that need
+    any valid synthetic data quickly."""
+    import contextlib
+    import io
+
+    from fusion.cli import main
+
+    argv = ["generate", "--out", str(out), "--version", version, "--scenes", "1"]
+    argv += ["--samples-per-scene", "2", "--seed", str(seed), "--image-size", "160x90"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = main([*argv, "--conditions", condition])
+    assert rc == 0, f"fusion generate failed for {out}"
+    return out

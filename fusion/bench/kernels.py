@@ -24,15 +24,9 @@ import numpy as np
 import kernels as K
 from fusion.bench.machine import load_average, machine_info
 from fusion.bench.timing import Measure, timed
+from fusion.config import CAMERA_CHANNELS
 
-CAMERAS = (
-    "CAM_FRONT_LEFT",
-    "CAM_FRONT",
-    "CAM_FRONT_RIGHT",
-    "CAM_BACK_LEFT",
-    "CAM_BACK",
-    "CAM_BACK_RIGHT",
-)
+CAMERAS = CAMERA_CHANNELS
 
 # The nuScenes preset (configs/nuscenes.toml): pillars, and the 128 x 128 BEV grid at 0.8 m.
 POINT_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)

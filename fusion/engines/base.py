@@ -8,6 +8,7 @@ context (Ncam, C, h, w); `lidar` voxels (V, P, 5), num_points (V,) int32, coords
 
 from __future__ import annotations
 
+import argparse
 from typing import Literal, Protocol
 
 import numpy as np
@@ -15,6 +16,18 @@ from numpy.typing import NDArray
 
 EngineBackend = Literal["torch", "onnxruntime", "tensorrt"]  # runs the dense graphs
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """`--backend`, shared by every command that runs a model."""
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
+        "their inputs live",
+    )
+
 
 CAMERA_INPUTS = ("images",)
 CAMERA_OUTPUTS = ("depth", "context")

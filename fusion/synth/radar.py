@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.sensor_io import RADAR_PCD_DTYPE
+from fusion.sensor_io import RADAR_PCD_DTYPE, encode_radar_pcd
 from fusion.synth.raycast import Raycaster
 from fusion.synth.rig import RadarSpec
 from fusion.synth.trajectory import ego_transform
@@ -168,19 +168,4 @@ def pcd_bytes(points: NDArray) -> bytes:
         points = np.zeros(1, PCD_DTYPE)
         for f in ("x", "y", "z", "rcs", "vx", "vy", "vx_comp", "vy_comp"):
             points[f] = np.nan
-    n = len(points)
-    header = (
-        "# .PCD v0.7 - Point Cloud Data file format\n"
-        "VERSION 0.7\n"
-        "FIELDS x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state "
-        "x_rms y_rms invalid_state pdh0 vx_rms vy_rms\n"
-        "SIZE 4 4 4 1 2 4 4 4 4 4 1 1 1 1 1 1 1 1\n"
-        "TYPE F F F I I F F F F F I I I I I I I I\n"
-        "COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n"
-        f"WIDTH {n}\n"
-        "HEIGHT 1\n"
-        "VIEWPOINT 0 0 0 1 0 0 0\n"
-        f"POINTS {n}\n"
-        "DATA binary\n"
-    )
-    return header.encode("ascii") + points.astype(PCD_DTYPE).tobytes() + b"\n"
+    return encode_radar_pcd(points)

@@ -4,46 +4,22 @@ import numpy as np
 import pytest
 
 from fusion.errors import DataError
-from fusion.sensor_io import RadarFilter, load_lidar_bin, load_radar_pcd, resolve_inside
-
-FIELDS = (
-    "x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms "
-    "invalid_state pdh0 vx_rms vy_rms"
-).split()
-SIZES = [4, 4, 4, 1, 2, 4, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1]
-TYPES = ["F", "F", "F", "I", "I", "F", "F", "F", "F", "F", "I", "I", "I", "I", "I", "I", "I", "I"]
+from fusion.sensor_io import (
+    RADAR_PCD_DTYPE,
+    RadarFilter,
+    encode_radar_pcd,
+    load_lidar_bin,
+    load_radar_pcd,
+    resolve_inside,
+)
 
 
 def write_radar_pcd(path, rows):
     """Rows of 18 values -> a nuScenes binary radar PCD (with the devkit's one trailing byte)."""
-    dtype = np.dtype(
-        [
-            (f, {("F", 4): "<f4", ("I", 1): "i1", ("I", 2): "<i2"}[(t, s)])
-            for f, s, t in zip(FIELDS, SIZES, TYPES, strict=True)
-        ]
-    )
-    rec = np.zeros(len(rows), dtype=dtype)
+    rec = np.zeros(len(rows), dtype=RADAR_PCD_DTYPE)
     for i, r in enumerate(rows):
         rec[i] = tuple(r)
-    header = (
-        "\n".join(
-            [
-                "# .PCD v0.7 - Point Cloud Data file format",
-                "VERSION 0.7",
-                "FIELDS " + " ".join(FIELDS),
-                "SIZE " + " ".join(map(str, SIZES)),
-                "TYPE " + " ".join(TYPES),
-                "COUNT " + " ".join(["1"] * 18),
-                f"WIDTH {len(rows)}",
-                "HEIGHT 1",
-                "VIEWPOINT 0 0 0 1 0 0 0",
-                f"POINTS {len(rows)}",
-                "DATA binary",
-            ]
-        )
-        + "\n"
-    )
-    path.write_bytes(header.encode() + rec.tobytes() + b"\x00")
+    path.write_bytes(encode_radar_pcd(rec))
 
 
 def radar_rows(n=40, seed=0):

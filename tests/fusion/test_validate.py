@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from shared_data import REAL_ROOT
+from shared_data import REAL_ROOT, generate_small
 
 from fusion.cli import main
 
@@ -26,27 +26,7 @@ def _validate(root: Path, version: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("validate") / "synth"
-    with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(
-            [
-                "generate",
-                "--out",
-                str(out),
-                "--scenes",
-                "1",
-                "--samples-per-scene",
-                "2",
-                "--seed",
-                "11",
-                "--image-size",
-                "160x90",
-                "--conditions",
-                "fog",
-            ]
-        )
-    assert rc == 0
-    return out
+    return generate_small(tmp_path_factory.mktemp("validate") / "synth", 11, "fog")
 
 
 @pytest.fixture()

@@ -353,32 +353,12 @@ def test_validate_passes_on_generated_data(synth_root: Path) -> None:
 
 
 def test_same_seed_same_output(tmp_path: Path) -> None:
-    import contextlib
     import hashlib
-    import io
 
-    from fusion.cli import main
+    from shared_data import generate_small
 
     def make(out: Path, seed: str) -> dict[str, str]:
-        with contextlib.redirect_stdout(io.StringIO()):
-            rc = main(
-                [
-                    "generate",
-                    "--out",
-                    str(out),
-                    "--scenes",
-                    "1",
-                    "--samples-per-scene",
-                    "2",
-                    "--seed",
-                    seed,
-                    "--image-size",
-                    "160x90",
-                    "--conditions",
-                    "rain",
-                ]
-            )
-        assert rc == 0
+        generate_small(out, int(seed), "rain")
         return {
             str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
             for p in sorted(out.rglob("*"))
