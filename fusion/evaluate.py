@@ -13,16 +13,19 @@ import contextlib
 import copy
 import io
 import json
+import math
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from calibration import matrix_to_quaternion
-from fusion.config import DETECTION_CLASSES, dumps_toml
+from fusion.config import DETECTION_CLASSES
 from fusion.dataset import check_drop, drop_sensors
 from fusion.engines.base import BACKENDS
 from fusion.engines.runner import Runner, StageTimes, open_engine
@@ -30,6 +33,9 @@ from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import VARIANTS, Detector
 from fusion.model.weights import load_detector, packaged_weights
+
+if TYPE_CHECKING:
+    from fusion.nuscenes import ReaderOptions
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 CONDITIONS = ("night", "rain", "fog")  # looked up in the scene description; otherwise "day"
@@ -189,6 +195,99 @@ class EvalReport:
         }
 
 
+# -- sweeps per model ---------------------------------------------------------------------------
+
+
+def _newest_sweeps(points: NDArray[np.float32], dt_column: int, n: int) -> NDArray[np.float32]:
+    """Rows of the `n` newest sweeps (smallest dt), in their order. Each sweep carries one dt."""
+    lags = np.unique(points[:, dt_column])
+    return points if len(lags) <= n else points[points[:, dt_column] <= lags[n - 1]]
+
+
+def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame:
+    """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
+    each radar: what a reader set to those counts returns (same points, same order), so models
+    trained with different sweep counts are scored on one read of the data."""
+    lidar = frame.lidar
+    if lidar is not None and lidar.num_sweeps > lidar_sweeps:
+        lidar = replace(
+            lidar,
+            points=_newest_sweeps(lidar.points, 4, lidar_sweeps),
+            num_sweeps=lidar_sweeps,
+        )
+    radars = {
+        ch: r
+        if r.num_sweeps <= radar_sweeps
+        else replace(r, points=_newest_sweeps(r.points, 6, radar_sweeps), num_sweeps=radar_sweeps)
+        for ch, r in frame.radars.items()
+    }
+    return replace(frame, lidar=lidar, radars=radars)
+
+
+def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
+    """One reader for every model: the most sweeps any model reads (each model's frame is cut
+    down with `keep_sweeps`); the radar filter must agree."""
+    from fusion.nuscenes import ReaderOptions
+
+    options = [ReaderOptions.from_config(r.model.cfg) for r in runs]
+    if len({o.radar_filter for o in options}) != 1:
+        raise FusionError(
+            "the models were trained with different radar filters; evaluate them separately"
+        )
+    return ReaderOptions(
+        lidar_sweeps=max(o.lidar_sweeps for o in options),
+        radar_sweeps=max(o.radar_sweeps for o in options),
+        radar_filter=options[0].radar_filter,
+    )
+
+
+# -- sharding over torchrun ranks ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the samples: rank `rank` of `world` takes the contiguous block
+    `tokens[rank * per : (rank + 1) * per]`, per = ceil(n / world)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def of(self, tokens: Sequence[str]) -> list[str]:
+        per = math.ceil(len(tokens) / self.world)
+        return list(tokens[self.rank * per : (self.rank + 1) * per])
+
+
+def init_shard() -> Shard:
+    """Join the process group torchrun describes (gloo: only Python objects travel, once, at
+    the end); a single process is one shard of one."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Shard()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def _gather(shard: Shard, obj: Any) -> list[Any]:
+    """Every rank's `obj` on rank 0, in rank order (a one-item list elsewhere)."""
+    if shard.world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * shard.world if shard.is_main else []
+    dist.gather_object(obj, out if shard.is_main else None, dst=0)
+    return out if shard.is_main else [obj]
+
+
+# -- the eval loop ------------------------------------------------------------------------------
+
+
 def evaluate(
     dataroot: Path,
     version: str,
@@ -200,49 +299,86 @@ def evaluate(
     device: str = "cpu",
     pictures: int = 3,
     progress: bool = True,
-) -> EvalReport:
-    """Run every model over the split, score each with the devkit, write results and plots."""
+    shard: Shard | None = None,
+) -> EvalReport | None:
+    """Run every model over the split, score each with the devkit, write results and plots.
+
+    With `shard` (see `init_shard`, under torchrun) each rank detects on its block of the
+    samples and rank 0 gathers the results, scores them once and returns the report; the
+    other ranks return None. The results and metrics equal a single process's."""
     from fusion.nuscenes import NuScenesReader
 
+    shard = shard or Shard()
     drop = check_drop(drop)
+    if device.startswith("cuda") and shard.world > 1 and ":" not in device:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     out.mkdir(parents=True, exist_ok=True)
     runs: list[_ModelRun] = []
     for name, path in models.items():
         model = load_detector(path)
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
-        engine = open_engine(backend, model, out / "engines", device)  # type: ignore[arg-type]
+        engine_dir = out / "engines" / (f"rank{shard.rank}" if shard.world > 1 else "")
+        engine = open_engine(backend, model, engine_dir, device)  # type: ignore[arg-type]
         runs.append(_ModelRun(name, model, Runner(model.cfg, model.variant, engine, model.params)))
-    configs = {dumps_toml(r.model.cfg) for r in runs}
-    if len(configs) != 1:
-        raise FusionError(
-            "the models were trained with different configs; evaluate them separately"
-        )
-    reader = NuScenesReader(dataroot, version, config=runs[0].model.cfg)
+    reader = NuScenesReader(dataroot, version, _reader_options(runs))
     tokens = reader.sample_tokens(split)
     if not tokens:
         raise FusionError(f"split {split!r} has no samples", dataroot)
+    first = set(tokens[:pictures])
 
-    frames_for_pictures: list[Frame] = []
-    iterator: Any = tokens
+    mine = shard.of(tokens)
+    iterator: Any = mine
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(tokens, desc="eval", dynamic_ncols=True)
-    conditions: dict[str, list[str]] = {}
+        iterator = tqdm(mine, desc="eval", dynamic_ncols=True, position=shard.rank)
+    conditions: dict[str, str] = {}
     for tok in iterator:
         frame = drop_sensors(reader.frame(tok), drop)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
-        conditions.setdefault(scene_condition(scene["description"]), []).append(tok)
+        conditions[tok] = scene_condition(scene["description"])
         for r in runs:
-            dets, times = r.runner.detect(frame)
+            pc, rc = r.model.cfg.point_cloud, r.model.cfg.radar
+            dets, times = r.runner.detect(keep_sweeps(frame, pc.sweeps, rc.sweeps))
             r.results[tok] = detections_to_results(dets, frame)
             r.times.append(times)
-            if len(frames_for_pictures) < pictures:
+            if tok in first:
                 r.detections[tok] = dets
-        if len(frames_for_pictures) < pictures:
-            frames_for_pictures.append(frame)
 
+    mine_out = (
+        conditions,
+        {r.name: (r.results, r.times, r.detections) for r in runs},
+    )
+    gathered = _gather(shard, mine_out)
+    if not shard.is_main:
+        return None
+    by_token: dict[str, list[str]] = {}
+    for part_conditions, _ in gathered:
+        conditions.update(part_conditions)
+    for tok in tokens:  # every condition's samples in split order, as one process lists them
+        by_token.setdefault(conditions[tok], []).append(tok)
+    for r in runs:
+        parts = [per_model[r.name] for _, per_model in gathered]
+        merged = {k: v for results, _, _ in parts for k, v in results.items()}
+        r.results = {tok: merged[tok] for tok in tokens}
+        r.times = [t for _, times, _ in parts for t in times]
+        r.detections = {k: v for _, _, dets in parts for k, v in dets.items()}
+    return _score(reader, split, tokens, runs, by_token, drop, backend, out, pictures)
+
+
+def _score(
+    reader: Any,
+    split: str,
+    tokens: Sequence[str],
+    runs: Sequence[_ModelRun],
+    conditions: dict[str, list[str]],
+    drop: tuple[str, ...],
+    backend: str,
+    out: Path,
+    pictures: int,
+) -> EvalReport:
+    """Devkit scores of the gathered results, per model and per condition, and the plots."""
     metrics: dict[str, ModelMetrics] = {}
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
@@ -281,15 +417,13 @@ def evaluate(
         by_condition = {c: dict(metrics) for c in conditions}
 
     plot_class_aps(metrics, out / "plots" / "class_ap.png")
-    for frame in frames_for_pictures:
-        dets = {
-            r.name: r.detections[frame.sample_token]
-            for r in runs
-            if frame.sample_token in r.detections
-        }
-        plot_bev_samples(
-            frame, dets, runs[0].model.cfg, out / "plots" / f"bev_{frame.sample_token}.png"
-        )
+    cfg = runs[0].model.cfg
+    for tok in tokens[:pictures]:
+        # re-read on rank 0: frames stay where they were read, only detections are gathered
+        frame = drop_sensors(reader.frame(tok), drop)
+        frame = keep_sweeps(frame, cfg.point_cloud.sweeps, cfg.radar.sweeps)
+        dets = {r.name: r.detections[tok] for r in runs if tok in r.detections}
+        plot_bev_samples(frame, dets, cfg, out / "plots" / f"bev_{tok}.png")
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
 
 
@@ -490,6 +624,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     models = resolve_weights(names, args.weights, args.checkpoint)
+    shard = init_shard()
     report = evaluate(
         args.dataroot,
         args.version,
@@ -501,7 +636,10 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.pictures,
         not args.no_progress,
+        shard,
     )
+    if report is None:  # a rank other than 0 under torchrun: rank 0 scores and writes
+        return 0
     print(format_table(report))
     summary = report.as_json()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
