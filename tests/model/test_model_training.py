@@ -15,6 +15,7 @@ from fusion.model.losses import detection_loss
 from fusion.train import (
     BranchLR,
     RunPosition,
+    init_from,
     load_checkpoint,
     lr_factor,
     param_groups,
@@ -112,6 +113,30 @@ def test_checkpoint_for_another_config_is_refused(tmp_path: Path, tiny_cfg, para
     other = build_detector(other_cfg, "lidar", params)
     with pytest.raises(FusionError, match="another model or config"):
         load_checkpoint(path, other, torch.optim.AdamW(other.parameters()))
+
+
+def test_init_copies_weights_across_sweep_counts_and_refuses_another_model(
+    tmp_path: Path, tiny_cfg, params
+):
+    from fusion.errors import FusionError
+
+    torch.manual_seed(3)
+    path = save_detector(build_detector(tiny_cfg, "lidar", params), tmp_path / "l.safetensors")
+    more_sweeps = dataclasses.replace(
+        tiny_cfg, point_cloud=dataclasses.replace(tiny_cfg.point_cloud, sweeps=10)
+    )
+    torch.manual_seed(4)
+    model = build_detector(more_sweeps, "lidar", params)
+    init_from(model, path)
+    for k, v in load_detector(path).state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    with pytest.raises(FusionError, match="weights of the 'lidar' model"):
+        init_from(build_detector(tiny_cfg, "fusion", params), path)
+    wider = dataclasses.replace(
+        tiny_cfg, model=dataclasses.replace(tiny_cfg.model, head_channels=8)
+    )
+    with pytest.raises(FusionError, match="tensors differ"):
+        init_from(build_detector(wider, "lidar", params), path)
 
 
 def test_weights_round_trip_through_safetensors(tmp_path: Path, tiny_cfg, params, fake_frames):
