@@ -75,7 +75,8 @@ class TrainOptions:
     warmup_steps: int = 200
     augment: AugmentParams = AugmentParams()
     branch_lr: BranchLR = BranchLR()
-    params: ModelParams = ModelParams()
+    # new runs see O(1) point features (ModelParams' default "raw" is for older weights)
+    params: ModelParams = ModelParams(point_features="scaled")
     progress: bool = True
 
 
@@ -249,7 +250,9 @@ def load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimize
 
 def init_from(model: Detector, path: Path) -> None:
     """Copy the weights of `path` into `model` (fine-tuning, e.g. on a config with more sweeps):
-    the variant and every tensor's shape must agree; the configs may differ."""
+    the variant and every tensor's shape must agree; the configs may differ. The pillar net's
+    first layer is rescaled to the model's point-feature scaling, so the copy computes what
+    the source computed on the same points."""
     from fusion.model.weights import load_detector
 
     src = load_detector(path)
@@ -261,6 +264,11 @@ def init_from(model: Detector, path: Path) -> None:
     wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
     if wrong or set(theirs) != set(ours):
         raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
+    if "lidar" in model.encoders:
+        key = "encoders.lidar.pillars.mlp.0.weight"
+        src_scale = src.encoders["lidar"].pillars.feature_scale
+        dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
+        theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
     model.load_state_dict(theirs)
 
 

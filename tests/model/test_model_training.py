@@ -130,6 +130,17 @@ def test_init_copies_weights_across_sweep_counts_and_refuses_another_model(
     init_from(model, path)
     for k, v in load_detector(path).state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v)
+    # raw -> scaled point features: the first layer is rescaled, the pillar net is unchanged
+    scaled = build_detector(tiny_cfg, "lidar", dataclasses.replace(params, point_features="scaled"))
+    init_from(scaled, path)
+    g = torch.Generator().manual_seed(0)
+    vox = torch.rand((20, 8, 5), generator=g) * torch.tensor([20.0, 20.0, 3.0, 255.0, 0.45])
+    num = torch.randint(1, 9, (20,), generator=g, dtype=torch.int32)
+    coords = torch.randint(0, 32, (20, 3), generator=g, dtype=torch.int32)
+    src = load_detector(path)
+    torch.testing.assert_close(
+        scaled.eval().pillar_net(vox, num, coords), src.pillar_net(vox, num, coords)
+    )
     with pytest.raises(FusionError, match="weights of the 'lidar' model"):
         init_from(build_detector(tiny_cfg, "fusion", params), path)
     wider = dataclasses.replace(

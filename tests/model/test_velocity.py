@@ -105,6 +105,34 @@ def test_pillar_net_sees_the_sweep_time(tiny_cfg):
     assert not torch.allclose(net(later, num, coords), out.detach())
 
 
+@pytest.mark.parametrize("mode", ["raw", "scaled"])
+def test_scaled_point_features_are_all_of_order_one(mode):
+    """Raw, x and y (m over +-51 m) swamp dt (s over 0.45 s); scaled, dt counts as much."""
+    from fusion.config import load_config
+
+    pc = load_config("tiny").point_cloud
+    net = PillarNet(pc, channels=8, point_features=mode)
+    seen = {}
+    net.mlp[0].register_forward_hook(lambda mod, inp, out: seen.update(x=inp[0]))
+    g = torch.Generator().manual_seed(2)
+    v, p = 400, pc.max_points_per_voxel
+    coords = torch.randint(0, 128, (v, 3), generator=g, dtype=torch.int32)
+    coords[:, 2] = 0
+    centre = (coords[:, :2].float() + 0.5) * 0.8 - 51.2
+    voxels = torch.zeros((v, p, 5))
+    voxels[..., :2] = centre[:, None] + (torch.rand((v, p, 2), generator=g) - 0.5) * 0.8
+    voxels[..., 2] = torch.rand((v, p), generator=g) * 3 - 2
+    voxels[..., 3] = torch.rand((v, p), generator=g) * 255
+    voxels[..., 4] = torch.randint(0, 10, (v, p), generator=g) * 0.05
+    net(voxels, torch.full((v,), p, dtype=torch.int32), coords)
+    std = seen["x"].reshape(-1, 10).std(dim=0)
+    ratio = float(std[4] / std[:2].max())  # dt against x, y
+    if mode == "raw":
+        assert ratio < 0.02
+    else:
+        assert ratio > 0.3 and bool((std > 0.1).all()) and bool((std < 2.0).all())
+
+
 def test_decoded_velocity_reaches_the_devkit_in_global_m_per_s(tiny_cfg, params):
     """GT LIDAR-frame velocities -> targets -> decode -> result boxes equal GT global ones."""
     frame = make_frame(2)
