@@ -75,8 +75,9 @@ class TrainOptions:
     warmup_steps: int = 200
     augment: AugmentParams = AugmentParams()
     branch_lr: BranchLR = BranchLR()
-    # new runs see O(1) point features (ModelParams' default "raw" is for older weights)
-    params: ModelParams = ModelParams(point_features="scaled")
+    # New runs see O(1) point features (ModelParams' default "raw" is for older weights) and
+    # weigh velocity like the other box codes: at CenterPoint's 0.2 it was not learned here.
+    params: ModelParams = ModelParams(point_features="scaled", code_weights=(1.0,) * 10)
     progress: bool = True
 
 
