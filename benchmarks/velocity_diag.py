@@ -20,22 +20,22 @@ import numpy as np
 
 from fusion.config import DETECTION_CLASSES
 from fusion.engines.runner import Runner, open_engine
-from fusion.evaluate import keep_sweeps
 from fusion.model.weights import load_detector
-from fusion.nuscenes import NuScenesReader, ReaderOptions
+from fusion.nuscenes import NuScenesReader
 
 MIN_SCORE = 0.3
 MATCH_M = 2.0
 
 
-def matched_pairs(reader: NuScenesReader, tokens: list[str], weights: Path) -> list[list]:
+def matched_pairs(dataroot: Path, version: str, split: str, weights: Path) -> list[list]:
     """[class, true vx, vy, predicted vx, vy] per matched detection."""
     model = load_detector(weights)
     cfg = model.cfg
+    reader = NuScenesReader(dataroot, version, config=cfg)
     runner = Runner(cfg, model.variant, open_engine("torch", model, "/tmp", "cpu"), model.params)
     pairs: list[list] = []
-    for tok in tokens:
-        frame = keep_sweeps(reader.frame(tok), cfg.point_cloud.sweeps, cfg.radar.sweeps)
+    for tok in reader.sample_tokens(split):
+        frame = reader.frame(tok)
         dets, _ = runner.detect(frame)
         gt = frame.boxes
         used: set[int] = set()
@@ -110,19 +110,11 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     models = dict(item.split("=", 1) for item in args.model)
-    cfgs = [load_detector(Path(w)).cfg for w in models.values()]
-    options = ReaderOptions.from_config(
-        cfgs[0],
-        lidar_sweeps=max(c.point_cloud.sweeps for c in cfgs),
-        radar_sweeps=max(c.radar.sweeps for c in cfgs),
-    )
-    reader = NuScenesReader(args.dataroot, args.version, options)
-    tokens = reader.sample_tokens(args.split)
     panels = {}
     for name, weights in models.items():
-        panels[name] = matched_pairs(reader, tokens, Path(weights))
+        panels[name] = matched_pairs(args.dataroot, args.version, args.split, Path(weights))
         (args.out / f"{name}.json").write_text(json.dumps(panels[name]))
-        print(f"{name} ({len(tokens)} samples)", *summary(panels[name]), sep="\n")
+        print(name, *summary(panels[name]), sep="\n")
     plot(panels, args.out / "speed.png")
 
 

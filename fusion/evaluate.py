@@ -198,30 +198,61 @@ class EvalReport:
 # -- sweeps per model ---------------------------------------------------------------------------
 
 
-def _newest_sweeps(points: NDArray[np.float32], dt_column: int, n: int) -> NDArray[np.float32]:
-    """Rows of the `n` newest sweeps (smallest dt), in their order. Each sweep carries one dt."""
+def _newest_sweeps(
+    points: NDArray[np.float32], dt_column: int, num_sweeps: int, n: int
+) -> NDArray[np.float32] | None:
+    """Rows of the `n` newest of `num_sweeps` sweeps (smallest dt), in their order; None when a
+    sweep has no points (its dt is then unknown, so the cut cannot be placed)."""
     lags = np.unique(points[:, dt_column])
-    return points if len(lags) <= n else points[points[:, dt_column] <= lags[n - 1]]
+    if len(lags) != num_sweeps:
+        return None
+    return points[points[:, dt_column] <= lags[n - 1]]
 
 
-def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame:
+def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame | None:
     """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
     each radar: what a reader set to those counts returns (same points, same order), so models
-    trained with different sweep counts are scored on one read of the data."""
+    trained with different sweep counts are scored on one read of the data. None when that
+    cannot be told from the points (a sweep without points): read the frame again then."""
     lidar = frame.lidar
     if lidar is not None and lidar.num_sweeps > lidar_sweeps:
-        lidar = replace(
-            lidar,
-            points=_newest_sweeps(lidar.points, 4, lidar_sweeps),
-            num_sweeps=lidar_sweeps,
-        )
-    radars = {
-        ch: r
-        if r.num_sweeps <= radar_sweeps
-        else replace(r, points=_newest_sweeps(r.points, 6, radar_sweeps), num_sweeps=radar_sweeps)
-        for ch, r in frame.radars.items()
-    }
+        pts = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar_sweeps)
+        if pts is None:
+            return None
+        lidar = replace(lidar, points=pts, num_sweeps=lidar_sweeps)
+    radars = {}
+    for ch, r in frame.radars.items():
+        if r.num_sweeps > radar_sweeps:
+            pts = _newest_sweeps(r.points, 6, r.num_sweeps, radar_sweeps)
+            if pts is None:
+                return None
+            r = replace(r, points=pts, num_sweeps=radar_sweeps)
+        radars[ch] = r
     return replace(frame, lidar=lidar, radars=radars)
+
+
+class _SweepFrames:
+    """Frames of one sample for each model's sweep counts, from one read where possible."""
+
+    def __init__(self, reader: Any, drop: tuple[str, ...]) -> None:
+        self.reader = reader
+        self.drop = drop
+        self._readers: dict[tuple[int, int], Any] = {}
+
+    def read(self, token: str) -> Frame:
+        """The frame with every sweep any model reads (sensors in `drop` removed)."""
+        return drop_sensors(self.reader.frame(token), self.drop)
+
+    def for_model(self, frame: Frame, cfg: Any) -> Frame:
+        lidar, radar = cfg.point_cloud.sweeps, cfg.radar.sweeps
+        cut = keep_sweeps(frame, lidar, radar)
+        if cut is not None:
+            return cut
+        if (lidar, radar) not in self._readers:  # shares the devkit tables, reads fewer sweeps
+            other = copy.copy(self.reader)
+            other.options = replace(self.reader.options, lidar_sweeps=lidar, radar_sweeps=radar)
+            self._readers[(lidar, radar)] = other
+        return drop_sensors(self._readers[(lidar, radar)].frame(frame.sample_token), self.drop)
 
 
 def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
@@ -334,13 +365,13 @@ def evaluate(
 
         iterator = tqdm(mine, desc="eval", dynamic_ncols=True, position=shard.rank)
     conditions: dict[str, str] = {}
+    frames = _SweepFrames(reader, drop)
     for tok in iterator:
-        frame = drop_sensors(reader.frame(tok), drop)
+        frame = frames.read(tok)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
         conditions[tok] = scene_condition(scene["description"])
         for r in runs:
-            pc, rc = r.model.cfg.point_cloud, r.model.cfg.radar
-            dets, times = r.runner.detect(keep_sweeps(frame, pc.sweeps, rc.sweeps))
+            dets, times = r.runner.detect(frames.for_model(frame, r.model.cfg))
             r.results[tok] = detections_to_results(dets, frame)
             r.times.append(times)
             if tok in first:
@@ -364,21 +395,21 @@ def evaluate(
         r.results = {tok: merged[tok] for tok in tokens}
         r.times = [t for _, times, _ in parts for t in times]
         r.detections = {k: v for _, _, dets in parts for k, v in dets.items()}
-    return _score(reader, split, tokens, runs, by_token, drop, backend, out, pictures)
+    return _score(frames, split, tokens, runs, by_token, backend, out, pictures)
 
 
 def _score(
-    reader: Any,
+    frames: _SweepFrames,
     split: str,
     tokens: Sequence[str],
     runs: Sequence[_ModelRun],
     conditions: dict[str, list[str]],
-    drop: tuple[str, ...],
     backend: str,
     out: Path,
     pictures: int,
 ) -> EvalReport:
     """Devkit scores of the gathered results, per model and per condition, and the plots."""
+    reader, drop = frames.reader, frames.drop
     metrics: dict[str, ModelMetrics] = {}
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
@@ -420,8 +451,7 @@ def _score(
     cfg = runs[0].model.cfg
     for tok in tokens[:pictures]:
         # re-read on rank 0: frames stay where they were read, only detections are gathered
-        frame = drop_sensors(reader.frame(tok), drop)
-        frame = keep_sweeps(frame, cfg.point_cloud.sweeps, cfg.radar.sweeps)
+        frame = frames.for_model(frames.read(tok), cfg)
         dets = {r.name: r.detections[tok] for r in runs if tok in r.detections}
         plot_bev_samples(frame, dets, cfg, out / "plots" / f"bev_{tok}.png")
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)

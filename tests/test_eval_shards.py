@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
 from model_fakes import tiny_config, tiny_params  # noqa: E402
 
 from fusion.cli import main  # noqa: E402
-from fusion.evaluate import Shard, keep_sweeps  # noqa: E402
+from fusion.evaluate import Shard, _SweepFrames, keep_sweeps  # noqa: E402
 from fusion.model import build_detector, save_detector  # noqa: E402
 from fusion.nuscenes import NuScenesReader, ReaderOptions  # noqa: E402
 
@@ -63,6 +63,21 @@ def test_keep_sweeps_equals_reading_fewer_sweeps(synth_root: Path):
         np.testing.assert_array_equal(a.radars[ch].points, b.radars[ch].points)
     # more sweeps than the frame holds: unchanged
     assert keep_sweeps(b, 10, 5).lidar.points is b.lidar.points
+    # a sweep without points hides where the cut goes: None, and eval reads the frame again
+    full = many.frame(tok)
+    pts = full.lidar.points
+    lags = np.unique(pts[:, 4])
+    holed = dataclasses.replace(
+        full, lidar=dataclasses.replace(full.lidar, points=pts[pts[:, 4] != lags[1]])
+    )
+    assert keep_sweeps(holed, 3, 1) is None
+    frames = _SweepFrames(many, ())
+    cfg = dataclasses.replace(
+        tiny_config(),
+        point_cloud=dataclasses.replace(tiny_config().point_cloud, sweeps=3),
+        radar=dataclasses.replace(tiny_config().radar, sweeps=1),
+    )
+    np.testing.assert_array_equal(frames.for_model(holed, cfg).lidar.points, b.lidar.points)
 
 
 def _weights(folder: Path) -> Path:
