@@ -294,6 +294,9 @@ class ModelConfig:
     nms_iou: float = field(metadata=PROBABILITY)
 
 
+PointFeatures = Literal["raw", "scaled"]
+
+
 @dataclass(frozen=True)
 class ModelParams:
     """Network widths and loss settings (`[params]`); the sizes that must agree with the data
@@ -301,6 +304,10 @@ class ModelParams:
 
     image_widths: tuple[int, int, int, int, int] = field(metadata=CHANNELS)  # strides 2 .. 32
     pillar_layers: int = field(metadata=_between(1, 16))
+    # How the pillar net sees its decorated point features: "raw" in m and s (x, y of +-51 m swamp
+    # dt of 0-0.45 s: dt held 2e-5 of the first layer's variance; the weights shipped before issue
+    # 12), "scaled" each divided by a fixed size so all are of order 1.
+    point_features: PointFeatures
     # 3x3 convs after each strided conv of the backbone
     bev_blocks: tuple[int, int] = field(metadata=_between(0, 64))
     # Heatmap gaussians (CenterPoint): min IoU overlap that sets the radius, and its floor.

@@ -13,18 +13,21 @@ import contextlib
 import copy
 import io
 import json
+import math
+import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from calibration import matrix_to_quaternion
 from fusion.bench.stats import LatencyRecorder
 from fusion.cli import add_json_arguments, emit_json
-from fusion.config import CONDITIONS, DETECTION_CLASSES, dumps_toml
+from fusion.config import CONDITIONS, DETECTION_CLASSES
 from fusion.engines.base import add_backend_argument
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
@@ -33,6 +36,9 @@ from fusion.model.detector import Detector
 from fusion.model.weights import add_model_arguments, load_detector, models_from_args
 from fusion.pipeline import CameraMotion, check_drop, drop_sensors
 from fusion.render import plot_bev_samples, plot_class_aps
+
+if TYPE_CHECKING:
+    from fusion.nuscenes import ReaderOptions
 
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
@@ -222,6 +228,130 @@ class EvalReport:
         }
 
 
+# -- sweeps per model ---------------------------------------------------------------------------
+
+
+def _newest_sweeps(
+    points: NDArray[np.float32], dt_column: int, num_sweeps: int, n: int
+) -> NDArray[np.float32] | None:
+    """Rows of the `n` newest of `num_sweeps` sweeps (smallest dt), in their order; None when a
+    sweep has no points (its dt is then unknown, so the cut cannot be placed)."""
+    lags = np.unique(points[:, dt_column])
+    if len(lags) != num_sweeps:
+        return None
+    return points[points[:, dt_column] <= lags[n - 1]]
+
+
+def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame | None:
+    """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
+    each radar: what a reader set to those counts returns (same points, same order), so models
+    trained with different sweep counts are scored on one read of the data. None when that
+    cannot be told from the points (a sweep without points): read the frame again then."""
+    lidar = frame.lidar
+    if lidar is not None and lidar.num_sweeps > lidar_sweeps:
+        pts = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar_sweeps)
+        if pts is None:
+            return None
+        lidar = replace(lidar, points=pts, num_sweeps=lidar_sweeps)
+    radars = {}
+    for ch, r in frame.radars.items():
+        if r.num_sweeps > radar_sweeps:
+            pts = _newest_sweeps(r.points, 6, r.num_sweeps, radar_sweeps)
+            if pts is None:
+                return None
+            r = replace(r, points=pts, num_sweeps=radar_sweeps)
+        radars[ch] = r
+    return replace(frame, lidar=lidar, radars=radars)
+
+
+class _SweepFrames:
+    """Frames of one sample for each model's sweep counts, from one read where possible."""
+
+    def __init__(self, reader: Any, drop: tuple[str, ...]) -> None:
+        self.reader = reader
+        self.drop = drop
+        self._readers: dict[tuple[int, int], Any] = {}
+
+    def read(self, token: str) -> Frame:
+        """The frame with every sweep any model reads (sensors in `drop` removed)."""
+        return drop_sensors(self.reader.frame(token), self.drop)
+
+    def for_model(self, frame: Frame, cfg: Any) -> Frame:
+        lidar, radar = cfg.point_cloud.sweeps, cfg.radar.sweeps
+        cut = keep_sweeps(frame, lidar, radar)
+        if cut is not None:
+            return cut
+        if (lidar, radar) not in self._readers:  # shares the devkit tables, reads fewer sweeps
+            other = copy.copy(self.reader)
+            other.options = replace(self.reader.options, lidar_sweeps=lidar, radar_sweeps=radar)
+            self._readers[(lidar, radar)] = other
+        return drop_sensors(self._readers[(lidar, radar)].frame(frame.sample_token), self.drop)
+
+
+def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
+    """One reader for every model: the most sweeps any model reads (each model's frame is cut
+    down with `keep_sweeps`); the radar filter must agree."""
+    from fusion.nuscenes import ReaderOptions
+
+    options = [ReaderOptions.from_config(r.model.cfg) for r in runs]
+    if len({o.radar_filter for o in options}) != 1:
+        raise FusionError(
+            "the models were trained with different radar filters; evaluate them separately"
+        )
+    return ReaderOptions(
+        lidar_sweeps=max(o.lidar_sweeps for o in options),
+        radar_sweeps=max(o.radar_sweeps for o in options),
+        radar_filter=options[0].radar_filter,
+    )
+
+
+# -- sharding over torchrun ranks ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the samples: rank `rank` of `world` takes the contiguous block
+    `tokens[rank * per : (rank + 1) * per]`, per = ceil(n / world)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def of(self, tokens: Sequence[str]) -> list[str]:
+        per = math.ceil(len(tokens) / self.world)
+        return list(tokens[self.rank * per : (self.rank + 1) * per])
+
+
+def init_shard() -> Shard:
+    """Join the process group torchrun describes (gloo: only Python objects travel, once, at
+    the end); a single process is one shard of one."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Shard()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def _gather(shard: Shard, obj: Any) -> list[Any]:
+    """Every rank's `obj` on rank 0, in rank order (a one-item list elsewhere)."""
+    if shard.world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * shard.world if shard.is_main else []
+    dist.gather_object(obj, out if shard.is_main else None, dst=0)
+    return out if shard.is_main else [obj]
+
+
+# -- the eval loop ------------------------------------------------------------------------------
+
+
 def evaluate(
     dataroot: Path,
     version: str,
@@ -233,53 +363,90 @@ def evaluate(
     device: str = "cpu",
     pictures: int = 3,
     progress: bool = True,
+    shard: Shard | None = None,
     camera_motion: CameraMotion = "ignore",
     decode: str = "full",
-) -> EvalReport:
-    """Run every model over the split, score each with the devkit, write results and plots."""
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
+) -> EvalReport | None:
+    """Run every model over the split, score each with the devkit, write results and plots.
 
+    With `shard` (see `init_shard`, under torchrun) each rank detects on its block of the
+    samples and rank 0 gathers the results, scores them once and returns the report; the
+    other ranks return None. The results and metrics equal a single process's."""
+    from fusion.nuscenes import NuScenesReader
+
+    shard = shard or Shard()
     drop = check_drop(drop)
+    if device.startswith("cuda") and shard.world > 1 and ":" not in device:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     out.mkdir(parents=True, exist_ok=True)
     runs: list[_ModelRun] = []
     for name, path in models.items():
         model = load_detector(path)
         if model.variant != name:
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
-        engine = open_engine(backend, model, inside(out, out / "engines"), device)  # type: ignore[arg-type]
+        engine_dir = inside(out, out / "engines" / (f"rank{shard.rank}" if shard.world > 1 else ""))
+        engine = open_engine(backend, model, engine_dir, device)  # type: ignore[arg-type]
         runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
         runs.append(_ModelRun(name, model, runner))
-    configs = {dumps_toml(r.model.cfg) for r in runs}
-    if len(configs) != 1:
-        raise FusionError(
-            "the models were trained with different configs; evaluate them separately"
-        )
-    cfg = runs[0].model.cfg
-    reader = NuScenesReader(dataroot, version, ReaderOptions.from_config(cfg, image_decode=decode))
+    options = replace(_reader_options(runs), image_decode=decode)  # type: ignore[arg-type]
+    reader = NuScenesReader(dataroot, version, options)
     tokens = reader.sample_tokens(split)
     if not tokens:
         raise FusionError(f"split {split!r} has no samples", dataroot)
+    first = set(tokens[:pictures])
 
-    frames_for_pictures: list[Frame] = []
-    iterator: Any = tokens
+    mine = shard.of(tokens)
+    iterator: Any = mine
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(tokens, desc="eval", dynamic_ncols=True)
-    conditions: dict[str, list[str]] = {}
+        iterator = tqdm(mine, desc="eval", dynamic_ncols=True, position=shard.rank)
+    conditions: dict[str, str] = {}
+    frames = _SweepFrames(reader, drop)
     for tok in iterator:
-        frame = drop_sensors(reader.frame(tok), drop)
+        frame = frames.read(tok)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
-        conditions.setdefault(scene_condition(scene), []).append(tok)
+        conditions[tok] = scene_condition(scene)
         for r in runs:
-            dets, times = r.runner.detect(frame)
+            dets, times = r.runner.detect(frames.for_model(frame, r.model.cfg))
             r.results[tok] = detections_to_results(dets, frame)
             r.times.append(times)
-            if len(frames_for_pictures) < pictures:
+            if tok in first:
                 r.detections[tok] = dets
-        if len(frames_for_pictures) < pictures:
-            frames_for_pictures.append(frame)
 
+    mine_out = (
+        conditions,
+        {r.name: (r.results, r.times, r.detections) for r in runs},
+    )
+    gathered = _gather(shard, mine_out)
+    if not shard.is_main:
+        return None
+    by_token: dict[str, list[str]] = {}
+    for part_conditions, _ in gathered:
+        conditions.update(part_conditions)
+    for tok in tokens:  # every condition's samples in split order, as one process lists them
+        by_token.setdefault(conditions[tok], []).append(tok)
+    for r in runs:
+        parts = [per_model[r.name] for _, per_model in gathered]
+        merged = {k: v for results, _, _ in parts for k, v in results.items()}
+        r.results = {tok: merged[tok] for tok in tokens}
+        r.times = [t for _, times, _ in parts for t in times]
+        r.detections = {k: v for _, _, dets in parts for k, v in dets.items()}
+    return _score(frames, split, tokens, runs, by_token, backend, out, pictures)
+
+
+def _score(
+    frames: _SweepFrames,
+    split: str,
+    tokens: Sequence[str],
+    runs: Sequence[_ModelRun],
+    conditions: dict[str, list[str]],
+    backend: str,
+    out: Path,
+    pictures: int,
+) -> EvalReport:
+    """Devkit scores of the gathered results, per model and per condition, and the plots."""
+    reader, drop = frames.reader, frames.drop
     metrics: dict[str, ModelMetrics] = {}
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
@@ -322,15 +489,14 @@ def evaluate(
         by_condition = {c: dict(metrics) for c in conditions}
 
     plot_class_aps(metrics, inside(out, out / "plots" / "class_ap.png"))
-    for frame in frames_for_pictures:
-        dets = {
-            r.name: r.detections[frame.sample_token]
-            for r in runs
-            if frame.sample_token in r.detections
-        }
+    cfg = runs[0].model.cfg
+    for tok in tokens[:pictures]:
+        # re-read on rank 0: frames stay where they were read, only detections are gathered
+        frame = frames.for_model(frames.read(tok), cfg)
+        dets = {r.name: r.detections[tok] for r in runs if tok in r.detections}
         # the name comes from the dataset: sanitized, then checked to land inside --out
-        picture = inside(out, out / "plots" / f"bev_{safe_name(frame.sample_token)}.png")
-        plot_bev_samples(frame, dets, runs[0].model.cfg, picture)
+        picture = inside(out, out / "plots" / f"bev_{safe_name(tok)}.png")
+        plot_bev_samples(frame, dets, cfg, picture)
     return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
 
 
@@ -411,6 +577,7 @@ def run(args: argparse.Namespace) -> int:
 
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     models = models_from_args(args)
+    shard = init_shard()
     report = evaluate(
         args.dataroot,
         args.version,
@@ -422,9 +589,12 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.pictures,
         not args.no_progress,
+        shard,
         camera_motion=args.camera_motion,
         decode=args.decode,
     )
+    if report is None:  # a rank other than 0 under torchrun: rank 0 scores and writes
+        return 0
     summary = report.as_json()
     inside(args.out, args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     if not emit_json(args, summary):

@@ -67,6 +67,7 @@ class TrainOptions:
     workers: int = 2
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke runs)
     resume: bool = False
+    init: Path | None = None  # start from these weights (same variant and tensor shapes)
     device: str = "auto"
     checkpoint_every: int = 100  # steps
     cache_frames: int = 0  # decoded frames kept in memory per loader process
@@ -270,6 +271,36 @@ def _load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimiz
 # -- the loop ----------------------------------------------------------------------------------
 
 
+def init_from(model: Detector, path: Path) -> None:
+    """Copy the weights of `path` into `model` (fine-tuning, e.g. on a config with more sweeps):
+    the variant and every tensor's shape must agree; the configs may differ. The pillar net's
+    first layer is rescaled to the model's point-feature scaling, so the copy computes what
+    the source computed on the same points."""
+    from fusion.model.weights import load_detector
+
+    src = load_detector(path)
+    if src.variant != model.variant:
+        raise FusionError(
+            f"--init: weights of the {src.variant!r} model, not {model.variant!r}", path
+        )
+    theirs, ours = src.state_dict(), model.state_dict()
+    wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+    if wrong or set(theirs) != set(ours):
+        raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
+    if "lidar" in model.encoders:
+        key = "encoders.lidar.pillars.mlp.0.weight"
+        src_scale = src.encoders["lidar"].pillars.feature_scale
+        dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
+        theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
+    model.load_state_dict(theirs)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -311,6 +342,9 @@ def train(
         raise FusionError(
             "a run already exists here: pass --resume or choose another --out", opts.out
         )
+    else:
+        if opts.init is not None:
+            init_from(model, opts.init)
 
     dataset = FrameDataset(
         source,
@@ -360,6 +394,8 @@ def train(
         "split": opts.split,
         "version": opts.version,
     }
+    if opts.init is not None:
+        run_meta["init"] = f"{opts.init.name} sha256:{_sha256(opts.init)}"
 
     step = position.step
     start = time.time() - position.elapsed_s
@@ -476,6 +512,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from RUN/checkpoints/last.safetensors"
     )
+    parser.add_argument(
+        "--init", type=Path, help="start from these weights (same model; fine-tuning)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument(
         "--lr-scale",
@@ -531,6 +570,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_steps=args.max_steps,
         resume=args.resume,
+        init=args.init,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         cache_frames=args.cache_frames,

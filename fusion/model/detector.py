@@ -74,7 +74,11 @@ class Detector(nn.Module):
                     bev_in += cfg.camera.channels_out
                 case "lidar":
                     self.encoders[modality] = LidarEncoder(
-                        cfg.point_cloud, cfg.bev, m.lidar_channels, self.params.pillar_layers
+                        cfg.point_cloud,
+                        cfg.bev,
+                        m.lidar_channels,
+                        self.params.pillar_layers,
+                        self.params.point_features,
                     )
                     bev_in += m.lidar_channels
                 case "radar":

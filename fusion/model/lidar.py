@@ -16,24 +16,51 @@ from torch import Tensor, nn
 from fusion.config import BEVConfig, PointCloudConfig
 from fusion.errors import ConfigError
 from fusion.model.layers import conv_bn_relu
+from fusion.model.params import PointFeatures
 
 # Intensity arrives in 0..255 (nuScenes); the net sees it in 0..1.
 INTENSITY_SCALE = 1.0 / 255.0
 DECORATED_FEATURES = 10  # x y z intensity dt, offsets to the pillar mean (3) and centre (2)
+# "scaled" point features: dt over the 0.5 s between nuScenes keyframes (10 sweeps lag 0.45 s).
+TIME_LAG_SCALE_S = 0.5
+
+
+def feature_scale(cfg: PointCloudConfig, mode: PointFeatures) -> list[float]:
+    """Divisors of the 10 decorated features (after intensity's 1/255): all 1 for "raw";
+    for "scaled" x y z by half the point range, dt by TIME_LAG_SCALE_S, the five offsets by the
+    pillar width, so each is O(1) and moves the first layer as much as the others do."""
+    match mode:
+        case "raw":
+            return [1.0] * DECORATED_FEATURES
+        case "scaled":
+            r = cfg.point_range
+            half = [(r[3] - r[0]) / 2, (r[4] - r[1]) / 2, (r[5] - r[2]) / 2]
+            pillar = cfg.voxel_size[0]
+            return [*half, 1.0, TIME_LAG_SCALE_S, *[pillar] * 5]
 
 
 class PillarNet(nn.Module):
     """Pillars -> features.
 
-    Inputs: `voxels` (V, P, 5) float32 x y z (m, LIDAR_TOP) intensity dt, zero-padded;
+    Inputs: `voxels` (V, P, 5) float32 x y z (m, LIDAR_TOP) intensity (0..255) dt (s),
+    zero-padded;
     `num_points` (V,) int32 points per pillar (>= 1); `coords` (V, 3) int32 (ix, iy, iz).
     Output: (V, C) float32.
     """
 
-    def __init__(self, cfg: PointCloudConfig, channels: int, layers: int = 1) -> None:
+    def __init__(
+        self,
+        cfg: PointCloudConfig,
+        channels: int,
+        layers: int = 1,
+        point_features: PointFeatures = "raw",
+    ) -> None:
         super().__init__()
         self.register_buffer("voxel_size", torch.tensor(cfg.voxel_size[:2], dtype=torch.float32))
         self.register_buffer("origin", torch.tensor(cfg.point_range[:2], dtype=torch.float32))
+        # not persistent: it follows from the config and params, and older weights lack it
+        inv = [1.0 / d for d in feature_scale(cfg, point_features)]
+        self.register_buffer("feature_scale", torch.tensor(inv), persistent=False)
         blocks: list[nn.Module] = []
         c_in = DECORATED_FEATURES
         for _ in range(layers):
@@ -59,7 +86,8 @@ class PillarNet(nn.Module):
             ],
             dim=-1,
         )
-        x = self.mlp(feats * valid) * valid  # padded points contribute 0 to the max (ReLU >= 0)
+        # padded points contribute 0 to the max (ReLU >= 0)
+        x = self.mlp(feats * self.feature_scale * valid) * valid
         return x.max(dim=1).values
 
 
@@ -99,9 +127,16 @@ class LidarEncoder(nn.Module):
     """`pillars`: PillarNet; `bev`: (B, C, ny_p, nx_p) scattered pillars -> (B, C, ny, nx) on the
     BEV grid (strided convs when pillars are finer than BEV cells, identity otherwise)."""
 
-    def __init__(self, pc: PointCloudConfig, bev: BEVConfig, channels: int, layers: int = 1):
+    def __init__(
+        self,
+        pc: PointCloudConfig,
+        bev: BEVConfig,
+        channels: int,
+        layers: int = 1,
+        point_features: PointFeatures = "raw",
+    ):
         super().__init__()
-        self.pillars = PillarNet(pc, channels, layers)
+        self.pillars = PillarNet(pc, channels, layers, point_features)
         steps = int(math.log2(pillar_grid_ratio(pc, bev)))
         self.bev = nn.Sequential(
             *[conv_bn_relu(channels, channels, stride=2) for _ in range(steps)]

@@ -7,6 +7,18 @@ modules import them from here.
 
 from __future__ import annotations
 
-from fusion.config import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, REGRESSION_CHANNELS, ModelParams
+from fusion.config import (
+    ATTRIBUTE_NAMES,
+    CLASS_ATTRIBUTE_PREFIX,
+    REGRESSION_CHANNELS,
+    ModelParams,
+    PointFeatures,
+)
 
-__all__ = ["ATTRIBUTE_NAMES", "CLASS_ATTRIBUTE_PREFIX", "REGRESSION_CHANNELS", "ModelParams"]
+__all__ = [
+    "ATTRIBUTE_NAMES",
+    "CLASS_ATTRIBUTE_PREFIX",
+    "REGRESSION_CHANNELS",
+    "ModelParams",
+    "PointFeatures",
+]

@@ -91,6 +91,8 @@ def config_from_metadata(meta: dict[str, str], source: str | Path) -> PipelineCo
         if "params" not in meta:
             raise ConfigError("format-1 metadata has no params", source)
         table["params"] = _json_table(meta["params"], "metadata 'params'", source)
+        if isinstance(table["params"], dict):  # written before the field: raw features
+            table["params"].setdefault("point_features", "raw")
         train = table.get("train")
         if isinstance(train, dict):
             table["train"] = {**_FORMAT_1_TRAIN, **train}

@@ -14,6 +14,7 @@ from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
 from fusion.train import (
     RunPosition,
+    init_from,
     load_checkpoint,
     lr_factor,
     param_groups,
@@ -113,6 +114,41 @@ def test_checkpoint_for_another_config_is_refused(tmp_path: Path, tiny_cfg, para
     other = build_detector(other_cfg, "lidar", params)
     with pytest.raises(FusionError, match="another model or config"):
         load_checkpoint(path, other, torch.optim.AdamW(other.parameters()))
+
+
+def test_init_copies_weights_across_sweep_counts_and_refuses_another_model(
+    tmp_path: Path, tiny_cfg, params
+):
+    from fusion.errors import FusionError
+
+    torch.manual_seed(3)
+    path = save_detector(build_detector(tiny_cfg, "lidar", params), tmp_path / "l.safetensors")
+    more_sweeps = dataclasses.replace(
+        tiny_cfg, point_cloud=dataclasses.replace(tiny_cfg.point_cloud, sweeps=10)
+    )
+    torch.manual_seed(4)
+    model = build_detector(more_sweeps, "lidar", params)
+    init_from(model, path)
+    for k, v in load_detector(path).state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    # raw -> scaled point features: the first layer is rescaled, the pillar net is unchanged
+    scaled = build_detector(tiny_cfg, "lidar", dataclasses.replace(params, point_features="scaled"))
+    init_from(scaled, path)
+    g = torch.Generator().manual_seed(0)
+    vox = torch.rand((20, 8, 5), generator=g) * torch.tensor([20.0, 20.0, 3.0, 255.0, 0.45])
+    num = torch.randint(1, 9, (20,), generator=g, dtype=torch.int32)
+    coords = torch.randint(0, 32, (20, 3), generator=g, dtype=torch.int32)
+    src = load_detector(path)
+    torch.testing.assert_close(
+        scaled.eval().pillar_net(vox, num, coords), src.pillar_net(vox, num, coords)
+    )
+    with pytest.raises(FusionError, match="weights of the 'lidar' model"):
+        init_from(build_detector(tiny_cfg, "fusion", params), path)
+    wider = dataclasses.replace(
+        tiny_cfg, model=dataclasses.replace(tiny_cfg.model, head_channels=8)
+    )
+    with pytest.raises(FusionError, match="tensors differ"):
+        init_from(build_detector(wider, "lidar", params), path)
 
 
 def test_weights_round_trip_through_safetensors(tmp_path: Path, tiny_cfg, params, fake_frames):
