@@ -24,7 +24,7 @@ from fusion.evaluate import Shard, _SweepFrames, keep_sweeps  # noqa: E402
 from fusion.model import build_detector, save_detector  # noqa: E402
 from fusion.nuscenes import NuScenesReader, ReaderOptions  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VERSION = "v1.0-synth"
 
 

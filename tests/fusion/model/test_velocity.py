@@ -12,10 +12,11 @@ import torch
 from model_fakes import make_frame
 
 from fusion.config import DETECTION_CLASSES
-from fusion.dataset import AugmentParams, GlobalTransform, box_targets
+from fusion.dataset import box_targets
 from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
 from fusion.model.lidar import PillarNet
+from fusion.pipeline import GlobalTransform
 
 SWEEP_LAG_S = 0.2
 
@@ -53,7 +54,7 @@ def test_velocity_targets_follow_the_motion_in_the_sweeps_under_augmentation(
 ):
     frame, owner = moving_frame(seed)
     rng = np.random.default_rng(seed)
-    aug = AugmentParams(rotation=np.pi, flip=0.5)
+    aug = dataclasses.replace(tiny_cfg.train.augment, rotation=np.pi, flip=0.5)
     transform = GlobalTransform.identity() if seed == 0 else GlobalTransform.random(rng, aug)
     pts = transform.points(frame.lidar.points)
     targets = box_targets(frame, tiny_cfg, params, transform)
