@@ -189,6 +189,18 @@ def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> 
     return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
 
 
+def decoded_camera(
+    camera: PinholeCamera, network_hw: tuple[int, int], mode: ImageDecode = "reduced"
+) -> tuple[int, PinholeCamera]:
+    """(k, camera model of `camera`'s JPEG decoded at 1/k) for a network input of `network_hw`
+    (H, W): k from `jpeg_reduction` with `reduced`, 1 (and `camera` itself) with `full`. The
+    decoded image is ceil(H / k) x ceil(W / k) (`fusion.sensor_io.decode_jpeg`)."""
+    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    if k == 1:
+        return 1, camera
+    return k, reduced_camera(camera, k, (-(-camera.height // k), -(-camera.width // k)))
+
+
 def decode_camera_image(
     raw: bytes,
     camera: PinholeCamera,
@@ -204,11 +216,11 @@ def decode_camera_image(
     `DataError` naming `origin`) are `fusion.sensor_io.decode_jpeg`'s."""
     from fusion.sensor_io import decode_jpeg
 
-    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    k, small = decoded_camera(camera, network_hw, mode)
     image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
     if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
         return image, camera
-    return image, reduced_camera(camera, k, image.shape[:2])
+    return image, small
 
 
 def _normalize_lut() -> NDArray[np.float32]:

@@ -13,15 +13,20 @@ built only from what had arrived:
   (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
   extrapolated at constant velocity over at most `max_extrapolation_us`, never from the future.
 
+Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
+keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
+allows (`fusion.pipeline.decoded_camera`), and the frame carries the matching scaled camera
+model; an image that came full (PNG, raw pixels) keeps the calibrated one.
+
 Times in us (sensor time, the messages' own `timestamp_us`).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -40,6 +45,10 @@ from fusion.sources.base import (
     Rig,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps
+
+if TYPE_CHECKING:
+    from calibration import PinholeCamera
+    from fusion.pipeline import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
 
@@ -63,6 +72,10 @@ class StreamOptions:
     # the one pose stream used (`pose`: ego_pose / tf map->base_link; `odom`: CAN bus); two
     # independently sampled estimates must not be interleaved. None: every pose message.
     pose_channel: str | None = "pose"
+    # camera messages decoded in full, or at the JPEG reduction the network input `image_hw`
+    # (H, W) allows (see the module docstring)
+    camera_decode: ImageDecode = "full"
+    image_hw: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -74,8 +87,40 @@ class StreamOptions:
             lidar_sweeps=max(1, cfg.point_cloud.sweeps),
             radar_sweeps=max(1, cfg.radar.sweeps),
             radar_filter=RadarFilter.preset(cfg.radar.filter),
+            image_hw=tuple(cfg.camera.image_hw),  # type: ignore[arg-type]
         )
         return cls(**{**base.__dict__, **overrides})
+
+    @classmethod
+    def for_log(
+        cls,
+        cfg: PipelineConfig,
+        info: Mapping[str, Any],
+        budget_ms: float = 50.0,
+        trigger: Trigger = "keyframes",
+        **overrides: object,
+    ) -> StreamOptions:
+        """`from_config` with the choices `fusion replay` makes for a log of `Source.info()`:
+        the wait is the larger tolerance, capped at the budget; `keyframes` falls back to
+        `lidar` when the log marks no keyframes (e.g. an original nuscenes2mcap file); one pose
+        stream, the denser of `pose` (ego_pose / tf map->base_link) and `odom` (CAN bus)."""
+        wait_us = int(
+            min(budget_ms * 1000, max(cfg.sync.camera_tolerance_us, cfg.sync.radar_tolerance_us))
+        )
+        if trigger == "keyframes" and not info.get("keyframes"):
+            trigger = "lidar"
+        channels = info.get("channels", {})
+        pose_channel = max(
+            (c for c in ("pose", "odom") if channels.get(c)),
+            key=lambda c: channels[c],
+            default=None,
+        )
+        chosen: dict[str, object] = {
+            "wait_us": wait_us,
+            "trigger": trigger,
+            "pose_channel": pose_channel,
+        }
+        return cls.from_config(cfg, **(chosen | overrides))
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,6 +133,8 @@ class StreamOptions:
                 raise ValueError(f"{name} must be >= 0")
         if self.lidar_sweeps < 1 or self.radar_sweeps < 1:
             raise ValueError("sweeps must be >= 1")
+        if self.camera_decode == "reduced" and self.image_hw is None:
+            raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
 
 class PoseBuffer:
@@ -219,6 +266,44 @@ class OnlineSynchronizer:
         self._pending: deque[PendingTrigger] = deque()
         self._serial = 0
         self.counters = StreamCounters()
+        # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
+        self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
+        if options.camera_decode == "reduced":
+            from fusion.pipeline import decoded_camera
+
+            for ch in options.camera_channels:
+                cam = rig[ch].camera if ch in rig else None
+                if cam is not None:
+                    self._decoded[ch] = decoded_camera(cam, options.image_hw, "reduced")  # type: ignore[arg-type]
+
+    # -- decoding ------------------------------------------------------------------------------
+    def decode(self, msg: LogMessage) -> Payload:
+        """`msg.decode()`, a camera message at the reduction of `camera_decode` (the source's
+        camera decoders take `reduction=k`; see `fusion.sources.decoders`). DataError on bad
+        bytes, as `msg.decode()`."""
+        k = self._decoded.get(msg.channel, (1, None))[0] if msg.kind == "camera" else 1
+        if k == 1:
+            return msg.decode()
+        return msg.decoder(msg.raw, msg.origin, reduction=k)  # type: ignore[call-arg]
+
+    def wants(self, msg: LogMessage) -> bool:
+        """Whether `push` would keep `msg` for a frame: a caller may leave the other messages
+        undecoded (sensors the model does not read; LIDAR sweeps between keyframes when only
+        the trigger scan is used). `push` stays safe on any message."""
+        ch = msg.channel
+        match msg.kind:
+            case "pose":
+                return self.options.pose_channel in (None, ch)
+            case "lidar":
+                return ch == LIDAR_CHANNEL and (
+                    self.options.lidar_sweeps > 1 or self._is_trigger(msg)
+                )
+            case "camera":
+                return ch in self._cameras
+            case "radar":
+                return ch in self._radars
+            case _:
+                return False
 
     # -- input ---------------------------------------------------------------------------------
     def push(self, msg: LogMessage, payload: Payload) -> None:
@@ -389,7 +474,10 @@ class OnlineSynchronizer:
             return None
         image = held.payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
-        if image.shape[:2] != (camera.height, camera.width):
+        small = self._decoded.get(ch)
+        if small is not None and image.shape[:2] == (small[1].height, small[1].width):
+            camera = small[1]  # decoded at 1/k (`decode`); a full image keeps the calibration
+        elif image.shape[:2] != (camera.height, camera.width):
             missing[ch] = (
                 f"image is {image.shape[1]}x{image.shape[0]}, calibration says "
                 f"{camera.width}x{camera.height}"
