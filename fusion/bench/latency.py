@@ -196,12 +196,14 @@ def input_text(source: Source, lanes: list[Lane], decode: str) -> str:
             f"{lane.model} decodes {st['decoded_per_frame']:.1f}"
             f" ({st['camera_decoded_per_frame']:.1f} camera)",
         )
-    cfg = first.sync.options
+    per_pass = first.frames_per_loop or info.get("keyframes", "?")
+    cfg = lanes[0].runner.cfg
     return (
-        f"{info['kind']} {source.path}{scene}: {first.frames_per_loop or '?'} frames per pass"
-        f" (trigger {cfg.trigger}, {cfg.lidar_sweeps} LIDAR / {lanes[0].runner.cfg.radar.sweeps}"
-        f" radar sweeps for fusion), built online by fusion.stream.OnlineSynchronizer from the"
-        f" log's messages and cycled (reset at each wrap); per frame every lane reads"
+        f"{info['kind']} {source.path}{scene}: {per_pass} frames per pass (trigger"
+        f" {first.sync.options.trigger}; {cfg.point_cloud.sweeps} LIDAR and {cfg.radar.sweeps}"
+        " radar sweeps for the models that read them), built online by"
+        " fusion.stream.OnlineSynchronizer from the log's messages, the log cycled (the"
+        f" synchronizer reset at each wrap); per frame every lane reads"
         f" {first.stats()['read_per_frame']:.1f} messages, "
         + ", ".join(per_model.values())
         + f"; JPEGs decoded {decode}"
