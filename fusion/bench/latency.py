@@ -440,9 +440,26 @@ def latency_markdown(payload: dict[str, Any]) -> str:
         "Peak RSS: the process's VmHWM over the build and warm-up of that model x backend (the"
         " lanes built before it stay resident); RSS added: what that build and warm-up added.",
         "",
-        "## Stages (p50 / p99 ms)",
-        "",
     ]
+    if all("stream" in x for *_, x in lanes):
+        lines += [
+            "## Input stream (fusion.stream.OnlineSynchronizer, per lane)",
+            "",
+            "| model | backend | frames built | per pass | passes | messages read / frame"
+            " | decoded / frame | camera decoded / frame | dropped | missing |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        ]
+        for m, b, x in lanes:
+            st = x["stream"]
+            dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items())
+            missing = ", ".join(f"{k} {v}" for k, v in st["missing"].items()) or "none"
+            lines.append(
+                f"| {m} | {b} | {st['frames_built']} | {st['frames_per_loop']} | {st['loops']}"
+                f" | {st['read_per_frame']:.1f} | {st['decoded_per_frame']:.1f}"
+                f" | {st['camera_decoded_per_frame']:.1f} | {dropped} | {missing} |"
+            )
+        lines.append("")
+    lines += ["## Stages (p50 / p99 ms)", ""]
     lines.append("| stage | " + " | ".join(f"{m} {b}" for m, b, _ in lanes) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in lanes) + " |")
     for s in payload["stage_order"]:
