@@ -552,7 +552,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-samples", type=int, default=40, help="keyframes generated")
     add_model_arguments(parser)
     parser.add_argument("--backends", default="torch,onnxruntime")
-    parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="device of every backend: cpu, cuda, cuda:N or auto (fusion.engines.device)",
+    )
     parser.add_argument(
         "--decode",
         choices=("reduced", "full"),
@@ -707,7 +711,9 @@ def run(args: argparse.Namespace) -> int:
     env["load_average_at_start"] = load_at_start
     env["thread_settings"] = threads.as_dict()
     env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "unset")
-    env["precision"] = "fp32"
+    env["precision"] = ", ".join(
+        sorted({str(getattr(lane.runner.engine, "precision", "fp32")) for lane in lanes})
+    )
     env["execution_provider"] = ", ".join(
         sorted(
             {

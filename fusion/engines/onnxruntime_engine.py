@@ -180,7 +180,10 @@ class OnnxRuntimeEngine:
             t = torch.empty(shape, dtype=torch.float32, device=dev)
             binding.bind_output(o.name, "cuda", self.device_id, np.float32, shape, t.data_ptr())
             outs.append(t)
+        # ORT's CUDA provider runs on its own stream: the inputs torch wrote must be complete
+        torch.cuda.current_stream(dev).synchronize()
         sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
         return outs
 
     def camera(
