@@ -9,8 +9,10 @@ An engine whose `outputs` is `"tensor"` (torch or TensorRT on a CUDA device) ret
 tensors: the runner then keeps the graphs' outputs, the kernels between them (`bev_pool`,
 `scatter_bev` dispatch to CUDA for device inputs) and the BEV graph's inputs on the device, and
 copies only the head's maps to the host for decoding; stage times come from CUDA events
-(`fusion.engines.device.stage_clock`). Pre-processing (images, voxelize, radar raster) runs on
-the host and its outputs are uploaded once, by the graph that reads them.
+(`fusion.engines.device.stage_clock`). The point clouds are uploaded before
+`voxelize` and the radar raster, which then run as CUDA kernels; the images are normalized on
+the host and uploaded by the camera graph. What crosses PCIe per frame: the sensor data in,
+the head's maps out.
 """
 
 from __future__ import annotations
@@ -126,9 +128,20 @@ class Runner:
         """The pre-processing stages, as training runs them (without augmentation)."""
         lap = clock.lap if clock is not None else (lambda stage: None)
         inputs, _ = sample_inputs(
-            frame, self.cfg, self.modalities, geometry_cache=self.geometry, lap=lap
+            frame,
+            self.cfg,
+            self.modalities,
+            geometry_cache=self.geometry,
+            lap=lap,
+            points_to=self._upload if self.on_device else None,
         )
         return inputs
+
+    def _upload(self, points: NDArray[np.float32]) -> Any:
+        """Point clouds to the engine's device: voxelize and the radar raster then run there."""
+        import torch
+
+        return torch.from_numpy(points).to(self.device)
 
     def bev_maps(self, inputs: SampleInputs, clock: StageClock) -> list[Any]:
         """The BEV graph's inputs, (1, C, ny, nx) each (LIDAR on the pillar grid), in modality
@@ -168,7 +181,10 @@ class Runner:
                     raster = inputs.radar_raster
                     if raster is None:
                         raster = np.zeros((cfg.radar.raster_channels, ny, nx), np.float32)
-                    maps.append(np.ascontiguousarray(raster, np.float32)[None])
+                    if self.on_device and not isinstance(raster, np.ndarray):
+                        maps.append(raster[None])  # rasterized on the device
+                    else:
+                        maps.append(np.ascontiguousarray(raster, np.float32)[None])
         return maps
 
     def head(self, frame: Frame, clock: StageClock | None = None) -> HeadOutput:

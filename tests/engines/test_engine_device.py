@@ -103,6 +103,9 @@ def test_tensor_outputs_give_the_numpy_path_detections():
     assert runner.on_device and isinstance(runner.clock(), WallClock)
     depth, _ = eng.camera(example_inputs(model)["camera"][0].numpy())
     assert isinstance(depth, torch.Tensor)
+    inputs = runner.inputs(frame)  # point clouds moved before voxelize and rasterize
+    assert isinstance(inputs.voxels.features, torch.Tensor)
+    assert isinstance(inputs.radar_raster, torch.Tensor)
     got, times = runner.detect(frame)
     np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.center, ref.center, rtol=1e-4, atol=1e-4)
@@ -132,7 +135,11 @@ class _DeviceArrayEngine:
         )
 
     def lidar(self, voxels, num_points, coords):
-        return self._cuda.to_device(self._ref.lidar(voxels, num_points, coords))
+        from kernels._backend import to_host as kernel_to_host
+
+        self.lidar_inputs = [type(a) for a in (voxels, num_points, coords)]
+        host = [kernel_to_host(a) for a in (voxels, num_points, coords)]
+        return self._cuda.to_device(self._ref.lidar(*host))
 
     def bev(self, *maps):
         from kernels._backend import to_host as kernel_to_host
@@ -153,14 +160,20 @@ def test_runner_runs_the_cuda_kernels_on_device_outputs():
     frame = make_frame(5)
     ref, _ = Runner(cfg, "fusion", TorchEngine(model)).detect(frame)
     eng = _DeviceArrayEngine(model)
-    got, _ = Runner(cfg, "fusion", eng).detect(frame)
-    # camera and lidar maps came out of bev_pool and scatter_bev still on the device
+    runner = Runner(cfg, "fusion", eng)
+    runner._upload = eng._cuda.to_device  # the point clouds as device arrays
+    got, _ = runner.detect(frame)
+    # voxelize ran on the device points (the pillar graph got device arrays), the camera and
+    # lidar maps came out of bev_pool and scatter_bev on the device, and so did the raster
+    assert all(is_numba_device_array(t) for t in eng.lidar_inputs)
     assert [is_numba_device_array(m) for m in _device_maps(eng, cfg, frame)] == [True, True]
+    assert is_numba_device_array(runner.inputs(frame).radar_raster)
     np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-4, atol=1e-5)
 
 
 def _device_maps(eng, cfg, frame):
     runner = Runner(cfg, "fusion", eng)
+    runner._upload = eng._cuda.to_device
     maps = runner.bev_maps(runner.inputs(frame), stage_clock("cpu"))
     return [m[0] if not isinstance(m, np.ndarray) else m for m in maps[:2]]
 
