@@ -23,6 +23,7 @@ Times in us (sensor time, the messages' own `timestamp_us`).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -226,7 +227,7 @@ class _Held:
     """A decoded sensor message in a buffer."""
 
     msg: LogMessage
-    payload: Payload
+    payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
 
 
@@ -245,6 +246,8 @@ class StreamCounters:
     no_pose: int = 0  # triggers without an ego pose at their time (dropped)
     missing: dict[str, int] = field(default_factory=dict)
     used: dict[str, int] = field(default_factory=dict)
+    undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
+    build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
 
 
 class OnlineSynchronizer:
@@ -306,12 +309,28 @@ class OnlineSynchronizer:
                 return False
 
     # -- input ---------------------------------------------------------------------------------
-    def push(self, msg: LogMessage, payload: Payload) -> None:
-        """Take one decoded message (in arrival order)."""
+    def _hold(self, msg: LogMessage, payload: Payload | None) -> _Held:
         self._serial += 1
-        held = _Held(msg, payload, self._serial)
         ch = msg.channel
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
+        return _Held(msg, payload, self._serial)
+
+    def push_undecoded(self, msg: LogMessage) -> None:
+        """Take a camera message without decoding it: it is decoded (`decode`) only when a frame
+        uses it, as that frame is built, so camera messages no frame takes (12 Hz cameras against
+        2 Hz keyframe triggers) cost nothing; a corrupt one makes its camera missing in that frame
+        (counted in `counters.undecodable`). Other kinds: `push(msg, decode(msg))`."""
+        if msg.kind != "camera":
+            self.push(msg, self.decode(msg))
+            return
+        held = self._hold(msg, None)
+        if msg.channel in self._cameras:
+            self._insert(self._cameras[msg.channel], held)
+
+    def push(self, msg: LogMessage, payload: Payload) -> None:
+        """Take one decoded message (in arrival order)."""
+        held = self._hold(msg, payload)
+        ch = msg.channel
         match payload:
             case EgoPose():
                 if self.options.pose_channel in (None, ch):
@@ -472,7 +491,19 @@ class OnlineSynchronizer:
         if pose is None:
             missing[ch] = "no ego pose at its time"
             return None
-        image = held.payload.image  # type: ignore[union-attr]
+        payload = held.payload
+        if payload is None:  # taken undecoded: decode the one message this frame uses
+            t0 = time.perf_counter()
+            try:
+                payload = self.decode(held.msg)
+            except DataError as err:
+                self._mark_used(held)  # tried once, never again
+                self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
+                missing[ch] = f"undecodable: {err}"
+                return None
+            finally:
+                self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+        image = payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
         small = self._decoded.get(ch)
         if small is not None and image.shape[:2] == (small[1].height, small[1].width):

@@ -73,7 +73,7 @@ def test_bench_latency_from_bytes_follows_the_schema(real_root: Path, tmp_path: 
             st = lane["stream"]
             assert st["frames_per_loop"] == 1 and st["loops"] >= 4 and st["frames_built"] == 5
             assert st["dropped"] == {"overflow": 0, "no_pose": 0}
-            assert st["camera_decoded_per_frame"] == 6.0
+            assert st["camera_decoded_per_frame"] == st["camera_kept_per_frame"] == 6.0
             # the real keyframe's dataroot has no radar files: fusion counts them missing
             radars = set(tiny_config().radar.channels) if model == "fusion" else set()
             assert st["missing"] == dict.fromkeys(radars, 5)

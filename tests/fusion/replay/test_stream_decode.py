@@ -130,3 +130,76 @@ def test_for_log_makes_the_choices_of_replay(kind, replay_root, replay_logs):
     for trigger in ("keyframes", "lidar"):
         run = _Run(source, runner, ReplayOptions(rate=0, trigger=trigger), (), None)
         assert StreamOptions.for_log(model.cfg, source.info(), 50.0, trigger) == run.sync.options
+
+
+def test_undecoded_cameras_are_decoded_only_when_a_frame_takes_them(cfg, replay_root):
+    """12 Hz camera messages against 2 Hz keyframe triggers: only the chosen ones are decoded,
+    the frames equal those of decoding everything, and a corrupt chosen one is missing."""
+    import dataclasses
+
+    from fusion.errors import DataError
+
+    source = _open(replay_root)
+    options = StreamOptions.for_log(cfg, source.info(), camera_decode="reduced")
+    calls: list[str] = []
+
+    def counting(msg):
+        def dec(raw, origin, **kw):
+            calls.append(origin)
+            return msg.decoder(raw, origin, **kw)
+
+        return dataclasses.replace(msg, decoder=dec)
+
+    msgs = []
+    for m in source.messages():
+        if m.kind == "camera":  # the same image again between keyframes, as camera sweeps
+            for dt in (0, 83_000, 166_000, 250_000, 333_000, 416_000):
+                msgs.append(
+                    dataclasses.replace(
+                        m, timestamp_us=m.timestamp_us + dt, log_time_us=m.log_time_us + dt,
+                        origin=f"{m.origin}@{dt}", is_keyframe=dt == 0,
+                    )
+                )  # fmt: skip
+        else:
+            msgs.append(m)
+    msgs.sort(key=lambda m: m.log_time_us)
+
+    def frames(lazy: bool, corrupt: str | None = None):
+        sync = OnlineSynchronizer(options, source.rig())
+        out, now = [], 0
+        for m in msgs:
+            if m.kind == "camera":
+                m = counting(m)
+                if corrupt and m.origin == corrupt:
+                    m = m.with_raw(m.raw[:100])
+            now = max(now, m.log_time_us)
+            out += [f for f in (sync.build(t) for t in sync.ready(now)) if f]
+            if sync.wants(m):
+                if lazy:
+                    sync.push_undecoded(m)
+                else:
+                    sync.push(m, sync.decode(m))
+            out += [f for f in (sync.build(t) for t in sync.ready(now)) if f]
+        out += [f for f in (sync.build(t) for t in sync.ready(flush=True)) if f]
+        return out, sync
+
+    calls.clear()
+    eager, _ = frames(False)
+    n_eager = len(calls)
+    calls.clear()
+    lazy, sync = frames(True)
+    assert len(eager) == len(lazy) >= 4
+    assert n_eager == sum(m.kind == "camera" for m in msgs)
+    assert len(calls) == sum(len(f.cameras) for f in lazy) < n_eager / 5
+    assert sync.counters.build_decode_ms > 0 and sync.counters.undecodable == {}
+    for a, b in zip(eager, lazy, strict=True):
+        assert set(a.cameras) == set(b.cameras)
+        for ch in a.cameras:
+            assert a.cameras[ch].filename == b.cameras[ch].filename
+            np.testing.assert_array_equal(a.cameras[ch].image, b.cameras[ch].image)
+    victim = lazy[1].cameras["CAM_FRONT"].filename
+    broken, sync = frames(True, corrupt=victim)
+    assert sync.counters.undecodable == {"CAM_FRONT": 1}
+    assert broken[1].missing["CAM_FRONT"].startswith("undecodable:")
+    with pytest.raises(DataError):  # decoding it eagerly fails at once
+        frames(False, corrupt=victim)
