@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -189,6 +189,18 @@ def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> 
     return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
 
 
+def decoded_camera(
+    camera: PinholeCamera, network_hw: tuple[int, int], mode: ImageDecode = "reduced"
+) -> tuple[int, PinholeCamera]:
+    """(k, camera model of `camera`'s JPEG decoded at 1/k) for a network input of `network_hw`
+    (H, W): k from `jpeg_reduction` with `reduced`, 1 (and `camera` itself) with `full`. The
+    decoded image is ceil(H / k) x ceil(W / k) (`fusion.sensor_io.decode_jpeg`)."""
+    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    if k == 1:
+        return 1, camera
+    return k, reduced_camera(camera, k, (-(-camera.height // k), -(-camera.width // k)))
+
+
 def decode_camera_image(
     raw: bytes,
     camera: PinholeCamera,
@@ -204,11 +216,11 @@ def decode_camera_image(
     `DataError` naming `origin`) are `fusion.sensor_io.decode_jpeg`'s."""
     from fusion.sensor_io import decode_jpeg
 
-    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    k, small = decoded_camera(camera, network_hw, mode)
     image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
     if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
         return image, camera
-    return image, reduced_camera(camera, k, image.shape[:2])
+    return image, small
 
 
 def _normalize_lut() -> NDArray[np.float32]:
@@ -383,25 +395,32 @@ class CameraGeometryCache:
 # -- point clouds -------------------------------------------------------------------------------
 
 
-def lidar_voxels(points: NDArray[np.float32], cfg: PipelineConfig) -> Voxels:
-    """(N, 5) LIDAR points -> hard pillars with `kernels.voxelize`."""
+def lidar_voxels(points: Any, cfg: PipelineConfig) -> Voxels:
+    """(N, 5) LIDAR points -> hard pillars with `kernels.voxelize`. Host (numpy) points give
+    numpy pillars; device points (a CUDA tensor, a numba device array) are voxelized by the CUDA
+    kernel and the pillars stay on the device, in the points' kind."""
     pc = cfg.point_cloud
+    host = isinstance(points, np.ndarray)
     v = voxelize(
-        np.ascontiguousarray(points, dtype=np.float32),
+        np.ascontiguousarray(points, dtype=np.float32) if host else points,
         pc.voxel_size,
         pc.point_range,
         pc.max_points_per_voxel,
         pc.max_voxels,
         mode="hard",
     )
+    if not host:
+        return Voxels(v.features, v.coords, v.num_points)
     return Voxels(
         np.asarray(v.features), np.asarray(v.coords, np.int32), np.asarray(v.num_points, np.int32)
     )
 
 
-def radar_raster(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:
+def radar_raster(points: Any, cfg: PipelineConfig) -> Any:
     """(N, 7) radar points -> (`cfg.radar.raster_channels`, ny, nx) raster with
-    `kernels.rasterize_radar`."""
+    `kernels.rasterize_radar` (numpy for host points; for device points, on the device)."""
+    if not isinstance(points, np.ndarray):
+        return rasterize_radar(points, cfg.bev.bev_range, cfg.bev.cell_size)
     return np.asarray(
         rasterize_radar(
             np.ascontiguousarray(points, np.float32), cfg.bev.bev_range, cfg.bev.cell_size
@@ -461,13 +480,16 @@ def sample_inputs(
     geometry_cache: CameraGeometryCache | None = None,
     camera_motion: CameraMotion = "compensate",
     lap: Callable[[str], None] = _no_lap,
+    points_to: Callable[[NDArray[np.float32]], Any] | None = None,
 ) -> tuple[SampleInputs, CameraInputs | None]:
     """Everything a detector of `modalities` reads from a frame (sensors absent from the
     frame are absent from the inputs): the pre-processing stages of training and inference.
 
     Inference passes a `geometry_cache` (its own `motion` applies); training computes the
     geometry of each augmented sample with `camera_motion`. `lap(stage)` is called after each
-    stage (`images`, `camera_geometry`, `voxelize`, `radar_raster`) for timing."""
+    stage (`images`, `camera_geometry`, `voxelize`, `radar_raster`) for timing. `points_to`
+    moves the (N, C) float32 point clouds before voxelize and rasterize (the runner's device
+    path uploads them, so the kernels run on the GPU and their outputs stay there)."""
     if geometry_cache is not None and transform is not None:
         raise ValueError("the geometry cache holds unaugmented geometry: pass no transform")
     n_cam = len(cfg.camera.channels)
@@ -488,6 +510,8 @@ def sample_inputs(
     voxels = None
     if "lidar" in modalities and frame.lidar is not None:
         pts = frame.lidar.points if transform is None else transform.points(frame.lidar.points)
+        if points_to is not None:
+            pts = points_to(np.ascontiguousarray(pts, np.float32))
         voxels = lidar_voxels(pts, cfg)
         lap("voxelize")
     raster = None
@@ -496,6 +520,8 @@ def sample_inputs(
         if transform is not None:
             pts = transform.points(pts)
             pts[:, 4:6] = transform.vectors_2d(pts[:, 4:6])
+        if points_to is not None:
+            pts = points_to(np.ascontiguousarray(pts, np.float32))
         raster = radar_raster(pts, cfg)
         lap("radar_raster")
     return SampleInputs(images, present, geometry, voxels, raster), cams

@@ -13,15 +13,21 @@ built only from what had arrived:
   (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
   extrapolated at constant velocity over at most `max_extrapolation_us`, never from the future.
 
+Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
+keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
+allows (`fusion.pipeline.decoded_camera`), and the frame carries the matching scaled camera
+model; an image that came full (PNG, raw pixels) keeps the calibrated one.
+
 Times in us (sensor time, the messages' own `timestamp_us`).
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -40,6 +46,10 @@ from fusion.sources.base import (
     Rig,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps
+
+if TYPE_CHECKING:
+    from calibration import PinholeCamera
+    from fusion.pipeline import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
 
@@ -63,6 +73,10 @@ class StreamOptions:
     # the one pose stream used (`pose`: ego_pose / tf map->base_link; `odom`: CAN bus); two
     # independently sampled estimates must not be interleaved. None: every pose message.
     pose_channel: str | None = "pose"
+    # camera messages decoded in full, or at the JPEG reduction the network input `image_hw`
+    # (H, W) allows (see the module docstring)
+    camera_decode: ImageDecode = "full"
+    image_hw: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -74,8 +88,40 @@ class StreamOptions:
             lidar_sweeps=max(1, cfg.point_cloud.sweeps),
             radar_sweeps=max(1, cfg.radar.sweeps),
             radar_filter=RadarFilter.preset(cfg.radar.filter),
+            image_hw=tuple(cfg.camera.image_hw),  # type: ignore[arg-type]
         )
         return cls(**{**base.__dict__, **overrides})
+
+    @classmethod
+    def for_log(
+        cls,
+        cfg: PipelineConfig,
+        info: Mapping[str, Any],
+        budget_ms: float = 50.0,
+        trigger: Trigger = "keyframes",
+        **overrides: object,
+    ) -> StreamOptions:
+        """`from_config` with the choices `fusion replay` makes for a log of `Source.info()`:
+        the wait is the larger tolerance, capped at the budget; `keyframes` falls back to
+        `lidar` when the log marks no keyframes (e.g. an original nuscenes2mcap file); one pose
+        stream, the denser of `pose` (ego_pose / tf map->base_link) and `odom` (CAN bus)."""
+        wait_us = int(
+            min(budget_ms * 1000, max(cfg.sync.camera_tolerance_us, cfg.sync.radar_tolerance_us))
+        )
+        if trigger == "keyframes" and not info.get("keyframes"):
+            trigger = "lidar"
+        channels = info.get("channels", {})
+        pose_channel = max(
+            (c for c in ("pose", "odom") if channels.get(c)),
+            key=lambda c: channels[c],
+            default=None,
+        )
+        chosen: dict[str, object] = {
+            "wait_us": wait_us,
+            "trigger": trigger,
+            "pose_channel": pose_channel,
+        }
+        return cls.from_config(cfg, **(chosen | overrides))
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,6 +134,8 @@ class StreamOptions:
                 raise ValueError(f"{name} must be >= 0")
         if self.lidar_sweeps < 1 or self.radar_sweeps < 1:
             raise ValueError("sweeps must be >= 1")
+        if self.camera_decode == "reduced" and self.image_hw is None:
+            raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
 
 class PoseBuffer:
@@ -179,7 +227,7 @@ class _Held:
     """A decoded sensor message in a buffer."""
 
     msg: LogMessage
-    payload: Payload
+    payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
 
 
@@ -198,6 +246,8 @@ class StreamCounters:
     no_pose: int = 0  # triggers without an ego pose at their time (dropped)
     missing: dict[str, int] = field(default_factory=dict)
     used: dict[str, int] = field(default_factory=dict)
+    undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
+    build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
 
 
 class OnlineSynchronizer:
@@ -219,14 +269,68 @@ class OnlineSynchronizer:
         self._pending: deque[PendingTrigger] = deque()
         self._serial = 0
         self.counters = StreamCounters()
+        # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
+        self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
+        if options.camera_decode == "reduced":
+            from fusion.pipeline import decoded_camera
+
+            for ch in options.camera_channels:
+                cam = rig[ch].camera if ch in rig else None
+                if cam is not None:
+                    self._decoded[ch] = decoded_camera(cam, options.image_hw, "reduced")  # type: ignore[arg-type]
+
+    # -- decoding ------------------------------------------------------------------------------
+    def decode(self, msg: LogMessage) -> Payload:
+        """`msg.decode()`, a camera message at the reduction of `camera_decode` (the source's
+        camera decoders take `reduction=k`; see `fusion.sources.decoders`). DataError on bad
+        bytes, as `msg.decode()`."""
+        k = self._decoded.get(msg.channel, (1, None))[0] if msg.kind == "camera" else 1
+        if k == 1:
+            return msg.decode()
+        return msg.decoder(msg.raw, msg.origin, reduction=k)  # type: ignore[call-arg]
+
+    def wants(self, msg: LogMessage) -> bool:
+        """Whether `push` would keep `msg` for a frame: a caller may leave the other messages
+        undecoded (sensors the model does not read; LIDAR sweeps between keyframes when only
+        the trigger scan is used). `push` stays safe on any message."""
+        ch = msg.channel
+        match msg.kind:
+            case "pose":
+                return self.options.pose_channel in (None, ch)
+            case "lidar":
+                return ch == LIDAR_CHANNEL and (
+                    self.options.lidar_sweeps > 1 or self._is_trigger(msg)
+                )
+            case "camera":
+                return ch in self._cameras
+            case "radar":
+                return ch in self._radars
+            case _:
+                return False
 
     # -- input ---------------------------------------------------------------------------------
-    def push(self, msg: LogMessage, payload: Payload) -> None:
-        """Take one decoded message (in arrival order)."""
+    def _hold(self, msg: LogMessage, payload: Payload | None) -> _Held:
         self._serial += 1
-        held = _Held(msg, payload, self._serial)
         ch = msg.channel
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
+        return _Held(msg, payload, self._serial)
+
+    def push_undecoded(self, msg: LogMessage) -> None:
+        """Take a camera message without decoding it: it is decoded (`decode`) only when a frame
+        uses it, as that frame is built, so camera messages no frame takes (12 Hz cameras against
+        2 Hz keyframe triggers) cost nothing; a corrupt one makes its camera missing in that frame
+        (counted in `counters.undecodable`). Other kinds: `push(msg, decode(msg))`."""
+        if msg.kind != "camera":
+            self.push(msg, self.decode(msg))
+            return
+        held = self._hold(msg, None)
+        if msg.channel in self._cameras:
+            self._insert(self._cameras[msg.channel], held)
+
+    def push(self, msg: LogMessage, payload: Payload) -> None:
+        """Take one decoded message (in arrival order)."""
+        held = self._hold(msg, payload)
+        ch = msg.channel
         match payload:
             case EgoPose():
                 if self.options.pose_channel in (None, ch):
@@ -387,9 +491,24 @@ class OnlineSynchronizer:
         if pose is None:
             missing[ch] = "no ego pose at its time"
             return None
-        image = held.payload.image  # type: ignore[union-attr]
+        payload = held.payload
+        if payload is None:  # taken undecoded: decode the one message this frame uses
+            t0 = time.perf_counter()
+            try:
+                payload = self.decode(held.msg)
+            except DataError as err:
+                self._mark_used(held)  # tried once, never again
+                self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
+                missing[ch] = f"undecodable: {err}"
+                return None
+            finally:
+                self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+        image = payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
-        if image.shape[:2] != (camera.height, camera.width):
+        small = self._decoded.get(ch)
+        if small is not None and image.shape[:2] == (small[1].height, small[1].width):
+            camera = small[1]  # decoded at 1/k (`decode`); a full image keeps the calibration
+        elif image.shape[:2] != (camera.height, camera.width):
             missing[ch] = (
                 f"image is {image.shape[1]}x{image.shape[0]}, calibration says "
                 f"{camera.width}x{camera.height}"

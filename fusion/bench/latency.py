@@ -3,13 +3,14 @@
 Anchors: MLPerf Inference LoadGen's single-stream scenario (tail percentiles over at least
 `--min-queries` queries and `--min-seconds`; 662 queries is LoadGen's minimum for p99) and
 trtexec (min, mean, median, percentiles, max, stdev, throughput; warm-up reported and
-excluded). Input: the keyframes of a moving scene with their sweeps (`--dataroot`; with
-`--generate` a synthetic one is written there first), cycled. Each query is one frame: `read`
-(the frame's files into memory: camera JPEGs, LIDAR and radar sweeps), `decode` (JPEGs at
-reduced scale by default, `--decode full` for the training path; points, poses and sweep
-motion compensation by `NuScenesReader`, which reads the point files again, from the page
-cache), then the stages of `fusion.engines.runner.Runner`. A model reads only its sensors (and
-the LIDAR keyframe and one radar sweep, which the reader always loads).
+excluded). Input: a log of a moving scene (`--dataroot`/`--log`: a nuScenes dataroot scene, with
+`--generate` a synthetic one written there first, or any log `fusion.sources.open_source`
+reads), played as `fusion replay --rate 0` plays it and cycled: its messages in log order into
+the online synchronizer (`fusion.stream`), one query per trigger (LIDAR keyframe). Each query is
+`read` (the bytes of the log's messages since the previous frame), `decode` (the payloads the
+model reads decoded, camera JPEGs only when a frame takes them and at reduced DCT scale by
+default, `--decode full` for every pixel; synchronized; the frame built with its sweeps
+motion-compensated), then the stages of `fusion.engines.runner.Runner`.
 
 Every model x backend is built and warmed up in turn (its peak RSS is taken then: VmHWM, reset
 before each build), then the queries run round-robin, one per model x backend, so that a change
@@ -22,9 +23,11 @@ import argparse
 import json
 import os
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,111 +41,185 @@ from fusion.bench.machine import (
 from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.errors import FusionError
 
+if TYPE_CHECKING:
+    from fusion.frame import Frame
+    from fusion.pipeline import ImageDecode
+    from fusion.sources.base import LogMessage, Source
+    from fusion.stream import PendingTrigger, Trigger
+
 LOADGEN_P99_QUERIES = 662  # LoadGen's minimum query count for a p99 at 99 % confidence
 DEFAULT_WORK = Path("out/latency")  # relative: the working directory, never the source tree
 TARGET_CAMERAS = 6
 
 
-# -- frames from bytes --------------------------------------------------------------------------
+# -- frames from the log's bytes, through the streaming pipeline ---------------------------------
 
 
 @dataclass(frozen=True, eq=False)
-class FrameBytes:
-    """The files of one keyframe as read from disk: camera JPEGs by channel (with their
-    sample_data tokens) and the point files' total size."""
+class StreamedFrame:
+    """One frame built by the online synchronizer, with what it cost since the previous one (ms):
+    `read` (the messages' bytes from the log), `decode` (payloads decoded, synchronized, the frame
+    built) and `camera_ms` (the camera messages' share of both)."""
 
-    sample_token: str
-    jpegs: dict[str, tuple[str, bytes]]  # channel -> (sample_data token, JPEG bytes)
-    point_bytes: int
-    jpeg_read_ms: float  # the part of the read spent on the JPEGs
+    frame: Frame
+    read_ms: float
+    decode_ms: float
+    camera_ms: float
 
 
-class ByteFrames:
-    """Frames of a dataroot read as bytes (`read`) and decoded into `Frame`s (`decode`),
-    loading only the sensors of `modalities`."""
+class StreamFrames:
+    """The frames of a log (`fusion.sources.open_source`: a dataroot scene, MCAP, ROS 2 or ROS 1
+    bag) as `fusion replay --rate 0` builds them: messages in log order into an
+    `OnlineSynchronizer`, one frame per trigger, the log cycled (the synchronizer reset at each
+    wrap, as replay's loops). A model decodes only what it reads (`OnlineSynchronizer.wants`:
+    its sensors, the LIDAR trigger scans, the pose stream); every message is still read, as a
+    replay reads the whole log. Camera messages are kept undecoded and decoded only when a frame
+    takes one (`OnlineSynchronizer.push_undecoded`: 12 Hz camera sweeps against 2 Hz keyframes
+    cost nothing), at the JPEG reduction the network input allows (`decode="reduced"`) with the
+    scaled camera model, or in full."""
 
     def __init__(
         self,
-        dataroot: Path,
-        version: str,
+        source: Source,
         cfg: Any,
         modalities: tuple[str, ...],
-        decode: str = "reduced",
+        decode: ImageDecode = "reduced",
+        trigger: Trigger = "keyframes",
+        budget_ms: float = 50.0,
     ) -> None:
-        from fusion.nuscenes import NuScenesReader, ReaderOptions
+        from fusion.stream import OnlineSynchronizer, StreamOptions
 
-        self.cfg = cfg
-        self.modalities = modalities
-        self.decode_mode = decode
-        # a model decodes only what it uses: without LIDAR only the keyframe scan (the frame's
-        # reference), without radar one sweep (the reader always loads radar)
-        self.lidar_sweeps = cfg.point_cloud.sweeps if "lidar" in modalities else 1
-        self.radar_sweeps = cfg.radar.sweeps if "radar" in modalities else 1
-        opts = ReaderOptions.from_config(
-            cfg, load_images=False, lidar_sweeps=self.lidar_sweeps, radar_sweeps=self.radar_sweeps
+        self.source = source
+        options = StreamOptions.for_log(
+            cfg,
+            source.info(),
+            budget_ms,
+            trigger,
+            camera_channels=cfg.camera.channels if "camera" in modalities else (),
+            radar_channels=cfg.radar.channels if "radar" in modalities else (),
+            lidar_sweeps=max(1, cfg.point_cloud.sweeps) if "lidar" in modalities else 1,
+            camera_decode=decode,
         )
-        self.reader = NuScenesReader(dataroot, version, options=opts)
-        self.dataroot = Path(dataroot)
-        self._paths: dict[str, Path] = {}
-        self.last_jpeg_decode_ms = 0.0  # the part of the last decode spent on the JPEGs
+        self.sync = OnlineSynchronizer(
+            options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
+        )
+        self._it: Iterator[LogMessage] | None = None
+        self._now = 0  # the stream's clock: newest log time of this loop (replay's --rate 0)
+        self._built: deque[StreamedFrame] = deque()
+        self._read = self._decode = self._camera = 0.0
+        self.loops = 0  # completed passes over the log
+        self.frames_in_loop = 0
+        self.frames_per_loop: int | None = None
+        self.messages = 0  # read
+        self.decoded = 0
+        self.camera_kept = 0  # camera messages kept undecoded for a frame to take
+        self.built = 0
 
-    def _file(self, filename: str) -> Path:
-        """The checked path of a dataroot file (resolved once: resolving costs ~0.3 ms)."""
-        from fusion.sensor_io import resolve_inside
+    def _release(self, triggers: Iterable[PendingTrigger], t0: float) -> None:
+        c = self.sync.counters
+        for trig in triggers:
+            before = c.build_decode_ms
+            frame = self.sync.build(trig)
+            self._camera += c.build_decode_ms - before  # the camera messages this frame took
+            if frame is None:
+                continue
+            self._decode += (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            self._built.append(StreamedFrame(frame, self._read, self._decode, self._camera))
+            self._read = self._decode = self._camera = 0.0
+            self.frames_in_loop += 1
+            self.built += 1
+        self._decode += (time.perf_counter() - t0) * 1e3
 
-        if filename not in self._paths:
-            self._paths[filename] = resolve_inside(self.dataroot, filename)
-        return self._paths[filename]
-
-    def _chain(self, sd_token: str, count: int) -> list[dict]:
-        nusc = self.reader.nusc
-        chain = [nusc.get("sample_data", sd_token)]
-        while len(chain) < count and chain[-1]["prev"]:
-            chain.append(nusc.get("sample_data", chain[-1]["prev"]))
-        return chain
-
-    def read(self, sample_token: str) -> FrameBytes:
-        from fusion.config import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
-
+    def _wrap(self) -> None:
         t0 = time.perf_counter()
-        data = self.reader.nusc.get("sample", sample_token)["data"]
-        jpegs = {}
-        if "camera" in self.modalities:
-            for ch in CAMERA_CHANNELS:
-                if ch in data and ch in self.cfg.camera.channels:
-                    sd = self.reader.nusc.get("sample_data", data[ch])
-                    jpegs[ch] = (data[ch], self._file(sd["filename"]).read_bytes())
-        jpeg_ms = (time.perf_counter() - t0) * 1e3
-        # LIDAR always: its keyframe is the frame's reference pose
-        files = self._chain(data[LIDAR_CHANNEL], self.lidar_sweeps)
-        for ch in RADAR_CHANNELS:  # what the reader decodes (see __init__)
-            if ch in data:
-                files += self._chain(data[ch], self.radar_sweeps)
-        size = sum(len(self._file(sd["filename"]).read_bytes()) for sd in files)
-        return FrameBytes(sample_token, jpegs, size, jpeg_ms)
+        self._release(self.sync.ready(flush=True), t0)
+        if self._it is not None:
+            if self.frames_in_loop == 0:
+                raise FusionError("the log yields no frame to time", self.source.path)
+            self.loops += 1
+            if self.frames_per_loop is None:
+                self.frames_per_loop = self.frames_in_loop
+        self.sync.reset()
+        self.frames_in_loop = 0
+        self._now = 0
+        self._it = iter(self.source.messages())
 
-    def decode(self, fb: FrameBytes) -> Any:
-        from fusion.frame import CameraData
-        from fusion.pipeline import decode_camera_image
+    def stats(self) -> dict[str, Any]:
+        """Frames built, passes over the log, messages per frame, what the synchronizer missed."""
+        frames = max(1, self.built)
+        c = self.sync.counters
+        cams = self.sync.options.camera_channels
+        camera_decoded = sum(c.used.get(ch, 0) for ch in cams) + sum(c.undecodable.values())
+        return {
+            "frames_built": self.built,
+            "frames_per_loop": self.frames_per_loop,
+            "loops": self.loops,
+            "read_per_frame": self.messages / frames,
+            "decoded_per_frame": (self.decoded + camera_decoded) / frames,
+            "camera_kept_per_frame": self.camera_kept / frames,
+            "camera_decoded_per_frame": camera_decoded / frames,
+            "dropped": {"overflow": c.overflow, "no_pose": c.no_pose},
+            "missing": dict(sorted(c.missing.items())),
+            "undecodable": dict(sorted(c.undecodable.items())),
+        }
 
-        frame = self.reader.frame(fb.sample_token)
-        if "radar" not in self.modalities:
-            frame = replace(frame, radars={})
-        t0 = time.perf_counter()
-        cameras = {}
-        for ch, (sd_token, raw) in fb.jpegs.items():
-            image, camera = decode_camera_image(
-                raw,
-                self.reader.camera_model(sd_token),
-                self.cfg.camera.image_hw,
-                self.decode_mode,  # type: ignore[arg-type]
-                ch,
-            )
-            filename = self.reader.nusc.get("sample_data", sd_token)["filename"]
-            pose = self.reader.sensor_pose(sd_token)
-            cameras[ch] = CameraData(pose=pose, image=image, camera=camera, filename=filename)
-        self.last_jpeg_decode_ms = (time.perf_counter() - t0) * 1e3
-        return replace(frame, cameras=cameras)
+    def next(self) -> StreamedFrame:
+        """The next frame, reading and decoding as many messages as it takes."""
+        while not self._built:
+            if self._it is None:
+                self._wrap()
+            t0 = time.perf_counter()
+            msg = next(self._it, None)  # type: ignore[arg-type]
+            t1 = time.perf_counter()
+            self._read += (t1 - t0) * 1e3
+            if msg is None:
+                self._wrap()
+                continue
+            self.messages += 1
+            camera = msg.kind == "camera"
+            self._now = max(self._now, msg.log_time_us)
+            self._release(self.sync.ready(self._now), t1)
+            t2 = time.perf_counter()
+            if self.sync.wants(msg):
+                if camera:  # decoded when a frame takes it (OnlineSynchronizer.push_undecoded)
+                    self.sync.push_undecoded(msg)
+                    self.camera_kept += 1
+                else:
+                    self.sync.push(msg, self.sync.decode(msg))
+                    self.decoded += 1
+            t3 = time.perf_counter()
+            if camera:
+                self._camera += (t1 - t0 + t3 - t2) * 1e3
+            self._release(self.sync.ready(self._now), t2)
+        return self._built.popleft()
+
+
+def input_text(source: Source, lanes: list[Lane], decode: str) -> str:
+    """What the lanes read: the log, its frames per pass, and each model's messages per frame."""
+    info = source.info()
+    first = lanes[0].frames
+    scene = f" scene {info['scene']}" if info.get("scene") else ""
+    per_model = {}
+    for lane in lanes:
+        st = lane.frames.stats()
+        per_model.setdefault(
+            lane.model,
+            f"{lane.model} decodes {st['decoded_per_frame']:.1f}"
+            f" ({st['camera_decoded_per_frame']:.1f} camera)",
+        )
+    per_pass = first.frames_per_loop or info.get("keyframes", "?")
+    cfg = lanes[0].runner.cfg
+    return (
+        f"{info['kind']} {source.path}{scene}: {per_pass} frames per pass (trigger"
+        f" {first.sync.options.trigger}; {cfg.point_cloud.sweeps} LIDAR and {cfg.radar.sweeps}"
+        " radar sweeps for the models that read them), built online by"
+        " fusion.stream.OnlineSynchronizer from the log's messages, the log cycled (the"
+        f" synchronizer reset at each wrap); per frame every lane reads"
+        f" {first.stats()['read_per_frame']:.1f} messages, "
+        + ", ".join(per_model.values())
+        + f"; JPEGs decoded {decode}"
+    )
 
 
 def moving_scene(root: Path, version: str, samples: int) -> None:
@@ -168,7 +245,7 @@ class Lane:
     model: str
     backend: str
     runner: Any
-    frames: ByteFrames
+    frames: StreamFrames
     recorder: LatencyRecorder
     peak_rss_mb: float = 0.0
     rss_added_mb: float = 0.0  # resident memory this lane's build and warm-up added
@@ -179,20 +256,17 @@ class Lane:
     # JPEG read + JPEG decode + images of each measured query, ms
     camera_input_ms: list[float] = field(default_factory=list)
 
-    def query(self, token: str) -> tuple[dict[str, float], float]:
-        """One frame end to end: stage times (ms) and the query's wall time (ms)."""
+    def query(self) -> tuple[dict[str, float], float]:
+        """One frame end to end: stage times (ms) and the query's time (ms): its messages' read
+        and decode (since the previous frame) plus the detector's wall time."""
+        sf = self.frames.next()
         t0 = time.perf_counter()
-        raw = self.frames.read(token)
+        _, times = self.runner.detect(sf.frame)
         t1 = time.perf_counter()
-        frame = self.frames.decode(raw)
-        t2 = time.perf_counter()
-        _, times = self.runner.detect(frame)
-        t3 = time.perf_counter()
         stages = times.as_dict()
-        stages["read"], stages["decode"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
-        self.last_camera_input_ms = raw.jpeg_read_ms + self.frames.last_jpeg_decode_ms
-        self.last_camera_input_ms += stages["images"]
-        return stages, (t3 - t0) * 1e3
+        stages["read"], stages["decode"] = sf.read_ms, sf.decode_ms
+        self.last_camera_input_ms = sf.camera_ms + stages["images"]
+        return stages, sf.read_ms + sf.decode_ms + (t1 - t0) * 1e3
 
 
 def _trace_events(
@@ -378,9 +452,28 @@ def latency_markdown(payload: dict[str, Any]) -> str:
         "Peak RSS: the process's VmHWM over the build and warm-up of that model x backend (the"
         " lanes built before it stay resident); RSS added: what that build and warm-up added.",
         "",
-        "## Stages (p50 / p99 ms)",
-        "",
     ]
+    if all("stream" in x for *_, x in lanes):
+        lines += [
+            "## Input stream (fusion.stream.OnlineSynchronizer, per lane)",
+            "",
+            "| model | backend | frames built | per pass | passes | messages read / frame"
+            " | decoded / frame | camera kept / frame | camera decoded / frame | dropped"
+            " | missing |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        ]
+        for m, b, x in lanes:
+            st = x["stream"]
+            dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items())
+            missing = ", ".join(f"{k} {v}" for k, v in st["missing"].items()) or "none"
+            lines.append(
+                f"| {m} | {b} | {st['frames_built']} | {st['frames_per_loop']} | {st['loops']}"
+                f" | {st['read_per_frame']:.1f} | {st['decoded_per_frame']:.1f}"
+                f" | {_fmt(st.get('camera_kept_per_frame'))}"
+                f" | {st['camera_decoded_per_frame']:.1f} | {dropped} | {missing} |"
+            )
+        lines.append("")
+    lines += ["## Stages (p50 / p99 ms)", ""]
     lines.append("| stage | " + " | ".join(f"{m} {b}" for m, b, _ in lanes) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in lanes) + " |")
     for s in payload["stage_order"]:
@@ -448,21 +541,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--dataroot",
+        "--log",
+        dest="dataroot",
         type=Path,
         required=True,
-        help="nuScenes dataroot of a moving scene (with --generate: written there first)",
+        help="the log: a nuScenes dataroot (with --generate: a moving scene written there"
+        " first), a Foxglove MCAP, a ROS 2 bag folder or a ROS 1 .bag",
     )
-    parser.add_argument("--version", default="v1.0-synth")
+    parser.add_argument("--version", help="dataroot version (default: its only one)")
+    parser.add_argument("--scene", help="dataroot scene (default: its only one)")
+    parser.add_argument("--rig", type=Path, help="calibration for sensors the log lacks")
+    parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
+    parser.add_argument(
+        "--trigger",
+        choices=("keyframes", "lidar"),
+        default="keyframes",
+        help="a frame per LIDAR keyframe, or per LIDAR scan (as fusion replay)",
+    )
     parser.add_argument(
         "--generate",
         action="store_true",
         help="if --dataroot holds no scene, generate a moving synthetic one there (once)",
     )
     parser.add_argument("--scene-samples", type=int, default=40, help="keyframes generated")
-    parser.add_argument("--split", default=None, help="default: every sample of the dataroot")
     add_model_arguments(parser)
     parser.add_argument("--backends", default="torch,onnxruntime")
-    parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="device of every backend: cpu, cuda, cuda:N or auto (fusion.engines.device)",
+    )
     parser.add_argument(
         "--decode",
         choices=("reduced", "full"),
@@ -501,7 +609,12 @@ def _argv_text(args: argparse.Namespace) -> str:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     if args.ort_spinning:
         parts.append("--ort-spinning")
-    parts.append(f"--dataroot {args.dataroot} --version {args.version}")
+    parts.append(f"--dataroot {args.dataroot}")
+    for key in ("version", "scene", "rig", "topics"):
+        if getattr(args, key):
+            parts.append(f"--{key} {getattr(args, key)}")
+    if args.trigger != "keyframes":
+        parts.append(f"--trigger {args.trigger}")
     if args.quick:
         parts.append("--quick")
     return " ".join(parts)
@@ -537,19 +650,20 @@ def run(args: argparse.Namespace) -> int:
             raise FusionError(f"unknown backend {b!r} (known: {', '.join(BACKENDS)})")
     models = models_from_args(args)
     dataroot, version = args.dataroot, args.version
-    if args.generate and not (dataroot / version / "sample.json").is_file():
-        moving_scene(dataroot, version, args.scene_samples)
+    if args.generate:
+        version = version or "v1.0-synth"
+        if not (dataroot / version / "sample.json").is_file():
+            moving_scene(dataroot, version, args.scene_samples)
+    from fusion.sources import open_source
+
+    source = open_source(
+        dataroot, version=version, scene=args.scene, rig=args.rig, topics=args.topics
+    )
     lanes: list[Lane] = []
     skipped: list[str] = []
-    tokens: list[str] = []
     for name, path in models.items():
         model = load_detector(path)
-        frames = ByteFrames(
-            dataroot, version, model.cfg, variant_modalities(model.variant), args.decode
-        )
-        tokens = frames.reader.sample_tokens(args.split)
-        if not tokens:
-            raise FusionError("no samples to time", dataroot)
+        modalities = variant_modalities(model.variant)
         for backend in backends:
             rss_before = current_rss_mb()
             reset_peak_rss()
@@ -569,12 +683,12 @@ def run(args: argparse.Namespace) -> int:
                 name,
                 backend,
                 Runner(model.cfg, model.variant, engine, model.params),
-                frames,
+                StreamFrames(source, model.cfg, modalities, args.decode, args.trigger),
                 LatencyRecorder(args.warmup),
             )
             lane.engine_settings = getattr(engine, "settings", lambda: None)()
-            for i in range(args.warmup):  # counted, not measured
-                lane.recorder.add(*lane.query(tokens[i % len(tokens)]))
+            for _ in range(args.warmup):  # counted, not measured
+                lane.recorder.add(*lane.query())
             lane.peak_rss_mb = peak_rss_mb()
             lane.rss_added_mb = current_rss_mb() - rss_before
             if cuda:
@@ -591,11 +705,10 @@ def run(args: argparse.Namespace) -> int:
     trace: list[dict[str, Any]] = []
     t_origin = time.perf_counter()
     t_start = time.perf_counter()
-    i = args.warmup
     while True:
         for lane_id, lane in enumerate(lanes):
             start_us = (time.perf_counter() - t_origin) * 1e6
-            stages, e2e = lane.query(tokens[i % len(tokens)])
+            stages, e2e = lane.query()
             lane.recorder.add(stages, e2e)
             lane.camera_input_ms.append(lane.last_camera_input_ms)
             lane.wall_ms += e2e
@@ -603,7 +716,6 @@ def run(args: argparse.Namespace) -> int:
                 trace += _trace_events(
                     lane_id, f"{lane.model}/{lane.backend}", start_us, stages, STAGES
                 )
-        i += 1
         done = min(lane.recorder.frames for lane in lanes)
         if done >= args.min_queries and time.perf_counter() - t_start >= args.min_seconds:
             break
@@ -613,7 +725,9 @@ def run(args: argparse.Namespace) -> int:
     env["load_average_at_start"] = load_at_start
     env["thread_settings"] = threads.as_dict()
     env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "unset")
-    env["precision"] = "fp32"
+    env["precision"] = ", ".join(
+        sorted({str(getattr(lane.runner.engine, "precision", "fp32")) for lane in lanes})
+    )
     env["execution_provider"] = ", ".join(
         sorted(
             {
@@ -641,6 +755,7 @@ def run(args: argparse.Namespace) -> int:
             "stages": summary["stages"],
             "throughput_fps": 1e3 * lane.recorder.frames / lane.wall_ms if lane.wall_ms else None,
             "peak_device_mb": lane.peak_device_mb,
+            "stream": lane.frames.stats(),
         }
         if "camera" in variant_modalities(lane.runner.variant) and lane.camera_input_ms:
             entry["camera_input"] = latency_stats(lane.camera_input_ms)
@@ -650,12 +765,7 @@ def run(args: argparse.Namespace) -> int:
         "env": env,
         "models": out_models,
         "command": _argv_text(args),
-        "input": (
-            f"{len(tokens)} keyframes of {dataroot} ({version}) with"
-            f" {lanes[0].runner.cfg.point_cloud.sweeps} LIDAR and"
-            f" {lanes[0].runner.cfg.radar.sweeps} radar sweeps each, cycled; JPEGs decoded"
-            f" {args.decode}"
-        ),
+        "input": input_text(source, lanes, args.decode),
         "stage_order": list(STAGES),
         "skipped": skipped,
     }

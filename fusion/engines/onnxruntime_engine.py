@@ -6,6 +6,11 @@ execution, and no busy-waiting of idle threads between runs (ONNX Runtime's defa
 which takes the cores from the kernels that run between the graphs). Graphs are optimized at
 ORT_ENABLE_ALL once; the optimized model is saved under the export folder, keyed by the source
 graph's bytes, the ONNX Runtime version, the providers and the CPU, and loaded as is later.
+
+On a GPU (`providers_for("cuda")`: the CUDA execution provider, CPU fallback) the engine runs
+with IO binding and keeps tensors on the device (`outputs="tensor"`): CUDA torch tensors are
+bound as inputs without a copy, outputs are written into CUDA torch tensors it allocates, so the
+kernels between the graphs read them in place (as with `TorchEngine` on CUDA).
 """
 
 from __future__ import annotations
@@ -22,6 +27,21 @@ from fusion.errors import FusionError
 from fusion.threads import ThreadSettings, current_threads
 
 OPTIMIZED_DIR = "ort-optimized"
+Provider = str | tuple[str, dict[str, Any]]
+
+
+def providers_for(device: str) -> list[Provider]:
+    """ONNX Runtime providers for a resolved device (`cpu`, `cuda`, `cuda:N`)."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        index = int(device[5:]) if ":" in device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    raise FusionError(f"unknown device {device!r} for onnxruntime")
+
+
+def provider_names(providers: list[Provider]) -> list[str]:
+    return [p if isinstance(p, str) else p[0] for p in providers]
 
 
 def optimized_path(folder: Path, graph: str, providers: list[str]) -> Path:
@@ -60,7 +80,7 @@ class OnnxRuntimeEngine:
     def __init__(
         self,
         folder: str | Path,
-        providers: list[str] | None = None,
+        providers: list[Provider] | None = None,
         threads: ThreadSettings | None = None,
         cache_optimized: bool = True,
     ) -> None:
@@ -69,7 +89,24 @@ class OnnxRuntimeEngine:
         self.folder = Path(folder)
         self.manifest: ExportManifest = read_manifest(self.folder)
         self.threads = threads or current_threads()
-        self.providers = providers or ["CPUExecutionProvider"]
+        given = providers or ["CPUExecutionProvider"]
+        self.providers = provider_names(given)
+        cuda = next(
+            (p for p in given if not isinstance(p, str) and p[0] == "CUDAExecutionProvider"), None
+        )
+        if cuda is None and "CUDAExecutionProvider" in self.providers:
+            cuda = ("CUDAExecutionProvider", {})
+        self.device_id = int(cuda[1].get("device_id", 0)) if cuda is not None else None
+        # on a GPU: IO binding, tensors kept on the device
+        self.outputs = "tensor" if self.device_id is not None else "numpy"
+        self.device_name = f"cuda:{self.device_id}" if self.device_id is not None else "cpu"
+        if (
+            self.device_id is not None
+            and "CUDAExecutionProvider" not in ort.get_available_providers()
+        ):
+            raise FusionError(
+                "onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)"
+            )
         self.sessions: dict[str, Any] = {}
         self.loaded_optimized: dict[str, bool] = {}  # graph -> read from the cache
         for graph in self.manifest.graphs:
@@ -90,9 +127,7 @@ class OnnxRuntimeEngine:
                     opts.optimized_model_filepath = str(cached)
             self.loaded_optimized[graph] = source != path
             try:
-                self.sessions[graph] = ort.InferenceSession(
-                    str(source), opts, providers=self.providers
-                )
+                self.sessions[graph] = ort.InferenceSession(str(source), opts, providers=given)
             except Exception as exc:  # noqa: BLE001  (ORT raises its own untyped errors)
                 raise FusionError(f"ONNX Runtime cannot load the graph ({exc})", source) from exc
 
@@ -114,9 +149,49 @@ class OnnxRuntimeEngine:
             )
         return self.sessions[graph]
 
+    def _run_bound(self, graph: str, feeds: dict[str, Any]) -> list[Any]:
+        """One run with IO binding on the CUDA device: inputs bound where they are (CUDA torch
+        tensors in place, numpy arrays copied by ORT), outputs into CUDA torch tensors (the
+        pillar axis of the lidar graph sized from its inputs)."""
+        import torch
+
+        sess = self._session(graph)
+        binding = sess.io_binding()
+        dev = torch.device(f"cuda:{self.device_id}")
+        keep = []  # bound tensors stay alive until the run is done
+        first_axis = 0
+        for name, x in feeds.items():
+            dtype = np.int32 if name in ("num_points", "coords") else np.float32
+            if isinstance(x, torch.Tensor):
+                tdtype = torch.int32 if dtype is np.int32 else torch.float32
+                t = x.to(device=dev, dtype=tdtype).contiguous()
+                keep.append(t)
+                binding.bind_input(
+                    name, "cuda", self.device_id, dtype, tuple(t.shape), t.data_ptr()
+                )
+                first_axis = int(t.shape[0])
+            else:
+                a = np.ascontiguousarray(x, dtype)
+                binding.bind_cpu_input(name, a)
+                first_axis = int(a.shape[0])
+        outs = []
+        for o in sess.get_outputs():
+            shape = tuple(d if isinstance(d, int) else first_axis for d in o.shape)
+            t = torch.empty(shape, dtype=torch.float32, device=dev)
+            binding.bind_output(o.name, "cuda", self.device_id, np.float32, shape, t.data_ptr())
+            outs.append(t)
+        # ORT's CUDA provider runs on its own stream: the inputs torch wrote must be complete
+        torch.cuda.current_stream(dev).synchronize()
+        sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return outs
+
     def camera(
         self, images: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        if self.outputs == "tensor":
+            depth, context = self._run_bound("camera", {"images": images})
+            return depth, context
         depth, context = self._session("camera").run(
             None, {"images": np.ascontiguousarray(images, np.float32)}
         )
@@ -125,6 +200,10 @@ class OnnxRuntimeEngine:
     def lidar(
         self, voxels: NDArray[np.float32], num_points: NDArray[np.int32], coords: NDArray[np.int32]
     ) -> NDArray[np.float32]:
+        if self.outputs == "tensor":
+            feeds = {"voxels": voxels, "num_points": num_points, "coords": coords}
+            (out,) = self._run_bound("lidar", feeds)
+            return out
         (out,) = self._session("lidar").run(
             None,
             {
@@ -139,6 +218,9 @@ class OnnxRuntimeEngine:
         self, *maps: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
         names = self.manifest.bev_inputs
+        if self.outputs == "tensor":
+            hm, reg, attr = self._run_bound("bev", dict(zip(names, maps, strict=True)))
+            return hm, reg, attr
         feeds = {n: np.ascontiguousarray(m, np.float32) for n, m in zip(names, maps, strict=True)}
         hm, reg, attr = self._session("bev").run(None, feeds)
         return hm, reg, attr

@@ -4,19 +4,29 @@ between them, decode and NMS, with per-stage wall times.
 
 Camera geometry (frustums binned by `kernels.precompute_bev_pool`) is cached by calibration
 and image view (`fusion.pipeline.CameraGeometryCache`), so a fixed rig computes it once.
+
+An engine whose `outputs` is `"tensor"` (torch or TensorRT on a CUDA device) returns device
+tensors: the runner then keeps the graphs' outputs, the kernels between them (`bev_pool`,
+`scatter_bev` dispatch to CUDA for device inputs) and the BEV graph's inputs on the device, and
+copies only the head's maps to the host for decoding; stage times come from CUDA events
+(`fusion.engines.device.stage_clock`). The point clouds are uploaded before
+`voxelize` and the radar raster, which then run as CUDA kernels; the images are normalized on
+the host and uploaded by the camera graph. What crosses PCIe per frame: the sensor data in,
+the head's maps out.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from fusion.config import PipelineConfig
 from fusion.engines.base import Engine, EngineBackend
+from fusion.engines.device import StageClock, stage_clock, to_host
 from fusion.frame import Detections, Frame
 from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, Variant, variant_modalities
@@ -59,17 +69,6 @@ class StageTimes:
 assert StageTimes.names() == STAGES, "StageTimes and fusion.pipeline.STAGES list the same stages"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.times: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.times[stage] = self.times.get(stage, 0.0) + (now - self._t) * 1e3
-        self._t = now
-
-
 @dataclass(frozen=True, eq=False)
 class HeadOutput:
     """The BEV graph's outputs for one frame, (1, K, ny, nx), (1, 10, ny, nx), (1, 8, ny, nx)."""
@@ -101,21 +100,50 @@ class Runner:
         self.engine = engine
         self.params = params or cfg.params
         self.geometry = CameraGeometryCache(cfg, camera_motion, geometry_cache)
+        # device tensors between the stages (see the module docstring)
+        self.on_device = getattr(engine, "outputs", "numpy") == "tensor"
+        self.device = str(getattr(engine, "device_name", "cpu"))
+
+    def _zeros(self, shape: tuple[int, ...]) -> Any:
+        """A zero map where the engine's tensors live."""
+        if self.on_device:
+            import torch
+
+            return torch.zeros(shape, dtype=torch.float32, device=self.device)
+        return np.zeros(shape, np.float32)
+
+    def _kernel_out(self, x: Any) -> Any:
+        """A kernel's output: kept as it is (a tensor on the engine's device), or float32 numpy."""
+        return x if self.on_device else np.asarray(x, np.float32)
+
+    def clock(self) -> StageClock:
+        return stage_clock(self.device if self.on_device else "cpu")
 
     @property
     def geometry_builds(self) -> int:
         """How often the camera geometry was computed (not cached)."""
         return self.geometry.builds
 
-    def inputs(self, frame: Frame, clock: _Clock | None = None) -> SampleInputs:
+    def inputs(self, frame: Frame, clock: StageClock | None = None) -> SampleInputs:
         """The pre-processing stages, as training runs them (without augmentation)."""
         lap = clock.lap if clock is not None else (lambda stage: None)
         inputs, _ = sample_inputs(
-            frame, self.cfg, self.modalities, geometry_cache=self.geometry, lap=lap
+            frame,
+            self.cfg,
+            self.modalities,
+            geometry_cache=self.geometry,
+            lap=lap,
+            points_to=self._upload if self.on_device else None,
         )
         return inputs
 
-    def bev_maps(self, inputs: SampleInputs, clock: _Clock) -> list[NDArray[np.float32]]:
+    def _upload(self, points: NDArray[np.float32]) -> Any:
+        """Point clouds to the engine's device: voxelize and the radar raster then run there."""
+        import torch
+
+        return torch.from_numpy(points).to(self.device)
+
+    def bev_maps(self, inputs: SampleInputs, clock: StageClock) -> list[Any]:
         """The BEV graph's inputs, (1, C, ny, nx) each (LIDAR on the pillar grid), in modality
         order; a sensor absent from the inputs gives a zero map, as in training."""
         cfg = self.cfg
@@ -124,55 +152,55 @@ class Runner:
         for modality in self.modalities:
             match modality:
                 case "camera":
-                    out = np.zeros((cfg.camera.channels_out, ny, nx), np.float32)
+                    out = self._zeros((cfg.camera.channels_out, ny, nx))
                     p = inputs.camera_present
                     if p.any() and inputs.camera_geometry is not None:
                         depth, context = self.engine.camera(np.ascontiguousarray(inputs.images[p]))
                         clock.lap("camera_net")
-                        out = np.asarray(
-                            bev_pool(
+                        if not self.on_device:
+                            depth, context = (
                                 np.ascontiguousarray(depth),
                                 np.ascontiguousarray(context),
-                                inputs.camera_geometry,
-                            ),
-                            np.float32,
-                        )
+                            )
+                        out = self._kernel_out(bev_pool(depth, context, inputs.camera_geometry))
                         clock.lap("bev_pool")
                     maps.append(out[None])
                 case "lidar":
                     px, py, _ = cfg.point_cloud.grid_size  # scattered on the pillar grid
-                    out = np.zeros((cfg.model.lidar_channels, py, px), np.float32)
+                    out = self._zeros((cfg.model.lidar_channels, py, px))
                     vox = inputs.voxels
                     if vox is not None and len(vox):
                         feats = self.engine.lidar(vox.features, vox.num_points, vox.coords)
                         clock.lap("lidar_net")
-                        out = np.asarray(
-                            scatter_bev(
-                                np.ascontiguousarray(feats, np.float32), vox.coords, (px, py)
-                            ),
-                            np.float32,
-                        )
+                        if not self.on_device:
+                            feats = np.ascontiguousarray(feats, np.float32)
+                        out = self._kernel_out(scatter_bev(feats, vox.coords, (px, py)))
                         clock.lap("scatter")
                     maps.append(out[None])
                 case "radar":
                     raster = inputs.radar_raster
                     if raster is None:
                         raster = np.zeros((cfg.radar.raster_channels, ny, nx), np.float32)
-                    maps.append(np.ascontiguousarray(raster, np.float32)[None])
+                    if self.on_device and not isinstance(raster, np.ndarray):
+                        maps.append(raster[None])  # rasterized on the device
+                    else:
+                        maps.append(np.ascontiguousarray(raster, np.float32)[None])
         return maps
 
-    def head(self, frame: Frame, clock: _Clock | None = None) -> HeadOutput:
-        """Pre-processing, the dense graphs and the kernels between them: the head's maps."""
-        clock = clock or _Clock()
+    def head(self, frame: Frame, clock: StageClock | None = None) -> HeadOutput:
+        """Pre-processing, the dense graphs and the kernels between them: the head's maps
+        (on the host: the one copy off the device)."""
+        clock = clock or self.clock()
         maps = self.bev_maps(self.inputs(frame, clock), clock)
         clock.lap("images")  # bookkeeping between stages is charged to the first stage
         heatmap, regression, attribute = self.engine.bev(*maps)
+        heatmap, regression, attribute = to_host(heatmap), to_host(regression), to_host(attribute)
         clock.lap("bev_net")
         return HeadOutput(heatmap, regression, attribute)
 
     def detect(self, frame: Frame) -> tuple[Detections, StageTimes]:
         """Detections in the LIDAR_TOP frame at the reference time, and the stage times."""
-        clock = _Clock()
+        clock = self.clock()
         out = self.head(frame, clock)
         dets = decode_detections(
             out.heatmap[0], out.regression[0], out.attribute[0], self.cfg, self.params
@@ -182,27 +210,40 @@ class Runner:
 
 
 def open_engine(
-    backend: EngineBackend, model: Detector, work_dir: str | Path, device: str = "cpu"
+    backend: EngineBackend,
+    model: Detector,
+    work_dir: str | Path,
+    device: str = "cpu",
+    *,
+    precision: str = "fp16",
+    cuda_graphs: bool = False,
 ) -> Engine:
-    """An engine of `backend` for `model`; ONNX graphs (and TensorRT plans) go to `work_dir`."""
+    """An engine of `backend` for `model` on `device` (`fusion.engines.device.resolve_device`:
+    auto, cpu, cuda, cuda:N); ONNX graphs (and TensorRT plans) go to `work_dir`. On a CUDA
+    device the torch and TensorRT engines keep their tensors there; `cuda_graphs` replays the
+    torch engine's static graphs; `precision` is TensorRT's (fp32, fp16; int8 needs a
+    calibration set: `fusion export --tensorrt --int8`)."""
+    from fusion.engines.device import resolve_device
+
+    dev = resolve_device(backend, device)
     match backend:
         case "torch":
             from fusion.engines.torch_engine import TorchEngine
 
-            return TorchEngine(model, device)
+            return TorchEngine(model, dev, cuda_graphs=cuda_graphs)
         case "onnxruntime":
             from fusion.engines.export import export_onnx
-            from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine
+            from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine, providers_for
 
             folder = Path(work_dir) / "onnx" / model.variant
             export_onnx(model, folder)
-            return OnnxRuntimeEngine(folder)
+            return OnnxRuntimeEngine(folder, providers_for(dev))
         case "tensorrt":
             from fusion.engines.export import export_onnx
             from fusion.engines.tensorrt_engine import TensorRTEngine
 
             folder = Path(work_dir) / "onnx" / model.variant
             export_onnx(model, folder)
-            return TensorRTEngine(folder)
+            return TensorRTEngine(folder, precision)  # type: ignore[arg-type]
         case _:
             raise ValueError(f"unknown backend {backend!r}")

@@ -3,7 +3,9 @@
 Every decoder is `(raw: bytes, origin: str) -> Payload` (the ROS ones take their serialization
 and frame names as keywords, bound with `functools.partial`), is a module-level function so a
 `LogMessage` pickles into a decoding process, and raises `DataError(reason, origin)` for any
-malformed input, never another exception.
+malformed input, never another exception. Camera decoders also take `reduction=k` (keyword,
+default 1): a JPEG is then decoded at 1/k by libjpeg's DCT scaling (inference's fast path,
+`fusion.stream.OnlineSynchronizer.decode`); what cannot be reduced (PNG, raw pixels) comes full.
 
 Containers are parsed by their libraries: nuScenes files by `fusion.sensor_io`, foxglove
 messages by the `foxglove-schemas-protobuf` classes, ROS messages by `rosbags`' typestores.
@@ -81,9 +83,10 @@ def decode_nuscenes_radar(raw: bytes, origin: str) -> RadarScan:
     return _guard("radar PCD", origin, lambda: RadarScan(decode_radar_pcd(raw, origin, None)))
 
 
-def decode_jpeg_image(raw: bytes, origin: str) -> CameraImage:
-    """JPEG (or PNG) bytes -> CameraImage (H, W, 3) RGB."""
-    return _guard("image", origin, lambda: CameraImage(decode_jpeg(raw, origin)))
+def decode_jpeg_image(raw: bytes, origin: str, *, reduction: int = 1) -> CameraImage:
+    """JPEG (or PNG) bytes -> CameraImage (H, W, 3) RGB; with `reduction` k > 1 a JPEG is
+    decoded at 1/k (ceil(H / k) x ceil(W / k), libjpeg's DCT scaling; a PNG stays full)."""
+    return _guard("image", origin, lambda: CameraImage(decode_jpeg(raw, origin, None, reduction)))
 
 
 def radar_records(fields: NDArray[np.float32]) -> bytes:
@@ -208,15 +211,16 @@ def decode_foxglove_pointcloud(raw: bytes, origin: str) -> LidarScan | RadarScan
     return _guard("foxglove PointCloud", origin, run)  # type: ignore[return-value]
 
 
-def decode_foxglove_image(raw: bytes, origin: str) -> CameraImage:
-    """foxglove.CompressedImage (jpeg or png) -> CameraImage."""
+def decode_foxglove_image(raw: bytes, origin: str, *, reduction: int = 1) -> CameraImage:
+    """foxglove.CompressedImage (jpeg or png) -> CameraImage (a JPEG at 1/`reduction`, as
+    `decode_jpeg_image`)."""
     from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 
     def run() -> Payload:
         msg = CompressedImage.FromString(raw)
         if msg.format.lower() not in ("jpeg", "jpg", "png"):
             raise DataError(f"unsupported image format {msg.format!r}", origin)
-        return CameraImage(decode_jpeg(msg.data, origin))
+        return CameraImage(decode_jpeg(msg.data, origin, None, reduction))
 
     return _guard("foxglove CompressedImage", origin, run)  # type: ignore[return-value]
 
@@ -403,12 +407,15 @@ def decode_ros_radar(raw: bytes, origin: str, *, fmt: RosFormat) -> RadarScan:
     )
 
 
-def decode_ros_compressed_image(raw: bytes, origin: str, *, fmt: RosFormat) -> CameraImage:
-    """sensor_msgs/CompressedImage (jpeg or png) -> CameraImage."""
+def decode_ros_compressed_image(
+    raw: bytes, origin: str, *, fmt: RosFormat, reduction: int = 1
+) -> CameraImage:
+    """sensor_msgs/CompressedImage (jpeg or png) -> CameraImage (a JPEG at 1/`reduction`, as
+    `decode_jpeg_image`)."""
 
     def run() -> Payload:
         msg = deserialize_ros(raw, "sensor_msgs/msg/CompressedImage", fmt)
-        return CameraImage(decode_jpeg(bytes(msg.data), origin))
+        return CameraImage(decode_jpeg(bytes(msg.data), origin, None, reduction))
 
     return _guard("CompressedImage", origin, run)  # type: ignore[return-value]
 
@@ -421,8 +428,10 @@ _IMAGE_ENCODINGS = {
 _IMAGE_ENCODINGS |= {"rgba8": (4, cv2.COLOR_RGBA2RGB), "bgra8": (4, cv2.COLOR_BGRA2RGB)}
 
 
-def decode_ros_image(raw: bytes, origin: str, *, fmt: RosFormat) -> CameraImage:
-    """sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8) -> CameraImage."""
+def decode_ros_image(raw: bytes, origin: str, *, fmt: RosFormat, reduction: int = 1) -> CameraImage:
+    """sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8) -> CameraImage, always in full:
+    raw pixels have no cheaper reduced decode, so `reduction` (accepted like every camera
+    decoder's) is ignored and the consumer uses the full-size camera model."""
 
     def run() -> Payload:
         msg = deserialize_ros(raw, "sensor_msgs/msg/Image", fmt)

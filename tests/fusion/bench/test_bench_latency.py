@@ -1,18 +1,21 @@
-"""`fusion bench latency`: every stage from bytes, the issue's JSON schema, warm-up excluded,
-markdown from the JSON, a Chrome trace and the plot."""
+"""`fusion bench latency`: every stage from the log's bytes through the streaming pipeline, the
+issue's JSON schema, warm-up excluded, markdown from the JSON, a Chrome trace and the plot."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from model_fakes import tiny_config, tiny_params
 
-from fusion.bench.latency import latency_markdown, targets
+from fusion.bench.latency import StreamFrames, latency_markdown, targets
 from fusion.bench.stats import STAT_KEYS
 from fusion.model import build_detector, save_detector
-from fusion.pipeline import STAGES
+from fusion.pipeline import STAGES, jpeg_reduction
+
+SCENE = "scene-0553"  # the real keyframe's scene
 
 
 def test_bench_latency_from_bytes_follows_the_schema(real_root: Path, tmp_path: Path, capsys):
@@ -65,3 +68,63 @@ def test_bench_latency_from_bytes_follows_the_schema(real_root: Path, tmp_path: 
     assert all(e["ph"] == "X" and e["dur"] > 0 for e in events)
     assert len({e["tid"] for e in events}) == 4  # one track per model x backend
     assert png.stat().st_size > 10_000
+    for model, lanes in payload["models"].items():  # the log (one keyframe) cycled, reset each pass
+        for lane in lanes.values():
+            st = lane["stream"]
+            assert st["frames_per_loop"] == 1 and st["loops"] >= 4 and st["frames_built"] == 5
+            assert st["dropped"] == {"overflow": 0, "no_pose": 0}
+            assert st["camera_decoded_per_frame"] == st["camera_kept_per_frame"] == 6.0
+            # the real keyframe's dataroot has no radar files: fusion counts them missing
+            radars = set(tiny_config().radar.channels) if model == "fusion" else set()
+            assert st["missing"] == dict.fromkeys(radars, 5)
+    assert "OnlineSynchronizer" in payload["input"]
+
+
+def test_stream_frames_cycle_the_log_at_reduced_scale(real_root: Path):
+    from fusion.sources import open_source
+
+    cfg = tiny_config()
+    source = open_source(real_root, version="v1.0-mini")
+    small = StreamFrames(source, cfg, ("camera", "lidar", "radar"), "reduced")
+    full = StreamFrames(source, cfg, ("camera", "lidar", "radar"), "full")
+    first = [small.next() for _ in range(3)]
+    # each pass's frame is released by the flush at its end (it waits for radars that never
+    # come), so three frames are three full passes, the synchronizer reset after each
+    assert small.loops == 3 and small.frames_per_loop == 1
+    a, b = first[0].frame, first[2].frame
+    assert a.timestamp_us == b.timestamp_us and len(a.cameras) == 6
+    np.testing.assert_array_equal(a.lidar.points, b.lidar.points)  # nothing left from pass 1
+    ref = full.next().frame
+    k = jpeg_reduction(1600, 900, cfg.camera.image_hw)
+    assert k > 1
+    for ch, cam in a.cameras.items():
+        calib = ref.cameras[ch]
+        assert calib.image.shape == (900, 1600, 3)
+        assert cam.image.shape == (-(-900 // k), -(-1600 // k), 3)
+        np.testing.assert_allclose(cam.camera.intrinsics[:2], calib.camera.intrinsics[:2] / k)
+    for sf in first:
+        assert sf.read_ms > 0 and sf.decode_ms > 0 and 0 < sf.camera_ms < sf.read_ms + sf.decode_ms
+
+
+def test_bench_latency_reads_any_log(real_root: Path, tmp_path: Path, capsys):
+    """A Foxglove MCAP of the same keyframe through the same benchmark."""
+    from fusion.cli import main
+
+    log = tmp_path / "frame.mcap"
+    argv = ["convert", str(real_root), "--version", "v1.0-mini", "--scene", SCENE]
+    argv += ["--to", "mcap", "--out", str(log)]
+    assert main(argv) == 0
+    torch.manual_seed(0)
+    save_detector(
+        build_detector(tiny_config(), "camera", tiny_params()), tmp_path / "camera.safetensors"
+    )
+    out = tmp_path / "lat.json"
+    argv = ["bench", "latency", "--log", str(log), "--models", "camera", "--weights", str(tmp_path)]
+    argv += ["--backends", "torch", "--min-queries", "2", "--min-seconds", "0", "--warmup", "1"]
+    argv += ["--work-dir", str(tmp_path / "work"), "--json-out", str(out)]
+    assert main(argv) == 0
+    payload = json.loads(out.read_text())
+    lane = payload["models"]["camera"]["torch"]
+    assert lane["frames"] == 2 and lane["stream"]["camera_decoded_per_frame"] == 6.0
+    assert payload["input"].startswith("mcap ")
+    assert lane["stages"]["read"]["p50_ms"] > 0 and lane["stages"]["decode"]["p50_ms"] > 0
