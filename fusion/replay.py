@@ -347,31 +347,12 @@ class _Run:
         self.options = options
         self.sinks = sinks
         self.status = status
-        wait_us = int(
-            min(
-                options.budget_ms * 1000,
-                max(runner.cfg.sync.camera_tolerance_us, runner.cfg.sync.radar_tolerance_us),
-            )
+        stream = StreamOptions.for_log(
+            runner.cfg, source.info(), options.budget_ms, options.trigger
         )
-        info = source.info()
-        trigger = options.trigger
-        if trigger == "keyframes" and not info.get("keyframes"):
-            trigger = "lidar"  # the log marks no keyframes (e.g. an original nuscenes2mcap file)
-        self.trigger = trigger
-        # one pose stream, the denser of the ego poses (`pose`: ego_pose records or tf
-        # map->base_link) and the CAN bus (`odom`); nuscenes2mcap files have `pose` at 2 Hz only
-        channels = info.get("channels", {})
-        pose_channel = max(
-            (c for c in ("pose", "odom") if channels.get(c)),
-            key=lambda c: channels[c],
-            default=None,
-        )
+        self.trigger = stream.trigger
         self.sync = OnlineSynchronizer(
-            StreamOptions.from_config(
-                runner.cfg, wait_us=wait_us, trigger=trigger, pose_channel=pose_channel
-            ),
-            source.rig(),
-            scene_name=str(getattr(source, "scene", "") or ""),
+            stream, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
         )
         self.faults = FaultInjector(options.faults)
         self.summary = ReplaySummary(str(source.path), options.rate)
