@@ -348,7 +348,7 @@ class _Run:
         self.sinks = sinks
         self.status = status
         stream = StreamOptions.for_log(
-            runner.cfg, source.info(), options.budget_ms, options.trigger
+            runner.cfg, source.info(), options.budget_ms, options.trigger, runner.modalities
         )
         self.trigger = stream.trigger
         self.sync = OnlineSynchronizer(

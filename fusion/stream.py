@@ -99,12 +99,15 @@ class StreamOptions:
         info: Mapping[str, Any],
         budget_ms: float = 50.0,
         trigger: Trigger = "keyframes",
+        modalities: Iterable[str] = ("camera", "lidar", "radar"),
         **overrides: object,
     ) -> StreamOptions:
         """`from_config` with the choices `fusion replay` makes for a log of `Source.info()`:
         the wait is the larger tolerance, capped at the budget; `keyframes` falls back to
         `lidar` when the log marks no keyframes (e.g. an original nuscenes2mcap file); one pose
-        stream, the denser of `pose` (ego_pose / tf map->base_link) and `odom` (CAN bus)."""
+        stream, the denser of `pose` (ego_pose / tf map->base_link) and `odom` (CAN bus). Only
+        the sensors of `modalities` are waited for and assembled (a LIDAR-only model waits for
+        no camera)."""
         wait_us = int(
             min(budget_ms * 1000, max(cfg.sync.camera_tolerance_us, cfg.sync.radar_tolerance_us))
         )
@@ -116,10 +119,14 @@ class StreamOptions:
             key=lambda c: channels[c],
             default=None,
         )
+        mods = set(modalities)
         chosen: dict[str, object] = {
             "wait_us": wait_us,
             "trigger": trigger,
             "pose_channel": pose_channel,
+            "camera_channels": cfg.camera.channels if "camera" in mods else (),
+            "radar_channels": cfg.radar.channels if "radar" in mods else (),
+            "lidar_sweeps": max(1, cfg.point_cloud.sweeps) if "lidar" in mods else 1,
         }
         return cls.from_config(cfg, **(chosen | overrides))
 

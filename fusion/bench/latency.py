@@ -95,9 +95,7 @@ class StreamFrames:
             source.info(),
             budget_ms,
             trigger,
-            camera_channels=cfg.camera.channels if "camera" in modalities else (),
-            radar_channels=cfg.radar.channels if "radar" in modalities else (),
-            lidar_sweeps=max(1, cfg.point_cloud.sweeps) if "lidar" in modalities else 1,
+            modalities,
             camera_decode=decode,
         )
         self.sync = OnlineSynchronizer(

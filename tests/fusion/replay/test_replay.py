@@ -166,6 +166,12 @@ class _SlowEngine:
         return self.engine.bev(*maps)
 
 
+def test_a_lidar_model_waits_for_no_camera(replay_root, lidar_runner):
+    s, sink = _replay(replay_root, lidar_runner, rate=0)
+    assert s.processed == 4 and all(not i.frame.cameras for i in sink.items)
+    assert not s.missing  # cameras and radars are not the lidar model's sensors: not missing
+
+
 def test_a_busy_detector_drops_the_older_trigger_and_counts_it(replay_root, lidar_runner):
     slow = Runner(lidar_runner.cfg, "lidar", _SlowEngine(lidar_runner.engine, 0.25))
     s, sink = _replay(replay_root, slow, rate=1.0, trigger="lidar", duration_s=1.5)
@@ -208,7 +214,7 @@ def test_outputs(replay_root, lidar_runner, tmp_path):
     rc, text, err = quiet(
         [
             "replay", str(replay_root), "--version", VERSION, "--scene", SCENE,
-            "--model", "lidar", "--rate", "0", "--no-status",
+            "--model", "fusion", "--rate", "0", "--no-status",
             "--detections", str(out / "d.jsonl"), "--results", str(out / "r.json"),
             "--mcap", str(out / "viz.mcap"), "--summary", str(out / "s.json"),
         ]

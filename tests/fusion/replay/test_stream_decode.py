@@ -129,7 +129,11 @@ def test_for_log_makes_the_choices_of_replay(kind, replay_root, replay_logs):
     runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
     for trigger in ("keyframes", "lidar"):
         run = _Run(source, runner, ReplayOptions(rate=0, trigger=trigger), (), None)
-        assert StreamOptions.for_log(model.cfg, source.info(), 50.0, trigger) == run.sync.options
+        expected = StreamOptions.for_log(model.cfg, source.info(), 50.0, trigger, ("lidar",))
+        assert expected == run.sync.options
+        # a LIDAR model waits for no camera or radar, and reads its config's sweeps
+        assert run.sync.options.camera_channels == run.sync.options.radar_channels == ()
+        assert run.sync.options.lidar_sweeps == model.cfg.point_cloud.sweeps == 10
 
 
 def test_undecoded_cameras_are_decoded_only_when_a_frame_takes_them(cfg, replay_root):
