@@ -338,6 +338,18 @@ def init_shard() -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
+def close_shard(shard: Shard) -> None:
+    """Leave the process group together: every rank waits for rank 0's scoring, then tears the
+    group down (a rank that exits with gloo's threads still running aborts the process)."""
+    if shard.world == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _gather(shard: Shard, obj: Any) -> list[Any]:
     """Every rank's `obj` on rank 0, in rank order (a one-item list elsewhere)."""
     if shard.world == 1:
@@ -593,6 +605,7 @@ def run(args: argparse.Namespace) -> int:
         camera_motion=args.camera_motion,
         decode=args.decode,
     )
+    close_shard(shard)  # on success only: a failing rank must not wait in a barrier
     if report is None:  # a rank other than 0 under torchrun: rank 0 scores and writes
         return 0
     summary = report.as_json()
