@@ -366,9 +366,10 @@ class _Run:
         self.wall_at_stream = time.monotonic()
 
     # -- producer side -------------------------------------------------------------------------
-    def messages(self) -> Iterator[tuple[int, LogMessage]]:
+    def messages(self) -> Iterator[tuple[int, LogMessage | None]]:
         """(arrival log time, message) over all loops, after faults; time-shifted per loop so
-        the log time keeps increasing."""
+        the log time keeps increasing. A None message marks the end of a loop (the
+        synchronizer is flushed and reset there: the log jumps back)."""
         o = self.options
         offset = 0
         for loop in range(o.loop):
@@ -414,7 +415,7 @@ class _Run:
                 self.summary.log_s += span * 1e-6
                 offset += span + 100_000
             if loop + 1 < o.loop:
-                yield -1, None  # type: ignore[misc]  # loop boundary: reset the synchronizer
+                yield -1, None
 
     def deliver(self, msg: LogMessage) -> None:
         ch = msg.channel
@@ -514,7 +515,7 @@ def _replay_sequential(run: _Run) -> None:
     """--rate 0: one thread, every trigger processed as soon as its sensors are in."""
     for arrival, msg in run.messages():
         if msg is None:
-            _flush(run, sequential=True)
+            _flush(run)
             run.sync.reset()
             continue
         run.stream_now_us = max(run.stream_now_us, arrival)
@@ -524,10 +525,11 @@ def _replay_sequential(run: _Run) -> None:
         run.deliver(msg)
         for trig in run.sync.ready(run.stream_now_us):
             _dispatch(run, trig, None)
-    _flush(run, sequential=True)
+    _flush(run)
 
 
-def _flush(run: _Run, sequential: bool, slot: LatestSlot | None = None) -> None:
+def _flush(run: _Run, slot: LatestSlot | None = None) -> None:
+    """Release every waiting trigger (the end of a loop or of the log)."""
     for trig in run.sync.ready(flush=True):
         _dispatch(run, trig, slot)
 
@@ -556,7 +558,7 @@ def _replay_realtime(run: _Run) -> None:
                 if stop.is_set():
                     return
                 if msg is None:
-                    _flush(run, False, slot)
+                    _flush(run, slot)
                     run.sync.reset()
                     continue
                 if run.clock is None:
@@ -575,7 +577,7 @@ def _replay_realtime(run: _Run) -> None:
                     run.clock.sleep_until(d, stop)
                     for trig in run.sync.ready(d):
                         _dispatch(run, trig, slot)
-            _flush(run, False, slot)
+            _flush(run, slot)
         except BaseException as exc:  # noqa: BLE001  # handed to the main thread
             failure.append(exc)
         finally:
