@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("fusion.calibrate", "checkerboard intrinsics; LIDAR-camera alignment check"),
     "generate": ("fusion.synth.command", "write a synthetic nuScenes-format dataroot"),
     "validate": ("fusion.validate", "check any nuScenes dataroot: tables, keys, files, rates"),
-    "bench": ("fusion.bench", "benchmark kernels and per-stage latency"),
+    "bench": ("fusion.bench", "benchmark kernels, per-stage latency and replay at the log's pace"),
     "train": ("fusion.train", "train the fusion, camera or lidar detector"),
     "eval": ("fusion.evaluate", "run detectors and score them with the nuScenes devkit"),
     "export": ("fusion.engines.export", "export the dense network to ONNX"),
