@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def _rosbags_errors() -> tuple[type[BaseException], ...]:
     return (AnyReaderError, Reader1Error, Reader2Error, SerdeError, OSError, ValueError, KeyError)
 
 
-class _Log:
+class _Log(Protocol):
     """The container of a ROS log: topics with types and counts, and raw records in order."""
 
     path: Path
@@ -85,8 +85,7 @@ class _Log:
     start_ns: int
     end_ns: int
 
-    def iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
-        raise NotImplementedError
+    def iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]: ...
 
 
 class _RosbagsLog(_Log):
