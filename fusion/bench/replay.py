@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +64,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Command: `{result['command']}`  ",
         f"Log: `{result['source']}`, rate {result['rate']:g}, trigger `{result['trigger']}`, "
         f"loops {result['loop']}.  ",
-        f"Machine: {env['cpu']}, {env['cores']} cores, load average {env['load']}; {env['when']}.",
+        f"Machine: {env['cpu']}, {env['cores']} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in env['load_average_1_5_15'])}; {env['date']}.",
         "",
         "| model | triggers | processed | dropped | late | p50 ms | p99 ms | max ms | wall s "
         "| log s | peak RSS MB |",
@@ -147,9 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     import sys
 
+    from fusion.bench.machine import machine_info
     from fusion.replay import LIDAR_PERIOD_MS
 
     if args.from_json:
@@ -170,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
         "trigger": args.trigger,
         "loop": args.loop,
         "budget_ms": LIDAR_PERIOD_MS,
-        "env": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        },
+        "env": machine_info(),
         "models": measure(
             args.source, args.version, args.scene, models, args.rate, args.trigger, args.loop
         ),
