@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fusion.bench.machine import current_rss_mb, peak_rss_mb
-from fusion.bench.stats import LatencyRecorder
+from fusion.bench.stats import LatencyRecorder, latency_stats
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Detections, Frame
@@ -724,7 +724,7 @@ class _StatusLine:
     def __call__(self, run: _Run) -> None:
         s = run.summary
         lat = run.recorder.end_to_end
-        p99 = float(np.percentile(lat[-200:], 99)) if lat else float("nan")
+        p99 = latency_stats(lat[-200:])["p99_ms"]  # the last 200 processed triggers
         elapsed = max(time.monotonic() - self._t0, 1e-6)
         self._live.update(
             f"processed {s.processed} ({s.processed / elapsed:.1f}/s)  "
