@@ -107,7 +107,7 @@ MAX_GRID_CELLS = 4096  # per axis, voxel and BEV grids
 MAX_IMAGE_SIDE = 8192  # px
 MAX_SWEEPS = 100
 MAX_DEPTH_BINS = 1024
-IMAGE_FEATURE_STRIDE = 16  # the image backbone's features (fusion.model.camera)
+IMAGE_FEATURE_STRIDES = (8, 16)  # the image backbone's feature levels (fusion.model.camera)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,10 @@ class CameraConfig:
     channels: tuple[str, ...]
     image_hw: tuple[int, int] = field(metadata=_between(16, MAX_IMAGE_SIDE))  # (height, width)
     feature_stride: int = field(
-        metadata=_rule(lambda v: v == IMAGE_FEATURE_STRIDE, f"{IMAGE_FEATURE_STRIDE} (the net's)")
+        metadata=_rule(
+            lambda v: v in IMAGE_FEATURE_STRIDES,
+            " or ".join(map(str, IMAGE_FEATURE_STRIDES)) + " (the net's levels)",
+        )
     )
     depth_min: float = field(metadata=POSITIVE)
     depth_max: float = field(metadata=POSITIVE)

@@ -68,6 +68,8 @@ class TrainOptions:
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke runs)
     resume: bool = False
     init: Path | None = None  # start from these weights (same variant and tensor shapes)
+    # then take these sensors' branches from other weights: (modality, path)
+    init_branches: tuple[tuple[str, Path], ...] = ()
     device: str = "auto"
     checkpoint_every: int = 100  # steps
     cache_frames: int = 0  # decoded frames kept in memory per loader process
@@ -273,17 +275,28 @@ def _load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimiz
 
 def init_from(model: Detector, path: Path) -> None:
     """Copy the weights of `path` into `model` (fine-tuning, e.g. on a config with more sweeps):
-    the variant and every tensor's shape must agree; the configs may differ. The pillar net's
-    first layer is rescaled to the model's point-feature scaling, so the copy computes what
-    the source computed on the same points."""
+    every tensor's shape must agree; the configs may differ. The pillar net's first layer is
+    rescaled to the model's point-feature scaling, so the copy computes what the source
+    computed on the same points.
+
+    The source may also be a model that reads more sensors than `model` (the camera or LIDAR
+    model started from the fusion model): its branches for the other sensors are left out and
+    the fuser's first convolution keeps the input channels of `model`'s sensors. A camera net
+    with stride-8 features may start from one at stride 16: its extra FPN level (`NEW_LAYERS`)
+    starts fresh."""
     from fusion.model.weights import load_detector
 
     src = load_detector(path)
-    if src.variant != model.variant:
+    if not set(model.modalities) <= set(src.modalities):
         raise FusionError(
-            f"--init: weights of the {src.variant!r} model, not {model.variant!r}", path
+            f"--init: weights of the {src.variant!r} model, which does not read every sensor "
+            f"of the {model.variant!r} model",
+            path,
         )
-    theirs, ours = src.state_dict(), model.state_dict()
+    theirs = _subset_state(src, model.modalities)
+    ours = model.state_dict()
+    # a layer only this model has (the stride-8 FPN level) keeps its fresh initialization
+    theirs.update({k: v for k, v in ours.items() if k.startswith(NEW_LAYERS) and k not in theirs})
     wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
     if wrong or set(theirs) != set(ours):
         raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
@@ -293,6 +306,64 @@ def init_from(model: Detector, path: Path) -> None:
         dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
         theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
     model.load_state_dict(theirs)
+
+
+def init_branch_from(model: Detector, modality: str, path: Path) -> None:
+    """Copy the `modality` branch (`encoders.<modality>.*`) of the model at `path` into `model`,
+    e.g. the fusion model's camera branch from a camera model trained further; the rest of
+    `model` is left as it is. The branch's tensors must agree in shape."""
+    from fusion.model.weights import load_detector
+
+    if modality not in model.encoders:
+        raise FusionError(f"--init-branch: the {model.variant!r} model has no {modality} branch")
+    src = load_detector(path)
+    if modality not in src.encoders:
+        raise FusionError(
+            f"--init-branch: weights of the {src.variant!r} model, which has no {modality} branch",
+            path,
+        )
+    theirs = src.encoders[modality].state_dict()
+    ours = model.encoders[modality].state_dict()
+    wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+    if wrong or set(theirs) != set(ours):
+        raise FusionError(
+            f"--init-branch: {modality} tensors differ from this model's: {', '.join(wrong[:5])}",
+            path,
+        )
+    if modality == "lidar":
+        key = "pillars.mlp.0.weight"
+        src_scale = src.encoders["lidar"].pillars.feature_scale
+        dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
+        theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
+    model.encoders[modality].load_state_dict(theirs)
+
+
+FUSER_INPUT_KEY = "fuser.conv.0.weight"
+# Layers a model may have that its --init source lacks: they start freshly initialized.
+NEW_LAYERS = ("encoders.camera.lateral8.",)
+
+
+def _subset_state(src: Detector, modalities: Sequence[str]) -> dict[str, torch.Tensor]:
+    """`src`'s tensors for a model of `modalities` (a subset of `src.modalities`): the other
+    encoders dropped, the fuser's input channels of the kept sensors, in `modalities` order."""
+    state = src.state_dict()
+    if tuple(modalities) == tuple(src.modalities):
+        return state
+    keep = {
+        k: v
+        for k, v in state.items()
+        if not k.startswith("encoders.") or k.split(".")[1] in modalities
+    }
+    spans, start = {}, 0
+    for m in src.modalities:
+        width = src.bev_input_shape(m)[0] if m != "radar" else src.cfg.model.radar_channels
+        spans[m] = (start, start + width)
+        start += width
+    w = state[FUSER_INPUT_KEY]
+    if start != w.shape[1]:
+        raise FusionError(f"--init: the fuser reads {w.shape[1]} channels, not {start}")
+    keep[FUSER_INPUT_KEY] = torch.cat([w[:, slice(*spans[m])] for m in modalities], dim=1)
+    return keep
 
 
 def _sha256(path: Path) -> str:
@@ -345,6 +416,8 @@ def train(
     else:
         if opts.init is not None:
             init_from(model, opts.init)
+        for modality, path in opts.init_branches:
+            init_branch_from(model, modality, path)
 
     dataset = FrameDataset(
         source,
@@ -396,6 +469,10 @@ def train(
     }
     if opts.init is not None:
         run_meta["init"] = f"{opts.init.name} sha256:{_sha256(opts.init)}"
+    if opts.init_branches:
+        run_meta["init_branches"] = {
+            m: f"{p.name} sha256:{_sha256(p)}" for m, p in opts.init_branches
+        }
 
     step = position.step
     start = time.time() - position.elapsed_s
@@ -513,7 +590,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from RUN/checkpoints/last.safetensors"
     )
     parser.add_argument(
-        "--init", type=Path, help="start from these weights (same model; fine-tuning)"
+        "--init",
+        type=Path,
+        help="start from these weights: the same model (fine-tuning), or one that reads more "
+        "sensors (e.g. the camera model from the fusion model's camera branch and BEV network)",
+    )
+    parser.add_argument(
+        "--init-branch",
+        action="append",
+        default=[],
+        metavar="SENSOR=WEIGHTS",
+        help="after --init, take the camera, lidar or radar branch from these weights (repeatable)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument(
@@ -528,6 +615,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def parse_init_branches(items: Sequence[str]) -> tuple[tuple[str, Path], ...]:
+    """`--init-branch SENSOR=WEIGHTS` values, SENSOR one of camera, lidar, radar."""
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or name not in ("camera", "lidar", "radar") or not path:
+            raise FusionError(
+                f"--init-branch wants SENSOR=WEIGHTS, SENSOR camera, lidar or radar: {item!r}"
+            )
+        out.append((name, Path(path)))
+    return tuple(out)
 
 
 def with_lr_scales(cfg: PipelineConfig, items: Sequence[str]) -> PipelineConfig:
@@ -571,6 +671,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         resume=args.resume,
         init=args.init,
+        init_branches=parse_init_branches(args.init_branch),
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         cache_frames=args.cache_frames,

@@ -18,7 +18,8 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 class ImageBackbone(nn.Module):
-    """(N, 3, H, W) -> features at stride 16 (N, w3, H/16, W/16) and 32 (N, w4, H/32, W/32)."""
+    """(N, 3, H, W) -> features at strides 8 (N, w2, H/8, W/8), 16 (N, w3, H/16, W/16) and
+    32 (N, w4, H/32, W/32)."""
 
     def __init__(self, widths: tuple[int, int, int, int, int]) -> None:
         super().__init__()
@@ -29,33 +30,46 @@ class ImageBackbone(nn.Module):
         self.stage16 = nn.Sequential(conv_bn_relu(w2, w3, stride=2), conv_bn_relu(w3, w3))
         self.stage32 = nn.Sequential(conv_bn_relu(w3, w4, stride=2), conv_bn_relu(w4, w4))
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.stage8(self.stage4(self.stem(images)))
-        f16 = self.stage16(x)
-        return f16, self.stage32(f16)
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        f8 = self.stage8(self.stage4(self.stem(images)))
+        f16 = self.stage16(f8)
+        return f8, f16, self.stage32(f16)
 
 
 class CameraNet(nn.Module):
     """Images -> per-pixel depth distribution and context features (LSS).
 
     Input `images` (N, 3, H, W) float32, normalized with IMAGE_MEAN/IMAGE_STD. Outputs, at the
-    feature stride (16): `depth` (N, D, H/16, W/16) probabilities over the depth bins (sum 1
-    over D) and `context` (N, C, H/16, W/16).
+    feature stride s (16 or 8): `depth` (N, D, H/s, W/s) probabilities over the depth bins
+    (sum 1 over D) and `context` (N, C, H/s, W/s).
     """
 
-    def __init__(self, widths: tuple[int, int, int, int, int], depth_bins: int, channels: int):
+    def __init__(
+        self,
+        widths: tuple[int, int, int, int, int],
+        depth_bins: int,
+        channels: int,
+        stride: int = 16,
+    ):
         super().__init__()
+        if stride not in (8, 16):
+            raise ValueError(f"feature stride {stride}: the net has levels 8 and 16")
         self.depth_bins = depth_bins
+        self.stride = stride
         self.backbone = ImageBackbone(widths)
         mid = widths[3]
         self.lateral = nn.Conv2d(widths[4], mid, 1)
+        if stride == 8:  # a second FPN level: stride-8 detail, with the coarser context added
+            self.lateral8 = nn.Conv2d(widths[2], mid, 1)
         self.neck = conv_bn_relu(mid, mid)
         self.out = nn.Conv2d(mid, depth_bins + channels, 1)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        f16, f32 = self.backbone(images)
-        # A one-level FPN: coarse context helps the depth estimate at little cost.
-        up = F.interpolate(self.lateral(f32), size=f16.shape[-2:], mode="nearest")
-        x = self.out(self.neck(f16 + up))
+        f8, f16, f32 = self.backbone(images)
+        # An FPN: coarse context helps the depth estimate at little cost.
+        x = f16 + F.interpolate(self.lateral(f32), size=f16.shape[-2:], mode="nearest")
+        if self.stride == 8:
+            x = self.lateral8(f8) + F.interpolate(x, size=f8.shape[-2:], mode="nearest")
+        x = self.out(self.neck(x))
         depth = torch.softmax(x[:, : self.depth_bins], dim=1)
         return depth, x[:, self.depth_bins :]

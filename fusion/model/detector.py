@@ -69,7 +69,10 @@ class Detector(nn.Module):
             match modality:
                 case "camera":
                     self.encoders[modality] = CameraNet(
-                        self.params.image_widths, cfg.camera.depth_bins, cfg.camera.channels_out
+                        self.params.image_widths,
+                        cfg.camera.depth_bins,
+                        cfg.camera.channels_out,
+                        cfg.camera.feature_stride,
                     )
                     bev_in += cfg.camera.channels_out
                 case "lidar":

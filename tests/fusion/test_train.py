@@ -68,6 +68,39 @@ def test_train_stop_and_resume(real_root: Path, cfg_path: Path, tmp_path: Path, 
     assert all(r["total"] > 0 for r in rows)
 
 
+def test_init_across_models_and_init_branch_are_recorded(
+    real_root: Path, cfg_path: Path, tmp_path: Path, capsys
+):
+    """The camera model starts from the fusion model (--init), and a fusion model takes that
+    camera model's branch (--init-branch); each run's metadata names what it started from."""
+    import hashlib
+
+    from fusion.cli import main
+    from fusion.model.weights import read_metadata
+
+    fusion = tmp_path / "fusion"
+    assert main([*_train_cmd(real_root, cfg_path, fusion, "--max-steps", "1")[2:]]) == 0
+    fusion_w = fusion / "fusion.safetensors"
+    camera = tmp_path / "camera"
+    cmd = _train_cmd(real_root, cfg_path, camera, "--max-steps", "1", "--init", str(fusion_w))
+    assert main(cmd[2:] + ["--model", "camera"]) == 0
+    camera_w = camera / "camera.safetensors"
+    sha = hashlib.sha256(fusion_w.read_bytes()).hexdigest()
+    assert json.loads(read_metadata(camera_w)["run"])["init"] == f"fusion.safetensors sha256:{sha}"
+    again = tmp_path / "fusion2"
+    cmd = _train_cmd(
+        real_root, cfg_path, again, "--max-steps", "1", "--init", str(fusion_w),
+        "--init-branch", f"camera={camera_w}",
+    )  # fmt: skip
+    assert main(cmd[2:]) == 0
+    run = json.loads(read_metadata(again / "fusion.safetensors")["run"])
+    sha = hashlib.sha256(camera_w.read_bytes()).hexdigest()
+    assert run["init_branches"] == {"camera": f"camera.safetensors sha256:{sha}"}
+    bad = _train_cmd(real_root, cfg_path, tmp_path / "bad", "--init-branch", "camera")
+    assert main(bad[2:]) == 2  # no weights named: one clean error
+    assert "--init-branch wants SENSOR=WEIGHTS" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_process_ddp_with_gloo(real_root: Path, cfg_path: Path, tmp_path: Path):
     out = tmp_path / "ddp"

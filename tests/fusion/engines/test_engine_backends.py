@@ -23,9 +23,13 @@ from fusion.model import build_detector, save_detector
 REL = 1e-4
 
 
-def _model(variant: str):
+def _model(variant: str, feature_stride: int = 16):
     torch.manual_seed(1)
-    model = build_detector(tiny_config(), variant, tiny_params()).eval()
+    cfg = tiny_config()
+    cfg = dataclasses.replace(
+        cfg, camera=dataclasses.replace(cfg.camera, feature_stride=feature_stride)
+    )
+    model = build_detector(cfg, variant, tiny_params()).eval()
     # non-trivial BN statistics, so that a wrongly folded norm would show
     g = torch.Generator().manual_seed(2)
     for m in model.modules():
@@ -83,13 +87,19 @@ def test_onnxruntime_matches_torch_on_every_graph(fusion_export):
         _assert_rel(a, b)
 
 
-def test_camera_only_export_has_no_lidar_graph(tmp_path: Path):
-    model = _model("camera")
+@pytest.mark.parametrize("feature_stride", [16, 8])
+def test_camera_only_export_has_no_lidar_graph(tmp_path: Path, feature_stride: int):
+    model = _model("camera", feature_stride)
     manifest = export_onnx(model, tmp_path)
     assert manifest.graphs == ("camera", "bev") and manifest.bev_inputs == ("camera_bev",)
     ort, ref = OnnxRuntimeEngine(tmp_path), TorchEngine(model)
     maps = [t.numpy() for t in example_inputs(model)["bev"]]
     for a, b in zip(ort.bev(*maps), ref.bev(*maps), strict=True):
+        _assert_rel(a, b)
+    images = example_inputs(model)["camera"][0].numpy()
+    outs = ort.camera(images)
+    assert outs[0].shape[-2:] == model.cfg.camera.feature_size
+    for a, b in zip(outs, ref.camera(images), strict=True):
         _assert_rel(a, b)
 
 

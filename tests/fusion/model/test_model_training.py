@@ -14,10 +14,12 @@ from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
 from fusion.train import (
     RunPosition,
+    init_branch_from,
     init_from,
     load_checkpoint,
     lr_factor,
     param_groups,
+    parse_init_branches,
     save_checkpoint,
     shard_indices,
 )
@@ -142,13 +144,91 @@ def test_init_copies_weights_across_sweep_counts_and_refuses_another_model(
     torch.testing.assert_close(
         scaled.eval().pillar_net(vox, num, coords), src.pillar_net(vox, num, coords)
     )
-    with pytest.raises(FusionError, match="weights of the 'lidar' model"):
+    with pytest.raises(FusionError, match="weights of the 'lidar' model, which does not read"):
         init_from(build_detector(tiny_cfg, "fusion", params), path)
     wider = dataclasses.replace(
         tiny_cfg, model=dataclasses.replace(tiny_cfg.model, head_channels=8)
     )
     with pytest.raises(FusionError, match="tensors differ"):
         init_from(build_detector(wider, "lidar", params), path)
+
+
+@pytest.mark.parametrize("variant", ["camera", "lidar"])
+def test_init_from_the_fusion_model_keeps_its_branch_and_the_fuser_channels_of_it(
+    variant, tmp_path: Path, tiny_cfg, params, fake_frames
+):
+    """A camera (LIDAR) model started from the fusion model computes what the fusion model
+    computes with the fuser's weights of the other sensors set to zero."""
+    torch.manual_seed(5)
+    fusion = build_detector(tiny_cfg, "fusion", params)
+    for m in fusion.modules():  # BatchNorm statistics away from their defaults
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    path = save_detector(fusion, tmp_path / "f.safetensors")
+    torch.manual_seed(6)
+    model = build_detector(tiny_cfg, variant, params)
+    init_from(model, path)
+    spans = {"camera": (0, tiny_cfg.camera.channels_out)}
+    spans["lidar"] = (spans["camera"][1], spans["camera"][1] + tiny_cfg.model.lidar_channels)
+    lo, hi = spans[variant]
+    with torch.no_grad():
+        w = fusion.fuser.conv[0].weight
+        w[:, :lo] = 0.0
+        w[:, hi:] = 0.0
+    inputs, _ = _batch(fake_frames[:2], tiny_cfg, params, "fusion")
+    with torch.no_grad():
+        ours = model.eval()(inputs).maps
+        theirs = fusion.eval()(inputs).maps
+    assert float(ours.heatmap.abs().max()) > 0
+    torch.testing.assert_close(ours.heatmap, theirs.heatmap, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ours.regression, theirs.regression, rtol=1e-4, atol=1e-4)
+
+
+def test_init_onto_stride_8_camera_features_keeps_every_shared_tensor(
+    tmp_path: Path, tiny_cfg, params
+):
+    torch.manual_seed(7)
+    path = save_detector(build_detector(tiny_cfg, "fusion", params), tmp_path / "f.safetensors")
+    cfg8 = dataclasses.replace(
+        tiny_cfg, camera=dataclasses.replace(tiny_cfg.camera, feature_stride=8)
+    )
+    model = build_detector(cfg8, "camera", params)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    init_from(model, path)
+    src = load_detector(path).state_dict()
+    for k, v in model.state_dict().items():
+        if k.startswith("encoders.camera.lateral8."):
+            torch.testing.assert_close(v, fresh[k])
+        elif k != "fuser.conv.0.weight":
+            torch.testing.assert_close(v, src[k])
+    d, c = model.eval().camera_net(torch.zeros((1, 3) + tiny_cfg.camera.image_hw))
+    assert d.shape[-2:] == c.shape[-2:] == cfg8.camera.feature_size
+
+
+def test_init_branch_takes_one_sensor_branch_and_leaves_the_rest(tmp_path: Path, tiny_cfg, params):
+    from fusion.errors import FusionError
+
+    torch.manual_seed(8)
+    cam_path = save_detector(build_detector(tiny_cfg, "camera", params), tmp_path / "c.safetensors")
+    torch.manual_seed(9)
+    model = build_detector(tiny_cfg, "fusion", params)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    init_branch_from(model, "camera", cam_path)
+    cam = load_detector(cam_path).state_dict()
+    for k, v in model.state_dict().items():
+        if k.startswith("encoders.camera."):
+            torch.testing.assert_close(v, cam[k])
+        else:
+            torch.testing.assert_close(v, before[k])
+    with pytest.raises(FusionError, match="has no lidar branch"):
+        init_branch_from(model, "lidar", cam_path)
+    with pytest.raises(FusionError, match="'camera' model has no lidar branch"):
+        init_branch_from(build_detector(tiny_cfg, "camera", params), "lidar", cam_path)
+    assert parse_init_branches(["camera=a/b.safetensors"]) == (("camera", Path("a/b.safetensors")),)
+    for bad in ("camera", "sonar=x", "camera="):
+        with pytest.raises(FusionError, match="--init-branch wants SENSOR=WEIGHTS"):
+            parse_init_branches([bad])
 
 
 def test_weights_round_trip_through_safetensors(tmp_path: Path, tiny_cfg, params, fake_frames):
