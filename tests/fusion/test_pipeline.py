@@ -38,9 +38,12 @@ def _moving(frame, dx_m: float, dt_us: int):
     return dataclasses.replace(frame, cameras=cams)
 
 
-@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
+@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar", "camera-stride8"])
 def test_training_forward_and_runner_give_the_same_heatmaps(variant):
     cfg, params = tiny_config(), tiny_params()
+    if variant == "camera-stride8":
+        variant = "camera"
+        cfg = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, feature_stride=8))
     torch.manual_seed(0)
     model = build_detector(cfg, variant, params).eval()
     with torch.no_grad():  # larger random weights than the init, so the maps depend on the input

@@ -42,10 +42,17 @@ def _step(model, optimizer, inputs, targets, params):
     return loss
 
 
-@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
+@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar", "camera-stride8"])
 def test_a_few_steps_overfit_a_fixed_batch(variant, tiny_cfg, params, fake_frames):
     torch.manual_seed(0)
+    if variant == "camera-stride8":  # depth targets and outputs on the 2x finer feature grid
+        variant = "camera"
+        cam = dataclasses.replace(tiny_cfg.camera, feature_stride=8)
+        tiny_cfg = dataclasses.replace(tiny_cfg, camera=cam)
     inputs, targets = _batch(fake_frames[:2], tiny_cfg, params, variant)
+    if variant == "camera":
+        assert targets.depth is not None and (targets.depth >= 0).any()
+        assert targets.depth.shape[-2:] == tiny_cfg.camera.feature_size
     model = build_detector(tiny_cfg, variant, params).train()
     opt = torch.optim.AdamW(param_groups(model, 3e-3, 0.0, tiny_cfg.train.branch_lr))
     losses = [float(_step(model, opt, inputs, targets, params).total.detach()) for _ in range(8)]
