@@ -301,10 +301,8 @@ def init_from(model: Detector, path: Path) -> None:
     if wrong or set(theirs) != set(ours):
         raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
     if "lidar" in model.encoders:
-        key = "encoders.lidar.pillars.mlp.0.weight"
-        src_scale = src.encoders["lidar"].pillars.feature_scale
-        dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
-        theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
+        key = "encoders.lidar." + PILLAR_INPUT_KEY
+        theirs = {**theirs, key: _rescaled_pillar_input(theirs[key], src, model)}
     model.load_state_dict(theirs)
 
 
@@ -331,11 +329,20 @@ def init_branch_from(model: Detector, modality: str, path: Path) -> None:
             path,
         )
     if modality == "lidar":
-        key = "pillars.mlp.0.weight"
-        src_scale = src.encoders["lidar"].pillars.feature_scale
-        dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
-        theirs = {**theirs, key: theirs[key] * src_scale / dst_scale}
+        key = PILLAR_INPUT_KEY
+        theirs = {**theirs, key: _rescaled_pillar_input(theirs[key], src, model)}
     model.encoders[modality].load_state_dict(theirs)
+
+
+PILLAR_INPUT_KEY = "pillars.mlp.0.weight"  # in encoders.lidar
+
+
+def _rescaled_pillar_input(weight: torch.Tensor, src: Detector, model: Detector) -> torch.Tensor:
+    """The pillar net's first-layer `weight` of `src` for `model`'s point-feature scaling, so
+    that it computes on the same points what it computed in `src`."""
+    src_scale = src.encoders["lidar"].pillars.feature_scale
+    dst_scale = model.encoders["lidar"].pillars.feature_scale.to(src_scale.device)
+    return weight * src_scale / dst_scale
 
 
 FUSER_INPUT_KEY = "fuser.conv.0.weight"

@@ -131,12 +131,13 @@ def test_init_copies_weights_across_sweep_counts_and_refuses_another_model(
     from fusion.errors import FusionError
 
     torch.manual_seed(3)
-    path = save_detector(build_detector(tiny_cfg, "lidar", params), tmp_path / "l.safetensors")
+    raw = dataclasses.replace(params, point_features="raw")
+    path = save_detector(build_detector(tiny_cfg, "lidar", raw), tmp_path / "l.safetensors")
     more_sweeps = dataclasses.replace(
         tiny_cfg, point_cloud=dataclasses.replace(tiny_cfg.point_cloud, sweeps=10)
     )
     torch.manual_seed(4)
-    model = build_detector(more_sweeps, "lidar", params)
+    model = build_detector(more_sweeps, "lidar", raw)
     init_from(model, path)
     for k, v in load_detector(path).state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v)
@@ -232,6 +233,20 @@ def test_init_branch_takes_one_sensor_branch_and_leaves_the_rest(tmp_path: Path,
         init_branch_from(model, "lidar", cam_path)
     with pytest.raises(FusionError, match="'camera' model has no lidar branch"):
         init_branch_from(build_detector(tiny_cfg, "camera", params), "lidar", cam_path)
+    # a LIDAR branch of raw point features, into a model of scaled ones: the same pillar net
+    raw = build_detector(tiny_cfg, "lidar", dataclasses.replace(params, point_features="raw"))
+    raw_path = save_detector(raw, tmp_path / "l.safetensors")
+    scaled = build_detector(
+        tiny_cfg, "fusion", dataclasses.replace(params, point_features="scaled")
+    )
+    init_branch_from(scaled, "lidar", raw_path)
+    g = torch.Generator().manual_seed(0)
+    vox = torch.rand((20, 8, 5), generator=g) * torch.tensor([20.0, 20.0, 3.0, 255.0, 0.45])
+    num = torch.randint(1, 9, (20,), generator=g, dtype=torch.int32)
+    coords = torch.randint(0, 32, (20, 3), generator=g, dtype=torch.int32)
+    torch.testing.assert_close(
+        scaled.eval().pillar_net(vox, num, coords), raw.eval().pillar_net(vox, num, coords)
+    )
     assert parse_init_branches(["camera=a/b.safetensors"]) == (("camera", Path("a/b.safetensors")),)
     for bad in ("camera", "sonar=x", "camera="):
         with pytest.raises(FusionError, match="--init-branch wants SENSOR=WEIGHTS"):
