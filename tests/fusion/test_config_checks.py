@@ -45,7 +45,7 @@ CASES = [
     ("bev", "cell_size", "[0.8, 0.8, -1.0]", "bev.cell_size[2]", "> 0"),
     ("camera", "image_hw", "[130, 352]", "camera.image_hw[0]", "multiple of feature_stride"),
     ("camera", "image_hw", "[0, 352]", "camera.image_hw[0]", "in [16, 8192]"),
-    ("camera", "feature_stride", "8", "camera.feature_stride", "16"),
+    ("camera", "feature_stride", "4", "camera.feature_stride", "8 or 16"),
     ("camera", "depth_max", "0.5", "camera.depth_max", "above depth_min"),
     ("camera", "depth_step", "0.001", "camera.depth_step", "depth bins"),
     ("camera", "channels", '["CAM_TOP"]', "camera.channels[0]", "unknown channel"),

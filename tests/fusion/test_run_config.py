@@ -1,5 +1,6 @@
 """One config: everything that shapes a run is in the preset, reaches the run's config.toml
-through the strict loader, and the shipped (format-1) weights still load."""
+through the strict loader; format-1 weights (shipped until 2026-12-01) still load, and the
+shipped weights are format 2 with the config of their preset."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from safetensors import safe_open
+from shared_data import FORMAT_1_LIDAR
 
 from fusion.config import (
     CONFIG_DIR,
@@ -72,9 +74,8 @@ def test_lr_scales_land_in_the_config() -> None:
         with_lr_scales(cfg, ["head=1"])
 
 
-@pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])
-def test_shipped_format_1_weights_load_converted(variant: str, tmp_path: Path) -> None:
-    path = packaged_weights(variant)
+def test_format_1_weights_load_converted(tmp_path: Path) -> None:
+    path = FORMAT_1_LIDAR  # the LIDAR weights shipped until 2026-12-01
     meta = read_metadata(path)
     assert meta["format"] == FORMAT_1
     model = load_detector(path)
@@ -83,17 +84,32 @@ def test_shipped_format_1_weights_load_converted(variant: str, tmp_path: Path) -
     assert dataclasses.asdict(model.cfg.params) == {
         k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()
     }
-    # what format 1 left to code defaults, as the shipped runs trained with
+    # what format 1 left to code defaults, as the runs of then trained with
     assert model.cfg.train.warmup_steps == 200
-    # each was trained with a preset (camera: tiny; fusion and lidar: tiny_sweeps10): converted,
-    # its config is today's preset but for the params it stored (camera: before issue 12's fix)
+    # trained with the tiny_sweeps10 preset: converted, its config is today's preset but for
+    # the params it stored
     preset = load_config(model.cfg.name.replace("-", "_"))
+    assert model.cfg.name == "tiny-sweeps10"
     assert dataclasses.replace(model.cfg, params=preset.params) == preset
-    assert model.cfg.params.point_features == ("raw" if variant == "camera" else "scaled")
+    assert model.cfg.params.point_features == "scaled"
     # written again: format 2, one config that holds everything
-    again = save_detector(model, tmp_path / f"{variant}.safetensors")
+    again = save_detector(model, tmp_path / "lidar.safetensors")
     with safe_open(str(again), framework="pt") as f:
         meta2 = f.metadata()
     assert meta2["format"] == FORMAT and "params" not in meta2
     reloaded = load_detector(again)
     assert isinstance(reloaded.cfg, PipelineConfig) and reloaded.cfg == model.cfg
+
+
+@pytest.mark.parametrize(
+    ("variant", "preset"),
+    [("fusion", "tiny_sweeps10"), ("camera", "tiny_camera8"), ("lidar", "tiny_sweeps10")],
+)
+def test_shipped_weights_are_format_2_with_their_preset(variant: str, preset: str) -> None:
+    path = packaged_weights(variant)
+    meta = read_metadata(path)
+    assert meta["format"] == FORMAT and "params" not in meta
+    model = load_detector(path)
+    assert model.variant == variant and model.cfg == load_config(preset)
+    run = json.loads(meta["run"])
+    assert run["steps"] > 0 and "init" in run  # every shipped model is a fine-tune: provenance

@@ -11,13 +11,14 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from shared_data import FORMAT_1_LIDAR
 
 from fusion.cli import main
 from fusion.config import CONFIG_DIR
 from fusion.errors import ConfigError, FusionError
-from fusion.model.weights import FORMAT, FORMAT_1, MAX_PARAMETERS, load_detector, packaged_weights
+from fusion.model.weights import FORMAT, FORMAT_1, MAX_PARAMETERS, load_detector
 
-SHIPPED = packaged_weights("lidar")
+SHIPPED = FORMAT_1_LIDAR  # a real format-1 file: its metadata holds params JSON to break
 
 
 def _shipped() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
