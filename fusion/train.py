@@ -67,7 +67,7 @@ class TrainOptions:
     workers: int = 2
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke runs)
     resume: bool = False
-    init: Path | None = None  # start from these weights (same variant and tensor shapes)
+    init: Path | None = None  # start from these weights (see `init_from`)
     # then take these sensors' branches from other weights: (modality, path)
     init_branches: tuple[tuple[str, Path], ...] = ()
     device: str = "auto"
@@ -298,7 +298,8 @@ def init_from(model: Detector, path: Path) -> None:
     # a layer only this model has (the stride-8 FPN level) keeps its fresh initialization
     theirs.update({k: v for k, v in ours.items() if k.startswith(NEW_LAYERS) and k not in theirs})
     wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
-    if wrong or set(theirs) != set(ours):
+    wrong += sorted(set(theirs) - set(ours))
+    if wrong:
         raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
     if "lidar" in model.encoders:
         key = "encoders.lidar." + PILLAR_INPUT_KEY
@@ -323,7 +324,8 @@ def init_branch_from(model: Detector, modality: str, path: Path) -> None:
     theirs = src.encoders[modality].state_dict()
     ours = model.encoders[modality].state_dict()
     wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
-    if wrong or set(theirs) != set(ours):
+    wrong += sorted(set(theirs) - set(ours))
+    if wrong:
         raise FusionError(
             f"--init-branch: {modality} tensors differ from this model's: {', '.join(wrong[:5])}",
             path,

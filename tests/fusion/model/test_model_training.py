@@ -196,6 +196,8 @@ def test_init_from_the_fusion_model_keeps_its_branch_and_the_fuser_channels_of_i
 def test_init_onto_stride_8_camera_features_keeps_every_shared_tensor(
     tmp_path: Path, tiny_cfg, params
 ):
+    from fusion.errors import FusionError
+
     torch.manual_seed(7)
     path = save_detector(build_detector(tiny_cfg, "fusion", params), tmp_path / "f.safetensors")
     cfg8 = dataclasses.replace(
@@ -212,6 +214,10 @@ def test_init_onto_stride_8_camera_features_keeps_every_shared_tensor(
             torch.testing.assert_close(v, src[k])
     d, c = model.eval().camera_net(torch.zeros((1, 3) + tiny_cfg.camera.image_hw))
     assert d.shape[-2:] == c.shape[-2:] == cfg8.camera.feature_size
+    # and back: a stride-16 model from stride-8 weights names the layer it has no place for
+    path8 = save_detector(model, tmp_path / "c8.safetensors")
+    with pytest.raises(FusionError, match="encoders.camera.lateral8.bias"):
+        init_from(build_detector(tiny_cfg, "camera", params), path8)
 
 
 def test_init_branch_takes_one_sensor_branch_and_leaves_the_rest(tmp_path: Path, tiny_cfg, params):
