@@ -1,25 +1,32 @@
 """Predicted against true speed per class, for the velocity figures of benchmarks/accuracy.md.
 
     python benchmarks/velocity_diag.py --dataroot data/synth-val --version v1.0-synth \
-        --split synth_all --out scratch/diag --model NAME=WEIGHTS [--model NAME=WEIGHTS]
+        --split synth_all --out scratch/diag --model NAME=WEIGHTS [--model NAME=WEIGHTS] \
+        [--zero-doppler]
 
 Each detection scoring >= 0.3 is matched to the nearest unmatched ground-truth box of its class
 within 2 m (greedy by score; boxes with unknown velocity are skipped). Velocities are compared
 in the LIDAR_TOP frame, m/s. Writes OUT/NAME.json (the matched pairs), OUT/speed.png (one panel
 per model) and prints, per class, the median true and predicted speed and the mean velocity
 error over all matched boxes and over the moving ones (> 1 m/s).
+
+`--zero-doppler` adds, for each model that reads radar, a run with the radar points' Doppler
+columns (vx, vy) set to 0 and everything else unchanged: whether the Doppler in the radar
+raster reaches the head's velocity.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from fusion.config import DETECTION_CLASSES
+from fusion.config import DETECTION_CLASSES, RADAR_POINT_COLUMNS
 from fusion.engines.runner import Runner, open_engine
+from fusion.frame import Frame
 from fusion.model.weights import load_detector
 from fusion.nuscenes import NuScenesReader
 
@@ -27,7 +34,22 @@ MIN_SCORE = 0.3
 MATCH_M = 2.0
 
 
-def matched_pairs(dataroot: Path, version: str, split: str, weights: Path) -> list[list]:
+DOPPLER = [RADAR_POINT_COLUMNS.index("vx"), RADAR_POINT_COLUMNS.index("vy")]
+
+
+def without_doppler(frame: Frame) -> Frame:
+    """`frame` with every radar point's vx and vy set to 0."""
+    radars = {}
+    for ch, radar in frame.radars.items():
+        points = radar.points.copy()
+        points[:, DOPPLER] = 0.0
+        radars[ch] = dataclasses.replace(radar, points=points)
+    return dataclasses.replace(frame, radars=radars)
+
+
+def matched_pairs(
+    dataroot: Path, version: str, split: str, weights: Path, zero_doppler: bool = False
+) -> list[list]:
     """[class, true vx, vy, predicted vx, vy] per matched detection."""
     model = load_detector(weights)
     cfg = model.cfg
@@ -36,6 +58,8 @@ def matched_pairs(dataroot: Path, version: str, split: str, weights: Path) -> li
     pairs: list[list] = []
     for tok in reader.sample_tokens(split):
         frame = reader.frame(tok)
+        if zero_doppler:
+            frame = without_doppler(frame)
         dets, _ = runner.detect(frame)
         gt = frame.boxes
         used: set[int] = set()
@@ -107,12 +131,24 @@ def main() -> None:
     ap.add_argument("--split", required=True)
     ap.add_argument("--model", action="append", required=True, metavar="NAME=WEIGHTS")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--zero-doppler",
+        action="store_true",
+        help="also run each radar-reading model with the radar points' vx, vy set to 0",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     models = dict(item.split("=", 1) for item in args.model)
+    runs = [(name, Path(w), False) for name, w in models.items()]
+    if args.zero_doppler:
+        runs += [
+            (f"{name}, Doppler zeroed", Path(w), True)
+            for name, w in models.items()
+            if "radar" in load_detector(Path(w)).modalities
+        ]
     panels = {}
-    for name, weights in models.items():
-        panels[name] = matched_pairs(args.dataroot, args.version, args.split, Path(weights))
+    for name, weights, zero in runs:
+        panels[name] = matched_pairs(args.dataroot, args.version, args.split, weights, zero)
         (args.out / f"{name}.json").write_text(json.dumps(panels[name]))
         print(name, *summary(panels[name]), sep="\n")
     plot(panels, args.out / "speed.png")

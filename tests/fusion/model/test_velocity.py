@@ -152,3 +152,35 @@ def test_decoded_velocity_reaches_the_devkit_in_global_m_per_s(tiny_cfg, params)
         np.testing.assert_allclose(r["velocity"], b.velocity_global[i], atol=1e-4)
     # the reference pose is yawed: a LIDAR-frame velocity is not the global one
     assert not np.allclose(b.velocity_global, b.velocity_lidar, atol=0.1)
+
+
+def test_radar_doppler_reaches_the_velocity_head(tiny_cfg, params):
+    """The radar points' vx, vy become raster channels that the fusion head's velocity
+    depends on: a gradient path from them, and other Doppler gives other velocities
+    (measured on the shipped model: benchmarks/velocity_diag.py --zero-doppler)."""
+    from fusion.config import RADAR_POINT_COLUMNS
+    from fusion.dataset import collate_training, training_sample
+    from fusion.model import build_detector
+    from fusion.pipeline import radar_points, radar_raster
+
+    frame = make_frame(2)
+    pts = radar_points(frame, tiny_cfg)
+    assert len(pts)
+    vx, vy = RADAR_POINT_COLUMNS.index("vx"), RADAR_POINT_COLUMNS.index("vy")
+    raster = radar_raster(pts, tiny_cfg)
+    occupied = raster[-1] > 0  # the count channel
+    # the raster carries the cells' mean Doppler
+    assert np.abs(raster[[vx, vy]][:, occupied]).sum() > 0
+    torch.manual_seed(0)
+    model = build_detector(tiny_cfg, "fusion", params).eval()
+    batch, _ = collate_training([training_sample(frame, tiny_cfg, "fusion", params)], tiny_cfg)
+    rr = batch.radar_raster.clone().requires_grad_(True)
+    batch = dataclasses.replace(batch, radar_raster=rr)
+    out = model(batch).maps.regression[:, 8:10]  # vx, vy
+    out.sum().backward()
+    assert rr.grad[0, [vx, vy]].abs().sum() > 0
+    flipped = rr.detach().clone()
+    flipped[0, [vx, vy]] *= -1.0
+    with torch.no_grad():
+        other = model(dataclasses.replace(batch, radar_raster=flipped)).maps.regression[:, 8:10]
+    assert not torch.allclose(other, out.detach())
