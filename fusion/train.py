@@ -297,8 +297,7 @@ def init_from(model: Detector, path: Path) -> None:
     ours = model.state_dict()
     # a layer only this model has (the stride-8 FPN level) keeps its fresh initialization
     theirs.update({k: v for k, v in ours.items() if k.startswith(NEW_LAYERS) and k not in theirs})
-    wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
-    wrong += sorted(set(theirs) - set(ours))
+    wrong = _mismatched(ours, theirs)
     if wrong:
         raise FusionError(f"--init: tensors differ from this model's: {', '.join(wrong[:5])}", path)
     if "lidar" in model.encoders:
@@ -323,8 +322,7 @@ def init_branch_from(model: Detector, modality: str, path: Path) -> None:
         )
     theirs = src.encoders[modality].state_dict()
     ours = model.encoders[modality].state_dict()
-    wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
-    wrong += sorted(set(theirs) - set(ours))
+    wrong = _mismatched(ours, theirs)
     if wrong:
         raise FusionError(
             f"--init-branch: {modality} tensors differ from this model's: {', '.join(wrong[:5])}",
@@ -334,6 +332,12 @@ def init_branch_from(model: Detector, modality: str, path: Path) -> None:
         key = PILLAR_INPUT_KEY
         theirs = {**theirs, key: _rescaled_pillar_input(theirs[key], src, model)}
     model.encoders[modality].load_state_dict(theirs)
+
+
+def _mismatched(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> list[str]:
+    """Tensor names that `theirs` lacks or has in another shape, then those only it has."""
+    wrong = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+    return wrong + sorted(set(theirs) - set(ours))
 
 
 PILLAR_INPUT_KEY = "pillars.mlp.0.weight"  # in encoders.lidar
@@ -364,8 +368,7 @@ def _subset_state(src: Detector, modalities: Sequence[str]) -> dict[str, torch.T
         if not k.startswith("encoders.") or k.split(".")[1] in modalities
     }
     spans, start = {}, 0
-    for m in src.modalities:
-        width = src.bev_input_shape(m)[0] if m != "radar" else src.cfg.model.radar_channels
+    for m, width in src.fuser_input_widths().items():
         spans[m] = (start, start + width)
         start += width
     w = state[FUSER_INPUT_KEY]

@@ -64,7 +64,6 @@ class Detector(nn.Module):
         self.modalities = variant_modalities(variant)
         m = cfg.model
         self.encoders = nn.ModuleDict()
-        bev_in = 0
         for modality in self.modalities:
             match modality:
                 case "camera":
@@ -74,7 +73,6 @@ class Detector(nn.Module):
                         cfg.camera.channels_out,
                         cfg.camera.feature_stride,
                     )
-                    bev_in += cfg.camera.channels_out
                 case "lidar":
                     self.encoders[modality] = LidarEncoder(
                         cfg.point_cloud,
@@ -83,13 +81,21 @@ class Detector(nn.Module):
                         self.params.pillar_layers,
                         self.params.point_features,
                     )
-                    bev_in += m.lidar_channels
                 case "radar":
                     self.encoders[modality] = RadarNet(cfg.radar.raster_channels, m.radar_channels)
-                    bev_in += m.radar_channels
+        bev_in = sum(self.fuser_input_widths().values())
         self.fuser = ConvFuser(bev_in, m.bev_channels)
         self.backbone = BEVBackbone(m.bev_channels, self.params.bev_blocks)
         self.head = CenterHead(m.bev_channels, m.head_channels, len(DETECTION_CLASSES))
+
+    def fuser_input_widths(self) -> dict[str, int]:
+        """Channels each sensor's BEV map brings to the fuser, in concatenation order."""
+        widths = {
+            "camera": self.cfg.camera.channels_out,
+            "lidar": self.cfg.model.lidar_channels,
+            "radar": self.cfg.model.radar_channels,
+        }
+        return {m: widths[m] for m in self.modalities}
 
     # -- the dense stages, each also an ONNX graph (see fusion.engines.export) ------------------
 
