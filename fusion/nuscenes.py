@@ -197,6 +197,14 @@ class _OutOfSync(Exception):
     """A keyframe beyond the sync tolerance: missing in the frame, never fused."""
 
 
+def sync_warning(out_of_sync: Mapping[str, int]) -> str:
+    """The one line `inspect` and `eval` print counting the keyframes left out of frames for
+    being beyond the `[sync]` tolerance (`NuScenesReader.out_of_sync`: channel -> keyframes)."""
+    n = sum(out_of_sync.values())
+    per = ", ".join(f"{ch} {k}" for ch, k in sorted(out_of_sync.items()))
+    return f"WARNING: {n} keyframe(s) beyond the [sync] tolerance, left out of their frames: {per}"
+
+
 def load_splits(path: Path) -> dict[str, list[str]]:
     """`<version>/splits.json`: split name -> scene names, or a DataError naming the file."""
     data = read_json(path, "splits file")

@@ -200,6 +200,11 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
     # duplicate tokens, dangling foreign keys, prev/next cycles: the reader's own check
     for problem in table_problems(t):
         report.error(problem.check, problem.message)
+    for r in t["sample"]:
+        # a sample token names output files (`fusion eval`'s pictures, which sanitize it): one
+        # that reads as a path is a corrupt or hostile table, not a token
+        if any(c in r["token"] for c in ("/", "\\", "\0")):
+            report.error("tokens", f"sample {r['token']!r:.60}: token holds a path separator or NUL")
     mapped = {lt for r in t["map"] for lt in r["log_tokens"]}
     for r in t["log"]:
         if r["token"] not in mapped:
@@ -386,6 +391,24 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
         ):
             report.warn(
                 "sync", f"{r['filename']}: LIDAR keyframe timestamp differs from its sample's"
+            )
+    for table in ("sample", "sample_data", "ego_pose"):
+        for r in t[table]:
+            if r["timestamp"] < 0:  # before 1970: passes every ordering check below
+                report.error(
+                    "time", f"{table} {r['token']}: timestamp {r['timestamp']} is negative"
+                )
+    # each sample_data against the one its `next` names, whatever stream or sample it sits in:
+    # a sweep stamped at or after the keyframe it leads to is an error
+    sd = {r["token"]: r for r in t["sample_data"]}
+    for r in t["sample_data"]:
+        nxt = sd.get(r["next"]) if r["next"] else None
+        if nxt is not None and r["timestamp"] >= nxt["timestamp"]:
+            what = "keyframe" if nxt["is_key_frame"] else "sample_data"
+            report.error(
+                "time",
+                f"{r['filename']} at {r['timestamp']} us is not older than the {what} after it "
+                f"({nxt['filename']} at {nxt['timestamp']} us)",
             )
     rates: dict[str, list[float]] = defaultdict(list)
     for (scene_tok, sensor_tok), recs in by_stream.items():
