@@ -123,6 +123,10 @@ def table_problems(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> Iterato
     checks (`fusion validate`)."""
     index: dict[str, set[str]] = {}
     for table, recs in tables.items():
+        quick = _known_tokens(recs)
+        if quick is not None:
+            index[table] = quick
+            continue
         seen: set[str] = set()
         dups: dict[str, int] = {}
         for i, rec in enumerate(recs):
@@ -138,22 +142,29 @@ def table_problems(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> Iterato
         index[table] = seen
     for key in FOREIGN_KEYS:
         targets = index.get(key.target, set())
+        if _all_known(tables.get(key.table, ()), key, targets):
+            continue
         for rec in tables.get(key.table, ()):
             if key.field not in rec:
                 continue
             value = rec[key.field]
-            values = value if key.kind == "tokens" and isinstance(value, list) else [value]
-            for v in values:
-                if key.kind == "optional" and v == "":
-                    continue
+            if key.kind == "tokens" and not isinstance(value, list):
                 where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
-                if not isinstance(v, str) or (key.kind == "tokens" and not isinstance(value, list)):
-                    what = "a list of tokens" if key.kind == "tokens" else "a token string"
+                yield TableProblem(
+                    "foreign keys",
+                    key.table,
+                    f"{where} must be a list of tokens, got {value!r:.40}",
+                )
+                continue
+            for v in value if key.kind == "tokens" else (value,):
+                if isinstance(v, str) and (v in targets or (key.kind == "optional" and v == "")):
+                    continue  # the common case first: no string is formatted for a good key
+                where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
+                if not isinstance(v, str):
                     yield TableProblem(
-                        "foreign keys", key.table, f"{where} must be {what}, got {value!r:.40}"
+                        "foreign keys", key.table, f"{where} must be a token string, got {v!r:.40}"
                     )
-                    break
-                if v not in targets:
+                else:
                     yield TableProblem(
                         "foreign keys", key.table, f"{where} {v!r} not in {key.target}.json"
                     )
@@ -166,6 +177,38 @@ def table_problems(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> Iterato
             }
             for tok in _cycles(links):
                 yield TableProblem("links", table, f"{table} {link} chain loops back to {tok!r}")
+
+
+def _known_tokens(recs: Sequence[Mapping[str, Any]]) -> set[str] | None:
+    """The tokens of a table when all are distinct strings (set operations, no per-record
+    Python branch: tables of millions of records), else None: the slow loop says what is wrong."""
+    tokens = [rec.get("token") for rec in recs]
+    try:
+        seen = set(tokens)
+    except TypeError:  # an unhashable token
+        return None
+    if len(seen) != len(tokens) or not all(isinstance(t, str) for t in seen):
+        return None
+    return seen  # type: ignore[return-value]
+
+
+def _all_known(recs: Sequence[Mapping[str, Any]], key: ForeignKey, targets: set[str]) -> bool:
+    """True when every value of `key` in `recs` names a record of `targets` (or is "" where
+    that is allowed): the fast path of `table_problems`, in set operations."""
+    values: set[Any] = set()
+    try:
+        if key.kind == "tokens":
+            for rec in recs:
+                v = rec.get(key.field, [])
+                if not isinstance(v, list):
+                    return False
+                values.update(v)
+        else:
+            values = {rec[key.field] for rec in recs if key.field in rec}
+    except TypeError:  # an unhashable value
+        return False
+    unknown = values - targets
+    return not unknown or (key.kind == "optional" and unknown == {""})
 
 
 def _cycles(links: dict[str, str]) -> list[str]:

@@ -67,3 +67,26 @@ def test_self_loop_sweep_loads_each_file_once(bases: dict[str, Path], tmp_path: 
         nus.NuScenesReader(root, "v1.0-synth", nus.ReaderOptions(lidar_sweeps=10, tolerant=True))
     assert err.value.path is not None and err.value.path.endswith("sample_data.json")
     assert loads == []
+
+
+def test_inspect_text_counts_a_keyframe_out_of_sync(bases: dict[str, Path], tmp_path: Path):
+    """The text summary (not only --json) says how many keyframes were left out, and why."""
+    import contextlib
+    import io
+
+    from corpus import DAY_US, edit_sd
+
+    from fusion.cli import main
+
+    root = copy_base(bases["real"], tmp_path / "root")
+    edit_sd("CAM_FRONT", lambda r, _: r.update(timestamp=r["timestamp"] + 3 * DAY_US))(root)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["inspect", "--dataroot", str(root), "--version", "v1.0-mini"])
+    text = out.getvalue()
+    assert rc == 0
+    assert (
+        "WARNING: 1 keyframe(s) beyond the [sync] tolerance, left out of their frames: "
+        "CAM_FRONT 1" in text
+    )
+    assert "CAM_FRONT" in text.split("WARNING")[0] and "out of sync" in text
