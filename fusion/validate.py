@@ -204,7 +204,9 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
         # a sample token names output files (`fusion eval`'s pictures, which sanitize it): one
         # that reads as a path is a corrupt or hostile table, not a token
         if any(c in r["token"] for c in ("/", "\\", "\0")):
-            report.error("tokens", f"sample {r['token']!r:.60}: token holds a path separator or NUL")
+            report.error(
+                "tokens", f"sample {r['token']!r:.60}: token holds a path separator or NUL"
+            )
     mapped = {lt for r in t["map"] for lt in r["log_tokens"]}
     for r in t["log"]:
         if r["token"] not in mapped:
