@@ -36,9 +36,11 @@ class LidarData:
 
     pose: SensorPose
     points: NDArray[np.float32]
-    num_sweeps: int
+    num_sweeps: int  # scans fused (the keyframe and the sweeps whose files exist)
     filename: str
     keyframe_points: int  # points of the keyframe scan alone (the first rows of `points`)
+    # sweeps of the chain whose files are not on disk (a keyframes-only download): not fused
+    absent_sweeps: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +60,9 @@ class RadarData:
 
     pose: SensorPose
     points: NDArray[np.float32]
-    num_sweeps: int
+    num_sweeps: int  # scans fused (the current one and the sweeps whose files exist)
     filename: str
+    absent_sweeps: int = 0  # sweeps of the chain whose files are not on disk: not fused
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +127,14 @@ class Frame:
         for ch, r in self.radars.items():
             out[ch] = r.pose.timestamp_us - self.timestamp_us
         return out
+
+    @property
+    def absent_sweeps(self) -> dict[str, int]:
+        """Channel -> sweeps whose files are absent (keyframes-only layout), where any are."""
+        counts = {ch: r.absent_sweeps for ch, r in self.radars.items()}
+        if self.lidar is not None:
+            counts[self.lidar.pose.channel] = self.lidar.absent_sweeps
+        return {ch: n for ch, n in sorted(counts.items()) if n}
 
     def sensor_to_lidar(self, channel: str) -> Transform:
         """LIDAR_TOP(t_ref) <- channel(t_channel), through the global frame."""

@@ -30,9 +30,11 @@ def lidar_sweeps(
     scans: Sequence[tuple[SensorPose, NDArray[np.float32]]],
     reference: SensorPose,
     filename: str = "",
+    absent: int = 0,
 ) -> LidarData:
     """`scans` (pose, (N, 5) x y z intensity ring in the sensor frame), the keyframe first, then
-    older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s)."""
+    older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s).
+    `absent`: sweeps of the chain whose files do not exist (not in `scans`), recorded."""
     clouds = []
     for k, (pose, pts) in enumerate(scans):
         if k == 0 and pose.timestamp_us == reference.timestamp_us:
@@ -48,6 +50,7 @@ def lidar_sweeps(
         num_sweeps=len(scans),
         filename=filename,
         keyframe_points=len(clouds[0]) if clouds else 0,
+        absent_sweeps=absent,
     )
 
 
@@ -55,9 +58,11 @@ def radar_sweeps(
     scans: Sequence[tuple[SensorPose, NDArray[np.floating]]],
     reference: SensorPose,
     filename: str = "",
+    absent: int = 0,
 ) -> RadarData:
     """`scans` (pose, (18, N) filtered radar fields), the current scan first -> (sum N, 7)
-    x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s)."""
+    x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s).
+    `absent`: sweeps of the chain whose files do not exist (not in `scans`), recorded."""
     clouds = []
     for pose, raw in scans:
         to_ref = transform_between(pose, reference)
@@ -72,4 +77,5 @@ def radar_sweeps(
         points=np.concatenate(clouds).reshape(-1, 7) if clouds else np.zeros((0, 7), np.float32),
         num_sweeps=len(scans),
         filename=filename,
+        absent_sweeps=absent,
     )
