@@ -39,8 +39,13 @@ class LidarData:
     num_sweeps: int  # scans fused (the keyframe and the sweeps whose files exist)
     filename: str
     keyframe_points: int  # points of the keyframe scan alone (the first rows of `points`)
-    # sweeps of the chain whose files are not on disk (a keyframes-only download): not fused
-    absent_sweeps: int = 0
+    # dt (s) of each sweep of the chain whose file is not on disk (a keyframes-only
+    # download): not fused; kept so a cut to fewer sweeps knows where they were
+    absent_dt: tuple[float, ...] = ()
+
+    @property
+    def absent_sweeps(self) -> int:
+        return len(self.absent_dt)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +67,12 @@ class RadarData:
     points: NDArray[np.float32]
     num_sweeps: int  # scans fused (the current one and the sweeps whose files exist)
     filename: str
-    absent_sweeps: int = 0  # sweeps of the chain whose files are not on disk: not fused
+    # dt (s) of each sweep of the chain whose file is not on disk: not fused (see LidarData)
+    absent_dt: tuple[float, ...] = ()
+
+    @property
+    def absent_sweeps(self) -> int:
+        return len(self.absent_dt)
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ an error, never a hang); a sweep must be strictly older than the one after it an
 `MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
 the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
 A sweep whose file is absent (nuScenes' keyframes-only download: the tables link every sweep,
-only keyframe files exist) is left out and counted (`LidarData.absent_sweeps`,
+only keyframe files exist) is left out and counted (`LidarData.absent_dt`,
 `Frame.absent_sweeps`): the frame fuses the sweeps that exist. A missing keyframe file, or a
 sweep file that exists but does not parse, is an error as before.
 """
@@ -542,25 +542,29 @@ class NuScenesReader:
             times.append(ts)
         return chain
 
-    def _present(self, chain: list[dict]) -> tuple[list[tuple[dict, Path]], int]:
-        """(record, path) of the chain's files to read, and the number of sweeps left out
-        because their file is absent: nuScenes' keyframes-only download has every sweep in the
-        tables but no sweep file, so a frame fuses the sweeps that exist. A keyframe's file
-        (the chain's first, or an older keyframe) is never absent: its loader raises "file is
-        missing". A sweep file that exists but does not parse is corrupt, not absent: its
-        loader raises as for any file."""
-        present, absent = [], 0
+    def _present(
+        self, chain: list[dict], reference: SensorPose
+    ) -> tuple[list[tuple[dict, Path]], list[float]]:
+        """(record, path) of the chain's files to read, and the dt (s, reference time minus the
+        sweep's) of each sweep left out because its file is absent: nuScenes' keyframes-only
+        download has every sweep in the tables but no sweep file, so a frame fuses the sweeps
+        that exist. A keyframe's file (the chain's first, or an older keyframe) is never
+        absent: its loader raises "file is missing". A sweep file that exists but does not
+        parse is corrupt, not absent: its loader raises as for any file."""
+        present: list[tuple[dict, Path]] = []
+        absent: list[float] = []
         for k, sd in enumerate(chain):
             path = self._path(sd)
             if k > 0 and sd.get("is_key_frame") is False and not path.exists():
-                absent += 1
+                lag_us = reference.timestamp_us - self._timestamp("sample_data", sd)
+                absent.append(lag_us * 1e-6)
                 continue
             present.append((sd, path))
         return present, absent
 
     def _lidar(self, sd_token: str, reference: SensorPose) -> LidarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.lidar_sweeps))
-        present, absent = self._present(chain)
+        present, absent = self._present(chain, reference)
         scans = [
             (
                 reference if sd["token"] == sd_token else self.sensor_pose(sd["token"]),
@@ -571,9 +575,9 @@ class NuScenesReader:
         self._count_absent(LIDAR_CHANNEL, absent)
         return lidar_sweeps(scans, reference, chain[0]["filename"], absent)
 
-    def _count_absent(self, channel: str, absent: int) -> None:
+    def _count_absent(self, channel: str, absent: list[float]) -> None:
         if absent:
-            self.absent_sweeps[channel] = self.absent_sweeps.get(channel, 0) + absent
+            self.absent_sweeps[channel] = self.absent_sweeps.get(channel, 0) + len(absent)
 
     def _camera(self, sd_token: str) -> CameraData:
         sd = self._get("sample_data", sd_token)
@@ -595,7 +599,7 @@ class NuScenesReader:
 
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
-        present, absent = self._present(chain)
+        present, absent = self._present(chain, reference)
         scans = [
             (self.sensor_pose(sd["token"]), load_radar_pcd(path, self.options.radar_filter))
             for sd, path in present
