@@ -61,6 +61,11 @@ def inspect_json(frame: Frame, out_of_sync: Mapping[str, int] | None = None) -> 
         "radar_points": {ch: int(len(r.points)) for ch, r in frame.radars.items()},
         "missing": frame.missing,
         "out_of_sync": dict(out_of_sync or {}),
+        # sweeps in the tables whose files are absent (keyframes-only layout): not fused
+        "absent_sweeps": {
+            "total": sum(frame.absent_sweeps.values()),
+            "by_channel": frame.absent_sweeps,
+        },
         "boxes": [
             {
                 "token": boxes.tokens[i],
@@ -103,6 +108,13 @@ def summary_text(info: dict, frame: Frame) -> str:
         lines.append(f"{ch:<18}{'missing':>10}  {why}")
     if info["out_of_sync"]:
         lines.append(sync_warning(info["out_of_sync"]))
+    absent = info["absent_sweeps"]
+    if absent["total"]:
+        per = ", ".join(f"{ch} {n}" for ch, n in absent["by_channel"].items())
+        lines.append(
+            f"{absent['total']} sweeps absent (files not on disk, keyframes-only layout; "
+            f"fused without them): {per}"
+        )
     if frame.ego_motion is not None:
         em = frame.ego_motion
         lines.append(
