@@ -11,21 +11,51 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+# The largest 2-norm condition number of K accepted. A real K's is about its focal length in px
+# (nuScenes: about 2.0e3; a 1e5 px telephoto: about 1e5); beyond 1e6 unprojecting a pixel loses
+# more than 6 of float64's 16 digits, and a singular K (a zero row, dependent rows) is infinite.
+MAX_INTRINSICS_CONDITION = 1e6
+
+
+def intrinsics_problem(k: ArrayLike) -> str | None:
+    """Why `k` is not a usable pinhole matrix, or None: it must be a finite 3x3 matrix with
+    positive focal lengths (px), last row (0, 0, 1) (`project` divides by depth, not by that
+    row) and a condition number of at most `MAX_INTRINSICS_CONDITION` (invertible, well
+    conditioned)."""
+    try:
+        kk = np.asarray(k, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"intrinsics must be a 3x3 matrix of numbers, got {k!r:.60}"
+    if kk.shape != (3, 3):
+        return f"intrinsics must be 3x3, got {kk.shape}"
+    if not np.isfinite(kk).all():
+        return "intrinsics must be finite (focal lengths and principal point)"
+    if kk[0, 0] <= 0 or kk[1, 1] <= 0:
+        return "focal lengths must be positive"
+    if not np.allclose(kk[2], (0.0, 0.0, 1.0), rtol=0.0, atol=1e-9):
+        return f"intrinsics' last row must be (0, 0, 1), got {kk[2].tolist()}"
+    cond = float(np.linalg.cond(kk))
+    if not cond <= MAX_INTRINSICS_CONDITION:  # inf or NaN for a singular K
+        return (
+            f"intrinsics are singular or ill-conditioned: condition number {cond:.3g} > "
+            f"{MAX_INTRINSICS_CONDITION:g}"
+        )
+    return None
+
 
 @dataclass(frozen=True, eq=False)
 class PinholeCamera:
-    """Intrinsics `K` (3, 3) and image size in pixels. Immutable."""
+    """Intrinsics `K` (3, 3, px; see `intrinsics_problem`) and image size in pixels. Immutable."""
 
     intrinsics: NDArray[np.float64] = field(repr=False)
     width: int
     height: int
 
     def __post_init__(self) -> None:
+        problem = intrinsics_problem(self.intrinsics)
+        if problem is not None:
+            raise ValueError(problem)
         k = np.array(self.intrinsics, dtype=np.float64)
-        if k.shape != (3, 3):
-            raise ValueError(f"intrinsics must be 3x3, got {k.shape}")
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise ValueError("focal lengths must be positive")
         k.setflags(write=False)
         object.__setattr__(self, "intrinsics", k)
         if self.width <= 0 or self.height <= 0:

@@ -217,6 +217,8 @@ class EvalReport:
     conditions: dict[str, dict[str, ModelMetrics]]  # condition -> model -> metrics
     # model -> channel -> sweeps its frames lacked, their files absent (keyframes-only layout)
     absent_sweeps: dict[str, dict[str, int]] = field(default_factory=dict)
+    # channel -> keyframes left out of their frames, beyond the [sync] tolerance (a warning)
+    out_of_sync: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -233,6 +235,7 @@ class EvalReport:
             "conditions": {
                 c: {m: v.as_json() for m, v in d.items()} for c, d in self.conditions.items()
             },
+            "out_of_sync": self.out_of_sync,
         }
 
 
@@ -446,8 +449,13 @@ def evaluate(
         iterator = tqdm(mine, desc="eval", dynamic_ncols=True, position=shard.rank)
     conditions: dict[str, str] = {}
     frames = _SweepFrames(reader, drop)
+    late: dict[str, int] = {}  # keyframes beyond the sync tolerance, counted on the first read
     for tok in iterator:
+        before = dict(reader.out_of_sync)
         frame = frames.read(tok)
+        for ch, n in reader.out_of_sync.items():
+            if n > before.get(ch, 0):
+                late[ch] = late.get(ch, 0) + n - before.get(ch, 0)
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
         conditions[tok] = scene_condition(scene)
         for r in runs:
@@ -463,17 +471,21 @@ def evaluate(
     mine_out = (
         conditions,
         {r.name: (r.results, r.times, r.detections, r.absent_sweeps) for r in runs},
+        late,
     )
     gathered = _gather(shard, mine_out)
     if not shard.is_main:
         return None
     by_token: dict[str, list[str]] = {}
-    for part_conditions, _ in gathered:
+    out_of_sync: dict[str, int] = {}
+    for part_conditions, _, part_late in gathered:
         conditions.update(part_conditions)
+        for ch, n in part_late.items():
+            out_of_sync[ch] = out_of_sync.get(ch, 0) + n
     for tok in tokens:  # every condition's samples in split order, as one process lists them
         by_token.setdefault(conditions[tok], []).append(tok)
     for r in runs:
-        parts = [per_model[r.name] for _, per_model in gathered]
+        parts = [per_model[r.name] for _, per_model, _ in gathered]
         merged = {k: v for results, *_ in parts for k, v in results.items()}
         r.results = {tok: merged[tok] for tok in tokens}
         r.times = [t for _, times, *_ in parts for t in times]
@@ -483,7 +495,8 @@ def evaluate(
             for ch, n in part_absent.items():
                 absent[ch] = absent.get(ch, 0) + n
         r.absent_sweeps = dict(sorted(absent.items()))
-    return _score(frames, split, tokens, runs, by_token, backend, out, pictures)
+    report = _score(frames, split, tokens, runs, by_token, backend, out, pictures)
+    return replace(report, out_of_sync=dict(sorted(out_of_sync.items())))
 
 
 def _score(
@@ -593,6 +606,10 @@ def format_table(report: EvalReport) -> str:
     ]
     for stage in (*StageTimes.names(), "total"):
         row(stage, [report.latency_ms[n][stage] for n in names])
+    if report.out_of_sync:
+        from fusion.nuscenes import sync_warning
+
+        lines += ["", sync_warning(report.out_of_sync)]
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from fusion.cli import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.frame import Frame
-from fusion.nuscenes import NuScenesReader, ReaderOptions
+from fusion.nuscenes import NuScenesReader, ReaderOptions, sync_warning
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,9 @@ def box_points(frame: Frame) -> np.ndarray:
     return np.asarray(count_points_in_boxes(key, frame.boxes.as_array()), dtype=np.int64)
 
 
-def inspect_json(frame: Frame) -> dict:
-    """The `--json` object (see README): timestamps, calibration chains, boxes."""
+def inspect_json(frame: Frame, out_of_sync: Mapping[str, int] | None = None) -> dict:
+    """The `--json` object (see README): timestamps, calibration chains, boxes, and the
+    keyframes the reader left out for being beyond the sync tolerance (channel -> count)."""
     counts = box_points(frame)
     boxes = frame.boxes
     return {
@@ -58,6 +60,7 @@ def inspect_json(frame: Frame) -> dict:
         "camera_intrinsics": {ch: c.camera.intrinsics.tolist() for ch, c in frame.cameras.items()},
         "radar_points": {ch: int(len(r.points)) for ch, r in frame.radars.items()},
         "missing": frame.missing,
+        "out_of_sync": dict(out_of_sync or {}),
         # sweeps in the tables whose files are absent (keyframes-only layout): not fused
         "absent_sweeps": {
             "total": sum(frame.absent_sweeps.values()),
@@ -103,6 +106,8 @@ def summary_text(info: dict, frame: Frame) -> str:
         lines.append(f"{ch:<18}{off / 1000:>10.1f}  {what}")
     for ch, why in info["missing"].items():
         lines.append(f"{ch:<18}{'missing':>10}  {why}")
+    if info["out_of_sync"]:
+        lines.append(sync_warning(info["out_of_sync"]))
     absent = info["absent_sweeps"]
     if absent["total"]:
         per = ", ".join(f"{ch} {n}" for ch, n in absent["by_channel"].items())
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if not tokens:
         raise DataError("dataroot has no samples", args.dataroot)
     frame = reader.frame(args.sample or tokens[0])
-    info = inspect_json(frame)
+    info = inspect_json(frame, reader.out_of_sync)
     if not emit_json(args, info):
         print(summary_text(info, frame))
     if args.render:

@@ -5,9 +5,11 @@ LIDAR_TOP keyframe: LIDAR sweeps and radar sweeps motion-compensated into the LI
 the reference time, six cameras with their own timestamps and ego poses, GT boxes.
 
 Every record the reader uses is checked before use (README "Bad input"): a missing field, a
-dangling token, a zero quaternion, a NaN translation or a filename that is not a string is a
-`DataError` naming the table file; every prev/next chain is walked with a visited set (a loop is
-an error, never a hang); a sweep must be strictly older than the one after it and at most
+dangling token, a zero quaternion, a NaN translation, a negative timestamp, singular intrinsics or
+a filename that is not a string is a `DataError` naming the table file. Duplicate tokens, dangling
+foreign keys (`FOREIGN_KEYS`) and prev/next cycles of any length are checked once, over whole
+tables, when they load (`table_problems`); every prev/next chain is also walked with a visited set
+(a loop is an error, never a hang); a sweep must be strictly older than the one after it and at most
 `MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
 the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
 A sweep whose file is absent (nuScenes' keyframes-only download: the tables link every sweep,
@@ -21,11 +23,11 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -67,6 +69,170 @@ TABLES = (
     "visibility",
 )
 
+KeyKind = Literal["token", "optional", "tokens"]
+
+
+class ForeignKey(NamedTuple):
+    """`table.field` names records of `target`: one token ("token"), one token or "" (the end of
+    a prev/next chain, an annotation without visibility: "optional"), or a list ("tokens")."""
+
+    table: str
+    field: str
+    target: str
+    kind: KeyKind
+
+
+# Every foreign key of the tables the reader loads, checked once when they load (README "Bad
+# input"): a dangling one is an error naming the table, not a KeyError deep in a frame.
+FOREIGN_KEYS: tuple[ForeignKey, ...] = (
+    ForeignKey("calibrated_sensor", "sensor_token", "sensor", "token"),
+    ForeignKey("scene", "log_token", "log", "token"),
+    ForeignKey("scene", "first_sample_token", "sample", "token"),
+    ForeignKey("scene", "last_sample_token", "sample", "token"),
+    ForeignKey("map", "log_tokens", "log", "tokens"),
+    ForeignKey("sample", "scene_token", "scene", "token"),
+    ForeignKey("sample", "prev", "sample", "optional"),
+    ForeignKey("sample", "next", "sample", "optional"),
+    ForeignKey("sample_data", "sample_token", "sample", "token"),
+    ForeignKey("sample_data", "ego_pose_token", "ego_pose", "token"),
+    ForeignKey("sample_data", "calibrated_sensor_token", "calibrated_sensor", "token"),
+    ForeignKey("sample_data", "prev", "sample_data", "optional"),
+    ForeignKey("sample_data", "next", "sample_data", "optional"),
+    ForeignKey("instance", "category_token", "category", "token"),
+    ForeignKey("instance", "first_annotation_token", "sample_annotation", "token"),
+    ForeignKey("instance", "last_annotation_token", "sample_annotation", "token"),
+    ForeignKey("sample_annotation", "sample_token", "sample", "token"),
+    ForeignKey("sample_annotation", "instance_token", "instance", "token"),
+    ForeignKey("sample_annotation", "attribute_tokens", "attribute", "tokens"),
+    ForeignKey("sample_annotation", "visibility_token", "visibility", "optional"),
+    ForeignKey("sample_annotation", "prev", "sample_annotation", "optional"),
+    ForeignKey("sample_annotation", "next", "sample_annotation", "optional"),
+)
+# the tables whose records form prev/next chains
+CHAINED_TABLES = ("sample", "sample_data", "sample_annotation")
+
+
+class TableProblem(NamedTuple):
+    """One structural fault of the tables: `check` is `fusion validate`'s report group."""
+
+    check: Literal["tokens", "foreign keys", "links"]
+    table: str
+    message: str
+
+
+def table_problems(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> Iterator[TableProblem]:
+    """Duplicate or non-string tokens, dangling foreign keys (`FOREIGN_KEYS`) and prev/next
+    cycles of any length, over whole tables in O(records). A record without one of the fields
+    is skipped here: a missing field is reported where it is used (the reader) or by the field
+    checks (`fusion validate`)."""
+    index: dict[str, set[str]] = {}
+    for table, recs in tables.items():
+        quick = _known_tokens(recs)
+        if quick is not None:
+            index[table] = quick
+            continue
+        seen: set[str] = set()
+        dups: dict[str, int] = {}
+        for i, rec in enumerate(recs):
+            tok = rec.get("token")
+            if not isinstance(tok, str):
+                yield TableProblem("tokens", table, f"{table}[{i}]: token must be a string")
+            elif tok in seen:
+                dups[tok] = dups.get(tok, 1) + 1
+            else:
+                seen.add(tok)
+        for tok, n in dups.items():
+            yield TableProblem("tokens", table, f"{table}: duplicate token {tok!r} ({n} records)")
+        index[table] = seen
+    for key in FOREIGN_KEYS:
+        targets = index.get(key.target, set())
+        if _all_known(tables.get(key.table, ()), key, targets):
+            continue
+        for rec in tables.get(key.table, ()):
+            if key.field not in rec:
+                continue
+            value = rec[key.field]
+            if key.kind == "tokens" and not isinstance(value, list):
+                where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
+                yield TableProblem(
+                    "foreign keys",
+                    key.table,
+                    f"{where} must be a list of tokens, got {value!r:.40}",
+                )
+                continue
+            for v in value if key.kind == "tokens" else (value,):
+                if isinstance(v, str) and (v in targets or (key.kind == "optional" and v == "")):
+                    continue  # the common case first: no string is formatted for a good key
+                where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
+                if not isinstance(v, str):
+                    yield TableProblem(
+                        "foreign keys", key.table, f"{where} must be a token string, got {v!r:.40}"
+                    )
+                else:
+                    yield TableProblem(
+                        "foreign keys", key.table, f"{where} {v!r} not in {key.target}.json"
+                    )
+    for table in CHAINED_TABLES:
+        for link in ("prev", "next"):
+            links = {
+                r["token"]: r[link]
+                for r in tables.get(table, ())
+                if isinstance(r.get("token"), str) and isinstance(r.get(link), str)
+            }
+            for tok in _cycles(links):
+                yield TableProblem("links", table, f"{table} {link} chain loops back to {tok!r}")
+
+
+def _known_tokens(recs: Sequence[Mapping[str, Any]]) -> set[str] | None:
+    """The tokens of a table when all are distinct strings (set operations, no per-record
+    Python branch: tables of millions of records), else None: the slow loop says what is wrong."""
+    tokens = [rec.get("token") for rec in recs]
+    try:
+        seen = set(tokens)
+    except TypeError:  # an unhashable token
+        return None
+    if len(seen) != len(tokens) or not all(isinstance(t, str) for t in seen):
+        return None
+    return seen  # type: ignore[return-value]
+
+
+def _all_known(recs: Sequence[Mapping[str, Any]], key: ForeignKey, targets: set[str]) -> bool:
+    """True when every value of `key` in `recs` names a record of `targets` (or is "" where
+    that is allowed): the fast path of `table_problems`, in set operations."""
+    values: set[Any] = set()
+    try:
+        if key.kind == "tokens":
+            for rec in recs:
+                v = rec.get(key.field, [])
+                if not isinstance(v, list):
+                    return False
+                values.update(v)
+        else:
+            values = {rec[key.field] for rec in recs if key.field in rec}
+    except TypeError:  # an unhashable value
+        return False
+    unknown = values - targets
+    return not unknown or (key.kind == "optional" and unknown == {""})
+
+
+def _cycles(links: dict[str, str]) -> list[str]:
+    """Tokens on a loop of a prev/next map (token -> linked token or ""), in O(n)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found = []
+    for start in links:
+        path = []
+        tok = start
+        while tok and tok in links and tok not in state:
+            state[tok] = 1
+            path.append(tok)
+            tok = links[tok]
+        if tok and state.get(tok) == 1:
+            found.append(tok)
+        for p in path:
+            state[p] = 2
+    return found
+
+
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
 EGO_MOTION = "EGO_MOTION"
 # The oldest sweep fused with a keyframe: 10 LIDAR sweeps at 20 Hz span 0.45 s, 6 radar sweeps at
@@ -76,6 +242,14 @@ MAX_SWEEP_AGE_US = 1_000_000
 
 class _OutOfSync(Exception):
     """A keyframe beyond the sync tolerance: missing in the frame, never fused."""
+
+
+def sync_warning(out_of_sync: Mapping[str, int]) -> str:
+    """The one line `inspect` and `eval` print counting the keyframes left out of frames for
+    being beyond the `[sync]` tolerance (`NuScenesReader.out_of_sync`: channel -> keyframes)."""
+    n = sum(out_of_sync.values())
+    per = ", ".join(f"{ch} {k}" for ch, k in sorted(out_of_sync.items()))
+    return f"WARNING: {n} keyframe(s) beyond the [sync] tolerance, left out of their frames: {per}"
 
 
 def load_splits(path: Path) -> dict[str, list[str]]:
@@ -156,6 +330,7 @@ class NuScenesReader:
                 self.nusc = NuScenes(version=version, dataroot=str(self.dataroot), verbose=False)
         except Exception as exc:  # noqa: BLE001 - the devkit's KeyError, TypeError, ... on bad tables
             raise self._table_error(exc) from None
+        self._check_keys()
         self._can_bus: dict[str, CanBus | DataError | None] = {}
 
     def _table_error(self, exc: Exception) -> DataError:
@@ -181,6 +356,13 @@ class NuScenesReader:
             path = vdir / f"{table}.json"
             if not path.is_file():
                 raise DataError(f"table {table!r} is missing", path)
+
+    def _check_keys(self) -> None:
+        """Duplicate tokens, dangling foreign keys and prev/next cycles of every table, once,
+        after the devkit loaded them: the first one is a DataError naming the table file."""
+        tables = {t: getattr(self.nusc, t) for t in TABLES}
+        for problem in table_problems(tables):
+            raise DataError(problem.message, self._table_path(problem.table))
 
     # -- checked record access ---------------------------------------------------------------
     def _table_path(self, table: str) -> Path:
@@ -241,6 +423,11 @@ class NuScenesReader:
             raise DataError(
                 f"{table} record {rec.get('token', '?')!r}: timestamp must be a number of us, "
                 f"got {ts!r}",
+                self._table_path(table),
+            )
+        if ts < 0:  # before 1970: a corrupt stamp, which would pass every ordering check
+            raise DataError(
+                f"{table} record {rec.get('token', '?')!r}: timestamp {ts} us is negative",
                 self._table_path(table),
             )
         return int(ts)
@@ -610,7 +797,7 @@ class NuScenesReader:
     def _annotation(self, token: object) -> dict:
         """A sample_annotation with every field the boxes use checked (DataError naming
         sample_annotation.json): finite centre, positive size, non-zero quaternion, existing
-        attributes, prev/next that exist and are not the annotation itself."""
+        attributes, a prev and a next (that they exist and loop nowhere is `table_problems`')."""
         t = "sample_annotation"
         a = self._get(t, token, "a sample")
         self._numbers(t, a, "translation", 3)
@@ -628,12 +815,8 @@ class NuScenesReader:
             )
         for at in attrs:
             self._get("attribute", at, f"{t} {a['token']}")
-        for link in ("prev", "next"):
-            other = self._field(t, a, link)
-            if other == a["token"]:
-                raise DataError(f"{t} {a['token']}: {link} points to itself", self._table_path(t))
-            if other:
-                self._get(t, other, f"{t} {a['token']} {link}")
+        for link in ("prev", "next"):  # their targets and cycles: checked when the tables load
+            self._field(t, a, link)
         for n in ("num_lidar_pts", "num_radar_pts"):
             v = self._field(t, a, n)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

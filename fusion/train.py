@@ -42,7 +42,13 @@ from fusion.dataset import FrameDataset, FrameSource, collate_training
 from fusion.errors import DataError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
-from fusion.model.weights import MODEL_PREFIX, detector_metadata, model_tensors, save_detector
+from fusion.model.weights import (
+    MODEL_PREFIX,
+    check_finite,
+    detector_metadata,
+    model_tensors,
+    save_detector,
+)
 from fusion.render import plot_losses
 
 OPTIM_PREFIX = "optim."
@@ -247,6 +253,10 @@ def _load_checkpoint(path: Path, model: Detector, optimizer: torch.optim.Optimiz
             elif key.startswith(OPTIM_PREFIX):
                 idx, name = key[len(OPTIM_PREFIX) :].split(".", 1)
                 optim_state.setdefault(int(idx), {})[name] = f.get_tensor(key)
+    check_finite(model_state, path)
+    check_finite(
+        {f"{OPTIM_PREFIX}{i}.{k}": v for i, st in optim_state.items() for k, v in st.items()}, path
+    )
     model.load_state_dict(model_state, strict=True)
     groups = json.loads(meta["param_groups"])
     if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):

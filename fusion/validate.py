@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.camera import intrinsics_problem
 from fusion.config import load_config
 from fusion.errors import DataError
-from fusion.nuscenes import TABLES, load_splits
+from fusion.nuscenes import CHAINED_TABLES, TABLES, load_splits, table_problems
 from fusion.poses import SCENE_NAME, load_can_bus
 from fusion.sensor_io import (
     _radar_header,
@@ -190,77 +191,29 @@ def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
                 )
             else:
                 good.append(rec)
-        dup = [t for t, c in Counter(r["token"] for r in good).items() if c > 1]
-        for t in dup:
-            report.error("tokens", f"{name}: duplicate token {t}")
-        tables[name] = good
+        tables[name] = good  # duplicate tokens: `table_problems`, with the foreign keys
     return tables
-
-
-# table -> (field, referenced table, "" allowed) for every single-token foreign key
-FOREIGN_KEYS: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    "calibrated_sensor": (("sensor_token", "sensor", False),),
-    "scene": (
-        ("log_token", "log", False),
-        ("first_sample_token", "sample", False),
-        ("last_sample_token", "sample", False),
-    ),
-    "sample": (
-        ("scene_token", "scene", False),
-        ("prev", "sample", True),
-        ("next", "sample", True),
-    ),
-    "sample_data": (
-        ("sample_token", "sample", False),
-        ("ego_pose_token", "ego_pose", False),
-        ("calibrated_sensor_token", "calibrated_sensor", False),
-        ("prev", "sample_data", True),
-        ("next", "sample_data", True),
-    ),
-    "instance": (
-        ("category_token", "category", False),
-        ("first_annotation_token", "sample_annotation", False),
-        ("last_annotation_token", "sample_annotation", False),
-    ),
-    "sample_annotation": (
-        ("sample_token", "sample", False),
-        ("instance_token", "instance", False),
-        ("visibility_token", "visibility", True),
-        ("prev", "sample_annotation", True),
-        ("next", "sample_annotation", True),
-    ),
-}
 
 
 def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
     idx = {name: {r["token"]: r for r in recs} for name, recs in t.items()}
-
-    for table, keys in FOREIGN_KEYS.items():
-        for r in t[table]:
-            for fld, target, optional in keys:
-                v = r[fld]
-                if not (optional and v == "") and v not in idx[target]:
-                    report.error(
-                        "foreign keys", f"{table} {r['token']}: {fld} {v!r} not in {target}"
-                    )
-    mapped = set()
-    for r in t["map"]:
-        for lt in r["log_tokens"]:
-            mapped.add(lt)
-            if lt not in idx["log"]:
-                report.error("foreign keys", f"map {r['token']}: log token {lt!r} not in log")
+    # duplicate tokens, dangling foreign keys, prev/next cycles: the reader's own check
+    for problem in table_problems(t):
+        report.error(problem.check, problem.message)
+    for r in t["sample"]:
+        # a sample token names output files (`fusion eval`'s pictures, which sanitize it): one
+        # that reads as a path is a corrupt or hostile table, not a token
+        if any(c in r["token"] for c in ("/", "\\", "\0")):
+            report.error(
+                "tokens", f"sample {r['token']!r:.60}: token holds a path separator or NUL"
+            )
+    mapped = {lt for r in t["map"] for lt in r["log_tokens"]}
     for r in t["log"]:
         if r["token"] not in mapped:
             report.error(
                 "foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens"
             )
     for r in t["sample_annotation"]:
-        for a in r["attribute_tokens"]:
-            if a not in idx["attribute"]:
-                report.error(
-                    "foreign keys",
-                    f"sample_annotation {r['token']}: attribute {a!r} not in attribute",
-                )
         if not (
             isinstance(r["num_lidar_pts"], int)
             and r["num_lidar_pts"] >= 0
@@ -281,26 +234,17 @@ def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
         k = r["camera_intrinsic"]
         if k in ([], None):
             continue
-        try:
-            kk = np.asarray(k, dtype=np.float64)
-        except (TypeError, ValueError):
-            kk = np.zeros(0)
-        if kk.shape != (3, 3) or not np.isfinite(kk).all() or kk[0, 0] <= 0 or kk[1, 1] <= 0:
-            report.error(
-                "values",
-                f"calibrated_sensor {r['token']}: camera_intrinsic must be a finite 3x3 matrix "
-                "with positive focal lengths",
-            )
+        # the reader's own check (PinholeCamera): finite, positive focal lengths, well conditioned
+        problem = intrinsics_problem(k)
+        if problem is not None:
+            report.error("values", f"calibrated_sensor {r['token']}: camera_intrinsic: {problem}")
 
-    # linked lists: prev/next symmetric, no loops, chain lengths match the declared counts
-    for table in ("sample", "sample_data", "sample_annotation"):
+    # linked lists: prev/next symmetric, chain lengths match the declared counts
+    for table in CHAINED_TABLES:
         for r in t[table]:
             nxt = idx[table].get(r["next"]) if r["next"] else None
             if nxt is not None and nxt["prev"] != r["token"]:
                 report.error("links", f"{table} {r['token']}: next's prev does not point back")
-        for link in ("prev", "next"):
-            for tok in _cycles({r["token"]: r[link] for r in t[table]}):
-                report.error("links", f"{table} {tok}: the {link} chain loops back to itself")
     for sc in t["scene"]:
         n, cur, seen = 0, idx["sample"].get(sc["first_sample_token"]), set()
         while cur is not None and cur["token"] not in seen:
@@ -342,24 +286,6 @@ def _check_pose(table: str, r: dict, report: Report) -> None:
         report.warn(
             "values", f"{table} {r['token']}: rotation is not a unit quaternion (normalized)"
         )
-
-
-def _cycles(links: dict[str, str]) -> list[str]:
-    """Tokens on a loop of a prev/next map (token -> linked token or ""), in O(n)."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    found = []
-    for start in links:
-        path = []
-        tok = start
-        while tok and tok in links and tok not in state:
-            state[tok] = 1
-            path.append(tok)
-            tok = links[tok]
-        if tok and state.get(tok) == 1:
-            found.append(tok)
-        for p in path:
-            state[p] = 2
-    return found
 
 
 def first_table_error(vdir: Path) -> tuple[Path, str] | None:
@@ -506,6 +432,24 @@ def _check_time(t: dict[str, list[dict]], report: Report) -> None:
         ):
             report.warn(
                 "sync", f"{r['filename']}: LIDAR keyframe timestamp differs from its sample's"
+            )
+    for table in ("sample", "sample_data", "ego_pose"):
+        for r in t[table]:
+            if r["timestamp"] < 0:  # before 1970: passes every ordering check below
+                report.error(
+                    "time", f"{table} {r['token']}: timestamp {r['timestamp']} is negative"
+                )
+    # each sample_data against the one its `next` names, whatever stream or sample it sits in:
+    # a sweep stamped at or after the keyframe it leads to is an error
+    sd = {r["token"]: r for r in t["sample_data"]}
+    for r in t["sample_data"]:
+        nxt = sd.get(r["next"]) if r["next"] else None
+        if nxt is not None and r["timestamp"] >= nxt["timestamp"]:
+            what = "keyframe" if nxt["is_key_frame"] else "sample_data"
+            report.error(
+                "time",
+                f"{r['filename']} at {r['timestamp']} us is not older than the {what} after it "
+                f"({nxt['filename']} at {nxt['timestamp']} us)",
             )
     rates: dict[str, list[float]] = defaultdict(list)
     for (scene_tok, sensor_tok), recs in by_stream.items():

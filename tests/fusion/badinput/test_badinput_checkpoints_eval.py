@@ -68,6 +68,22 @@ def _shape(src: Path, dst: Path) -> None:
     dst.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
 
 
+def _poison(src: Path, dst: Path, prefix: str, value: float, every: bool = False) -> str:
+    """The same file with the first tensor named `prefix`... (or every one, with `every`)
+    set to `value`; returns the name of the first tensor poisoned."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    names = [k for k, t in tensors.items() if k.startswith(prefix) and t.is_floating_point()]
+    for k in names if every else names[:1]:
+        tensors[k] = torch.full_like(tensors[k], value)
+    save_file(tensors, str(dst), meta)
+    return names[0]
+
+
 CHECKPOINT_CASES = {
     "truncated-half": (_truncate, "corrupt or truncated checkpoint"),
     "empty": (lambda s, d: d.write_bytes(b""), "corrupt or truncated checkpoint"),
@@ -96,6 +112,14 @@ CHECKPOINT_CASES = {
     ),
     "no-position": (lambda s, d: _rewrite_metadata(s, d, position=""), "corrupt or truncated"),
     "tensor-shape": (_shape, "corrupt or truncated checkpoint"),
+    "weight-nan": (
+        lambda s, d: _poison(s, d, "model.", float("nan")),
+        r"tensor '.+' has \d+ of \d+ values NaN or Inf",
+    ),
+    "optimizer-state-inf": (
+        lambda s, d: _poison(s, d, "optim.", float("inf")),
+        r"tensor 'optim\.\d+\.exp_avg.*' has \d+ of \d+ values NaN or Inf",
+    ),
 }
 
 
@@ -137,11 +161,11 @@ def _rename_sample(root: Path, new: str) -> None:
         p.write_text(t.replace(json.dumps(old), json.dumps(new)))
 
 
-def _eval(root: Path, weights: Path, out: Path) -> tuple[int, str]:
+def _eval(root: Path, weights: Path, out: Path, *extra: str) -> tuple[int, str]:
     buf = io.StringIO()
     argv = ["eval", "--dataroot", str(root), "--version", "v1.0-mini", "--split", "mini_train",
             "--models", "lidar", "--weights", str(weights), "--out", str(out), "--no-progress",
-            "--pictures", "1"]  # fmt: skip
+            "--pictures", "1", *extra]  # fmt: skip
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
         rc = main(argv)
     return rc, buf.getvalue()
@@ -176,3 +200,62 @@ def test_eval_broken_inputs_exit_2_naming_the_file(
     (real_root / "v1.0-mini" / "splits.json").write_bytes(b'{"mini_train": [')
     rc, log = _eval(real_root, weights, tmp_path / "out")
     assert rc == 2 and "splits.json: splits file is not valid JSON" in log
+
+
+# -- weights: every tensor finite, before inference ------------------------------------------
+
+
+def test_nan_weights_name_the_tensor_before_inference(weights: Path, tmp_path: Path) -> None:
+    """A weights file of NaNs ran and scored mAP 0; now `load_detector` (eval, replay, export,
+    bench, train --init) refuses it, naming the first tensor."""
+    from fusion.model.weights import load_detector
+
+    bad = tmp_path / "lidar.safetensors"
+    first = _poison(weights / "lidar.safetensors", bad, "model.", float("nan"), every=True)
+    with pytest.raises(DataError, match="NaN or Inf") as err:
+        load_detector(bad)
+    assert err.value.path == str(bad) and repr(first[len("model.") :]) in err.value.reason
+
+
+def test_eval_checkpoint_of_nans_exits_2_naming_the_tensor(
+    real_root: Path, weights: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "nan.safetensors"
+    first = _poison(weights / "lidar.safetensors", bad, "model.", float("nan"), every=True)
+    buf = io.StringIO()
+    argv = ["eval", "--dataroot", str(real_root), "--version", "v1.0-mini", "--split",
+            "mini_train", "--models", "lidar", "--checkpoint", f"lidar={bad}", "--out",
+            str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        rc = main(argv)
+    line = buf.getvalue().strip()
+    assert rc == 2 and "\n" not in line and line.startswith("fusion eval: error: ")
+    assert str(bad) in line and first[len("model.") :] in line and "NaN or Inf" in line
+    assert not (tmp_path / "out" / "lidar").exists()  # nothing was scored
+
+
+# -- eval: keyframes beyond the sync tolerance are counted and printed ---------------------------
+
+
+def test_eval_counts_a_camera_days_out_of_sync(
+    real_root: Path, weights: Path, tmp_path: Path
+) -> None:
+    sd_path = real_root / "v1.0-mini" / "sample_data.json"
+    recs = json.loads(sd_path.read_text())
+    cam = next(r for r in recs if r["is_key_frame"] and "__CAM_FRONT__" in r["filename"])
+    cam["timestamp"] += 3 * 86_400 * 1_000_000
+    sd_path.write_text(json.dumps(recs))
+    rc, text = _eval(real_root, weights, tmp_path / "out")
+    assert rc == 0, text
+    warning = "WARNING: 1 keyframe(s) beyond the [sync] tolerance, left out of their frames"
+    assert f"{warning}: CAM_FRONT 1" in text
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["out_of_sync"] == {"CAM_FRONT": 1}
+    rc, text = _eval(real_root, weights, tmp_path / "out", "--json")
+    assert rc == 0 and json.loads(text.splitlines()[-1])["out_of_sync"] == {"CAM_FRONT": 1}
+
+
+def test_eval_in_sync_prints_no_warning(real_root: Path, weights: Path, tmp_path: Path) -> None:
+    rc, text = _eval(real_root, weights, tmp_path / "out")
+    assert rc == 0 and "WARNING" not in text
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["out_of_sync"] == {}

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from corpus import CASE_IDS, CASES, Case, copy_base, deviations, run_case
+from corpus import CASE_IDS, CASES, Case, copy_base, deviations, run_case, silent
 
+from fusion.errors import DataError
 from fusion.sensor_io import MAX_IMAGE_SIDE
 
 
@@ -26,6 +27,7 @@ def test_case(case: Case, bases: dict[str, Path], baseline, tmp_path: Path) -> N
     got = run_case(case, root, mutate=False)
     assert _files(tmp_path) == before, "an entry point wrote or changed a file"
     assert deviations(case, got, baseline[case.base]) == []
+    assert silent(case, got, baseline[case.base]) == []  # every run says what it found
     if case.file is not None:  # the reason is stated, and the file named, at every entry point
         assert got["reader"].reason and case.file in (got["reader"].file or "")
 
@@ -50,7 +52,8 @@ def test_jpeg_bomb_is_rejected_from_its_header(side: int, bases: dict[str, Path]
 
 
 def test_self_loop_sweep_loads_each_file_once(bases: dict[str, Path], tmp_path: Path, monkeypatch):
-    """A sweep whose prev points to the keyframe's predecessor... each LIDAR file is read once."""
+    """A keyframe whose prev is itself: found when the tables load (tolerant mode too), before
+    any file is read."""
     from corpus import edit_sd
 
     import fusion.nuscenes as nus
@@ -60,9 +63,30 @@ def test_self_loop_sweep_loads_each_file_once(bases: dict[str, Path], tmp_path: 
     loads: list[Path] = []
     real_load = nus.load_lidar_bin
     monkeypatch.setattr(nus, "load_lidar_bin", lambda p: loads.append(p) or real_load(p))
-    reader = nus.NuScenesReader(
-        root, "v1.0-synth", nus.ReaderOptions(lidar_sweeps=10, tolerant=True)
+    with pytest.raises(DataError, match="sample_data prev chain loops back") as err:
+        nus.NuScenesReader(root, "v1.0-synth", nus.ReaderOptions(lidar_sweeps=10, tolerant=True))
+    assert err.value.path is not None and err.value.path.endswith("sample_data.json")
+    assert loads == []
+
+
+def test_inspect_text_counts_a_keyframe_out_of_sync(bases: dict[str, Path], tmp_path: Path):
+    """The text summary (not only --json) says how many keyframes were left out, and why."""
+    import contextlib
+    import io
+
+    from corpus import DAY_US, edit_sd
+
+    from fusion.cli import main
+
+    root = copy_base(bases["real"], tmp_path / "root")
+    edit_sd("CAM_FRONT", lambda r, _: r.update(timestamp=r["timestamp"] + 3 * DAY_US))(root)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["inspect", "--dataroot", str(root), "--version", "v1.0-mini"])
+    text = out.getvalue()
+    assert rc == 0
+    assert (
+        "WARNING: 1 keyframe(s) beyond the [sync] tolerance, left out of their frames: "
+        "CAM_FRONT 1" in text
     )
-    frame = reader.frame(reader.sample_tokens()[0])
-    assert "LIDAR_TOP" in frame.missing and "loops back" in frame.missing["LIDAR_TOP"]
-    assert loads == []  # the loop is found while walking the table, before any file is read
+    assert "CAM_FRONT" in text.split("WARNING")[0] and "out of sync" in text
