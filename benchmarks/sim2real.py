@@ -12,18 +12,18 @@ the devkit's tables and the project's file readers; only keyframes are measured 
 "keyframes only" download has). Per dataroot:
 
 - LIDAR (LIDAR_TOP keyframe scans, sensor frame): intensity of the returns (points off the
-  sensor origin), elevation and points per ring, points per range bin, points within 3 m of the
-  sensor off its origin (the ego vehicle's returns on real data) and points at the origin
-  (firings without a return), before and after the preprocessing's ego filter
-  (`fusion.pipeline.ego_filter_mask`), and the ground height in the ego frame (the mode of z of
-  the points 4-25 m away).
+  sensor origin and outside the preprocessing's ego box, `fusion.pipeline.ego_filter_mask`),
+  elevation and returns per ring, returns per range bin, points within 3 m of the sensor off
+  its origin (the ego vehicle's own returns on real data) and points at the origin (firings
+  without a return), before and after the ego filter, and the ground height in the ego frame
+  (the mode of z of the returns 4-25 m away).
 - radar (five radars, the devkit's default filters): RCS, ego-motion-compensated speed, points
   per scan, false alarms = points in no annotated box (boxes grown by 1 m in length and width).
 - cameras (every keyframe image, decoded at 1/4): luma mean (brightness) and standard deviation
   (contrast), mean R, G, B, saturation; per condition (the synthetic night is the exposure at
   night; the real scene is daytime).
 - objects: annotated sizes (w, l, h) per class, and the height of each box's bottom above the
-  ground measured by the LIDAR.
+  ground around it measured by the LIDAR (`local_ground`).
 - annotations: `num_lidar_pts` (share of boxes with 0, median), visibility levels.
 
 A gap is stated per quantity as real and synthetic figures side by side; histograms are compared
@@ -109,6 +109,20 @@ def _stats(v: np.ndarray) -> dict[str, float]:
     }
 
 
+def local_ground(
+    points_ego: np.ndarray, center: np.ndarray, size_wlh: list[float]
+) -> float | None:
+    """Ground height (m, ego frame) around a box: the 10th percentile of z of the LIDAR returns
+    in a ring 0.3-2.5 m outside the box's bounding circle (the ground is not flat: ramps, kerbs,
+    a road above a car park); None when the ring holds fewer than 20 returns."""
+    r = 0.5 * float(np.hypot(size_wlh[0], size_wlh[1]))
+    d = np.hypot(points_ego[:, 0] - center[0], points_ego[:, 1] - center[1])
+    ring = (d > r + 0.3) & (d < r + 2.5) & (points_ego[:, 2] < center[2])
+    if ring.sum() < 20:
+        return None
+    return float(np.percentile(points_ego[ring, 2], 10))
+
+
 def load_devkit(dataroot: Path) -> Any:
     from nuscenes.nuscenes import NuScenes
 
@@ -142,8 +156,9 @@ def measure(dataroot: Path) -> dict[str, Any]:
         pts = load_lidar_bin(Path(nusc.dataroot) / sd["filename"])
         dist = np.linalg.norm(pts[:, :3], axis=1)
         horiz = np.hypot(pts[:, 0], pts[:, 1])
-        off = dist > ORIGIN_M
         kept = ~ego_filter_mask(pts[:, :3], pc_cfg)
+        off = dist > ORIGIN_M
+        ret = kept & off  # returns from the world: off the origin, outside the car's box
         lidar["scans"].append(1)
         lidar["points"].append(len(pts))
         lidar["origin"].append(int((~off).sum()))
@@ -151,20 +166,19 @@ def measure(dataroot: Path) -> dict[str, Any]:
         lidar["near_after_filter"].append(int((kept & off & (horiz < EGO_RADIUS_M)).sum()))
         lidar["origin_after_filter"].append(int((kept & ~off).sum()))
         lidar["removed_by_filter"].append(int((~kept).sum()))
-        lidar["intensity"].append(_hist(pts[off, 3], INTENSITY_BINS))
-        lidar["intensity_values"].append(pts[off, 3][::7])
-        lidar["range"].append(_hist(dist[off], RANGE_BINS))
-        rings = pts[off, 4].astype(int)
+        lidar["intensity"].append(_hist(pts[ret, 3], INTENSITY_BINS))
+        lidar["intensity_values"].append(pts[ret, 3][::7])
+        lidar["range"].append(_hist(dist[ret], RANGE_BINS))
+        rings = pts[ret, 4].astype(int)
         lidar["per_ring"].append(np.bincount(rings, minlength=32)[:32].tolist())
-        elev = np.degrees(np.arctan2(pts[off, 2], horiz[off]))
+        elev = np.degrees(np.arctan2(pts[ret, 2], horiz[ret]))
         lidar["ring_elevation"].append(
             [float(np.median(elev[rings == r])) if (rings == r).any() else np.nan for r in range(32)]
         )
-        ego_pts = _apply(lidar_to_ego, pts[off, :3])
-        ground_sel = (horiz[off] > 4) & (horiz[off] < 25) & (ego_pts[:, 2] < 1.0)
+        ego_pts = _apply(lidar_to_ego, pts[ret, :3])
+        ground_sel = (horiz[ret] > 4) & (horiz[ret] < 25) & (ego_pts[:, 2] < 1.0)
         zh, ze = np.histogram(ego_pts[ground_sel, 2], np.arange(-2.0, 1.0, 0.05))
-        ground = float(ze[np.argmax(zh)] + 0.025)
-        lidar["ground_z_ego"].append(ground)
+        lidar["ground_z_ego"].append(float(ze[np.argmax(zh)] + 0.025))
 
         boxes = []
         for ann_token in sample["anns"]:
@@ -174,7 +188,9 @@ def measure(dataroot: Path) -> dict[str, Any]:
             center = _apply(global_to_ego, np.asarray(ann["translation"], float)[None])[0]
             if cls is not None:
                 sizes[cls].append([float(v) for v in ann["size"]])
-                bottoms[cls].append(float(center[2] - ann["size"][2] / 2 - ground))
+                ground = local_ground(ego_pts, center, ann["size"])
+                if ground is not None:
+                    bottoms[cls].append(float(center[2] - ann["size"][2] / 2 - ground))
                 num_pts[cls].append(int(ann["num_lidar_pts"]))
             boxes.append(nusc.get_box(ann_token))
 

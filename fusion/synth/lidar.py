@@ -20,6 +20,24 @@ from fusion.synth.trajectory import ego_transform
 from fusion.synth.world import World
 
 TIME_SLICES = 10  # actors are posed once per slice of the spin (5 ms at 20 Hz)
+# Return intensity (0..255) = 255 * GAIN * (reflectivity * condition scale) ** GAMMA * a
+# log-normal speckle of SPREAD: fitted to the real HDL-32E (nuScenes scene-0916, returns off
+# the car, benchmarks/sim2real.md): the real intensities spread wide (median 16, p90 53), a plain
+# reflectivity model piles the road into one narrow peak (median 12, p90 90); TV distance of
+# the histograms 0.45 before, 0.11 after on the data it was fitted on.
+INTENSITY_GAIN = 0.21
+INTENSITY_GAMMA = 0.4
+INTENSITY_SPREAD = 0.9
+
+
+def return_intensity(
+    reflectivity: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """Intensity 1..255 of returns of `reflectivity` (0..1, condition scale applied): at least 1,
+    since 0 marks a firing without a return."""
+    speckle = rng.lognormal(0.0, INTENSITY_SPREAD, len(reflectivity))
+    base = 255.0 * INTENSITY_GAIN * np.clip(reflectivity, 0.0, None) ** INTENSITY_GAMMA
+    return np.clip(base * speckle, 1.0, 255.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,9 +154,7 @@ def simulate_sweep(
     keep = np.isfinite(r) & (r >= spec.min_range) & (r <= spec.max_range) & (power > 0.004)
     keep &= rng.random(len(r)) >= (spec.dropout + cond.lidar_dropout)
     r = r + rng.normal(0.0, spec.range_noise, len(r))
-    intensity = np.clip(
-        255.0 * refl * cond.lidar_intensity * rng.uniform(0.85, 1.15, len(r)), 0, 255
-    )
+    intensity = return_intensity(refl * cond.lidar_intensity, rng)
     # spurious returns from rain drops / fog close to the sensor
     spurious = rng.random(len(r)) < cond.lidar_spurious
     r = np.where(spurious, rng.uniform(1.2, 8.0, len(r)), r)
