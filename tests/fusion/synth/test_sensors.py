@@ -180,3 +180,24 @@ def test_lidar_intensity_spreads_like_the_real_hdl32(caster: Raycaster) -> None:
     dark, bright = (return_intensity(np.full(5000, r), rng) for r in (0.08, 0.55))
     assert np.median(bright) > 1.5 * np.median(dark)
     assert return_intensity(np.zeros(100), rng).min() == 1.0
+
+
+def test_day_images_are_exposed_like_the_real_cameras(caster: Raycaster) -> None:
+    import cv2
+
+    from fusion.synth.cameras import develop
+
+    # real nuScenes scene-0916, daytime: brightness 105, contrast 53, HSV saturation 20 of 255
+    # (benchmarks/sim2real.md); the plain gamma-2.2 rendering gave 160, 46, 33
+    for ch in ("CAM_FRONT", "CAM_BACK", "CAM_FRONT_LEFT"):
+        img = _image(caster, "day", ch).astype(np.uint8)
+        luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        saturation = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1].mean()
+        assert 85 <= luma.mean() <= 130 and 38 <= luma.std() <= 65 and saturation <= 28, ch
+    # develop: saturation 0 leaves grey, less exposure is darker, 1 / 1 / 2.2 is plain sRGB-ish
+    rgb = np.array([[[0.6, 0.2, 0.1]]], np.float32)
+    grey = develop(rgb, saturation=0.0)
+    assert grey[0, 0, 0] == grey[0, 0, 1] == grey[0, 0, 2]
+    assert np.all(develop(rgb, exposure=0.4) < develop(rgb))
+    plain = develop(rgb, 1.0, 1.0, 2.2).astype(float)
+    np.testing.assert_allclose(plain, rgb ** (1 / 2.2) * 255, atol=1.0)  # the 4096-entry table
