@@ -101,7 +101,8 @@ def test_lidar_points_are_stored_at_the_sweep_end(caster: Raycaster) -> None:
         o3d.core.Tensor(world.static.vertices.astype(np.float32)),
         o3d.core.Tensor(world.static.triangles.astype(np.uint32)),
     )
-    static = (sweep.actor < 0) & (sweep.points[:, 3] > 6)  # no spurious or no-return points
+    # the world: no actor, no spurious or no-return points, not the ego's own body
+    static = (sweep.actor == -1) & (sweep.points[:, 3] > 6)
     p = sweep.points[static, :3].astype(np.float64)
     for end_s, tolerance in ((3.0, 0.08), (3.0 - 1 / spec.rate_hz, None)):
         g = (ego_transform(world.ego, end_s) @ spec.to_ego).apply(p)
@@ -201,3 +202,26 @@ def test_day_images_are_exposed_like_the_real_cameras(caster: Raycaster) -> None
     assert np.all(develop(rgb, exposure=0.4) < develop(rgb))
     plain = develop(rgb, 1.0, 1.0, 2.2).astype(float)
     np.testing.assert_allclose(plain, rgb ** (1 / 2.2) * 255, atol=1.0)  # the 4096-entry table
+
+
+def test_the_cars_own_body_hides_the_ground_next_to_it(caster: Raycaster) -> None:
+    from fusion.config import load_config
+    from fusion.pipeline import ego_filter_mask
+    from fusion.synth.lidar import EGO_BODY, ego_body_range
+
+    # a beam straight down meets the cabin's roof 0.45 m below the sensor
+    down = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(ego_body_range(down), [0.45, np.inf, np.inf])
+    sweep = simulate_sweep(
+        caster, load_rig().lidar, conditions("day"), 3.0, np.random.default_rng(1)
+    )
+    pts = sweep.points[sweep.points[:, 3] > 0]
+    in_box = ego_filter_mask(pts, load_config("nuscenes").point_cloud)
+    body = sweep.actor[sweep.points[:, 3] > 0] == EGO_BODY
+    assert in_box[body].all()  # the preprocessing's ego filter removes every body return
+    near = np.hypot(pts[:, 0], pts[:, 1]) < 3.0
+    # real HDL-32E (scene-0916): ~7,700 returns from its car a scan, 30 within 3 m outside it
+    assert in_box.sum() > 3000
+    assert (near & ~in_box).sum() < 200
+    lowest = pts[:, 4] == 0
+    assert in_box[lowest].mean() > 0.5  # the lowest ring mostly sees the car (real: 79 %)
