@@ -385,6 +385,10 @@ class TrainConfig:
     warmup_steps: int = field(metadata=NON_NEGATIVE)  # linear warm-up, then cosine decay
     branch_lr: BranchLR
     augment: AugmentParams
+    # probability that a training frame keeps only its keyframe scans (LIDAR keyframe, each
+    # radar's current scan; `fusion.sweeps.keyframe_only`): a keyframes-only dataroot's input,
+    # so multi-sweep models also work where the sweep files are absent
+    sweep_dropout: float = field(default=0.0, metadata=PROBABILITY)
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,42 @@ calibration (`/tf` or `/tf_static` base_link -> sensor once at the start; camera
 start and with every image) and the keyframe marks (`/nuscenes/keyframes`) are written, in
 the layout of `fusion.sources.mcap` / `fusion.sources.rosbag`. Each message's log time is its
 sensor time (`--log-time keyframe`: nuscenes2mcap's timing, see `convert`).
-`fusion.sources.open_source` reads every output back.
+`fusion.sources.open_source` reads every output back. A sweep whose file is absent (nuScenes'
+keyframes-only download) is not in the log; the count is printed (and in `--json`).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fusion.cli import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage
 
 Target = Literal["mcap", "ros2", "ros1"]
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What `convert` wrote: messages per channel, and the sweeps per channel left out because
+    their files are absent (keyframes-only layout)."""
+
+    messages: dict[str, int]
+    absent_sweeps: dict[str, int]
+
+    def as_json(self, out: Path) -> dict:
+        return {
+            "out": str(out),
+            "messages": {"total": sum(self.messages.values()), "by_channel": self.messages},
+            "absent_sweeps": {
+                "total": sum(self.absent_sweeps.values()),
+                "by_channel": self.absent_sweeps,
+            },
+        }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="log time of each message: its sensor time (default), or, as Foxglove's "
         "nuscenes2mcap does, a keyframe's messages at their LIDAR keyframe's time",
     )
+    add_json_arguments(parser, "the messages written and the absent sweeps")
 
 
 def _clear(out: Path, overwrite: bool) -> None:
@@ -70,8 +93,9 @@ def convert(
     overwrite: bool = False,
     log_time: Literal["sensor", "keyframe"] = "sensor",
     progress: bool = True,
-) -> dict[str, int]:
-    """Write one scene as a log; returns the messages written per channel. `log_time`:
+) -> Converted:
+    """Write one scene as a log; returns the messages written per channel and the sweeps left
+    out because their files are absent. `log_time`:
     "sensor" logs each message at its sensor time; "keyframe" logs the keyframe messages of a
     sample at its LIDAR_TOP keyframe's time (nuscenes2mcap's timing; message timestamps stay
     the sensor times), everything else at its sensor time."""
@@ -124,7 +148,7 @@ def convert(
     finally:
         if not ok and out.exists():  # never leave a half-written log behind
             shutil.rmtree(out) if out.is_dir() else out.unlink()
-    return counts
+    return Converted(dict(sorted(counts.items())), dict(sorted(src.absent_sweeps.items())))
 
 
 def _logged_at(msg: LogMessage, log_time_us: int) -> LogMessage:
@@ -135,7 +159,7 @@ def _logged_at(msg: LogMessage, log_time_us: int) -> LogMessage:
 
 
 def run(args: argparse.Namespace) -> int:
-    counts = convert(
+    done = convert(
         args.dataroot,
         args.version,
         args.scene,
@@ -146,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         log_time=args.log_time,
     )
-    summary = ", ".join(f"{ch} {n}" for ch, n in sorted(counts.items()))
+    if emit_json(args, done.as_json(args.out)):
+        return 0
+    counts, absent = done.messages, done.absent_sweeps
+    summary = ", ".join(f"{ch} {n}" for ch, n in counts.items())
     print(f"fusion convert: wrote {sum(counts.values())} messages to {args.out} ({summary})")
+    if absent:
+        per = ", ".join(f"{ch} {n:,}" for ch, n in absent.items())
+        print(
+            f"fusion convert: {sum(absent.values()):,} sweeps absent (files not on disk, "
+            f"keyframes-only layout; not in the log): {per}"
+        )
     return 0

@@ -27,6 +27,7 @@ from fusion.model.losses import TargetBatch
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import TargetMaps, encode_targets
 from fusion.pipeline import GlobalTransform, drop_sensors, sample_inputs
+from fusion.sweeps import keyframe_only
 
 
 class FrameSource(Protocol):
@@ -92,12 +93,17 @@ def training_sample(
     rng: np.random.Generator | None = None,
     augment: AugmentParams | None = None,
     modality_dropout: float = 0.0,
+    sweep_dropout: float = 0.0,
 ) -> TrainingSample:
-    """Frame -> augmented inputs and targets. Without `rng` nothing random happens."""
+    """Frame -> augmented inputs and targets. Without `rng` nothing random happens.
+    `sweep_dropout`: probability that the frame keeps only its keyframe scans (the input of
+    a keyframes-only dataroot); drawn only when > 0, so other runs draw as before."""
     modalities = variant_modalities(variant)
     transform = None
     if rng is not None and augment is not None:
         transform = GlobalTransform.random(rng, augment)
+    if rng is not None and sweep_dropout > 0 and rng.random() < sweep_dropout:
+        frame = keyframe_only(frame)
     # Depth supervision from the keyframe scan alone: it is exact at the reference time (earlier
     # sweeps smear moving objects) and a third of the points to project.
     depth_source = np.zeros((0, cfg.point_cloud.features), np.float32)
@@ -163,6 +169,7 @@ class FrameDataset(torch.utils.data.Dataset):
         seed: int = 0,
         modality_dropout: float = 0.0,
         cache_frames: int = 0,
+        sweep_dropout: float = 0.0,
     ) -> None:
         self.source = source
         self.tokens = list(tokens)
@@ -172,6 +179,7 @@ class FrameDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.modality_dropout = modality_dropout
+        self.sweep_dropout = sweep_dropout
         self.cache_frames = cache_frames
         self._cache: OrderedDict[int, Frame] = OrderedDict()
 
@@ -192,7 +200,7 @@ class FrameDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> TrainingSample:
         epoch, index = key
         rng = None
-        if self.augment is not None or self.modality_dropout > 0:
+        if self.augment is not None or self.modality_dropout > 0 or self.sweep_dropout > 0:
             rng = np.random.default_rng([self.seed, epoch, index])
         return training_sample(
             self._frame(index),
@@ -202,4 +210,5 @@ class FrameDataset(torch.utils.data.Dataset):
             rng,
             self.augment,
             self.modality_dropout,
+            self.sweep_dropout,
         )

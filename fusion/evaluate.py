@@ -202,6 +202,8 @@ class _ModelRun:
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     times: list[StageTimes] = field(default_factory=list)
     detections: dict[str, Detections] = field(default_factory=dict)  # for the BEV pictures
+    # channel -> sweeps the model's frames lacked because their files are absent
+    absent_sweeps: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ class EvalReport:
     metrics: dict[str, ModelMetrics]
     latency_ms: dict[str, dict[str, float]]  # model -> stage -> mean ms
     conditions: dict[str, dict[str, ModelMetrics]]  # condition -> model -> metrics
+    # model -> channel -> sweeps its frames lacked, their files absent (keyframes-only layout)
+    absent_sweeps: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -220,6 +224,10 @@ class EvalReport:
             "samples": self.samples,
             "dropped": list(self.dropped),
             "backend": self.backend,
+            "absent_sweeps": {
+                m: {"total": sum(c.values()), "by_channel": c}
+                for m, c in self.absent_sweeps.items()
+            },
             "models": {m: v.as_json() for m, v in self.metrics.items()},
             "latency_ms": self.latency_ms,
             "conditions": {
@@ -232,36 +240,59 @@ class EvalReport:
 
 
 def _newest_sweeps(
-    points: NDArray[np.float32], dt_column: int, num_sweeps: int, n: int
-) -> NDArray[np.float32] | None:
-    """Rows of the `n` newest of `num_sweeps` sweeps (smallest dt), in their order; None when a
-    sweep has no points (its dt is then unknown, so the cut cannot be placed)."""
+    points: NDArray[np.float32],
+    dt_column: int,
+    num_sweeps: int,
+    absent_dt: tuple[float, ...],
+    n: int,
+) -> tuple[NDArray[np.float32], int, tuple[float, ...]] | None:
+    """The `n` newest sweeps of a chain of `num_sweeps` fused sweeps and the absent ones at
+    `absent_dt` (smallest dt first): (rows of the fused ones among them in their order, how
+    many those are, the absent ones' dt). None when a sweep has no points (its dt is then
+    unknown, so the cut cannot be placed)."""
     lags = np.unique(points[:, dt_column])
     if len(lags) != num_sweeps:
         return None
-    return points[points[:, dt_column] <= lags[n - 1]]
+    # fused and absent sweeps are >= 50 ms apart: float32 against float64 cannot reorder them
+    chain = np.sort(np.concatenate([lags.astype(np.float64), np.asarray(absent_dt, np.float64)]))
+    cut = chain[n - 1]
+    absent = tuple(d for d in absent_dt if d <= cut)
+    return points[points[:, dt_column] <= cut], n - len(absent), absent
 
 
 def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame | None:
     """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
-    each radar: what a reader set to those counts returns (same points, same order), so models
-    trained with different sweep counts are scored on one read of the data. None when that
-    cannot be told from the points (a sweep without points): read the frame again then."""
+    each radar: what a reader set to those counts returns (same points, same order, the same
+    absent sweeps of a keyframes-only dataroot), so models trained with different sweep counts
+    are scored on one read of the data. None when that cannot be told from the points (a
+    sweep without points): read the frame again then."""
     lidar = frame.lidar
-    if lidar is not None and lidar.num_sweeps > lidar_sweeps:
-        pts = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar_sweeps)
-        if pts is None:
+    if lidar is not None and lidar.num_sweeps + lidar.absent_sweeps > lidar_sweeps:
+        cut = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar.absent_dt, lidar_sweeps)
+        if cut is None:
             return None
-        lidar = replace(lidar, points=pts, num_sweeps=lidar_sweeps)
+        pts, n, absent = cut
+        lidar = replace(lidar, points=pts, num_sweeps=n, absent_dt=absent)
     radars = {}
     for ch, r in frame.radars.items():
-        if r.num_sweeps > radar_sweeps:
-            pts = _newest_sweeps(r.points, 6, r.num_sweeps, radar_sweeps)
-            if pts is None:
+        if r.num_sweeps + r.absent_sweeps > radar_sweeps:
+            cut = _newest_sweeps(r.points, 6, r.num_sweeps, r.absent_dt, radar_sweeps)
+            if cut is None:
                 return None
-            r = replace(r, points=pts, num_sweeps=radar_sweeps)
+            pts, n, absent = cut
+            r = replace(r, points=pts, num_sweeps=n, absent_dt=absent)
         radars[ch] = r
     return replace(frame, lidar=lidar, radars=radars)
+
+
+def absent_sweeps_read(frame: Frame, modalities: Sequence[str]) -> dict[str, int]:
+    """Channel -> absent sweep files among those a model with `modalities` reads in `frame`
+    (a camera-only model reads no LIDAR or radar sweep)."""
+    return {
+        ch: n
+        for ch, n in frame.absent_sweeps.items()
+        if ("lidar" if ch == frame.reference.channel else "radar") in modalities
+    }
 
 
 class _SweepFrames:
@@ -420,7 +451,10 @@ def evaluate(
         scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
         conditions[tok] = scene_condition(scene)
         for r in runs:
-            dets, times = r.runner.detect(frames.for_model(frame, r.model.cfg))
+            model_frame = frames.for_model(frame, r.model.cfg)
+            for ch, n in absent_sweeps_read(model_frame, r.model.modalities).items():
+                r.absent_sweeps[ch] = r.absent_sweeps.get(ch, 0) + n
+            dets, times = r.runner.detect(model_frame)
             r.results[tok] = detections_to_results(dets, frame)
             r.times.append(times)
             if tok in first:
@@ -428,7 +462,7 @@ def evaluate(
 
     mine_out = (
         conditions,
-        {r.name: (r.results, r.times, r.detections) for r in runs},
+        {r.name: (r.results, r.times, r.detections, r.absent_sweeps) for r in runs},
     )
     gathered = _gather(shard, mine_out)
     if not shard.is_main:
@@ -440,10 +474,15 @@ def evaluate(
         by_token.setdefault(conditions[tok], []).append(tok)
     for r in runs:
         parts = [per_model[r.name] for _, per_model in gathered]
-        merged = {k: v for results, _, _ in parts for k, v in results.items()}
+        merged = {k: v for results, *_ in parts for k, v in results.items()}
         r.results = {tok: merged[tok] for tok in tokens}
-        r.times = [t for _, times, _ in parts for t in times]
-        r.detections = {k: v for _, _, dets in parts for k, v in dets.items()}
+        r.times = [t for _, times, *_ in parts for t in times]
+        r.detections = {k: v for _, _, dets, _ in parts for k, v in dets.items()}
+        absent: dict[str, int] = {}
+        for *_, part_absent in parts:
+            for ch, n in part_absent.items():
+                absent[ch] = absent.get(ch, 0) + n
+        r.absent_sweeps = dict(sorted(absent.items()))
     return _score(frames, split, tokens, runs, by_token, backend, out, pictures)
 
 
@@ -512,7 +551,10 @@ def _score(
         for name, d in dets.items():  # the same boxes seen by the six cameras
             cams = inside(out, out / "plots" / f"cameras_{safe_name(name)}_{safe_name(tok)}.png")
             render_camera_detections(frame, d, name, cams)
-    return EvalReport(split, len(tokens), tuple(drop), backend, metrics, latency, by_condition)
+    absent = {r.name: r.absent_sweeps for r in runs}
+    return EvalReport(
+        split, len(tokens), tuple(drop), backend, metrics, latency, by_condition, absent
+    )
 
 
 def format_table(report: EvalReport) -> str:
@@ -523,6 +565,13 @@ def format_table(report: EvalReport) -> str:
         f"split {report.split}, {report.samples} samples, backend {report.backend}"
         + (f", dropped {', '.join(report.dropped)}" if report.dropped else "")
     ]
+    for name, absent in report.absent_sweeps.items():
+        if absent:  # a keyframes-only dataroot: say what the model went without
+            per = ", ".join(f"{ch} {n:,}" for ch, n in absent.items())
+            lines.append(
+                f"{name}: {sum(absent.values()):,} sweeps absent (files not on disk, "
+                f"keyframes-only layout; fused without them): {per}"
+            )
     head = f"{'metric':<24}" + "".join(f"{n:>{w}}" for n in names)
     lines += [head, "-" * len(head)]
 

@@ -36,9 +36,16 @@ class LidarData:
 
     pose: SensorPose
     points: NDArray[np.float32]
-    num_sweeps: int
+    num_sweeps: int  # scans fused (the keyframe and the sweeps whose files exist)
     filename: str
     keyframe_points: int  # points of the keyframe scan alone (the first rows of `points`)
+    # dt (s) of each sweep of the chain whose file is not on disk (a keyframes-only
+    # download): not fused; kept so a cut to fewer sweeps knows where they were
+    absent_dt: tuple[float, ...] = ()
+
+    @property
+    def absent_sweeps(self) -> int:
+        return len(self.absent_dt)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +65,14 @@ class RadarData:
 
     pose: SensorPose
     points: NDArray[np.float32]
-    num_sweeps: int
+    num_sweeps: int  # scans fused (the current one and the sweeps whose files exist)
     filename: str
+    # dt (s) of each sweep of the chain whose file is not on disk: not fused (see LidarData)
+    absent_dt: tuple[float, ...] = ()
+
+    @property
+    def absent_sweeps(self) -> int:
+        return len(self.absent_dt)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +137,14 @@ class Frame:
         for ch, r in self.radars.items():
             out[ch] = r.pose.timestamp_us - self.timestamp_us
         return out
+
+    @property
+    def absent_sweeps(self) -> dict[str, int]:
+        """Channel -> sweeps whose files are absent (keyframes-only layout), where any are."""
+        counts = {ch: r.absent_sweeps for ch, r in self.radars.items()}
+        if self.lidar is not None:
+            counts[self.lidar.pose.channel] = self.lidar.absent_sweeps
+        return {ch: n for ch, n in sorted(counts.items()) if n}
 
     def sensor_to_lidar(self, channel: str) -> Transform:
         """LIDAR_TOP(t_ref) <- channel(t_channel), through the global frame."""

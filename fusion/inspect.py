@@ -58,6 +58,11 @@ def inspect_json(frame: Frame) -> dict:
         "camera_intrinsics": {ch: c.camera.intrinsics.tolist() for ch, c in frame.cameras.items()},
         "radar_points": {ch: int(len(r.points)) for ch, r in frame.radars.items()},
         "missing": frame.missing,
+        # sweeps in the tables whose files are absent (keyframes-only layout): not fused
+        "absent_sweeps": {
+            "total": sum(frame.absent_sweeps.values()),
+            "by_channel": frame.absent_sweeps,
+        },
         "boxes": [
             {
                 "token": boxes.tokens[i],
@@ -98,6 +103,13 @@ def summary_text(info: dict, frame: Frame) -> str:
         lines.append(f"{ch:<18}{off / 1000:>10.1f}  {what}")
     for ch, why in info["missing"].items():
         lines.append(f"{ch:<18}{'missing':>10}  {why}")
+    absent = info["absent_sweeps"]
+    if absent["total"]:
+        per = ", ".join(f"{ch} {n}" for ch, n in absent["by_channel"].items())
+        lines.append(
+            f"{absent['total']} sweeps absent (files not on disk, keyframes-only layout; "
+            f"fused without them): {per}"
+        )
     if frame.ego_motion is not None:
         em = frame.ego_motion
         lines.append(

@@ -10,6 +10,10 @@ dangling token, a zero quaternion, a NaN translation or a filename that is not a
 an error, never a hang); a sweep must be strictly older than the one after it and at most
 `MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
 the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
+A sweep whose file is absent (nuScenes' keyframes-only download: the tables link every sweep,
+only keyframe files exist) is left out and counted (`LidarData.absent_dt`,
+`Frame.absent_sweeps`): the frame fuses the sweeps that exist. A missing keyframe file, or a
+sweep file that exists but does not parse, is an error as before.
 """
 
 from __future__ import annotations
@@ -140,6 +144,9 @@ class NuScenesReader:
         self.skipped: dict[str, int] = {}  # channel -> sensors marked missing (tolerant mode)
         # channel -> keyframes left out of a frame for being beyond the sync tolerance
         self.out_of_sync: dict[str, int] = {}
+        # channel -> sweeps left out of frames because their file is absent (keyframes-only
+        # layout); each frame's own count is `Frame.absent_sweeps`
+        self.absent_sweeps: dict[str, int] = {}
         self._check_tables()
         from nuscenes.nuscenes import NuScenes
 
@@ -535,16 +542,42 @@ class NuScenesReader:
             times.append(ts)
         return chain
 
+    def _present(
+        self, chain: list[dict], reference: SensorPose
+    ) -> tuple[list[tuple[dict, Path]], list[float]]:
+        """(record, path) of the chain's files to read, and the dt (s, reference time minus the
+        sweep's) of each sweep left out because its file is absent: nuScenes' keyframes-only
+        download has every sweep in the tables but no sweep file, so a frame fuses the sweeps
+        that exist. A keyframe's file (the chain's first, or an older keyframe) is never
+        absent: its loader raises "file is missing". A sweep file that exists but does not
+        parse is corrupt, not absent: its loader raises as for any file."""
+        present: list[tuple[dict, Path]] = []
+        absent: list[float] = []
+        for k, sd in enumerate(chain):
+            path = self._path(sd)
+            if k > 0 and sd.get("is_key_frame") is False and not path.exists():
+                lag_us = reference.timestamp_us - self._timestamp("sample_data", sd)
+                absent.append(lag_us * 1e-6)
+                continue
+            present.append((sd, path))
+        return present, absent
+
     def _lidar(self, sd_token: str, reference: SensorPose) -> LidarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.lidar_sweeps))
+        present, absent = self._present(chain, reference)
         scans = [
             (
                 reference if sd["token"] == sd_token else self.sensor_pose(sd["token"]),
-                load_lidar_bin(self._path(sd)),
+                load_lidar_bin(path),
             )
-            for sd in chain
+            for sd, path in present
         ]
-        return lidar_sweeps(scans, reference, chain[0]["filename"])
+        self._count_absent(LIDAR_CHANNEL, absent)
+        return lidar_sweeps(scans, reference, chain[0]["filename"], absent)
+
+    def _count_absent(self, channel: str, absent: list[float]) -> None:
+        if absent:
+            self.absent_sweeps[channel] = self.absent_sweeps.get(channel, 0) + len(absent)
 
     def _camera(self, sd_token: str) -> CameraData:
         sd = self._get("sample_data", sd_token)
@@ -566,14 +599,13 @@ class NuScenesReader:
 
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
+        present, absent = self._present(chain, reference)
         scans = [
-            (
-                self.sensor_pose(sd["token"]),
-                load_radar_pcd(self._path(sd), self.options.radar_filter),
-            )
-            for sd in chain
+            (self.sensor_pose(sd["token"]), load_radar_pcd(path, self.options.radar_filter))
+            for sd, path in present
         ]
-        return radar_sweeps(scans, reference, chain[0]["filename"])
+        self._count_absent(self._channel(chain[0])[1], absent)
+        return radar_sweeps(scans, reference, chain[0]["filename"], absent)
 
     def _annotation(self, token: object) -> dict:
         """A sample_annotation with every field the boxes use checked (DataError naming

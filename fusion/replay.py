@@ -279,6 +279,9 @@ class ReplaySummary:
     dropped_by: dict[str, int] = field(default_factory=dict)
     late: int = 0
     missing: dict[str, int] = field(default_factory=dict)
+    # channel -> sweeps in a dataroot's tables whose files are absent (keyframes-only layout):
+    # no message, so frames fuse the scans that exist
+    absent_sweeps: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -347,8 +350,9 @@ class _Run:
         self.options = options
         self.sinks = sinks
         self.status = status
+        info = source.info()
         stream = StreamOptions.for_log(
-            runner.cfg, source.info(), options.budget_ms, options.trigger, runner.modalities
+            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities
         )
         self.trigger = stream.trigger
         self.sync = OnlineSynchronizer(
@@ -356,6 +360,7 @@ class _Run:
         )
         self.faults = FaultInjector(options.faults)
         self.summary = ReplaySummary(str(source.path), options.rate)
+        self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
         self.read_ms = 0.0
@@ -620,6 +625,12 @@ def format_summary(s: ReplaySummary) -> str:
         for st, v in s.stages_ms.items():
             if v["p99"] > 0:
                 lines.append(f"{st:<20}{v['p50']:>10.1f}{v['p99']:>10.1f}")
+    if s.absent_sweeps:
+        lines.append(
+            f"{sum(s.absent_sweeps.values()):,} sweeps absent (files not on disk, keyframes-only "
+            "layout; not replayed): "
+            + ", ".join(f"{ch} {n:,}" for ch, n in s.absent_sweeps.items())
+        )
     if any(s.faults.values()):
         lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in s.faults.items()))
     return "\n".join(lines)

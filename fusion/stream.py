@@ -12,6 +12,10 @@ built only from what had arrived:
   matched scan and that radar's previous ones; both motion-compensated into LIDAR_TOP at t
   (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
   extrapolated at constant velocity over at most `max_extrapolation_us`, never from the future.
+  A scan older than the span of `lidar_sweeps` (`radar_sweeps`) scans at the nuScenes rig's
+  rate is not fused (`max_sweep_age_us`): in a keyframes-only log (sweep files absent) the
+  previous scans are the previous keyframes, 0.5 s apart, which the offline reader does not
+  fuse and the models never saw in training.
 
 Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
 keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
@@ -52,6 +56,17 @@ if TYPE_CHECKING:
     from fusion.pipeline import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
+
+# Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
+# (n - 1) periods; half a period more is the jitter allowed.
+LIDAR_PERIOD_US = 50_000
+RADAR_PERIOD_US = 1_000_000 // 13
+
+
+def max_sweep_age_us(sweeps: int, period_us: int) -> int:
+    """The oldest scan (us before the newest) `sweeps` scans at `period_us` reach, plus half a
+    period: what the offline reader's chain of `sweeps` sample_data spans."""
+    return int((sweeps - 0.5) * period_us)
 
 
 @dataclass(frozen=True)
@@ -432,6 +447,8 @@ class OnlineSynchronizer:
                 break
             if h.msg.timestamp_us >= t:
                 continue  # sweeps strictly older than the trigger
+            if t - h.msg.timestamp_us > max_sweep_age_us(o.lidar_sweeps, LIDAR_PERIOD_US):
+                continue  # beyond the chain's span (a keyframes-only log): see the docstring
             pose = self._sensor_pose(LIDAR_CHANNEL, h.msg.timestamp_us)
             if pose is not None:
                 scans.append((pose, h.payload.points))  # type: ignore[union-attr]
@@ -538,6 +555,9 @@ class OnlineSynchronizer:
                 break
             if h.msg.timestamp_us > held.msg.timestamp_us:
                 continue
+            age_us = held.msg.timestamp_us - h.msg.timestamp_us
+            if age_us > max_sweep_age_us(o.radar_sweeps, RADAR_PERIOD_US):
+                continue  # beyond the chain's span (a keyframes-only log)
             pose = self._sensor_pose(ch, h.msg.timestamp_us)
             if pose is None:
                 if h is held:

@@ -8,12 +8,13 @@ A scan measured by sensor S at time t maps to LIDAR_TOP at t_ref through
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.frame import LidarData, RadarData, SensorPose
+from fusion.frame import Frame, LidarData, RadarData, SensorPose
 from fusion.sensor_io import RADAR_FIELDS
 from fusion.sync import transform_between
 
@@ -30,9 +31,11 @@ def lidar_sweeps(
     scans: Sequence[tuple[SensorPose, NDArray[np.float32]]],
     reference: SensorPose,
     filename: str = "",
+    absent_dt: Sequence[float] = (),
 ) -> LidarData:
     """`scans` (pose, (N, 5) x y z intensity ring in the sensor frame), the keyframe first, then
-    older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s)."""
+    older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s).
+    `absent_dt`: dt (s) of the chain's sweeps whose files do not exist (not in `scans`)."""
     clouds = []
     for k, (pose, pts) in enumerate(scans):
         if k == 0 and pose.timestamp_us == reference.timestamp_us:
@@ -48,6 +51,7 @@ def lidar_sweeps(
         num_sweeps=len(scans),
         filename=filename,
         keyframe_points=len(clouds[0]) if clouds else 0,
+        absent_dt=tuple(absent_dt),
     )
 
 
@@ -55,9 +59,11 @@ def radar_sweeps(
     scans: Sequence[tuple[SensorPose, NDArray[np.floating]]],
     reference: SensorPose,
     filename: str = "",
+    absent_dt: Sequence[float] = (),
 ) -> RadarData:
     """`scans` (pose, (18, N) filtered radar fields), the current scan first -> (sum N, 7)
-    x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s)."""
+    x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s).
+    `absent_dt`: dt (s) of the chain's sweeps whose files do not exist (not in `scans`)."""
     clouds = []
     for pose, raw in scans:
         to_ref = transform_between(pose, reference)
@@ -72,4 +78,25 @@ def radar_sweeps(
         points=np.concatenate(clouds).reshape(-1, 7) if clouds else np.zeros((0, 7), np.float32),
         num_sweeps=len(scans),
         filename=filename,
+        absent_dt=tuple(absent_dt),
     )
+
+
+def keyframe_only(frame: Frame) -> Frame:
+    """`frame` with the LIDAR keyframe scan alone and each radar's current scan alone: what a
+    keyframes-only dataroot (sweep files absent) gives for the same sample, points for points.
+    Training's sweep dropout (`train.sweep_dropout`) uses it, so a model trained on multi-sweep
+    data has seen the inputs of keyframes-only data."""
+    lidar = frame.lidar
+    if lidar is not None and lidar.num_sweeps > 1:
+        lidar = dataclasses.replace(
+            lidar, points=lidar.points[: lidar.keyframe_points], num_sweeps=1
+        )
+    radars = {}
+    for ch, r in frame.radars.items():
+        if r.num_sweeps > 1:
+            # the current scan's rows: its dt, computed as `radar_sweeps` computes it
+            dt = np.float32((frame.reference.timestamp_us - r.pose.timestamp_us) * 1e-6)
+            r = dataclasses.replace(r, points=r.points[r.points[:, 6] == dt], num_sweeps=1)
+        radars[ch] = r
+    return dataclasses.replace(frame, lidar=lidar, radars=radars)

@@ -441,6 +441,7 @@ def train(
         opts.seed,
         cfg.train.modality_dropout,
         cache_frames=opts.cache_frames,
+        sweep_dropout=cfg.train.sweep_dropout,
     )
     sampler = _EpochSampler()
     loader = torch.utils.data.DataLoader(

@@ -414,7 +414,40 @@ def _check_image(path: Path, width: int, height: int, deep: bool) -> str | None:
     return None
 
 
+def _channel_group(channel: str) -> str:
+    """LIDAR_TOP, CAM_*, RADAR_*: how the absent-sweeps warning groups its counts."""
+    head, sep, _ = channel.partition("_")
+    return f"{head}_*" if sep and head in ("CAM", "RADAR") else channel
+
+
+def _report_absent_sweeps(absent: Counter[str], sweeps: int, report: Report) -> None:
+    """One warning for every absent sweep file (by channel group), not an error per file:
+    nuScenes' keyframes-only download has the sweeps in its tables but not on disk, and the
+    readers fuse the sweeps that exist. When only some are absent, the same warning says so."""
+    n = sum(absent.values())
+    if not n:
+        return
+    groups: Counter[str] = Counter()
+    for ch, k in absent.items():
+        groups[_channel_group(ch)] += k
+    per = ", ".join(f"{g} {k:,}" for g, k in sorted(groups.items()))
+    if n == sweeps:
+        msg = (
+            f"keyframes-only layout: {n:,} sweep files absent ({per}): frames fuse keyframes alone"
+        )
+    else:
+        msg = (
+            f"partly keyframes-only: {n:,} of {sweeps:,} sweep files absent ({per}): frames "
+            "fuse the sweeps that exist"
+        )
+    report.warn("layout", msg + "; eval, inspect, replay and convert count the absent sweeps")
+
+
 def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_images: bool) -> None:
+    cs = {r["token"]: r["sensor_token"] for r in t["calibrated_sensor"]}
+    channels = {r["token"]: r["channel"] for r in t["sensor"]}
+    absent: Counter[str] = Counter()
+    sweeps = 0
     for r in t["map"]:
         try:
             if not resolve_inside(root, r["filename"]).is_file():
@@ -428,6 +461,11 @@ def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_imag
         except DataError as err:
             report.error("files", f"{name!r}: {err.reason}")
             continue
+        if not r["is_key_frame"]:
+            sweeps += 1
+            if not path.exists():  # absent, not an error: see _report_absent_sweeps
+                absent[channels.get(cs.get(r["calibrated_sensor_token"], ""), "?")] += 1
+                continue
         if not path.is_file():
             report.error("files", f"{name}: missing")
             continue
@@ -446,6 +484,7 @@ def _check_files(root: Path, t: dict[str, list[dict]], report: Report, deep_imag
             why = f"cannot read: {exc.strerror}"
         if why:
             report.error("files", f"{name}: {why}")
+    _report_absent_sweeps(absent, sweeps, report)
 
 
 def _check_time(t: dict[str, list[dict]], report: Report) -> None:

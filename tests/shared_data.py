@@ -28,3 +28,18 @@ def generate_small(out: Path, seed: int, condition: str, version: str = "v1.0-sy
         rc = main([*argv, "--conditions", condition])
     assert rc == 0, f"fusion generate failed for {out}"
     return out
+
+
+def drop_sweep_files(root: Path, keep_every: int = 0) -> dict[str, int]:
+    """Make `root` a keyframes-only dataroot, as nuScenes' "keyframes only" download: delete
+    the sweep files under `sweeps/` (the tables still link them). With `keep_every` = k > 0,
+    every k-th sweep file of each channel (in time order) is kept: a partly keyframes-only
+    dataroot. Returns channel -> files deleted."""
+    deleted: dict[str, int] = {}
+    for channel_dir in sorted((root / "sweeps").iterdir()):
+        for i, f in enumerate(sorted(channel_dir.iterdir())):  # names end in the timestamp
+            if keep_every and i % keep_every == 0:
+                continue
+            f.unlink()
+            deleted[channel_dir.name] = deleted.get(channel_dir.name, 0) + 1
+    return deleted

@@ -3,10 +3,11 @@
 For each `--dataroot` (a real scene, a real keyframe) the split is the devkit's own that holds
 its scenes (`mini_val` for scene-0916, `mini_train` for the keyframe of `tests/data`), and
 `fusion.evaluate.evaluate` runs every model and scores it (the devkit's mAP, NDS, TP errors and
-per-class AP; nothing is recomputed here). Added per dataroot: the ground-truth boxes per class
-that the devkit scores (after its range and points filter), the mean AP over the classes that
-have any (the devkit's mAP counts an absent class as 0), the sweep files the models would read
-that are absent on disk, and the sha256 of every weights file scored. Pictures: per-class AP,
+per-class AP; nothing is recomputed here) and the reader counts the sweep files each model
+would read that are absent (a keyframes-only download). Added per dataroot: the ground-truth
+boxes per class that the devkit scores (after its range and points filter), the mean AP over
+the classes that have any (the devkit's mAP counts an absent class as 0), and the sha256 of
+every weights file scored. Pictures: per-class AP,
 BEV views and the first model's boxes in the six cameras for the first `--pictures` keyframes.
 Results go to `--json-out`, `--markdown-out` (generated from the JSON) and `--plots`.
 """
@@ -102,29 +103,6 @@ def scored_gt_counts(nusc: Any, split: str) -> dict[str, int]:
     return counts
 
 
-def absent_sweep_files(
-    nusc: Any, dataroot: Path, sample_tokens: list[str], lidar_sweeps: int, radar_sweeps: int
-) -> dict[str, int]:
-    """Sweep files (not keyframes) that a reader of `lidar_sweeps` LIDAR and `radar_sweeps`
-    radar sweeps would open for these samples and that are absent on disk, per modality:
-    what a "keyframes only" download lacks."""
-    out = {"lidar": 0, "radar": 0, "listed": 0}
-    for tok in sample_tokens:
-        for channel, sd_token in nusc.get("sample", tok)["data"].items():
-            modality = "lidar" if channel == "LIDAR_TOP" else "radar" if "RADAR" in channel else ""
-            if not modality:
-                continue
-            sd = nusc.get("sample_data", sd_token)
-            for _ in range(max(0, (lidar_sweeps if modality == "lidar" else radar_sweeps) - 1)):
-                if not sd["prev"]:
-                    break
-                sd = nusc.get("sample_data", sd["prev"])
-                out["listed"] += 1
-                if not (dataroot / sd["filename"]).is_file():
-                    out[modality] += 1
-    return out
-
-
 def shrink_png(src: Path, dst: Path, width: int = PNG_WIDTH) -> Path:
     """`src` scaled down to `width` px (never up) and palette-coded, as `dst`."""
     from PIL import Image
@@ -158,9 +136,6 @@ def measure_dataroot(
     report = evaluate(dataroot, version, split, models, out, pictures=pictures, progress=False)
     assert report is not None  # one process: rank 0
     nusc = devkit(dataroot, version)
-    tokens = [
-        s["token"] for s in nusc.sample if nusc.get("scene", s["scene_token"])["name"] in scenes
-    ]
     counts = scored_gt_counts(nusc, split)
     present = [c for c in DETECTION_CLASSES if counts[c] > 0]
     result: dict[str, Any] = {
@@ -184,7 +159,14 @@ def measure_dataroot(
         lidar = model.cfg.point_cloud.sweeps if "lidar" in model.modalities else 0
         radar = model.cfg.radar.sweeps if "radar" in model.modalities else 0
         m["sweeps"] = {"lidar": lidar, "radar": radar}
-        m["absent_sweep_files"] = absent_sweep_files(nusc, dataroot, tokens, lidar, radar)
+        # the reader's count (`EvalReport.absent_sweeps`): sweeps the model reads whose files
+        # are absent, as a keyframes-only download has them
+        absent = report.absent_sweeps.get(name, {})
+        m["absent_sweeps"] = {
+            "lidar": sum(n for ch, n in absent.items() if ch == "LIDAR_TOP"),
+            "radar": sum(n for ch, n in absent.items() if ch.startswith("RADAR")),
+            "by_channel": dict(absent),
+        }
         result["models"][name] = m
     if plots is not None:
         first = next(iter(models))
@@ -305,10 +287,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         )
         rows.append(
             (
-                "absent sweep files (LIDAR / radar)",
+                "absent sweep files skipped (LIDAR / radar)",
                 [
-                    f"{ds['models'][m]['absent_sweep_files']['lidar']} / "
-                    f"{ds['models'][m]['absent_sweep_files']['radar']}"
+                    f"{ds['models'][m]['absent_sweeps']['lidar']} / "
+                    f"{ds['models'][m]['absent_sweeps']['radar']}"
                     for m in models
                 ],
             )

@@ -14,6 +14,10 @@ Streams (channels):
 - `imu`: the CAN bus `ms_imu` messages (100 Hz), where present.
 
 There is no separate log time in a dataroot: `log_time_us` is the sensor time.
+
+A sweep whose file is absent (nuScenes' keyframes-only download: the tables link every sweep,
+only keyframe files exist) yields no message and is counted in `info()["absent_sweeps"]`; a
+missing keyframe file is an error when its message is reached, as any unreadable file.
 """
 
 from __future__ import annotations
@@ -90,11 +94,18 @@ class DatarootSource:
         nusc = self.reader.nusc
         self._sensors: list[_Entry] = []
         self._poses: dict[int, _Entry] = {}
+        # checked paths by filename: resolving one costs ~0.25 ms, a third of reading a scan;
+        # a looped replay or the latency benchmark reads each file many times
+        self._paths: dict[str, Path] = {}
+        self.absent_sweeps: dict[str, int] = {}  # channel -> sweep files not on disk
         ego_origin = str(self.path / version / "ego_pose.json")
         for i, m in enumerate(self.reader.scene_sample_data(scene)):
             sd = nusc.get("sample_data", m.token)
             kind = sd["sensor_modality"]
             if kind not in _DECODERS:
+                continue
+            if not sd["is_key_frame"] and self._absent(sd["filename"]):
+                self.absent_sweeps[m.channel] = self.absent_sweeps.get(m.channel, 0) + 1
                 continue
             self._sensors.append(
                 _Entry(
@@ -117,9 +128,6 @@ class DatarootSource:
                 )
         if not any(e.kind == "lidar" for e in self._sensors):
             raise DataError(f"scene {scene} has no LIDAR sample_data", self.path)
-        # checked paths by filename: resolving one costs ~0.25 ms, a third of reading a scan;
-        # a looped replay or the latency benchmark reads each file many times
-        self._paths: dict[str, Path] = {}
         self._can: list[_Entry] = []
         can = self.reader.can_bus(scene)
         if can is not None:
@@ -136,6 +144,18 @@ class DatarootSource:
                 self._can.append(
                     _Entry(int(t), 1, k, IMU_CHANNEL, "imu", record=rec, origin=imu_origin)
                 )
+
+    def _absent(self, filename: object) -> bool:
+        """The file is not on disk (a keyframes-only download's sweep). A name that does not
+        resolve inside the dataroot is not "absent": its message raises when reached."""
+        try:
+            path = resolve_inside(self.path, filename)
+        except DataError:
+            return False
+        if path.exists():
+            self._paths[filename] = path  # type: ignore[index]  # resolved once, as in messages()
+            return False
+        return True
 
     # -- the Source protocol -----------------------------------------------------------------
     def rig(self) -> Rig:
@@ -201,6 +221,8 @@ class DatarootSource:
             "scene": self.scene,
             "channels": dict(sorted(Counter(e.channel for e in entries).items())),
             "keyframes": sum(e.is_keyframe for e in self._sensors if e.kind == "lidar"),
+            # sweeps in the tables whose files are absent (keyframes-only layout): no message
+            "absent_sweeps": dict(sorted(self.absent_sweeps.items())),
             "start_us": start,
             "end_us": end,
             "duration_s": (end - start) * 1e-6,

@@ -3,6 +3,7 @@ mean, absent sweep files counted, the weights' sha256, markdown from the JSON, s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 from model_fakes import tiny_config, tiny_params
 
-from fusion.bench.real import absent_sweep_files, devkit, devkit_split, to_markdown
+from fusion.bench.real import devkit_split, to_markdown
 from fusion.errors import FusionError
 from fusion.model import build_detector, save_detector
 
@@ -45,7 +46,7 @@ def test_bench_real_on_the_real_keyframe(real_root: Path, tmp_path: Path, capsys
     present_mean = sum(m["label_aps"][c] for c in REAL_GT) / len(REAL_GT)
     assert m["mean_ap_present"] == pytest.approx(present_mean)
     assert m["sweeps"] == {"lidar": 1, "radar": 0}
-    assert m["absent_sweep_files"] == {"lidar": 0, "radar": 0, "listed": 0}
+    assert m["absent_sweeps"] == {"lidar": 0, "radar": 0, "by_channel": {}}
     kinds = sorted(p["kind"] for p in ds["pictures"])
     assert kinds == ["bev", "cameras", "class"]
     for pic in ds["pictures"]:
@@ -61,7 +62,10 @@ def test_bench_real_on_the_real_keyframe(real_root: Path, tmp_path: Path, capsys
     assert again.read_text() == text
 
 
-def test_absent_sweep_files_are_counted(real_copy: Path):
+def test_absent_sweep_files_are_the_readers_count(real_copy: Path, tmp_path: Path):
+    from fusion.cli import main
+
+    # one LIDAR sweep listed before the keyframe, its file absent (a keyframes-only download)
     table = real_copy / "v1.0-mini" / "sample_data.json"
     records = json.loads(table.read_text())
     key = next(r for r in records if r["filename"].startswith("samples/LIDAR_TOP/"))
@@ -70,17 +74,16 @@ def test_absent_sweep_files_are_counted(real_copy: Path):
     sweep["timestamp"] = key["timestamp"] - 50_000
     key["prev"] = "sweep0"
     table.write_text(json.dumps([*records, sweep]))
-    nusc = devkit(real_copy, "v1.0-mini")
-    tokens = [s["token"] for s in nusc.sample]
-    assert absent_sweep_files(nusc, real_copy, tokens, 10, 0) == {
-        "lidar": 1,
-        "radar": 0,
-        "listed": 1,
-    }
-    assert absent_sweep_files(nusc, real_copy, tokens, 1, 0)["lidar"] == 0  # keyframe only
-    (real_copy / "sweeps" / "LIDAR_TOP").mkdir(parents=True)
-    (real_copy / sweep["filename"]).write_bytes(b"\0" * 20)
-    assert absent_sweep_files(nusc, real_copy, tokens, 10, 0)["lidar"] == 0
+    cfg = tiny_config()
+    two = dataclasses.replace(cfg, point_cloud=dataclasses.replace(cfg.point_cloud, sweeps=2))
+    torch.manual_seed(0)
+    save_detector(build_detector(two, "lidar", tiny_params()), tmp_path / "lidar.safetensors")
+    out = tmp_path / "real.json"
+    argv = ["bench", "real", "--dataroot", str(real_copy), "--models", "lidar"]
+    assert main([*argv, "--weights", str(tmp_path), "--json-out", str(out)]) == 0
+    m = json.loads(out.read_text())["datasets"][0]["models"]["lidar"]
+    assert m["sweeps"] == {"lidar": 2, "radar": 0}
+    assert m["absent_sweeps"] == {"lidar": 1, "radar": 0, "by_channel": {"LIDAR_TOP": 1}}
 
 
 def test_the_split_is_the_devkits(real_copy: Path):
