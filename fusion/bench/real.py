@@ -194,10 +194,17 @@ def measure(
     pictures: int,
     work: Path | None = None,
 ) -> dict[str, Any]:
-    weights = {
-        name: {"file": str(path), "sha256": sha256(path), "run": _run_meta(path)}
-        for name, path in models.items()
-    }
+    from fusion.model.weights import load_detector
+
+    weights = {}
+    for name, path in models.items():
+        pc = load_detector(path).cfg.point_cloud
+        weights[name] = {
+            "file": str(path),
+            "sha256": sha256(path),
+            "run": _run_meta(path),
+            "ego_filter": pc.ego_filter if pc.ego_filter == "none" else list(pc.ego_box),
+        }
     with tempfile.TemporaryDirectory(prefix="bench_real_") as tmp:
         base = work or Path(tmp)
         datasets = [
@@ -238,16 +245,27 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         "## Weights scored",
         "",
-        "| model | sha256 | trained on | steps | init |",
-        "|---|---|---|---:|---|",
+        "| model | sha256 | trained on | steps (last run) | started from | ego filter box (m, LIDAR_TOP) |",
+        "|---|---|---|---:|---|---|",
     ]
     for name, w in result["weights"].items():
         run = w.get("run", {})
+        ego = w.get("ego_filter", "?")
         lines.append(
             f"| {name} | `{w['sha256'][:16]}` | {run.get('version', '?')} "
             f"{run.get('split', '?')} | {run.get('steps', '?')} | "
-            f"{str(run.get('init', '')).split(' ')[0] or '-'} |"
+            f"{str(run.get('init', '')).split(' ')[0] or '-'} | "
+            f"{' '.join(f'{v:g}' for v in ego) if isinstance(ego, list) else ego} |"
         )
+    lines += [
+        "",
+        "How to read it: the devkit's mAP averages 10 classes and counts a class without ground "
+        "truth as AP 0, so on a scene with 6 classes it cannot pass 0.6; the mean over the "
+        "present classes is given beside it. `absent sweep files skipped`: sweeps the model "
+        "reads whose files a keyframes-only download lacks (the frame fuses those that exist). "
+        "The devkit's split is named per dataroot: a scene of `mini_val` or `val` is nuScenes "
+        "validation data, so weights trained on it must not be reported on nuScenes val.",
+    ]
     for ds in result["datasets"]:
         present = ds["present_classes"]
         gt_text = ", ".join(f"{c} {ds['gt_boxes_scored'][c]}" for c in present)
