@@ -109,9 +109,7 @@ def _stats(v: np.ndarray) -> dict[str, float]:
     }
 
 
-def local_ground(
-    points_ego: np.ndarray, center: np.ndarray, size_wlh: list[float]
-) -> float | None:
+def local_ground(points_ego: np.ndarray, center: np.ndarray, size_wlh: list[float]) -> float | None:
     """Ground height (m, ego frame) around a box: the 10th percentile of z of the LIDAR returns
     in a ring 0.3-2.5 m outside the box's bounding circle (the ground is not flat: ramps, kerbs,
     a road above a car park); None when the ring holds fewer than 20 returns."""
@@ -173,7 +171,10 @@ def measure(dataroot: Path) -> dict[str, Any]:
         lidar["per_ring"].append(np.bincount(rings, minlength=32)[:32].tolist())
         elev = np.degrees(np.arctan2(pts[ret, 2], horiz[ret]))
         lidar["ring_elevation"].append(
-            [float(np.median(elev[rings == r])) if (rings == r).any() else np.nan for r in range(32)]
+            [
+                float(np.median(elev[rings == r])) if (rings == r).any() else np.nan
+                for r in range(32)
+            ]
         )
         ego_pts = _apply(lidar_to_ego, pts[ret, :3])
         ground_sel = (horiz[ret] > 4) & (horiz[ret] < 25) & (ego_pts[:, 2] < 1.0)
@@ -328,7 +329,7 @@ def _bars(ax: Any, series: dict[str, list[float]], labels: list[str], title: str
     width = 0.8 / max(1, len(series))
     x = np.arange(len(labels))
     for k, (name, v) in enumerate(series.items()):
-        v = np.asarray(v, float)
+        v = np.asarray(v, float) if len(v) else np.zeros(len(labels))  # a sensor the set lacks
         share = v / v.sum() if v.sum() else v
         ax.bar(x + (k - (len(series) - 1) / 2) * width, share, width, label=name, color=COLORS[k])
     ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
@@ -389,7 +390,7 @@ def plot_all(result: dict[str, Any], folder: Path) -> list[str]:
     names = list(rad)
     axes[2].bar(
         np.arange(len(names)) - 0.2,
-        [rad[n]["points_per_scan"]["mean"] for n in names],
+        [rad[n]["points_per_scan"].get("mean", 0.0) for n in names],
         0.4,
         label="points per scan",
         color="0.5",
@@ -412,14 +413,22 @@ def plot_all(result: dict[str, Any], folder: Path) -> list[str]:
     keys = ("luma_mean", "luma_std", "r", "g", "b", "saturation")
     x = np.arange(len(keys))
     for k, (label, v) in enumerate(rows):
-        ax.bar(x + (k - (len(rows) - 1) / 2) * 0.8 / len(rows), [v[q] for q in keys], 0.8 / len(rows), label=label)
+        ax.bar(
+            x + (k - (len(rows) - 1) / 2) * 0.8 / len(rows),
+            [v[q] for q in keys],
+            0.8 / len(rows),
+            label=label,
+        )
     ax.set_xticks(x, ["brightness", "contrast", "R", "G", "B", "saturation"])
     ax.set_title("camera image statistics (0-255)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     files.append(_save(fig, folder / "cameras.png"))
 
-    classes = sorted(set(result["real"]["objects"]) & set.intersection(*(set(s["objects"]) for s in result["synth"].values())))
+    classes = sorted(
+        set(result["real"]["objects"])
+        & set.intersection(*(set(s["objects"]) for s in result["synth"].values()))
+    )
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
     for j, dim in enumerate(("width", "length", "height")):
         x = np.arange(len(classes))
@@ -440,7 +449,7 @@ def plot_all(result: dict[str, Any], folder: Path) -> list[str]:
     for k, (name, d) in enumerate(sets.items()):
         axes[3].plot(
             x + (k - (len(sets) - 1) / 2) * 0.2,
-            [d["objects"][c]["bottom_above_ground"]["median"] for c in classes],
+            [d["objects"][c]["bottom_above_ground"].get("median", float("nan")) for c in classes],
             "o",
             label=name,
             color=COLORS[k],
@@ -456,7 +465,12 @@ def plot_all(result: dict[str, Any], folder: Path) -> list[str]:
         n: np.sum([v["hist"] for v in d["annotations"]["num_lidar_pts"].values()], 0).tolist()
         for n, d in sets.items()
     }
-    _bars(axes[0], merged, _bin_labels(result["real"]["annotations"]["num_lidar_pts_bins"]), "num_lidar_pts per box, share")
+    _bars(
+        axes[0],
+        merged,
+        _bin_labels(result["real"]["annotations"]["num_lidar_pts_bins"]),
+        "num_lidar_pts per box, share",
+    )
     levels = ["1", "2", "3", "4"]
     _bars(
         axes[1],
@@ -482,26 +496,40 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def gaps(real: dict[str, Any], synth: dict[str, Any]) -> dict[str, float]:
-    """One figure per quantity (synthetic minus real, or a histogram distance)."""
+    """One figure per quantity (synthetic minus real, or a histogram distance; NaN where a
+    set lacks the sensor)."""
+    nan = float("nan")
     rl, sl = real["lidar"], synth["lidar"]
     out = {
         "lidar intensity TV distance": tv_distance(rl["intensity_hist"], sl["intensity_hist"]),
-        "lidar intensity median, synth - real": sl["intensity"]["median"] - rl["intensity"]["median"],
+        "lidar intensity median, synth - real": sl["intensity"]["median"]
+        - rl["intensity"]["median"],
         "lidar intensity p90, synth - real": sl["intensity"]["p90"] - rl["intensity"]["p90"],
-        "lidar points per range bin TV distance": tv_distance(rl["range_per_scan"], sl["range_per_scan"]),
-        "lidar points per ring TV distance": tv_distance(rl["points_per_ring"], sl["points_per_ring"]),
-        "lidar ring elevation, max abs diff (deg)": float(
-            np.nanmax(np.abs(np.asarray(rl["ring_elevation_deg"]) - np.asarray(sl["ring_elevation_deg"])))
+        "lidar points per range bin TV distance": tv_distance(
+            rl["range_per_scan"], sl["range_per_scan"]
         ),
-        "lidar points within 3 m, synth - real (raw)": sl["within_3m_per_scan"] - rl["within_3m_per_scan"],
+        "lidar points per ring TV distance": tv_distance(
+            rl["points_per_ring"], sl["points_per_ring"]
+        ),
+        "lidar ring elevation, max abs diff (deg)": float(
+            np.nanmax(
+                np.abs(np.asarray(rl["ring_elevation_deg"]) - np.asarray(sl["ring_elevation_deg"]))
+            )
+        ),
+        "lidar points within 3 m, synth - real (raw)": sl["within_3m_per_scan"]
+        - rl["within_3m_per_scan"],
         "lidar points within 3 m, synth - real (after ego filter)": sl["within_3m_after_ego_filter"]
         - rl["within_3m_after_ego_filter"],
-        "lidar ground z in ego frame, synth - real (m)": sl["ground_z_ego"]["median"] - rl["ground_z_ego"]["median"],
+        "lidar ground z in ego frame, synth - real (m)": sl["ground_z_ego"]["median"]
+        - rl["ground_z_ego"]["median"],
         "radar RCS TV distance": tv_distance(real["radar"]["rcs_hist"], synth["radar"]["rcs_hist"]),
-        "radar speed TV distance": tv_distance(real["radar"]["speed_hist"], synth["radar"]["speed_hist"]),
-        "radar points per scan, synth / real": synth["radar"]["points_per_scan"]["mean"]
-        / real["radar"]["points_per_scan"]["mean"],
-        "radar false-alarm share, synth - real": synth["radar"]["false_alarm_share"] - real["radar"]["false_alarm_share"],
+        "radar speed TV distance": tv_distance(
+            real["radar"]["speed_hist"], synth["radar"]["speed_hist"]
+        ),
+        "radar points per scan, synth / real": synth["radar"]["points_per_scan"].get("mean", nan)
+        / real["radar"]["points_per_scan"].get("mean", nan),
+        "radar false-alarm share, synth - real": synth["radar"]["false_alarm_share"]
+        - real["radar"]["false_alarm_share"],
     }
     rd = real["cameras"].get("day")
     sd = synth["cameras"].get("day")
@@ -515,9 +543,9 @@ def gaps(real: dict[str, Any], synth: dict[str, Any]) -> dict[str, float]:
             continue
         rel = np.abs(np.asarray(so["wlh_mean"]) / np.asarray(ro["wlh_mean"]) - 1.0)
         out[f"{cls} size, max relative error of mean w/l/h"] = float(rel.max())
-        out[f"{cls} bottom above ground, synth - real (m)"] = (
-            so["bottom_above_ground"]["median"] - ro["bottom_above_ground"]["median"]
-        )
+        out[f"{cls} bottom above ground, synth - real (m)"] = so["bottom_above_ground"].get(
+            "median", float("nan")
+        ) - ro["bottom_above_ground"].get("median", float("nan"))
     ra, sa = real["annotations"], synth["annotations"]
     merged = [
         np.sum([v["hist"] for v in a["num_lidar_pts"].values()], 0).tolist() for a in (ra, sa)
@@ -540,6 +568,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     real, synth = result["real"], result["synth"]
     names = ["real", *synth]
     sets = {"real": real, **synth}
+    nan = float("nan")
     lines = [
         "# The sim-to-real gap",
         "",
@@ -548,7 +577,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"    {result['command']}",
         "",
         f"Real: `{real['dataroot']}` ({real['keyframes']} keyframes). "
-        + "; ".join(f"{n}: `{s['dataroot']}` ({s['keyframes']} keyframes)" for n, s in synth.items())
+        + "; ".join(
+            f"{n}: `{s['dataroot']}` ({s['keyframes']} keyframes)" for n, s in synth.items()
+        )
         + ". Keyframes only. What each figure is: `benchmarks/sim2real.py`'s docstring.",
         "",
         "## The gap, one figure per quantity",
@@ -559,7 +590,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     table = {n: gaps(real, s) for n, s in synth.items()}
     first = next(iter(table.values()))
     for key in first:
-        lines.append(f"| {key} | " + " | ".join(_f(table[n].get(key, float('nan'))) for n in synth) + " |")
+        lines.append(
+            f"| {key} | " + " | ".join(_f(table[n].get(key, float("nan"))) for n in synth) + " |"
+        )
 
     def row(label: str, values: list[Any], digits: int = 1) -> str:
         return f"| {label} | " + " | ".join(_f(v, digits) for v in values) + " |"
@@ -569,10 +602,22 @@ def to_markdown(result: dict[str, Any]) -> str:
     L = {n: sets[n]["lidar"] for n in names}
     lines += [
         row("points per scan", [L[n]["points_per_scan"] for n in names], 0),
-        row("points at the sensor origin (no return) per scan", [L[n]["origin_points_per_scan"] for n in names], 0),
-        row("points within 3 m off the origin per scan (ego returns)", [L[n]["within_3m_per_scan"] for n in names], 0),
+        row(
+            "points at the sensor origin (no return) per scan",
+            [L[n]["origin_points_per_scan"] for n in names],
+            0,
+        ),
+        row(
+            "points within 3 m off the origin per scan (ego returns)",
+            [L[n]["within_3m_per_scan"] for n in names],
+            0,
+        ),
         row("... after the ego filter", [L[n]["within_3m_after_ego_filter"] for n in names], 0),
-        row("points removed by the ego filter per scan", [L[n]["removed_by_ego_filter"] for n in names], 0),
+        row(
+            "points removed by the ego filter per scan",
+            [L[n]["removed_by_ego_filter"] for n in names],
+            0,
+        ),
         row("intensity mean", [L[n]["intensity"]["mean"] for n in names]),
         row("intensity median", [L[n]["intensity"]["median"] for n in names]),
         row("intensity p90", [L[n]["intensity"]["p90"] for n in names]),
@@ -583,14 +628,24 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += ["", "![LIDAR](sim2real/lidar.png)", "", "## Radar", "", *head]
     R = {n: sets[n]["radar"] for n in names}
     lines += [
-        row("points per scan (mean)", [R[n]["points_per_scan"]["mean"] for n in names]),
+        row("points per scan (mean)", [R[n]["points_per_scan"].get("mean", nan) for n in names]),
         row("RCS median (dBsm)", [R[n]["rcs"].get("median", float("nan")) for n in names]),
-        row("compensated speed median (m/s)", [R[n]["speed"].get("median", float("nan")) for n in names], 2),
-        row("compensated speed p90 (m/s)", [R[n]["speed"].get("p90", float("nan")) for n in names], 2),
+        row(
+            "compensated speed median (m/s)",
+            [R[n]["speed"].get("median", float("nan")) for n in names],
+            2,
+        ),
+        row(
+            "compensated speed p90 (m/s)",
+            [R[n]["speed"].get("p90", float("nan")) for n in names],
+            2,
+        ),
         row("false-alarm share (points in no box)", [R[n]["false_alarm_share"] for n in names], 2),
     ]
     lines += ["", "![radar](sim2real/radar.png)", "", "## Cameras", ""]
-    lines += ["| set, condition | images | brightness | contrast | R | G | B | saturation | dark share |"]
+    lines += [
+        "| set, condition | images | brightness | contrast | R | G | B | saturation | dark share |"
+    ]
     lines += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in names:
         for cond, c in sets[n]["cameras"].items():
@@ -600,17 +655,31 @@ def to_markdown(result: dict[str, Any]) -> str:
                 f"{c['dark_share']:.2f} |"
             )
     lines += ["", "![cameras](sim2real/cameras.png)", "", "## Objects", ""]
-    lines += ["| class | " + " | ".join(f"{n} w / l / h (m) [boxes]" for n in names) + " | " + " | ".join(f"{n} bottom above ground (m)" for n in names) + " |"]
+    lines += [
+        "| class | "
+        + " | ".join(f"{n} w / l / h (m) [boxes]" for n in names)
+        + " | "
+        + " | ".join(f"{n} bottom above ground (m)" for n in names)
+        + " |"
+    ]
     lines += ["|---|" + "---:|" * (2 * len(names))]
     for cls in sorted(real["objects"]):
         cells, bottom = [], []
         for n in names:
             o = sets[n]["objects"].get(cls)
-            cells.append("-" if o is None else " / ".join(f"{v:.2f}" for v in o["wlh_mean"]) + f" [{o['boxes']}]")
-            bottom.append("-" if o is None else f"{o['bottom_above_ground']['median']:.2f}")
+            cells.append(
+                "-"
+                if o is None
+                else " / ".join(f"{v:.2f}" for v in o["wlh_mean"]) + f" [{o['boxes']}]"
+            )
+            bottom.append(
+                "-" if o is None else _f(o["bottom_above_ground"].get("median", float("nan")))
+            )
         lines.append(f"| {cls} | " + " | ".join(cells) + " | " + " | ".join(bottom) + " |")
     lines += ["", "![objects](sim2real/objects.png)", "", "## Annotations", ""]
-    lines += ["| class | " + " | ".join(f"{n}: share with 0 LIDAR points / median" for n in names) + " |"]
+    lines += [
+        "| class | " + " | ".join(f"{n}: share with 0 LIDAR points / median" for n in names) + " |"
+    ]
     lines += ["|---|" + "---:|" * len(names)]
     for cls in sorted(real["annotations"]["num_lidar_pts"]):
         cells = []
@@ -619,7 +688,11 @@ def to_markdown(result: dict[str, Any]) -> str:
             cells.append("-" if a is None else f"{a['zero_share']:.2f} / {a['median']:.0f}")
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     vis = ["1", "2", "3", "4"]
-    lines += ["", "| visibility (v0-40 / v40-60 / v60-80 / v80-100), share | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [
+        "",
+        "| visibility (v0-40 / v40-60 / v60-80 / v80-100), share | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     cells = []
     for n in names:
         v = sets[n]["annotations"]["visibility"]
@@ -638,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth", action="append", default=[], metavar="NAME=DATAROOT")
     p.add_argument("--generate", type=Path, help="generate the synthetic set here first (as `now`)")
     p.add_argument("--from-json", type=Path)
-    p.add_argument("--notes", type=Path, help="markdown appended to the report (changes, before/after)")
+    p.add_argument(
+        "--notes", type=Path, help="markdown appended to the report (changes, before/after)"
+    )
     p.add_argument("--json-out", type=Path)
     p.add_argument("--markdown-out", type=Path)
     p.add_argument("--plots", type=Path)
@@ -659,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
         if not synth:
             p.error("give --synth NAME=DATAROOT or --generate DIR")
         result = {
-            "command": "python benchmarks/sim2real.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python benchmarks/sim2real.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
             "real": measure(args.real),
             "synth": {n: measure(Path(d)) for n, d in synth.items()},
         }
