@@ -35,7 +35,7 @@ from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector
 from fusion.model.weights import add_model_arguments, load_detector, models_from_args
 from fusion.pipeline import CameraMotion, check_drop, drop_sensors
-from fusion.render import plot_bev_samples, plot_class_aps
+from fusion.render import plot_bev_samples, plot_class_aps, render_camera_detections
 
 if TYPE_CHECKING:
     from fusion.nuscenes import ReaderOptions
@@ -561,6 +561,9 @@ def _score(
         # the name comes from the dataset: sanitized, then checked to land inside --out
         picture = inside(out, out / "plots" / f"bev_{safe_name(tok)}.png")
         plot_bev_samples(frame, dets, cfg, picture)
+        for name, d in dets.items():  # the same boxes seen by the six cameras
+            cams = inside(out, out / "plots" / f"cameras_{safe_name(name)}_{safe_name(tok)}.png")
+            render_camera_detections(frame, d, name, cams)
     absent = {r.name: r.absent_sweeps for r in runs}
     return EvalReport(
         split, len(tokens), tuple(drop), backend, metrics, latency, by_condition, absent
@@ -632,7 +635,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_json_arguments(parser, "the summary (always written to OUT/summary.json too)")
     parser.add_argument(
-        "--pictures", type=int, default=3, help="BEV pictures of the first N samples"
+        "--pictures",
+        type=int,
+        default=3,
+        help="BEV and six-camera pictures of the first N samples",
     )
     parser.add_argument(
         "--camera-motion",

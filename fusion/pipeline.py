@@ -38,6 +38,7 @@ from fusion.config import (
     RADAR_CHANNELS,
     AugmentParams,
     PipelineConfig,
+    PointCloudConfig,
 )
 from fusion.errors import FusionError
 from fusion.frame import Frame
@@ -395,6 +396,23 @@ class CameraGeometryCache:
 # -- point clouds -------------------------------------------------------------------------------
 
 
+def ego_filter_mask(xyz: NDArray[np.floating], cfg: PointCloudConfig) -> NDArray[np.bool_]:
+    """(N,) True for the points (N, >=3) x y z in m, LIDAR_TOP frame, that the ego filter
+    removes: inside `cfg.ego_box` with `cfg.ego_filter == "box"`, none with `none`."""
+    if cfg.ego_filter == "none":
+        return np.zeros(len(xyz), bool)
+    lo, hi = np.asarray(cfg.ego_box[:3]), np.asarray(cfg.ego_box[3:])
+    p = np.asarray(xyz)[:, :3]
+    return np.all((p >= lo) & (p <= hi), axis=1)
+
+
+def without_ego_returns(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:
+    """(N, C) LIDAR points (x y z first, LIDAR_TOP frame) without those in the ego box: one
+    filter for real and synthetic clouds, training and inference (`PointCloudConfig.ego_box`)."""
+    drop = ego_filter_mask(points, cfg.point_cloud)
+    return points if not drop.any() else points[~drop]
+
+
 def lidar_voxels(points: Any, cfg: PipelineConfig) -> Voxels:
     """(N, 5) LIDAR points -> hard pillars with `kernels.voxelize`. Host (numpy) points give
     numpy pillars; device points (a CUDA tensor, a numba device array) are voxelized by the CUDA
@@ -509,7 +527,8 @@ def sample_inputs(
         lap("camera_geometry")
     voxels = None
     if "lidar" in modalities and frame.lidar is not None:
-        pts = frame.lidar.points if transform is None else transform.points(frame.lidar.points)
+        pts = without_ego_returns(frame.lidar.points, cfg)  # before augmentation moves them
+        pts = pts if transform is None else transform.points(pts)
         if points_to is not None:
             pts = points_to(np.ascontiguousarray(pts, np.float32))
         voxels = lidar_voxels(pts, cfg)

@@ -1,6 +1,6 @@
 """Every picture of the stack, in one style: the calibration check of `fusion inspect`, the
-per-class AP bars and BEV pictures of `fusion eval`, the loss curves of `fusion train` and the
-contact sheet of a generated dataroot.
+per-class AP bars, BEV pictures and boxes in the six cameras of `fusion eval`, the loss curves
+of `fusion train` and the contact sheet of a generated dataroot.
 
 Matplotlib figures go through `_pyplot` (the file backend) and `_save` (one dpi, tight
 layout, the folder made); ground truth is always `GT_COLOR`, each model its `MODEL_COLORS`.
@@ -215,6 +215,110 @@ def plot_bev_samples(
         if handles:
             ax.legend(loc="upper right", fontsize=8)
     return _save(fig, path, dpi=90)
+
+
+def box_corners_3d(
+    center: NDArray[np.floating], size_wlh: NDArray[np.floating], yaw: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """(M, 8, 3) corners (m) of boxes with centres (M, 3), sizes (w, l, h) and yaw about +z
+    (rad): corners 0-3 the bottom face in `box_corners_bev` order, 4-7 the top face above them."""
+    center = np.asarray(center, np.float64).reshape(-1, 3)
+    size = np.asarray(size_wlh, np.float64).reshape(-1, 3)
+    bev = box_corners_bev(center, size, np.asarray(yaw, np.float64).reshape(-1))
+    z = center[:, None, 2:3] + np.array([-0.5, 0.5])[None, :, None] * size[:, None, 2:3]
+    bottom = np.concatenate([bev, np.repeat(z[:, :1], 4, 1)], -1)
+    top = np.concatenate([bev, np.repeat(z[:, 1:], 4, 1)], -1)
+    return np.concatenate([bottom, top], 1)
+
+
+# edges of `box_corners_3d`: bottom ring, top ring, pillars
+BOX_EDGES = (
+    *((i, (i + 1) % 4) for i in range(4)),
+    *((4 + i, 4 + (i + 1) % 4) for i in range(4)),
+    *((i, i + 4) for i in range(4)),
+)
+GT_BGR = (60, 200, 60)  # GT_COLOR in OpenCV's BGR
+MODEL_BGR = {"fusion": (40, 40, 214), "camera": (180, 119, 31), "lidar": (14, 127, 255)}
+
+
+def _draw_boxes_camera(
+    img: NDArray[np.uint8],
+    corners_lidar: NDArray[np.float64],
+    lidar_to_camera: Any,
+    camera: Any,
+    scale: float,
+    color: tuple[int, int, int],
+) -> None:
+    """Draw each box (corners (M, 8, 3) in LIDAR_TOP) whose corners all lie in front of the
+    camera and at least one inside the image, on `img` (resized by `scale` from the camera)."""
+    import cv2
+
+    for corners in corners_lidar:
+        uv, depth, inside = camera.project(lidar_to_camera.apply(corners))
+        if (depth <= 0.5).any() or not inside.any():
+            continue
+        px = np.round(uv * scale).astype(np.int32)
+        for a, b in BOX_EDGES:
+            cv2.line(img, tuple(px[a]), tuple(px[b]), color, 1, cv2.LINE_8)
+
+
+def render_camera_detections(
+    frame: Frame,
+    detections: Detections | None,
+    name: str,
+    path: str | Path,
+    min_score: float = 0.3,
+    cam_width: int = 320,
+) -> Path:
+    """The six cameras (2 x 3 grid, each `cam_width` px wide) with the ground-truth boxes
+    (green) and the `name` model's detections scoring at least `min_score` (its colour)
+    projected into them; boxes in the LIDAR_TOP frame at the reference time go to each camera
+    at its own time (`Frame.sensor_to_lidar`). Writes a PNG and returns its path."""
+    import cv2
+
+    cam_h = int(round(cam_width * 9 / 16))
+    gt = frame.boxes
+    gt_corners = np.zeros((0, 8, 3))
+    if gt is not None and len(gt):
+        evaluated = np.array([n is not None for n in gt.detection_names])
+        gt_corners = box_corners_3d(
+            gt.center_lidar[evaluated], gt.size_wlh[evaluated], gt.yaw_lidar[evaluated]
+        )
+    det_corners = np.zeros((0, 8, 3))
+    if detections is not None and len(detections):
+        keep = detections.scores >= min_score
+        det_corners = box_corners_3d(
+            detections.center[keep], detections.size_wlh[keep], detections.yaw[keep]
+        )
+    tiles = []
+    for ch in CAMERA_CHANNELS:
+        cam = frame.cameras.get(ch)
+        if cam is None:
+            tile = np.full((cam_h, cam_width, 3), 40, np.uint8)
+            cv2.putText(tile, f"{ch}: missing", (8, cam_h // 2), 0, 0.5, (255, 255, 255), 1)
+            tiles.append(tile)
+            continue
+        scale = cam_width / cam.image.shape[1]
+        tile = cv2.resize(
+            cv2.cvtColor(cam.image, cv2.COLOR_RGB2BGR),
+            (cam_width, int(round(cam.image.shape[0] * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        to_cam = frame.sensor_to_lidar(ch).inverse()
+        _draw_boxes_camera(tile, gt_corners, to_cam, cam.camera, scale, GT_BGR)
+        _draw_boxes_camera(
+            tile, det_corners, to_cam, cam.camera, scale, MODEL_BGR.get(name, (40, 40, 214))
+        )
+        cv2.putText(tile, ch, (6, 14), 0, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(cv2.resize(tile, (cam_width, cam_h)))
+    grid = np.concatenate([np.concatenate(tiles[:3], 1), np.concatenate(tiles[3:], 1)], 0)
+    label = f"{frame.sample_token[:8]}: ground truth (green), {name} score >= {min_score}"
+    cv2.putText(grid, label, (6, 2 * cam_h - 8), 0, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(grid, label, (6, 2 * cam_h - 8), 0, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return path
 
 
 # -- fusion train -------------------------------------------------------------------------------

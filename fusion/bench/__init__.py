@@ -1,4 +1,5 @@
-"""`fusion bench kernels|latency|replay`: kernel micro-benchmarks, per-stage latency, replay."""
+"""`fusion bench kernels|latency|replay|real`: kernel micro-benchmarks, per-stage latency,
+replay, the shipped models on real nuScenes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ TARGETS = {
     "kernels": "fusion.bench.kernels",
     "latency": "fusion.bench.latency",
     "replay": "fusion.bench.replay",
+    "real": "fusion.bench.real",
 }
 
 

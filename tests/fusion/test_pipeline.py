@@ -115,3 +115,77 @@ def test_compensated_frustums_move_with_the_ego_and_rig_frustums_do_not():
     )
     # the cameras were 0.5 m behind along ego x at their time: all frustum points move 0.5 m
     np.testing.assert_allclose(np.linalg.norm(shift, axis=-1), 0.5, atol=1e-4)
+
+
+def _pillar_points(voxels) -> np.ndarray:
+    """(N, 5) the points held by the pillars (padding left out)."""
+    keep = np.arange(voxels.features.shape[1])[None, :] < voxels.num_points[:, None]
+    return voxels.features[keep]
+
+
+def _inside(xyz: np.ndarray, box) -> np.ndarray:
+    return np.all((xyz[:, :3] >= box[:3]) & (xyz[:, :3] <= box[3:]), axis=1)
+
+
+def test_ego_filter_removes_the_real_cars_own_returns(real_frame):
+    from fusion.config import load_config
+    from fusion.pipeline import ego_filter_mask, sample_inputs, without_ego_returns
+
+    cfg = load_config("nuscenes")
+    box = np.asarray(cfg.point_cloud.ego_box)
+    pts = real_frame.lidar.points
+    horiz = np.hypot(pts[:, 0], pts[:, 1])
+    # the real HDL-32E keyframe: thousands of returns from its own car within 3 m
+    assert (horiz < 3.0).sum() > 5000
+    mask = ego_filter_mask(pts, cfg.point_cloud)
+    np.testing.assert_array_equal(mask, _inside(pts, box))
+    kept = without_ego_returns(pts, cfg)
+    assert (
+        len(kept) == len(pts) - mask.sum() and (np.hypot(kept[:, 0], kept[:, 1]) < 3.0).sum() < 100
+    )
+    # what the detector reads: no pillar holds a point of the box; with `none`, they are there
+    inputs, _ = sample_inputs(real_frame, cfg, ("lidar",))
+    assert not _inside(_pillar_points(inputs.voxels), box).any()
+    off = dataclasses.replace(
+        cfg, point_cloud=dataclasses.replace(cfg.point_cloud, ego_filter="none")
+    )
+    inputs, _ = sample_inputs(real_frame, off, ("lidar",))
+    assert _inside(_pillar_points(inputs.voxels), box).sum() > 500  # pillars cap at 20 points
+
+
+def test_ego_filter_runs_before_augmentation(real_frame):
+    from fusion.config import load_config
+    from fusion.pipeline import GlobalTransform, sample_inputs
+
+    cfg = load_config("nuscenes")
+    box = np.asarray(cfg.point_cloud.ego_box)
+    # two marked points: one in the box (2.3 m ahead), one 2.3 m behind (outside it). A half
+    # turn swaps their places: filtered before the turn, the one from the box is gone and the
+    # one turned into the box's place stays (a filter after the turn would do the opposite)
+    marked = np.array([[0.0, 2.3, -1.8, 201.0, 0.0], [0.0, -2.3, -1.8, 202.0, 0.0]], np.float32)
+    lidar = dataclasses.replace(
+        real_frame.lidar, points=np.concatenate([real_frame.lidar.points, marked])
+    )
+    frame = dataclasses.replace(real_frame, lidar=lidar)
+    half_turn = GlobalTransform(np.diag([-1.0, -1.0, 1.0]))
+    inputs, _ = sample_inputs(frame, cfg, ("lidar",), transform=half_turn)
+    seen = _pillar_points(inputs.voxels)
+    assert not np.isin(seen[:, 3], [201.0]).any()
+    (behind,) = seen[seen[:, 3] == 202.0]
+    np.testing.assert_allclose(behind[:3], [0.0, 2.3, -1.8], atol=1e-5)
+    assert _inside(behind[None], box).all()
+    assert not _inside(half_turn.points(seen), box).any()
+
+
+def test_ego_filter_is_recorded_in_the_config():
+    from fusion.config import dumps_toml, load_config, loads_config
+    from fusion.errors import ConfigError
+
+    cfg = load_config("nuscenes")
+    assert cfg.point_cloud.ego_filter == "box" and len(cfg.point_cloud.ego_box) == 6
+    text = dumps_toml(cfg)
+    assert "ego_filter" in text and "ego_box" in text
+    assert loads_config(text, "cfg") == cfg
+    bad = text.replace("ego_box = [-1.0, -1.7,", "ego_box = [1.5, -1.7,")
+    with pytest.raises(ConfigError, match="ego_box"):
+        loads_config(bad, "cfg")

@@ -1,0 +1,44 @@
+"""benchmarks/sim2real.py on the real keyframe of tests/data: its ego returns are counted and
+removed by the preprocessing's ego filter, a dataroot against itself has no gap, the markdown
+comes from the JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sim2real.py"
+
+
+@pytest.fixture(scope="module")
+def sim2real():
+    spec = importlib.util.spec_from_file_location("sim2real", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_real_keyframe_against_itself(sim2real, real_root: Path, tmp_path: Path) -> None:
+    out, md = tmp_path / "s.json", tmp_path / "s.md"
+    argv = ["--real", str(real_root), "--synth", f"same={real_root}", "--json-out", str(out)]
+    assert sim2real.main([*argv, "--markdown-out", str(md), "--plots", str(tmp_path / "p")]) == 0
+    result = json.loads(out.read_text())
+    lidar = result["real"]["lidar"]
+    # the real HDL-32E sees its own car: thousands of returns within 3 m, ~none after the filter
+    assert lidar["within_3m_per_scan"] > 5000 and lidar["within_3m_after_ego_filter"] < 100
+    assert lidar["points_per_scan"] == 34688 and lidar["scans"] == 1
+    assert result["real"]["objects"]["car"]["boxes"] > 0
+    for key, value in sim2real.gaps(result["real"], result["synth"]["same"]).items():
+        assert math.isnan(value) or value == pytest.approx(0.0, abs=1e-9), key
+    assert md.read_text() == sim2real.to_markdown(result)
+    assert sorted(result["plots"]) == sorted(p.name for p in (tmp_path / "p").iterdir())
+
+
+def test_tv_distance(sim2real) -> None:
+    assert sim2real.tv_distance([1, 1], [2, 2]) == 0.0
+    assert sim2real.tv_distance([1, 0], [0, 3]) == 1.0
+    assert sim2real.tv_distance([3, 1], [1, 3]) == pytest.approx(0.5)

@@ -1,0 +1,96 @@
+"""`fusion bench real`: the devkit's split found, its scores passed through, the present-class
+mean, absent sweep files counted, the weights' sha256, markdown from the JSON, small pictures."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from model_fakes import tiny_config, tiny_params
+
+from fusion.bench.real import devkit_split, to_markdown
+from fusion.errors import FusionError
+from fusion.model import build_detector, save_detector
+
+# the devkit's scored ground truth of the real keyframe (its range and points filter applied)
+REAL_GT = {"car": 4, "truck": 2, "barrier": 15, "pedestrian": 10, "traffic_cone": 3}
+
+
+def test_bench_real_on_the_real_keyframe(real_root: Path, tmp_path: Path, capsys):
+    from fusion.cli import main
+
+    torch.manual_seed(0)
+    weights = tmp_path / "w" / "lidar.safetensors"
+    save_detector(build_detector(tiny_config(), "lidar", tiny_params()), weights)
+    out, md, plots = tmp_path / "real.json", tmp_path / "real.md", tmp_path / "real"
+    argv = ["bench", "real", "--dataroot", str(real_root), "--models", "lidar"]
+    argv += ["--weights", str(weights.parent), "--work", str(tmp_path / "work")]
+    argv += ["--json-out", str(out), "--markdown-out", str(md), "--plots", str(plots)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["weights"]["lidar"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    (ds,) = result["datasets"]
+    assert ds["split"] == "mini_train" and ds["scenes"] == ["scene-0553"] and ds["samples"] == 1
+    assert {c: n for c, n in ds["gt_boxes_scored"].items() if n} == REAL_GT
+    assert ds["present_classes"] == [c for c in ds["gt_boxes_scored"] if c in REAL_GT]
+    m = ds["models"]["lidar"]
+    # the devkit's own summary, as fusion eval wrote it, is what the bench reports
+    summary = json.loads(
+        (tmp_path / "work" / "scene-0553" / "lidar" / "metrics_summary.json").read_text()
+    )
+    assert m["mean_ap"] == summary["mean_ap"] and m["label_aps"] == summary["mean_dist_aps"]
+    present_mean = sum(m["label_aps"][c] for c in REAL_GT) / len(REAL_GT)
+    assert m["mean_ap_present"] == pytest.approx(present_mean)
+    assert m["sweeps"] == {"lidar": 1, "radar": 0}
+    assert m["absent_sweeps"] == {"lidar": 0, "radar": 0, "by_channel": {}}
+    kinds = sorted(p["kind"] for p in ds["pictures"])
+    assert kinds == ["bev", "cameras", "class"]
+    for pic in ds["pictures"]:
+        png = plots / pic["file"]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 250_000
+    text = md.read_text()
+    assert text in capsys.readouterr().out
+    assert result["plots_rel"] == "real" and text == to_markdown(result)
+    assert "mean AP over the 5 present classes" in text and "fusion bench real" in text
+    # the markdown comes back from the JSON alone
+    again = tmp_path / "again.md"
+    assert main(["bench", "real", "--from-json", str(out), "--markdown-out", str(again)]) == 0
+    assert again.read_text() == text
+
+
+def test_absent_sweep_files_are_the_readers_count(real_copy: Path, tmp_path: Path):
+    from fusion.cli import main
+
+    # one LIDAR sweep listed before the keyframe, its file absent (a keyframes-only download)
+    table = real_copy / "v1.0-mini" / "sample_data.json"
+    records = json.loads(table.read_text())
+    key = next(r for r in records if r["filename"].startswith("samples/LIDAR_TOP/"))
+    sweep = {**key, "token": "sweep0", "is_key_frame": False, "next": key["token"], "prev": ""}
+    sweep["filename"] = "sweeps/LIDAR_TOP/absent.pcd.bin"
+    sweep["timestamp"] = key["timestamp"] - 50_000
+    key["prev"] = "sweep0"
+    table.write_text(json.dumps([*records, sweep]))
+    cfg = tiny_config()
+    two = dataclasses.replace(cfg, point_cloud=dataclasses.replace(cfg.point_cloud, sweeps=2))
+    torch.manual_seed(0)
+    save_detector(build_detector(two, "lidar", tiny_params()), tmp_path / "lidar.safetensors")
+    out = tmp_path / "real.json"
+    argv = ["bench", "real", "--dataroot", str(real_copy), "--models", "lidar"]
+    assert main([*argv, "--weights", str(tmp_path), "--json-out", str(out)]) == 0
+    m = json.loads(out.read_text())["datasets"][0]["models"]["lidar"]
+    assert m["sweeps"] == {"lidar": 2, "radar": 0}
+    assert m["absent_sweeps"] == {"lidar": 1, "radar": 0, "by_channel": {"LIDAR_TOP": 1}}
+
+
+def test_the_split_is_the_devkits(real_copy: Path):
+    assert devkit_split(real_copy, "v1.0-mini") == "mini_train"
+    table = real_copy / "v1.0-mini" / "scene.json"
+    scenes = json.loads(table.read_text())
+    scenes[0]["name"] = "scene-9999"
+    table.write_text(json.dumps(scenes))
+    with pytest.raises(FusionError, match="no devkit split"):
+        devkit_split(real_copy, "v1.0-mini")
