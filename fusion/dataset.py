@@ -36,6 +36,50 @@ class FrameSource(Protocol):
     def frame(self, sample_token: str) -> Frame: ...
 
 
+@dataclass(frozen=True)
+class DataPart:
+    """One dataroot's share of a training set: its reader, the split's sample tokens, and how
+    many times each sample is seen per epoch (`repeat`, to balance a small real set against a
+    large synthetic one)."""
+
+    name: str  # "DATAROOT VERSION SPLIT", for the run's record
+    source: FrameSource
+    tokens: tuple[str, ...]
+    repeat: int = 1
+
+
+class MixedSource:
+    """Several dataroots read as one training set. Its tokens are `"<part>/<sample token>"`,
+    each repeated `repeat` times (a repeated sample is augmented afresh at every index)."""
+
+    def __init__(self, parts: Sequence[DataPart]) -> None:
+        if not parts:
+            raise ValueError("MixedSource needs at least one part")
+        for part in parts:
+            if part.repeat < 1:
+                raise ValueError(f"{part.name}: repeat must be >= 1, not {part.repeat}")
+        self.parts = tuple(parts)
+
+    def tokens(self) -> list[str]:
+        return [
+            f"{i}/{token}"
+            for i, part in enumerate(self.parts)
+            for _ in range(part.repeat)
+            for token in part.tokens
+        ]
+
+    def frame(self, sample_token: str) -> Frame:
+        part, _, token = sample_token.partition("/")
+        return self.parts[int(part)].source.frame(token)
+
+    def describe(self) -> list[dict[str, object]]:
+        """Each part's name, sample count and repeat (the run's `data` record)."""
+        return [
+            {"data": part.name, "samples": len(part.tokens), "repeat": part.repeat}
+            for part in self.parts
+        ]
+
+
 @dataclass(frozen=True, eq=False)
 class TrainingSample:
     """One training sample: inputs, targets on the grid, and per-camera depth-bin targets

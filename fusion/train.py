@@ -38,7 +38,7 @@ from fusion.config import (
     load_config,
     save_config,
 )
-from fusion.dataset import FrameDataset, FrameSource, collate_training
+from fusion.dataset import DataPart, FrameDataset, FrameSource, MixedSource, collate_training
 from fusion.errors import DataError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
@@ -80,6 +80,9 @@ class TrainOptions:
     checkpoint_every: int = 100  # steps
     cache_frames: int = 0  # decoded frames kept in memory per loader process
     progress: bool = True
+    repeat: int = 1  # each sample of `dataroot`'s split seen this many times per epoch
+    # more dataroots in the same training set: (dataroot, version, split, repeat)
+    mix: tuple[tuple[Path, str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -412,11 +415,9 @@ def train(
         torch.cuda.set_device(device)
     cfg = opts.config
     torch.manual_seed(opts.seed + info.rank)
+    data: list[dict[str, object]] = []
     if source is None:
-        from fusion.nuscenes import NuScenesReader
-
-        reader = NuScenesReader(opts.dataroot, opts.version, config=cfg)
-        source, tokens = reader, reader.sample_tokens(opts.split)
+        source, tokens, data = _training_data(opts)
     tokens = list(tokens or [])
     if not tokens:
         raise FusionError(f"split {opts.split!r} has no samples", opts.dataroot)
@@ -461,6 +462,8 @@ def train(
         num_workers=opts.workers,
         collate_fn=partial(collate_training, cfg=cfg),
         persistent_workers=opts.workers > 0,  # keeps each worker's frame cache across epochs
+        # forked workers can deadlock in the parent's Numba/OpenMP thread pool: start them fresh
+        multiprocessing_context="spawn" if opts.workers > 0 else None,
         drop_last=False,
     )
     steps_per_epoch = math.ceil(math.ceil(len(tokens) / info.world_size) / opts.batch_size)
@@ -490,6 +493,8 @@ def train(
         "split": opts.split,
         "version": opts.version,
     }
+    if data:
+        run_meta["data"] = data
     if opts.init is not None:
         run_meta["init"] = f"{opts.init.name} sha256:{_sha256(opts.init)}"
     if opts.init_branches:
@@ -569,6 +574,39 @@ def train(
     return weights
 
 
+def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dict[str, object]]]:
+    """The training set: `dataroot`'s split, repeated `repeat` times, plus every `--mix` part.
+    Returns the source, its tokens and the record of what was mixed (for the run's metadata)."""
+    from fusion.nuscenes import NuScenesReader
+
+    specs = ((opts.dataroot, opts.version, opts.split, opts.repeat), *opts.mix)
+    parts = []
+    for dataroot, version, split, repeat in specs:
+        reader = NuScenesReader(dataroot, version, config=opts.config)
+        tokens = tuple(reader.sample_tokens(split))
+        if not tokens:
+            raise FusionError(f"split {split!r} has no samples", dataroot)
+        parts.append(DataPart(f"{dataroot} {version} {split}", reader, tokens, repeat))
+    if len(parts) == 1 and opts.repeat == 1:
+        return parts[0].source, list(parts[0].tokens), []
+    mixed = MixedSource(parts)
+    return mixed, mixed.tokens(), mixed.describe()
+
+
+def parse_mix(items: Sequence[str]) -> tuple[tuple[Path, str, str, int], ...]:
+    """`--mix DATAROOT,VERSION,SPLIT[,REPEAT]` values."""
+    out = []
+    for item in items:
+        fields = item.split(",")
+        repeat = fields[3] if len(fields) == 4 else "1"
+        if len(fields) not in (3, 4) or not all(fields[:3]) or not repeat.isdigit():
+            raise FusionError(f"--mix wants DATAROOT,VERSION,SPLIT[,REPEAT]: {item!r}")
+        if int(repeat) < 1:
+            raise FusionError(f"--mix: REPEAT must be at least 1: {item!r}")
+        out.append((Path(fields[0]), fields[1], fields[2], int(repeat)))
+    return tuple(out)
+
+
 def _progress(loader: Any, enabled: bool, desc: str, total: int, initial: int) -> Any:
     if not enabled:
         return loader
@@ -594,6 +632,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=VARIANTS)
     parser.add_argument(
         "--out", required=True, type=Path, help="run folder (checkpoints, logs, plot)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="see each sample of --dataroot's split N times per epoch (a small real set in a mix)",
+    )
+    parser.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="DATAROOT,VERSION,SPLIT[,REPEAT]",
+        help="add another dataroot's split to the training set (repeatable), e.g. synthetic "
+        "scenes beside a real one",
     )
     parser.add_argument("--epochs", type=int, help="default: the config's train.epochs")
     parser.add_argument("--batch-size", type=int, help="per process; default: train.batch_size")
@@ -699,7 +751,11 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         cache_frames=args.cache_frames,
         progress=not args.no_progress,
+        repeat=args.repeat,
+        mix=parse_mix(args.mix),
     )
+    if opts.repeat < 1:
+        raise FusionError(f"--repeat must be at least 1, not {opts.repeat}")
     weights = train(opts)
     if init_distributed(resolve_device(opts.device)).is_main:
         print(f"weights: {weights}")

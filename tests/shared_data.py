@@ -10,6 +10,8 @@ TESTS = Path(__file__).resolve().parent
 REAL_ROOT = TESTS / "data" / "nuscenes-real-frame"
 REAL_VERSION = "v1.0-mini"
 REAL_SAMPLE = "ca9a282c9e77460f8360f564131a8af5"
+# two real keyframes of scene-0916 (mini_val) in the keyframes-only layout (tests/data/README.md)
+REAL_KEYFRAMES = TESTS / "data" / "nuscenes-real-keyframes"
 # LIDAR weights in format 1, as shipped before 2026-12-01 (tests/data/README.md)
 FORMAT_1_LIDAR = TESTS / "data" / "weights-format-1" / "lidar.safetensors"
 

@@ -101,6 +101,33 @@ def test_init_across_models_and_init_branch_are_recorded(
     assert "--init-branch wants SENSOR=WEIGHTS" in capsys.readouterr().err
 
 
+def test_mix_of_dataroots_repeats_and_is_recorded(
+    real_root: Path, cfg_path: Path, tmp_path: Path, capsys
+):
+    """`--repeat` and `--mix`: the real keyframe twice and the two real keyframes of scene-0916
+    once make one epoch of 4 samples (batch 1: 4 steps), read in a loader worker process, and
+    the run's metadata names each part with its sample count and repeat."""
+    from shared_data import REAL_KEYFRAMES
+
+    from fusion.cli import main
+    from fusion.model.weights import read_metadata
+
+    out = tmp_path / "mix"
+    mix = f"{REAL_KEYFRAMES},v1.0-mini,mini_val"
+    cmd = _train_cmd(real_root, cfg_path, out, "--repeat", "2", "--mix", mix, "--epochs", "1")
+    cmd[cmd.index("--workers") + 1] = "1"  # a spawned worker: forked ones deadlock in Numba
+    assert main([*cmd[2:], "--model", "lidar"]) == 0
+    assert [r["step"] for r in _losses(out)] == [1, 2, 3, 4]
+    run = json.loads(read_metadata(out / "lidar.safetensors")["run"])
+    assert run["data"] == [
+        {"data": f"{real_root} v1.0-mini mini_train", "samples": 1, "repeat": 2},
+        {"data": f"{REAL_KEYFRAMES} v1.0-mini mini_val", "samples": 2, "repeat": 1},
+    ]
+    for bad in (f"{REAL_KEYFRAMES},v1.0-mini", f"{REAL_KEYFRAMES},v1.0-mini,mini_val,0"):
+        assert main([*cmd[2:], "--mix", bad]) == 2
+        assert "--mix" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_process_ddp_with_gloo(real_root: Path, cfg_path: Path, tmp_path: Path):
     out = tmp_path / "ddp"
