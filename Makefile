@@ -28,12 +28,18 @@ $(STAMP): pyproject.toml
 	-$(PIP) install -q -e ".[bench]" || echo "optional bench extra (spconv) not installed"
 	touch $(STAMP)
 
-# The main job on built-in data: the real keyframe's calibration picture, then a small synthetic
-# validation set (a seed the shipped models never saw) scored for fusion, camera and lidar, and
-# one of its scenes replayed through the fusion model at the log's pace.
+# The main job on built-in data: the real keyframe's calibration picture; the shipped models
+# scored by the devkit on real nuScenes (the keyframe of scene-0553, which they never saw, and
+# two keyframes of scene-0916, which they were trained on); then a small synthetic validation set
+# (a seed the shipped models never saw) scored for fusion, camera and lidar, and one of its
+# scenes replayed through the fusion model at the log's pace.
 DEMO := demo_out
 demo: setup
 	$(VENV)/bin/fusion inspect --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --render $(DEMO)/inspect.png
+	$(VENV)/bin/fusion eval --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --split mini_train \
+		--models fusion,camera,lidar --out $(DEMO)/eval-real-unseen --pictures 1 --no-progress
+	$(VENV)/bin/fusion eval --dataroot tests/data/nuscenes-real-keyframes --version v1.0-mini --split mini_val \
+		--models fusion,camera,lidar --out $(DEMO)/eval-real-seen --pictures 1 --no-progress
 	$(VENV)/bin/fusion generate --out $(DEMO)/synth-val --version v1.0-synth --scenes 3 --samples-per-scene 4 \
 		--seed 7 --conditions day,night,rain --image-size 704x396 --workers 2
 	$(VENV)/bin/fusion eval --dataroot $(DEMO)/synth-val --version v1.0-synth --split synth_all \
@@ -41,7 +47,7 @@ demo: setup
 	$(VENV)/bin/fusion replay $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
 		--rate 1 --no-status --detections $(DEMO)/replay/detections.jsonl --mcap $(DEMO)/replay/replay.mcap \
 		--summary $(DEMO)/replay/summary.json
-	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval/plots/; replay: $(DEMO)/replay/ (open replay.mcap in Foxglove)"
+	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval-real-unseen/plots/, $(DEMO)/eval/plots/; replay: $(DEMO)/replay/ (open replay.mcap in Foxglove)"
 
 test: setup
 	$(PY) -m pytest -q

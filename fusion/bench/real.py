@@ -115,6 +115,19 @@ def shrink_png(src: Path, dst: Path, width: int = PNG_WIDTH) -> Path:
     return dst
 
 
+def _trained_on(run: dict[str, Any]) -> str:
+    """The training data of a run's metadata: `version split`, or each part of a `--mix`
+    (version, split, samples x repeat)."""
+    parts = run.get("data")
+    if not parts:
+        return f"{run.get('version', '?')} {run.get('split', '?')}"
+    out = []
+    for part in parts:
+        _, version, split = str(part["data"]).rsplit(" ", 2)
+        out.append(f"{version} {split} ({part['samples']} x {part['repeat']})")
+    return " + ".join(out)
+
+
 def measure_dataroot(
     dataroot: Path,
     version: str,
@@ -245,15 +258,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         "## Weights scored",
         "",
-        "| model | sha256 | trained on | steps (last run) | started from | ego filter box (m, LIDAR_TOP) |",
+        "| model | sha256 | trained on | steps (last run) | started from "
+        "| ego filter box (m, LIDAR_TOP) |",
         "|---|---|---|---:|---|---|",
     ]
     for name, w in result["weights"].items():
         run = w.get("run", {})
         ego = w.get("ego_filter", "?")
         lines.append(
-            f"| {name} | `{w['sha256'][:16]}` | {run.get('version', '?')} "
-            f"{run.get('split', '?')} | {run.get('steps', '?')} | "
+            f"| {name} | `{w['sha256'][:16]}` | {_trained_on(run)} | {run.get('steps', '?')} | "
             f"{str(run.get('init', '')).split(' ')[0] or '-'} | "
             f"{' '.join(f'{v:g}' for v in ego) if isinstance(ego, list) else ego} |"
         )

@@ -94,3 +94,20 @@ def test_the_split_is_the_devkits(real_copy: Path):
     table.write_text(json.dumps(scenes))
     with pytest.raises(FusionError, match="no devkit split"):
         devkit_split(real_copy, "v1.0-mini")
+
+
+def test_trained_on_names_every_part_of_a_mix():
+    from fusion.bench.real import _trained_on
+
+    assert (
+        _trained_on({"version": "v1.0-synth", "split": "synth_train"}) == "v1.0-synth synth_train"
+    )
+    run = {
+        "version": "v1.0-mini",
+        "split": "mini_val",
+        "data": [
+            {"data": "/d/scene 0916 v1.0-mini mini_val", "samples": 41, "repeat": 4},
+            {"data": "/tmp/synth v1.0-synth synth_all", "samples": 120, "repeat": 1},
+        ],
+    }
+    assert _trained_on(run) == "v1.0-mini mini_val (41 x 4) + v1.0-synth synth_all (120 x 1)"
