@@ -10,6 +10,7 @@ properties. Every run writes the config it used next to its outputs (`save_confi
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import sys
 import types
@@ -26,7 +27,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The folder of the presets, the rig file and the topic map. They are edited in the
+    top-level `configs/` of the source tree, which a source checkout (run in place, or installed
+    editable) reads directly, so a checkout always reads its own files. pyproject maps that
+    folder into the wheel as the package `fusion.configs`, which an installed wheel reads with
+    importlib.resources."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "configs").is_dir():
+        return checkout / "configs"
+    packaged = importlib.resources.files("fusion.configs")
+    if not isinstance(packaged, Path):  # a zipped install; the loaders read files by path
+        raise ConfigError("fusion must be installed unzipped to read its configs", str(packaged))
+    return packaged
+
+
+CONFIG_DIR = _config_dir()
 
 CAMERA_CHANNELS: tuple[str, ...] = (
     "CAM_FRONT_LEFT",
