@@ -105,6 +105,13 @@ CLASS_ATTRIBUTE_PREFIX: dict[str, str] = {
 Condition = Literal["day", "night", "rain", "fog"]
 CONDITIONS: tuple[Condition, ...] = typing.get_args(Condition)
 
+# The sensing modalities a detector variant fuses (fusion.model.detector.variant_modalities).
+Modality = Literal["camera", "lidar", "radar"]
+
+# Per-channel normalization of RGB images in [0, 1] for the camera network (ImageNet statistics).
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
 # Point columns as the reader yields them (fusion.frame): LIDAR (N, 5), radar (N, 7).
 LIDAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "intensity", "dt")
 RADAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx", "vy", "dt")

@@ -22,7 +22,7 @@ from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES
 from fusion.frame import Detections, Frame
 
 if TYPE_CHECKING:
-    from fusion.evaluate import ModelMetrics
+    from fusion.results import ModelMetrics
 
 # -- one style ----------------------------------------------------------------------------------
 
