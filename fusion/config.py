@@ -128,7 +128,7 @@ REGRESSION_CHANNELS = 10
 
 MAX_CHANNELS = 4096
 MAX_GRID_CELLS = 4096  # per axis, voxel and BEV grids
-MAX_IMAGE_SIDE = 8192  # px
+MAX_IMAGE_SIDE = 8192  # px; also the largest image header fusion.sensor_io decodes
 MAX_SWEEPS = 100
 MAX_DEPTH_BINS = 1024
 IMAGE_FEATURE_STRIDES = (8, 16)  # the image backbone's feature levels (fusion.model.camera)

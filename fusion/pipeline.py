@@ -3,7 +3,7 @@
 A `Frame` (from the offline reader or the online synchronizer) becomes the detector's inputs:
 camera images resized, cropped and normalized with their network-input camera models, camera
 geometry for `kernels.bev_pool`, LIDAR points voxelized into pillars, radar points rasterized.
-`STAGES` names every stage of one frame, in order; `fusion.engines.runner.Runner` times them.
+`fusion.engines.runner.STAGES` names every stage of one frame, in order; its `Runner` times them.
 
 Augmentation (training only) is applied consistently to every sensor's geometry: one global
 transform of the LIDAR_TOP frame (rotation about z, scale, flips) moves LIDAR and radar points,
@@ -50,25 +50,6 @@ from kernels import BevPoolGeometry, precompute_bev_pool, rasterize_radar, voxel
 
 CameraMotion = Literal["compensate", "ignore"]
 DROP_GROUPS = ("cameras", "radars")
-
-# Every stage of one frame, in order (ms each in `fusion.engines.runner.StageTimes`):
-# read and decode (sensor files or log messages -> a Frame), images (resize, crop, normalize),
-# camera_geometry (frustums + precompute_bev_pool; 0 on a cache hit), camera_net, bev_pool,
-# voxelize, lidar_net, scatter, radar_raster, bev_net, postprocess (peaks, boxes, NMS).
-STAGES: tuple[str, ...] = (
-    "read",
-    "decode",
-    "images",
-    "camera_geometry",
-    "camera_net",
-    "bev_pool",
-    "voxelize",
-    "lidar_net",
-    "scatter",
-    "radar_raster",
-    "bev_net",
-    "postprocess",
-)
 
 
 # -- geometry of the global augmentation --------------------------------------------------------

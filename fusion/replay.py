@@ -41,7 +41,7 @@ from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.replay_outputs import Processed, boxes_global
-from fusion.results import detections_to_results
+from fusion.results import detections_to_results, results_meta
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
 from fusion.stream import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
@@ -666,15 +666,7 @@ def run(args: argparse.Namespace) -> int:
     if args.detections:
         sinks.append(DetectionsJsonl(args.detections))
     if args.results:
-        mods = set(model.modalities)
-        meta = {
-            "use_camera": "camera" in mods,
-            "use_lidar": "lidar" in mods,
-            "use_radar": "radar" in mods,
-            "use_map": False,
-            "use_external": False,
-        }
-        sinks.append(ResultsJson(args.results, meta))
+        sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
     if args.mcap:
         from fusion.replay_outputs import McapSink
 

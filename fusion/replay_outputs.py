@@ -18,19 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fusion.config import DETECTION_CLASSES, PipelineConfig
+from fusion.config import PipelineConfig
 from fusion.engines.runner import StageTimes
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
+from fusion.render import CLASS_RGB
 from fusion.results import detections_to_results
 from fusion.sources.base import LogMessage
-
-# one colour per class (RGB 0..1), as in the BEV pictures' palette order
-_CLASS_RGB = [
-    (0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
-    (1.00, 0.50, 0.00), (1.00, 1.00, 0.20), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75),
-    (0.10, 0.75, 0.80), (0.60, 0.60, 0.60),
-]  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +101,7 @@ class McapSink:
             cube.pose.orientation.y, cube.pose.orientation.z = qy, qz
             bw, bl, bh = box["size"]
             cube.size.x, cube.size.y, cube.size.z = bl, bw, bh
-            r, g, b = _CLASS_RGB[DETECTION_CLASSES.index(box["detection_name"])]
+            r, g, b = CLASS_RGB[box["detection_name"]]
             cube.color.r, cube.color.g, cube.color.b = r, g, b
             cube.color.a = 0.25 + 0.6 * float(box["detection_score"])
             entity.cubes.append(cube)

@@ -1,9 +1,10 @@
 """Detections as the nuScenes devkit's results: result boxes in the global frame, and the
 devkit's summary of one model. `fusion eval` writes and scores them; `fusion replay --results`
-writes them for the keyframes it replays."""
+writes them for the keyframes it replays (with the same `meta`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,3 +65,17 @@ class ModelMetrics:
             "tp_errors": self.tp_errors,
             "empty_submission": self.empty,
         }
+
+
+def results_meta(modalities: Collection[str], absent: Collection[str] = ()) -> dict[str, bool]:
+    """The results file's `meta`: the sensor modalities the detections used, those of the model
+    (`camera`, `lidar`, `radar`) less the ones `absent` (dropped at inference); no map, no
+    external data."""
+    used = set(modalities) - set(absent)
+    return {
+        "use_camera": "camera" in used,
+        "use_lidar": "lidar" in used,
+        "use_radar": "radar" in used,
+        "use_map": False,
+        "use_external": False,
+    }

@@ -20,6 +20,7 @@ import simplejpeg
 from numpy.typing import NDArray
 
 from calibration import PinholeCamera
+from fusion.config import MAX_IMAGE_SIDE
 from fusion.errors import DataError
 
 LIDAR_FIELDS = 5  # x y z intensity ring, float32 little-endian
@@ -33,9 +34,6 @@ LIDAR_BEAMS = 32  # ring is an integer 0..31
 RADAR_MAX_COORD_M = 2000.0
 RADAR_MAX_SPEED_MS = 200.0  # |vx|, |vy|, |vx_comp|, |vy_comp|
 RADAR_RCS_DBSM = (-100.0, 100.0)
-# Images: the largest side accepted before decoding (a 1600x900 camera is far below it); a
-# header claiming more is a decompression bomb or a corrupt header.
-MAX_IMAGE_SIDE = 8192
 
 
 def resolve_inside(dataroot: str | Path, filename: object) -> Path:

@@ -633,10 +633,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from fusion.arguments import emit_json
     from fusion.engines.base import BACKENDS
-    from fusion.engines.runner import Runner, open_engine
+    from fusion.engines.runner import STAGES, Runner, open_engine
     from fusion.model.detector import variant_modalities
     from fusion.model.weights import load_detector, models_from_args
-    from fusion.pipeline import STAGES
 
     if args.quick:
         args.min_queries, args.min_seconds, args.warmup = 20, 0.0, 2

@@ -11,8 +11,8 @@ import torch
 from model_fakes import tiny_config, tiny_params
 
 from fusion.bench.latency import StreamFrames, latency_markdown, targets
+from fusion.engines.runner import STAGES
 from fusion.model import build_detector, save_detector
-from fusion.pipeline import STAGES
 from fusion.sensor_io import jpeg_reduction
 from fusion.stats import STAT_KEYS
 
