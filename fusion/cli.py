@@ -1,11 +1,13 @@
-"""The `fusion` command. Each subcommand lives in the module that owns its concern and
-exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
-subcommand runs, so `fusion --help` stays fast.
+"""Camera, LIDAR, radar and GPS/IMU 3D object detection: from sensor logs to scored detections.
+
+Each subcommand lives in the module that owns its concern and exposes `add_arguments(parser)`
+and `run(args) -> int`; modules are imported only when their subcommand runs, so `fusion --help`
+stays fast.
 
 Conventions of every subcommand: `--json` prints the result as one JSON object on stdout
 instead of the text; `--json-out PATH` (and `--markdown-out PATH`) write files; outputs go
 where the user says (`--out`, `--*-out`) or to the working directory, never into the source
-tree.
+tree (the JSON helpers are `fusion.arguments`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusion", description=__doc__.split("\n")[0])
+    summary = __doc__.split("\n\n", 1)[0].replace("\n", " ")  # the first paragraph
+    parser = argparse.ArgumentParser(prog="fusion", description=summary)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     wanted = next((a for a in (argv or []) if not a.startswith("-")), None)
