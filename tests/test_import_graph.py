@@ -153,6 +153,41 @@ def test_nothing_imports_a_command_module():
     assert MIXED_COMMAND_IMPORTS <= edges, "an allowed import is gone: drop it from the list"
 
 
+# Upward reaches removed in issue 18's first pass: (importer prefix, imported prefix) that must
+# not come back. A prefix matches the module itself and everything under it.
+FORBIDDEN = [
+    ("fusion.sources", "fusion.synth"),  # the rig file is fusion.sources.rig_file
+    ("fusion.pipeline", "fusion.model.detector"),  # Modality is in fusion.config
+    ("fusion.pipeline", "fusion.model.camera"),  # IMAGE_MEAN/STD are in fusion.config
+    ("fusion.nuscenes", "fusion.pipeline"),  # JPEG reduction arithmetic is in fusion.sensor_io
+    ("fusion.stream", "fusion.pipeline"),
+    ("fusion.sensor_io", "fusion.pipeline"),
+]
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_removed_upward_reaches_stay_removed():
+    graph = import_graph(ROOT)
+    found = [
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        for low, high in FORBIDDEN
+        if _under(a, low) and _under(b, high)
+    ]
+    # production code does not import the benchmarks (their statistics are fusion.stats)
+    found += [
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if _under(b, "fusion.bench") and not _under(a, "fusion.bench")
+    ]
+    assert not found, f"imports that reach up a layer: {sorted(found)}"
+
+
 def _package(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
