@@ -188,6 +188,50 @@ def test_removed_upward_reaches_stay_removed():
     assert not found, f"imports that reach up a layer: {sorted(found)}"
 
 
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """Names a module defines at its top level (also inside top-level if/try blocks)."""
+    names: set[str] = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            listed = any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
+            if listed and isinstance(node.value, ast.List | ast.Tuple):
+                # a module `__getattr__` may serve what `__all__` lists (lazy exports)
+                names |= {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.If | ast.Try):
+            body += node.body + node.orelse + getattr(node, "finalbody", [])
+            body += [s for h in getattr(node, "handlers", []) for s in h.body]
+    return names
+
+
+def missing_names(root: Path, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """`from pkg.mod import name` (anywhere, lazy ones too) where `pkg.mod` defines no `name`
+    and has no submodule `name`: what a moved definition leaves behind, before anything runs."""
+    files = module_files(root, packages)
+    trees = {name: ast.parse(path.read_text(), str(path)) for name, path in files.items()}
+    defined = {name: _top_level_names(tree) for name, tree in trees.items()}
+    out = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module in files:
+                for alias in node.names:
+                    known = alias.name in defined[node.module]
+                    if not known and f"{node.module}.{alias.name}" not in files:
+                        out.append(f"{name}:{node.lineno} {node.module}.{alias.name}")
+    return out
+
+
+def test_every_imported_name_exists():
+    assert missing_names(ROOT) == []
+
+
 def _package(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
@@ -216,6 +260,18 @@ def test_a_planted_cycle_is_found(tmp_path: Path):
     (root / "pkg" / "b.py").write_text("def thing():\n    return 1\n")
     (root / "pkg" / "sub" / "helper.py").write_text("import os\n")
     assert cycles(import_graph(root, ("pkg",))) == []
+
+
+def test_a_planted_stale_import_is_found(tmp_path: Path):
+    root = _package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/low.py": "try:\n    import tomllib\nexcept ImportError:\n    X = 1\nY = 2\n",
+            "pkg/a.py": "from pkg.low import X, Y, tomllib\ndef f():\n    from pkg.low import Z\n",
+        },
+    )
+    assert missing_names(root, ("pkg",)) == ["pkg.a:3 pkg.low.Z"]
 
 
 def test_a_planted_command_import_is_found(tmp_path: Path):
