@@ -245,7 +245,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         "## Weights scored",
         "",
-        "| model | sha256 | trained on | steps (last run) | started from | ego filter box (m, LIDAR_TOP) |",
+        "| model | sha256 | trained on | steps (last run) | started from "
+        "| ego filter box (m, LIDAR_TOP) |",
         "|---|---|---|---:|---|---|",
     ]
     for name, w in result["weights"].items():
