@@ -53,8 +53,8 @@ sys.path.insert(0, "tests/model")
 import fusion  # first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp
 import numpy as np, torch
 from model_fakes import make_frame
-from fusion.bench.machine import machine_info
-from fusion.bench.stats import LatencyRecorder
+from fusion.machine import machine_info
+from fusion.stats import LatencyRecorder
 from fusion.config import load_config
 from fusion.engines.runner import Runner, open_engine
 from fusion.model import build_detector

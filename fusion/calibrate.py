@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.cli import add_json_arguments, emit_json
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.errors import DataError, FusionError
 
 

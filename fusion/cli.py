@@ -1,21 +1,20 @@
-"""The `fusion` command. Each subcommand lives in the module that owns its concern and
-exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
-subcommand runs, so `fusion --help` stays fast.
+"""Camera, LIDAR, radar and GPS/IMU 3D object detection: from sensor logs to scored detections.
+
+Each subcommand lives in the module that owns its concern and exposes `add_arguments(parser)`
+and `run(args) -> int`; modules are imported only when their subcommand runs, so `fusion --help`
+stays fast.
 
 Conventions of every subcommand: `--json` prints the result as one JSON object on stdout
 instead of the text; `--json-out PATH` (and `--markdown-out PATH`) write files; outputs go
 where the user says (`--out`, `--*-out`) or to the working directory, never into the source
-tree.
+tree (the JSON helpers are `fusion.arguments`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from fusion.errors import FusionError
 
@@ -28,36 +27,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("fusion.bench", "benchmark kernels, per-stage latency and replay at the log's pace"),
     "train": ("fusion.train", "train the fusion, camera or lidar detector"),
     "eval": ("fusion.evaluate", "run detectors and score them with the nuScenes devkit"),
-    "export": ("fusion.engines.export", "export the dense network to ONNX"),
+    "export": ("fusion.engines.export_command", "export the dense network to ONNX"),
     "replay": ("fusion.replay", "replay a recorded drive through the detector in real time"),
     "convert": ("fusion.convert", "write a nuScenes scene as a Foxglove MCAP, ROS 2 or ROS 1 log"),
 }
 
 
-def add_json_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """`--json` (print `what` as JSON instead of the text) and `--json-out PATH`."""
-    parser.add_argument(
-        "--json", action="store_true", help=f"print {what} as one JSON object instead of text"
-    )
-    parser.add_argument(
-        "--json-out", type=Path, metavar="PATH", help=f"also write {what} as JSON to PATH"
-    )
-
-
-def emit_json(args: argparse.Namespace, payload: Any) -> bool:
-    """Print and/or write `payload` as `add_json_arguments` asked; True when it was printed
-    (the caller then prints no text)."""
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
-    if args.json:
-        json.dump(payload, sys.stdout)
-        sys.stdout.write("\n")
-    return bool(args.json)
-
-
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusion", description=__doc__.split("\n")[0])
+    summary = __doc__.split("\n\n", 1)[0].replace("\n", " ")  # the first paragraph
+    parser = argparse.ArgumentParser(prog="fusion", description=summary)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     wanted = next((a for a in (argv or []) if not a.startswith("-")), None)

@@ -10,6 +10,7 @@ properties. Every run writes the config it used next to its outputs (`save_confi
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import sys
 import types
@@ -26,7 +27,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The folder of the presets, the rig file and the topic map. They are edited in the
+    top-level `configs/` of the source tree, which a source checkout (run in place, or installed
+    editable) reads directly, so a checkout always reads its own files. pyproject maps that
+    folder into the wheel as the package `fusion.configs`, which an installed wheel reads with
+    importlib.resources."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "configs").is_dir():
+        return checkout / "configs"
+    packaged = importlib.resources.files("fusion.configs")
+    if not isinstance(packaged, Path):  # a zipped install; the loaders read files by path
+        raise ConfigError("fusion must be installed unzipped to read its configs", str(packaged))
+    return packaged
+
+
+CONFIG_DIR = _config_dir()
 
 CAMERA_CHANNELS: tuple[str, ...] = (
     "CAM_FRONT_LEFT",
@@ -88,6 +105,13 @@ CLASS_ATTRIBUTE_PREFIX: dict[str, str] = {
 Condition = Literal["day", "night", "rain", "fog"]
 CONDITIONS: tuple[Condition, ...] = typing.get_args(Condition)
 
+# The sensing modalities a detector variant fuses (fusion.model.detector.variant_modalities).
+Modality = Literal["camera", "lidar", "radar"]
+
+# Per-channel normalization of RGB images in [0, 1] for the camera network (ImageNet statistics).
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
 # Point columns as the reader yields them (fusion.frame): LIDAR (N, 5), radar (N, 7).
 LIDAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "intensity", "dt")
 RADAR_POINT_COLUMNS: tuple[str, ...] = ("x", "y", "z", "rcs", "vx", "vy", "dt")
@@ -104,7 +128,7 @@ REGRESSION_CHANNELS = 10
 
 MAX_CHANNELS = 4096
 MAX_GRID_CELLS = 4096  # per axis, voxel and BEV grids
-MAX_IMAGE_SIDE = 8192  # px
+MAX_IMAGE_SIDE = 8192  # px; also the largest image header fusion.sensor_io decodes
 MAX_SWEEPS = 100
 MAX_DEPTH_BINS = 1024
 IMAGE_FEATURE_STRIDES = (8, 16)  # the image backbone's feature levels (fusion.model.camera)

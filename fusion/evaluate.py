@@ -14,7 +14,6 @@ import copy
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,10 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibration import matrix_to_quaternion
-from fusion.bench.stats import LatencyRecorder
-from fusion.cli import add_json_arguments, emit_json
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.config import CONDITIONS, DETECTION_CLASSES
+from fusion.distributed import join_process_group, leave_process_group, local_rank
 from fusion.engines.base import add_backend_argument
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
@@ -36,12 +34,11 @@ from fusion.model.detector import Detector
 from fusion.model.weights import add_model_arguments, load_detector, models_from_args
 from fusion.pipeline import CameraMotion, check_drop, drop_sensors
 from fusion.render import plot_bev_samples, plot_class_aps, render_camera_detections
+from fusion.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
+from fusion.stats import LatencyRecorder
 
 if TYPE_CHECKING:
     from fusion.nuscenes import ReaderOptions
-
-TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
-MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
 
 
 def scene_condition(scene: dict[str, Any]) -> str:
@@ -53,55 +50,6 @@ def scene_condition(scene: dict[str, Any]) -> str:
     text = scene["description"].lower()
     named = (c for c in CONDITIONS if c != "day" and re.search(rf"\b{c}", text))
     return next(named, "day")
-
-
-def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]]:
-    """Detections (LIDAR_TOP at the reference time) -> devkit result boxes (global frame)."""
-    lidar_to_global = frame.reference.sensor_to_global
-    if len(dets) == 0:
-        return []
-    centers = lidar_to_global.apply(dets.center.astype(np.float64))
-    vel = np.column_stack([dets.velocity.astype(np.float64), np.zeros(len(dets))])
-    vel_g = lidar_to_global.apply_vectors(vel)[:, :2]
-    order = np.argsort(-dets.scores, kind="stable")[:MAX_BOXES_PER_SAMPLE]
-    out = []
-    for i in order:
-        c, s = float(np.cos(dets.yaw[i])), float(np.sin(dets.yaw[i]))
-        rot = lidar_to_global.rotation @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        out.append(
-            {
-                "sample_token": frame.sample_token,
-                "translation": [float(v) for v in centers[i]],
-                "size": [float(v) for v in dets.size_wlh[i]],
-                "rotation": [float(v) for v in matrix_to_quaternion(rot)],
-                "velocity": [float(v) for v in vel_g[i]],
-                "detection_name": DETECTION_CLASSES[int(dets.labels[i])],
-                "detection_score": float(dets.scores[i]),
-                "attribute_name": dets.attributes[i] if dets.attributes else "",
-            }
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class ModelMetrics:
-    """The devkit's summary for one model: mAP, NDS, per-class AP (mean over the distance
-    thresholds), the five TP errors; `empty` when the model returned no box at all."""
-
-    mean_ap: float
-    nd_score: float
-    label_aps: dict[str, float]
-    tp_errors: dict[str, float]
-    empty: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "mean_ap": self.mean_ap,
-            "nd_score": self.nd_score,
-            "label_aps": self.label_aps,
-            "tp_errors": self.tp_errors,
-            "empty_submission": self.empty,
-        }
 
 
 def _placeholder_box(frame: Frame) -> dict[str, Any]:
@@ -362,26 +310,15 @@ class Shard:
 def init_shard() -> Shard:
     """Join the process group torchrun describes (gloo: only Python objects travel, once, at
     the end); a single process is one shard of one."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Shard()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
+    info = join_process_group("gloo")
+    return Shard(info.rank, info.world_size)
 
 
 def close_shard(shard: Shard) -> None:
     """Leave the process group together: every rank waits for rank 0's scoring, then tears the
     group down (a rank that exits with gloo's threads still running aborts the process)."""
-    if shard.world == 1:
-        return
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if shard.world > 1:
+        leave_process_group(barrier=True)
 
 
 def _gather(shard: Shard, obj: Any) -> list[Any]:
@@ -423,7 +360,7 @@ def evaluate(
     shard = shard or Shard()
     drop = check_drop(drop)
     if device.startswith("cuda") and shard.world > 1 and ":" not in device:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        device = f"cuda:{local_rank()}"
     out.mkdir(parents=True, exist_ok=True)
     runs: list[_ModelRun] = []
     for name, path in models.items():
@@ -522,16 +459,10 @@ def _score(
         if empty:
             first = drop_sensors(reader.frame(tokens[0]), drop)
             results[tokens[0]] = [_placeholder_box(first)]
-        modalities = set(r.model.modalities)
         no_cameras = "cameras" in drop or all(c in drop for c in r.model.cfg.camera.channels)
         no_radars = "radars" in drop or all(c in drop for c in r.model.cfg.radar.channels)
-        meta = {
-            "use_camera": "camera" in modalities and not no_cameras,
-            "use_lidar": "lidar" in modalities and "LIDAR_TOP" not in drop,
-            "use_radar": "radar" in modalities and not no_radars,
-            "use_map": False,
-            "use_external": False,
-        }
+        gone = {"camera": no_cameras, "lidar": "LIDAR_TOP" in drop, "radar": no_radars}
+        meta = results_meta(r.model.modalities, [m for m, g in gone.items() if g])
         results_path = inside(out, model_dir / "results_nusc.json")
         results_path.write_text(json.dumps({"meta": meta, "results": results}))
         evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)

@@ -29,6 +29,18 @@ class SensorPose:
         return self.ego_to_global @ self.sensor_to_ego
 
 
+def transform_between(src: SensorPose, dst: SensorPose) -> Transform:
+    """dst sensor (at dst time) <- src sensor (at src time), through the global frame:
+    `B <- ego(tB) <- global <- ego(tA) <- A`. The global hop is never skipped, because the ego
+    moves between tA and tB (at 10 m/s, 1 m per 100 ms)."""
+    a = src.sensor_to_ego.matrix
+    src_sensor = Transform(a, src=src.channel, dst=f"ego@{src.timestamp_us}")
+    src_ego = Transform(src.ego_to_global.matrix, src=f"ego@{src.timestamp_us}", dst="global")
+    dst_ego = Transform(dst.ego_to_global.matrix, src=f"ego@{dst.timestamp_us}", dst="global")
+    dst_sensor = Transform(dst.sensor_to_ego.matrix, src=dst.channel, dst=f"ego@{dst.timestamp_us}")
+    return dst_sensor.inverse() @ dst_ego.inverse() @ src_ego @ src_sensor
+
+
 @dataclass(frozen=True, eq=False)
 class LidarData:
     """`points` (N, 5) float32: x y z (m, LIDAR_TOP frame at the keyframe time), intensity
@@ -148,8 +160,6 @@ class Frame:
 
     def sensor_to_lidar(self, channel: str) -> Transform:
         """LIDAR_TOP(t_ref) <- channel(t_channel), through the global frame."""
-        from fusion.sync import transform_between
-
         src = self.cameras.get(channel) or self.radars.get(channel)
         if src is None:
             raise KeyError(f"sensor {channel} is not in frame {self.sample_token}")

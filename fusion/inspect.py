@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.cli import add_json_arguments, emit_json
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.frame import Frame
 from fusion.nuscenes import NuScenesReader, ReaderOptions, sync_warning

@@ -7,8 +7,8 @@ the reference time, six cameras with their own timestamps and ego poses, GT boxe
 Every record the reader uses is checked before use (README "Bad input"): a missing field, a
 dangling token, a zero quaternion, a NaN translation, a negative timestamp, singular intrinsics or
 a filename that is not a string is a `DataError` naming the table file. Duplicate tokens, dangling
-foreign keys (`FOREIGN_KEYS`) and prev/next cycles of any length are checked once, over whole
-tables, when they load (`table_problems`); every prev/next chain is also walked with a visited set
+foreign keys and prev/next cycles of any length are checked once, over whole tables, when they
+load (`fusion.tables.table_problems`); every prev/next chain is also walked with a visited set
 (a loop is an error, never a hang); a sweep must be strictly older than the one after it and at most
 `MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
 the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -45,193 +45,16 @@ from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarDa
 from fusion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
 from fusion.sensor_io import (
     RadarFilter,
+    jpeg_reduction,
     load_image,
     load_lidar_bin,
     load_radar_pcd,
     read_json,
+    reduced_camera,
     resolve_inside,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps
-
-TABLES = (
-    "attribute",
-    "calibrated_sensor",
-    "category",
-    "ego_pose",
-    "instance",
-    "log",
-    "map",
-    "sample",
-    "sample_annotation",
-    "sample_data",
-    "scene",
-    "sensor",
-    "visibility",
-)
-
-KeyKind = Literal["token", "optional", "tokens"]
-
-
-class ForeignKey(NamedTuple):
-    """`table.field` names records of `target`: one token ("token"), one token or "" (the end of
-    a prev/next chain, an annotation without visibility: "optional"), or a list ("tokens")."""
-
-    table: str
-    field: str
-    target: str
-    kind: KeyKind
-
-
-# Every foreign key of the tables the reader loads, checked once when they load (README "Bad
-# input"): a dangling one is an error naming the table, not a KeyError deep in a frame.
-FOREIGN_KEYS: tuple[ForeignKey, ...] = (
-    ForeignKey("calibrated_sensor", "sensor_token", "sensor", "token"),
-    ForeignKey("scene", "log_token", "log", "token"),
-    ForeignKey("scene", "first_sample_token", "sample", "token"),
-    ForeignKey("scene", "last_sample_token", "sample", "token"),
-    ForeignKey("map", "log_tokens", "log", "tokens"),
-    ForeignKey("sample", "scene_token", "scene", "token"),
-    ForeignKey("sample", "prev", "sample", "optional"),
-    ForeignKey("sample", "next", "sample", "optional"),
-    ForeignKey("sample_data", "sample_token", "sample", "token"),
-    ForeignKey("sample_data", "ego_pose_token", "ego_pose", "token"),
-    ForeignKey("sample_data", "calibrated_sensor_token", "calibrated_sensor", "token"),
-    ForeignKey("sample_data", "prev", "sample_data", "optional"),
-    ForeignKey("sample_data", "next", "sample_data", "optional"),
-    ForeignKey("instance", "category_token", "category", "token"),
-    ForeignKey("instance", "first_annotation_token", "sample_annotation", "token"),
-    ForeignKey("instance", "last_annotation_token", "sample_annotation", "token"),
-    ForeignKey("sample_annotation", "sample_token", "sample", "token"),
-    ForeignKey("sample_annotation", "instance_token", "instance", "token"),
-    ForeignKey("sample_annotation", "attribute_tokens", "attribute", "tokens"),
-    ForeignKey("sample_annotation", "visibility_token", "visibility", "optional"),
-    ForeignKey("sample_annotation", "prev", "sample_annotation", "optional"),
-    ForeignKey("sample_annotation", "next", "sample_annotation", "optional"),
-)
-# the tables whose records form prev/next chains
-CHAINED_TABLES = ("sample", "sample_data", "sample_annotation")
-
-
-class TableProblem(NamedTuple):
-    """One structural fault of the tables: `check` is `fusion validate`'s report group."""
-
-    check: Literal["tokens", "foreign keys", "links"]
-    table: str
-    message: str
-
-
-def table_problems(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> Iterator[TableProblem]:
-    """Duplicate or non-string tokens, dangling foreign keys (`FOREIGN_KEYS`) and prev/next
-    cycles of any length, over whole tables in O(records). A record without one of the fields
-    is skipped here: a missing field is reported where it is used (the reader) or by the field
-    checks (`fusion validate`)."""
-    index: dict[str, set[str]] = {}
-    for table, recs in tables.items():
-        quick = _known_tokens(recs)
-        if quick is not None:
-            index[table] = quick
-            continue
-        seen: set[str] = set()
-        dups: dict[str, int] = {}
-        for i, rec in enumerate(recs):
-            tok = rec.get("token")
-            if not isinstance(tok, str):
-                yield TableProblem("tokens", table, f"{table}[{i}]: token must be a string")
-            elif tok in seen:
-                dups[tok] = dups.get(tok, 1) + 1
-            else:
-                seen.add(tok)
-        for tok, n in dups.items():
-            yield TableProblem("tokens", table, f"{table}: duplicate token {tok!r} ({n} records)")
-        index[table] = seen
-    for key in FOREIGN_KEYS:
-        targets = index.get(key.target, set())
-        if _all_known(tables.get(key.table, ()), key, targets):
-            continue
-        for rec in tables.get(key.table, ()):
-            if key.field not in rec:
-                continue
-            value = rec[key.field]
-            if key.kind == "tokens" and not isinstance(value, list):
-                where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
-                yield TableProblem(
-                    "foreign keys",
-                    key.table,
-                    f"{where} must be a list of tokens, got {value!r:.40}",
-                )
-                continue
-            for v in value if key.kind == "tokens" else (value,):
-                if isinstance(v, str) and (v in targets or (key.kind == "optional" and v == "")):
-                    continue  # the common case first: no string is formatted for a good key
-                where = f"{key.table} {rec.get('token')!r:.40}: {key.field}"
-                if not isinstance(v, str):
-                    yield TableProblem(
-                        "foreign keys", key.table, f"{where} must be a token string, got {v!r:.40}"
-                    )
-                else:
-                    yield TableProblem(
-                        "foreign keys", key.table, f"{where} {v!r} not in {key.target}.json"
-                    )
-    for table in CHAINED_TABLES:
-        for link in ("prev", "next"):
-            links = {
-                r["token"]: r[link]
-                for r in tables.get(table, ())
-                if isinstance(r.get("token"), str) and isinstance(r.get(link), str)
-            }
-            for tok in _cycles(links):
-                yield TableProblem("links", table, f"{table} {link} chain loops back to {tok!r}")
-
-
-def _known_tokens(recs: Sequence[Mapping[str, Any]]) -> set[str] | None:
-    """The tokens of a table when all are distinct strings (set operations, no per-record
-    Python branch: tables of millions of records), else None: the slow loop says what is wrong."""
-    tokens = [rec.get("token") for rec in recs]
-    try:
-        seen = set(tokens)
-    except TypeError:  # an unhashable token
-        return None
-    if len(seen) != len(tokens) or not all(isinstance(t, str) for t in seen):
-        return None
-    return seen  # type: ignore[return-value]
-
-
-def _all_known(recs: Sequence[Mapping[str, Any]], key: ForeignKey, targets: set[str]) -> bool:
-    """True when every value of `key` in `recs` names a record of `targets` (or is "" where
-    that is allowed): the fast path of `table_problems`, in set operations."""
-    values: set[Any] = set()
-    try:
-        if key.kind == "tokens":
-            for rec in recs:
-                v = rec.get(key.field, [])
-                if not isinstance(v, list):
-                    return False
-                values.update(v)
-        else:
-            values = {rec[key.field] for rec in recs if key.field in rec}
-    except TypeError:  # an unhashable value
-        return False
-    unknown = values - targets
-    return not unknown or (key.kind == "optional" and unknown == {""})
-
-
-def _cycles(links: dict[str, str]) -> list[str]:
-    """Tokens on a loop of a prev/next map (token -> linked token or ""), in O(n)."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    found = []
-    for start in links:
-        path = []
-        tok = start
-        while tok and tok in links and tok not in state:
-            state[tok] = 1
-            path.append(tok)
-            tok = links[tok]
-        if tok and state.get(tok) == 1:
-            found.append(tok)
-        for p in path:
-            state[p] = 2
-    return found
-
+from fusion.tables import TABLES, first_table_error, table_problems
 
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
 EGO_MOTION = "EGO_MOTION"
@@ -282,7 +105,7 @@ class ReaderOptions:
     # how far (us) each keyframe may be from the reference time; None: the reader's config's
     sync: SyncConfig | None = None
     # "reduced": JPEGs decoded at reduced DCT scale for a network input of `network_hw` (H, W),
-    # the camera model scaled with them (fusion.pipeline.jpeg_reduction, reduced_camera)
+    # the camera model scaled with them (fusion.sensor_io.jpeg_reduction, reduced_camera)
     image_decode: Literal["full", "reduced"] = "full"
     network_hw: tuple[int, int] | None = None
 
@@ -336,8 +159,6 @@ class NuScenesReader:
     def _table_error(self, exc: Exception) -> DataError:
         """The devkit failed on a table: name the first bad table file `fusion validate` finds
         (a missing field, a dangling or duplicate token, bad JSON), else the version folder."""
-        from fusion.validate import first_table_error
-
         found = first_table_error(self.dataroot / self.version)
         if found is not None:
             path, why = found
@@ -771,14 +592,10 @@ class NuScenesReader:
         cam = self.camera_model(sd_token)
         reduction = 1
         if self.options.image_decode == "reduced" and self.options.network_hw is not None:
-            from fusion.pipeline import jpeg_reduction
-
             reduction = jpeg_reduction(cam.width, cam.height, self.options.network_hw)
         # the size is checked against sample_data's from the header, before decoding
         image = load_image(self._path(sd), (cam.height, cam.width), reduction)
         if reduction > 1:
-            from fusion.pipeline import reduced_camera
-
             cam = reduced_camera(cam, reduction, image.shape[:2])
         return CameraData(
             pose=self.sensor_pose(sd_token), image=image, camera=cam, filename=sd["filename"]

@@ -3,7 +3,7 @@
 A `Frame` (from the offline reader or the online synchronizer) becomes the detector's inputs:
 camera images resized, cropped and normalized with their network-input camera models, camera
 geometry for `kernels.bev_pool`, LIDAR points voxelized into pillars, radar points rasterized.
-`STAGES` names every stage of one frame, in order; `fusion.engines.runner.Runner` times them.
+`fusion.engines.runner.STAGES` names every stage of one frame, in order; its `Runner` times them.
 
 Augmentation (training only) is applied consistently to every sensor's geometry: one global
 transform of the LIDAR_TOP frame (rotation about z, scale, flips) moves LIDAR and radar points,
@@ -24,7 +24,6 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -34,41 +33,23 @@ from numpy.typing import NDArray
 from calibration import PinholeCamera
 from fusion.config import (
     CAMERA_CHANNELS,
+    IMAGE_MEAN,
+    IMAGE_STD,
     LIDAR_CHANNEL,
     RADAR_CHANNELS,
     AugmentParams,
+    Modality,
     PipelineConfig,
     PointCloudConfig,
 )
 from fusion.errors import FusionError
 from fusion.frame import Frame
-from fusion.model.camera import IMAGE_MEAN, IMAGE_STD
 from fusion.model.camera_geometry import camera_frustum_lidar
-from fusion.model.detector import Modality
 from fusion.model.inputs import SampleInputs, Voxels
 from kernels import BevPoolGeometry, precompute_bev_pool, rasterize_radar, voxelize
 
 CameraMotion = Literal["compensate", "ignore"]
 DROP_GROUPS = ("cameras", "radars")
-
-# Every stage of one frame, in order (ms each in `fusion.engines.runner.StageTimes`):
-# read and decode (sensor files or log messages -> a Frame), images (resize, crop, normalize),
-# camera_geometry (frustums + precompute_bev_pool; 0 on a cache hit), camera_net, bev_pool,
-# voxelize, lidar_net, scatter, radar_raster, bev_net, postprocess (peaks, boxes, NMS).
-STAGES: tuple[str, ...] = (
-    "read",
-    "decode",
-    "images",
-    "camera_geometry",
-    "camera_net",
-    "bev_pool",
-    "voxelize",
-    "lidar_net",
-    "scatter",
-    "radar_raster",
-    "bev_net",
-    "postprocess",
-)
 
 
 # -- geometry of the global augmentation --------------------------------------------------------
@@ -166,64 +147,6 @@ def view_camera(camera: PinholeCamera, view: ImageView, cfg: PipelineConfig) -> 
     return camera.scaled(view.scale).cropped(view.x0, view.y0, w, h)
 
 
-ImageDecode = Literal["full", "reduced"]
-
-
-def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
-    """The largest JPEG DCT reduction k in (8, 4, 2, 1) whose 1/k image still covers the
-    network input (H, W) at no less than its resolution (what `image_view` fits: the width,
-    and the height after fitting the width), so that the remaining resize only shrinks."""
-    h, w = network_hw
-    for k in (8, 4, 2):
-        rw, rh = -(-width // k), -(-height // k)  # libjpeg rounds up
-        if rw >= w and rh * w / rw >= h:
-            return k
-    return 1
-
-
-def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> PinholeCamera:
-    """The camera model of `camera`'s image decoded at 1/k to `image_hw` (H, W): pixel (i, j)
-    covers source pixels [k i, k i + k) x [k j, k j + k), so K's first two rows scale by 1/k
-    (`PinholeCamera.scaled`'s convention, the one `warp_image` resizes with)."""
-    kk = camera.intrinsics.copy()
-    kk[:2] /= k
-    return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
-
-
-def decoded_camera(
-    camera: PinholeCamera, network_hw: tuple[int, int], mode: ImageDecode = "reduced"
-) -> tuple[int, PinholeCamera]:
-    """(k, camera model of `camera`'s JPEG decoded at 1/k) for a network input of `network_hw`
-    (H, W): k from `jpeg_reduction` with `reduced`, 1 (and `camera` itself) with `full`. The
-    decoded image is ceil(H / k) x ceil(W / k) (`fusion.sensor_io.decode_jpeg`)."""
-    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
-    if k == 1:
-        return 1, camera
-    return k, reduced_camera(camera, k, (-(-camera.height // k), -(-camera.width // k)))
-
-
-def decode_camera_image(
-    raw: bytes,
-    camera: PinholeCamera,
-    network_hw: tuple[int, int],
-    mode: ImageDecode = "reduced",
-    origin: str | Path = "",
-) -> tuple[NDArray[np.uint8], PinholeCamera]:
-    """JPEG bytes of an image taken by `camera` -> (h, w, 3) uint8 RGB and the camera model of
-    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_hw`).
-    `full` decodes every pixel (training: augmentation crops and rescales); `reduced` decodes
-    at 1/k (`jpeg_reduction`, libjpeg's DCT scaling) with the camera from `reduced_camera`.
-    Decoding and its checks (size against the camera model, corrupt or truncated data:
-    `DataError` naming `origin`) are `fusion.sensor_io.decode_jpeg`'s."""
-    from fusion.sensor_io import decode_jpeg
-
-    k, small = decoded_camera(camera, network_hw, mode)
-    image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
-    if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
-        return image, camera
-    return image, small
-
-
 def _normalize_lut() -> NDArray[np.float32]:
     """(3, 256) float32: uint8 value v of channel c -> (v / 255 - mean_c) / std_c."""
     v = np.arange(256, dtype=np.float32)[None] / np.float32(255.0)
@@ -244,8 +167,8 @@ def warp_image(
     `one_step` (inference) and a scale of at least 1/2, only the output pixels are computed:
     one bilinear affine warp (the same pixel-centre mapping as cv2.resize) and a per-channel
     lookup table that normalizes and transposes to (3, H, W); at exactly 1/2 this equals the
-    area resize, and a reduced-scale decode (`decode_camera_image`) brings the scale into
-    [1/2, 1]. Below 1/2 bilinear would alias, so the default path runs."""
+    area resize, and a reduced-scale decode (`fusion.sensor_io.decode_camera_image`) brings the
+    scale into [1/2, 1]. Below 1/2 bilinear would alias, so the default path runs."""
     h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)
     sx0, sy0 = max(view.x0, 0), max(view.y0, 0)

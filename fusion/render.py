@@ -22,7 +22,7 @@ from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES
 from fusion.frame import Detections, Frame
 
 if TYPE_CHECKING:
-    from fusion.evaluate import ModelMetrics
+    from fusion.results import ModelMetrics
 
 # -- one style ----------------------------------------------------------------------------------
 
@@ -30,19 +30,18 @@ DPI = 100
 GT_COLOR = "tab:green"
 POINT_COLOR = "0.6"  # LIDAR points under boxes
 MODEL_COLORS = {"fusion": "tab:red", "camera": "tab:blue", "lidar": "tab:orange"}
-# contact sheet (OpenCV, BGR): one colour per nuScenes category
-CATEGORY_COLORS_BGR = {
-    "vehicle.car": (60, 60, 230),
-    "vehicle.truck": (40, 140, 240),
-    "vehicle.bus.rigid": (0, 200, 255),
-    "vehicle.trailer": (120, 120, 200),
-    "vehicle.construction": (0, 220, 220),
-    "human.pedestrian.adult": (230, 80, 60),
-    "vehicle.motorcycle": (200, 60, 200),
-    "vehicle.bicycle": (230, 160, 60),
-    "movable_object.trafficcone": (0, 128, 255),
-    "movable_object.barrier": (180, 180, 180),
-}
+# One colour per detection class (RGB 0..1): the replay's MCAP boxes and the contact sheet's.
+CLASS_RGB: dict[str, tuple[float, float, float]] = dict(zip(DETECTION_CLASSES, [
+    (0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
+    (1.00, 0.50, 0.00), (1.00, 1.00, 0.20), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75),
+    (0.10, 0.75, 0.80), (0.60, 0.60, 0.60),
+], strict=True))  # fmt: skip
+
+
+def class_bgr(name: str | None) -> tuple[int, int, int]:
+    """`CLASS_RGB` of a detection class as an OpenCV colour (BGR 0..255); white for none."""
+    r, g, b = CLASS_RGB.get(name or "", (1.0, 1.0, 1.0))
+    return round(b * 255), round(g * 255), round(r * 255)
 
 
 def _pyplot() -> Any:
@@ -371,7 +370,7 @@ def _bev_raster(
         pts = np.column_stack([c[:, 0] * scale + size / 2, size / 2 - c[:, 1] * scale]).astype(
             np.int32
         )
-        color = CATEGORY_COLORS_BGR.get(cat, (255, 255, 255))
+        color = class_bgr(cat)
         cv2.polylines(img, [pts], True, color, 1, cv2.LINE_AA)
     cv2.circle(img, (size // 2, size // 2), 3, (255, 255, 255), -1)
     return img
@@ -387,6 +386,7 @@ def contact_sheet(
     """Per scene, one keyframe's six cameras and a BEV of its LIDAR sweep with the ground-truth
     boxes, one row per scene, written to `out` as PNG."""
     import cv2
+    from nuscenes.eval.detection.utils import category_to_detection_name
     from nuscenes.nuscenes import NuScenes
     from nuscenes.utils.data_classes import LidarPointCloud
 
@@ -407,7 +407,7 @@ def contact_sheet(
         grid = np.concatenate([np.concatenate(tiles[:3], 1), np.concatenate(tiles[3:], 1)], 0)
         path, boxes, _ = nusc.get_sample_data(sample["data"]["LIDAR_TOP"])
         pc = LidarPointCloud.from_file(path).points.T
-        named = [(b, b.name) for b in boxes]
+        named = [(b, category_to_detection_name(b.name)) for b in boxes]
         bev = _bev_raster(pc, named, grid.shape[0], extent=40.0)
         row = np.concatenate([grid, bev], 1)
         desc = scene["description"].split(",")

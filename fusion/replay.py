@@ -36,12 +36,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fusion.bench.machine import current_rss_mb, peak_rss_mb
-from fusion.bench.stats import LatencyRecorder, latency_stats
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
-from fusion.frame import Detections, Frame
+from fusion.frame import Frame
+from fusion.machine import current_rss_mb, peak_rss_mb
+from fusion.replay_outputs import Processed, boxes_global
+from fusion.results import detections_to_results, results_meta
 from fusion.sources.base import LogMessage, Source
+from fusion.stats import LatencyRecorder, latency_stats
 from fusion.stream import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
@@ -188,34 +190,10 @@ class LatestSlot:
 # -- outputs --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class Processed:
-    """One processed trigger: its frame, detections, stage times and latency."""
-
-    frame: Frame
-    detections: Detections
-    times: StageTimes
-    latency_ms: float
-    late: bool
-    raw: dict[str, LogMessage] = field(default_factory=dict)  # the messages the frame used
-
-
 class Sink(Protocol):
     def write(self, item: Processed) -> None: ...
 
     def close(self) -> None: ...
-
-
-def boxes_global(item: Processed) -> list[dict[str, Any]]:
-    """Detections as devkit result boxes in the global frame (without the sample token)."""
-    from fusion.evaluate import detections_to_results
-
-    out = []
-    for box in detections_to_results(item.detections, item.frame):
-        box = dict(box)
-        box.pop("sample_token", None)
-        out.append(box)
-    return out
 
 
 class DetectionsJsonl:
@@ -252,8 +230,6 @@ class ResultsJson:
         self.results: dict[str, list[dict[str, Any]]] = {}
 
     def write(self, item: Processed) -> None:
-        from fusion.evaluate import detections_to_results
-
         if item.frame.sample_token:
             self.results[item.frame.sample_token] = detections_to_results(
                 item.detections, item.frame
@@ -690,15 +666,7 @@ def run(args: argparse.Namespace) -> int:
     if args.detections:
         sinks.append(DetectionsJsonl(args.detections))
     if args.results:
-        mods = set(model.modalities)
-        meta = {
-            "use_camera": "camera" in mods,
-            "use_lidar": "lidar" in mods,
-            "use_radar": "radar" in mods,
-            "use_map": False,
-            "use_external": False,
-        }
-        sinks.append(ResultsJson(args.results, meta))
+        sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
     if args.mcap:
         from fusion.replay_outputs import McapSink
 

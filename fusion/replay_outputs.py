@@ -1,4 +1,6 @@
-"""Visual outputs of `fusion replay`: a Foxglove MCAP and a rerun recording.
+"""Outputs of `fusion replay`: the record of one processed trigger that every sink receives
+(`Processed`, its boxes in the global frame), and the visual outputs, a Foxglove MCAP and a
+rerun recording.
 
 MCAP (foxglove protobuf schemas, written with `mcap-protobuf-support`): `/detections`
 foxglove.SceneUpdate (one cube per box, in `map`), `/lidar_top` foxglove.PointCloud (the
@@ -9,24 +11,42 @@ foxglove.CompressedImage (the frame's images, JPEG), `/tf` foxglove.FrameTransfo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
-from fusion.config import DETECTION_CLASSES, PipelineConfig
+from fusion.config import PipelineConfig
+from fusion.engines.runner import StageTimes
 from fusion.errors import FusionError
+from fusion.frame import Detections, Frame
+from fusion.render import CLASS_RGB
+from fusion.results import detections_to_results
+from fusion.sources.base import LogMessage
 
-if TYPE_CHECKING:
-    from fusion.replay import Processed
 
-# one colour per class (RGB 0..1), as in the BEV pictures' palette order
-_CLASS_RGB = [
-    (0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
-    (1.00, 0.50, 0.00), (1.00, 1.00, 0.20), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75),
-    (0.10, 0.75, 0.80), (0.60, 0.60, 0.60),
-]  # fmt: skip
+@dataclass(frozen=True, eq=False)
+class Processed:
+    """One processed trigger: its frame, detections, stage times and latency."""
+
+    frame: Frame
+    detections: Detections
+    times: StageTimes
+    latency_ms: float
+    late: bool
+    raw: dict[str, LogMessage] = field(default_factory=dict)  # the messages the frame used
+
+
+def boxes_global(item: Processed) -> list[dict[str, Any]]:
+    """Detections as devkit result boxes in the global frame (without the sample token)."""
+    out = []
+    for box in detections_to_results(item.detections, item.frame):
+        box = dict(box)
+        box.pop("sample_token", None)
+        out.append(box)
+    return out
 
 
 def _ns(us: int) -> int:
@@ -52,8 +72,6 @@ class McapSink:
         from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
         from foxglove_schemas_protobuf.SceneEntity_pb2 import SceneEntity
         from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
-
-        from fusion.replay import boxes_global
 
         frame = item.frame
         t = _ns(frame.timestamp_us)
@@ -83,7 +101,7 @@ class McapSink:
             cube.pose.orientation.y, cube.pose.orientation.z = qy, qz
             bw, bl, bh = box["size"]
             cube.size.x, cube.size.y, cube.size.z = bl, bw, bh
-            r, g, b = _CLASS_RGB[DETECTION_CLASSES.index(box["detection_name"])]
+            r, g, b = CLASS_RGB[box["detection_name"]]
             cube.color.r, cube.color.g, cube.color.b = r, g, b
             cube.color.a = 0.25 + 0.6 * float(box["detection_score"])
             entity.cubes.append(cube)
@@ -134,8 +152,6 @@ class RerunSink:
         rr.save(str(path), recording=self.rec)
 
     def write(self, item: Processed) -> None:
-        from fusion.replay import boxes_global
-
         rr, rec = self.rr, self.rec
         frame = item.frame
         _set_time(rr, rec, frame.timestamp_us)

@@ -19,6 +19,8 @@ import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
 
+from calibration import PinholeCamera
+from fusion.config import MAX_IMAGE_SIDE
 from fusion.errors import DataError
 
 LIDAR_FIELDS = 5  # x y z intensity ring, float32 little-endian
@@ -32,9 +34,6 @@ LIDAR_BEAMS = 32  # ring is an integer 0..31
 RADAR_MAX_COORD_M = 2000.0
 RADAR_MAX_SPEED_MS = 200.0  # |vx|, |vy|, |vx_comp|, |vy_comp|
 RADAR_RCS_DBSM = (-100.0, 100.0)
-# Images: the largest side accepted before decoding (a 1600x900 camera is far below it); a
-# header claiming more is a decompression bomb or a corrupt header.
-MAX_IMAGE_SIDE = 8192
 
 
 def resolve_inside(dataroot: str | Path, filename: object) -> Path:
@@ -447,3 +446,63 @@ def decode_jpeg(
             origin,
         )
     return img
+
+
+# -- JPEG decoding at reduced DCT scale for a network input of a given size ------------------------
+
+
+ImageDecode = Literal["full", "reduced"]
+
+
+def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
+    """The largest JPEG DCT reduction k in (8, 4, 2, 1) whose 1/k image still covers the
+    network input (H, W) at no less than its resolution (what `fusion.pipeline.image_view` fits:
+    the width, and the height after fitting the width), so that the remaining resize only
+    shrinks."""
+    h, w = network_hw
+    for k in (8, 4, 2):
+        rw, rh = -(-width // k), -(-height // k)  # libjpeg rounds up
+        if rw >= w and rh * w / rw >= h:
+            return k
+    return 1
+
+
+def reduced_camera(camera: PinholeCamera, k: int, image_hw: tuple[int, int]) -> PinholeCamera:
+    """The camera model of `camera`'s image decoded at 1/k to `image_hw` (H, W): pixel (i, j)
+    covers source pixels [k i, k i + k) x [k j, k j + k), so K's first two rows scale by 1/k
+    (`PinholeCamera.scaled`'s convention, the one `warp_image` resizes with)."""
+    kk = camera.intrinsics.copy()
+    kk[:2] /= k
+    return PinholeCamera(kk, int(image_hw[1]), int(image_hw[0]))
+
+
+def decoded_camera(
+    camera: PinholeCamera, network_hw: tuple[int, int], mode: ImageDecode = "reduced"
+) -> tuple[int, PinholeCamera]:
+    """(k, camera model of `camera`'s JPEG decoded at 1/k) for a network input of `network_hw`
+    (H, W): k from `jpeg_reduction` with `reduced`, 1 (and `camera` itself) with `full`. The
+    decoded image is ceil(H / k) x ceil(W / k) (`decode_jpeg`)."""
+    k = jpeg_reduction(camera.width, camera.height, network_hw) if mode == "reduced" else 1
+    if k == 1:
+        return 1, camera
+    return k, reduced_camera(camera, k, (-(-camera.height // k), -(-camera.width // k)))
+
+
+def decode_camera_image(
+    raw: bytes,
+    camera: PinholeCamera,
+    network_hw: tuple[int, int],
+    mode: ImageDecode = "reduced",
+    origin: str | Path = "",
+) -> tuple[NDArray[np.uint8], PinholeCamera]:
+    """JPEG bytes of an image taken by `camera` -> (h, w, 3) uint8 RGB and the camera model of
+    the decoded image, for a network input of `network_hw` (H, W: `cfg.camera.image_hw`).
+    `full` decodes every pixel (training: augmentation crops and rescales); `reduced` decodes
+    at 1/k (`jpeg_reduction`, libjpeg's DCT scaling) with the camera from `reduced_camera`.
+    Decoding and its checks (size against the camera model, corrupt or truncated data:
+    `DataError` naming `origin`) are `decode_jpeg`'s."""
+    k, small = decoded_camera(camera, network_hw, mode)
+    image = decode_jpeg(raw, origin, (camera.height, camera.width), k)
+    if image.shape[:2] == (camera.height, camera.width):  # full, or a PNG (decoded in full)
+        return image, camera
+    return image, small

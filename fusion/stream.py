@@ -19,7 +19,7 @@ built only from what had arrived:
 
 Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
 keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
-allows (`fusion.pipeline.decoded_camera`), and the frame carries the matching scaled camera
+allows (`fusion.sensor_io.decoded_camera`), and the frame carries the matching scaled camera
 model; an image that came full (PNG, raw pixels) keeps the calibrated one.
 
 Times in us (sensor time, the messages' own `timestamp_us`).
@@ -53,7 +53,7 @@ from fusion.sweeps import lidar_sweeps, radar_sweeps
 
 if TYPE_CHECKING:
     from calibration import PinholeCamera
-    from fusion.pipeline import ImageDecode
+    from fusion.sensor_io import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
 
@@ -294,7 +294,7 @@ class OnlineSynchronizer:
         # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
         self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
         if options.camera_decode == "reduced":
-            from fusion.pipeline import decoded_camera
+            from fusion.sensor_io import decoded_camera
 
             for ch in options.camera_channels:
                 cam = rig[ch].camera if ch in rig else None

@@ -3,7 +3,7 @@ the reference time, each point carrying its time lag. One definition, used by th
 reader (`fusion.nuscenes`) and the online synchronizer (`fusion.stream`).
 
 A scan measured by sensor S at time t maps to LIDAR_TOP at t_ref through
-`LIDAR(t_ref) <- ego(t_ref) <- global <- ego(t) <- S` (`fusion.sync.transform_between`).
+`LIDAR(t_ref) <- ego(t_ref) <- global <- ego(t) <- S` (`fusion.frame.transform_between`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.frame import Frame, LidarData, RadarData, SensorPose
+from fusion.frame import Frame, LidarData, RadarData, SensorPose, transform_between
 from fusion.sensor_io import RADAR_FIELDS
-from fusion.sync import transform_between
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.

@@ -1,26 +1,13 @@
-"""Time sync: transforms between sensors at different times (the online synchronizer that builds
-frames from log messages is `fusion.stream`).
-
-A point seen by sensor A at time tA maps to sensor B at time tB through
-`B <- ego(tB) <- global <- ego(tA) <- A`; the global hop is never skipped, because the ego
-moves between tA and tB (at 10 m/s, 1 m per 100 ms).
+"""Time sync: transforms between sensors at different times with ego poses from a GPS/IMU pose
+stream (the rule, `fusion.frame.transform_between`, goes through the global frame; the online
+synchronizer that builds frames from log messages is `fusion.stream`).
 """
 
 from __future__ import annotations
 
 from calibration import Transform
-from fusion.frame import SensorPose
+from fusion.frame import SensorPose, transform_between
 from fusion.poses import PoseStream
-
-
-def transform_between(src: SensorPose, dst: SensorPose) -> Transform:
-    """dst sensor (at dst time) <- src sensor (at src time), through the global frame."""
-    a = src.sensor_to_ego.matrix
-    src_sensor = Transform(a, src=src.channel, dst=f"ego@{src.timestamp_us}")
-    src_ego = Transform(src.ego_to_global.matrix, src=f"ego@{src.timestamp_us}", dst="global")
-    dst_ego = Transform(dst.ego_to_global.matrix, src=f"ego@{dst.timestamp_us}", dst="global")
-    dst_sensor = Transform(dst.sensor_to_ego.matrix, src=dst.channel, dst=f"ego@{dst.timestamp_us}")
-    return dst_sensor.inverse() @ dst_ego.inverse() @ src_ego @ src_sensor
 
 
 def transform_at(

@@ -39,6 +39,8 @@ from fusion.config import (
     save_config,
 )
 from fusion.dataset import DataPart, FrameDataset, FrameSource, MixedSource, collate_training
+from fusion.distributed import DistInfo, join_process_group, leave_process_group
+from fusion.engines.device import resolve_device
 from fusion.errors import DataError, FusionError
 from fusion.model.detector import VARIANTS, Detector, Variant, build_detector
 from fusion.model.losses import detection_loss
@@ -107,25 +109,9 @@ def _position(
 # -- distributed -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun describes in the environment (single process otherwise)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(0, 1, 0)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    """Join torchrun's process group with the backend of `device`'s tensors."""
+    return join_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def shard_indices(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
@@ -397,18 +383,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train(
     opts: TrainOptions, source: FrameSource | None = None, tokens: Sequence[str] | None = None
 ) -> Path:
     """Run (or resume) training; returns the path of the final weights. `source`/`tokens`
     override the dataroot reader (tests)."""
-    device = resolve_device(opts.device)
+    device = torch.device(resolve_device("torch", opts.device))
     info = init_distributed(device)
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -757,8 +737,7 @@ def run(args: argparse.Namespace) -> int:
     if opts.repeat < 1:
         raise FusionError(f"--repeat must be at least 1, not {opts.repeat}")
     weights = train(opts)
-    if init_distributed(resolve_device(opts.device)).is_main:
+    if init_distributed(torch.device(resolve_device("torch", opts.device))).is_main:
         print(f"weights: {weights}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    leave_process_group(barrier=False)
     return 0

@@ -11,15 +11,13 @@ import argparse
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from calibration.camera import intrinsics_problem
 from fusion.config import load_config
 from fusion.errors import DataError
-from fusion.nuscenes import CHAINED_TABLES, TABLES, load_splits, table_problems
+from fusion.nuscenes import load_splits
 from fusion.poses import SCENE_NAME, load_can_bus
 from fusion.sensor_io import (
     _radar_header,
@@ -29,281 +27,12 @@ from fusion.sensor_io import (
     image_size,
     resolve_inside,
 )
+from fusion.tables import TABLES, Report, check_keys, load_tables
 
-FIELDS: dict[str, tuple[str, ...]] = {
-    "attribute": ("name",),
-    "calibrated_sensor": ("sensor_token", "translation", "rotation", "camera_intrinsic"),
-    "category": ("name",),
-    "ego_pose": ("translation", "rotation", "timestamp"),
-    "instance": (
-        "category_token",
-        "nbr_annotations",
-        "first_annotation_token",
-        "last_annotation_token",
-    ),
-    "log": ("logfile", "vehicle", "date_captured", "location"),
-    "map": ("log_tokens", "category", "filename"),
-    "sample": ("timestamp", "scene_token", "prev", "next"),
-    "sample_annotation": (
-        "sample_token",
-        "instance_token",
-        "attribute_tokens",
-        "visibility_token",
-        "translation",
-        "size",
-        "rotation",
-        "num_lidar_pts",
-        "num_radar_pts",
-        "prev",
-        "next",
-    ),
-    "sample_data": (
-        "sample_token",
-        "ego_pose_token",
-        "calibrated_sensor_token",
-        "filename",
-        "fileformat",
-        "width",
-        "height",
-        "timestamp",
-        "is_key_frame",
-        "prev",
-        "next",
-    ),
-    "scene": ("name", "log_token", "nbr_samples", "first_sample_token", "last_sample_token"),
-    "sensor": ("channel", "modality"),
-    "visibility": ("level",),
-}
 # nominal rates (Hz) of the nuScenes rig by modality, and of keyframes
 NOMINAL_HZ = {"lidar": 20.0, "camera": 12.0, "radar": 13.0}
 KEYFRAME_HZ = 2.0
 RATE_TOLERANCE = 0.25
-MAX_LISTED = 8  # problems listed per check; the rest are counted
-
-
-_STR, _INT, _BOOL, _NUMS, _STRS = "string", "integer", "boolean", "list of numbers", "strings"
-
-
-def _kind(name: str) -> str | None:
-    """The JSON type a field must have (None: not checked)."""
-    if name.endswith("token") or name in ("prev", "next", "filename", "name", "channel"):
-        return _STR
-    if name in ("modality", "fileformat", "logfile", "vehicle", "location", "category"):
-        return _STR
-    if name in ("timestamp", "width", "height", "nbr_samples", "nbr_annotations"):
-        return _INT
-    if name == "is_key_frame":
-        return _BOOL
-    if name in ("translation", "rotation", "size"):
-        return _NUMS
-    if name in ("attribute_tokens", "log_tokens"):
-        return _STRS
-    return None
-
-
-def _type_ok(value: object, kind: str) -> bool:
-    match kind:
-        case "string":
-            return isinstance(value, str)
-        case "integer":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "boolean":
-            return isinstance(value, bool)
-        case "list of numbers":
-            return isinstance(value, list) and all(
-                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
-                for v in value
-            )
-        case _:
-            return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-@dataclass
-class Report:
-    """Problems found, grouped by check."""
-
-    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    warnings: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    info: list[str] = field(default_factory=list)
-
-    def error(self, check: str, msg: str) -> None:
-        self.errors[check].append(msg)
-
-    def warn(self, check: str, msg: str) -> None:
-        self.warnings[check].append(msg)
-
-    @property
-    def n_errors(self) -> int:
-        return sum(len(v) for v in self.errors.values())
-
-    @property
-    def n_warnings(self) -> int:
-        return sum(len(v) for v in self.warnings.values())
-
-    def render(self) -> str:
-        lines = list(self.info)
-        for title, group in (("ERROR", self.errors), ("WARNING", self.warnings)):
-            for check, msgs in group.items():
-                lines.append(f"{title} [{check}] {len(msgs)} problem(s)")
-                lines += [f"    {m}" for m in msgs[:MAX_LISTED]]
-                if len(msgs) > MAX_LISTED:
-                    lines.append(f"    ... and {len(msgs) - MAX_LISTED} more")
-        verdict = "FAILED" if self.n_errors else "OK"
-        lines.append(f"{verdict}: {self.n_errors} error(s), {self.n_warnings} warning(s)")
-        return "\n".join(lines)
-
-
-def _load_tables(vdir: Path, report: Report) -> dict[str, list[dict]]:
-    tables: dict[str, list[dict]] = {}
-    for name in TABLES:
-        path = vdir / f"{name}.json"
-        if not path.is_file():
-            report.error("tables", f"{path}: missing")
-            tables[name] = []
-            continue
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError, RecursionError) as exc:
-            report.error("tables", f"{path}: not valid JSON ({exc})")
-            tables[name] = []
-            continue
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            report.error("tables", f"{path}: must be a JSON list of records")
-            tables[name] = []
-            continue
-        good = []
-        for i, rec in enumerate(data):
-            missing = [f for f in ("token", *FIELDS[name]) if f not in rec]
-            wrong = [
-                f"{f} must be a {k}, got {rec[f]!r:.40}"
-                for f in ("token", *FIELDS[name])
-                if f in rec and (k := _kind(f)) is not None and not _type_ok(rec[f], k)
-            ]
-            if missing:
-                report.error(
-                    "fields",
-                    f"{name}[{i}] (token {rec.get('token', '?')!r:.40}): missing "
-                    f"{', '.join(missing)}",
-                )
-            elif wrong:
-                report.error(
-                    "fields", f"{name}[{i}] (token {rec['token']!r:.40}): {'; '.join(wrong)}"
-                )
-            else:
-                good.append(rec)
-        tables[name] = good  # duplicate tokens: `table_problems`, with the foreign keys
-    return tables
-
-
-def _check_keys(t: dict[str, list[dict]], report: Report) -> None:
-    idx = {name: {r["token"]: r for r in recs} for name, recs in t.items()}
-    # duplicate tokens, dangling foreign keys, prev/next cycles: the reader's own check
-    for problem in table_problems(t):
-        report.error(problem.check, problem.message)
-    for r in t["sample"]:
-        # a sample token names output files (`fusion eval`'s pictures, which sanitize it): one
-        # that reads as a path is a corrupt or hostile table, not a token
-        if any(c in r["token"] for c in ("/", "\\", "\0")):
-            report.error(
-                "tokens", f"sample {r['token']!r:.60}: token holds a path separator or NUL"
-            )
-    mapped = {lt for r in t["map"] for lt in r["log_tokens"]}
-    for r in t["log"]:
-        if r["token"] not in mapped:
-            report.error(
-                "foreign keys", f"log {r['token']} ({r['logfile']}) is in no map's log_tokens"
-            )
-    for r in t["sample_annotation"]:
-        if not (
-            isinstance(r["num_lidar_pts"], int)
-            and r["num_lidar_pts"] >= 0
-            and isinstance(r["num_radar_pts"], int)
-            and r["num_radar_pts"] >= 0
-        ):
-            report.error(
-                "counts", f"sample_annotation {r['token']}: point counts must be integers >= 0"
-            )
-        if len(r["size"]) != 3 or min(r["size"], default=0) <= 0:
-            report.error(
-                "values", f"sample_annotation {r['token']}: size must be 3 positive numbers"
-            )
-    for table in ("sample_annotation", "calibrated_sensor", "ego_pose"):
-        for r in t[table]:
-            _check_pose(table, r, report)
-    for r in t["calibrated_sensor"]:
-        k = r["camera_intrinsic"]
-        if k in ([], None):
-            continue
-        # the reader's own check (PinholeCamera): finite, positive focal lengths, well conditioned
-        problem = intrinsics_problem(k)
-        if problem is not None:
-            report.error("values", f"calibrated_sensor {r['token']}: camera_intrinsic: {problem}")
-
-    # linked lists: prev/next symmetric, chain lengths match the declared counts
-    for table in CHAINED_TABLES:
-        for r in t[table]:
-            nxt = idx[table].get(r["next"]) if r["next"] else None
-            if nxt is not None and nxt["prev"] != r["token"]:
-                report.error("links", f"{table} {r['token']}: next's prev does not point back")
-    for sc in t["scene"]:
-        n, cur, seen = 0, idx["sample"].get(sc["first_sample_token"]), set()
-        while cur is not None and cur["token"] not in seen:
-            seen.add(cur["token"])
-            n += 1
-            if cur["scene_token"] != sc["token"]:
-                report.error(
-                    "links", f"scene {sc['name']}: sample {cur['token']} belongs to another scene"
-                )
-            cur = idx["sample"].get(cur["next"]) if cur["next"] else None
-        if n != sc["nbr_samples"]:
-            report.error(
-                "counts",
-                f"scene {sc['name']}: nbr_samples {sc['nbr_samples']} but {n} linked samples",
-            )
-    for ins in t["instance"]:
-        n, cur, seen = 0, idx["sample_annotation"].get(ins["first_annotation_token"]), set()
-        while cur is not None and cur["token"] not in seen:
-            seen.add(cur["token"])
-            n += 1
-            cur = idx["sample_annotation"].get(cur["next"]) if cur["next"] else None
-        if n != ins["nbr_annotations"]:
-            report.error(
-                "counts",
-                f"instance {ins['token']}: nbr_annotations {ins['nbr_annotations']} but "
-                f"{n} linked annotations",
-            )
-
-
-def _check_pose(table: str, r: dict, report: Report) -> None:
-    """translation: 3 finite numbers; rotation: a finite non-zero quaternion (a non-unit one
-    is a warning: the reader normalizes it)."""
-    if len(r["translation"]) != 3:
-        report.error("values", f"{table} {r['token']}: translation must be 3 numbers")
-    norm = float(np.linalg.norm(r["rotation"])) if len(r["rotation"]) == 4 else 0.0
-    if len(r["rotation"]) != 4 or norm < 1e-6:
-        report.error("values", f"{table} {r['token']}: rotation is not a non-zero quaternion")
-    elif abs(norm - 1) > 1e-3:
-        report.warn(
-            "values", f"{table} {r['token']}: rotation is not a unit quaternion (normalized)"
-        )
-
-
-def first_table_error(vdir: Path) -> tuple[Path, str] | None:
-    """(table file, reason) of the first table problem (bad JSON, missing or mistyped field,
-    dangling or duplicate token), for the reader's error when the devkit cannot load a dataroot."""
-    report = Report()
-    t = _load_tables(vdir, report)
-    if not report.n_errors:
-        _check_keys(t, report)
-    for msgs in report.errors.values():
-        for msg in msgs:
-            name = re.split(r"[\[ :]", msg, maxsplit=1)[0]
-            if name in TABLES:
-                return vdir / f"{name}.json", msg
-            if msg.startswith(str(vdir)):
-                path, _, why = msg.partition(": ")
-                return Path(path), why
-    return None
 
 
 def _check_lidar(path: Path) -> str | None:
@@ -600,10 +329,10 @@ def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> R
     if not vdir.is_dir():
         raise DataError(f"version folder {version!r} is missing", vdir)
     report = Report()
-    t = _load_tables(vdir, report)
+    t = load_tables(vdir, report)
     report.info.append(f"dataroot {root} [{version}]")
     report.info.append("  " + ", ".join(f"{n} {len(t[n])}" for n in TABLES))
-    _check_keys(t, report)
+    check_keys(t, report)
     _check_files(root, t, report, deep_images)
     _check_time(t, report)
     _check_can_bus(root, t, report)

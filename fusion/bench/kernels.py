@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 import kernels as K
-from fusion.bench.machine import load_average, machine_info
 from fusion.bench.timing import Measure, timed
 from fusion.config import CAMERA_CHANNELS
+from fusion.machine import load_average, machine_info
 
 CAMERAS = CAMERA_CHANNELS
 

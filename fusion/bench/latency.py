@@ -31,19 +31,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusion.bench.machine import (
+from fusion.errors import FusionError
+from fusion.machine import (
     current_rss_mb,
     env_line,
     machine_info,
     peak_rss_mb,
     reset_peak_rss,
 )
-from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
-from fusion.errors import FusionError
+from fusion.stats import STAT_KEYS, LatencyRecorder, latency_stats
 
 if TYPE_CHECKING:
     from fusion.frame import Frame
-    from fusion.pipeline import ImageDecode
+    from fusion.sensor_io import ImageDecode
     from fusion.sources.base import LogMessage, Source
     from fusion.stream import PendingTrigger, Trigger
 
@@ -534,7 +534,7 @@ def write_png(path: Path, lanes: list[Lane], order: tuple[str, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.cli import add_json_arguments
+    from fusion.arguments import add_json_arguments
     from fusion.model.weights import add_model_arguments
 
     parser.add_argument(
@@ -631,12 +631,11 @@ def run(args: argparse.Namespace) -> int:
             ort_spinning=args.ort_spinning,
         )
     )
-    from fusion.cli import emit_json
+    from fusion.arguments import emit_json
     from fusion.engines.base import BACKENDS
-    from fusion.engines.runner import Runner, open_engine
+    from fusion.engines.runner import STAGES, Runner, open_engine
     from fusion.model.detector import variant_modalities
     from fusion.model.weights import load_detector, models_from_args
-    from fusion.pipeline import STAGES
 
     if args.quick:
         args.min_queries, args.min_seconds, args.warmup = 20, 0.0, 2

@@ -373,7 +373,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from fusion.bench.machine import machine_info
+    from fusion.machine import machine_info
     from fusion.model.weights import models_from_args
     from fusion.threads import apply_threads
 

@@ -27,7 +27,8 @@ def measure(
     from fusion.engines.runner import Runner
     from fusion.engines.torch_engine import TorchEngine
     from fusion.model.weights import load_detector, packaged_weights
-    from fusion.replay import Processed, ReplayOptions, replay
+    from fusion.replay import ReplayOptions, replay
+    from fusion.replay_outputs import Processed
     from fusion.sources import open_source
 
     class Timeline:
@@ -148,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from fusion.bench.machine import machine_info
+    from fusion.machine import machine_info
     from fusion.replay import LIDAR_PERIOD_MS
 
     if args.from_json:

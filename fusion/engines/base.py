@@ -9,10 +9,15 @@ context (Ncam, C, h, w); `lidar` voxels (V, P, 5), num_points (V,) int32, coords
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from fusion.errors import FusionError
 
 EngineBackend = Literal["torch", "onnxruntime", "tensorrt"]  # runs the dense graphs
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
@@ -57,3 +62,37 @@ class Engine(Protocol):
     def bev(
         self, *maps: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]: ...
+
+
+# -- an export folder's manifest (written by `fusion.engines.export.export_onnx`) ---------------
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    variant: str
+    graphs: tuple[str, ...]
+    bev_inputs: tuple[str, ...]
+    camera_shape: tuple[int, ...]  # images (Ncam, 3, H, W); () without a camera graph
+    bev_shapes: tuple[tuple[int, ...], ...]
+    opset: int
+    weights_sha256: str
+
+
+def read_manifest(folder: Path) -> ExportManifest:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FusionError(
+            "not an export folder (no manifest.json): run `fusion export` first", path
+        )
+    raw = json.loads(path.read_text())
+    return ExportManifest(
+        variant=raw["variant"],
+        graphs=tuple(raw["graphs"]),
+        bev_inputs=tuple(raw["bev_inputs"]),
+        camera_shape=tuple(raw["camera_shape"]),
+        bev_shapes=tuple(tuple(s) for s in raw["bev_shapes"]),
+        opset=int(raw["opset"]),
+        weights_sha256=raw["weights_sha256"],
+    )

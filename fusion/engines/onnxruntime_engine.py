@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.engines.export import ExportManifest, read_manifest
+from fusion.engines.base import ExportManifest, read_manifest
 from fusion.errors import FusionError
 from fusion.threads import ThreadSettings, current_threads
 
@@ -50,7 +50,7 @@ def optimized_path(folder: Path, graph: str, providers: list[str]) -> Path:
     specific to them)."""
     import onnxruntime as ort
 
-    from fusion.bench.machine import cpu_model
+    from fusion.machine import cpu_model
 
     h = hashlib.sha256((folder / f"{graph}.onnx").read_bytes())
     h.update(f"|{ort.__version__}|{','.join(providers)}|{cpu_model()}".encode())

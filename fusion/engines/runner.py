@@ -32,14 +32,15 @@ from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, Variant, variant_modalities
 from fusion.model.inputs import SampleInputs
 from fusion.model.params import ModelParams
-from fusion.pipeline import STAGES, CameraGeometryCache, CameraMotion, sample_inputs
+from fusion.pipeline import CameraGeometryCache, CameraMotion, sample_inputs
 from kernels import bev_pool, scatter_bev
 
 
 @dataclass(frozen=True)
 class StageTimes:
-    """Wall time of each stage of `fusion.pipeline.STAGES` for one frame, ms (0 for stages a
-    variant does not run; `read` and `decode` are filled by whoever built the frame)."""
+    """Wall time of each stage of one frame, ms: the fields, in order, are the stages
+    (`STAGES`). 0 for stages a variant does not run; `read` and `decode` are filled by whoever
+    built the frame."""
 
     read: float = 0.0  # sensor files or log messages read
     decode: float = 0.0  # JPEG, point clouds and poses decoded into a Frame
@@ -66,7 +67,8 @@ class StageTimes:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
-assert StageTimes.names() == STAGES, "StageTimes and fusion.pipeline.STAGES list the same stages"
+# Every stage of one frame, in order: the one list of them.
+STAGES: tuple[str, ...] = StageTimes.names()
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,9 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fusion.engines.base import BEV_OUTPUTS, CAMERA_OUTPUTS, LIDAR_OUTPUTS
+from fusion.engines.base import BEV_OUTPUTS, CAMERA_OUTPUTS, LIDAR_OUTPUTS, read_manifest
 from fusion.engines.device import Outputs
-from fusion.engines.export import read_manifest
 from fusion.errors import FusionError
 
 Precision = Literal["fp32", "fp16", "int8"]

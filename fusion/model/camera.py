@@ -12,10 +12,6 @@ from torch import Tensor, nn
 
 from fusion.model.layers import conv_bn_relu
 
-# Per-channel normalization of RGB images in [0, 1] (ImageNet statistics).
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
-
 
 class ImageBackbone(nn.Module):
     """(N, 3, H, W) -> features at strides 8 (N, w2, H/8, W/8), 16 (N, w3, H/16, W/16) and
@@ -39,9 +35,9 @@ class ImageBackbone(nn.Module):
 class CameraNet(nn.Module):
     """Images -> per-pixel depth distribution and context features (LSS).
 
-    Input `images` (N, 3, H, W) float32, normalized with IMAGE_MEAN/IMAGE_STD. Outputs, at the
-    feature stride s (16 or 8): `depth` (N, D, H/s, W/s) probabilities over the depth bins
-    (sum 1 over D) and `context` (N, C, H/s, W/s).
+    Input `images` (N, 3, H, W) float32, normalized with `fusion.config.IMAGE_MEAN`/`IMAGE_STD`.
+    Outputs, at the feature stride s (16 or 8): `depth` (N, D, H/s, W/s) probabilities over the
+    depth bins (sum 1 over D) and `context` (N, C, H/s, W/s).
     """
 
     def __init__(

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from fusion.config import DETECTION_CLASSES, PipelineConfig
+from fusion.config import DETECTION_CLASSES, Modality, PipelineConfig
 from fusion.model.bev import BEVBackbone, ConvFuser
 from fusion.model.camera import CameraNet
 from fusion.model.head import CenterHead, HeadMaps
@@ -25,7 +25,6 @@ from fusion.model.params import ModelParams
 from fusion.model.radar import RadarNet
 
 Variant = Literal["fusion", "camera", "lidar"]
-Modality = Literal["camera", "lidar", "radar"]
 VARIANTS: tuple[str, ...] = get_args(Variant)
 
 

@@ -12,6 +12,7 @@ from calibration import Transform
 from fusion.config import CONFIG_DIR, load_dataclass
 from fusion.errors import ConfigError, DataError
 from fusion.sources.base import Rig, SensorCalibration
+from fusion.sources.rig_file import load_rig
 
 DEFAULT_TOPICS = CONFIG_DIR / "topics_nuscenes.toml"
 KEYFRAMES_TOPIC = "/nuscenes/keyframes"  # written by `fusion convert`: keyframe marks, JSON
@@ -94,8 +95,6 @@ def load_topic_map(path: str | Path | None = None) -> TopicMap:
 def rig_from_file(path: str | Path) -> Rig:
     """A rig TOML (`configs/rig_nuscenes.toml` format, as `fusion generate --rig` reads it) ->
     Rig: each sensor's mounting, and each camera's intrinsics at the file's image size."""
-    from fusion.synth.rig import load_rig
-
     try:
         spec = load_rig(path)
     except ConfigError as err:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.synth.rig import ImuSpec
+from fusion.sources.rig_file import ImuSpec
 from fusion.synth.trajectory import EgoTrack, Path
 
 GRAVITY = 9.81

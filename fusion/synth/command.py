@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from fusion.config import CONDITIONS, Condition
 from fusion.errors import ConfigError, FusionError
-from fusion.synth.rig import DEFAULT_RIG, Rig, load_rig
+from fusion.sources.rig_file import DEFAULT_RIG, Rig, load_rig
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 

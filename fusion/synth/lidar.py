@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.sources.rig_file import LidarSpec
 from fusion.synth.conditions import Conditions
 from fusion.synth.mesh import REFLECTIVITY, RETRO
 from fusion.synth.raycast import Raycaster
-from fusion.synth.rig import LidarSpec
 from fusion.synth.trajectory import ego_transform
 from fusion.synth.world import World
 

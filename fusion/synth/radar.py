@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fusion.sensor_io import RADAR_PCD_DTYPE, encode_radar_pcd
+from fusion.sources.rig_file import RadarSpec
 from fusion.synth.raycast import Raycaster
-from fusion.synth.rig import RadarSpec
 from fusion.synth.trajectory import ego_transform
 
 PCD_DTYPE = RADAR_PCD_DTYPE  # the nuScenes radar record (fusion.sensor_io)

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from calibration import quaternion_from_yaw
 from fusion.config import Condition
+from fusion.sources.rig_file import Rig
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
 from fusion.synth.cameras import encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages
@@ -26,7 +27,6 @@ from fusion.synth.conditions import conditions
 from fusion.synth.lidar import simulate_sweep
 from fusion.synth.radar import pcd_bytes, simulate_radar
 from fusion.synth.raycast import Raycaster
-from fusion.synth.rig import Rig
 from fusion.synth.trajectory import ego_transform
 from fusion.synth.world import EGO_LANE, World, build_world
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion.cli import SUBCOMMANDS, build_parser, emit_json
+from fusion.arguments import emit_json
+from fusion.cli import SUBCOMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 

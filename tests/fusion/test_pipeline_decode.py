@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 from calibration import PinholeCamera
-from fusion.config import load_config
+from fusion.config import IMAGE_STD, load_config
 from fusion.errors import DataError
-from fusion.model.camera import IMAGE_STD
-from fusion.pipeline import (
-    decode_camera_image,
-    image_view,
-    jpeg_reduction,
-    view_camera,
-    warp_image,
-)
+from fusion.pipeline import image_view, view_camera, warp_image
+from fusion.sensor_io import decode_camera_image, jpeg_reduction
 
 # Stated tolerance of the reduced path, in 8-bit levels of the network input (un-normalized):
 # libjpeg's DCT-domain scaling and a bilinear warp against a full decode and an area resize.

@@ -13,7 +13,7 @@ import fusion.render as render
 import fusion.synth.contact_sheet
 import fusion.train
 from fusion.config import DETECTION_CLASSES
-from fusion.evaluate import ModelMetrics
+from fusion.results import ModelMetrics
 
 
 def test_callers_use_the_render_module() -> None:

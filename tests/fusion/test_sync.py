@@ -1,9 +1,9 @@
 import numpy as np
 
 from calibration import Transform, quaternion_from_yaw
-from fusion.frame import SensorPose
+from fusion.frame import SensorPose, transform_between
 from fusion.poses import PoseStream
-from fusion.sync import transform_at, transform_between
+from fusion.sync import transform_at
 
 
 def moving_poses():

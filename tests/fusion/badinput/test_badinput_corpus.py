@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from corpus import CASE_IDS, CASES, Case, copy_base, deviations, run_case, silent
 
+from fusion.config import MAX_IMAGE_SIDE
 from fusion.errors import DataError
-from fusion.sensor_io import MAX_IMAGE_SIDE
 
 
 def _files(folder: Path) -> dict[str, int]:

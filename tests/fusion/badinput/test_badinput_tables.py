@@ -14,15 +14,8 @@ from corpus import copy_base, load, save
 
 from fusion.cli import main
 from fusion.errors import DataError
-from fusion.nuscenes import (
-    CHAINED_TABLES,
-    FOREIGN_KEYS,
-    TABLES,
-    ForeignKey,
-    NuScenesReader,
-    ReaderOptions,
-    table_problems,
-)
+from fusion.nuscenes import NuScenesReader, ReaderOptions
+from fusion.tables import CHAINED_TABLES, FOREIGN_KEYS, TABLES, ForeignKey, table_problems
 
 VERSION = "v1.0-synth"
 DANGLING = "z" * 32

@@ -1,4 +1,4 @@
-"""fusion.bench.machine: the environment line and the memory figures."""
+"""fusion.machine: the environment line and the memory figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fusion.bench.machine import (
+from fusion.machine import (
     current_rss_mb,
     env_line,
     machine_info,

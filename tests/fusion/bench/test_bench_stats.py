@@ -1,4 +1,4 @@
-"""fusion.bench.stats: the latency figures against numpy, warm-up counted and excluded."""
+"""fusion.stats: the latency figures against numpy, warm-up counted and excluded."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from fusion.bench.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.bench.timing import Stopwatch, repeat_ms, timed
+from fusion.stats import STAT_KEYS, LatencyRecorder, latency_stats
 
 
 def test_percentiles_match_numpy_on_known_data():

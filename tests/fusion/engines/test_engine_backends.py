@@ -14,7 +14,8 @@ import torch
 from model_fakes import make_frame, tiny_config, tiny_params
 
 from calibration import PinholeCamera
-from fusion.engines.export import example_inputs, export_onnx, read_manifest
+from fusion.engines.base import read_manifest
+from fusion.engines.export import example_inputs, export_onnx
 from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine
 from fusion.engines.runner import Runner, StageTimes
 from fusion.engines.torch_engine import TorchEngine

@@ -11,11 +11,11 @@ import pytest
 
 from fusion.config import DETECTION_CLASSES, load_config
 from fusion.dataset import box_targets, training_sample
-from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX
 from fusion.model.targets import decode_regression
 from fusion.pipeline import GlobalTransform, camera_inputs, image_view, view_camera
+from fusion.results import detections_to_results
 from kernels import points_in_boxes
 
 

@@ -13,10 +13,10 @@ from model_fakes import make_frame
 
 from fusion.config import DETECTION_CLASSES
 from fusion.dataset import box_targets
-from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
 from fusion.model.lidar import PillarNet
 from fusion.pipeline import GlobalTransform
+from fusion.results import detections_to_results
 
 SWEEP_LAG_S = 0.2
 

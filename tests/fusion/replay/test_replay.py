@@ -15,7 +15,8 @@ from replay_data import SCENE, VERSION, quiet
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.replay import FaultInjector, Faults, LatestSlot, Processed, ReplayOptions, replay
+from fusion.replay import FaultInjector, Faults, LatestSlot, ReplayOptions, replay
+from fusion.replay_outputs import Processed, boxes_global
 from fusion.sources import open_source
 
 
@@ -32,8 +33,6 @@ class Collect:
         pass
 
     def boxes(self) -> dict[int, list[dict]]:
-        from fusion.replay import boxes_global
-
         return {i.frame.timestamp_us: boxes_global(i) for i in self.items}
 
 

@@ -14,8 +14,9 @@ from fusion.config import load_config
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.pipeline import camera_inputs, decode_camera_image, view_camera
+from fusion.pipeline import camera_inputs, view_camera
 from fusion.replay import ReplayOptions, _Run
+from fusion.sensor_io import decode_camera_image
 from fusion.sources import open_source
 from fusion.stream import OnlineSynchronizer, StreamOptions
 

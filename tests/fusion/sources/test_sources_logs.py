@@ -142,7 +142,7 @@ def test_missing_calibration_comes_from_the_rig_file(synth_root: Path, tmp_path:
     assert err.value.path == str(out)
     rig_file = Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml"
     rig = open_source(out, rig=rig_file).rig()
-    from fusion.synth.rig import load_rig
+    from fusion.sources.rig_file import load_rig
 
     spec = load_rig(rig_file)
     assert np.allclose(rig["LIDAR_TOP"].sensor_to_ego.matrix, spec.lidar.to_ego.matrix)

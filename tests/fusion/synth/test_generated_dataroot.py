@@ -15,7 +15,7 @@ from pyquaternion import Quaternion
 from shared_data import REAL_ROOT
 
 from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
-from fusion.synth.rig import load_rig
+from fusion.sources.rig_file import load_rig
 from tests.fusion.synth.conftest import VERSION, generate
 
 REAL = REAL_ROOT

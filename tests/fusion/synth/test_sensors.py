@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from fusion.errors import ConfigError
+from fusion.sources.rig_file import DEFAULT_RIG, load_rig
 from fusion.synth.cameras import render
 from fusion.synth.conditions import conditions
 from fusion.synth.lidar import simulate_sweep
 from fusion.synth.raycast import Raycaster
-from fusion.synth.rig import DEFAULT_RIG, load_rig
 from fusion.synth.trajectory import ego_transform
 from fusion.synth.world import build_world
 

@@ -1,4 +1,6 @@
-"""The simulated sensor rig: mountings, intrinsics, rates and noise, loaded from a TOML file.
+"""The rig file (`configs/rig_nuscenes.toml` format): each sensor's mounting, intrinsics, rate
+and noise. `fusion generate` simulates it; log sources take from it the calibration of sensors
+a log carries none for (`fusion.sources.layout.rig_from_file`).
 
 Mountings are `calibrated_sensor` records: translation (m) and rotation (w, x, y, z) of
 sensor -> ego. Sensor frames follow nuScenes: LIDAR_TOP x right, y forward, z up; cameras

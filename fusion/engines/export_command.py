@@ -1,0 +1,73 @@
+"""`fusion export`: write the dense network as ONNX graphs (`fusion.engines.export`), and with
+`--tensorrt` build TensorRT plans from them (INT8 calibrated on `--calibration` frames)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fusion.engines.export import OPSET, export_onnx
+from fusion.errors import FusionError
+from fusion.model.detector import VARIANTS
+from fusion.model.weights import load_detector, packaged_weights
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, choices=VARIANTS)
+    parser.add_argument("--out", required=True, type=Path, help="folder for the .onnx graphs")
+    parser.add_argument(
+        "--weights", type=Path, help="safetensors weights (default: the shipped ones)"
+    )
+    parser.add_argument("--opset", type=int, default=OPSET)
+    trt = parser.add_argument_group("TensorRT (an NVIDIA GPU and the tensorrt package)")
+    trt.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="also build TensorRT plans from the graphs (cached by content hash in OUT/tensorrt)",
+    )
+    trt.add_argument("--precision", choices=("fp32", "fp16"), default="fp16")
+    trt.add_argument(
+        "--int8", action="store_true", help="INT8 (FP16 fallback), calibrated on --calibration"
+    )
+    trt.add_argument("--calibration", type=Path, help="dataroot of the INT8 calibration frames")
+    trt.add_argument("--calibration-version", default="v1.0-trainval")
+    trt.add_argument("--calibration-split", help="its split (default: every sample)")
+    trt.add_argument("--calibration-frames", type=int, default=64)
+    trt.add_argument("--max-pillars", type=int, default=30000, help="the lidar graph's profile")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.int8 and not args.tensorrt:
+        raise FusionError("--int8 builds a TensorRT plan: add --tensorrt")
+    if args.int8 and args.calibration is None:
+        raise FusionError("--int8 needs --calibration DATAROOT (the calibration frames)")
+    path = args.weights or packaged_weights(args.model)
+    model = load_detector(path)
+    if model.variant != args.model:
+        raise FusionError(f"weights are for the {model.variant!r} model, not {args.model!r}", path)
+    manifest = export_onnx(model, args.out, args.opset)
+    for g in manifest.graphs:
+        print(f"wrote {args.out / (g + '.onnx')}")
+    if args.tensorrt:
+        from fusion.engines.tensorrt_engine import TensorRTEngine
+
+        calibration = None
+        if args.int8:
+            from fusion.engines.calibration import calibration_set
+
+            calibration = calibration_set(
+                model,
+                args.calibration,
+                args.calibration_version,
+                args.calibration_frames,
+                args.calibration_split,
+            )
+        engine = TensorRTEngine(
+            args.out,
+            "int8" if args.int8 else args.precision,
+            max_pillars=args.max_pillars,
+            calibration=calibration,
+        )
+        for g, plan in engine.plans.items():
+            print(f"{'built' if engine.built[g] else 'cached'} {plan}")
+    return 0

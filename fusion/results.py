@@ -1,0 +1,81 @@
+"""Detections as the nuScenes devkit's results: result boxes in the global frame, and the
+devkit's summary of one model. `fusion eval` writes and scores them; `fusion replay --results`
+writes them for the keyframes it replays (with the same `meta`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from calibration import matrix_to_quaternion
+from fusion.config import DETECTION_CLASSES
+from fusion.frame import Detections, Frame
+
+TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
+MAX_BOXES_PER_SAMPLE = 500  # the devkit's limit
+
+
+def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]]:
+    """Detections (LIDAR_TOP at the reference time) -> devkit result boxes (global frame)."""
+    lidar_to_global = frame.reference.sensor_to_global
+    if len(dets) == 0:
+        return []
+    centers = lidar_to_global.apply(dets.center.astype(np.float64))
+    vel = np.column_stack([dets.velocity.astype(np.float64), np.zeros(len(dets))])
+    vel_g = lidar_to_global.apply_vectors(vel)[:, :2]
+    order = np.argsort(-dets.scores, kind="stable")[:MAX_BOXES_PER_SAMPLE]
+    out = []
+    for i in order:
+        c, s = float(np.cos(dets.yaw[i])), float(np.sin(dets.yaw[i]))
+        rot = lidar_to_global.rotation @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        out.append(
+            {
+                "sample_token": frame.sample_token,
+                "translation": [float(v) for v in centers[i]],
+                "size": [float(v) for v in dets.size_wlh[i]],
+                "rotation": [float(v) for v in matrix_to_quaternion(rot)],
+                "velocity": [float(v) for v in vel_g[i]],
+                "detection_name": DETECTION_CLASSES[int(dets.labels[i])],
+                "detection_score": float(dets.scores[i]),
+                "attribute_name": dets.attributes[i] if dets.attributes else "",
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """The devkit's summary for one model: mAP, NDS, per-class AP (mean over the distance
+    thresholds), the five TP errors; `empty` when the model returned no box at all."""
+
+    mean_ap: float
+    nd_score: float
+    label_aps: dict[str, float]
+    tp_errors: dict[str, float]
+    empty: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mean_ap": self.mean_ap,
+            "nd_score": self.nd_score,
+            "label_aps": self.label_aps,
+            "tp_errors": self.tp_errors,
+            "empty_submission": self.empty,
+        }
+
+
+def results_meta(modalities: Collection[str], absent: Collection[str] = ()) -> dict[str, bool]:
+    """The results file's `meta`: the sensor modalities the detections used, those of the model
+    (`camera`, `lidar`, `radar`) less the ones `absent` (dropped at inference); no map, no
+    external data."""
+    used = set(modalities) - set(absent)
+    return {
+        "use_camera": "camera" in used,
+        "use_lidar": "lidar" in used,
+        "use_radar": "radar" in used,
+        "use_map": False,
+        "use_external": False,
+    }
