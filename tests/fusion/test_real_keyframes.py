@@ -96,3 +96,32 @@ def test_regression_targets_keep_each_box_on_its_cell() -> None:
     frame = reader.frame(reader.sample_tokens(SPLIT)[0])
     targets = box_targets(frame, cfg, cfg.params)
     assert int((targets.heatmap == 1.0).sum()) > 50  # the peaks of the real boxes in range
+
+
+# Measured with the shipped weights (benchmarks/accuracy.md, issue 17): mean AP over the six
+# present classes on these two keyframes, which the weights were trained on. A convention
+# broken between the reader and the network (a frame, wlh order, yaw sign) drops it to about 0.
+SHIPPED_SEEN_AP = {"fusion": 0.513, "lidar": 0.496, "camera": 0.345}
+
+
+@pytest.mark.parametrize("model", ["fusion", "lidar", "camera"])
+def test_shipped_weights_find_the_real_objects_they_were_trained_on(model, tmp_path) -> None:
+    from fusion.evaluate import evaluate
+    from fusion.model.weights import packaged_weights
+
+    report = evaluate(
+        REAL_KEYFRAMES,
+        VERSION,
+        SPLIT,
+        {model: packaged_weights(model)},
+        tmp_path,
+        pictures=0,
+        progress=False,
+    )
+    assert report is not None
+    aps = report.metrics[model].label_aps
+    mean_present = sum(aps[name] for name in PRESENT) / len(PRESENT)
+    assert mean_present > SHIPPED_SEEN_AP[model] - 0.1, (model, mean_present, aps)
+    # the absent sweep files of the layout are skipped and counted, not an error
+    if model != "camera":
+        assert sum(report.absent_sweeps[model].values()) > 0
