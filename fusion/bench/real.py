@@ -128,6 +128,25 @@ def _trained_on(run: dict[str, Any]) -> str:
     return " + ".join(out)
 
 
+def _seen_note(weights: dict[str, Any], ds: dict[str, Any]) -> list[str]:
+    """A warning line when a scored model was trained on this dataroot's split (its run's
+    `--mix` record names the dataroot and split)."""
+    seen = []
+    for name, w in weights.items():
+        for part in w.get("run", {}).get("data", []):
+            root, version, split = str(part["data"]).rsplit(" ", 2)
+            same = Path(root).resolve() == Path(ds["dataroot"]).resolve()
+            if same and version == ds["version"] and split == ds["split"]:
+                seen.append(name)
+    if not seen:
+        return []
+    return [
+        f"**Seen in training** by {', '.join(seen)}: these figures measure how well the weights "
+        "fit data they were trained on, not how they generalise.",
+        "",
+    ]
+
+
 def measure_dataroot(
     dataroot: Path,
     version: str,
@@ -291,6 +310,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"by the devkit: {gt_text}; "
             f"the other {len(DETECTION_CLASSES) - len(present)} count as AP 0 in the devkit's mAP.",
             "",
+            *_seen_note(result["weights"], ds),
             "| metric | " + " | ".join(models) + " |",
             "|---|" + "---:|" * len(models),
         ]

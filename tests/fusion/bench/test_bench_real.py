@@ -111,3 +111,13 @@ def test_trained_on_names_every_part_of_a_mix():
         ],
     }
     assert _trained_on(run) == "v1.0-mini mini_val (41 x 4) + v1.0-synth synth_all (120 x 1)"
+
+
+def test_a_dataroot_the_weights_trained_on_is_marked_seen():
+    from fusion.bench.real import _seen_note
+
+    run = {"data": [{"data": "/d/scene v1.0-mini mini_val", "samples": 41, "repeat": 4}]}
+    ds = {"dataroot": "/d/scene", "version": "v1.0-mini", "split": "mini_val"}
+    assert "Seen in training** by fusion" in _seen_note({"fusion": {"run": run}}, ds)[0]
+    assert _seen_note({"fusion": {"run": run}}, ds | {"dataroot": "/d/other"}) == []
+    assert _seen_note({"fusion": {"run": {}}}, ds) == []
