@@ -63,7 +63,7 @@ def calibration_set(
     from fusion.nuscenes import NuScenesReader, ReaderOptions
 
     if frames < 1:
-        raise FusionError("--calibration-frames must be >= 1")
+        raise FusionError("--int8-frames must be >= 1")
     opts = ReaderOptions.from_config(model.cfg, image_decode="reduced")
     reader = NuScenesReader(dataroot, version, options=opts)
     tokens = reader.sample_tokens(split)

@@ -9,14 +9,21 @@ from pathlib import Path
 from fusion.engines.export import OPSET, export_onnx
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
-from fusion.model.weights import load_detector, packaged_weights
+from fusion.model.weights import load_detector, resolve_weights
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=VARIANTS)
     parser.add_argument("--out", required=True, type=Path, help="folder for the .onnx graphs")
     parser.add_argument(
-        "--weights", type=Path, help="safetensors weights (default: the shipped ones)"
+        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="weights file of the model",
     )
     parser.add_argument("--opset", type=int, default=OPSET)
     trt = parser.add_argument_group("TensorRT (an NVIDIA GPU and the tensorrt package)")
@@ -27,21 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     trt.add_argument("--precision", choices=("fp32", "fp16"), default="fp16")
     trt.add_argument(
-        "--int8", action="store_true", help="INT8 (FP16 fallback), calibrated on --calibration"
+        "--int8", action="store_true", help="INT8 (FP16 fallback), calibrated on --int8-dataroot"
     )
-    trt.add_argument("--calibration", type=Path, help="dataroot of the INT8 calibration frames")
-    trt.add_argument("--calibration-version", default="v1.0-trainval")
-    trt.add_argument("--calibration-split", help="its split (default: every sample)")
-    trt.add_argument("--calibration-frames", type=int, default=64)
+    trt.add_argument("--int8-dataroot", type=Path, help="dataroot of the INT8 calibration frames")
+    trt.add_argument("--int8-version", help="its version (required with --int8-dataroot)")
+    trt.add_argument("--int8-split", help="its split (default: every sample)")
+    trt.add_argument("--int8-frames", type=int, default=64, help="calibration frames")
     trt.add_argument("--max-pillars", type=int, default=30000, help="the lidar graph's profile")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.int8 and not args.tensorrt:
         raise FusionError("--int8 builds a TensorRT plan: add --tensorrt")
-    if args.int8 and args.calibration is None:
-        raise FusionError("--int8 needs --calibration DATAROOT (the calibration frames)")
-    path = args.weights or packaged_weights(args.model)
+    if args.int8 and args.int8_dataroot is None:
+        raise FusionError("--int8 needs --int8-dataroot DATAROOT (the calibration frames)")
+    if args.int8_dataroot is not None and not args.int8_version:
+        raise FusionError("--int8-dataroot needs --int8-version (e.g. v1.0-trainval)")
+    path = resolve_weights([args.model], args.weights, args.checkpoint)[args.model]
     model = load_detector(path)
     if model.variant != args.model:
         raise FusionError(f"weights are for the {model.variant!r} model, not {args.model!r}", path)
@@ -57,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
             calibration = calibration_set(
                 model,
-                args.calibration,
-                args.calibration_version,
-                args.calibration_frames,
-                args.calibration_split,
+                args.int8_dataroot,
+                args.int8_version,
+                args.int8_frames,
+                args.int8_split,
             )
         engine = TensorRTEngine(
             args.out,

@@ -156,7 +156,7 @@ class TensorRTEngine:
             if missing:
                 raise FusionError(
                     f"INT8 needs calibration batches for the graphs {missing}"
-                    " (fusion export --tensorrt --int8 --calibration DATAROOT)",
+                    " (fusion export --tensorrt --int8 --int8-dataroot DATAROOT --int8-version V)",
                     self.folder,
                 )
         self._logger = trt.Logger(trt.Logger.WARNING)

@@ -151,8 +151,8 @@ def test_fusion_export_cli(tmp_path: Path):
         "export",
         "--model",
         "lidar",
-        "--weights",
-        str(weights),
+        "--checkpoint",
+        f"lidar={weights}",
         "--out",
         str(out),
     ]
@@ -160,7 +160,10 @@ def test_fusion_export_cli(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.glob("*.onnx")) == ["bev.onnx", "lidar.onnx"]
     wrong = subprocess.run(
-        [*cmd[:5], "camera", *cmd[6:]], capture_output=True, text=True, timeout=300
+        [*cmd[:5], "camera", cmd[6], f"camera={weights}", *cmd[8:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert wrong.returncode == 2 and "not 'camera'" in wrong.stderr
 

@@ -267,12 +267,14 @@ def test_calibration_set_from_a_dataroot(real_root: Path):
 def test_export_tensorrt_flags_fail_clearly(tmp_path: Path, capsys):
     from fusion.cli import main
 
-    weights = save_detector(_model("lidar"), tmp_path / "lidar.safetensors")
-    base = ["export", "--model", "lidar", "--weights", str(weights), "--out", str(tmp_path / "x")]
+    save_detector(_model("lidar"), tmp_path / "lidar.safetensors")
+    base = ["export", "--model", "lidar", "--weights", str(tmp_path), "--out", str(tmp_path / "x")]
     assert main([*base, "--int8"]) == 2
     assert "add --tensorrt" in capsys.readouterr().err
     assert main([*base, "--tensorrt", "--int8"]) == 2
-    assert "--calibration" in capsys.readouterr().err
+    assert "--int8-dataroot" in capsys.readouterr().err
+    assert main([*base, "--tensorrt", "--int8", "--int8-dataroot", str(tmp_path)]) == 2
+    assert "--int8-version" in capsys.readouterr().err
     try:
         import tensorrt  # noqa: F401
     except ImportError:
