@@ -56,7 +56,7 @@ lint: setup
 	$(VENV)/bin/ruff check fusion kernels calibration tests benchmarks
 
 bench: setup
-	$(VENV)/bin/fusion bench kernels --dataroot tests/data/nuscenes-real-frame \
+	$(VENV)/bin/fusion bench kernels --dataroot tests/data/nuscenes-real-frame --version v1.0-mini \
 		--json-out benchmarks/kernels.json --markdown-out benchmarks/kernels.md
 	$(VENV)/bin/fusion bench latency --dataroot out/bench-scene --generate \
 		--json-out benchmarks/latency.json --markdown-out benchmarks/latency.md \

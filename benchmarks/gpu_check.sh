@@ -42,7 +42,7 @@ timeout 90 $PY -m pytest -q -m gpu tests/engines/test_engine_device.py -p no:cac
     || echo "GPU engine tests FAILED or timed out"
 
 echo "== 3. kernel timings with the bandwidth bound (fusion bench kernels --quick)"
-timeout 120 $PY -m fusion.cli bench kernels --quick --dataroot tests/data/nuscenes-real-frame \
+timeout 120 $PY -m fusion.cli bench kernels --quick --dataroot tests/data/nuscenes-real-frame --version v1.0-mini \
     --json-out "$OUT/kernels_gpu.json" --markdown-out "$OUT/kernels_gpu.md" \
     || echo "bench kernels FAILED or timed out"
 

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_arguments(board, "the calibration")
     check = sub.add_parser("check", help="score each camera's LIDAR alignment on one sample")
     check.add_argument("--dataroot", required=True)
-    check.add_argument("--version", default="v1.0-mini")
+    check.add_argument("--version", required=True, help="e.g. v1.0-mini")
     check.add_argument("--sample", help="sample token (default: the first)")
     check.add_argument("--step-deg", type=float, default=0.5, help="perturbation size (deg)")
     add_json_arguments(check, "the scores")

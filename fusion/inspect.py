@@ -17,7 +17,7 @@ from fusion.nuscenes import NuScenesReader, ReaderOptions, sync_warning
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, help="nuScenes dataroot")
-    parser.add_argument("--version", default="v1.0-mini", help="table folder (default v1.0-mini)")
+    parser.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini")
     parser.add_argument("--sample", help="sample token (default: the first sample)")
     parser.add_argument("--sweeps", type=int, default=1, help="LIDAR sweeps to load (default 1)")
     add_json_arguments(parser, "the summary")

@@ -303,6 +303,18 @@ class Report:
     def n_warnings(self) -> int:
         return sum(len(v) for v in self.warnings.values())
 
+    def as_json(self) -> dict[str, object]:
+        """The report as `fusion validate --json` gives it: counts, then each check's
+        messages (all of them, not the first few the text lists)."""
+        return {
+            "ok": self.n_errors == 0,
+            "errors": self.n_errors,
+            "warnings": self.n_warnings,
+            "error_checks": {k: list(v) for k, v in self.errors.items()},
+            "warning_checks": {k: list(v) for k, v in self.warnings.items()},
+            "info": list(self.info),
+        }
+
     def render(self) -> str:
         lines = list(self.info)
         for title, group in (("ERROR", self.errors), ("WARNING", self.warnings)):

@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.config import (
     BranchLR,
     PipelineConfig,
@@ -666,6 +667,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="learning-rate multiplier of a branch: camera, lidar, radar or dense (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    add_json_arguments(parser, "the weights written and the run's record")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -738,6 +740,10 @@ def run(args: argparse.Namespace) -> int:
         raise FusionError(f"--repeat must be at least 1, not {opts.repeat}")
     weights = train(opts)
     if init_distributed(torch.device(resolve_device("torch", opts.device))).is_main:
-        print(f"weights: {weights}")
+        from fusion.model.weights import read_metadata
+
+        run = json.loads(read_metadata(weights).get("run", "{}"))
+        if not emit_json(args, {"weights": str(weights), "run": run}):
+            print(f"weights: {weights}")
     leave_process_group(barrier=False)
     return 0

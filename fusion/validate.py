@@ -1,4 +1,4 @@
-"""`fusion validate DIR --version V`: check any nuScenes dataroot, real or synthetic.
+"""`fusion validate --dataroot DIR --version V`: check any nuScenes dataroot, real or synthetic.
 
 Checks every table and foreign key, that every referenced file is present and parseable,
 that timestamps increase per sensor, sensor rates, and record counts. Prints a report and
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.config import load_config
 from fusion.errors import DataError
 from fusion.nuscenes import load_splits
@@ -363,16 +364,18 @@ def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> R
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataroot", type=Path)
-    parser.add_argument("--version", default="v1.0-mini")
+    parser.add_argument("--dataroot", required=True, type=Path)
+    parser.add_argument("--version", required=True, help="e.g. v1.0-mini, v1.0-trainval")
     parser.add_argument(
         "--deep-images", action="store_true", help="decode every image, not only keyframes"
     )
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    add_json_arguments(parser, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
     report = validate(args.dataroot, args.version, args.deep_images)
-    print(report.render())
+    if not emit_json(args, report.as_json()):
+        print(report.render())
     failed = report.n_errors > 0 or (args.strict and report.n_warnings > 0)
     return 1 if failed else 0

@@ -12,8 +12,10 @@ shapely polygons for NMS. Times are the median of `--repeats` runs after one war
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import kernels as K
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.bench.timing import Measure, timed
 from fusion.config import CAMERA_CHANNELS
 from fusion.machine import load_average, machine_info
@@ -122,10 +125,10 @@ def _pose(rec: dict[str, Any]) -> np.ndarray:
     return t
 
 
-def real_rig(root: Path) -> tuple[np.ndarray, np.ndarray]:
+def real_rig(root: Path, version: str = "v1.0-mini") -> tuple[np.ndarray, np.ndarray]:
     """Intrinsics (6, 3, 3) and camera -> LIDAR_TOP (6, 4, 4) of the keyframe, through the
     global frame (LIDAR(t_l) <- ego(t_l) <- global <- ego(t_cam) <- camera)."""
-    tables = root / "v1.0-mini"
+    tables = root / version
 
     def load(name: str) -> dict[str, dict[str, Any]]:
         return {r["token"]: r for r in json.loads((tables / f"{name}.json").read_text())}
@@ -160,12 +163,14 @@ def frustum_points(intrinsics: np.ndarray, cam_to_lidar: np.ndarray) -> np.ndarr
     return np.stack(out).astype(np.float32)
 
 
-def real_boxes(root: Path) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
+def real_boxes(
+    root: Path, version: str = "v1.0-mini"
+) -> tuple[np.ndarray, list[Any]] | tuple[None, str]:
     try:
         from nuscenes.nuscenes import NuScenes
     except ImportError as exc:
         return None, f"nuscenes-devkit not installed ({exc})"
-    nusc = NuScenes("v1.0-mini", str(root), verbose=False)
+    nusc = NuScenes(version, str(root), verbose=False)
     _, boxes, _ = nusc.get_sample_data(nusc.sample[0]["data"]["LIDAR_TOP"])
     arr = np.array(
         [[*b.center, b.wlh[1], b.wlh[0], b.wlh[2], b.orientation.yaw_pitch_roll[0]] for b in boxes]
@@ -314,8 +319,10 @@ def bench_scatter(rep: Report, scan: np.ndarray, backends: list[str], repeats: i
     rep.add("scatter_bev", "real pillars", "torch", timed(peer, repeats), "index_add_")
 
 
-def bench_bev_pool(rep: Report, root: Path, backends: list[str], repeats: int) -> dict[str, Any]:
-    intr, extr = real_rig(root)
+def bench_bev_pool(
+    rep: Report, root: Path, version: str, backends: list[str], repeats: int
+) -> dict[str, Any]:
+    intr, extr = real_rig(root, version)
     pts = frustum_points(intr, extr)
     t0 = time.perf_counter()
     g = K.precompute_bev_pool(pts, BEV_RANGE, BEV_CELL)
@@ -433,9 +440,14 @@ def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
 
 
 def bench_points_in_boxes(
-    rep: Report, root: Path, clouds: dict[str, np.ndarray], backends: list[str], repeats: int
+    rep: Report,
+    root: Path,
+    version: str,
+    clouds: dict[str, np.ndarray],
+    backends: list[str],
+    repeats: int,
 ) -> None:
-    arr, boxes = real_boxes(root)
+    arr, boxes = real_boxes(root, version)
     if arr is None:
         rep.add("count_points_in_boxes", "real scan", "numba", None, str(boxes))
         return
@@ -485,8 +497,8 @@ def _candidates(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return b, rng.random(500)
 
 
-def bench_nms(rep: Report, root: Path, backends: list[str], repeats: int) -> None:
-    arr, _ = real_boxes(root)
+def bench_nms(rep: Report, root: Path, version: str, backends: list[str], repeats: int) -> None:
+    arr, _ = real_boxes(root, version)
     if arr is None:
         rng = np.random.default_rng(1)
         arr = np.c_[
@@ -764,7 +776,7 @@ def kernels_markdown(payload: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json-out", type=Path, help="write the JSON results to this file")
+    add_json_arguments(parser, "the results")
     parser.add_argument("--markdown-out", type=Path, help="write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, keyframe scan only")
@@ -780,9 +792,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="nuScenes dataroot holding the keyframe (the recorded figures: "
         "tests/data/nuscenes-real-frame of a source checkout)",
     )
+    parser.add_argument("--version", required=True, help="its version, e.g. v1.0-mini")
 
 
 def run(args: argparse.Namespace) -> int:
+    # with --json, stdout carries the JSON alone: the running commentary goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        payload = _measure(args)
+    emit_json(args, payload)
+    if args.markdown_out:
+        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(kernels_markdown(payload))
+        print(f"wrote {args.markdown_out}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
     repeats = 3 if args.quick else max(1, args.repeats)
     _TORCH_PEERS["on"] = not args.no_torch
     load_at_start = load_average()
@@ -798,10 +823,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"kernels benchmark: backends {backends}; {_cuda_note()}")
     bench_voxelize(rep, clouds, backends, repeats)
     bench_scatter(rep, scan, backends, repeats)
-    info = bench_bev_pool(rep, root, backends, repeats)
+    info = bench_bev_pool(rep, root, args.version, backends, repeats)
     bench_radar(rep, backends, repeats)
-    bench_points_in_boxes(rep, root, clouds, backends, repeats)
-    bench_nms(rep, root, backends, repeats)
+    bench_points_in_boxes(rep, root, args.version, clouds, backends, repeats)
+    bench_nms(rep, root, args.version, backends, repeats)
     goal_rows = goals(rep, list(clouds), info)
     print("\nratios to peers (ours / peer, lower is faster):")
     for r in peer_ratios(rep):
@@ -818,7 +843,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {g['goal']:<62} {ratio:>8} {best_s:<22} {met}")
     machine = _machine()
     machine["load_average_at_start"] = load_at_start
-    command = "fusion bench kernels" + " --quick" * args.quick + " --no-torch" * args.no_torch
+    command = f"fusion bench kernels --version {args.version}"
+    command += " --quick" * args.quick + " --no-torch" * args.no_torch
     payload = {
         "date": machine["date"],
         "command": f"{command} --repeats {args.repeats}",
@@ -831,12 +857,4 @@ def run(args: argparse.Namespace) -> int:
         "timings": [asdict(t) for t in rep.timings],
     }
     payload["json_name"] = args.json_out.name if args.json_out else None
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.json_out}")
-    if args.markdown_out:
-        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown_out.write_text(kernels_markdown(payload))
-        print(f"wrote {args.markdown_out}")
-    return 0
+    return payload

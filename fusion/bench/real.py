@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.config import DETECTION_CLASSES
 from fusion.errors import FusionError
 
@@ -374,7 +375,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a real nuScenes dataroot (repeatable: the scene, the keyframe)",
     )
-    parser.add_argument("--version", default="v1.0-mini")
+    parser.add_argument(
+        "--version", help="of every --dataroot, e.g. v1.0-mini (required with --dataroot)"
+    )
     parser.add_argument("--split", help="default: the devkit's split that holds the scenes")
     add_model_arguments(parser)
     parser.add_argument(
@@ -385,7 +388,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-json", type=Path, help="regenerate the markdown from a results JSON, run nothing"
     )
     parser.add_argument("--note", action="append", default=[], help="a line for the notes")
-    parser.add_argument("--json-out", type=Path, help="results JSON")
+    add_json_arguments(parser, "the results")
     parser.add_argument("--markdown-out", type=Path, help="results markdown")
     parser.add_argument("--plots", type=Path, help="folder of the PNGs")
 
@@ -402,6 +405,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.dataroot:
             raise FusionError("give at least one --dataroot (or --from-json RESULTS)")
+        if not args.version:
+            raise FusionError("--dataroot needs --version (e.g. v1.0-mini)")
         apply_threads()
         models = models_from_args(args)
         if args.plots is not None:
@@ -423,10 +428,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plots is not None and args.markdown_out is not None:
         result["plots_rel"] = os.path.relpath(args.plots, args.markdown_out.parent)
     text = to_markdown(result)
-    print(text)
-    if args.json_out and not args.from_json:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if not emit_json(args, result):
+        print(text)
     if args.markdown_out:
         args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
         args.markdown_out.write_text(text)

@@ -137,7 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--version")
     parser.add_argument("--scene")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated: " + ",".join(MODELS)
+    )
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
     parser.add_argument("--loop", type=int, default=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.engines.export import OPSET, export_onnx
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights file of the model",
     )
     parser.add_argument("--opset", type=int, default=OPSET)
+    add_json_arguments(parser, "the files written")
     trt = parser.add_argument_group("TensorRT (an NVIDIA GPU and the tensorrt package)")
     trt.add_argument(
         "--tensorrt",
@@ -55,8 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if model.variant != args.model:
         raise FusionError(f"weights are for the {model.variant!r} model, not {args.model!r}", path)
     manifest = export_onnx(model, args.out, args.opset)
-    for g in manifest.graphs:
-        print(f"wrote {args.out / (g + '.onnx')}")
+    plans: dict[str, str] = {}
+    built: dict[str, bool] = {}
+    result: dict[str, object] = {
+        "model": args.model,
+        "weights": str(path),
+        "onnx": [str(args.out / (g + ".onnx")) for g in manifest.graphs],
+    }
     if args.tensorrt:
         from fusion.engines.tensorrt_engine import TensorRTEngine
 
@@ -77,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
             max_pillars=args.max_pillars,
             calibration=calibration,
         )
-        for g, plan in engine.plans.items():
-            print(f"{'built' if engine.built[g] else 'cached'} {plan}")
+        plans = {g: str(plan) for g, plan in engine.plans.items()}
+        built = {g: bool(engine.built[g]) for g in plans}
+        result["tensorrt"] = {g: {"plan": plans[g], "built": built[g]} for g in plans}
+    if not emit_json(args, result):
+        for g in manifest.graphs:
+            print(f"wrote {args.out / (g + '.onnx')}")
+        for g, plan in plans.items():
+            print(f"{'built' if built[g] else 'cached'} {plan}")
     return 0

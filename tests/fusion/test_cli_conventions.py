@@ -97,3 +97,50 @@ def test_emit_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert capsys.readouterr().out == ""
     assert emit_json(argparse.Namespace(json=True, json_out=None), payload) is True
     assert json.loads(capsys.readouterr().out) == payload
+
+
+# commands whose JSON result is still to come, each with its reason (issue 18)
+NO_JSON_YET = {
+    "generate": "prints one summary line; its result is the dataroot it writes",
+    "replay": "the run's summary is --summary PATH (JSON); --json follows with the replay rework",
+    "bench replay": "writes --json-out and markdown; --json follows with the replay rework",
+}
+# a dataroot read from a positional argument (input named differently), with the reason
+POSITIONAL_INPUT = {"convert": "dataroot", "replay": "source", "bench replay": "source"}
+
+
+def test_every_command_that_prints_a_result_has_json_and_json_out() -> None:
+    for name, parser in PARSERS.items():
+        has = {_option(parser, "--json") is not None, _option(parser, "--json-out") is not None}
+        if name in NO_JSON_YET:
+            continue
+        assert has == {True}, f"{name}: --json and --json-out"
+
+
+def test_a_dataroot_is_an_option_named_dataroot_with_a_required_version() -> None:
+    for name, parser in PARSERS.items():
+        positional = [a.dest for a in parser._actions if not a.option_strings]
+        if name not in POSITIONAL_INPUT:
+            assert "dataroot" not in positional and "source" not in positional, name
+        dataroot = _option(parser, "--dataroot")
+        version = _option(parser, "--version")
+        if dataroot is None or name in ("generate",):
+            continue
+        assert version is not None, name
+        # bench real and bench latency may run without reading a dataroot (--from-json,
+        # --log): they check the pair at run time instead (tested with those commands)
+        if name not in ("bench real", "bench latency"):
+            assert version.required and version.default is None, name
+
+
+def test_model_is_one_model_models_a_list_weights_a_folder() -> None:
+    for name, parser in PARSERS.items():
+        model, models = _option(parser, "--model"), _option(parser, "--models")
+        assert not (model and models), name
+        if model is not None:
+            assert model.choices is not None and model.nargs is None, name
+        if models is not None:
+            assert models.type is None and "," in models.help, name
+        weights = _option(parser, "--weights")
+        if weights is not None:
+            assert weights.type is Path and "folder" in weights.help, (name, weights.help)

@@ -72,7 +72,8 @@ def test_render_writes_png(tmp_path, capsys):
 
 def test_cli_error_is_one_line_and_nonzero(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "fusion.cli", "inspect", "--dataroot", str(tmp_path / "missing")],
+        [sys.executable, "-m", "fusion.cli", "inspect", "--dataroot", str(tmp_path / "missing")]
+        + ["--version", "v1.0-mini"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -25,7 +25,7 @@ VERSION = "v1.0-synth"
 def _validate(root: Path) -> tuple[int, str]:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        rc = main(["validate", str(root), "--version", VERSION])
+        rc = main(["validate", "--dataroot", str(root), "--version", VERSION])
     return rc, buf.getvalue()
 
 

@@ -20,7 +20,7 @@ REAL = REAL_ROOT
 def _validate(root: Path, version: str) -> tuple[int, str]:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        rc = main(["validate", str(root), "--version", version])
+        rc = main(["validate", "--dataroot", str(root), "--version", version])
     return rc, buf.getvalue()
 
 
@@ -101,3 +101,18 @@ def test_fails_on_a_missing_table_and_non_monotonic_time(
 def test_unreadable_dataroot_is_a_clear_error(tmp_path: Path) -> None:
     rc, out = _validate(tmp_path / "nope", "v1.0-mini")
     assert rc == 2 and "does not exist" in out
+
+
+def test_validate_json_holds_every_problem(tmp_path, capsys):
+    from shared_data import REAL_KEYFRAMES
+
+    from fusion.cli import main
+
+    out = tmp_path / "report.json"
+    argv = ["validate", "--dataroot", str(REAL_KEYFRAMES), "--version", "v1.0-mini"]
+    assert main([*argv, "--json", "--json-out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert printed["ok"] and printed["errors"] == 0 and printed["warnings"] == 1
+    (message,) = printed["warning_checks"]["layout"]
+    assert "keyframes-only layout: 134 sweep files absent" in message

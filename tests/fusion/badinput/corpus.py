@@ -1413,7 +1413,7 @@ def run_case(case: Case, root: Path, mutate: bool = True) -> dict[str, Result]:
                 str(SWEEPS),
             ]
         ),
-        "validate": lambda: _cli(["validate", str(root), "--version", ver]),
+        "validate": lambda: _cli(["validate", "--dataroot", str(root), "--version", ver]),
     }
     results = {}
     for name, fn in runs.items():

@@ -30,7 +30,7 @@ def _reader_error(root: Path, tolerant: bool) -> DataError:
 def _validate(root: Path) -> tuple[int, str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        rc = main(["validate", str(root), "--version", VERSION])
+        rc = main(["validate", "--dataroot", str(root), "--version", VERSION])
     return rc, out.getvalue()
 
 

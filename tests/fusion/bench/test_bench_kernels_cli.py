@@ -28,7 +28,7 @@ def test_parser_builds_without_torch():
         "import sys; from fusion.cli import build_parser; a = sys.argv[1:];"
         " build_parser(a).parse_args(a); print('torch' in sys.modules)"
     )
-    argv = ["bench", "kernels", "--quick", "--dataroot", "x"]
+    argv = ["bench", "kernels", "--quick", "--dataroot", "x", "--version", "v1.0-mini"]
     out = subprocess.run(
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=REPO, timeout=120
     )
@@ -46,6 +46,8 @@ def test_bench_kernels_quick_runs_without_torch_or_the_model(tmp_path: Path):
         "--no-torch",
         "--dataroot",
         str(REAL_ROOT),
+        "--version",
+        "v1.0-mini",
     ]
     argv += ["--json-out", str(js), "--markdown-out", str(md)]
     env = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}

@@ -28,6 +28,9 @@ def test_bench_real_on_the_real_keyframe(real_root: Path, tmp_path: Path, capsys
     save_detector(build_detector(tiny_config(), "lidar", tiny_params()), weights)
     out, md, plots = tmp_path / "real.json", tmp_path / "real.md", tmp_path / "real"
     argv = ["bench", "real", "--dataroot", str(real_root), "--models", "lidar"]
+    assert main(argv) == 2  # a dataroot is read: its version is required
+    assert "--version" in capsys.readouterr().err
+    argv += ["--version", "v1.0-mini"]
     argv += ["--weights", str(weights.parent), "--work", str(tmp_path / "work")]
     argv += ["--json-out", str(out), "--markdown-out", str(md), "--plots", str(plots)]
     assert main(argv) == 0
@@ -79,7 +82,8 @@ def test_absent_sweep_files_are_the_readers_count(real_copy: Path, tmp_path: Pat
     torch.manual_seed(0)
     save_detector(build_detector(two, "lidar", tiny_params()), tmp_path / "lidar.safetensors")
     out = tmp_path / "real.json"
-    argv = ["bench", "real", "--dataroot", str(real_copy), "--models", "lidar"]
+    argv = ["bench", "real", "--dataroot", str(real_copy), "--version", "v1.0-mini"]
+    argv += ["--models", "lidar"]
     assert main([*argv, "--weights", str(tmp_path), "--json-out", str(out)]) == 0
     m = json.loads(out.read_text())["datasets"][0]["models"]["lidar"]
     assert m["sweeps"] == {"lidar": 2, "radar": 0}
