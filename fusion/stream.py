@@ -27,6 +27,8 @@ Times in us (sensor time, the messages' own `timestamp_us`).
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from fusion.pipeline import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
+Between = Literal["reuse", "none"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
 # (n - 1) periods; half a period more is the jitter allowed.
@@ -92,6 +95,15 @@ class StreamOptions:
     # (H, W) allows (see the module docstring)
     camera_decode: ImageDecode = "full"
     image_hw: tuple[int, int] | None = None
+    # a trigger's sensor is decided as soon as no later message can be closer (see the module
+    # docstring); False: only once the sensor was heard past the trigger's window, or at the cap
+    early_decision: bool = True
+    # the online period estimate is the shortest recent interval x (1 - period_margin): the
+    # timing jitter it allows
+    period_margin: float = 0.1
+    # a trigger with no message of its own for a sensor (a 12 Hz camera against 20 Hz LIDAR
+    # triggers): reuse the newest one within tolerance (marked in `Frame.reused`), or none
+    between: Between = "reuse"
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -156,6 +168,10 @@ class StreamOptions:
                 raise ValueError(f"{name} must be >= 0")
         if self.lidar_sweeps < 1 or self.radar_sweeps < 1:
             raise ValueError("sweeps must be >= 1")
+        if not 0.0 <= self.period_margin < 1.0:
+            raise ValueError("period_margin must be in [0, 1)")
+        if self.between not in ("reuse", "none"):
+            raise ValueError("between must be 'reuse' or 'none'")
         if self.camera_decode == "reduced" and self.image_hw is None:
             raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
@@ -244,13 +260,39 @@ def _pose(trans: np.ndarray, quat: np.ndarray) -> Transform:
     return Transform.from_translation_quaternion(trans, quat, src="ego", dst="global")
 
 
-@dataclass(frozen=True, eq=False)
+class PeriodEstimate:
+    """A lower bound of a sensor's period, online: the shortest of its last `size - 1` intervals
+    x (1 - `margin`); None until two intervals are known. A dropped message only lengthens an
+    interval, so drops do not lower the bound; timing jitter beyond the margin can (see
+    `OnlineSynchronizer`)."""
+
+    def __init__(self, margin: float, size: int = 9) -> None:
+        self._t: deque[int] = deque(maxlen=size)
+        self.margin = margin
+        self.lower_bound_us: int | None = None
+
+    def add(self, timestamp_us: int) -> None:
+        if self._t and timestamp_us <= self._t[-1]:
+            return  # a duplicate or out-of-order stamp is no interval
+        self._t.append(timestamp_us)
+        if len(self._t) >= 3:
+            ts = list(self._t)
+            shortest = min(b - a for a, b in zip(ts, ts[1:], strict=False))
+            self.lower_bound_us = int(shortest * (1.0 - self.margin))
+
+    def clear(self) -> None:
+        self._t.clear()
+        self.lower_bound_us = None
+
+
+@dataclass(eq=False)
 class _Held:
-    """A decoded sensor message in a buffer."""
+    """A sensor message in a buffer, decoded or not yet."""
 
     msg: LogMessage
     payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
+    undecodable: bool = False  # tried once and failed: never decoded again
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,6 +312,17 @@ class StreamCounters:
     used: dict[str, int] = field(default_factory=dict)
     undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
     build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
+    reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
+    # per released trigger: its release time on the stream's clock minus its timestamp (us)
+    sync_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def sync_wait_ms(self) -> dict[str, float]:
+        """The wait per trigger, {p50, p99, max} ms (NaN without triggers)."""
+        if not self.sync_wait_us:
+            return {"p50": math.nan, "p99": math.nan, "max": math.nan}
+        w = np.asarray(self.sync_wait_us, np.float64) / 1e3
+        p50, p99 = np.percentile(w, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "max": float(w.max())}
 
 
 class OnlineSynchronizer:
@@ -286,6 +339,11 @@ class OnlineSynchronizer:
         self._cameras = {ch: deque(maxlen=6) for ch in options.camera_channels}
         self._radars = {ch: deque(maxlen=options.radar_sweeps + 6) for ch in options.radar_channels}
         self._latest: dict[str, int] = {}  # newest timestamp seen per channel
+        self._periods: dict[str, PeriodEstimate] = {}  # per channel, online
+        self._triggers: deque[int] = deque(maxlen=64)  # recent trigger times, sorted
+        self._trigger_period = PeriodEstimate(options.period_margin)
+        self._keyframe_tokens = False  # the log marks LIDAR keyframes with sample tokens
+        self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
         self._used: set[int] = set()  # serials of camera / radar messages already in a frame
         self._used_order: deque[int] = deque()
         self._pending: deque[PendingTrigger] = deque()
@@ -335,6 +393,10 @@ class OnlineSynchronizer:
         self._serial += 1
         ch = msg.channel
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
+        if ch not in self._periods:
+            self._periods[ch] = PeriodEstimate(self.options.period_margin)
+        self._periods[ch].add(msg.timestamp_us)
+        self._clock_us = max(self._clock_us or msg.log_time_us, msg.log_time_us)
         return _Held(msg, payload, self._serial)
 
     def push_undecoded(self, msg: LogMessage) -> None:
@@ -358,8 +420,11 @@ class OnlineSynchronizer:
                 if self.options.pose_channel in (None, ch):
                     self.poses.add(msg.timestamp_us, payload.ego_to_global)
             case LidarScan() if ch == LIDAR_CHANNEL:
+                if msg.sample_token is not None:
+                    self._keyframe_tokens = True
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
+                    self._add_trigger(msg.timestamp_us)
                     self._pending.append(PendingTrigger(msg.timestamp_us, held))
                     while len(self._pending) > self.options.max_pending:
                         self._pending.popleft()
@@ -372,8 +437,30 @@ class OnlineSynchronizer:
             case _:
                 pass  # IMU, and sensors the model does not read
 
-    def _is_trigger(self, msg: LogMessage) -> bool:
+    def is_trigger(self, msg: LogMessage) -> bool:
+        """Whether a LIDAR_TOP message is a trigger (every scan, or the keyframes)."""
         return self.options.trigger == "lidar" or msg.is_keyframe
+
+    _is_trigger = is_trigger
+
+    def _add_trigger(self, t: int) -> None:
+        if self._triggers and t <= self._triggers[-1]:
+            if t in self._triggers:
+                return
+            items = sorted([*self._triggers, t])
+            self._triggers.clear()
+            self._triggers.extend(items)
+        else:
+            self._triggers.append(t)
+        self._trigger_period.add(t)
+
+    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
+        """The triggers just before and after `t` among those received (None: not known)."""
+        ts = list(self._triggers)
+        i = bisect.bisect_left(ts, t)
+        prev = ts[i - 1] if i > 0 else None
+        j = i + 1 if i < len(ts) and ts[i] == t else i
+        return prev, (ts[j] if j < len(ts) else None)
 
     @staticmethod
     def _insert(buf: deque[_Held], held: _Held) -> None:
@@ -392,6 +479,10 @@ class OnlineSynchronizer:
             buf.clear()
         self._latest.clear()
         self._pending.clear()
+        self._periods.clear()
+        self._triggers.clear()
+        self._trigger_period.clear()
+        self._clock_us = None
 
     # -- readiness -----------------------------------------------------------------------------
     def deadline(self, trigger: PendingTrigger) -> int:
@@ -401,21 +492,81 @@ class OnlineSynchronizer:
         """The earliest time a waiting trigger must be released (us), or None."""
         return min((self.deadline(p) for p in self._pending), default=None)
 
-    def _complete(self, p: PendingTrigger) -> bool:
+    def _own(
+        self, h: _Held, p: PendingTrigger, tol: int, prev: int | None, nxt: int | None
+    ) -> bool:
+        """Whether message `h` is trigger `p`'s own: unused, within tolerance and the wait, and
+        nearer to `p` than to the triggers received on either side (a keyframe's messages are
+        its own only, where the log marks keyframes)."""
+        ts, t = h.msg.timestamp_us, p.timestamp_us
+        if h.serial in self._used or abs(ts - t) > tol or ts > t + self.options.wait_us:
+            return False
+        if self._keyframe_tokens and h.msg.sample_token is not None:
+            return h.msg.sample_token == p.held.msg.sample_token
+        if prev is not None and 2 * ts < prev + t:
+            return False
+        return nxt is None or 2 * ts < t + nxt
+
+    def _choose(
+        self, ch: str, buf: Iterable[_Held], p: PendingTrigger, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """(trigger `p`'s own message of `ch` nearest to it, or None; whether that choice is
+        final: no message of `ch` still to come can be nearer, or be its own)."""
         o = self.options
         t = p.timestamp_us
-        for ch, tol in (
-            *((c, o.camera_tolerance_us) for c in o.camera_channels),
-            *((r, o.radar_tolerance_us) for r in o.radar_channels),
-        ):
-            if self._latest.get(ch, -(2**62)) <= t + min(tol, o.wait_us):
-                return False
+        prev, nxt = self._neighbours(t)
+        own = [h for h in buf if self._own(h, p, tol, prev, nxt)]
+        token = p.held.msg.sample_token
+        fired = next((h for h in own if token is not None and h.msg.sample_token == token), None)
+        best = fired or min(own, key=lambda h: abs(h.msg.timestamp_us - t), default=None)
+        latest = self._latest.get(ch)
+        hi = t + min(tol, o.wait_us)
+        if not o.early_decision:
+            return best, latest is not None and latest > hi
+        if fired is not None:
+            return fired, True  # the message that fired for this keyframe
+        if latest is None:
+            return best, False
+        # per channel, messages come in timestamp order: every later one is stamped >= nb
+        period = self._periods[ch].lower_bound_us if ch in self._periods else None
+        nb = latest + max(period or 0, 1)
+        if token is not None and self._keyframe_tokens:
+            return best, nb > hi  # its own image may still come, anywhere within tolerance
+        if nxt is not None and 2 * nb >= t + nxt:
+            return best, True  # every later message is the next trigger's
+        if best is None:
+            return None, nb > hi
+        if nb < t + abs(best.msg.timestamp_us - t):
+            return best, False  # a nearer one may still come
+        return best, self._surely_own(best, t, nxt)
+
+    def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
+        """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
+        before t, or the next trigger is known, or it comes a period later at the earliest."""
+        ts = h.msg.timestamp_us
+        if ts <= t or nxt is not None:
+            return True
+        tp = self._trigger_period.lower_bound_us
+        return tp is not None and 2 * ts < 2 * t + tp
+
+    def _complete(self, p: PendingTrigger) -> bool:
+        o = self.options
         latest_pose = self.poses.latest_us
-        return latest_pose is not None and latest_pose >= t
+        if latest_pose is None or latest_pose < p.timestamp_us:
+            return False
+        for ch in o.camera_channels:
+            if not self._choose(ch, self._cameras[ch], p, o.camera_tolerance_us)[1]:
+                return False
+        for ch in o.radar_channels:
+            if not self._choose(ch, self._radars[ch], p, o.radar_tolerance_us)[1]:
+                return False
+        return True
 
     def ready(self, clock_us: int | None = None, flush: bool = False) -> list[PendingTrigger]:
-        """Waiting triggers that can be built now, oldest first: every sensor has been heard
-        past the trigger's tolerance window, or `clock_us` passed its deadline, or `flush`."""
+        """Waiting triggers that can be built now, oldest first: every sensor's match is final
+        (`_choose`), or `clock_us` passed its deadline, or `flush`. Each released trigger's wait
+        (its release on the clock, at most its deadline, minus its time) goes to
+        `counters.sync_wait_us`."""
         out = []
         while self._pending:
             p = self._pending[0]
@@ -423,6 +574,10 @@ class OnlineSynchronizer:
             if not (flush or due or self._complete(p)):
                 break
             out.append(self._pending.popleft())
+            now = clock_us if clock_us is not None else self._clock_us
+            if now is not None:
+                wait = min(now, self.deadline(p)) - p.timestamp_us
+                self.counters.sync_wait_us.append(max(0, wait))
         return out
 
     @property
@@ -455,19 +610,22 @@ class OnlineSynchronizer:
         lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin)
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
+        reused: list[str] = []
         for ch in o.camera_channels:
-            cam = self._camera(ch, t, missing)
+            cam = self._camera(ch, trigger, missing, reused)
             if cam is not None:
                 cameras[ch] = cam
         radars: dict[str, RadarData] = {}
         for ch in o.radar_channels:
-            rad = self._radar(ch, t, reference, missing)
+            rad = self._radar(ch, trigger, reference, missing, reused)
             if rad is not None:
                 radars[ch] = rad
         for ch in missing:
             self.counters.missing[ch] = self.counters.missing.get(ch, 0) + 1
         for ch in (*cameras, *radars):
             self.counters.used[ch] = self.counters.used.get(ch, 0) + 1
+        for ch in reused:
+            self.counters.reused[ch] = self.counters.reused.get(ch, 0) + 1
         return Frame(
             sample_token=trigger.held.msg.sample_token or "",
             scene_name=self.scene_name,
@@ -478,6 +636,7 @@ class OnlineSynchronizer:
             radars=radars,
             boxes=None,
             missing=missing,
+            reused=tuple(reused),
         )
 
     def _sensor_pose(self, channel: str, timestamp_us: int) -> SensorPose | None:
@@ -486,16 +645,29 @@ class OnlineSynchronizer:
             return None
         return SensorPose(channel, timestamp_us, self.rig[channel].sensor_to_ego, ego)
 
-    def _nearest(self, buf: Iterable[_Held], t: int, tol: int) -> _Held | None:
+    def _match(
+        self, ch: str, buf: Iterable[_Held], trigger: PendingTrigger, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """(the message of `ch` the trigger's frame takes, whether it is reused): its own
+        nearest (`_choose`; one that a trigger still to come may be nearer to is not taken as
+        its own), else with `between="reuse"` the newest received within tolerance and the wait
+        (a neighbour's, not marked used), else None."""
+        held, _ = self._choose(ch, buf, trigger, tol)
+        t = trigger.timestamp_us
+        if held is not None and held.msg.sample_token is None:
+            if not self._surely_own(held, t, self._neighbours(t)[1]):
+                held = None  # at the cap, perhaps the next trigger's: left to it
+        if held is not None or self.options.between == "none":
+            return held, False
         limit = t + min(tol, self.options.wait_us)
-        best = None
-        for h in buf:
-            ts = h.msg.timestamp_us
-            if h.serial in self._used or ts > limit or abs(ts - t) > tol:
-                continue
-            if best is None or abs(ts - t) < abs(best.msg.timestamp_us - t):
-                best = h
-        return best
+        near = [
+            h
+            for h in buf
+            if abs(h.msg.timestamp_us - t) <= tol
+            and h.msg.timestamp_us <= limit
+            and not h.undecodable
+        ]
+        return (max(near, key=lambda h: h.msg.timestamp_us), True) if near else (None, False)
 
     def _mark_used(self, held: _Held) -> None:
         self._used.add(held.serial)
@@ -503,11 +675,13 @@ class OnlineSynchronizer:
         while len(self._used_order) > 4096:  # bounded: older serials have left every buffer
             self._used.discard(self._used_order.popleft())
 
-    def _camera(self, ch: str, t: int, missing: dict[str, str]) -> CameraData | None:
+    def _camera(
+        self, ch: str, trigger: PendingTrigger, missing: dict[str, str], reused: list[str]
+    ) -> CameraData | None:
         if ch not in self.rig or self.rig[ch].camera is None:
             missing[ch] = "no camera calibration"
             return None
-        held = self._nearest(self._cameras[ch], t, self.options.camera_tolerance_us)
+        held, again = self._match(ch, self._cameras[ch], trigger, self.options.camera_tolerance_us)
         if held is None:
             missing[ch] = f"no message within {self.options.camera_tolerance_us} us"
             return None
@@ -522,11 +696,13 @@ class OnlineSynchronizer:
                 payload = self.decode(held.msg)
             except DataError as err:
                 self._mark_used(held)  # tried once, never again
+                held.undecodable = True
                 self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
                 missing[ch] = f"undecodable: {err}"
                 return None
             finally:
                 self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+            held.payload = payload  # decoded once: a trigger reusing it decodes nothing
         image = payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
         small = self._decoded.get(ch)
@@ -538,14 +714,22 @@ class OnlineSynchronizer:
                 f"{camera.width}x{camera.height}"
             )
             return None
-        self._mark_used(held)
+        if again:
+            reused.append(ch)
+        else:
+            self._mark_used(held)
         return CameraData(pose, image, camera, held.msg.origin)
 
     def _radar(
-        self, ch: str, t: int, reference: SensorPose, missing: dict[str, str]
+        self,
+        ch: str,
+        trigger: PendingTrigger,
+        reference: SensorPose,
+        missing: dict[str, str],
+        reused: list[str],
     ) -> RadarData | None:
         o = self.options
-        held = self._nearest(self._radars[ch], t, o.radar_tolerance_us)
+        held, again = self._match(ch, self._radars[ch], trigger, o.radar_tolerance_us)
         if held is None:
             missing[ch] = f"no message within {o.radar_tolerance_us} us"
             return None
@@ -566,5 +750,8 @@ class OnlineSynchronizer:
                 continue
             fields = h.payload.fields  # type: ignore[union-attr]
             scans.append((pose, fields[:, radar_keep(fields, o.radar_filter)]))
-        self._mark_used(held)
+        if again:
+            reused.append(ch)
+        else:
+            self._mark_used(held)
         return radar_sweeps(scans, reference, held.msg.origin)
