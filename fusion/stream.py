@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
@@ -51,7 +52,7 @@ from fusion.sources.base import (
     RadarScan,
     Rig,
 )
-from fusion.sweeps import lidar_sweeps, radar_sweeps
+from fusion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 
 if TYPE_CHECKING:
     from calibration import PinholeCamera
@@ -293,6 +294,7 @@ class _Held:
     payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
     undecodable: bool = False  # tried once and failed: never decoded again
+    sweep: NDArray[np.float32] | None = None  # a LIDAR scan as an earlier sweep (filtered once)
 
 
 @dataclass(frozen=True, eq=False)
@@ -606,8 +608,10 @@ class OnlineSynchronizer:
                 continue  # beyond the chain's span (a keyframes-only log): see the docstring
             pose = self._sensor_pose(LIDAR_CHANNEL, h.msg.timestamp_us)
             if pose is not None:
-                scans.append((pose, h.payload.points))  # type: ignore[union-attr]
-        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin)
+                if h.sweep is None:  # filtered once, reused by every later trigger
+                    h.sweep = sweep_points(h.payload.points)  # type: ignore[union-attr]
+                scans.append((pose, h.sweep))
+        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin, prefiltered=True)
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
         reused: list[str] = []
