@@ -40,6 +40,7 @@ import dataclasses
 import heapq
 import json
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -777,8 +778,13 @@ def run(args: argparse.Namespace) -> int:
     )
     path = resolve_weights([args.model], args.weights, [])[args.model]
     model = load_detector(path)
-    work = Path(args.summary or args.detections or Path("replay_out")).parent / "engines"
+    # exported graphs next to the outputs, else in a temporary folder (never the working one)
+    out = args.summary or args.detections or args.results or args.mcap or args.rerun
+    scratch = None if out else tempfile.TemporaryDirectory(prefix="fusion-replay-")
+    work = Path(scratch.name) if scratch else Path(out).parent / "engines"
     engine = open_engine(resolve_backend(args.backend), model, work)  # type: ignore[arg-type]
+    if scratch is not None:
+        scratch.cleanup()  # the engine has loaded its graphs
     runner = Runner(model.cfg, model.variant, engine, model.params)
     sinks: list[Sink] = []
     if args.detections:
