@@ -346,6 +346,8 @@ class OnlineSynchronizer:
         self._trigger_period = PeriodEstimate(options.period_margin)
         self._keyframe_tokens = False  # the log marks LIDAR keyframes with sample tokens
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
+        self._version = 0  # bumped by every message taken: a waiting trigger's state changed
+        self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
         self._used: set[int] = set()  # serials of camera / radar messages already in a frame
         self._used_order: deque[int] = deque()
         self._pending: deque[PendingTrigger] = deque()
@@ -393,6 +395,7 @@ class OnlineSynchronizer:
     # -- input ---------------------------------------------------------------------------------
     def _hold(self, msg: LogMessage, payload: Payload | None) -> _Held:
         self._serial += 1
+        self._version += 1
         ch = msg.channel
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
         if ch not in self._periods:
@@ -573,8 +576,13 @@ class OnlineSynchronizer:
         while self._pending:
             p = self._pending[0]
             due = clock_us is not None and clock_us >= self.deadline(p)
-            if not (flush or due or self._complete(p)):
-                break
+            if not (flush or due):
+                key = (p.held.serial, self._version)
+                if self._incomplete == key:
+                    break  # nothing arrived since it was found waiting
+                if not self._complete(p):
+                    self._incomplete = key
+                    break
             out.append(self._pending.popleft())
             now = clock_us if clock_us is not None else self._clock_us
             if now is not None:
