@@ -4,9 +4,10 @@
 Messages are offered in log order, each at the stream's clock (its arrival on the log clock):
 - only the channels the model reads are kept (`OnlineSynchronizer.wants`: its sensors, the
   LIDAR scans its sweeps need, the one pose stream); the others are counted and left undecoded;
-- each kept message is decoded at most once, and a camera message only when a frame takes it
-  (`OnlineSynchronizer.push_undecoded`, at the JPEG reduction of the synchronizer's
-  `camera_decode`; a reused image is not decoded again);
+- each kept message is decoded at most once, and a camera or radar message only when a frame
+  takes it (`OnlineSynchronizer.push_undecoded`: images at the JPEG reduction of the
+  synchronizer's `camera_decode`, radar scans as the matched scan or one of its sweeps; a reused
+  one is not decoded again);
 - triggers are released as soon as their match is final (`OnlineSynchronizer.ready`) and built
   into frames at once;
 - `read` (the messages taken from the log) and `decode` (decoding, synchronizing, building the
@@ -49,7 +50,7 @@ class IngestCounts:
     kept: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
-    decoded: int = 0  # messages decoded on arrival (every kept one but cameras)
+    decoded: int = 0  # messages decoded on arrival (every kept one but cameras and radars)
     errors: list[str] = field(default_factory=list)  # the first rejection reasons
 
 
@@ -84,7 +85,7 @@ class IngestPump:
         _bump(c.received, ch)
         if not self.sync.wants(msg):
             _bump(c.skipped, ch)
-        elif msg.kind == "camera":
+        elif msg.kind in ("camera", "radar"):
             self.sync.push_undecoded(msg)  # decoded when a frame takes it
             _bump(c.kept, ch)
         else:
@@ -128,8 +129,8 @@ class IngestPump:
         self.sync.reset()
 
     def rejected(self) -> dict[str, int]:
-        """Messages that did not decode, per channel: on arrival, or (cameras) when a frame
-        took them."""
+        """Messages that did not decode, per channel: on arrival, or (cameras, radars) when a
+        frame took them."""
         out = dict(self.counts.rejected)
         for ch, n in self.sync.counters.undecodable.items():
             out[ch] = out.get(ch, 0) + n

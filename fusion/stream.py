@@ -291,7 +291,7 @@ class _Held:
     """A sensor message in a buffer, decoded or not yet."""
 
     msg: LogMessage
-    payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
+    payload: Payload | None  # None: a camera or radar message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
     undecodable: bool = False  # tried once and failed: never decoded again
     sweep: NDArray[np.float32] | None = None  # a LIDAR scan as an earlier sweep (filtered once)
@@ -314,6 +314,7 @@ class StreamCounters:
     used: dict[str, int] = field(default_factory=dict)
     undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
     build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
+    decoded_at_build: int = 0  # messages taken undecoded, decoded as a frame took them
     reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     # per released trigger: its release time on the stream's clock minus its timestamp (us)
     sync_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
@@ -405,16 +406,40 @@ class OnlineSynchronizer:
         return _Held(msg, payload, self._serial)
 
     def push_undecoded(self, msg: LogMessage) -> None:
-        """Take a camera message without decoding it: it is decoded (`decode`) only when a frame
-        uses it, as that frame is built, so camera messages no frame takes (12 Hz cameras against
-        2 Hz keyframe triggers) cost nothing; a corrupt one makes its camera missing in that frame
-        (counted in `counters.undecodable`). Other kinds: `push(msg, decode(msg))`."""
-        if msg.kind != "camera":
+        """Take a camera or radar message without decoding it: it is decoded (`decode`) only when
+        a frame uses it (an image, a radar scan or one of its sweeps), as that frame is built, and
+        once, so messages no frame takes (12 Hz cameras against 2 Hz keyframe triggers, radar
+        scans beyond the sweeps) cost nothing; a corrupt one makes its sensor missing in that
+        frame (counted in `counters.undecodable`), or is left out as a radar sweep. Other kinds:
+        `push(msg, decode(msg))`."""
+        if msg.kind not in ("camera", "radar"):
             self.push(msg, self.decode(msg))
             return
         held = self._hold(msg, None)
-        if msg.channel in self._cameras:
-            self._insert(self._cameras[msg.channel], held)
+        buf = (self._cameras if msg.kind == "camera" else self._radars).get(msg.channel)
+        if buf is not None:
+            self._insert(buf, held)
+
+    def _payload(self, held: _Held) -> Payload:
+        """The payload of a held message, decoded now (once) if it came undecoded; DataError
+        (the message then marked: never decoded again, never taken)."""
+        if held.payload is not None:
+            return held.payload
+        if held.undecodable:
+            raise DataError("undecodable (tried before)", held.msg.origin)
+        t0 = time.perf_counter()
+        try:
+            held.payload = self.decode(held.msg)
+        except DataError:
+            held.undecodable = True
+            self._mark_used(held)
+            ch = held.msg.channel
+            self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
+            raise
+        finally:
+            self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+        self.counters.decoded_at_build += 1
+        return held.payload
 
     def push(self, msg: LogMessage, payload: Payload) -> None:
         """Take one decoded message (in arrival order)."""
@@ -701,20 +726,11 @@ class OnlineSynchronizer:
         if pose is None:
             missing[ch] = "no ego pose at its time"
             return None
-        payload = held.payload
-        if payload is None:  # taken undecoded: decode the one message this frame uses
-            t0 = time.perf_counter()
-            try:
-                payload = self.decode(held.msg)
-            except DataError as err:
-                self._mark_used(held)  # tried once, never again
-                held.undecodable = True
-                self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
-                missing[ch] = f"undecodable: {err}"
-                return None
-            finally:
-                self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
-            held.payload = payload  # decoded once: a trigger reusing it decodes nothing
+        try:  # taken undecoded: decoded now, once (a trigger reusing it decodes nothing)
+            payload = self._payload(held)
+        except DataError as err:
+            missing[ch] = f"undecodable: {err}"
+            return None
         image = payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
         small = self._decoded.get(ch)
@@ -760,7 +776,13 @@ class OnlineSynchronizer:
                     missing[ch] = "no ego pose at its time"
                     return None
                 continue
-            fields = h.payload.fields  # type: ignore[union-attr]
+            try:
+                fields = self._payload(h).fields  # type: ignore[union-attr]
+            except DataError as err:
+                if h is held:
+                    missing[ch] = f"undecodable: {err}"
+                    return None
+                continue  # a corrupt earlier sweep is left out
             scans.append((pose, fields[:, radar_keep(fields, o.radar_filter)]))
         if again:
             reused.append(ch)

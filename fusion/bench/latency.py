@@ -151,7 +151,7 @@ class StreamFrames:
             "frames_per_loop": self.frames_per_loop,
             "loops": self.loops,
             "read_per_frame": self.messages / frames,
-            "decoded_per_frame": (self.pump.counts.decoded + camera_decoded) / frames,
+            "decoded_per_frame": (self.pump.counts.decoded + c.decoded_at_build) / frames,
             "camera_kept_per_frame": self.camera_kept / frames,
             "camera_decoded_per_frame": camera_decoded / frames,
             "dropped": {"overflow": c.overflow, "no_pose": c.no_pose},
