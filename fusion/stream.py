@@ -3,11 +3,28 @@
 Fed one decoded message at a time (`push`), it keeps bounded per-channel buffers and a bounded
 pose buffer, and turns each trigger (a LIDAR keyframe, or every LIDAR sweep) into a `Frame`
 built only from what had arrived:
-- a trigger at time t waits for each other sensor until a message of that sensor newer than
-  t + its tolerance has arrived (its nearest candidate is then known), or until the clock passes
-  t + `wait_us`, whichever is first; no message stamped after t + `wait_us` is used;
-- each camera and radar contributes its message nearest to t within its tolerance (config
-  `[sync]`), each message at most once; a sensor with none is missing in the frame and counted;
+- each camera and radar message belongs to the trigger nearest to it in time among the triggers
+  received (a message of a keyframe, marked with its sample token where the log marks keyframes,
+  to that keyframe: a keyframe always gets the images that fired for it, though nuScenes cameras
+  fire up to 44 ms before the scan, nearer the previous sweep); a trigger takes, per sensor, its
+  own message nearest to t within the sensor's tolerance (config `[sync]`); each own message
+  goes into one frame;
+- the early decision (`_choose`): a trigger's match for a sensor is final as soon as no later
+  message of that sensor can be nearer or its own: its keyframe message is in; or, with its
+  nearest own candidate at distance d, a message stamped at or after t + d has arrived, or the
+  sensor's period P, estimated online (`PeriodEstimate`: the shortest recent interval less
+  `period_margin`), gives t - d + P >= t + d; with no candidate, nothing more can come within the
+  window (or the next trigger is received and nearer). It rests on each sensor's messages
+  arriving in timestamp order and the period's jitter staying within the margin (property-tested
+  in tests/fusion/replay/test_sync_early.py: it never takes a farther message than waiting, and
+  is never later). With `early_decision=False` a sensor is decided once heard past t + its
+  tolerance. Either way a trigger never waits past t + `wait_us`, and no message stamped after
+  t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
+  counted in `counters.sync_wait_us`;
+- a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
+  reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
+  in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
+  without (`between="none"`); a sensor with none is missing in the frame and counted;
 - LIDAR sweeps are the trigger scan and the previous scans, strictly older; radar sweeps the
   matched scan and that radar's previous ones; both motion-compensated into LIDAR_TOP at t
   (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
@@ -20,7 +37,9 @@ built only from what had arrived:
 Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
 keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
 allows (`fusion.pipeline.decoded_camera`), and the frame carries the matching scaled camera
-model; an image that came full (PNG, raw pixels) keeps the calibrated one.
+model; an image that came full (PNG, raw pixels) keeps the calibrated one. Camera and radar
+messages can be taken undecoded (`push_undecoded`, as `fusion.ingest.IngestPump` does) and are
+then decoded once, when a frame takes them.
 
 Times in us (sensor time, the messages' own `timestamp_us`).
 """
