@@ -158,3 +158,22 @@ def test_a_producer_behind_the_log_sheds_stale_input_and_counts_it(replay_root):
     assert sum(s.shed.values()) > 0 and "pose" not in s.shed
     assert s.dropped_by["stale"] == s.shed.get("LIDAR_TOP", 0) > 0
     assert s.processed + s.dropped == s.triggers
+
+
+def test_a_keyframe_is_detected_alike_whichever_trigger(replay_root, fusion_runner):
+    """A keyframe's frame under `--trigger lidar` is its frame under `--trigger keyframes` (its
+    own images and radar scans, the same sweeps), so its detections are the same."""
+    from fusion.replay import boxes_global
+
+    runs = {}
+    for trigger in ("keyframes", "lidar"):
+        sink = Collect()
+        opts = ReplayOptions(rate=0, trigger=trigger, duration_s=1.6, warm_start=False)
+        replay(_source(replay_root), fusion_runner, opts, [sink])
+        runs[trigger] = {i.frame.sample_token: i for i in sink.items if i.frame.sample_token}
+    assert len(runs["keyframes"]) >= 3 and runs["keyframes"].keys() == runs["lidar"].keys()
+    for token, a in runs["keyframes"].items():
+        b = runs["lidar"][token]
+        _same_frame(a.frame, b.frame)
+        assert not a.frame.reused and len(a.frame.cameras) == 6
+        assert boxes_global(a) == boxes_global(b)
