@@ -16,11 +16,11 @@ frames' figures), so no processed frame pays a first-call cost.
 Real time (`--rate R > 0`): a producer thread reads, paces (log time against a monotonic clock,
 scaled by R), injects faults, decodes and synchronizes; the inference thread takes the newest
 frame from a one-slot mailbox. A producer more than a budget behind the log sheds the stale
-messages (left unread by the pump, counted per channel in `shed`; a shed LIDAR trigger is a
-dropped trigger, `stale`) instead of lagging. A frame that arrives while one waits replaces it
-(latest wins); the replaced one is counted as dropped. Nothing queues without bound: the
-mailbox holds one frame, the synchronizer's buffers are bounded, outputs are streamed to their
-files.
+messages (left unread by the pump, counted per channel in `shed`; a trigger scan only beyond one
+more LIDAR period behind, as a dropped trigger, `stale`) instead of lagging. A frame that
+arrives while one waits replaces it (latest wins); the replaced one is counted as dropped.
+Nothing queues without bound: the mailbox holds one frame, the synchronizer's buffers are
+bounded, outputs are streamed to their files.
 `--rate 0` runs as fast as possible in one thread, processes every trigger, and gives the same
 detections on every run.
 
@@ -313,6 +313,9 @@ class ReplaySummary:
     shed: dict[str, int] = field(default_factory=dict)  # stale messages shed per channel
     reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     wall_s: float = 0.0
+    # the producer's wall time from the log's first message to its last (--rate > 0): at
+    # rate 1 within a few % of log_s when it keeps pace (wall_s adds the last frame's inference)
+    producer_s: float = 0.0
     log_s: float = 0.0
     peak_rss_mb: float = 0.0
     rss_mb_per_loop: list[dict[str, float]] = field(default_factory=list)  # at each loop's end
@@ -407,6 +410,7 @@ class _Run:
         self.busy_dropped = 0
         self.shed: dict[str, int] = {}
         self.shed_triggers = 0
+        self.producer_s = 0.0  # wall time the producer took over the log (--rate > 0)
         self.lock = threading.Lock()  # counters shared by producer and consumer
         self.clock: ReplayClock | None = None
         self.stream_now_us = 0  # newest log time delivered (the clock at --rate 0)
@@ -463,15 +467,19 @@ class _Run:
                 yield -1, None
 
     def shed_stale(self, msg: LogMessage, lag_us: int) -> bool:
-        """Whether the producer, `lag_us` behind the log, sheds `msg` (counted): every message
-        the model reads but the poses, once it is more than a budget behind."""
-        if lag_us <= self.options.budget_ms * 1000 or msg.kind == "pose":
+        """Whether the producer, `lag_us` behind the log, sheds `msg` (counted per channel): a
+        message the model reads, once the producer is more than a budget behind, except the
+        poses and the trigger scans (a trigger is kept: the detector takes the newest frame)
+        unless it is more than a LIDAR period beyond a budget behind (its frame could not come
+        out in time anyway; counted as a dropped trigger, `stale`)."""
+        budget = self.options.budget_ms * 1000
+        if lag_us <= budget or msg.kind == "pose" or not self.sync.wants(msg):
+            return False  # (a message the model does not read is left unread by the pump)
+        trigger = msg.kind == "lidar" and self.sync.is_trigger(msg)
+        if trigger and lag_us <= budget + LIDAR_PERIOD_MS * 1000:
             return False
-        if not self.sync.wants(msg):
-            return False  # left unread by the pump anyway
         self.shed[msg.channel] = self.shed.get(msg.channel, 0) + 1
-        if msg.kind == "lidar" and self.sync.is_trigger(msg):
-            self.shed_triggers += 1
+        self.shed_triggers += trigger
         return True
 
     def warm_up(self) -> None:
@@ -546,6 +554,7 @@ def replay(
             sink.close()
     s = run.summary
     s.wall_s = time.monotonic() - wall0
+    s.producer_s = run.producer_s
     c = run.sync.counters
     s.triggers = c.triggers + run.shed_triggers
     s.dropped_by = {
@@ -637,6 +646,7 @@ def _replay_realtime(run: _Run) -> None:
                     continue
                 for built in run.pump.offer(msg, now):
                     _dispatch(run, built, slot)
+            run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
             if run.clock is not None:
                 while (d := run.sync.next_deadline()) is not None:
                     run.clock.sleep_until(d, stop)
@@ -665,7 +675,8 @@ def _replay_realtime(run: _Run) -> None:
 
 def format_summary(s: ReplaySummary) -> str:
     lines = [
-        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s",
+        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
+        + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
         f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "

@@ -364,7 +364,7 @@ class OnlineSynchronizer:
         self._periods: dict[str, PeriodEstimate] = {}  # per channel, online
         self._triggers: deque[int] = deque(maxlen=64)  # recent trigger times, sorted
         self._trigger_period = PeriodEstimate(options.period_margin)
-        self._keyframe_tokens = False  # the log marks LIDAR keyframes with sample tokens
+        self._keyframe_tokens = False  # the log marks keyframe messages with sample tokens
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
         self._version = 0  # bumped by every message taken: a waiting trigger's state changed
         self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
@@ -422,6 +422,8 @@ class OnlineSynchronizer:
             self._periods[ch] = PeriodEstimate(self.options.period_margin)
         self._periods[ch].add(msg.timestamp_us)
         self._clock_us = max(self._clock_us or msg.log_time_us, msg.log_time_us)
+        if msg.sample_token is not None:  # the log marks keyframes (on every sensor's message)
+            self._keyframe_tokens = True
         return _Held(msg, payload, self._serial)
 
     def push_undecoded(self, msg: LogMessage) -> None:
@@ -469,8 +471,6 @@ class OnlineSynchronizer:
                 if self.options.pose_channel in (None, ch):
                     self.poses.add(msg.timestamp_us, payload.ego_to_global)
             case LidarScan() if ch == LIDAR_CHANNEL:
-                if msg.sample_token is not None:
-                    self._keyframe_tokens = True
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
                     self._add_trigger(msg.timestamp_us)

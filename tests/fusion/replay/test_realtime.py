@@ -171,7 +171,7 @@ def test_a_keyframe_is_detected_alike_whichever_trigger(replay_root, fusion_runn
         opts = ReplayOptions(rate=0, trigger=trigger, duration_s=1.6, warm_start=False)
         replay(_source(replay_root), fusion_runner, opts, [sink])
         runs[trigger] = {i.frame.sample_token: i for i in sink.items if i.frame.sample_token}
-    assert len(runs["keyframes"]) >= 3 and runs["keyframes"].keys() == runs["lidar"].keys()
+    assert len(runs["keyframes"]) >= 2 and runs["keyframes"].keys() == runs["lidar"].keys()
     for token, a in runs["keyframes"].items():
         b = runs["lidar"][token]
         _same_frame(a.frame, b.frame)
