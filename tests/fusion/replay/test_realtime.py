@@ -130,7 +130,7 @@ def test_a_warm_start_leaves_no_first_call_outlier(replay_root):
 
 
 class _SlowStart:
-    """A source whose reader stalls once, 0.3 s, at its 40th message: the producer falls
+    """A source whose reader stalls once, 0.3 s, before its 5th LIDAR scan: the producer falls
     behind the log."""
 
     def __init__(self, source) -> None:
@@ -144,9 +144,12 @@ class _SlowStart:
         return self.source.info()
 
     def messages(self):
-        for i, m in enumerate(self.source.messages()):
-            if i == 40:
-                time.sleep(0.3)
+        scans = 0
+        for m in self.source.messages():
+            if m.channel == "LIDAR_TOP":
+                scans += 1
+                if scans == 5:
+                    time.sleep(0.3)
             yield m
 
 
