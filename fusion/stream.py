@@ -48,9 +48,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -345,6 +347,17 @@ class StreamCounters:
         w = np.asarray(self.sync_wait_us, np.float64) / 1e3
         p50, p99 = np.percentile(w, [50, 99])
         return {"p50": float(p50), "p99": float(p99), "max": float(w.max())}
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that decode a frame's images together, one per usable core, made once."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0))), "frame-decode")
+    return _POOL
 
 
 class OnlineSynchronizer:
@@ -667,8 +680,13 @@ class OnlineSynchronizer:
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
         reused: list[str] = []
+        picks = {
+            ch: self._match(ch, self._cameras[ch], trigger, o.camera_tolerance_us)
+            for ch in o.camera_channels
+        }
+        self._decode_together([h for h, _ in picks.values() if h is not None])
         for ch in o.camera_channels:
-            cam = self._camera(ch, trigger, missing, reused)
+            cam = self._camera(ch, picks[ch], missing, reused)
             if cam is not None:
                 cameras[ch] = cam
         radars: dict[str, RadarData] = {}
@@ -731,13 +749,38 @@ class OnlineSynchronizer:
         while len(self._used_order) > 4096:  # bounded: older serials have left every buffer
             self._used.discard(self._used_order.popleft())
 
+    def _decode_together(self, held: list[_Held]) -> None:
+        """Decode the undecoded ones of a frame's messages at once, on a pool of the machine's
+        cores (the JPEG decoder releases the GIL): the frame waits for the slowest image, not
+        for their sum. A failure is left for `_payload` to meet again, and count."""
+        todo = [h for h in held if h.payload is None and not h.undecodable]
+        if len(todo) < 2:
+            return
+        t0 = time.perf_counter()
+
+        def decode(h: _Held) -> Payload | None:
+            try:
+                return self.decode(h.msg)
+            except DataError:
+                return None
+
+        for h, payload in zip(todo, _pool().map(decode, todo), strict=True):
+            if payload is not None:
+                h.payload = payload
+                self.counters.decoded_at_build += 1
+        self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+
     def _camera(
-        self, ch: str, trigger: PendingTrigger, missing: dict[str, str], reused: list[str]
+        self,
+        ch: str,
+        pick: tuple[_Held | None, bool],
+        missing: dict[str, str],
+        reused: list[str],
     ) -> CameraData | None:
         if ch not in self.rig or self.rig[ch].camera is None:
             missing[ch] = "no camera calibration"
             return None
-        held, again = self._match(ch, self._cameras[ch], trigger, self.options.camera_tolerance_us)
+        held, again = pick
         if held is None:
             missing[ch] = f"no message within {self.options.camera_tolerance_us} us"
             return None
