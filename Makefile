@@ -32,7 +32,8 @@ $(STAMP): pyproject.toml
 # scored by the devkit on real nuScenes (the keyframe of scene-0553, which they never saw, and
 # two keyframes of scene-0916, which they were trained on); then a small synthetic validation set
 # (a seed the shipped models never saw) scored for fusion, camera and lidar, and one of its
-# scenes replayed through the fusion model at the log's pace.
+# scenes replayed through the fusion model at the log's pace (warm: the engine built and one
+# frame run before the clock; the summary prints the engine, the decode and the warm-up time).
 DEMO := demo_out
 demo: setup
 	$(VENV)/bin/fusion inspect --dataroot tests/data/nuscenes-real-frame --version v1.0-mini --render $(DEMO)/inspect.png

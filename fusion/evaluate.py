@@ -588,6 +588,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusion.engines.device import resolve_backend
     from fusion.threads import apply_threads
 
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
@@ -600,7 +601,7 @@ def run(args: argparse.Namespace) -> int:
         models,
         args.out,
         args.drop,
-        args.backend,
+        resolve_backend(args.backend),
         args.device,
         args.pictures,
         not args.no_progress,

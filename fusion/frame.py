@@ -137,6 +137,9 @@ class Frame:
     boxes: Boxes | None
     ego_motion: EgoMotion | None = None
     missing: dict[str, str] = field(default_factory=dict)  # channel -> reason (tolerant mode)
+    # channels whose message is a neighbouring trigger's, reused (its own time and ego pose;
+    # `fusion.stream`, between="reuse")
+    reused: tuple[str, ...] = ()
 
     @property
     def offsets_us(self) -> dict[str, int]:

@@ -1,23 +1,36 @@
 """`fusion replay`: a recorded drive through the detector at the car's pace, without ROS.
 
 One log source (`fusion.sources`: a nuScenes dataroot scene, a Foxglove MCAP, a ROS 2 bag, a
-ROS 1 bag) feeds the online synchronizer (`fusion.stream`), whose frames go through the same
-pipeline as eval (`fusion.engines.runner.Runner`).
+ROS 1 bag) feeds the ingest pump (`fusion.ingest.IngestPump`, the one `fusion bench latency`
+times: only the channels the model reads kept, each message decoded at most once and a camera
+image only when a frame takes it, at reduced JPEG scale by default) and the online synchronizer
+(`fusion.stream`), whose frames go through the same pipeline as eval
+(`fusion.engines.runner.Runner`).
+
+Defaults are the measured fast path: `--backend auto` (TensorRT on an NVIDIA GPU when
+installed, else ONNX Runtime) and `--decode reduced`; both are printed in the summary. A warm
+start comes first: the engine is built, its kernels compiled and one frame built from the log's
+first messages run through it before the clock starts (`warmup_s` in the summary, apart from the
+frames' figures), so no processed frame pays a first-call cost.
 
 Real time (`--rate R > 0`): a producer thread reads, paces (log time against a monotonic clock,
 scaled by R), injects faults, decodes and synchronizes; the inference thread takes the newest
-frame from a one-slot mailbox. A frame that arrives while one waits replaces it (latest wins);
-the replaced one is counted as dropped. Nothing queues without bound: the mailbox holds one
-frame, the synchronizer's buffers are bounded, outputs are streamed to their files.
+frame from a one-slot mailbox. A producer more than a budget behind the log sheds the stale
+messages (left unread by the pump, counted per channel in `shed`; a trigger scan only beyond one
+more LIDAR period behind, as a dropped trigger, `stale`) instead of lagging. A frame that
+arrives while one waits replaces it (latest wins); the replaced one is counted as dropped.
+Nothing queues without bound: the mailbox holds one frame, the synchronizer's buffers are
+bounded, outputs are streamed to their files.
 `--rate 0` runs as fast as possible in one thread, processes every trigger, and gives the same
 detections on every run.
 
 Accounting: `processed + dropped == triggers`. A trigger is dropped when it is replaced in the
-mailbox (`busy`), when too many wait for their sensors (`overflow`) or when no ego pose is known
-at its time (`no_pose`). A frame is `late` when its detections come out after its deadline
-(trigger time + budget). `latency_ms` is end to end on the replay clock: from the trigger's
-sensor time to its detections out (at `--rate 0` the replay clock is the stream's time plus the
-wall time spent since).
+mailbox (`busy`), when too many wait for their sensors (`overflow`), when no ego pose is known
+at its time (`no_pose`) or when its scan was shed (`stale`). `sync_wait_ms`: per trigger, its
+release by the synchronizer on the replay clock minus its time (`fusion.stream`). A frame is
+`late` when its detections come out after its deadline (trigger time + budget). `latency_ms` is
+end to end on the replay clock: from the trigger's sensor time to its detections out (at
+`--rate 0` the replay clock is the stream's time plus the wall time spent since).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import dataclasses
 import heapq
 import json
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,12 +53,14 @@ import numpy as np
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
+from fusion.ingest import Ingested, IngestPump
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.replay_outputs import Processed, boxes_global
 from fusion.results import detections_to_results, results_meta
+from fusion.sensor_io import ImageDecode
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
-from fusion.stream import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
+from fusion.stream import Between, OnlineSynchronizer, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
 
@@ -100,6 +116,7 @@ class FaultInjector:
         self.rng = np.random.default_rng(faults.seed)
         self.dropped = 0
         self.corrupted = 0
+        self.corrupted_by: dict[str, int] = {}  # per channel
         self.delayed = 0
 
     def apply(self, msg: LogMessage) -> tuple[LogMessage | None, int]:
@@ -114,6 +131,7 @@ class FaultInjector:
             return None, 0
         if u_corrupt < f.corrupt:
             self.corrupted += 1
+            self.corrupted_by[msg.channel] = self.corrupted_by.get(msg.channel, 0) + 1
             msg = msg.with_raw(corrupt_bytes(msg.raw, self.rng))
         delay = int(u_delay * f.delay_ms * 1000)
         if delay > 0:
@@ -247,6 +265,10 @@ class ResultsJson:
 class ReplaySummary:
     source: str
     rate: float
+    backend: str = ""  # the engine that ran (after --backend auto)
+    decode: str = ""  # camera JPEG decode: reduced or full
+    between: str = ""  # a trigger without a message of its own: reuse a neighbour's, or none
+    warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
     received: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     triggers: int = 0
@@ -262,7 +284,14 @@ class ReplaySummary:
     latency_ms: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_stats: dict[str, Any] = field(default_factory=dict)
+    first_frame_ms: float = math.nan  # end to end of the first processed trigger
+    sync_wait_ms: dict[str, float] = field(default_factory=dict)
+    shed: dict[str, int] = field(default_factory=dict)  # stale messages shed per channel
+    reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     wall_s: float = 0.0
+    # the producer's wall time from the log's first message to its last (--rate > 0): at
+    # rate 1 within a few % of log_s when it keeps pace (wall_s adds the last frame's inference)
+    producer_s: float = 0.0
     log_s: float = 0.0
     peak_rss_mb: float = 0.0
     rss_mb_per_loop: list[dict[str, float]] = field(default_factory=list)  # at each loop's end
@@ -297,7 +326,10 @@ class ReplayOptions:
     duration_s: float | None = None
     loop: int = 1
     faults: Faults = Faults()
-    warmup: int = 1  # processed triggers left out of the latency statistics
+    warmup: int = 0  # processed triggers left out of the latency statistics
+    decode: ImageDecode = "reduced"
+    between: Between = "reuse"
+    warm_start: bool = True  # run one frame of the log before the clock starts
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -327,20 +359,34 @@ class _Run:
         self.sinks = sinks
         self.status = status
         info = source.info()
-        stream = StreamOptions.for_log(
-            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities
+        self.stream_options = StreamOptions.for_log(
+            runner.cfg,
+            info,
+            options.budget_ms,
+            options.trigger,
+            runner.modalities,
+            camera_decode=options.decode,
+            between=options.between,
         )
-        self.trigger = stream.trigger
+        self.trigger = self.stream_options.trigger
         self.sync = OnlineSynchronizer(
-            stream, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
+            self.stream_options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
         )
+        self.pump = IngestPump(self.sync)
         self.faults = FaultInjector(options.faults)
-        self.summary = ReplaySummary(str(source.path), options.rate)
+        self.summary = ReplaySummary(
+            str(source.path),
+            options.rate,
+            backend=str(getattr(runner.engine, "name", type(runner.engine).__name__)),
+            decode=options.decode,
+            between=options.between,
+        )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
-        self.read_ms = 0.0
-        self.decode_ms = 0.0
+        self.shed: dict[str, int] = {}
+        self.shed_triggers = 0
+        self.producer_s = 0.0  # wall time the producer took over the log (--rate > 0)
         self.lock = threading.Lock()  # counters shared by producer and consumer
         self.clock: ReplayClock | None = None
         self.stream_now_us = 0  # newest log time delivered (the clock at --rate 0)
@@ -360,9 +406,7 @@ class _Run:
             n = 0
             it = iter(self.source.messages())
             while True:
-                t0 = time.perf_counter()
-                msg = next(it, None)
-                self.read_ms += (time.perf_counter() - t0) * 1e3
+                msg = self.pump.read(it)
                 if msg is None:
                     break
                 if first is None:
@@ -398,26 +442,39 @@ class _Run:
             if loop + 1 < o.loop:
                 yield -1, None
 
-    def deliver(self, msg: LogMessage) -> None:
-        ch = msg.channel
-        self.summary.received[ch] = self.summary.received.get(ch, 0) + 1
-        t0 = time.perf_counter()
-        try:
-            payload = msg.decode()
-        except DataError as err:
-            self.summary.rejected[ch] = self.summary.rejected.get(ch, 0) + 1
-            if len(self.summary.errors) < 10:
-                self.summary.errors.append(str(err))
-            return
-        finally:
-            self.decode_ms += (time.perf_counter() - t0) * 1e3
-        self.sync.push(msg, payload)
+    def shed_stale(self, msg: LogMessage, lag_us: int) -> bool:
+        """Whether the producer, `lag_us` behind the log, sheds `msg` (counted per channel): a
+        message the model reads, once the producer is more than a budget behind, except the
+        poses and the trigger scans (a trigger is kept: the detector takes the newest frame)
+        unless it is more than a LIDAR period beyond a budget behind (its frame could not come
+        out in time anyway; counted as a dropped trigger, `stale`)."""
+        budget = self.options.budget_ms * 1000
+        if lag_us <= budget or msg.kind == "pose" or not self.sync.wants(msg):
+            return False  # (a message the model does not read is left unread by the pump)
+        trigger = msg.kind == "lidar" and self.sync.is_trigger(msg)
+        if trigger and lag_us <= budget + LIDAR_PERIOD_MS * 1000:
+            return False
+        self.shed[msg.channel] = self.shed.get(msg.channel, 0) + 1
+        self.shed_triggers += trigger
+        return True
 
-    def build(self, trigger: PendingTrigger) -> tuple[Frame, float, float] | None:
-        frame = self.sync.build(trigger)
-        read_ms, decode_ms = self.read_ms, self.decode_ms
-        self.read_ms = self.decode_ms = 0.0
-        return None if frame is None else (frame, read_ms, decode_ms)
+    def warm_up(self) -> None:
+        """Before the clock: one frame built from the log's first messages (a synchronizer of
+        its own) through the runner, which builds the engine's sessions, compiles the kernels
+        and fills the camera-geometry cache; its time goes to `summary.warmup_s`."""
+        t0 = time.monotonic()
+        pump = IngestPump(OnlineSynchronizer(self.stream_options, self.source.rig()))
+        frame: Frame | None = None
+        it = iter(self.source.messages())
+        while frame is None and (msg := pump.read(it)) is not None:
+            out = pump.offer(msg, msg.log_time_us)
+            frame = out[0].frame if out else None
+        if frame is None:
+            out = pump.release(flush=True)
+            frame = out[0].frame if out else None
+        if frame is not None:
+            self.runner.detect(frame)
+        self.summary.warmup_s = time.monotonic() - t0
 
     # -- consumer side -------------------------------------------------------------------------
     def now_us(self) -> int:
@@ -425,15 +482,17 @@ class _Run:
             return self.clock.now_us()
         return self.stream_now_us + int((time.monotonic() - self.wall_at_stream) * 1e6)
 
-    def process(self, built: tuple[Frame, float, float]) -> None:
-        frame, read_ms, decode_ms = built
+    def process(self, built: Ingested) -> None:
+        frame = built.frame
         dets, times = self.runner.detect(frame)
-        times = dataclasses.replace(times, read=read_ms, decode=decode_ms)
+        times = dataclasses.replace(times, read=built.read_ms, decode=built.decode_ms)
         done_us = self.now_us()
         latency_ms = (done_us - frame.timestamp_us) / 1000.0
         late = latency_ms > self.options.budget_ms
         item = Processed(frame, dets, times, latency_ms, late)
         with self.lock:
+            if self.summary.processed == 0:
+                self.summary.first_frame_ms = latency_ms
             self.summary.processed += 1
             self.summary.late += int(late)
             self.recorder.add(times.as_dict(), latency_ms)
@@ -458,6 +517,8 @@ def replay(
 ) -> ReplaySummary:
     """Replay `source` through `runner`; see the module docstring."""
     run = _Run(source, runner, options, sinks, status)
+    if options.warm_start:
+        run.warm_up()
     wall0 = time.monotonic()
     try:
         if options.rate == 0:
@@ -469,11 +530,23 @@ def replay(
             sink.close()
     s = run.summary
     s.wall_s = time.monotonic() - wall0
+    s.producer_s = run.producer_s
     c = run.sync.counters
-    s.triggers = c.triggers
-    s.dropped_by = {"busy": run.busy_dropped, "overflow": c.overflow, "no_pose": c.no_pose}
+    s.triggers = c.triggers + run.shed_triggers
+    s.dropped_by = {
+        "busy": run.busy_dropped,
+        "overflow": c.overflow,
+        "no_pose": c.no_pose,
+        "stale": run.shed_triggers,
+    }
     s.dropped = sum(s.dropped_by.values())
     s.missing = dict(sorted(c.missing.items()))
+    s.received = dict(run.pump.counts.received)
+    s.rejected = run.pump.rejected()
+    s.errors = list(run.pump.counts.errors)
+    s.sync_wait_ms = c.sync_wait_ms()
+    s.shed = dict(sorted(run.shed.items()))
+    s.reused = dict(sorted(c.reused.items()))
     s.faults = {
         "dropped": run.faults.dropped,
         "corrupted": run.faults.corrupted,
@@ -497,28 +570,22 @@ def _replay_sequential(run: _Run) -> None:
     for arrival, msg in run.messages():
         if msg is None:
             _flush(run)
-            run.sync.reset()
+            run.pump.reset()
             continue
         run.stream_now_us = max(run.stream_now_us, arrival)
         run.wall_at_stream = time.monotonic()
-        for trig in run.sync.ready(run.stream_now_us):
-            _dispatch(run, trig, None)
-        run.deliver(msg)
-        for trig in run.sync.ready(run.stream_now_us):
-            _dispatch(run, trig, None)
+        for built in run.pump.offer(msg, run.stream_now_us):
+            _dispatch(run, built, None)
     _flush(run)
 
 
 def _flush(run: _Run, slot: LatestSlot | None = None) -> None:
     """Release every waiting trigger (the end of a loop or of the log)."""
-    for trig in run.sync.ready(flush=True):
-        _dispatch(run, trig, slot)
+    for built in run.pump.release(flush=True):
+        _dispatch(run, built, slot)
 
 
-def _dispatch(run: _Run, trig: PendingTrigger, slot: LatestSlot | None) -> None:
-    built = run.build(trig)
-    if built is None:
-        return
+def _dispatch(run: _Run, built: Ingested, slot: LatestSlot | None) -> None:
     if slot is None:
         run.process(built)
         return
@@ -540,24 +607,27 @@ def _replay_realtime(run: _Run) -> None:
                     return
                 if msg is None:
                     _flush(run, slot)
-                    run.sync.reset()
+                    run.pump.reset()
                     continue
                 if run.clock is None:
                     run.clock = ReplayClock(run.options.rate, arrival)
                 # release triggers whose wait ends before this message arrives
                 while (d := run.sync.next_deadline()) is not None and d < arrival:
                     run.clock.sleep_until(d, stop)
-                    for trig in run.sync.ready(d):
-                        _dispatch(run, trig, slot)
+                    for built in run.pump.release(d):
+                        _dispatch(run, built, slot)
                 run.clock.sleep_until(arrival, stop)
-                run.deliver(msg)
-                for trig in run.sync.ready(run.clock.now_us()):
-                    _dispatch(run, trig, slot)
+                now = run.clock.now_us()
+                if run.shed_stale(msg, now - arrival):
+                    continue
+                for built in run.pump.offer(msg, now):
+                    _dispatch(run, built, slot)
+            run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
             if run.clock is not None:
                 while (d := run.sync.next_deadline()) is not None:
                     run.clock.sleep_until(d, stop)
-                    for trig in run.sync.ready(d):
-                        _dispatch(run, trig, slot)
+                    for built in run.pump.release(d):
+                        _dispatch(run, built, slot)
             _flush(run, slot)
         except BaseException as exc:  # noqa: BLE001  # handed to the main thread
             failure.append(exc)
@@ -581,11 +651,17 @@ def _replay_realtime(run: _Run) -> None:
 
 def format_summary(s: ReplaySummary) -> str:
     lines = [
-        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s",
+        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
+        + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
+        f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
+        f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
         "latency ms (end to end): "
-        + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v)),
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v))
+        + ("" if math.isnan(s.first_frame_ms) else f"  first frame {s.first_frame_ms:.1f}"),
+        "sync_wait_ms: "
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
     ]
     chans = sorted(set(s.received) | set(s.missing))
@@ -607,6 +683,16 @@ def format_summary(s: ReplaySummary) -> str:
             "layout; not replayed): "
             + ", ".join(f"{ch} {n:,}" for ch, n in s.absent_sweeps.items())
         )
+    if s.shed:
+        lines.append(
+            "shed (stale, the producer behind the log): "
+            + ", ".join(f"{ch} {n}" for ch, n in s.shed.items())
+        )
+    if s.reused:
+        lines.append(
+            "frames with a neighbour's message (reused): "
+            + ", ".join(f"{ch} {n}" for ch, n in s.reused.items())
+        )
     if any(s.faults.values()):
         lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in s.faults.items()))
     return "\n".join(lines)
@@ -622,9 +708,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
     parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
     parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
-    add_backend_argument(parser)
+    add_backend_argument(parser, default="auto")
+    parser.add_argument(
+        "--decode",
+        default="reduced",
+        choices=("reduced", "full"),
+        help="camera JPEGs at the DCT scale the network input allows (default), or every pixel",
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
     parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
+    parser.add_argument(
+        "--between",
+        default="reuse",
+        choices=("reuse", "none"),
+        help="a trigger with no camera or radar message of its own (a 12 Hz camera against"
+        " 20 Hz LIDAR triggers): reuse the newest within tolerance, marked (default), or none",
+    )
+    parser.add_argument(
+        "--no-warm-start", action="store_true", help="start the clock with a cold engine"
+    )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
     parser.add_argument("--start", type=float, default=0.0, help="s into the log")
     parser.add_argument("--duration", type=float, help="s of log to replay")
@@ -639,6 +741,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusion.engines.device import resolve_backend
     from fusion.engines.runner import open_engine
     from fusion.model.weights import load_detector, resolve_weights
     from fusion.sources import open_source
@@ -653,14 +756,22 @@ def run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         loop=args.loop,
         faults=Faults.parse(args.faults),
+        decode=args.decode,
+        between=args.between,
+        warm_start=not args.no_warm_start,
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics
     )
     path = resolve_weights([args.model], args.weights, [])[args.model]
     model = load_detector(path)
-    work = Path(args.summary or args.detections or Path("replay_out")).parent / "engines"
-    engine = open_engine(args.backend, model, work)
+    # exported graphs next to the outputs, else in a temporary folder (never the working one)
+    out = args.summary or args.detections or args.results or args.mcap or args.rerun
+    scratch = None if out else tempfile.TemporaryDirectory(prefix="fusion-replay-")
+    work = Path(scratch.name) if scratch else Path(out).parent / "engines"
+    engine = open_engine(resolve_backend(args.backend), model, work)  # type: ignore[arg-type]
+    if scratch is not None:
+        scratch.cleanup()  # the engine has loaded its graphs
     runner = Runner(model.cfg, model.variant, engine, model.params)
     sinks: list[Sink] = []
     if args.detections:

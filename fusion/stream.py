@@ -3,11 +3,28 @@
 Fed one decoded message at a time (`push`), it keeps bounded per-channel buffers and a bounded
 pose buffer, and turns each trigger (a LIDAR keyframe, or every LIDAR sweep) into a `Frame`
 built only from what had arrived:
-- a trigger at time t waits for each other sensor until a message of that sensor newer than
-  t + its tolerance has arrived (its nearest candidate is then known), or until the clock passes
-  t + `wait_us`, whichever is first; no message stamped after t + `wait_us` is used;
-- each camera and radar contributes its message nearest to t within its tolerance (config
-  `[sync]`), each message at most once; a sensor with none is missing in the frame and counted;
+- each camera and radar message belongs to the trigger nearest to it in time among the triggers
+  received (a message of a keyframe, marked with its sample token where the log marks keyframes,
+  to that keyframe: a keyframe always gets the images that fired for it, though nuScenes cameras
+  fire up to 44 ms before the scan, nearer the previous sweep); a trigger takes, per sensor, its
+  own message nearest to t within the sensor's tolerance (config `[sync]`); each own message
+  goes into one frame;
+- the early decision (`_choose`): a trigger's match for a sensor is final as soon as no later
+  message of that sensor can be nearer or its own: its keyframe message is in; or, with its
+  nearest own candidate at distance d, a message stamped at or after t + d has arrived, or the
+  sensor's period P, estimated online (`PeriodEstimate`: the shortest recent interval less
+  `period_margin`), gives t - d + P >= t + d; with no candidate, nothing more can come within the
+  window (or the next trigger is received and nearer). It rests on each sensor's messages
+  arriving in timestamp order and the period's jitter staying within the margin (property-tested
+  in tests/fusion/replay/test_sync_early.py: it never takes a farther message than waiting, and
+  is never later). With `early_decision=False` a sensor is decided once heard past t + its
+  tolerance. Either way a trigger never waits past t + `wait_us`, and no message stamped after
+  t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
+  counted in `counters.sync_wait_us`;
+- a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
+  reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
+  in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
+  without (`between="none"`); a sensor with none is missing in the frame and counted;
 - LIDAR sweeps are the trigger scan and the previous scans, strictly older; radar sweeps the
   matched scan and that radar's previous ones; both motion-compensated into LIDAR_TOP at t
   (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
@@ -20,20 +37,27 @@ built only from what had arrived:
 Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
 keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
 allows (`fusion.sensor_io.decoded_camera`), and the frame carries the matching scaled camera
-model; an image that came full (PNG, raw pixels) keeps the calibrated one.
+model; an image that came full (PNG, raw pixels) keeps the calibrated one. Camera and radar
+messages can be taken undecoded (`push_undecoded`, as `fusion.ingest.IngestPump` does) and are
+then decoded once, when a frame takes them.
 
 Times in us (sensor time, the messages' own `timestamp_us`).
 """
 
 from __future__ import annotations
 
+import bisect
+import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
@@ -49,13 +73,14 @@ from fusion.sources.base import (
     RadarScan,
     Rig,
 )
-from fusion.sweeps import lidar_sweeps, radar_sweeps
+from fusion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 
 if TYPE_CHECKING:
     from calibration import PinholeCamera
     from fusion.sensor_io import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
+Between = Literal["reuse", "none"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
 # (n - 1) periods; half a period more is the jitter allowed.
@@ -92,6 +117,15 @@ class StreamOptions:
     # (H, W) allows (see the module docstring)
     camera_decode: ImageDecode = "full"
     image_hw: tuple[int, int] | None = None
+    # a trigger's sensor is decided as soon as no later message can be closer (see the module
+    # docstring); False: only once the sensor was heard past the trigger's window, or at the cap
+    early_decision: bool = True
+    # the online period estimate is the shortest recent interval x (1 - period_margin): the
+    # timing jitter it allows
+    period_margin: float = 0.1
+    # a trigger with no message of its own for a sensor (a 12 Hz camera against 20 Hz LIDAR
+    # triggers): reuse the newest one within tolerance (marked in `Frame.reused`), or none
+    between: Between = "reuse"
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -156,6 +190,10 @@ class StreamOptions:
                 raise ValueError(f"{name} must be >= 0")
         if self.lidar_sweeps < 1 or self.radar_sweeps < 1:
             raise ValueError("sweeps must be >= 1")
+        if not 0.0 <= self.period_margin < 1.0:
+            raise ValueError("period_margin must be in [0, 1)")
+        if self.between not in ("reuse", "none"):
+            raise ValueError("between must be 'reuse' or 'none'")
         if self.camera_decode == "reduced" and self.image_hw is None:
             raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
@@ -244,13 +282,40 @@ def _pose(trans: np.ndarray, quat: np.ndarray) -> Transform:
     return Transform.from_translation_quaternion(trans, quat, src="ego", dst="global")
 
 
-@dataclass(frozen=True, eq=False)
+class PeriodEstimate:
+    """A lower bound of a sensor's period, online: the shortest of its last `size - 1` intervals
+    x (1 - `margin`); None until two intervals are known. A dropped message only lengthens an
+    interval, so drops do not lower the bound; timing jitter beyond the margin can (see
+    `OnlineSynchronizer`)."""
+
+    def __init__(self, margin: float, size: int = 9) -> None:
+        self._t: deque[int] = deque(maxlen=size)
+        self.margin = margin
+        self.lower_bound_us: int | None = None
+
+    def add(self, timestamp_us: int) -> None:
+        if self._t and timestamp_us <= self._t[-1]:
+            return  # a duplicate or out-of-order stamp is no interval
+        self._t.append(timestamp_us)
+        if len(self._t) >= 3:
+            ts = list(self._t)
+            shortest = min(b - a for a, b in zip(ts, ts[1:], strict=False))
+            self.lower_bound_us = int(shortest * (1.0 - self.margin))
+
+    def clear(self) -> None:
+        self._t.clear()
+        self.lower_bound_us = None
+
+
+@dataclass(eq=False)
 class _Held:
-    """A decoded sensor message in a buffer."""
+    """A sensor message in a buffer, decoded or not yet."""
 
     msg: LogMessage
-    payload: Payload | None  # None: a camera message taken undecoded (`push_undecoded`)
+    payload: Payload | None  # None: a camera or radar message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
+    undecodable: bool = False  # tried once and failed: never decoded again
+    sweep: NDArray[np.float32] | None = None  # a LIDAR scan as an earlier sweep (filtered once)
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,6 +335,29 @@ class StreamCounters:
     used: dict[str, int] = field(default_factory=dict)
     undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
     build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
+    decoded_at_build: int = 0  # messages taken undecoded, decoded as a frame took them
+    reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
+    # per released trigger: its release time on the stream's clock minus its timestamp (us)
+    sync_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def sync_wait_ms(self) -> dict[str, float]:
+        """The wait per trigger, {p50, p99, max} ms (NaN without triggers)."""
+        if not self.sync_wait_us:
+            return {"p50": math.nan, "p99": math.nan, "max": math.nan}
+        w = np.asarray(self.sync_wait_us, np.float64) / 1e3
+        p50, p99 = np.percentile(w, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "max": float(w.max())}
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that decode a frame's images together, one per usable core, made once."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0))), "frame-decode")
+    return _POOL
 
 
 class OnlineSynchronizer:
@@ -286,6 +374,13 @@ class OnlineSynchronizer:
         self._cameras = {ch: deque(maxlen=6) for ch in options.camera_channels}
         self._radars = {ch: deque(maxlen=options.radar_sweeps + 6) for ch in options.radar_channels}
         self._latest: dict[str, int] = {}  # newest timestamp seen per channel
+        self._periods: dict[str, PeriodEstimate] = {}  # per channel, online
+        self._triggers: deque[int] = deque(maxlen=64)  # recent trigger times, sorted
+        self._trigger_period = PeriodEstimate(options.period_margin)
+        self._keyframe_tokens = False  # the log marks keyframe messages with sample tokens
+        self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
+        self._version = 0  # bumped by every message taken: a waiting trigger's state changed
+        self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
         self._used: set[int] = set()  # serials of camera / radar messages already in a frame
         self._used_order: deque[int] = deque()
         self._pending: deque[PendingTrigger] = deque()
@@ -333,21 +428,52 @@ class OnlineSynchronizer:
     # -- input ---------------------------------------------------------------------------------
     def _hold(self, msg: LogMessage, payload: Payload | None) -> _Held:
         self._serial += 1
+        self._version += 1
         ch = msg.channel
         self._latest[ch] = max(self._latest.get(ch, msg.timestamp_us), msg.timestamp_us)
+        if ch not in self._periods:
+            self._periods[ch] = PeriodEstimate(self.options.period_margin)
+        self._periods[ch].add(msg.timestamp_us)
+        self._clock_us = max(self._clock_us or msg.log_time_us, msg.log_time_us)
+        if msg.sample_token is not None:  # the log marks keyframes (on every sensor's message)
+            self._keyframe_tokens = True
         return _Held(msg, payload, self._serial)
 
     def push_undecoded(self, msg: LogMessage) -> None:
-        """Take a camera message without decoding it: it is decoded (`decode`) only when a frame
-        uses it, as that frame is built, so camera messages no frame takes (12 Hz cameras against
-        2 Hz keyframe triggers) cost nothing; a corrupt one makes its camera missing in that frame
-        (counted in `counters.undecodable`). Other kinds: `push(msg, decode(msg))`."""
-        if msg.kind != "camera":
+        """Take a camera or radar message without decoding it: it is decoded (`decode`) only when
+        a frame uses it (an image, a radar scan or one of its sweeps), as that frame is built, and
+        once, so messages no frame takes (12 Hz cameras against 2 Hz keyframe triggers, radar
+        scans beyond the sweeps) cost nothing; a corrupt one makes its sensor missing in that
+        frame (counted in `counters.undecodable`), or is left out as a radar sweep. Other kinds:
+        `push(msg, decode(msg))`."""
+        if msg.kind not in ("camera", "radar"):
             self.push(msg, self.decode(msg))
             return
         held = self._hold(msg, None)
-        if msg.channel in self._cameras:
-            self._insert(self._cameras[msg.channel], held)
+        buf = (self._cameras if msg.kind == "camera" else self._radars).get(msg.channel)
+        if buf is not None:
+            self._insert(buf, held)
+
+    def _payload(self, held: _Held) -> Payload:
+        """The payload of a held message, decoded now (once) if it came undecoded; DataError
+        (the message then marked: never decoded again, never taken)."""
+        if held.payload is not None:
+            return held.payload
+        if held.undecodable:
+            raise DataError("undecodable (tried before)", held.msg.origin)
+        t0 = time.perf_counter()
+        try:
+            held.payload = self.decode(held.msg)
+        except DataError:
+            held.undecodable = True
+            self._mark_used(held)
+            ch = held.msg.channel
+            self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
+            raise
+        finally:
+            self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+        self.counters.decoded_at_build += 1
+        return held.payload
 
     def push(self, msg: LogMessage, payload: Payload) -> None:
         """Take one decoded message (in arrival order)."""
@@ -360,6 +486,7 @@ class OnlineSynchronizer:
             case LidarScan() if ch == LIDAR_CHANNEL:
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
+                    self._add_trigger(msg.timestamp_us)
                     self._pending.append(PendingTrigger(msg.timestamp_us, held))
                     while len(self._pending) > self.options.max_pending:
                         self._pending.popleft()
@@ -372,8 +499,30 @@ class OnlineSynchronizer:
             case _:
                 pass  # IMU, and sensors the model does not read
 
-    def _is_trigger(self, msg: LogMessage) -> bool:
+    def is_trigger(self, msg: LogMessage) -> bool:
+        """Whether a LIDAR_TOP message is a trigger (every scan, or the keyframes)."""
         return self.options.trigger == "lidar" or msg.is_keyframe
+
+    _is_trigger = is_trigger
+
+    def _add_trigger(self, t: int) -> None:
+        if self._triggers and t <= self._triggers[-1]:
+            if t in self._triggers:
+                return
+            items = sorted([*self._triggers, t])
+            self._triggers.clear()
+            self._triggers.extend(items)
+        else:
+            self._triggers.append(t)
+        self._trigger_period.add(t)
+
+    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
+        """The triggers just before and after `t` among those received (None: not known)."""
+        ts = list(self._triggers)
+        i = bisect.bisect_left(ts, t)
+        prev = ts[i - 1] if i > 0 else None
+        j = i + 1 if i < len(ts) and ts[i] == t else i
+        return prev, (ts[j] if j < len(ts) else None)
 
     @staticmethod
     def _insert(buf: deque[_Held], held: _Held) -> None:
@@ -392,6 +541,10 @@ class OnlineSynchronizer:
             buf.clear()
         self._latest.clear()
         self._pending.clear()
+        self._periods.clear()
+        self._triggers.clear()
+        self._trigger_period.clear()
+        self._clock_us = None
 
     # -- readiness -----------------------------------------------------------------------------
     def deadline(self, trigger: PendingTrigger) -> int:
@@ -401,28 +554,97 @@ class OnlineSynchronizer:
         """The earliest time a waiting trigger must be released (us), or None."""
         return min((self.deadline(p) for p in self._pending), default=None)
 
-    def _complete(self, p: PendingTrigger) -> bool:
+    def _own(
+        self, h: _Held, p: PendingTrigger, tol: int, prev: int | None, nxt: int | None
+    ) -> bool:
+        """Whether message `h` is trigger `p`'s own: unused, within tolerance and the wait, and
+        nearer to `p` than to the triggers received on either side (a keyframe's messages are
+        its own only, where the log marks keyframes)."""
+        ts, t = h.msg.timestamp_us, p.timestamp_us
+        if h.serial in self._used or abs(ts - t) > tol or ts > t + self.options.wait_us:
+            return False
+        if self._keyframe_tokens and h.msg.sample_token is not None:
+            return h.msg.sample_token == p.held.msg.sample_token
+        if prev is not None and 2 * ts < prev + t:
+            return False
+        return nxt is None or 2 * ts < t + nxt
+
+    def _choose(
+        self, ch: str, buf: Iterable[_Held], p: PendingTrigger, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """(trigger `p`'s own message of `ch` nearest to it, or None; whether that choice is
+        final: no message of `ch` still to come can be nearer, or be its own)."""
         o = self.options
         t = p.timestamp_us
-        for ch, tol in (
-            *((c, o.camera_tolerance_us) for c in o.camera_channels),
-            *((r, o.radar_tolerance_us) for r in o.radar_channels),
-        ):
-            if self._latest.get(ch, -(2**62)) <= t + min(tol, o.wait_us):
-                return False
+        prev, nxt = self._neighbours(t)
+        own = [h for h in buf if self._own(h, p, tol, prev, nxt)]
+        token = p.held.msg.sample_token
+        fired = next((h for h in own if token is not None and h.msg.sample_token == token), None)
+        best = fired or min(own, key=lambda h: abs(h.msg.timestamp_us - t), default=None)
+        latest = self._latest.get(ch)
+        hi = t + min(tol, o.wait_us)
+        if not o.early_decision:
+            return best, latest is not None and latest > hi
+        if fired is not None:
+            return fired, True  # the message that fired for this keyframe
+        if latest is None:
+            return best, False
+        # per channel, messages come in timestamp order: every later one is stamped >= nb
+        period = self._periods[ch].lower_bound_us if ch in self._periods else None
+        nb = latest + max(period or 0, 1)
+        if token is not None and self._keyframe_tokens:
+            return best, nb > hi  # its own image may still come, anywhere within tolerance
+        if nxt is not None and 2 * nb >= t + nxt:
+            return best, True  # every later message is the next trigger's
+        if best is None:
+            return None, nb > hi
+        if nb < t + abs(best.msg.timestamp_us - t):
+            return best, False  # a nearer one may still come
+        return best, self._surely_own(best, t, nxt)
+
+    def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
+        """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
+        before t, or the next trigger is known, or it comes a period later at the earliest."""
+        ts = h.msg.timestamp_us
+        if ts <= t or nxt is not None:
+            return True
+        tp = self._trigger_period.lower_bound_us
+        return tp is not None and 2 * ts < 2 * t + tp
+
+    def _complete(self, p: PendingTrigger) -> bool:
+        o = self.options
         latest_pose = self.poses.latest_us
-        return latest_pose is not None and latest_pose >= t
+        if latest_pose is None or latest_pose < p.timestamp_us:
+            return False
+        for ch in o.camera_channels:
+            if not self._choose(ch, self._cameras[ch], p, o.camera_tolerance_us)[1]:
+                return False
+        for ch in o.radar_channels:
+            if not self._choose(ch, self._radars[ch], p, o.radar_tolerance_us)[1]:
+                return False
+        return True
 
     def ready(self, clock_us: int | None = None, flush: bool = False) -> list[PendingTrigger]:
-        """Waiting triggers that can be built now, oldest first: every sensor has been heard
-        past the trigger's tolerance window, or `clock_us` passed its deadline, or `flush`."""
+        """Waiting triggers that can be built now, oldest first: every sensor's match is final
+        (`_choose`), or `clock_us` passed its deadline, or `flush`. Each released trigger's wait
+        (its release on the clock, at most its deadline, minus its time) goes to
+        `counters.sync_wait_us`."""
         out = []
         while self._pending:
             p = self._pending[0]
             due = clock_us is not None and clock_us >= self.deadline(p)
-            if not (flush or due or self._complete(p)):
-                break
+            if not (flush or due):
+                key = (p.held.serial, self._version)
+                if self._incomplete == key:
+                    break  # nothing arrived since it was found waiting
+                if not self._complete(p):
+                    self._incomplete = key
+                    break
             out.append(self._pending.popleft())
+            now = clock_us if clock_us is not None else self._clock_us
+            if now is not None:
+                wait = min(now, self.deadline(p)) - p.timestamp_us
+                self.counters.sync_wait_us.append(max(0, wait))
         return out
 
     @property
@@ -451,23 +673,33 @@ class OnlineSynchronizer:
                 continue  # beyond the chain's span (a keyframes-only log): see the docstring
             pose = self._sensor_pose(LIDAR_CHANNEL, h.msg.timestamp_us)
             if pose is not None:
-                scans.append((pose, h.payload.points))  # type: ignore[union-attr]
-        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin)
+                if h.sweep is None:  # filtered once, reused by every later trigger
+                    h.sweep = sweep_points(h.payload.points)  # type: ignore[union-attr]
+                scans.append((pose, h.sweep))
+        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin, prefiltered=True)
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
+        reused: list[str] = []
+        picks = {
+            ch: self._match(ch, self._cameras[ch], trigger, o.camera_tolerance_us)
+            for ch in o.camera_channels
+        }
+        self._decode_together([h for h, _ in picks.values() if h is not None])
         for ch in o.camera_channels:
-            cam = self._camera(ch, t, missing)
+            cam = self._camera(ch, picks[ch], missing, reused)
             if cam is not None:
                 cameras[ch] = cam
         radars: dict[str, RadarData] = {}
         for ch in o.radar_channels:
-            rad = self._radar(ch, t, reference, missing)
+            rad = self._radar(ch, trigger, reference, missing, reused)
             if rad is not None:
                 radars[ch] = rad
         for ch in missing:
             self.counters.missing[ch] = self.counters.missing.get(ch, 0) + 1
         for ch in (*cameras, *radars):
             self.counters.used[ch] = self.counters.used.get(ch, 0) + 1
+        for ch in reused:
+            self.counters.reused[ch] = self.counters.reused.get(ch, 0) + 1
         return Frame(
             sample_token=trigger.held.msg.sample_token or "",
             scene_name=self.scene_name,
@@ -478,6 +710,7 @@ class OnlineSynchronizer:
             radars=radars,
             boxes=None,
             missing=missing,
+            reused=tuple(reused),
         )
 
     def _sensor_pose(self, channel: str, timestamp_us: int) -> SensorPose | None:
@@ -486,16 +719,29 @@ class OnlineSynchronizer:
             return None
         return SensorPose(channel, timestamp_us, self.rig[channel].sensor_to_ego, ego)
 
-    def _nearest(self, buf: Iterable[_Held], t: int, tol: int) -> _Held | None:
+    def _match(
+        self, ch: str, buf: Iterable[_Held], trigger: PendingTrigger, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """(the message of `ch` the trigger's frame takes, whether it is reused): its own
+        nearest (`_choose`; one that a trigger still to come may be nearer to is not taken as
+        its own), else with `between="reuse"` the newest received within tolerance and the wait
+        (a neighbour's, not marked used), else None."""
+        held, _ = self._choose(ch, buf, trigger, tol)
+        t = trigger.timestamp_us
+        if held is not None and held.msg.sample_token is None:
+            if not self._surely_own(held, t, self._neighbours(t)[1]):
+                held = None  # at the cap, perhaps the next trigger's: left to it
+        if held is not None or self.options.between == "none":
+            return held, False
         limit = t + min(tol, self.options.wait_us)
-        best = None
-        for h in buf:
-            ts = h.msg.timestamp_us
-            if h.serial in self._used or ts > limit or abs(ts - t) > tol:
-                continue
-            if best is None or abs(ts - t) < abs(best.msg.timestamp_us - t):
-                best = h
-        return best
+        near = [
+            h
+            for h in buf
+            if abs(h.msg.timestamp_us - t) <= tol
+            and h.msg.timestamp_us <= limit
+            and not h.undecodable
+        ]
+        return (max(near, key=lambda h: h.msg.timestamp_us), True) if near else (None, False)
 
     def _mark_used(self, held: _Held) -> None:
         self._used.add(held.serial)
@@ -503,11 +749,38 @@ class OnlineSynchronizer:
         while len(self._used_order) > 4096:  # bounded: older serials have left every buffer
             self._used.discard(self._used_order.popleft())
 
-    def _camera(self, ch: str, t: int, missing: dict[str, str]) -> CameraData | None:
+    def _decode_together(self, held: list[_Held]) -> None:
+        """Decode the undecoded ones of a frame's messages at once, on a pool of the machine's
+        cores (the JPEG decoder releases the GIL): the frame waits for the slowest image, not
+        for their sum. A failure is left for `_payload` to meet again, and count."""
+        todo = [h for h in held if h.payload is None and not h.undecodable]
+        if len(todo) < 2:
+            return
+        t0 = time.perf_counter()
+
+        def decode(h: _Held) -> Payload | None:
+            try:
+                return self.decode(h.msg)
+            except DataError:
+                return None
+
+        for h, payload in zip(todo, _pool().map(decode, todo), strict=True):
+            if payload is not None:
+                h.payload = payload
+                self.counters.decoded_at_build += 1
+        self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+
+    def _camera(
+        self,
+        ch: str,
+        pick: tuple[_Held | None, bool],
+        missing: dict[str, str],
+        reused: list[str],
+    ) -> CameraData | None:
         if ch not in self.rig or self.rig[ch].camera is None:
             missing[ch] = "no camera calibration"
             return None
-        held = self._nearest(self._cameras[ch], t, self.options.camera_tolerance_us)
+        held, again = pick
         if held is None:
             missing[ch] = f"no message within {self.options.camera_tolerance_us} us"
             return None
@@ -515,18 +788,11 @@ class OnlineSynchronizer:
         if pose is None:
             missing[ch] = "no ego pose at its time"
             return None
-        payload = held.payload
-        if payload is None:  # taken undecoded: decode the one message this frame uses
-            t0 = time.perf_counter()
-            try:
-                payload = self.decode(held.msg)
-            except DataError as err:
-                self._mark_used(held)  # tried once, never again
-                self.counters.undecodable[ch] = self.counters.undecodable.get(ch, 0) + 1
-                missing[ch] = f"undecodable: {err}"
-                return None
-            finally:
-                self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+        try:  # taken undecoded: decoded now, once (a trigger reusing it decodes nothing)
+            payload = self._payload(held)
+        except DataError as err:
+            missing[ch] = f"undecodable: {err}"
+            return None
         image = payload.image  # type: ignore[union-attr]
         camera = self.rig[ch].camera
         small = self._decoded.get(ch)
@@ -538,14 +804,22 @@ class OnlineSynchronizer:
                 f"{camera.width}x{camera.height}"
             )
             return None
-        self._mark_used(held)
+        if again:
+            reused.append(ch)
+        else:
+            self._mark_used(held)
         return CameraData(pose, image, camera, held.msg.origin)
 
     def _radar(
-        self, ch: str, t: int, reference: SensorPose, missing: dict[str, str]
+        self,
+        ch: str,
+        trigger: PendingTrigger,
+        reference: SensorPose,
+        missing: dict[str, str],
+        reused: list[str],
     ) -> RadarData | None:
         o = self.options
-        held = self._nearest(self._radars[ch], t, o.radar_tolerance_us)
+        held, again = self._match(ch, self._radars[ch], trigger, o.radar_tolerance_us)
         if held is None:
             missing[ch] = f"no message within {o.radar_tolerance_us} us"
             return None
@@ -564,7 +838,16 @@ class OnlineSynchronizer:
                     missing[ch] = "no ego pose at its time"
                     return None
                 continue
-            fields = h.payload.fields  # type: ignore[union-attr]
+            try:
+                fields = self._payload(h).fields  # type: ignore[union-attr]
+            except DataError as err:
+                if h is held:
+                    missing[ch] = f"undecodable: {err}"
+                    return None
+                continue  # a corrupt earlier sweep is left out
             scans.append((pose, fields[:, radar_keep(fields, o.radar_filter)]))
-        self._mark_used(held)
+        if again:
+            reused.append(ch)
+        else:
+            self._mark_used(held)
         return radar_sweeps(scans, reference, held.msg.origin)

@@ -21,6 +21,8 @@ CLI_ENTRY = "fusion.cli"
 MIXED_COMMAND_IMPORTS = {
     ("fusion.bench.real", "fusion.evaluate"),  # evaluate(), safe_name()
     ("fusion.bench.replay", "fusion.replay"),  # replay(), ReplayOptions, LIDAR_PERIOD_MS
+    # bench replay times the same log through bench latency's loop in the same run
+    ("fusion.bench.replay", "fusion.bench.latency"),  # StreamFrames
     # `bench latency --generate` runs `fusion generate` through `fusion.cli.main`: the generator
     # has no library entry yet (`fusion.synth.command.run` drives it)
     ("fusion.bench.latency", "fusion.cli"),

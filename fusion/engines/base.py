@@ -23,14 +23,16 @@ EngineBackend = Literal["torch", "onnxruntime", "tensorrt"]  # runs the dense gr
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 
 
-def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """`--backend`, shared by every command that runs a model."""
+def add_backend_argument(parser: argparse.ArgumentParser, default: str = "torch") -> None:
+    """`--backend`, shared by every command that runs a model; `auto` picks the fastest engine
+    installed (`fusion.engines.device.resolve_backend`)."""
     parser.add_argument(
         "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="engine of the dense graphs; the kernels between them pick numba or CUDA by where "
-        "their inputs live",
+        default=default,
+        choices=("auto", *BACKENDS),
+        help="engine of the dense graphs (auto: TensorRT on an NVIDIA GPU when installed, else "
+        f"ONNX Runtime, else torch; default {default}); the kernels between them pick numba or "
+        "CUDA by where their inputs live",
     )
 
 

@@ -55,6 +55,30 @@ def resolve_device(backend: str, device: str = "auto", *, has_cuda: bool | None 
     raise FusionError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)")
 
 
+def resolve_backend(
+    backend: str, *, has_cuda: bool | None = None, installed: set[str] | None = None
+) -> str:
+    """The engine a request of `backend` runs: `auto` is the fastest one installed for the
+    machine (TensorRT on an NVIDIA GPU when the `tensorrt` package is there, else ONNX Runtime,
+    else torch); any other name is itself. `has_cuda` and `installed` (importable packages)
+    override the probes (tests)."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    def have(pkg: str) -> bool:
+        if installed is not None:
+            return pkg in installed
+        return importlib.util.find_spec(pkg) is not None
+
+    gpu = cuda_available() if has_cuda is None else has_cuda
+    if gpu and have("tensorrt"):
+        return "tensorrt"
+    if have("onnxruntime"):
+        return "onnxruntime"
+    return "torch"
+
+
 class StageClock(Protocol):
     def lap(self, stage: str) -> None: ...
 

@@ -192,10 +192,15 @@ class OnnxRuntimeEngine:
         if self.outputs == "tensor":
             depth, context = self._run_bound("camera", {"images": images})
             return depth, context
-        depth, context = self._session("camera").run(
-            None, {"images": np.ascontiguousarray(images, np.float32)}
-        )
-        return depth, context
+        sess = self._session("camera")
+        n, batch = len(images), sess.get_inputs()[0].shape[0]
+        if isinstance(batch, int) and n < batch:
+            # a graph exported for the rig's cameras, a frame missing some (not yet arrived,
+            # undecodable): zero images fill the batch, their outputs are left out
+            pad = np.zeros((batch - n, *images.shape[1:]), np.float32)
+            images = np.concatenate([images, pad])
+        depth, context = sess.run(None, {"images": np.ascontiguousarray(images, np.float32)})
+        return depth[:n], context[:n]
 
     def lidar(
         self, voxels: NDArray[np.float32], num_points: NDArray[np.int32], coords: NDArray[np.int32]

@@ -94,3 +94,16 @@ def test_apply_threads_sizes_the_pools_and_engines_read_it():
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
         threads._applied.clear()  # later tests see the defaults again
+
+
+def test_a_frame_missing_cameras_runs_on_the_fixed_camera_batch(export):
+    """The camera graph is exported for the rig's cameras; a frame with fewer (one not yet in,
+    or undecodable) is padded and gives the same outputs as those cameras in a full batch."""
+    model, folder = export
+    engine = OnnxRuntimeEngine(folder)
+    images = example_inputs(model)["camera"][0].numpy()
+    full_depth, full_context = engine.camera(images)
+    depth, context = engine.camera(images[:-1])
+    assert len(depth) == len(context) == len(images) - 1
+    _close(depth, full_depth[:-1])
+    _close(context, full_context[:-1])

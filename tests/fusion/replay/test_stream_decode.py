@@ -130,7 +130,9 @@ def test_for_log_makes_the_choices_of_replay(kind, replay_root, replay_logs):
     runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
     for trigger in ("keyframes", "lidar"):
         run = _Run(source, runner, ReplayOptions(rate=0, trigger=trigger), (), None)
-        expected = StreamOptions.for_log(model.cfg, source.info(), 50.0, trigger, ("lidar",))
+        expected = StreamOptions.for_log(
+            model.cfg, source.info(), 50.0, trigger, ("lidar",), camera_decode="reduced"
+        )  # replay's default decode
         assert expected == run.sync.options
         # a LIDAR model waits for no camera or radar, and reads its config's sweeps
         assert run.sync.options.camera_channels == run.sync.options.radar_channels == ()

@@ -1,0 +1,182 @@
+"""Replay runs the measured fast path: one ingest pump under replay and under `bench latency`
+(the same frames), the engine and decode defaults printed in the summary, a warm start (no
+first-call outlier), stale input shed and counted."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from replay_data import SCENE, VERSION, quiet
+
+from fusion.bench.latency import StreamFrames
+from fusion.engines.device import resolve_backend
+from fusion.engines.runner import Runner
+from fusion.engines.torch_engine import TorchEngine
+from fusion.model.weights import load_detector, packaged_weights
+from fusion.replay import Processed, ReplayOptions, replay
+from fusion.sources import open_source
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.items: list[Processed] = []
+
+    def write(self, item: Processed) -> None:
+        self.items.append(item)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def fusion_runner() -> Runner:
+    model = load_detector(packaged_weights("fusion"))
+    return Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+
+
+def _source(root):
+    return open_source(root, version=VERSION, scene=SCENE)
+
+
+def _same_frame(a, b) -> None:
+    assert a.timestamp_us == b.timestamp_us and a.sample_token == b.sample_token
+    assert set(a.cameras) == set(b.cameras) and set(a.radars) == set(b.radars)
+    assert a.missing == b.missing and a.reused == b.reused
+    np.testing.assert_array_equal(a.lidar.points, b.lidar.points)
+    for ch, cam in a.cameras.items():
+        assert cam.filename == b.cameras[ch].filename
+        np.testing.assert_array_equal(cam.image, b.cameras[ch].image)
+        np.testing.assert_array_equal(cam.camera.intrinsics, b.cameras[ch].camera.intrinsics)
+    for ch, rad in a.radars.items():
+        np.testing.assert_array_equal(rad.points, b.radars[ch].points)
+
+
+@pytest.mark.parametrize("trigger", ["keyframes", "lidar"])
+def test_replay_and_bench_latency_build_the_same_frames(replay_root, fusion_runner, trigger):
+    sink = Collect()
+    opts = ReplayOptions(rate=0, trigger=trigger, warm_start=False)
+    s = replay(_source(replay_root), fusion_runner, opts, [sink])
+    frames = StreamFrames(
+        _source(replay_root), fusion_runner.cfg, fusion_runner.modalities, "reduced", trigger
+    )
+    bench = [frames.next().frame for _ in range(len(sink.items))]
+    # (the last trigger is released by the flush at the log's end: one pass)
+    assert frames.loops <= 1 and len(bench) == s.processed == s.triggers >= 4
+    for a, b in zip((i.frame for i in sink.items), bench, strict=True):
+        _same_frame(a, b)
+    keyframes = [i.frame for i in sink.items if i.frame.sample_token]
+    assert s.decode == "reduced" and len(keyframes) == 4 and all(f.cameras for f in keyframes)
+    # the JPEGs at reduced scale: smaller than the 704x396 calibration
+    cam = keyframes[0].cameras["CAM_FRONT"]
+    assert cam.image.shape[1] < 704 and cam.camera.width == cam.image.shape[1]
+
+
+def test_auto_is_the_fastest_engine_installed():
+    assert resolve_backend("auto", has_cuda=False, installed={"onnxruntime", "tensorrt"}) == (
+        "onnxruntime"
+    )
+    assert resolve_backend("auto", has_cuda=True, installed={"onnxruntime", "tensorrt"}) == (
+        "tensorrt"
+    )
+    assert resolve_backend("auto", has_cuda=True, installed={"onnxruntime"}) == "onnxruntime"
+    assert resolve_backend("auto", has_cuda=False, installed=set()) == "torch"
+    for name in ("torch", "onnxruntime", "tensorrt"):
+        assert resolve_backend(name, has_cuda=False, installed=set()) == name
+
+
+def test_replay_defaults_are_the_fast_path_and_say_so(replay_root, tmp_path):
+    """`fusion replay` with no engine or decode option: ONNX Runtime on this CPU machine, the
+    reduced decode, a warm start; each in the text and the --summary JSON."""
+    import onnxruntime  # noqa: F401  (the default needs it; it is a core dependency)
+
+    summary = tmp_path / "summary.json"
+    argv = ["replay", str(replay_root), "--version", VERSION, "--scene", SCENE]
+    argv += ["--model", "lidar", "--rate", "0", "--no-status", "--summary", str(summary)]
+    rc, text, err = quiet(argv)
+    assert rc == 0, text + err
+    s = json.loads(summary.read_text())
+    assert s["backend"] == "onnxruntime" and s["decode"] == "reduced"
+    assert s["between"] == "reuse" and s["warmup_s"] > 0
+    assert set(s["sync_wait_ms"]) == {"p50", "p99", "max"}
+    assert "backend onnxruntime  decode reduced" in text and "warm start" in text
+    assert "sync_wait_ms: p50" in text
+    rc, text, err = quiet([*argv, "--backend", "torch", "--decode", "full", "--no-warm-start"])
+    assert rc == 0, text + err
+    s = json.loads(summary.read_text())
+    assert (s["backend"], s["decode"], s["warmup_s"]) == ("torch", "full", 0.0)
+
+
+def test_a_warm_start_leaves_no_first_call_outlier(replay_root):
+    """A fresh engine and runner: with the warm start the first processed frame's stages are
+    in line with the others' (by ratio to the median), and the warm-up is reported apart."""
+    model = load_detector(packaged_weights("fusion"))
+    runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+    sink = Collect()
+    s = replay(_source(replay_root), runner, ReplayOptions(rate=0, duration_s=1.2, trigger="lidar"),
+               [sink])  # fmt: skip
+    assert s.warmup_s > 0 and s.processed >= 10
+    times = [i.times.as_dict() for i in sink.items]
+    inference = [sum(v for k, v in t.items() if k not in ("read", "decode")) for t in times]
+    assert inference[0] <= 2.0 * float(np.median(inference[1:])), inference[:3]
+    for stage in ("images", "camera_geometry", "camera_net", "bev_pool", "voxelize", "bev_net"):
+        rest = np.median([t[stage] for t in times[1:]])
+        if rest >= 1.0:  # stages of a millisecond or more (below, the ratio is timer noise)
+            assert times[0][stage] <= 3.0 * rest, (stage, times[0][stage], rest)
+    assert times[0]["camera_geometry"] <= max(1.0, 3.0 * np.median([t["camera_geometry"] for t
+                                                                     in times[1:]]))  # fmt: skip
+
+
+class _SlowStart:
+    """A source whose reader stalls once, 0.3 s, before its 5th LIDAR scan: the producer falls
+    behind the log."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.path, self.kind = source.path, source.kind
+
+    def rig(self):
+        return self.source.rig()
+
+    def info(self):
+        return self.source.info()
+
+    def messages(self):
+        scans = 0
+        for m in self.source.messages():
+            if m.channel == "LIDAR_TOP":
+                scans += 1
+                if scans == 5:
+                    time.sleep(0.3)
+            yield m
+
+
+def test_a_producer_behind_the_log_sheds_stale_input_and_counts_it(replay_root):
+    model = load_detector(packaged_weights("lidar"))
+    runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+    opts = ReplayOptions(rate=1.0, trigger="lidar", duration_s=1.0)
+    s = replay(_SlowStart(_source(replay_root)), runner, opts)
+    assert sum(s.shed.values()) > 0 and "pose" not in s.shed
+    assert s.dropped_by["stale"] == s.shed.get("LIDAR_TOP", 0) > 0
+    assert s.processed + s.dropped == s.triggers
+
+
+def test_a_keyframe_is_detected_alike_whichever_trigger(replay_root, fusion_runner):
+    """A keyframe's frame under `--trigger lidar` is its frame under `--trigger keyframes` (its
+    own images and radar scans, the same sweeps), so its detections are the same."""
+    from fusion.replay import boxes_global
+
+    runs = {}
+    for trigger in ("keyframes", "lidar"):
+        sink = Collect()
+        opts = ReplayOptions(rate=0, trigger=trigger, duration_s=1.6, warm_start=False)
+        replay(_source(replay_root), fusion_runner, opts, [sink])
+        runs[trigger] = {i.frame.sample_token: i for i in sink.items if i.frame.sample_token}
+    assert len(runs["keyframes"]) >= 2 and runs["keyframes"].keys() == runs["lidar"].keys()
+    for token, a in runs["keyframes"].items():
+        b = runs["lidar"][token]
+        _same_frame(a.frame, b.frame)
+        assert not a.frame.reused and len(a.frame.cameras) == 6
+        assert boxes_global(a) == boxes_global(b)
