@@ -311,6 +311,12 @@ class PoseEstimator:
             v_ego = x.v + rot @ (skew(self._gyro - x.bg) @ self._r_ego)
             p_out = self._out_p[-1] + v_ego * dt
             p_out = p_out + min(1.0, dt / tau) * (p_ego - p_out)
+            # never further from the filter than twice its horizontal sigma: a precise filter
+            # (RTK) is followed closely, a large correction is not smoothed away
+            bound = 2.0 * math.sqrt(cov[0, 0] + cov[1, 1])
+            off = np.linalg.norm(p_out - p_ego)
+            if off > bound:
+                p_out = p_ego + (p_out - p_ego) * (bound / off)
             cov[0:3, 0:3] += np.diag((p_out - p_ego) ** 2)
         else:
             p_out = p_ego
@@ -386,7 +392,11 @@ class PoseEstimator:
         c, s = math.cos(su.yaw), math.sin(su.yaw)
         su.fixes.append(enu)
         su.variances.append(0.5 * (cov[0, 0] + cov[1, 1]))
-        su.dr.append(su.xy + np.array([c * ant[0] - s * ant[1], s * ant[0] + c * ant[1]]))
+        # where the antenna was when the fix was measured: the configured latency back
+        back = self._speed * self.cfg.gnss_time_offset_s
+        su.dr.append(
+            su.xy + np.array([c * (ant[0] - back) - s * ant[1], s * (ant[0] - back) + c * ant[1]])
+        )
         travel = np.linalg.norm(np.asarray(su.dr) - su.dr[0], axis=1).max()
         need = min(
             self.cfg.init_distance_m,
@@ -401,13 +411,17 @@ class PoseEstimator:
         cfg = self.cfg
         g = np.asarray(su.fixes)
         d = np.asarray(su.dr)
-        gc, dc = g[:, :2] - g[:, :2].mean(0), d - d.mean(0)
-        psi0 = math.atan2(
-            float((dc[:, 0] * gc[:, 1] - dc[:, 1] * gc[:, 0]).sum()), float((dc * gc).sum())
-        )
-        c0, s0 = math.cos(psi0), math.sin(psi0)
-        r0 = np.array([[c0, -s0], [s0, c0]])
-        shift = g[:, :2].mean(0) - r0 @ d.mean(0)
+        sigma = math.sqrt(float(np.mean(su.variances)))
+        psi0, r0, shift = _fit_2d(d, g[:, :2])
+        # the start-up fixes pass no gate: drop the ones the fit does not explain (multipath),
+        # then fit again on the rest
+        resid = np.linalg.norm(g[:, :2] - (d @ r0.T + shift), axis=1)
+        keep = resid <= 3.0 * float(np.median(resid)) + 3.0 * sigma
+        if 3 <= keep.sum() < len(keep):
+            self.counts["gnss_gated"] += int((~keep).sum())
+            g, d = g[keep], d[keep]
+            psi0, r0, shift = _fit_2d(d, g[:, :2])
+        dc = d - d.mean(0)
         yaw = psi0 + su.yaw
         xy = r0 @ su.xy + shift
         ant = self._c @ self._lever + self._imu_in_ego
@@ -428,7 +442,9 @@ class PoseEstimator:
         spread = float((dc**2).sum())
         sigma_yaw = 3.0 * math.sqrt(var_h / max(spread, 1e-6)) + math.radians(0.5)
         p0 = np.zeros((N_ERR, N_ERR))
-        p0[P_, P_] = np.diag([var_h, var_h, 4 * var_h])
+        # the fit also carries the dead reckoning's own error: a floor of 10 cm
+        var_p = var_h + 0.1**2
+        p0[P_, P_] = np.diag([var_p, var_p, 4 * var_p])
         p0[V_, V_] = np.eye(3) * 0.5**2
         p0[TH, TH] = np.diag([math.radians(2) ** 2, math.radians(2) ** 2, sigma_yaw**2])
         p0[BA, BA] = np.eye(3) * cfg.accel_bias_sigma**2
@@ -440,6 +456,20 @@ class PoseEstimator:
         self.start_us = self._t_imu if self._t_imu is not None else t_us
         self._t_kf = self.start_us
         self._startup = _Startup()
+
+
+def _fit_2d(
+    d: NDArray[np.float64], g: NDArray[np.float64]
+) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+    """The rotation angle, matrix and translation that best map points `d` (N, 2) onto `g`
+    (least squares, 2-D Procrustes without scale)."""
+    gc, dc = g - g.mean(0), d - d.mean(0)
+    psi = math.atan2(
+        float((dc[:, 0] * gc[:, 1] - dc[:, 1] * gc[:, 0]).sum()), float((dc * gc).sum())
+    )
+    c, s = math.cos(psi), math.sin(psi)
+    r = np.array([[c, -s], [s, c]])
+    return psi, r, g.mean(0) - r @ d.mean(0)
 
 
 def _rotation_zyx(yaw: float, pitch: float, roll: float) -> NDArray[np.float64]:
