@@ -41,10 +41,17 @@ from fusion.bench.stats import LatencyRecorder, latency_stats
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Detections, Frame
+from fusion.localization.estimator import REJECTIONS
 from fusion.sources.base import LogMessage, Source
-from fusion.stream import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
+from fusion.stream import OnlineSynchronizer, PendingTrigger, PoseChoice, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
+POSE_SOURCES = {
+    "pose": "the log's localization (/tf map->base_link or ego_pose)",
+    "odom": "the log's localization (CAN bus pose, /odom)",
+    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
+    "none": "none (the log has no localization and no GNSS + IMU)",
+}
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -291,6 +298,10 @@ class ReplaySummary:
     peak_rss_mb: float = 0.0
     rss_mb_per_loop: list[dict[str, float]] = field(default_factory=list)  # at each loop's end
     errors: list[str] = field(default_factory=list)  # first rejection reasons, for the user
+    # the one pose stream used: `pose` (/tf map->base_link, ego_pose), `odom` (CAN bus), or
+    # `gnss-imu` (estimated here); and what the estimator rejected (bad or gated input)
+    pose_source: str = ""
+    pose_rejected: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON: statistics without samples (no processed trigger) are null, not NaN."""
@@ -322,6 +333,7 @@ class ReplayOptions:
     loop: int = 1
     faults: Faults = Faults()
     warmup: int = 1  # processed triggers left out of the latency statistics
+    poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -352,7 +364,7 @@ class _Run:
         self.status = status
         info = source.info()
         stream = StreamOptions.for_log(
-            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities
+            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities, options.poses
         )
         self.trigger = stream.trigger
         self.sync = OnlineSynchronizer(
@@ -361,6 +373,7 @@ class _Run:
         self.faults = FaultInjector(options.faults)
         self.summary = ReplaySummary(str(source.path), options.rate)
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
+        self.summary.pose_source = stream.pose_channel or "none"
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
         self.read_ms = 0.0
@@ -496,6 +509,10 @@ def replay(
     c = run.sync.counters
     s.triggers = c.triggers
     s.dropped_by = {"busy": run.busy_dropped, "overflow": c.overflow, "no_pose": c.no_pose}
+    if run.sync.estimator is not None:
+        s.pose_rejected = {
+            k: v for k, v in run.sync.estimator.counts.items() if v and k in REJECTIONS
+        }
     s.dropped = sum(s.dropped_by.values())
     s.missing = dict(sorted(c.missing.items()))
     s.faults = {
@@ -611,6 +628,12 @@ def format_summary(s: ReplaySummary) -> str:
         "latency ms (end to end): "
         + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v)),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
+        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
+        + (
+            " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
+            if s.pose_rejected
+            else ""
+        ),
     ]
     chans = sorted(set(s.received) | set(s.missing))
     if chans:
@@ -659,6 +682,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
     parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
     parser.add_argument("--summary", type=Path, help="summary JSON")
+    parser.add_argument(
+        "--poses",
+        choices=("auto", "log", "gnss-imu"),
+        default="auto",
+        help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
+        "speed (gnss-imu), or the first when the log has it (auto, default)",
+    )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
 
 
@@ -677,6 +707,7 @@ def run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         loop=args.loop,
         faults=Faults.parse(args.faults),
+        poses=args.poses,
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

@@ -278,6 +278,20 @@ class PoseEstimator:
 
     # ---- output -------------------------------------------------------------------------
 
+    @property
+    def emitted(self) -> int:
+        """Poses emitted so far."""
+        return len(self._out_t)
+
+    def last_pose(self) -> tuple[int, Transform] | None:
+        """The newest pose emitted (time us, ENU <- ego), or None before the start."""
+        if not self._out_t:
+            return None
+        pose = Transform.from_translation_quaternion(
+            self._out_p[-1], self._out_q[-1], src="ego", dst="global"
+        )
+        return self._out_t[-1], pose
+
     def poses(self) -> EstimatedPoses:
         n = len(self._out_t)
         return EstimatedPoses(
