@@ -15,6 +15,7 @@ Only the packed point layout inside a point cloud (fields, offsets, stride) is r
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Callable, Sequence
 from functools import cache, partial
@@ -329,13 +330,16 @@ def decode_json_speed(raw: bytes, origin: str) -> VehicleSpeed:
 
 
 def decode_foxglove_location_fix(raw: bytes, origin: str) -> GnssFix:
-    """foxglove.LocationFix -> GnssFix (no status field: a fix is a fix)."""
+    """foxglove.LocationFix -> GnssFix. It has no status field: NaN coordinates mark a
+    message without a fix (status -1), any other is a fix (status 0)."""
     from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
     def run() -> Payload:
         m = LocationFix.FromString(raw)
         cov = list(m.position_covariance) or [0.0] * 9
-        return _fix(m.latitude, m.longitude, m.altitude, cov, m.position_covariance_type, 0, origin)
+        status = -1 if math.isnan(m.latitude) or math.isnan(m.longitude) else 0
+        cov_type = m.position_covariance_type
+        return _fix(m.latitude, m.longitude, m.altitude, cov, cov_type, status, origin)
 
     return _guard("foxglove LocationFix", origin, run)  # type: ignore[return-value]
 

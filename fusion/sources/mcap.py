@@ -19,6 +19,7 @@ nuscenes2mcap logs a keyframe's messages at the LIDAR keyframe's time, while eac
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -408,8 +409,7 @@ class FoxgloveMcapWriter:
                 if tm.imu:
                     self._log(tm.imu, _imu_json(payload), log, "IMU")
             case "gnss":
-                # LocationFix has no status: a receiver without a fix writes none
-                if tm.gnss and payload.status >= 0:
+                if tm.gnss:
                     self._log(tm.gnss, _location_fix(payload, t), log)
             case "speed":
                 if tm.speed:
@@ -517,12 +517,14 @@ def _imu_json(imu: Any) -> bytes:
 def _location_fix(fix: Any, t_us: int) -> Any:
     from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
+    # LocationFix has no status field: a message without a fix carries NaN coordinates
+    lost = fix.status < 0
     return LocationFix(
         timestamp=_stamp(t_us),
         frame_id="gps",
-        latitude=float(fix.lat_deg),
-        longitude=float(fix.lon_deg),
-        altitude=float(fix.alt_m),
+        latitude=math.nan if lost else float(fix.lat_deg),
+        longitude=math.nan if lost else float(fix.lon_deg),
+        altitude=math.nan if lost else float(fix.alt_m),
         position_covariance=[float(v) for v in np.ravel(fix.covariance)],
         position_covariance_type=int(fix.covariance_type),
     )
