@@ -41,7 +41,7 @@ from fusion.bench.stats import LatencyRecorder, latency_stats
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Detections, Frame
-from fusion.localization.estimator import REJECTIONS
+from fusion.localization.estimator import REJECTIONS, LocalizationConfig
 from fusion.sources.base import LogMessage, Source
 from fusion.stream import OnlineSynchronizer, PendingTrigger, PoseChoice, StreamOptions, Trigger
 
@@ -334,6 +334,7 @@ class ReplayOptions:
     faults: Faults = Faults()
     warmup: int = 1  # processed triggers left out of the latency statistics
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
+    localization: LocalizationConfig | None = None  # the estimator's calibration and noise
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -364,8 +365,9 @@ class _Run:
         self.status = status
         info = source.info()
         stream = StreamOptions.for_log(
-            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities, options.poses
-        )
+            runner.cfg, info, options.budget_ms, options.trigger, runner.modalities, options.poses,
+            localization=options.localization,
+        )  # fmt: skip
         self.trigger = stream.trigger
         self.sync = OnlineSynchronizer(
             stream, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
@@ -620,6 +622,14 @@ def _replay_realtime(run: _Run) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 
 
+def localization_from_rig(path: Path) -> LocalizationConfig:
+    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
+    from fusion.synth.rig import load_rig
+
+    g = load_rig(path).gnss
+    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
+
+
 def format_summary(s: ReplaySummary) -> str:
     lines = [
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s",
@@ -665,7 +675,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag folder or .bag")
     parser.add_argument("--version", help="dataroot version (e.g. v1.0-mini)")
     parser.add_argument("--scene", help="dataroot scene name")
-    parser.add_argument("--rig", type=Path, help="calibration for sensors the log lacks")
+    parser.add_argument(
+        "--rig",
+        type=Path,
+        help="calibration for sensors the log lacks; its [gnss] section gives the pose "
+        "estimator's antenna lever arm and fix latency",
+    )
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
     parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
     parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
@@ -708,6 +723,7 @@ def run(args: argparse.Namespace) -> int:
         loop=args.loop,
         faults=Faults.parse(args.faults),
         poses=args.poses,
+        localization=None if args.rig is None else localization_from_rig(args.rig),
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

@@ -82,6 +82,11 @@ def test_cli_states_the_pose_source(bags, tmp_path):
     rc, text, err = quiet([*argv, "--summary", str(tmp_path / "s.json")])
     assert rc == 0, text + err
     assert "ego poses: estimated from GNSS, IMU and wheel speed" in text
+    # the rig file's [gnss] section: the antenna lever arm and the fix latency of the data
+    rig = Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml"
+    rc, text, err = quiet([*argv, "--rig", str(rig)])
+    assert rc == 0 and "ego poses: estimated" in text, text + err
+    assert "no_pose 1" in text or "no_pose 0" in text, text
     rc, text, err = quiet([*argv, "--poses", "log"])
     assert rc == 2 and "no localization" in err
     rc, text, err = quiet(["replay", str(bags["full"]), "--model", "lidar", "--rate", "0",
