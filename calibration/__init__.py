@@ -9,7 +9,9 @@ from calibration.checks import (
 from calibration.estimation import CheckerboardCalibration, board_pose, calibrate_from_checkerboards
 from calibration.quaternion import (
     matrix_to_quaternion,
+    quaternion_from_rotvec,
     quaternion_from_yaw,
+    quaternion_multiply,
     quaternion_slerp,
     quaternion_to_matrix,
     yaw_from_matrix,
@@ -29,7 +31,9 @@ __all__ = [
     "detect_miscalibration",
     "lidar_camera_alignment_score",
     "matrix_to_quaternion",
+    "quaternion_from_rotvec",
     "quaternion_from_yaw",
+    "quaternion_multiply",
     "quaternion_slerp",
     "quaternion_to_matrix",
     "random_board_poses",

@@ -69,3 +69,28 @@ def yaw_from_quaternion(q: ArrayLike) -> float:
 def quaternion_from_yaw(yaw: float) -> NDArray[np.float64]:
     """Rotation of `yaw` rad about +z as (w, x, y, z)."""
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def quaternion_multiply(q0: ArrayLike, q1: ArrayLike) -> NDArray[np.float64]:
+    """Hamilton product q0 * q1 of (w, x, y, z) quaternions: the rotation q1, then q0."""
+    w0, x0, y0, z0 = np.asarray(q0, dtype=np.float64)
+    w1, x1, y1, z1 = np.asarray(q1, dtype=np.float64)
+    return np.array(
+        [
+            w0 * w1 - x0 * x1 - y0 * y1 - z0 * z1,
+            w0 * x1 + x0 * w1 + y0 * z1 - z0 * y1,
+            w0 * y1 - x0 * z1 + y0 * w1 + z0 * x1,
+            w0 * z1 + x0 * y1 - y0 * x1 + z0 * w1,
+        ]
+    )
+
+
+def quaternion_from_rotvec(rotvec: ArrayLike) -> NDArray[np.float64]:
+    """Rotation vector (3,) rad (axis * angle) -> unit quaternion (w, x, y, z)."""
+    v = np.asarray(rotvec, dtype=np.float64)
+    angle = float(np.linalg.norm(v))
+    if angle < 1e-12:
+        q = np.array([1.0, 0.5 * v[0], 0.5 * v[1], 0.5 * v[2]])
+        return q / np.linalg.norm(q)
+    s = np.sin(0.5 * angle) / angle
+    return np.array([np.cos(0.5 * angle), s * v[0], s * v[1], s * v[2]])

@@ -2,15 +2,19 @@
 
     fusion convert DATAROOT --version V --scene NAME --to mcap|ros2|ros1 --out PATH
         [--storage mcap|db3] [--topics FILE] [--overwrite] [--log-time sensor|keyframe]
+        [--no-localization]
 
 Every sample_data (keyframes and sweeps), the ego poses (`/tf` map -> base_link at each
-sample_data's ego_pose), the CAN bus pose (`/odom`) and IMU (`/imu`) where present, the
-calibration (`/tf` or `/tf_static` base_link -> sensor once at the start; camera_info at the
-start and with every image) and the keyframe marks (`/nuscenes/keyframes`) are written, in
-the layout of `fusion.sources.mcap` / `fusion.sources.rosbag`. Each message's log time is its
-sensor time (`--log-time keyframe`: nuscenes2mcap's timing, see `convert`).
+sample_data's ego_pose), the CAN bus pose (`/odom`) and IMU (`/imu`), GNSS fixes (`/gps`) and
+wheel speed (`/vehicle/twist`) where present, the calibration (`/tf` or `/tf_static`
+base_link -> sensor once at the start; camera_info at the start and with every image) and the
+keyframe marks (`/nuscenes/keyframes`) are written, in the layout of `fusion.sources.mcap` /
+`fusion.sources.rosbag`. Each message's log time is its sensor time (`--log-time keyframe`:
+nuscenes2mcap's timing, see `convert`).
 `fusion.sources.open_source` reads every output back. A sweep whose file is absent (nuScenes'
 keyframes-only download) is not in the log; the count is printed (and in `--json`).
+`--no-localization` leaves out the log's localization (`/odom` and `/tf` map -> base_link): a
+log of raw GNSS, IMU and wheel speed, as research vehicles record, for the pose estimator.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="log time of each message: its sensor time (default), or, as Foxglove's "
         "nuscenes2mcap does, a keyframe's messages at their LIDAR keyframe's time",
     )
+    parser.add_argument(
+        "--no-localization",
+        action="store_true",
+        help="leave out /odom and /tf map->base_link (the sensors, /imu, /gps, /tf_static stay)",
+    )
     add_json_arguments(parser, "the messages written and the absent sweeps")
 
 
@@ -93,16 +102,18 @@ def convert(
     overwrite: bool = False,
     log_time: Literal["sensor", "keyframe"] = "sensor",
     progress: bool = True,
+    localization: bool = True,
 ) -> Converted:
     """Write one scene as a log; returns the messages written per channel and the sweeps left
     out because their files are absent. `log_time`:
     "sensor" logs each message at its sensor time; "keyframe" logs the keyframe messages of a
     sample at its LIDAR_TOP keyframe's time (nuscenes2mcap's timing; message timestamps stay
-    the sensor times), everything else at its sensor time."""
+    the sensor times), everything else at its sensor time. `localization=False` writes no ego
+    pose (`pose`, `odom` channels)."""
     from tqdm import tqdm
 
     from fusion.sources.dataroot import DatarootSource
-    from fusion.sources.layout import load_topic_map
+    from fusion.sources.layout import ODOM_CHANNEL, POSE_CHANNEL, load_topic_map
 
     src = DatarootSource(dataroot, version, scene)
     tmap = load_topic_map(topics)
@@ -140,6 +151,8 @@ def convert(
                 disable=not progress, dynamic_ncols=True,
             )  # fmt: skip
             for msg in bar:
+                if not localization and msg.channel in (POSE_CHANNEL, ODOM_CHANNEL):
+                    continue
                 if log_time == "keyframe" and msg.sample_token in lidar_time:
                     msg = _logged_at(msg, lidar_time[msg.sample_token])
                 writer.write(msg)
@@ -169,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         topics=args.topics,
         overwrite=args.overwrite,
         log_time=args.log_time,
+        localization=not args.no_localization,
     )
     if emit_json(args, done.as_json(args.out)):
         return 0

@@ -54,15 +54,22 @@ from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.ingest import Ingested, IngestPump
+from fusion.localization.estimator import REJECTIONS, LocalizationConfig
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.replay_outputs import Processed, boxes_global
 from fusion.results import detections_to_results, results_meta
 from fusion.sensor_io import ImageDecode
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
-from fusion.stream import Between, OnlineSynchronizer, StreamOptions, Trigger
+from fusion.stream import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
+POSE_SOURCES = {
+    "pose": "the log's localization (/tf map->base_link or ego_pose)",
+    "odom": "the log's localization (CAN bus pose, /odom)",
+    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
+    "none": "none (the log has no localization and no GNSS + IMU)",
+}
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -296,6 +303,10 @@ class ReplaySummary:
     peak_rss_mb: float = 0.0
     rss_mb_per_loop: list[dict[str, float]] = field(default_factory=list)  # at each loop's end
     errors: list[str] = field(default_factory=list)  # first rejection reasons, for the user
+    # the one pose stream used: `pose` (/tf map->base_link, ego_pose), `odom` (CAN bus), or
+    # `gnss-imu` (estimated here); and what the estimator rejected (bad or gated input)
+    pose_source: str = ""
+    pose_rejected: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON: statistics without samples (no processed trigger) are null, not NaN."""
@@ -330,6 +341,8 @@ class ReplayOptions:
     decode: ImageDecode = "reduced"
     between: Between = "reuse"
     warm_start: bool = True  # run one frame of the log before the clock starts
+    poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
+    localization: LocalizationConfig | None = None  # the estimator's calibration and noise
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -365,8 +378,10 @@ class _Run:
             options.budget_ms,
             options.trigger,
             runner.modalities,
+            options.poses,
             camera_decode=options.decode,
             between=options.between,
+            localization=options.localization,
         )
         self.trigger = self.stream_options.trigger
         self.sync = OnlineSynchronizer(
@@ -382,6 +397,7 @@ class _Run:
             between=options.between,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
+        self.summary.pose_source = self.stream_options.pose_channel or "none"
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
         self.shed: dict[str, int] = {}
@@ -539,6 +555,10 @@ def replay(
         "no_pose": c.no_pose,
         "stale": run.shed_triggers,
     }
+    if run.sync.estimator is not None:
+        s.pose_rejected = {
+            k: v for k, v in run.sync.estimator.counts.items() if v and k in REJECTIONS
+        }
     s.dropped = sum(s.dropped_by.values())
     s.missing = dict(sorted(c.missing.items()))
     s.received = dict(run.pump.counts.received)
@@ -649,6 +669,14 @@ def _replay_realtime(run: _Run) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 
 
+def localization_from_rig(path: Path) -> LocalizationConfig:
+    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
+    from fusion.sources.rig_file import load_rig
+
+    g = load_rig(path).gnss
+    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
+
+
 def format_summary(s: ReplaySummary) -> str:
     lines = [
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
@@ -663,6 +691,12 @@ def format_summary(s: ReplaySummary) -> str:
         "sync_wait_ms: "
         + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
+        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
+        + (
+            " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
+            if s.pose_rejected
+            else ""
+        ),
     ]
     chans = sorted(set(s.received) | set(s.missing))
     if chans:
@@ -704,7 +738,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag folder or .bag")
     parser.add_argument("--version", help="dataroot version (e.g. v1.0-mini)")
     parser.add_argument("--scene", help="dataroot scene name")
-    parser.add_argument("--rig", type=Path, help="calibration for sensors the log lacks")
+    parser.add_argument(
+        "--rig",
+        type=Path,
+        help="calibration for sensors the log lacks; its [gnss] section gives the pose "
+        "estimator's antenna lever arm and fix latency",
+    )
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
     parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
     parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
@@ -737,6 +776,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
     parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
     parser.add_argument("--summary", type=Path, help="summary JSON")
+    parser.add_argument(
+        "--poses",
+        choices=("auto", "log", "gnss-imu"),
+        default="auto",
+        help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
+        "speed (gnss-imu), or the first when the log has it (auto, default)",
+    )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
 
 
@@ -759,6 +805,8 @@ def run(args: argparse.Namespace) -> int:
         decode=args.decode,
         between=args.between,
         warm_start=not args.no_warm_start,
+        poses=args.poses,
+        localization=None if args.rig is None else localization_from_rig(args.rig),
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

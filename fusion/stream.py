@@ -63,15 +63,19 @@ from calibration import Transform, quaternion_slerp
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
+from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
 from fusion.sensor_io import RadarFilter, radar_keep
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
+    GnssFix,
+    ImuSample,
     LidarScan,
     LogMessage,
     Payload,
     RadarScan,
     Rig,
+    VehicleSpeed,
 )
 from fusion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 
@@ -81,6 +85,7 @@ if TYPE_CHECKING:
 
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
+PoseChoice = Literal["auto", "log", "gnss-imu"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
 # (n - 1) periods; half a period more is the jitter allowed.
@@ -112,7 +117,9 @@ class StreamOptions:
     max_pending: int = 8  # triggers waiting for their sensors; the oldest beyond is dropped
     # the one pose stream used (`pose`: ego_pose / tf map->base_link; `odom`: CAN bus); two
     # independently sampled estimates must not be interleaved. None: every pose message.
+    # `gnss-imu`: poses estimated here from the IMU, GNSS and speed messages (no log pose used)
     pose_channel: str | None = "pose"
+    localization: LocalizationConfig | None = None  # the estimator's config (gnss-imu)
     # camera messages decoded in full, or at the JPEG reduction the network input `image_hw`
     # (H, W) allows (see the module docstring)
     camera_decode: ImageDecode = "full"
@@ -149,6 +156,7 @@ class StreamOptions:
         budget_ms: float = 50.0,
         trigger: Trigger = "keyframes",
         modalities: Iterable[str] = ("camera", "lidar", "radar"),
+        poses: PoseChoice = "auto",
         **overrides: object,
     ) -> StreamOptions:
         """`from_config` with the choices `fusion replay` makes for a log of `Source.info()`:
@@ -156,7 +164,9 @@ class StreamOptions:
         `lidar` when the log marks no keyframes (e.g. an original nuscenes2mcap file); one pose
         stream, the denser of `pose` (ego_pose / tf map->base_link) and `odom` (CAN bus). Only
         the sensors of `modalities` are waited for and assembled (a LIDAR-only model waits for
-        no camera)."""
+        no camera). `poses`: `log` takes that pose stream, `gnss-imu` estimates poses from the
+        log's IMU, GNSS and speed, `auto` the first when the log has localization, else the
+        second; a choice the log cannot serve is a DataError."""
         wait_us = int(
             min(budget_ms * 1000, max(cfg.sync.camera_tolerance_us, cfg.sync.radar_tolerance_us))
         )
@@ -168,6 +178,13 @@ class StreamOptions:
             key=lambda c: channels[c],
             default=None,
         )
+        can_estimate = bool(channels.get("imu")) and bool(channels.get("gnss"))
+        if poses == "log" and pose_channel is None:
+            raise DataError("--poses log: the log has no localization (/tf map->base_link, /odom)")
+        if poses == "gnss-imu" and not can_estimate:
+            raise DataError("--poses gnss-imu: the log needs IMU and GNSS messages")
+        if poses == "gnss-imu" or (poses == "auto" and pose_channel is None and can_estimate):
+            pose_channel = POSE_SOURCE
         mods = set(modalities)
         chosen: dict[str, object] = {
             "wait_us": wait_us,
@@ -370,6 +387,9 @@ class OnlineSynchronizer:
         self.rig = rig
         self.scene_name = scene_name
         self.poses = PoseBuffer(options.pose_buffer, options.max_extrapolation_us)
+        self.estimator = (
+            PoseEstimator(options.localization) if options.pose_channel == POSE_SOURCE else None
+        )
         self._lidar: deque[_Held] = deque(maxlen=options.lidar_sweeps + 2)
         self._cameras = {ch: deque(maxlen=6) for ch in options.camera_channels}
         self._radars = {ch: deque(maxlen=options.radar_sweeps + 6) for ch in options.radar_channels}
@@ -422,6 +442,8 @@ class OnlineSynchronizer:
                 return ch in self._cameras
             case "radar":
                 return ch in self._radars
+            case "imu" | "gnss" | "speed":
+                return self.estimator is not None
             case _:
                 return False
 
@@ -496,8 +518,27 @@ class OnlineSynchronizer:
                 self._insert(self._cameras[ch], held)
             case RadarScan() if ch in self._radars:
                 self._insert(self._radars[ch], held)
+            case ImuSample() | GnssFix() | VehicleSpeed() if self.estimator is not None:
+                self._estimate(msg.timestamp_us, payload)
             case _:
                 pass  # IMU, and sensors the model does not read
+
+    def _estimate(self, t_us: int, payload: ImuSample | GnssFix | VehicleSpeed) -> None:
+        """Feed the pose estimator; a pose it emits joins the pose buffer."""
+        est = self.estimator
+        match payload:
+            case ImuSample():
+                n = est.emitted
+                est.add_imu(t_us, payload.angular_velocity, payload.linear_acceleration)
+                if est.emitted > n:
+                    self.poses.add(*est.last_pose())
+            case GnssFix():
+                f = payload
+                est.add_fix(
+                    t_us, f.lat_deg, f.lon_deg, f.alt_m, f.covariance, f.covariance_type, f.status
+                )
+            case VehicleSpeed():
+                est.add_speed(t_us, payload.speed)
 
     def is_trigger(self, msg: LogMessage) -> bool:
         """Whether a LIDAR_TOP message is a trigger (every scan, or the keyframes)."""
@@ -536,6 +577,8 @@ class OnlineSynchronizer:
     def reset(self) -> None:
         """Forget everything buffered (a jump in the log, e.g. the start of a new loop)."""
         self.poses.clear()
+        if self.estimator is not None:  # the log jumps back: start over
+            self.estimator = PoseEstimator(self.options.localization)
         self._lidar.clear()
         for buf in (*self._cameras.values(), *self._radars.values()):
             buf.clear()

@@ -1,5 +1,5 @@
-"""`fusion bench kernels|latency|replay|real`: kernel micro-benchmarks, per-stage latency,
-replay, the shipped models on real nuScenes."""
+"""`fusion bench kernels|latency|replay|real|localization`: kernel micro-benchmarks, per-stage
+latency, replay, the shipped models on real nuScenes, the GNSS/IMU pose estimator."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ TARGETS = {
     "latency": "fusion.bench.latency",
     "replay": "fusion.bench.replay",
     "real": "fusion.bench.real",
+    "localization": "fusion.bench.localization",
 }
 
 

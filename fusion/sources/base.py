@@ -11,6 +11,8 @@ Decoded payloads, by kind (all sensor data in the sensor's own frame):
 - "camera": `CameraImage` (H, W, 3) uint8 RGB
 - "pose":   `EgoPose`    global <- ego at the message's timestamp
 - "imu":    `ImuSample`  angular velocity (rad/s) and linear acceleration (m/s^2), ego frame
+- "gnss":   `GnssFix`    a WGS84 fix of the antenna (NavSatFix, foxglove.LocationFix)
+- "speed":  `VehicleSpeed` forward speed of the ego (m/s): wheel speed, a vehicle twist
 
 Calibration (sensor -> ego extrinsics, camera intrinsics) is static per log: a source returns
 it from `rig()` as a `Rig`, read from the log's own calibration messages (camera_info, tf) or
@@ -33,7 +35,7 @@ from numpy.typing import NDArray
 
 from calibration import PinholeCamera, Transform
 
-MessageKind = Literal["lidar", "radar", "camera", "pose", "imu"]
+MessageKind = Literal["lidar", "radar", "camera", "pose", "imu", "gnss", "speed"]
 SourceKind = Literal["dataroot", "mcap", "ros2", "ros1"]
 
 
@@ -63,7 +65,26 @@ class ImuSample:
     linear_acceleration: NDArray[np.float64]  # (3,) m/s^2, ego frame
 
 
-Payload = LidarScan | RadarScan | CameraImage | EgoPose | ImuSample
+@dataclass(frozen=True, eq=False)
+class GnssFix:
+    """A fix as NavSatFix holds it: latitude, longitude (deg), altitude (m), position
+    covariance (3, 3) m^2 in ENU, its type (0 unknown) and the status (-1 no fix). Values are
+    not checked here: the pose estimator rejects and counts a bad fix."""
+
+    lat_deg: float
+    lon_deg: float
+    alt_m: float
+    covariance: NDArray[np.float64]
+    covariance_type: int
+    status: int
+
+
+@dataclass(frozen=True, eq=False)
+class VehicleSpeed:
+    speed: float  # m/s, forward, ego frame
+
+
+Payload = LidarScan | RadarScan | CameraImage | EgoPose | ImuSample | GnssFix | VehicleSpeed
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,6 +12,9 @@ Streams (channels):
   sensor by centimetres against the offline frame.
 - `odom`: the CAN bus `pose` messages (50 Hz), where present: the GPS/IMU stream a car has.
 - `imu`: the CAN bus `ms_imu` messages (100 Hz), where present.
+- `gnss`: GNSS fixes (`can_bus/<scene>_gnss.json`, written by `fusion generate`), where present.
+- `speed`: the rear wheels' speed (`zoe_veh_info`, 100 Hz), else `vehicle_monitor` (2 Hz),
+  where the scene has GNSS fixes (the estimator's inputs travel together).
 
 There is no separate log time in a dataroot: `log_time_us` is the sensor time.
 
@@ -34,15 +37,25 @@ from fusion.errors import DataError
 from fusion.sensor_io import resolve_inside
 from fusion.sources.base import LogMessage, MessageKind, Rig, SensorCalibration, SourceKind
 from fusion.sources.decoders import (
+    decode_gnss_record,
     decode_imu_record,
     decode_jpeg_image,
     decode_nuscenes_lidar,
     decode_nuscenes_radar,
     decode_pose_record,
+    decode_speed_record,
+    gnss_record,
     imu_record,
     pose_record,
+    speed_record,
 )
-from fusion.sources.layout import IMU_CHANNEL, ODOM_CHANNEL, POSE_CHANNEL
+from fusion.sources.layout import (
+    GNSS_CHANNEL,
+    IMU_CHANNEL,
+    ODOM_CHANNEL,
+    POSE_CHANNEL,
+    SPEED_CHANNEL,
+)
 
 _DECODERS = {
     "lidar": decode_nuscenes_lidar,
@@ -50,7 +63,13 @@ _DECODERS = {
     "camera": decode_jpeg_image,
 }
 # At equal times, poses come before the sensor data they locate.
-_RANK = {"pose": 0, "imu": 1, "lidar": 2, "radar": 2, "camera": 2}
+_RANK = {"pose": 0, "gnss": 0, "speed": 0, "imu": 1, "lidar": 2, "radar": 2, "camera": 2}
+_RECORD_DECODERS = {
+    "pose": decode_pose_record,
+    "imu": decode_imu_record,
+    "gnss": decode_gnss_record,
+    "speed": decode_speed_record,
+}
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,7 @@ class DatarootSource:
                 self._can.append(
                     _Entry(int(t), 1, k, IMU_CHANNEL, "imu", record=rec, origin=imu_origin)
                 )
+        self._can += _gnss_entries(self.path, scene)
 
     def _absent(self, filename: object) -> bool:
         """The file is not on disk (a keyframes-only download's sweep). A name that does not
@@ -190,7 +210,7 @@ class DatarootSource:
                 decoder = _DECODERS[e.kind]
             else:
                 raw, origin = e.record, e.origin
-                decoder = decode_imu_record if e.kind == "imu" else decode_pose_record
+                decoder = _RECORD_DECODERS[e.kind]
             yield LogMessage(
                 e.channel,
                 e.kind,
@@ -227,3 +247,27 @@ class DatarootSource:
             "end_us": end,
             "duration_s": (end - start) * 1e-6,
         }
+
+
+def _gnss_entries(root: Path, scene: str) -> list[_Entry]:
+    """The scene's GNSS fixes and wheel speeds from `can_bus/`, or none."""
+    from fusion.localization.inputs import load_scene_inputs
+
+    inputs = load_scene_inputs(root, scene)
+    if inputs is None:
+        return []
+    _, speed, gnss = inputs
+    can = root / "can_bus"
+    entries = []
+    for k, t in enumerate(gnss.timestamps_us):
+        rec = gnss_record(
+            gnss.lat_deg[k], gnss.lon_deg[k], gnss.alt_m[k], gnss.covariance[k],
+            int(gnss.covariance_type[k]), int(gnss.status[k]),
+        )  # fmt: skip
+        origin = str(can / f"{scene}_gnss.json")
+        entries.append(_Entry(int(t), 0, k, GNSS_CHANNEL, "gnss", record=rec, origin=origin))
+    origin = str(can / f"{scene}_zoe_veh_info.json")
+    for k, t in enumerate(speed.timestamps_us):
+        rec = speed_record(float(speed.speed[k]))
+        entries.append(_Entry(int(t), 0, k, SPEED_CHANNEL, "speed", record=rec, origin=origin))
+    return entries

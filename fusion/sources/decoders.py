@@ -15,6 +15,7 @@ Only the packed point layout inside a point cloud (fields, offsets, stride) is r
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Callable, Sequence
 from functools import cache, partial
@@ -27,7 +28,16 @@ from numpy.typing import NDArray
 from calibration import Transform
 from fusion.errors import DataError
 from fusion.sensor_io import RADAR_PCD_DTYPE, decode_jpeg, decode_lidar_bin, decode_radar_pcd
-from fusion.sources.base import CameraImage, EgoPose, ImuSample, LidarScan, Payload, RadarScan
+from fusion.sources.base import (
+    CameraImage,
+    EgoPose,
+    GnssFix,
+    ImuSample,
+    LidarScan,
+    Payload,
+    RadarScan,
+    VehicleSpeed,
+)
 
 RosFormat = Literal["cdr", "ros1"]
 
@@ -295,6 +305,45 @@ def decode_json_imu(raw: bytes, origin: str) -> ImuSample:
     return _guard("/imu JSON", origin, run)  # type: ignore[return-value]
 
 
+def _fix(
+    lat: float,
+    lon: float,
+    alt: float,
+    cov: Sequence[float],
+    cov_type: int,
+    status: int,
+    origin: str,
+) -> GnssFix:
+    c = np.asarray(cov, dtype=np.float64)
+    if c.size != 9:
+        raise DataError(f"GNSS fix covariance must hold 9 numbers, got {c.size}", origin)
+    return GnssFix(float(lat), float(lon), float(alt), c.reshape(3, 3), int(cov_type), int(status))
+
+
+def decode_json_speed(raw: bytes, origin: str) -> VehicleSpeed:
+    """Speed JSON (`speed`, m/s) -> VehicleSpeed."""
+
+    def run() -> Payload:
+        return VehicleSpeed(float(_json(raw, origin)["speed"]))
+
+    return _guard("speed JSON", origin, run)  # type: ignore[return-value]
+
+
+def decode_foxglove_location_fix(raw: bytes, origin: str) -> GnssFix:
+    """foxglove.LocationFix -> GnssFix. It has no status field: NaN coordinates mark a
+    message without a fix (status -1), any other is a fix (status 0)."""
+    from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
+
+    def run() -> Payload:
+        m = LocationFix.FromString(raw)
+        cov = list(m.position_covariance) or [0.0] * 9
+        status = -1 if math.isnan(m.latitude) or math.isnan(m.longitude) else 0
+        cov_type = m.position_covariance_type
+        return _fix(m.latitude, m.longitude, m.altitude, cov, cov_type, status, origin)
+
+    return _guard("foxglove LocationFix", origin, run)  # type: ignore[return-value]
+
+
 # -- packed float64 records (the dataroot's poses and IMU samples) ------------------------------
 def pose_record(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> bytes:
     """7 float64 little-endian: x y z (m) qw qx qy qz (global <- ego)."""
@@ -304,6 +353,30 @@ def pose_record(translation: Sequence[float], rotation_wxyz: Sequence[float]) ->
 def imu_record(angular_velocity: Sequence[float], linear_acceleration: Sequence[float]) -> bytes:
     """6 float64 little-endian: angular velocity (rad/s) then linear acceleration (m/s^2)."""
     return np.concatenate([angular_velocity, linear_acceleration]).astype("<f8").tobytes()
+
+
+def gnss_record(
+    lat: float, lon: float, alt: float, cov: Sequence[float], cov_type: int, status: int
+) -> bytes:
+    """14 float64 little-endian: lat lon (deg) alt (m), covariance (9), type, status."""
+    return np.array([lat, lon, alt, *np.ravel(cov), cov_type, status], "<f8").tobytes()
+
+
+def decode_gnss_record(raw: bytes, origin: str) -> GnssFix:
+    if len(raw) != 112:
+        raise DataError(f"GNSS record must be 112 bytes (14 float64), got {len(raw)}", origin)
+    v = np.frombuffer(raw, dtype="<f8")
+    return _fix(v[0], v[1], v[2], v[3:12], int(v[12]), int(v[13]), origin)
+
+
+def speed_record(speed: float) -> bytes:
+    return np.array([speed], "<f8").tobytes()
+
+
+def decode_speed_record(raw: bytes, origin: str) -> VehicleSpeed:
+    if len(raw) != 8:
+        raise DataError(f"speed record must be 8 bytes (1 float64), got {len(raw)}", origin)
+    return VehicleSpeed(float(np.frombuffer(raw, dtype="<f8")[0]))
 
 
 def decode_pose_record(raw: bytes, origin: str) -> EgoPose:
@@ -477,6 +550,31 @@ def decode_ros_odometry(raw: bytes, origin: str, *, fmt: RosFormat) -> EgoPose:
     return _guard("Odometry", origin, run)  # type: ignore[return-value]
 
 
+def decode_ros_navsatfix(raw: bytes, origin: str, *, fmt: RosFormat) -> GnssFix:
+    """sensor_msgs/NavSatFix -> GnssFix."""
+
+    def run() -> Payload:
+        m = deserialize_ros(raw, "sensor_msgs/msg/NavSatFix", fmt)
+        return _fix(
+            m.latitude, m.longitude, m.altitude, m.position_covariance,
+            m.position_covariance_type, m.status.status, origin,
+        )  # fmt: skip
+
+    return _guard("NavSatFix", origin, run)  # type: ignore[return-value]
+
+
+def decode_ros_twist(raw: bytes, origin: str, *, fmt: RosFormat) -> VehicleSpeed:
+    """geometry_msgs/TwistStamped -> VehicleSpeed (its forward linear velocity)."""
+
+    def run() -> Payload:
+        return VehicleSpeed(float(deserialize_ros(raw, _TWIST, fmt).twist.linear.x))
+
+    return _guard("TwistStamped", origin, run)  # type: ignore[return-value]
+
+
+_TWIST = "geometry_msgs/msg/TwistStamped"
+
+
 def decode_ros_imu(raw: bytes, origin: str, *, fmt: RosFormat) -> ImuSample:
     """sensor_msgs/Imu -> ImuSample."""
 
@@ -500,6 +598,8 @@ def ros_decoder(
         ("pose", "tf2_msgs/msg/TFMessage"): decode_ros_tf,
         ("pose", "nav_msgs/msg/Odometry"): decode_ros_odometry,
         ("imu", "sensor_msgs/msg/Imu"): decode_ros_imu,
+        ("gnss", "sensor_msgs/msg/NavSatFix"): decode_ros_navsatfix,
+        ("speed", _TWIST): decode_ros_twist,
     }
     fn = table.get((kind, msgtype))
     if fn is None:

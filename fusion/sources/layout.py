@@ -21,6 +21,8 @@ KEYFRAMES_TOPIC = "/nuscenes/keyframes"  # written by `fusion convert`: keyframe
 POSE_CHANNEL = "pose"  # ego poses: tf map -> base_link, or a dataroot's ego_pose records
 ODOM_CHANNEL = "odom"  # CAN bus pose (50 Hz): /odom
 IMU_CHANNEL = "imu"  # CAN bus ms_imu (100 Hz): /imu
+GNSS_CHANNEL = "gnss"  # GNSS fixes (NavSatFix / foxglove.LocationFix): /gps
+SPEED_CHANNEL = "speed"  # forward speed (wheel speeds; TwistStamped): /vehicle/twist
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class TopicMap:
     odom: str
     imu: str
     sensors: tuple[SensorTopic, ...]
+    gnss: str = ""  # GNSS fixes; a map written before GNSS was read may leave it out
+    speed: str = ""  # forward speed of the vehicle
     path: str = ""  # the file it came from, for errors
     strict: bool = False  # every named topic must be in the log (a user's map)
 
@@ -52,7 +56,7 @@ class TopicMap:
         return {s.topic: s for s in self.sensors}
 
     def named_topics(self) -> list[str]:
-        streams = [self.tf, self.tf_static, self.odom, self.imu]
+        streams = [self.tf, self.tf_static, self.odom, self.imu, self.gnss, self.speed]
         return [t for t in [*streams, *(s.topic for s in self.sensors)] if t] + [
             s.info for s in self.sensors if s.info
         ]

@@ -19,6 +19,7 @@ nuscenes2mcap logs a keyframe's messages at the LIDAR keyframe's time, while eac
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,19 +37,23 @@ from fusion.sources.decoders import (
     RADAR_DTYPE,
     decode_foxglove_image,
     decode_foxglove_lidar,
+    decode_foxglove_location_fix,
     decode_foxglove_radar,
     decode_foxglove_transform,
     decode_jpeg_image,
     decode_json_imu,
     decode_json_odom,
+    decode_json_speed,
     library_errors,
     radar_records,
 )
 from fusion.sources.layout import (
+    GNSS_CHANNEL,
     IMU_CHANNEL,
     KEYFRAMES_TOPIC,
     ODOM_CHANNEL,
     POSE_CHANNEL,
+    SPEED_CHANNEL,
     TopicMap,
     complete_rig,
     keyframes_json,
@@ -230,7 +235,10 @@ class FoxgloveMcapSource:
         tm = self.topics
         sensors = tm.by_topic()
         stamped = {"camera": CompressedImage, "lidar": PointCloud, "radar": PointCloud}
-        for topic, log_ns, data in self._iter([*sensors, tm.tf, tm.odom, tm.imu]):
+        from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
+
+        streams = [t for t in (tm.tf, tm.odom, tm.imu, tm.gnss, tm.speed) if t]
+        for topic, log_ns, data in self._iter([*sensors, *streams]):
             log_us = log_ns // 1000
             origin = f"{self.path}:{topic}@{log_ns}"
             if topic in sensors:
@@ -258,14 +266,32 @@ class FoxgloveMcapSource:
                 yield LogMessage(
                     ODOM_CHANNEL, "pose", log_us, log_us, data, decode_json_odom, origin
                 )
+            elif topic == tm.gnss:
+                try:
+                    ts = _us(LocationFix.FromString(data).timestamp) or log_us
+                except library_errors():  # its decode() raises DataError
+                    ts = log_us
+                yield LogMessage(
+                    GNSS_CHANNEL, "gnss", ts, log_us, data, decode_foxglove_location_fix, origin
+                )
+            elif topic == tm.speed:
+                yield LogMessage(
+                    SPEED_CHANNEL, "speed", log_us, log_us, data, decode_json_speed, origin
+                )
             else:
                 yield LogMessage(IMU_CHANNEL, "imu", log_us, log_us, data, decode_json_imu, origin)
 
     def info(self) -> Mapping[str, Any]:
         tm = self.topics
         channels = {s.channel: self._counts[s.topic] for s in tm.sensors if s.topic in self._counts}
-        for name, topic in (("tf", tm.tf), (ODOM_CHANNEL, tm.odom), (IMU_CHANNEL, tm.imu)):
-            if topic in self._counts:
+        for name, topic in (
+            ("tf", tm.tf),
+            (ODOM_CHANNEL, tm.odom),
+            (IMU_CHANNEL, tm.imu),
+            (GNSS_CHANNEL, tm.gnss),
+            (SPEED_CHANNEL, tm.speed),
+        ):
+            if topic and topic in self._counts:
                 channels[name] = self._counts[topic]
         return {
             "path": str(self.path),
@@ -382,6 +408,12 @@ class FoxgloveMcapWriter:
             case "imu":
                 if tm.imu:
                     self._log(tm.imu, _imu_json(payload), log, "IMU")
+            case "gnss":
+                if tm.gnss:
+                    self._log(tm.gnss, _location_fix(payload, t), log)
+            case "speed":
+                if tm.speed:
+                    self._log(tm.speed, json.dumps({"speed": payload.speed}).encode(), log, "Speed")
 
     def _sensor(self, msg: LogMessage):  # noqa: ANN202
         s = self._by_channel.get(msg.channel)
@@ -480,3 +512,19 @@ def _imu_json(imu: Any) -> bytes:
         "rotation_rate": {"x": float(w[0]), "y": float(w[1]), "z": float(w[2])},
     }
     return json.dumps(msg).encode()
+
+
+def _location_fix(fix: Any, t_us: int) -> Any:
+    from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
+
+    # LocationFix has no status field: a message without a fix carries NaN coordinates
+    lost = fix.status < 0
+    return LocationFix(
+        timestamp=_stamp(t_us),
+        frame_id="gps",
+        latitude=math.nan if lost else float(fix.lat_deg),
+        longitude=math.nan if lost else float(fix.lon_deg),
+        altitude=math.nan if lost else float(fix.alt_m),
+        position_covariance=[float(v) for v in np.ravel(fix.covariance)],
+        position_covariance_type=int(fix.covariance_type),
+    )

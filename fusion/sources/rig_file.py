@@ -125,6 +125,44 @@ class ImuSpec:
     accel_bias: tuple[float, float, float]
     gyro_bias: tuple[float, float, float]
     pose_position_noise: float  # m, on the CAN `pose` messages
+    accel_bias_walk: float  # m/s^2/sqrt(s), random walk of the accelerometer bias
+    gyro_bias_walk: float  # rad/s/sqrt(s), random walk of the gyro bias
+    wheel_speed_noise: float  # m/s, 1 sigma of each wheel speed (`zoe_veh_info`, 100 Hz)
+
+
+@dataclass(frozen=True)
+class GnssNoise:
+    """One receiver mode: horizontal and vertical sigma (m), the share of fixes lost (dropout)
+    and of multipath outliers, thrown `outlier_m` m (uniform in [0.5, 1] times that)."""
+
+    sigma_h: float
+    sigma_v: float
+    dropout: float
+    outlier_rate: float
+    outlier_m: float
+
+
+@dataclass(frozen=True)
+class GnssSpec:
+    """The GNSS receiver: antenna position in the ego frame (m), rate, the map origin placed at
+    a real latitude and longitude (deg, m), the fix latency (stamp minus measurement time, s)
+    and the noise of each mode."""
+
+    translation: tuple[float, float, float]
+    rate_hz: float
+    origin_lat_deg: float
+    origin_lon_deg: float
+    origin_alt_m: float
+    time_offset_s: float
+    std: GnssNoise
+    rtk: GnssNoise
+
+    def noise(self, mode: Literal["std", "rtk"]) -> GnssNoise:
+        match mode:
+            case "std":
+                return self.std
+            case "rtk":
+                return self.rtk
 
 
 @dataclass(frozen=True)
@@ -134,6 +172,7 @@ class Rig:
     cameras: tuple[CameraSpec, ...]
     radars: tuple[RadarSpec, ...]
     imu: ImuSpec
+    gnss: GnssSpec
 
     @property
     def channels(self) -> tuple[str, ...]:

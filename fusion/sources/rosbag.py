@@ -36,10 +36,12 @@ from fusion.sources.decoders import (
     typestore,
 )
 from fusion.sources.layout import (
+    GNSS_CHANNEL,
     IMU_CHANNEL,
     KEYFRAMES_TOPIC,
     ODOM_CHANNEL,
     POSE_CHANNEL,
+    SPEED_CHANNEL,
     TopicMap,
     complete_rig,
     keyframes_json,
@@ -60,6 +62,8 @@ _STREAM_TYPES = {
     "tf_static": "tf2_msgs/msg/TFMessage",
     "odom": "nav_msgs/msg/Odometry",
     "imu": "sensor_msgs/msg/Imu",
+    "gnss": "sensor_msgs/msg/NavSatFix",
+    "speed": "geometry_msgs/msg/TwistStamped",
 }
 _CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 _STRING = "std_msgs/msg/String"
@@ -291,7 +295,10 @@ class RosbagSource:
         )
         odom_decoder = ros_decoder("pose", _STREAM_TYPES["odom"], fmt)
         imu_decoder = ros_decoder("imu", _STREAM_TYPES["imu"], fmt)
-        for topic, log_ns, raw in self._log.iter([*sensors, tm.tf, tm.odom, tm.imu]):
+        gnss_decoder = ros_decoder("gnss", _STREAM_TYPES["gnss"], fmt)
+        speed_decoder = ros_decoder("speed", _STREAM_TYPES["speed"], fmt)
+        streams = [t for t in (tm.tf, tm.odom, tm.imu, tm.gnss, tm.speed) if t]
+        for topic, log_ns, raw in self._log.iter([*sensors, *streams]):
             log_us = log_ns // 1000
             origin = f"{self.path}:{topic}@{log_ns}"
             if topic == tm.tf:
@@ -328,14 +335,24 @@ class RosbagSource:
                 )
             elif topic == tm.odom:
                 yield LogMessage(ODOM_CHANNEL, "pose", ts, log_us, raw, odom_decoder, origin)
+            elif topic == tm.gnss:
+                yield LogMessage(GNSS_CHANNEL, "gnss", ts, log_us, raw, gnss_decoder, origin)
+            elif topic == tm.speed:
+                yield LogMessage(SPEED_CHANNEL, "speed", ts, log_us, raw, speed_decoder, origin)
             else:
                 yield LogMessage(IMU_CHANNEL, "imu", ts, log_us, raw, imu_decoder, origin)
 
     def info(self) -> Mapping[str, Any]:
         tm, counts = self.topics, self._log.counts
         channels = {s.channel: counts[s.topic] for s in tm.sensors if s.topic in counts}
-        for name, topic in (("tf", tm.tf), (ODOM_CHANNEL, tm.odom), (IMU_CHANNEL, tm.imu)):
-            if topic in counts:
+        for name, topic in (
+            ("tf", tm.tf),
+            (ODOM_CHANNEL, tm.odom),
+            (IMU_CHANNEL, tm.imu),
+            (GNSS_CHANNEL, tm.gnss),
+            (SPEED_CHANNEL, tm.speed),
+        ):
+            if topic and topic in counts:
                 channels[name] = counts[topic]
         start, end = self._log.start_ns // 1000, self._log.end_ns // 1000
         return {
@@ -508,6 +525,30 @@ class RosbagWriter:
             case "imu":
                 if tm.imu:
                     self._write(tm.imu, _STREAM_TYPES["imu"], self._imu(payload, t), log)
+            case "gnss":
+                if tm.gnss:
+                    self._write(tm.gnss, _STREAM_TYPES["gnss"], self._navsatfix(payload, t), log)
+            case "speed":
+                if tm.speed:
+                    self._write(tm.speed, _STREAM_TYPES["speed"], self._twist(payload, t), log)
+
+    def _navsatfix(self, fix: Any, t_us: int) -> Any:
+        status = self._t("sensor_msgs/msg/NavSatStatus")(status=int(fix.status), service=1)
+        return self._t("sensor_msgs/msg/NavSatFix")(
+            header=self._header(t_us, "gps"), status=status, latitude=float(fix.lat_deg),
+            longitude=float(fix.lon_deg), altitude=float(fix.alt_m),
+            position_covariance=np.asarray(fix.covariance, np.float64).reshape(9),
+            position_covariance_type=int(fix.covariance_type),
+        )  # fmt: skip
+
+    def _twist(self, speed: Any, t_us: int) -> Any:
+        V3 = self._t("geometry_msgs/msg/Vector3")  # noqa: N806
+        twist = self._t("geometry_msgs/msg/Twist")(
+            linear=V3(x=float(speed.speed), y=0.0, z=0.0), angular=V3(x=0.0, y=0.0, z=0.0)
+        )
+        return self._t(_STREAM_TYPES["speed"])(
+            header=self._header(t_us, self.topics.ego_frame), twist=twist
+        )
 
     def _odometry(self, payload: Any, t_us: int) -> Any:
         tf = payload.ego_to_global

@@ -1,6 +1,7 @@
 """GPS/IMU and vehicle CAN bus messages of one scene, in the devkit's `can_bus/` layout:
 `<scene>_<message>.json` for pose (50 Hz), ms_imu (100 Hz), vehicle_monitor (2 Hz),
-steeranglefeedback (100 Hz), meta (a dict of per-message stats) and route (a list of [x, y])."""
+zoe_veh_info (100 Hz, wheel speeds), steeranglefeedback (100 Hz), meta (a dict of per-message
+stats) and route (a list of [x, y])."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from fusion.synth.trajectory import EgoTrack, Path
 
 GRAVITY = 9.81
 STEERING_RATIO = 15.0  # steering wheel angle / road wheel angle
+WHEEL_RADIUS = 0.305  # m, the Zoe's wheel radius of the devkit's CAN bus tutorial
+REAR_TRACK = 1.51  # m, distance between the rear wheels
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +28,7 @@ class CanBusMessages:
     steeranglefeedback: list[dict]
     meta: dict
     route: list[list[float]]
+    zoe_veh_info: list[dict]
 
     def files(self) -> dict[str, object]:
         """Message name -> JSON-able content."""
@@ -32,6 +36,7 @@ class CanBusMessages:
             "pose": self.pose,
             "ms_imu": self.ms_imu,
             "vehicle_monitor": self.vehicle_monitor,
+            "zoe_veh_info": self.zoe_veh_info,
             "steeranglefeedback": self.steeranglefeedback,
             "meta": self.meta,
             "route": self.route,
@@ -109,6 +114,10 @@ def can_bus_messages(
     acc = acc + np.asarray(imu.accel_bias) + rng.normal(0, imu.accel_noise, acc.shape)
     rate = np.column_stack([np.zeros(len(ts)), np.zeros(len(ts)), yr])
     rate = rate + np.asarray(imu.gyro_bias) + rng.normal(0, imu.gyro_noise, rate.shape)
+    # the biases also wander (a random walk from the configured turn-on bias)
+    step = np.sqrt(1.0 / 100.0)
+    acc = acc + np.cumsum(rng.normal(0, imu.accel_bias_walk * step, acc.shape), axis=0)
+    rate = rate + np.cumsum(rng.normal(0, imu.gyro_bias_walk * step, rate.shape), axis=0)
     ms_imu = [
         {
             "utime": utime[i],
@@ -120,6 +129,7 @@ def can_bus_messages(
     ]
     steer = track.sample(ts, track.steering) * STEERING_RATIO
     steeranglefeedback = [{"utime": utime[i], "value": float(steer[i])} for i in range(len(ts))]
+    zoe_veh_info = _wheel_speeds(track, ts, utime, imu.wheel_speed_noise, rng)
 
     ts, utime = times(2.0)
     speed = track.sample(ts, track.speed)
@@ -153,10 +163,43 @@ def can_bus_messages(
         "pose": pose,
         "ms_imu": ms_imu,
         "vehicle_monitor": vehicle_monitor,
+        "zoe_veh_info": zoe_veh_info,
         "steeranglefeedback": steeranglefeedback,
     }
     meta = {
         name: _stats([{k: v for k, v in m.items() if not isinstance(v, list)} for m in lst])
         for name, lst in msgs.items()
     }
-    return CanBusMessages(pose, ms_imu, vehicle_monitor, steeranglefeedback, meta, route)
+    return CanBusMessages(
+        pose, ms_imu, vehicle_monitor, steeranglefeedback, meta, route, zoe_veh_info
+    )
+
+
+def _wheel_speeds(
+    track: EgoTrack,
+    ts: NDArray[np.float64],
+    utime: list[int],
+    noise: float,
+    rng: np.random.Generator,
+) -> list[dict]:
+    """`zoe_veh_info` at 100 Hz: the four wheel speeds in rpm (the rear ones straddle the rear
+    axle, so their mean is the ego's speed), each with `noise` m/s of noise."""
+    speed = track.sample(ts, track.speed)
+    yr = track.sample(ts, track.yaw_rate)
+    half = 0.5 * REAR_TRACK * yr
+    wheels = np.column_stack([speed - half, speed + half, speed - half, speed + half])
+    wheels = wheels + rng.normal(0, noise, wheels.shape)
+    rpm = wheels / WHEEL_RADIUS * 60 / (2 * math.pi)
+    steer = track.sample(ts, track.steering) * STEERING_RATIO
+    return [
+        {
+            "utime": utime[i],
+            "FL_wheel_speed": float(rpm[i, 0]),
+            "FR_wheel_speed": float(rpm[i, 1]),
+            "RL_wheel_speed": float(rpm[i, 2]),
+            "RR_wheel_speed": float(rpm[i, 3]),
+            "steer_corrected": float(math.degrees(steer[i])),
+            "odom_speed": float(speed[i] * 3.6),
+        }
+        for i in range(len(ts))
+    ]

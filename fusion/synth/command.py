@@ -2,7 +2,7 @@
 
 fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
     [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH]
-    [--rig FILE]
+    [--rig FILE] [--gnss std|rtk|none]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from fusion.config import CONDITIONS, Condition
 from fusion.errors import ConfigError, FusionError
 from fusion.sources.rig_file import DEFAULT_RIG, Rig, load_rig
+from fusion.synth.gnss import GNSS_MODES
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 
@@ -108,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--first-scene", type=_positive, default=1, help="number of the first scene name"
     )
     parser.add_argument("--rig", type=Path, default=DEFAULT_RIG, help="rig TOML file")
+    parser.add_argument(
+        "--gnss",
+        choices=GNSS_MODES,
+        default="std",
+        help="GNSS fixes written to can_bus/<scene>_gnss.json: a standard receiver (~1.5 m), "
+        "RTK (~2 cm), or none (default std)",
+    )
 
 
 def _params(args: argparse.Namespace, rig: Rig) -> dict:
@@ -122,6 +130,7 @@ def _params(args: argparse.Namespace, rig: Rig) -> dict:
         "render_scale": args.render_scale,
         "first_scene": args.first_scene,
         "rig": repr(rig),
+        "gnss": args.gnss,
     }
 
 
@@ -188,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             render_scale=scale,
             camera_sweeps=args.camera_sweeps,
             rig=rig,
+            gnss=args.gnss,
         )
         for i, name in enumerate(names)
     ]

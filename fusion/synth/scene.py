@@ -24,6 +24,7 @@ from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, 
 from fusion.synth.cameras import encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages
 from fusion.synth.conditions import conditions
+from fusion.synth.gnss import GnssMode, gnss_messages
 from fusion.synth.lidar import simulate_sweep
 from fusion.synth.radar import pcd_bytes, simulate_radar
 from fusion.synth.raycast import Raycaster
@@ -69,6 +70,7 @@ class SceneJob:
     render_scale: float
     camera_sweeps: bool
     rig: Rig
+    gnss: GnssMode = "std"
 
     @property
     def namespace(self) -> str:
@@ -358,7 +360,12 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     )
     can_dir = out / "can_bus"
     can_dir.mkdir(parents=True, exist_ok=True)
-    for msg, content in can.files().items():
+    files = can.files()
+    if job.gnss != "none":
+        files["gnss"] = gnss_messages(
+            world.ego, job.t0_us, first_s - 0.5, last_s + 0.5, rig.gnss, job.gnss, _rng(job, "gnss")
+        )
+    for msg, content in files.items():
         (can_dir / f"{job.name}_{msg}.json").write_text(json.dumps(content))
     assert first_key == _us(job, sweep_end[LEAD_SWEEPS])
     return SceneRecords(tables)

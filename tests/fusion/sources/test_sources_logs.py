@@ -41,6 +41,14 @@ def assert_same_payload(a: LogMessage, b: LogMessage) -> None:
         case "imu":
             assert np.array_equal(p.angular_velocity, q.angular_velocity)
             assert np.array_equal(p.linear_acceleration, q.linear_acceleration)
+        case "gnss":
+            assert p.status == q.status
+            if p.status >= 0:  # a no-fix message carries no position
+                assert (p.lat_deg, p.lon_deg, p.alt_m) == (q.lat_deg, q.lon_deg, q.alt_m)
+                assert np.array_equal(p.covariance, q.covariance)
+                assert p.covariance_type == q.covariance_type
+        case "speed":
+            assert p.speed == q.speed
 
 
 def assert_same_log(reference, log) -> None:  # noqa: ANN001
@@ -76,7 +84,7 @@ def test_synthetic_round_trip(layout: str, synth_root: Path, synth_logs: dict[st
     assert_same_log(ref, log)
     counts = log.info()["channels"]
     ref_counts = ref.info()["channels"]
-    for ch in ("LIDAR_TOP", "CAM_FRONT", "RADAR_FRONT", "odom", "imu"):
+    for ch in ("LIDAR_TOP", "CAM_FRONT", "RADAR_FRONT", "odom", "imu", "gnss", "speed"):
         assert counts[ch] == ref_counts[ch]
     assert log.info()["keyframes"] == ref.info()["keyframes"] == 2
 
@@ -113,9 +121,9 @@ def test_sensor_time_comes_from_the_message_not_the_log_time(
             writer.write(m)
     got = {_key(m): m for m in open_source(out).messages()}
     for m in ref.messages():
-        # The JSON /odom and /imu of the foxglove layout carry no time field: the log time is
-        # their only time. Every other message keeps its own sensor time.
-        untimed = to == "mcap" and m.channel in ("odom", "imu")
+        # The JSON /odom, /imu and speed of the foxglove layout carry no time field: the log
+        # time is their only time. Every other message keeps its own sensor time.
+        untimed = to == "mcap" and m.channel in ("odom", "imu", "speed")
         key = (m.timestamp_us + (37_000 if untimed else 0), m.channel)
         assert key in got, key
         assert got[key].log_time_us == m.timestamp_us + 37_000

@@ -14,8 +14,11 @@ from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
 from shared_data import REAL_ROOT
 
+from calibration.geodesy import geodetic_to_enu
 from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
+from fusion.localization.inputs import load_scene_inputs
 from fusion.sources.rig_file import load_rig
+from fusion.synth.gnss import map_origin
 from tests.fusion.synth.conftest import VERSION, generate
 
 REAL = REAL_ROOT
@@ -165,6 +168,33 @@ def test_radar_velocities_agree_with_actor_velocities(nusc) -> None:  # noqa: AN
                     errors.append(np.linalg.norm(v_comp - expected))
     assert len(errors) >= 3
     assert np.median(errors) < 0.4, errors
+
+
+def test_gnss_fixes_and_wheel_speeds_follow_the_truth(nusc, synth_root: Path) -> None:  # noqa: ANN001
+    """Standard GNSS (the default): 10 Hz fixes at the map origin's real latitude, ~1.5 m off
+    the true antenna; 100 Hz wheel speeds whose rear mean is the logged speed."""
+    rig = load_rig()
+    poses = sorted(nusc.ego_pose, key=lambda r: r["timestamp"])
+    pt = np.array([r["timestamp"] for r in poses])
+    pxy = np.array([r["translation"][:2] for r in poses])
+    can = NuScenesCanBus(dataroot=str(synth_root))
+    for scene in nusc.scene:
+        imu, speed, gnss = load_scene_inputs(synth_root, scene["name"])
+        assert len(imu) and len(speed) and len(gnss)
+        assert np.all(np.diff(gnss.timestamps_us) == 100_000)
+        assert abs(gnss.lat_deg[gnss.status >= 0] - 1.2995).max() < 0.01  # Singapore one-north
+        good = gnss.status >= 0
+        enu = geodetic_to_enu(
+            gnss.lat_deg[good], gnss.lon_deg[good], gnss.alt_m[good], map_origin(rig.gnss)
+        )
+        t_meas = gnss.timestamps_us[good] - int(rig.gnss.time_offset_s * 1e6)
+        truth = np.column_stack([np.interp(t_meas, pt, pxy[:, k]) for k in range(2)])
+        err = np.linalg.norm(enu[:, :2] - truth, axis=1)
+        assert 0.5 < np.median(err) < 3.0, np.median(err)  # 1.5 m per axis: median ~1.8 m
+        assert abs(np.median(enu[:, 2]) - rig.gnss.translation[2]) < 3.0
+        vel = can.get_messages(scene["name"], "pose")
+        v = np.interp(speed.timestamps_us, [m["utime"] for m in vel], [m["vel"][0] for m in vel])
+        assert np.median(np.abs(speed.speed - v)) < 0.05
 
 
 def test_can_bus_poses_agree_with_ego_pose(nusc, synth_root: Path) -> None:  # noqa: ANN001

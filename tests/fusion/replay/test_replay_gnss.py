@@ -1,0 +1,107 @@
+"""A log without localization: `fusion convert --no-localization` writes a ROS 2 bag with the
+sensors, /imu, /gps, /vehicle/twist and /tf_static but no /odom and no /tf map->base_link;
+`fusion replay --rate 0` estimates the ego poses from GNSS, IMU and wheel speed and detects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from replay_data import SCENE, VERSION, quiet
+
+from fusion.engines.runner import Runner
+from fusion.engines.torch_engine import TorchEngine
+from fusion.errors import DataError
+from fusion.model.weights import load_detector, packaged_weights
+from fusion.replay import ReplayOptions, replay
+from fusion.sources import open_source
+
+# RTK fixes: the estimator starts after ~5 m of travel, before the first keyframe
+GENERATE = [
+    "--version", VERSION, "--scenes", "1", "--samples-per-scene", "4", "--seed", "11",
+    "--conditions", "day", "--workers", "1", "--image-size", "704x396", "--gnss", "rtk",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("gnss-replay")
+    root = folder / "root"
+    rc, text, err = quiet(["generate", "--out", str(root), *GENERATE])
+    assert rc == 0, text + err
+    out = {"root": root, "raw": folder / "raw_ros2", "full": folder / "full_ros2"}
+    base = ["convert", str(root), "--version", VERSION, "--scene", SCENE, "--to", "ros2"]
+    rc, text, err = quiet([*base, "--out", str(out["raw"]), "--no-localization"])
+    assert rc == 0, text + err
+    rc, text, err = quiet([*base, "--out", str(out["full"])])
+    assert rc == 0, text + err
+    return out
+
+
+@pytest.fixture(scope="module")
+def lidar_runner() -> Runner:
+    model = load_detector(packaged_weights("lidar"))
+    return Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+
+
+def test_the_raw_bag_has_gnss_imu_speed_and_no_localization(bags):
+    channels = open_source(bags["raw"]).info()["channels"]
+    assert channels.get("gnss", 0) > 20 and channels.get("imu", 0) > 200
+    assert channels.get("speed", 0) > 200
+    assert "tf" not in channels and "odom" not in channels
+    full = open_source(bags["full"]).info()["channels"]
+    assert full["tf"] > 0 and full["odom"] > 0 and full["gnss"] == channels["gnss"]
+
+
+def test_replay_without_localization_estimates_poses_and_detects(bags, lidar_runner):
+    src = open_source(bags["raw"])
+    boxes = []
+
+    class Sink:
+        def write(self, item) -> None:  # noqa: ANN001
+            from fusion.replay import boxes_global
+
+            boxes.extend(boxes_global(item))
+
+        def close(self) -> None:
+            pass
+
+    summary = replay(src, lidar_runner, ReplayOptions(rate=0, trigger="lidar"), [Sink()])
+    assert summary.pose_source == "gnss-imu"
+    assert summary.triggers >= 30, summary
+    # only the sweeps before the estimator's start (~5 m of driving) lack a pose
+    assert summary.dropped_by["no_pose"] <= 12, summary.dropped_by
+    assert summary.processed >= summary.triggers - 12, summary
+    assert len(boxes) > 0
+    assert np.isfinite([b["translation"] for b in boxes]).all()
+
+
+def test_cli_states_the_pose_source(bags, tmp_path):
+    argv = ["replay", str(bags["raw"]), "--model", "lidar", "--rate", "0", "--no-status"]
+    rc, text, err = quiet([*argv, "--summary", str(tmp_path / "s.json")])
+    assert rc == 0, text + err
+    assert "ego poses: estimated from GNSS, IMU and wheel speed" in text
+    # the rig file's [gnss] section: the antenna lever arm and the fix latency of the data
+    rig = Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml"
+    rc, text, err = quiet([*argv, "--rig", str(rig)])
+    assert rc == 0 and "ego poses: estimated" in text, text + err
+    assert "no_pose 1" in text or "no_pose 0" in text, text
+    rc, text, err = quiet([*argv, "--poses", "log"])
+    assert rc == 2 and "no localization" in err
+    rc, text, err = quiet(["replay", str(bags["full"]), "--model", "lidar", "--rate", "0",
+                           "--no-status", "--duration", "2"])  # fmt: skip
+    assert rc == 0 and "ego poses: the log's localization" in text
+
+
+def test_poses_gnss_imu_needs_gnss(bags):
+    from fusion.model.weights import load_detector as _load
+    from fusion.stream import StreamOptions
+
+    cfg = _load(packaged_weights("lidar")).cfg
+    with pytest.raises(DataError, match="needs IMU and GNSS"):
+        StreamOptions.for_log(cfg, {"channels": {"LIDAR_TOP": 10, "imu": 5}}, poses="gnss-imu")
+    auto = StreamOptions.for_log(cfg, open_source(bags["full"]).info(), poses="auto")
+    assert auto.pose_channel in ("pose", "odom")
+    forced = StreamOptions.for_log(cfg, open_source(bags["full"]).info(), poses="gnss-imu")
+    assert forced.pose_channel == "gnss-imu"
