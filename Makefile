@@ -45,9 +45,9 @@ demo: setup
 		--seed 7 --conditions day,night,rain --image-size 704x396 --workers 2
 	$(VENV)/bin/fusion eval --dataroot $(DEMO)/synth-val --version v1.0-synth --split synth_all \
 		--models fusion,camera,lidar --out $(DEMO)/eval --pictures 3
-	$(VENV)/bin/fusion replay $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
+	$(VENV)/bin/fusion replay --dataroot $(DEMO)/synth-val --version v1.0-synth --scene scene-0001 --model fusion \
 		--rate 1 --no-status --detections $(DEMO)/replay/detections.jsonl --mcap $(DEMO)/replay/replay.mcap \
-		--summary $(DEMO)/replay/summary.json
+		--json-out $(DEMO)/replay/summary.json
 	@echo "pictures: $(DEMO)/inspect.png, $(DEMO)/eval-real-unseen/plots/, $(DEMO)/eval/plots/; replay: $(DEMO)/replay/ (open replay.mcap in Foxglove)"
 
 test: setup

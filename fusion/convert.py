@@ -52,7 +52,7 @@ class Converted:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataroot", type=Path, help="nuScenes dataroot")
+    parser.add_argument("--dataroot", required=True, type=Path, help="nuScenes dataroot")
     parser.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini")
     parser.add_argument("--scene", required=True, help="scene name, e.g. scene-0061")
     parser.add_argument("--to", required=True, choices=("mcap", "ros2", "ros1"), help="log format")

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fusion.arguments import add_json_arguments, emit_json
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
@@ -735,8 +736,16 @@ def format_summary(s: ReplaySummary) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fusion.engines.base import add_backend_argument
 
-    parser.add_argument("source", type=Path, help="a dataroot, .mcap, ROS 2 bag folder or .bag")
-    parser.add_argument("--version", help="dataroot version (e.g. v1.0-mini)")
+    parser.add_argument(
+        "--dataroot",
+        "--log",
+        dest="source",
+        type=Path,
+        required=True,
+        help="the log: a nuScenes dataroot (with --version), a Foxglove MCAP, a ROS 2 bag "
+        "folder or a ROS 1 .bag",
+    )
+    parser.add_argument("--version", help="dataroot version, e.g. v1.0-mini (with a dataroot)")
     parser.add_argument("--scene", help="dataroot scene name")
     parser.add_argument(
         "--rig",
@@ -775,7 +784,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, help="nuScenes results JSON of the keyframes")
     parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
     parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
-    parser.add_argument("--summary", type=Path, help="summary JSON")
+    add_json_arguments(parser, "the run's summary")
+    parser.add_argument(
+        "--summary", type=Path, dest="json_out", help="the same as --json-out (its former name)"
+    )
     parser.add_argument(
         "--poses",
         choices=("auto", "log", "gnss-imu"),
@@ -790,9 +802,10 @@ def run(args: argparse.Namespace) -> int:
     from fusion.engines.device import resolve_backend
     from fusion.engines.runner import open_engine
     from fusion.model.weights import load_detector, resolve_weights
-    from fusion.sources import open_source
+    from fusion.sources import check_version, open_source
     from fusion.threads import apply_threads
 
+    check_version(args.source, args.version)
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     options = ReplayOptions(
         rate=args.rate,
@@ -814,7 +827,7 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_weights([args.model], args.weights, [])[args.model]
     model = load_detector(path)
     # exported graphs next to the outputs, else in a temporary folder (never the working one)
-    out = args.summary or args.detections or args.results or args.mcap or args.rerun
+    out = args.json_out or args.detections or args.results or args.mcap or args.rerun
     scratch = None if out else tempfile.TemporaryDirectory(prefix="fusion-replay-")
     work = Path(scratch.name) if scratch else Path(out).parent / "engines"
     engine = open_engine(resolve_backend(args.backend), model, work)  # type: ignore[arg-type]
@@ -834,16 +847,14 @@ def run(args: argparse.Namespace) -> int:
         from fusion.replay_outputs import RerunSink
 
         sinks.append(RerunSink(args.rerun))
-    status = None if args.no_status else _StatusLine()
+    status = None if args.no_status or args.json else _StatusLine()
     try:
         summary = replay(source, runner, options, sinks, status)
     finally:
         if status is not None:
             status.close()
-    print(format_summary(summary))
-    if args.summary:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(json.dumps(summary.as_json(), indent=2))
+    if not emit_json(args, summary.as_json()):
+        print(format_summary(summary))
     return 0
 
 

@@ -538,7 +538,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the log: a nuScenes dataroot (with --generate: a moving scene written there"
         " first), a Foxglove MCAP, a ROS 2 bag folder or a ROS 1 .bag",
     )
-    parser.add_argument("--version", help="dataroot version (default: its only one)")
+    parser.add_argument(
+        "--version",
+        help="dataroot version, e.g. v1.0-mini (with a dataroot; --generate: v1.0-synth)",
+    )
     parser.add_argument("--scene", help="dataroot scene (default: its only one)")
     parser.add_argument("--rig", type=Path, help="calibration for sensors the log lacks")
     parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
@@ -639,11 +642,13 @@ def run(args: argparse.Namespace) -> int:
             raise FusionError(f"unknown backend {b!r} (known: {', '.join(BACKENDS)})")
     models = models_from_args(args)
     dataroot, version = args.dataroot, args.version
+    from fusion.sources import check_version, open_source
+
     if args.generate:
         version = version or "v1.0-synth"
         if not (dataroot / version / "sample.json").is_file():
             moving_scene(dataroot, version, args.scene_samples)
-    from fusion.sources import open_source
+    check_version(dataroot, version)
 
     source = open_source(
         dataroot, version=version, scene=args.scene, rig=args.rig, topics=args.topics

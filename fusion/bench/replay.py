@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fusion.arguments import add_json_arguments, emit_json
+
 MODELS = ("fusion", "camera", "lidar")
 
 
@@ -266,11 +268,18 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, nargs="?", help="a dataroot, .mcap, ROS 2 bag or .bag")
+    parser.add_argument(
+        "--dataroot",
+        "--log",
+        dest="source",
+        type=Path,
+        help="the log: a nuScenes dataroot (with --version), a Foxglove MCAP, a ROS 2 bag "
+        "folder or a ROS 1 .bag",
+    )
     parser.add_argument(
         "--from-json", type=Path, help="regenerate the markdown from a results JSON, run nothing"
     )
-    parser.add_argument("--version")
+    parser.add_argument("--version", help="dataroot version, e.g. v1.0-mini (with a dataroot)")
     parser.add_argument("--scene")
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated: " + ",".join(MODELS)
@@ -284,7 +293,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", default="reduced", choices=("reduced", "full"))
     parser.add_argument("--queries", type=int, default=20, help="bench latency queries per model")
     parser.add_argument("--work-dir", type=Path, default=Path("out/bench-replay"))
-    parser.add_argument("--json-out", type=Path, help="results JSON")
+    add_json_arguments(parser, "the results")
     parser.add_argument("--markdown-out", type=Path, help="results markdown")
     parser.add_argument("--plot", type=Path, help="latency-over-time PNG")
 
@@ -296,16 +305,20 @@ def run(args: argparse.Namespace) -> int:
     from fusion.replay import LIDAR_PERIOD_MS
 
     if args.from_json:
-        text = to_markdown(json.loads(args.from_json.read_text()))
-        print(text)
+        result = json.loads(args.from_json.read_text())
+        text = to_markdown(result)
+        if not emit_json(args, result):
+            print(text)
         if args.markdown_out:
             args.markdown_out.write_text(text)
         return 0
     if args.source is None:
         from fusion.errors import FusionError
 
-        raise FusionError("give a SOURCE to replay (or --from-json RESULTS)")
-    from fusion.sources import open_source
+        raise FusionError("give --dataroot or --log to replay (or --from-json RESULTS)")
+    from fusion.sources import check_version, open_source
+
+    check_version(args.source, args.version)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     triggers = [t.strip() for t in args.triggers.split(",") if t.strip()]
@@ -340,10 +353,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         result["plot"] = str(plot(result, args.plot))
     text = to_markdown(result)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(result, indent=2))
+    if not emit_json(args, result):
+        print(text)
     if args.markdown_out:
         args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
         args.markdown_out.write_text(text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusion.errors import DataError
+from fusion.errors import DataError, FusionError
 from fusion.sources.base import Rig, Source
 from fusion.sources.layout import TopicMap, load_topic_map, rig_from_file
 
@@ -85,6 +85,13 @@ def _dataroot_args(path: Path, version: str | None, scene: str | None) -> tuple[
             raise DataError(f"a dataroot needs --scene (has: {', '.join(scenes[:10])})", path)
         scene = scenes[0]
     return version, scene
+
+
+def check_version(path: str | Path, version: str | None) -> None:
+    """The commands' convention: a dataroot is read with its `--version` given (a log file
+    carries no version). Raises FusionError when `path` is a dataroot and `version` is None."""
+    if version is None and detect_kind(Path(path)) == "dataroot":
+        raise FusionError("a dataroot is read with --version (e.g. v1.0-mini)", Path(path))
 
 
 def open_source(

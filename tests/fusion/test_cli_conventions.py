@@ -99,20 +99,16 @@ def test_emit_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert json.loads(capsys.readouterr().out) == payload
 
 
-# commands whose JSON result is still to come, each with its reason (issue 18)
-NO_JSON_YET = {
+# commands that print no result of their own, with the reason
+NO_JSON = {
     "generate": "prints one summary line; its result is the dataroot it writes",
-    "replay": "the run's summary is --summary PATH (JSON); --json follows with the replay rework",
-    "bench replay": "writes --json-out and markdown; --json follows with the replay rework",
 }
-# a dataroot read from a positional argument (input named differently), with the reason
-POSITIONAL_INPUT = {"convert": "dataroot", "replay": "source", "bench replay": "source"}
 
 
 def test_every_command_that_prints_a_result_has_json_and_json_out() -> None:
     for name, parser in PARSERS.items():
         has = {_option(parser, "--json") is not None, _option(parser, "--json-out") is not None}
-        if name in NO_JSON_YET:
+        if name in NO_JSON:
             continue
         assert has == {True}, f"{name}: --json and --json-out"
 
@@ -120,16 +116,15 @@ def test_every_command_that_prints_a_result_has_json_and_json_out() -> None:
 def test_a_dataroot_is_an_option_named_dataroot_with_a_required_version() -> None:
     for name, parser in PARSERS.items():
         positional = [a.dest for a in parser._actions if not a.option_strings]
-        if name not in POSITIONAL_INPUT:
-            assert "dataroot" not in positional and "source" not in positional, name
+        assert "dataroot" not in positional and "source" not in positional, name
         dataroot = _option(parser, "--dataroot")
         version = _option(parser, "--version")
         if dataroot is None or name in ("generate",):
             continue
         assert version is not None, name
-        # bench real and bench latency may run without reading a dataroot (--from-json,
-        # --log): they check the pair at run time instead (tested with those commands)
-        if name not in ("bench real", "bench latency"):
+        # these also read logs (--log) or nothing (--from-json): a dataroot without its
+        # version is refused at run time instead (fusion.sources.check_version)
+        if name not in ("bench real", "bench latency", "bench replay", "replay"):
             assert version.required and version.default is None, name
 
 
@@ -144,3 +139,21 @@ def test_model_is_one_model_models_a_list_weights_a_folder() -> None:
         weights = _option(parser, "--weights")
         if weights is not None:
             assert weights.type is Path and "folder" in weights.help, (name, weights.help)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "--model", "lidar", "--rate", "0", "--no-status"],
+        ["bench", "replay", "--models", "lidar"],
+        ["bench", "latency", "--models", "lidar"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_a_dataroot_without_its_version_is_refused(argv, capsys) -> None:
+    from shared_data import REAL_ROOT
+
+    from fusion.cli import main
+
+    assert main([*argv, "--dataroot", str(REAL_ROOT)]) == 2
+    assert "--version" in capsys.readouterr().err

@@ -308,7 +308,8 @@ def test_replay_and_convert_report_absent_sweeps(
     scene = _reader(root).scene_names[0]
     rc, text = _quiet(
         [
-            "replay", str(root), "--version", VERSION, "--scene", scene, "--model", "fusion",
+            "replay", "--dataroot", str(root),
+            "--version", VERSION, "--scene", scene, "--model", "fusion",
             "--weights", str(weights), "--rate", "0", "--no-status",
             "--summary", str(tmp_path / "s.json"),
         ]
@@ -320,7 +321,17 @@ def test_replay_and_convert_report_absent_sweeps(
     assert f"{sum(deleted.values()):,} sweeps absent" in text
 
     out = tmp_path / "log.mcap"
-    base = ["convert", str(root), "--version", VERSION, "--scene", scene, "--to", "mcap"]
+    base = [
+        "convert",
+        "--dataroot",
+        str(root),
+        "--version",
+        VERSION,
+        "--scene",
+        scene,
+        "--to",
+        "mcap",
+    ]
     rc, text = _quiet([*base, "--out", str(out), "--json"])
     assert rc == 0, text
     done = json.loads(text)

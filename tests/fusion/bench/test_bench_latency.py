@@ -112,7 +112,7 @@ def test_bench_latency_reads_any_log(real_root: Path, tmp_path: Path, capsys):
     from fusion.cli import main
 
     log = tmp_path / "frame.mcap"
-    argv = ["convert", str(real_root), "--version", "v1.0-mini", "--scene", SCENE]
+    argv = ["convert", "--dataroot", str(real_root), "--version", "v1.0-mini", "--scene", SCENE]
     argv += ["--to", "mcap", "--out", str(log)]
     assert main(argv) == 0
     torch.manual_seed(0)

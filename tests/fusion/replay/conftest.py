@@ -26,7 +26,7 @@ def replay_logs(replay_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "ros1": folder / "scene.bag",
     }
     for kind, path in logs.items():
-        argv = ["convert", str(replay_root), "--version", VERSION, "--scene", SCENE]
+        argv = ["convert", "--dataroot", str(replay_root), "--version", VERSION, "--scene", SCENE]
         rc, text, err = quiet([*argv, "--to", kind, "--out", str(path)])
         assert rc == 0, text + err
     return logs

@@ -93,7 +93,7 @@ def test_replay_defaults_are_the_fast_path_and_say_so(replay_root, tmp_path):
     import onnxruntime  # noqa: F401  (the default needs it; it is a core dependency)
 
     summary = tmp_path / "summary.json"
-    argv = ["replay", str(replay_root), "--version", VERSION, "--scene", SCENE]
+    argv = ["replay", "--dataroot", str(replay_root), "--version", VERSION, "--scene", SCENE]
     argv += ["--model", "lidar", "--rate", "0", "--no-status", "--summary", str(summary)]
     rc, text, err = quiet(argv)
     assert rc == 0, text + err
@@ -107,6 +107,11 @@ def test_replay_defaults_are_the_fast_path_and_say_so(replay_root, tmp_path):
     assert rc == 0, text + err
     s = json.loads(summary.read_text())
     assert (s["backend"], s["decode"], s["warmup_s"]) == ("torch", "full", 0.0)
+    # --json: the same summary on stdout, and no text
+    rc, text, err = quiet([*argv[: argv.index("--summary")], "--json"])
+    assert rc == 0, text + err
+    printed = json.loads(text)
+    assert printed["processed"] == s["processed"] and printed["backend"] == "onnxruntime"
 
 
 def test_a_warm_start_leaves_no_first_call_outlier(replay_root):

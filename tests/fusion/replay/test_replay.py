@@ -225,7 +225,7 @@ def test_outputs(replay_root, lidar_runner, tmp_path):
     out = tmp_path / "out"
     rc, text, err = quiet(
         [
-            "replay", str(replay_root), "--version", VERSION, "--scene", SCENE,
+            "replay", "--dataroot", str(replay_root), "--version", VERSION, "--scene", SCENE,
             "--model", "fusion", "--rate", "0", "--no-status",
             "--detections", str(out / "d.jsonl"), "--results", str(out / "r.json"),
             "--mcap", str(out / "viz.mcap"), "--summary", str(out / "s.json"),
@@ -269,7 +269,7 @@ def test_rerun_output(replay_root, tmp_path):
     rrd = tmp_path / "replay.rrd"
     rc, _, err = quiet(
         [
-            "replay", str(replay_root), "--version", VERSION, "--scene", SCENE,
+            "replay", "--dataroot", str(replay_root), "--version", VERSION, "--scene", SCENE,
             "--model", "lidar", "--rate", "0", "--no-status", "--duration", "1",
             "--rerun", str(rrd),
         ]
@@ -294,7 +294,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, replay_logs):
             path, args = replay_logs["mcap"], [*args, "--faults", "drop=2"]
         case "bad_rate":
             path, args = replay_logs["mcap"], [*args, "--rate", "-1"]
-    rc, _, err = quiet(["replay", str(path), *args])
+    rc, _, err = quiet(["replay", "--log", str(path), *args])
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fusion replay: error:"), err
@@ -331,7 +331,8 @@ def test_bench_replay_writes_table_json_and_plot(replay_root, tmp_path):
     out = tmp_path / "bench"
     rc, text, err = quiet(
         [
-            "bench", "replay", str(replay_root), "--version", VERSION, "--scene", SCENE,
+            "bench", "replay", "--dataroot", str(replay_root),
+            "--version", VERSION, "--scene", SCENE,
             "--models", "lidar", "--rate", "0", "--json-out", str(out / "r.json"),
             "--markdown-out", str(out / "r.md"), "--plot", str(out / "r.png"),
             "--triggers", "keyframes", "--backend", "torch", "--queries", "3",

@@ -31,7 +31,17 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rc, text, err = quiet(["generate", "--out", str(root), *GENERATE])
     assert rc == 0, text + err
     out = {"root": root, "raw": folder / "raw_ros2", "full": folder / "full_ros2"}
-    base = ["convert", str(root), "--version", VERSION, "--scene", SCENE, "--to", "ros2"]
+    base = [
+        "convert",
+        "--dataroot",
+        str(root),
+        "--version",
+        VERSION,
+        "--scene",
+        SCENE,
+        "--to",
+        "ros2",
+    ]
     rc, text, err = quiet([*base, "--out", str(out["raw"]), "--no-localization"])
     assert rc == 0, text + err
     rc, text, err = quiet([*base, "--out", str(out["full"])])
@@ -78,7 +88,7 @@ def test_replay_without_localization_estimates_poses_and_detects(bags, lidar_run
 
 
 def test_cli_states_the_pose_source(bags, tmp_path):
-    argv = ["replay", str(bags["raw"]), "--model", "lidar", "--rate", "0", "--no-status"]
+    argv = ["replay", "--log", str(bags["raw"]), "--model", "lidar", "--rate", "0", "--no-status"]
     rc, text, err = quiet([*argv, "--summary", str(tmp_path / "s.json")])
     assert rc == 0, text + err
     assert "ego poses: estimated from GNSS, IMU and wheel speed" in text
@@ -89,7 +99,7 @@ def test_cli_states_the_pose_source(bags, tmp_path):
     assert "no_pose 1" in text or "no_pose 0" in text, text
     rc, text, err = quiet([*argv, "--poses", "log"])
     assert rc == 2 and "no localization" in err
-    rc, text, err = quiet(["replay", str(bags["full"]), "--model", "lidar", "--rate", "0",
+    rc, text, err = quiet(["replay", "--log", str(bags["full"]), "--model", "lidar", "--rate", "0",
                            "--no-status", "--duration", "2"])  # fmt: skip
     assert rc == 0 and "ego poses: the log's localization" in text
 

@@ -37,7 +37,17 @@ def convert_all(root: Path, version: str, scene: str, dest: Path) -> dict[str, P
     logs = {}
     for name, (to, extra, target) in LAYOUTS.items():
         path = dest / target
-        argv = ["convert", str(root), "--version", version, "--scene", scene, "--to", to]
+        argv = [
+            "convert",
+            "--dataroot",
+            str(root),
+            "--version",
+            version,
+            "--scene",
+            scene,
+            "--to",
+            to,
+        ]
         rc, text = quiet_main([*argv, "--out", str(path), *extra])
         assert rc == 0, text
         logs[name] = path

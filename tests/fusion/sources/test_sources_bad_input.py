@@ -125,13 +125,14 @@ def test_a_corrupt_message_fails_only_its_decode(synth_logs: dict[str, Path]) ->
 
 
 def test_convert_errors_exit_2_with_one_line(synth_root: Path, tmp_path: Path) -> None:
-    base = ["convert", str(synth_root), "--version", SYNTH_VERSION, "--to", "mcap"]
+    base = ["convert", "--dataroot", str(synth_root), "--version", SYNTH_VERSION, "--to", "mcap"]
     rc, text = quiet_main([*base, "--scene", "scene-9999", "--out", str(tmp_path / "a.mcap")])
     assert rc == 2 and text.strip().startswith("fusion convert: error:") and "scene-9999" in text
     assert not (tmp_path / "a.mcap").exists()
     (tmp_path / "b.mcap").write_bytes(b"keep")
     rc, text = quiet_main([*base, "--scene", SYNTH_SCENE, "--out", str(tmp_path / "b.mcap")])
     assert rc == 2 and "output exists" in text and (tmp_path / "b.mcap").read_bytes() == b"keep"
-    rc, text = quiet_main(["convert", str(tmp_path / "none"), "--version", "v", "--scene", "s",
+    rc, text = quiet_main(["convert", "--dataroot", str(tmp_path / "none"),
+                           "--version", "v", "--scene", "s",
                            "--to", "ros1", "--out", str(tmp_path / "c.bag")])  # fmt: skip
     assert rc == 2 and text.count("\n") == 1 and str(tmp_path / "none") in text

@@ -166,7 +166,15 @@ def test_nuscenes2mcap_timing(to: str, synth_root: Path, tmp_path: Path) -> None
     """`--log-time keyframe`: a sample's keyframe messages logged at its LIDAR keyframe's time,
     as nuscenes2mcap logs them; every message still reads back at its own sensor time."""
     out = tmp_path / {"mcap": "k.mcap", "ros2": "kbag", "ros1": "k.bag"}[to]
-    argv = ["convert", str(synth_root), "--version", SYNTH_VERSION, "--scene", SYNTH_SCENE]
+    argv = [
+        "convert",
+        "--dataroot",
+        str(synth_root),
+        "--version",
+        SYNTH_VERSION,
+        "--scene",
+        SYNTH_SCENE,
+    ]
     rc, text = quiet_main([*argv, "--to", to, "--out", str(out), "--log-time", "keyframe"])
     assert rc == 0, text
     ref = open_source(synth_root, version=SYNTH_VERSION, scene=SYNTH_SCENE)
