@@ -1,7 +1,12 @@
-"""GPS/IMU: ego poses at any timestamp, interpolated from a time-stamped pose stream.
+"""Ego poses at any timestamp, from a time-stamped pose stream.
 
 Sources: the `ego_pose` table, or the CAN bus `pose` (50 Hz) and `ms_imu` (100 Hz) messages
-of `<dataroot>/can_bus/`. Translation is interpolated linearly, rotation by SLERP.
+of `<dataroot>/can_bus/`, or poses estimated from GNSS and IMU (`fusion.localization`).
+
+One rule, offline (`PoseStream`, the reader) and online (`fusion.stream.PoseBuffer`, replay),
+in `pose_at`: exact on a pose; between two poses, translation linear and rotation by SLERP;
+past either end by at most `max_extrapolation_us`, constant velocity and angular rate from the
+two end poses (one pose alone is held); farther, unknown.
 """
 
 from __future__ import annotations
@@ -16,6 +21,42 @@ from numpy.typing import NDArray
 from calibration import Transform, quaternion_slerp, yaw_from_quaternion
 from fusion.errors import DataError
 from fusion.sensor_io import read_json
+
+
+def pose_at(
+    timestamps_us: NDArray[np.int64],
+    translations: NDArray[np.float64],
+    rotations: NDArray[np.float64],
+    timestamp_us: int,
+    max_extrapolation_us: int,
+) -> Transform | None:
+    """Ego pose (global <- ego) at `timestamp_us` from sorted poses, by the module's one rule;
+    None when the time is beyond either end by more than `max_extrapolation_us`."""
+    t = timestamps_us
+    ts = int(timestamp_us)
+    if len(t) == 0:
+        return None
+    i = int(np.searchsorted(t, ts))
+    if i < len(t) and t[i] == ts:
+        return _transform(translations[i], rotations[i])
+    if 0 < i < len(t):
+        a = (ts - int(t[i - 1])) / (int(t[i]) - int(t[i - 1]))
+        trans = (1 - a) * translations[i - 1] + a * translations[i]
+        return _transform(trans, quaternion_slerp(rotations[i - 1], rotations[i], a))
+    end, inner = (0, 1) if i == 0 else (len(t) - 1, len(t) - 2)
+    if abs(ts - int(t[end])) > max_extrapolation_us:
+        return None
+    if len(t) == 1:
+        return _transform(translations[0], rotations[0])
+    # constant velocity and angular rate from the two end poses: the interpolation between
+    # them continued past the end (SLERP's great circle continues past 0 and 1)
+    a = (ts - int(t[inner])) / (int(t[end]) - int(t[inner]))
+    trans = translations[inner] + a * (translations[end] - translations[inner])
+    return _transform(trans, quaternion_slerp(rotations[inner], rotations[end], a))
+
+
+def _transform(translation: NDArray[np.float64], quaternion: NDArray[np.float64]) -> Transform:
+    return Transform.from_translation_quaternion(translation, quaternion, src="ego", dst="global")
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,30 +82,18 @@ class PoseStream:
         return len(self.timestamps_us)
 
     def at(self, timestamp_us: int) -> Transform:
-        """Ego pose (global <- ego) at `timestamp_us`: exact on a sample, interpolated between.
-        Outside the stream, the end pose within `max_extrapolation_us`, else DataError."""
+        """Ego pose (global <- ego) at `timestamp_us` by the module's rule (`pose_at`);
+        beyond the stream's ends by more than `max_extrapolation_us`, DataError."""
         t = self.timestamps_us
-        ts = int(timestamp_us)
-        i = int(np.searchsorted(t, ts))
-        if i < len(t) and t[i] == ts:
-            return self._pose(i)
-        if i == 0 or i == len(t):
-            end = 0 if i == 0 else len(t) - 1
-            if abs(int(t[end]) - ts) <= self.max_extrapolation_us:
-                return self._pose(end)
+        pose = pose_at(
+            t, self.translations, self.rotations, timestamp_us, self.max_extrapolation_us
+        )
+        if pose is None:
             raise DataError(
-                f"timestamp {ts} us is outside the {self.source} stream "
+                f"timestamp {int(timestamp_us)} us is outside the {self.source} stream "
                 f"[{int(t[0])}, {int(t[-1])}] us"
             )
-        a = (ts - int(t[i - 1])) / (int(t[i]) - int(t[i - 1]))
-        trans = (1 - a) * self.translations[i - 1] + a * self.translations[i]
-        rot = quaternion_slerp(self.rotations[i - 1], self.rotations[i], a)
-        return Transform.from_translation_quaternion(trans, rot, src="ego", dst="global")
-
-    def _pose(self, i: int) -> Transform:
-        return Transform.from_translation_quaternion(
-            self.translations[i], self.rotations[i], src="ego", dst="global"
-        )
+        return pose
 
     def velocity(self, timestamp_us: int, window_us: int = 100_000) -> NDArray[np.float64]:
         """Velocity (3,) in m/s in the ego frame by central difference over `window_us`."""

@@ -59,11 +59,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from calibration import Transform, quaternion_slerp
+from calibration import Transform
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
 from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
+from fusion.poses import pose_at
 from fusion.sensor_io import RadarFilter, radar_keep
 from fusion.sources.base import (
     CameraImage,
@@ -258,9 +259,9 @@ class PoseBuffer:
         self._arrays = None
 
     def at(self, timestamp_us: int) -> Transform | None:
-        """Pose at `timestamp_us`: interpolated between received poses (linear translation,
-        SLERP rotation); past the newest one, extrapolated at the last velocity within the
-        horizon; None when it cannot be known from what was received."""
+        """Pose at `timestamp_us` from the poses received so far, by the one rule of
+        `fusion.poses.pose_at` (interpolated between them, extrapolated at constant velocity
+        within the horizon); None when it cannot be known from what was received."""
         if not self._t:
             return None
         if self._arrays is None:
@@ -270,33 +271,7 @@ class PoseBuffer:
                 np.array(self._quat),
             )
         t, trans, quat = self._arrays
-        ts = int(timestamp_us)
-        i = int(np.searchsorted(t, ts))
-        if i < len(t) and t[i] == ts:
-            return _pose(trans[i], quat[i])
-        if 0 < i < len(t):
-            a = (ts - int(t[i - 1])) / (int(t[i]) - int(t[i - 1]))
-            return _pose(
-                (1 - a) * trans[i - 1] + a * trans[i], quaternion_slerp(quat[i - 1], quat[i], a)
-            )
-        if i == 0:  # older than everything kept: unknown (the buffer is bounded)
-            return None
-        ahead = ts - int(t[-1])
-        if ahead > self.max_extrapolation_us:
-            return None
-        if len(t) == 1:
-            return _pose(trans[-1], quat[-1])
-        span = int(t[-1]) - int(t[-2])
-        # constant velocity and angular rate from the last two poses (SLERP's great circle
-        # continues past t = 1)
-        a = 1.0 + ahead / span
-        return _pose(
-            trans[-2] + a * (trans[-1] - trans[-2]), quaternion_slerp(quat[-2], quat[-1], a)
-        )
-
-
-def _pose(trans: np.ndarray, quat: np.ndarray) -> Transform:
-    return Transform.from_translation_quaternion(trans, quat, src="ego", dst="global")
+        return pose_at(t, trans, quat, timestamp_us, self.max_extrapolation_us)
 
 
 class PeriodEstimate:

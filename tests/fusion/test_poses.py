@@ -84,3 +84,47 @@ def test_can_bus_loads(tmp_path):
     (tmp_path / "can_bus" / "scene-0003_pose.json").write_text("{not json")
     with pytest.raises(DataError, match="scene-0003_pose.json"):
         load_can_bus(tmp_path, "scene-0003")
+
+
+def test_offline_and_online_poses_follow_one_rule() -> None:
+    """`PoseStream` (offline) and `PoseBuffer` (online) are the same interpolator: exact on a
+    pose, interpolated between, extrapolated at constant velocity and turn rate past either end
+    within the horizon (exact on a constant turn), unknown beyond it."""
+    import math
+
+    import numpy as np
+    import pytest
+
+    from calibration import Transform
+    from fusion.errors import DataError
+    from fusion.poses import PoseStream
+    from fusion.stream import PoseBuffer
+
+    def truth(t_us: int) -> tuple[np.ndarray, np.ndarray]:
+        s = t_us * 1e-6  # 10 m/s along x, turning at 0.2 rad/s
+        yaw = 0.2 * s
+        return np.array([10.0 * s, 0.5, 0.0]), np.array(
+            [math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)]
+        )
+
+    times = np.arange(0, 1_000_001, 100_000)
+    poses = [truth(int(t)) for t in times]
+    horizon = 150_000
+    stream = PoseStream(
+        times, [p[0] for p in poses], [p[1] for p in poses], max_extrapolation_us=horizon
+    )
+    buf = PoseBuffer(100, max_extrapolation_us=horizon)
+    for t, (trans, quat) in zip(times, poses, strict=True):
+        buf.add(int(t), Transform.from_translation_quaternion(trans, quat, src="ego", dst="global"))
+    for t in (0, 300_000, 350_000, 1_000_000, 1_100_000, 1_150_000, -100_000, -150_000):
+        offline, online = stream.at(t), buf.at(t)
+        assert online is not None
+        np.testing.assert_allclose(offline.matrix, online.matrix, atol=1e-12)
+        trans, quat = truth(t)
+        # yaw exact (a constant turn); translation along the chord, within 1 mm of the arc
+        np.testing.assert_allclose(offline.translation, trans, atol=1e-3)
+        assert abs(abs(float(offline.quaternion @ quat)) - 1) < 1e-9  # within 1e-4 rad
+    for t in (1_150_001, -150_001):
+        assert buf.at(t) is None
+        with pytest.raises(DataError, match="outside"):
+            stream.at(t)

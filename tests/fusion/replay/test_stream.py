@@ -229,7 +229,9 @@ def test_poses_interpolate_and_extrapolate_only_within_the_horizon():
         math.atan2(ahead.rotation[1, 0], ahead.rotation[0, 0]), 0.1 * 0.28, abs_tol=1e-6
     )
     assert buf.at(300_001) is None  # beyond the horizon: unknown, not guessed
-    assert buf.at(-1) is None  # older than what is kept
+    # before the oldest pose kept: the same rule backwards (fusion.poses.pose_at)
+    assert np.allclose(buf.at(-50_000).translation, _ego(-50_000).translation, atol=1e-3)
+    assert buf.at(-100_001) is None
 
 
 def test_online_frames_of_the_real_keyframe_have_its_offsets(real_frame):
