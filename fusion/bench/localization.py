@@ -31,7 +31,7 @@ from fusion.errors import FusionError
 from fusion.localization import LocalizationConfig, estimate_poses
 from fusion.localization.inputs import fixes_from_records, imu_from_records, speed_from_wheels
 from fusion.localization.measurements import GnssFixes
-from fusion.sources.rig_file import Rig, load_rig
+from fusion.sources.rig_file import RigSpec, load_rig
 from fusion.synth.canbus import can_bus_messages
 from fusion.synth.gnss import gnss_messages, map_origin
 from fusion.synth.trajectory import (
@@ -85,7 +85,7 @@ def _yaw(rot: np.ndarray) -> np.ndarray:
 
 
 def score_drive(
-    rig: Rig, seed: int, duration_s: float, mode: str, outage: tuple[float, float]
+    rig: RigSpec, seed: int, duration_s: float, mode: str, outage: tuple[float, float]
 ) -> dict[str, Any]:
     """Run the estimator on one drive (with every fix, then through the outage); the metrics."""
     track, road = make_drive(seed, duration_s)
@@ -196,7 +196,7 @@ def _true_pose(xy: np.ndarray, yaw: float) -> Transform:
     )
 
 
-def measure(drives: int, duration_s: float, seed: int, rig: Rig) -> dict[str, Any]:
+def measure(drives: int, duration_s: float, seed: int, rig: RigSpec) -> dict[str, Any]:
     outage = (duration_s - 25.0, duration_s - 15.0)
     rows = []
     jobs = [(seed + i, mode) for mode in MODES for i in range(drives)]
@@ -262,7 +262,7 @@ def measure(drives: int, duration_s: float, seed: int, rig: Rig) -> dict[str, An
 # -- detection with estimated poses -------------------------------------------------------------
 
 
-def estimated_pose_dataroot(root: Path, version: str, rig: Rig, out: Path) -> dict[str, Any]:
+def estimated_pose_dataroot(root: Path, version: str, rig: RigSpec, out: Path) -> dict[str, Any]:
     """A copy of dataroot `root` (every file hard-linked) whose `ego_pose` holds the estimator's
     poses (from each scene's IMU, wheel speed and GNSS, taken to the map frame through WGS84)
     where it has one; the records before the estimator's start keep the truth (counted)."""
@@ -329,7 +329,7 @@ def estimated_pose_dataroot(root: Path, version: str, rig: Rig, out: Path) -> di
     }
 
 
-def detection_comparison(root: Path, version: str, split: str, rig: Rig, work: Path) -> dict:
+def detection_comparison(root: Path, version: str, split: str, rig: RigSpec, work: Path) -> dict:
     """`fusion eval` (the devkit's mAP, mATE, mAVE) of the fusion model on `root` with its
     true ego poses and with the estimated ones."""
     import subprocess

@@ -166,7 +166,12 @@ class GnssSpec:
 
 
 @dataclass(frozen=True)
-class Rig:
+class RigSpec:
+    """The rig file (`configs/rig_nuscenes.toml`): what each sensor is (LIDAR beams, camera
+    intrinsics and mounts, radars, IMU, GNSS), from which the generator simulates it and a log
+    without calibration is calibrated. `fusion.sources.base.Rig` is the other concept: the
+    calibration of a log's sensors by channel (`layout.rig_from_file` makes one from this)."""
+
     name: str
     lidar: LidarSpec
     cameras: tuple[CameraSpec, ...]
@@ -186,10 +191,10 @@ class Rig:
         return np.radians(np.asarray(self.lidar.elevations_deg, dtype=np.float64))
 
 
-def load_rig(path: str | Path | None = None) -> Rig:
+def load_rig(path: str | Path | None = None) -> RigSpec:
     """Load a rig TOML (default `configs/rig_nuscenes.toml`) and check it is usable."""
     path = Path(path) if path is not None else DEFAULT_RIG
-    rig = load_dataclass(Rig, path)
+    rig = load_dataclass(RigSpec, path)
     names = rig.channels
     if len(set(names)) != len(names):
         raise ConfigError("channel names must be unique", path)

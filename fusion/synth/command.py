@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from fusion.config import CONDITIONS, Condition
 from fusion.errors import ConfigError, FusionError
-from fusion.sources.rig_file import DEFAULT_RIG, Rig, load_rig
+from fusion.sources.rig_file import DEFAULT_RIG, RigSpec, load_rig
 from fusion.synth.gnss import GNSS_MODES
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _params(args: argparse.Namespace, rig: Rig) -> dict:
+def _params(args: argparse.Namespace, rig: RigSpec) -> dict:
     """What fixes the content of a dataroot: a rerun must match it."""
     return {
         "version": args.version,
