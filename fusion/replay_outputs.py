@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from fusion.config import PipelineConfig
@@ -65,28 +64,30 @@ class McapSink:
         self.cfg = cfg
 
     def write(self, item: Processed) -> None:
+        """One processed trigger: `/tf`, the boxes (`/detections`), the LIDAR cloud and the
+        camera images, encoded as `fusion convert` encodes them (`fusion.sources.mcap`)."""
         from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
         from foxglove_schemas_protobuf.CubePrimitive_pb2 import CubePrimitive
         from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
-        from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
-        from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
         from foxglove_schemas_protobuf.SceneEntity_pb2 import SceneEntity
         from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 
+        from fusion.sources.mcap import (
+            encode_jpeg,
+            float_layout,
+            frame_transform,
+            packed_point_cloud,
+        )
+
         frame = item.frame
-        t = _ns(frame.timestamp_us)
+        t_us = frame.timestamp_us
+        t = _ns(t_us)
         ego = frame.reference.ego_to_global
         for parent, child, tf in (
             ("map", "base_link", ego),
             ("base_link", "LIDAR_TOP", frame.reference.sensor_to_ego),
         ):
-            msg = FrameTransform(parent_frame_id=parent, child_frame_id=child)
-            msg.timestamp.FromNanoseconds(t)
-            x, y, z = tf.translation
-            msg.translation.x, msg.translation.y, msg.translation.z = float(x), float(y), float(z)
-            w, qx, qy, qz = tf.quaternion
-            msg.rotation.w, msg.rotation.x = float(w), float(qx)
-            msg.rotation.y, msg.rotation.z = float(qy), float(qz)
+            msg = frame_transform(FrameTransform, parent, child, tf, t_us)
             self._w.write_message("/tf", msg, log_time=t, publish_time=t)
 
         scene = SceneUpdate()
@@ -109,23 +110,14 @@ class McapSink:
         self._w.write_message("/detections", scene, log_time=t, publish_time=t)
 
         if frame.lidar is not None:
-            pts = np.ascontiguousarray(frame.lidar.points[:, :4], np.float32)
-            cloud = PointCloud(frame_id="LIDAR_TOP", point_stride=16, data=pts.tobytes())
-            cloud.timestamp.FromNanoseconds(t)
-            for i, name in enumerate(("x", "y", "z", "intensity")):
-                cloud.fields.append(
-                    PackedElementField(name=name, offset=4 * i, type=PackedElementField.FLOAT32)
-                )
+            pts = np.ascontiguousarray(frame.lidar.points[:, :4], "<f4")
+            layout = float_layout(("x", "y", "z", "intensity"))
+            cloud = packed_point_cloud(layout, pts.tobytes(), "LIDAR_TOP", t_us)
             self._w.write_message("/lidar_top", cloud, log_time=t, publish_time=t)
 
         for ch, cam in frame.cameras.items():
-            ok, jpeg = cv2.imencode(
-                ".jpg", cv2.cvtColor(cam.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
-            )
-            if not ok:
-                continue
+            img = CompressedImage(frame_id=ch, format="jpeg", data=encode_jpeg(cam.image, 85))
             tc = _ns(cam.pose.timestamp_us)
-            img = CompressedImage(frame_id=ch, format="jpeg", data=jpeg.tobytes())
             img.timestamp.FromNanoseconds(tc)
             self._w.write_message(
                 f"/{ch.lower()}/image_rect_compressed", img, log_time=t, publish_time=tc

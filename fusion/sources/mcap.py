@@ -368,7 +368,7 @@ class FoxgloveMcapWriter:
             s = self._by_channel.get(ch)
             if s is None:
                 continue
-            tf = _frame_transform(
+            tf = frame_transform(
                 FrameTransform, self.topics.ego_frame, s.frame, cal.sensor_to_ego, t_us
             )
             self._log(self.topics.tf, tf, t_us)
@@ -401,7 +401,7 @@ class FoxgloveMcapWriter:
                 if tm.odom:
                     self._log(tm.odom, _odom_json(payload.ego_to_global), log, "Pose")
             case "pose":
-                tf = _frame_transform(
+                tf = frame_transform(
                     FrameTransform, tm.map_frame, tm.ego_frame, payload.ego_to_global, t
                 )
                 self._log(tm.tf, tf, log)
@@ -461,21 +461,33 @@ def point_bytes(kind: str, payload: Any) -> bytes:
 
 
 def _point_cloud(kind: str, payload: Any, frame: str, t_us: int) -> Any:
+    return packed_point_cloud(point_layout(kind), point_bytes(kind, payload), frame, t_us)
+
+
+def packed_point_cloud(
+    layout: tuple[list[tuple[str, int, np.dtype]], int], data: bytes, frame: str, t_us: int
+) -> Any:
+    """A foxglove.PointCloud of packed records: `layout` is (name, offset, dtype) of each field
+    and the stride (`point_layout`, or `float_layout` for float32 columns)."""
     from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
     from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 
-    layout, stride = point_layout(kind)
+    fields_layout, stride = layout
     fields = [
         PackedElementField(name=n, offset=o, type=FOXGLOVE_NUMERIC_TYPE[(dt.kind, dt.itemsize)])
-        for n, o, dt in layout
+        for n, o, dt in fields_layout
     ]
     return PointCloud(
-        timestamp=_stamp(t_us), frame_id=frame, point_stride=stride, fields=fields,
-        data=point_bytes(kind, payload),
+        timestamp=_stamp(t_us), frame_id=frame, point_stride=stride, fields=fields, data=data,
     )  # fmt: skip
 
 
-def _frame_transform(cls: Any, parent: str, child: str, tf: Transform, t_us: int) -> Any:
+def float_layout(names: tuple[str, ...]) -> tuple[list[tuple[str, int, np.dtype]], int]:
+    """The layout of float32 columns named `names`, packed in that order."""
+    return [(n, 4 * i, np.dtype("<f4")) for i, n in enumerate(names)], 4 * len(names)
+
+
+def frame_transform(cls: Any, parent: str, child: str, tf: Transform, t_us: int) -> Any:
     from foxglove_schemas_protobuf.Quaternion_pb2 import Quaternion
     from foxglove_schemas_protobuf.Vector3_pb2 import Vector3
 

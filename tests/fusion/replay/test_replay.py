@@ -262,6 +262,23 @@ def test_outputs(replay_root, lidar_runner, tmp_path):
     assert topics["/lidar_top"] == "foxglove.PointCloud"
     assert topics["/tf"] == "foxglove.FrameTransform"
     assert topics["/cam_front/image_rect_compressed"] == "foxglove.CompressedImage"
+    # encoded by fusion.sources.mcap's encoders, as `fusion convert` writes them
+    from mcap_protobuf.decoder import DecoderFactory
+
+    with (out / "viz.mcap").open("rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        msgs = {}
+        for _, channel, _, msg in reader.iter_decoded_messages(
+            topics=["/lidar_top", "/tf", "/cam_front/image_rect_compressed"]
+        ):
+            msgs.setdefault(channel.topic, msg)
+    cloud = msgs["/lidar_top"]
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "intensity"]
+    assert cloud.point_stride == 16 and len(cloud.data) % 16 == 0 and len(cloud.data) > 0
+    tf = msgs["/tf"]
+    assert (tf.parent_frame_id, tf.child_frame_id) == ("map", "base_link")
+    assert abs(tf.rotation.w**2 + tf.rotation.x**2 + tf.rotation.y**2 + tf.rotation.z**2 - 1) < 1e-6
+    assert msgs["/cam_front/image_rect_compressed"].data[:2] == b"\xff\xd8"  # a JPEG
 
 
 def test_rerun_output(replay_root, tmp_path):
