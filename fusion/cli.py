@@ -20,7 +20,7 @@ from fusion.errors import FusionError
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "inspect": ("fusion.inspect", "summarize one sample: sensors, offsets, points, boxes"),
+    "inspect": ("fusion.inspect_sample", "summarize one sample: sensors, offsets, points, boxes"),
     "calibrate": ("fusion.calibrate", "checkerboard intrinsics; LIDAR-camera alignment check"),
     "generate": ("fusion.synth.command", "write a synthetic nuScenes-format dataroot"),
     "validate": ("fusion.validate", "check any nuScenes dataroot: tables, keys, files, rates"),

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp, yaw_from_quaternion
 from fusion.errors import DataError
+from fusion.frame import SensorPose, transform_between
 from fusion.sensor_io import read_json
 
 
@@ -245,4 +246,19 @@ def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
         ),
         imu_linear_accel=_column(imu, "linear_accel", 3, imu_path, what)[imu_order].reshape(-1, 3),
         pose_velocity=vel[order],
+    )
+
+
+def transform_at(
+    poses: PoseStream,
+    src_to_ego: Transform,
+    src_time_us: int,
+    dst_to_ego: Transform,
+    dst_time_us: int,
+) -> Transform:
+    """Sensor A at its time to sensor B at its time, with ego poses from a pose stream: the
+    rule of `fusion.frame.transform_between` (through the global frame, never skipped)."""
+    return transform_between(
+        SensorPose(src_to_ego.src, src_time_us, src_to_ego, poses.at(src_time_us)),
+        SensorPose(dst_to_ego.src, dst_time_us, dst_to_ego, poses.at(dst_time_us)),
     )
