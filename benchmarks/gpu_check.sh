@@ -30,7 +30,7 @@ $PY -c "import torch, numba, numpy; from numba import cuda; print('torch', torch
 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), '| numba', numba.__version__,
 'cuda.is_available', cuda.is_available(), '| numpy', numpy.__version__)"
 $PY -c "import sys; sys.modules['nuscenes'] = None
-import kernels, fusion.engines.runner, fusion.engines.tensorrt_engine, fusion.engines.calibration
+import kernels, fusion.engines.runner, fusion.engines.tensorrt_engine, fusion.engines.int8
 print('imports without the devkit: ok')" || echo "IMPORT CHECK FAILED"
 
 echo "== 1. CUDA kernels against the numpy oracle at full size (tests/kernels/test_kernel_gpu.py)"

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
         calibration = None
         if args.int8:
-            from fusion.engines.calibration import calibration_set
+            from fusion.engines.int8 import calibration_set
 
             calibration = calibration_set(
                 model,

@@ -7,7 +7,7 @@ compute capability and, for INT8, the calibration set's digest).
 
 Precision: `fp32`, `fp16` (FP16 kernels where TensorRT finds them faster) or `int8` (INT8 with
 FP16 fallback, scales from an entropy calibration over `calibration` batches: the graph inputs
-of real frames, `fusion.engines.calibration`). TensorRT 10 deprecates implicit quantization by
+of real frames, `fusion.engines.int8`). TensorRT 10 deprecates implicit quantization by
 calibrator in favour of Q/DQ graphs; the calibrator path is still supported there and is what
 needs no change to the exported graphs.
 
