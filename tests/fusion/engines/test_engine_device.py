@@ -13,9 +13,9 @@ import pytest
 import torch
 from model_fakes import make_frame, tiny_config, tiny_params
 
-from fusion.engines.int8 import calibration_set, collect, graph_inputs
 from fusion.engines.device import CudaEventClock, WallClock, resolve_device, stage_clock, to_host
 from fusion.engines.export import example_inputs, export_onnx
+from fusion.engines.int8 import calibration_set, collect, graph_inputs
 from fusion.engines.runner import Runner
 from fusion.engines.tensorrt_engine import calibration_digest, pillar_profile, plan_key
 from fusion.engines.torch_engine import TorchEngine
