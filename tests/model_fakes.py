@@ -14,7 +14,7 @@ import numpy as np
 from calibration import PinholeCamera, Transform, quaternion_from_yaw
 from fusion.config import CAMERA_CHANNELS, PipelineConfig, load_config
 from fusion.frame import Boxes, CameraData, Frame, LidarData, RadarData, SensorPose
-from fusion.model.params import ModelParams
+from fusion.model.params import ATTRIBUTE_NAMES, ModelParams
 
 RAW_HW = (96, 264)  # raw image (height, width): 1.5x the network input of tiny_config
 
@@ -151,3 +151,13 @@ class FakeSource:
 
     def frame(self, sample_token: str) -> Frame:
         return self.frames[sample_token]
+
+
+def oracle_maps(targets):
+    """Head maps a perfect network would output for these targets (logits of the heatmap)."""
+    hm = np.clip(targets.heatmap, 1e-6, 1 - 1e-6)
+    logits = np.log(hm / (1 - hm)).astype(np.float32)
+    attr = np.full((len(ATTRIBUTE_NAMES), *targets.attribute.shape), -10.0, np.float32)
+    iy, ix = np.nonzero(targets.attribute >= 0)
+    attr[targets.attribute[iy, ix], iy, ix] = 10.0
+    return logits, targets.regression, attr

@@ -10,22 +10,13 @@ from fusion.arguments import add_json_arguments, emit_json
 from fusion.engines.export import OPSET, export_onnx
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
-from fusion.model.weights import load_detector, resolve_weights
+from fusion.model.weights import add_weights_arguments, load_detector, resolve_weights
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=VARIANTS)
     parser.add_argument("--out", required=True, type=Path, help="folder for the .onnx graphs")
-    parser.add_argument(
-        "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
-    )
-    parser.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="MODEL=PATH",
-        help="weights file of the model",
-    )
+    add_weights_arguments(parser)
     parser.add_argument("--opset", type=int, default=OPSET)
     add_json_arguments(parser, "the files written")
     trt = parser.add_argument_group("TensorRT (an NVIDIA GPU and the tensorrt package)")

@@ -195,6 +195,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models", default="fusion,camera,lidar", help="comma-separated: fusion,camera,lidar"
     )
+    add_weights_arguments(parser)
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--weights DIR` and `--checkpoint MODEL=PATH`: where the models' weights come from
+    (`resolve_weights`); also for the commands that take one `--model`."""
     parser.add_argument(
         "--weights", type=Path, help="folder with <model>.safetensors (default: shipped)"
     )

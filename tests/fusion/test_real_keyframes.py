@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from model_fakes import oracle_maps
 from shared_data import REAL_KEYFRAMES
 
 from fusion.config import load_config
 from fusion.dataset import box_targets
 from fusion.evaluate import detections_to_results
 from fusion.model.decode import decode_detections
-from fusion.model.params import ATTRIBUTE_NAMES
 
 VERSION, SPLIT = "v1.0-mini", "mini_val"
 # the classes these two keyframes hold (car 68, pedestrian 46, motorcycle 16, bicycle 4,
 # truck 4, bus 2 boxes; tests/data/README.md)
 PRESENT = ("car", "pedestrian", "motorcycle", "bicycle", "truck", "bus")
-
-
-def oracle_maps(targets):
-    """Head maps a perfect network would output for these targets (logits of the heatmap)."""
-    hm = np.clip(targets.heatmap, 1e-6, 1 - 1e-6)
-    logits = np.log(hm / (1 - hm)).astype(np.float32)
-    attr = np.full((len(ATTRIBUTE_NAMES), *targets.attribute.shape), -10.0, np.float32)
-    iy, ix = np.nonzero(targets.attribute >= 0)
-    attr[targets.attribute[iy, ix], iy, ix] = 10.0
-    return logits, targets.regression, attr
 
 
 @pytest.fixture(scope="module")

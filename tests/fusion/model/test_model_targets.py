@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from model_fakes import oracle_maps
 
 from fusion.config import DETECTION_CLASSES, load_config
 from fusion.dataset import box_targets, training_sample
@@ -17,16 +18,6 @@ from fusion.model.targets import decode_regression
 from fusion.pipeline import GlobalTransform, camera_inputs, image_view, view_camera
 from fusion.results import detections_to_results
 from kernels import points_in_boxes
-
-
-def _oracle_maps(targets):
-    """Head maps a perfect network would output for these targets (logits of the heatmap)."""
-    hm = np.clip(targets.heatmap, 1e-6, 1 - 1e-6)
-    logits = np.log(hm / (1 - hm)).astype(np.float32)
-    attr = np.full((len(ATTRIBUTE_NAMES), *targets.attribute.shape), -10.0, np.float32)
-    iy, ix = np.nonzero(targets.attribute >= 0)
-    attr[targets.attribute[iy, ix], iy, ix] = 10.0
-    return logits, targets.regression, attr
 
 
 def _evaluated(frame, cfg):
@@ -60,7 +51,7 @@ def test_encode_decode_round_trip_on_the_real_keyframe(real_frame, nms):
     keep = _evaluated(frame, cfg)
     assert len(keep) > 20
     targets = box_targets(frame, cfg, cfg.params)
-    dets = decode_detections(*_oracle_maps(targets), cfg)
+    dets = decode_detections(*oracle_maps(targets), cfg)
     b = frame.boxes
     # boxes whose centres share a cell keep only the last one: count distinct cells
     cells = {
