@@ -7,6 +7,7 @@ import contextlib
 import io
 
 from fusion.cli import main
+from fusion.replay_outputs import Processed, boxes_global
 
 VERSION = "v1.0-synth"
 SCENE = "scene-0001"
@@ -21,3 +22,20 @@ def quiet(argv: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(argv)
     return rc, out.getvalue(), err.getvalue()
+
+
+class Collect:
+    """A sink keeping every processed trigger, and (timestamp, detections in the global frame)
+    of each."""
+
+    def __init__(self) -> None:
+        self.items: list[Processed] = []
+
+    def write(self, item: Processed) -> None:
+        self.items.append(item)
+
+    def close(self) -> None:
+        pass
+
+    def boxes(self) -> dict[int, list[dict]]:
+        return {i.frame.timestamp_us: boxes_global(i) for i in self.items}

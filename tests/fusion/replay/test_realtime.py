@@ -9,26 +9,15 @@ import time
 
 import numpy as np
 import pytest
-from replay_data import SCENE, VERSION, quiet
+from replay_data import SCENE, VERSION, Collect, quiet
 
 from fusion.bench.latency import StreamFrames
 from fusion.engines.device import resolve_backend
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.replay import Processed, ReplayOptions, replay
+from fusion.replay import ReplayOptions, replay
 from fusion.sources import open_source
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.items: list[Processed] = []
-
-    def write(self, item: Processed) -> None:
-        self.items.append(item)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

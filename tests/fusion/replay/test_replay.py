@@ -10,30 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from replay_data import SCENE, VERSION, quiet
+from replay_data import SCENE, VERSION, Collect, quiet
 
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
 from fusion.replay import FaultInjector, Faults, LatestSlot, ReplayOptions, replay
-from fusion.replay_outputs import Processed, boxes_global
 from fusion.sources import open_source
-
-
-class Collect:
-    """A sink keeping (timestamp, detections in the global frame) of every processed trigger."""
-
-    def __init__(self) -> None:
-        self.items: list[Processed] = []
-
-    def write(self, item: Processed) -> None:
-        self.items.append(item)
-
-    def close(self) -> None:
-        pass
-
-    def boxes(self) -> dict[int, list[dict]]:
-        return {i.frame.timestamp_us: boxes_global(i) for i in self.items}
 
 
 def _runner(name: str) -> Runner:
