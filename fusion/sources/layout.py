@@ -55,6 +55,21 @@ class TopicMap:
     def by_topic(self) -> dict[str, SensorTopic]:
         return {s.topic: s for s in self.sensors}
 
+    def channel_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Messages per channel (`Source.info()["channels"]`) from messages per topic: each
+        sensor by its channel, and the tf, odom, imu, gnss and speed streams the log has."""
+        channels = {s.channel: counts[s.topic] for s in self.sensors if s.topic in counts}
+        for name, topic in (
+            ("tf", self.tf),
+            (ODOM_CHANNEL, self.odom),
+            (IMU_CHANNEL, self.imu),
+            (GNSS_CHANNEL, self.gnss),
+            (SPEED_CHANNEL, self.speed),
+        ):
+            if topic and topic in counts:
+                channels[name] = counts[topic]
+        return channels
+
     def named_topics(self) -> list[str]:
         streams = [self.tf, self.tf_static, self.odom, self.imu, self.gnss, self.speed]
         return [t for t in [*streams, *(s.topic for s in self.sensors)] if t] + [

@@ -282,17 +282,7 @@ class FoxgloveMcapSource:
                 yield LogMessage(IMU_CHANNEL, "imu", log_us, log_us, data, decode_json_imu, origin)
 
     def info(self) -> Mapping[str, Any]:
-        tm = self.topics
-        channels = {s.channel: self._counts[s.topic] for s in tm.sensors if s.topic in self._counts}
-        for name, topic in (
-            ("tf", tm.tf),
-            (ODOM_CHANNEL, tm.odom),
-            (IMU_CHANNEL, tm.imu),
-            (GNSS_CHANNEL, tm.gnss),
-            (SPEED_CHANNEL, tm.speed),
-        ):
-            if topic and topic in self._counts:
-                channels[name] = self._counts[topic]
+        channels = self.topics.channel_counts(self._counts)
         return {
             "path": str(self.path),
             "kind": self.kind,

@@ -343,17 +343,7 @@ class RosbagSource:
                 yield LogMessage(IMU_CHANNEL, "imu", ts, log_us, raw, imu_decoder, origin)
 
     def info(self) -> Mapping[str, Any]:
-        tm, counts = self.topics, self._log.counts
-        channels = {s.channel: counts[s.topic] for s in tm.sensors if s.topic in counts}
-        for name, topic in (
-            ("tf", tm.tf),
-            (ODOM_CHANNEL, tm.odom),
-            (IMU_CHANNEL, tm.imu),
-            (GNSS_CHANNEL, tm.gnss),
-            (SPEED_CHANNEL, tm.speed),
-        ):
-            if topic and topic in counts:
-                channels[name] = counts[topic]
+        channels = self.topics.channel_counts(self._log.counts)
         start, end = self._log.start_ns // 1000, self._log.end_ns // 1000
         return {
             "path": str(self.path),
