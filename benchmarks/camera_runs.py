@@ -22,7 +22,7 @@ from pathlib import Path
 import tomllib
 
 from fusion.model.weights import read_metadata
-from fusion.render import _pyplot, _save
+from fusion.outputs.plots import _pyplot, _save
 
 
 def run_record(

@@ -12,7 +12,8 @@ the devkit's tables and the project's file readers; only keyframes are measured 
 "keyframes only" download has). Per dataroot:
 
 - LIDAR (LIDAR_TOP keyframe scans, sensor frame): intensity of the returns (points off the
-  sensor origin and outside the preprocessing's ego box, `fusion.pipeline.ego_filter_mask`),
+  sensor origin and outside the preprocessing's ego box,
+  `fusion.preprocess.inputs.ego_filter_mask`),
   elevation and returns per ring, returns per range bin, points within 3 m of the sensor off
   its origin (the ego vehicle's own returns on real data) and points at the origin (firings
   without a return), before and after the ego filter, and the ground height in the ego frame
@@ -47,8 +48,8 @@ import numpy as np
 from pyquaternion import Quaternion
 
 from fusion.config import CAMERA_CHANNELS, RADAR_CHANNELS, load_config
-from fusion.pipeline import ego_filter_mask
-from fusion.sensor_io import RADAR_FIELDS, load_lidar_bin, load_radar_pcd
+from fusion.data.sensor_io import RADAR_FIELDS, load_lidar_bin, load_radar_pcd
+from fusion.preprocess.inputs import ego_filter_mask
 
 CATEGORY_CLASS = {
     "vehicle.car": "car",
@@ -133,7 +134,7 @@ def measure(dataroot: Path) -> dict[str, Any]:
     """Every statistic of the module docstring for one dataroot's keyframes."""
     from nuscenes.utils.geometry_utils import points_in_box
 
-    from fusion.evaluate import scene_condition
+    from fusion.eval.evaluate import scene_condition
 
     nusc = load_devkit(dataroot)
     pc_cfg = load_config("nuscenes").point_cloud

@@ -9,7 +9,7 @@ every sample_data record: the timing of all 399 LIDAR scans, 12 Hz camera images
 radar scans, with the real camera offsets (each camera fires as the LIDAR sweeps past it, up to
 44 ms before the scan). This script replays that timing (every record as a message logged at
 its sensor time, with a placeholder payload; the ego poses of the records) through
-`fusion.stream.OnlineSynchronizer` as `fusion replay --rate 0` does, with the `tiny` config's
+`fusion.sync.online.OnlineSynchronizer` as `fusion replay --rate 0` does, with the `tiny` config's
 tolerances (camera 50 ms, radar 60 ms; wait 50 ms), and reports the wait per trigger
 (`sync_wait_ms`: release time on the log clock minus the trigger's time) with the early decision
 and, for reference, waiting until each sensor is heard past the tolerance. Per trigger mode
@@ -91,7 +91,7 @@ MODELS = {"camera": ("camera",), "fusion": ("camera", "lidar", "radar")}
 
 def measure(messages, rig, model: str, trigger: str, early: bool, between: str = "reuse") -> dict:
     from fusion.config import load_config
-    from fusion.stream import OnlineSynchronizer, StreamOptions
+    from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
     cfg = load_config("tiny")
     info = {"keyframes": True, "channels": {"pose": 1}}
@@ -189,19 +189,19 @@ def to_markdown(result: dict) -> str:
 
 
 NOTES = (
-    "The early decision (`fusion.stream`, `OnlineSynchronizer._choose`): a trigger's match for a"
-    " sensor is final once no later message of that sensor can be nearer (a message stamped at"
-    " or after t + d has arrived, or the period estimated online, the shortest recent interval"
-    " less 10 %, puts the next one past t + d), or once a keyframe's own message (marked with"
-    " its sample) is in; never past the wait cap. At the `keyframes` trigger every image of a"
-    " keyframe fires before its LIDAR scan (0 to 44 ms), so the camera model waits for"
-    " nothing. The five radars run free at 13 Hz: a keyframe's radar scan comes -37 to +36 ms"
-    " around the LIDAR scan, half of them after it, and no earlier scan can stand in for the"
-    " nearer one still to come; the fusion model waits for the last of its five radars, which"
-    " sets its wait (an unmet target: a physical floor of this rig's timing, not of the"
-    " synchronizer). At the `lidar` trigger (20 Hz), a 12 Hz camera skips a scan in 2 of 5 and"
-    " a 13 Hz radar about 1 in 3: such a scan cannot know whether a message of its own is still"
-    " coming (the shortest intervals are 50 and 68 ms) and waits until a later one or the cap."
+    "The early decision (`fusion.sync.online`, `OnlineSynchronizer._choose`): a trigger's match "
+    "for a sensor is final once no later message of that sensor can be nearer (a message stamped "
+    "at or after t + d has arrived, or the period estimated online, the shortest recent interval "
+    "less 10 %, puts the next one past t + d), or once a keyframe's own message (marked with its "
+    "sample) is in; never past the wait cap. At the `keyframes` trigger every image of a keyframe "
+    "fires before its LIDAR scan (0 to 44 ms), so the camera model waits for nothing. The five "
+    "radars run free at 13 Hz: a keyframe's radar scan comes -37 to +36 ms around the LIDAR scan, "
+    "half of them after it, and no earlier scan can stand in for the nearer one still to come; the"
+    " fusion model waits for the last of its five radars, which sets its wait (an unmet target: a "
+    "physical floor of this rig's timing, not of the synchronizer). At the `lidar` trigger (20 "
+    "Hz), a 12 Hz camera skips a scan in 2 of 5 and a 13 Hz radar about 1 in 3: such a scan cannot"
+    " know whether a message of its own is still coming (the shortest intervals are 50 and 68 ms) "
+    "and waits until a later one or the cap."
 )
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import DETECTION_CLASSES, RADAR_POINT_COLUMNS
+from fusion.data.reader import NuScenesReader
 from fusion.engines.runner import Runner, open_engine
 from fusion.frame import Frame
 from fusion.model.weights import load_detector
-from fusion.nuscenes import NuScenesReader
 
 MIN_SCORE = 0.3
 MATCH_M = 2.0

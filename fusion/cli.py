@@ -7,7 +7,7 @@ stays fast.
 Conventions of every subcommand: `--json` prints the result as one JSON object on stdout
 instead of the text; `--json-out PATH` (and `--markdown-out PATH`) write files; outputs go
 where the user says (`--out`, `--*-out`) or to the working directory, never into the source
-tree (the JSON helpers are `fusion.arguments`).
+tree (the JSON helpers are `fusion.commands.arguments`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,22 @@ from fusion.errors import FusionError
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "inspect": ("fusion.inspect_sample", "summarize one sample: sensors, offsets, points, boxes"),
-    "calibrate": ("fusion.calibrate", "checkerboard intrinsics; LIDAR-camera alignment check"),
-    "generate": ("fusion.synth.command", "write a synthetic nuScenes-format dataroot"),
-    "validate": ("fusion.validate", "check any nuScenes dataroot: tables, keys, files, rates"),
+    "inspect": ("fusion.commands.inspect", "summarize one sample: sensors, offsets, points, boxes"),
+    "calibrate": (
+        "fusion.commands.calibrate",
+        "checkerboard intrinsics; LIDAR-camera alignment check",
+    ),
+    "generate": ("fusion.commands.generate", "write a synthetic nuScenes-format dataroot"),
+    "validate": ("fusion.data.validate", "check any nuScenes dataroot: tables, keys, files, rates"),
     "bench": ("fusion.bench", "benchmark kernels, per-stage latency and replay at the log's pace"),
-    "train": ("fusion.train", "train the fusion, camera or lidar detector"),
-    "eval": ("fusion.evaluate", "run detectors and score them with the nuScenes devkit"),
-    "export": ("fusion.engines.export_command", "export the dense network to ONNX"),
-    "replay": ("fusion.replay", "replay a recorded drive through the detector in real time"),
-    "convert": ("fusion.convert", "write a nuScenes scene as a Foxglove MCAP, ROS 2 or ROS 1 log"),
+    "train": ("fusion.train.loop", "train the fusion, camera or lidar detector"),
+    "eval": ("fusion.eval.evaluate", "run detectors and score them with the nuScenes devkit"),
+    "export": ("fusion.commands.export", "export the dense network to ONNX"),
+    "replay": ("fusion.replay.runner", "replay a recorded drive through the detector in real time"),
+    "convert": (
+        "fusion.commands.convert",
+        "write a nuScenes scene as a Foxglove MCAP, ROS 2 or ROS 1 log",
+    ),
 }
 
 

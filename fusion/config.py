@@ -128,7 +128,7 @@ REGRESSION_CHANNELS = 10
 
 MAX_CHANNELS = 4096
 MAX_GRID_CELLS = 4096  # per axis, voxel and BEV grids
-MAX_IMAGE_SIDE = 8192  # px; also the largest image header fusion.sensor_io decodes
+MAX_IMAGE_SIDE = 8192  # px; also the largest image header fusion.data.sensor_io decodes
 MAX_SWEEPS = 100
 MAX_DEPTH_BINS = 1024
 IMAGE_FEATURE_STRIDES = (8, 16)  # the image backbone's feature levels (fusion.model.camera)
@@ -191,7 +191,7 @@ class PointCloudConfig:
         metadata=_rule(lambda v: v == len(LIDAR_POINT_COLUMNS), "5 (x y z intensity dt)"),
     )
     # Points in `ego_box` are removed from every cloud before voxelization, real and synthetic
-    # alike (`fusion.pipeline.without_ego_returns`): the ego vehicle's own roof and bonnet
+    # alike (`fusion.preprocess.inputs.without_ego_returns`): the ego vehicle's own roof and bonnet
     # (~7,700 returns a scan on real nuScenes, none in the generator) and the firings without
     # a return, which both rigs store at the sensor origin. `none` keeps every point.
     ego_filter: Literal["box", "none"] = "box"
@@ -410,7 +410,8 @@ class TrainConfig:
     branch_lr: BranchLR
     augment: AugmentParams
     # probability that a training frame keeps only its keyframe scans (LIDAR keyframe, each
-    # radar's current scan; `fusion.sweeps.keyframe_only`): a keyframes-only dataroot's input,
+    # radar's current scan; `fusion.motion.sweeps.keyframe_only`): a keyframes-only dataroot's
+    # input,
     # so multi-sweep models also work where the sweep files are absent
     sweep_dropout: float = field(default=0.0, metadata=PROBABILITY)
 

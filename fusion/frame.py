@@ -138,7 +138,7 @@ class Frame:
     ego_motion: EgoMotion | None = None
     missing: dict[str, str] = field(default_factory=dict)  # channel -> reason (tolerant mode)
     # channels whose message is a neighbouring trigger's, reused (its own time and ego pose;
-    # `fusion.stream`, between="reuse")
+    # `fusion.sync.online`, between="reuse")
     reused: tuple[str, ...] = ()
 
     @property

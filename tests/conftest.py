@@ -22,7 +22,7 @@ def real_root() -> Path:
 
 @pytest.fixture(scope="session")
 def real_reader():
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
+    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     return NuScenesReader(REAL_ROOT, REAL_VERSION, ReaderOptions(lidar_sweeps=1, radar_sweeps=1))
 

@@ -19,12 +19,12 @@ CLI_ENTRY = "fusion.cli"
 # allowed until the command is split from the library (the package pass of issue 18). Any other
 # importer fails, and so does an entry here that no longer imports the module.
 MIXED_COMMAND_IMPORTS = {
-    ("fusion.bench.real", "fusion.evaluate"),  # evaluate(), safe_name()
-    ("fusion.bench.replay", "fusion.replay"),  # replay(), ReplayOptions, LIDAR_PERIOD_MS
+    ("fusion.bench.real", "fusion.eval.evaluate"),  # evaluate(), safe_name()
+    ("fusion.bench.replay", "fusion.replay.runner"),  # replay(), ReplayOptions, LIDAR_PERIOD_MS
     # bench replay times the same log through bench latency's loop in the same run
     ("fusion.bench.replay", "fusion.bench.latency"),  # StreamFrames
     # `bench latency --generate` runs `fusion generate` through `fusion.cli.main`: the generator
-    # has no library entry yet (`fusion.synth.command.run` drives it)
+    # has no library entry yet (`fusion.commands.generate.run` drives it)
     ("fusion.bench.latency", "fusion.cli"),
 }
 
@@ -148,7 +148,12 @@ def test_nothing_imports_a_command_module():
     graph = import_graph(ROOT)
     commands = command_modules(ROOT)
     # the subcommands fusion.cli dispatches to are all found as command modules
-    assert {"fusion.evaluate", "fusion.train", "fusion.replay", "fusion.bench.kernels"} <= commands
+    assert {
+        "fusion.eval.evaluate",
+        "fusion.train.loop",
+        "fusion.replay.runner",
+        "fusion.bench.kernels",
+    } <= commands
     edges = {(a, b) for a, targets in graph.items() for b in targets if b in commands}
     bad = sorted(edges - MIXED_COMMAND_IMPORTS)
     assert not bad, f"command modules imported: {bad} (command modules: {sorted(commands)})"
@@ -159,11 +164,14 @@ def test_nothing_imports_a_command_module():
 # not come back. A prefix matches the module itself and everything under it.
 FORBIDDEN = [
     ("fusion.sources", "fusion.synth"),  # the rig file is fusion.sources.rig_file
-    ("fusion.pipeline", "fusion.model.detector"),  # Modality is in fusion.config
-    ("fusion.pipeline", "fusion.model.camera"),  # IMAGE_MEAN/STD are in fusion.config
-    ("fusion.nuscenes", "fusion.pipeline"),  # JPEG reduction arithmetic is in fusion.sensor_io
-    ("fusion.stream", "fusion.pipeline"),
-    ("fusion.sensor_io", "fusion.pipeline"),
+    ("fusion.preprocess.inputs", "fusion.model.detector"),  # Modality is in fusion.config
+    ("fusion.preprocess.inputs", "fusion.model.camera"),  # IMAGE_MEAN/STD are in fusion.config
+    (
+        "fusion.data.reader",
+        "fusion.preprocess.inputs",
+    ),  # JPEG reduction arithmetic is in fusion.data.sensor_io
+    ("fusion.sync.online", "fusion.preprocess.inputs"),
+    ("fusion.data.sensor_io", "fusion.preprocess.inputs"),
 ]
 
 

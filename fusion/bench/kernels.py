@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 import kernels as K
-from fusion.arguments import add_json_arguments, emit_json
 from fusion.bench.timing import Measure, timed
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import CAMERA_CHANNELS
 from fusion.machine import load_average, machine_info
 

@@ -6,7 +6,8 @@ trtexec (min, mean, median, percentiles, max, stdev, throughput; warm-up reporte
 excluded). Input: a log of a moving scene (`--dataroot`/`--log`: a nuScenes dataroot scene, with
 `--generate` a synthetic one written there first, or any log `fusion.sources.open_source`
 reads), played as `fusion replay --rate 0` plays it and cycled: its messages in log order into
-the online synchronizer (`fusion.stream`), one query per trigger (LIDAR keyframe). Each query is
+the online synchronizer (`fusion.sync.online`), one query per trigger (LIDAR keyframe). Each query
+is
 `read` (the bytes of the log's messages since the previous frame), `decode` (the payloads the
 model reads decoded, camera JPEGs only when a frame takes them and at reduced DCT scale by
 default, `--decode full` for every pixel; synchronized; the frame built with its sweeps
@@ -42,10 +43,10 @@ from fusion.machine import (
 from fusion.stats import STAT_KEYS, LatencyRecorder, latency_stats
 
 if TYPE_CHECKING:
+    from fusion.data.sensor_io import ImageDecode
     from fusion.frame import Frame
-    from fusion.sensor_io import ImageDecode
     from fusion.sources.base import LogMessage, Source
-    from fusion.stream import Trigger
+    from fusion.sync.online import Trigger
 
 LOADGEN_P99_QUERIES = 662  # LoadGen's minimum query count for a p99 at 99 % confidence
 DEFAULT_WORK = Path("out/latency")  # relative: the working directory, never the source tree
@@ -70,7 +71,8 @@ class StreamedFrame:
 
 class StreamFrames:
     """The frames of a log (`fusion.sources.open_source`: a dataroot scene, MCAP, ROS 2 or ROS 1
-    bag) through `fusion.ingest.IngestPump`, the ingest path of `fusion replay`: messages in log
+    bag) through `fusion.sync.ingest.IngestPump`, the ingest path of `fusion replay`: messages in
+    log
     order, one frame per trigger, the log cycled (the synchronizer reset at each wrap, as
     replay's loops). A model keeps only what it reads; camera messages are decoded only when a
     frame takes one, at the JPEG reduction the network input allows (`decode="reduced"`) with the
@@ -86,8 +88,8 @@ class StreamFrames:
         trigger: Trigger = "keyframes",
         budget_ms: float = 50.0,
     ) -> None:
-        from fusion.ingest import IngestPump
-        from fusion.stream import OnlineSynchronizer, StreamOptions
+        from fusion.sync.ingest import IngestPump
+        from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
         self.source = source
         options = StreamOptions.for_log(
@@ -195,7 +197,7 @@ def input_text(source: Source, lanes: list[Lane], decode: str) -> str:
         f"{info['kind']} {source.path}{scene}{size}: {per_pass} frames per pass (trigger"
         f" {first.sync.options.trigger}; {cfg.point_cloud.sweeps} LIDAR and {cfg.radar.sweeps}"
         " radar sweeps for the models that read them), built online by"
-        " fusion.stream.OnlineSynchronizer from the log's messages, the log cycled (the"
+        " fusion.sync.online.OnlineSynchronizer from the log's messages, the log cycled (the"
         f" synchronizer reset at each wrap); per frame every lane reads"
         f" {first.stats()['read_per_frame']:.1f} messages, "
         + ", ".join(per_model.values())
@@ -445,7 +447,7 @@ def latency_markdown(payload: dict[str, Any]) -> str:
     ]
     if all("stream" in x for *_, x in lanes):
         lines += [
-            "## Input stream (fusion.stream.OnlineSynchronizer, per lane)",
+            "## Input stream (fusion.sync.online.OnlineSynchronizer, per lane)",
             "",
             "| model | backend | frames built | per pass | passes | messages read / frame"
             " | decoded / frame | camera kept / frame | camera decoded / frame | dropped"
@@ -526,7 +528,7 @@ def write_png(path: Path, lanes: list[Lane], order: tuple[str, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.arguments import add_json_arguments
+    from fusion.commands.arguments import add_json_arguments
     from fusion.model.weights import add_model_arguments
 
     parser.add_argument(
@@ -626,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
             ort_spinning=args.ort_spinning,
         )
     )
-    from fusion.arguments import emit_json
+    from fusion.commands.arguments import emit_json
     from fusion.engines.base import BACKENDS
     from fusion.engines.runner import STAGES, Runner, open_engine
     from fusion.model.detector import variant_modalities

@@ -2,7 +2,7 @@
 
 For each `--dataroot` (a real scene, a real keyframe) the split is the devkit's own that holds
 its scenes (`mini_val` for scene-0916, `mini_train` for the keyframe of `tests/data`), and
-`fusion.evaluate.evaluate` runs every model and scores it (the devkit's mAP, NDS, TP errors and
+`fusion.eval.evaluate.evaluate` runs every model and scores it (the devkit's mAP, NDS, TP errors and
 per-class AP; nothing is recomputed here) and the reader counts the sweep files each model
 would read that are absent (a keyframes-only download). Added per dataroot: the ground-truth
 boxes per class that the devkit scores (after its range and points filter), the mean AP over
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import DETECTION_CLASSES
 from fusion.errors import FusionError
 
@@ -56,7 +56,7 @@ def sha256(path: Path) -> str:
 
 
 def scene_names(dataroot: Path, version: str) -> list[str]:
-    from fusion.sensor_io import read_json
+    from fusion.data.sensor_io import read_json
 
     table = dataroot / version / "scene.json"
     scenes = read_json(table, "scene table")
@@ -157,9 +157,9 @@ def measure_dataroot(
     plots: Path | None,
     pictures: int,
 ) -> dict[str, Any]:
-    """Evaluate every model on one dataroot (`fusion.evaluate.evaluate`) and add the ground
+    """Evaluate every model on one dataroot (`fusion.eval.evaluate.evaluate`) and add the ground
     truth per class, the mean AP over the present classes and the absent sweep files."""
-    from fusion.evaluate import evaluate, safe_name
+    from fusion.eval.evaluate import evaluate, safe_name
     from fusion.model.weights import load_detector
 
     split = split or devkit_split(dataroot, version)

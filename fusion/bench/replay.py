@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 
 MODELS = ("fusion", "camera", "lidar")
 
@@ -66,8 +66,8 @@ def measure(
     from fusion.engines.device import resolve_backend
     from fusion.engines.runner import Runner, open_engine
     from fusion.model.weights import load_detector, packaged_weights
-    from fusion.replay import ReplayOptions, replay
-    from fusion.replay_outputs import Processed
+    from fusion.outputs.sinks import Processed
+    from fusion.replay.runner import ReplayOptions, replay
     from fusion.sources import open_source
 
     class Timeline:
@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from fusion.machine import machine_info
-    from fusion.replay import LIDAR_PERIOD_MS
+    from fusion.replay.runner import LIDAR_PERIOD_MS
 
     if args.from_json:
         result = json.loads(args.from_json.read_text())

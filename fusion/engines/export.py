@@ -1,4 +1,4 @@
-"""The dense network as static-shape ONNX graphs (`fusion export`, `fusion.engines.export_command`).
+"""The dense network as static-shape ONNX graphs (`fusion export`, `fusion.commands.export`).
 
 The split of NVIDIA's CUDA-BEVFusion: `camera.onnx` (image backbone + depth head),
 `lidar.onnx` (pillar feature net; the one dynamic axis is the number of pillars) and

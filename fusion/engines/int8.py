@@ -60,7 +60,7 @@ def calibration_set(
     split: str | None = None,
 ) -> Batches:
     """`frames` keyframes spread evenly over `dataroot` (or its `split`), through `collect`."""
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
+    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     if frames < 1:
         raise FusionError("--int8-frames must be >= 1")

@@ -1,9 +1,9 @@
-"""One frame through the whole detector: the pre-processing stages of `fusion.pipeline`
+"""One frame through the whole detector: the pre-processing stages of `fusion.preprocess.inputs`
 (the same functions training runs), the engine's dense graphs, the lift and scatter kernels
 between them, decode and NMS, with per-stage wall times.
 
 Camera geometry (frustums binned by `kernels.precompute_bev_pool`) is cached by calibration
-and image view (`fusion.pipeline.CameraGeometryCache`), so a fixed rig computes it once.
+and image view (`fusion.preprocess.inputs.CameraGeometryCache`), so a fixed rig computes it once.
 
 An engine whose `outputs` is `"tensor"` (torch or TensorRT on a CUDA device) returns device
 tensors: the runner then keeps the graphs' outputs, the kernels between them (`bev_pool`,
@@ -28,11 +28,11 @@ from fusion.config import PipelineConfig
 from fusion.engines.base import Engine, EngineBackend
 from fusion.engines.device import StageClock, stage_clock, to_host
 from fusion.frame import Detections, Frame
-from fusion.model.decode import decode_detections
 from fusion.model.detector import Detector, Variant, variant_modalities
 from fusion.model.inputs import SampleInputs
 from fusion.model.params import ModelParams
-from fusion.pipeline import CameraGeometryCache, CameraMotion, sample_inputs
+from fusion.postprocess.decode import decode_detections
+from fusion.preprocess.inputs import CameraGeometryCache, CameraMotion, sample_inputs
 from kernels import bev_pool, scatter_bev
 
 
@@ -85,7 +85,7 @@ class Runner:
 
     `camera_motion`: "ignore" (default) computes camera geometry once per rig; "compensate"
     places each camera at its own time's ego pose, recomputing the geometry every frame on a
-    moving car (see `fusion.pipeline`)."""
+    moving car (see `fusion.preprocess.inputs`)."""
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ from fusion.localization.measurements import (
     ImuSamples,
     SpeedSamples,
 )
-from fusion.poses import PoseStream
+from fusion.motion.poses import PoseStream
 
 POSE_SOURCE = "gnss-imu"
 REJECTIONS = (

@@ -1,6 +1,6 @@
 """Model inputs: one sample after the kernels' pre-processing, and a collated batch.
 
-`fusion.dataset` builds `SampleInputs` from a `Frame` (images resized and cropped, camera
+`fusion.train.dataset` builds `SampleInputs` from a `Frame` (images resized and cropped, camera
 geometry precomputed for `kernels.bev_pool`, points voxelized, radar rasterized); the
 detector consumes a `BatchInputs`. Points and geometry are in the LIDAR_TOP frame at the
 reference time (after augmentation when training).

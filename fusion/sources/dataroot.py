@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration import Transform
+from fusion.data.sensor_io import resolve_inside
 from fusion.errors import DataError
-from fusion.sensor_io import resolve_inside
 from fusion.sources.base import LogMessage, MessageKind, Rig, SensorCalibration, SourceKind
 from fusion.sources.decoders import (
     decode_gnss_record,
@@ -101,7 +101,7 @@ class DatarootSource:
     kind: SourceKind = "dataroot"
 
     def __init__(self, dataroot: str | Path, version: str, scene: str) -> None:
-        from fusion.nuscenes import NuScenesReader, ReaderOptions
+        from fusion.data.reader import NuScenesReader, ReaderOptions
 
         self.path = Path(dataroot)
         self.version = version
@@ -251,7 +251,7 @@ class DatarootSource:
 
 def _gnss_entries(root: Path, scene: str) -> list[_Entry]:
     """The scene's GNSS fixes and wheel speeds from `can_bus/`, or none."""
-    from fusion.localization.inputs import load_scene_inputs
+    from fusion.data.canbus import load_scene_inputs
 
     inputs = load_scene_inputs(root, scene)
     if inputs is None:

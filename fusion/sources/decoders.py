@@ -5,9 +5,10 @@ and frame names as keywords, bound with `functools.partial`), is a module-level 
 `LogMessage` pickles into a decoding process, and raises `DataError(reason, origin)` for any
 malformed input, never another exception. Camera decoders also take `reduction=k` (keyword,
 default 1): a JPEG is then decoded at 1/k by libjpeg's DCT scaling (inference's fast path,
-`fusion.stream.OnlineSynchronizer.decode`); what cannot be reduced (PNG, raw pixels) comes full.
+`fusion.sync.online.OnlineSynchronizer.decode`); what cannot be reduced (PNG, raw pixels) comes
+full.
 
-Containers are parsed by their libraries: nuScenes files by `fusion.sensor_io`, foxglove
+Containers are parsed by their libraries: nuScenes files by `fusion.data.sensor_io`, foxglove
 messages by the `foxglove-schemas-protobuf` classes, ROS messages by `rosbags`' typestores.
 Only the packed point layout inside a point cloud (fields, offsets, stride) is read here.
 """
@@ -26,8 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import Transform
+from fusion.data.sensor_io import RADAR_PCD_DTYPE, decode_jpeg, decode_lidar_bin, decode_radar_pcd
 from fusion.errors import DataError
-from fusion.sensor_io import RADAR_PCD_DTYPE, decode_jpeg, decode_lidar_bin, decode_radar_pcd
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
@@ -43,7 +44,8 @@ RosFormat = Literal["cdr", "ros1"]
 
 LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
 
-# The nuScenes radar PCD layout (devkit row order, `fusion.sensor_io.RADAR_PCD_DTYPE`): what every
+# The nuScenes radar PCD layout (devkit row order, `fusion.data.sensor_io.RADAR_PCD_DTYPE`): what
+# every
 # nuScenes radar file's header says, and what a converted log's point cloud carries.
 RADAR_DTYPE = RADAR_PCD_DTYPE  # 43-byte packed records, as in the PCD body
 RADAR_FIELD_NAMES: tuple[str, ...] = tuple(RADAR_PCD_DTYPE.names or ())

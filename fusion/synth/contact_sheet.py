@@ -1,6 +1,6 @@
 """A contact sheet of a dataroot: per scene, one keyframe's six cameras and a bird's-eye view
 of its LIDAR sweep with the ground-truth boxes, stacked into one small PNG
-(drawn by `fusion.render.contact_sheet`).
+(drawn by `fusion.outputs.plots.contact_sheet`).
 
     python -m fusion.synth.contact_sheet DATAROOT --version v1.0-synth --out sheet.png
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fusion.render import contact_sheet
+from fusion.outputs.plots import contact_sheet
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.sensor_io import RADAR_PCD_DTYPE, encode_radar_pcd
+from fusion.data.sensor_io import RADAR_PCD_DTYPE, encode_radar_pcd
 from fusion.sources.rig_file import RadarSpec
 from fusion.synth.raycast import Raycaster
 from fusion.synth.trajectory import ego_transform
 
-PCD_DTYPE = RADAR_PCD_DTYPE  # the nuScenes radar record (fusion.sensor_io)
+PCD_DTYPE = RADAR_PCD_DTYPE  # the nuScenes radar record (fusion.data.sensor_io)
 assert PCD_DTYPE.itemsize == 43
 
 

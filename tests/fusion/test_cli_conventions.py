@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion.arguments import emit_json
 from fusion.cli import SUBCOMMANDS, build_parser
+from fusion.commands.arguments import emit_json
 
 REPO = Path(__file__).resolve().parents[2]
 

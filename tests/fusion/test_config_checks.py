@@ -11,7 +11,7 @@ import pytest
 
 from fusion.config import CONFIG_DIR, check_config, load_config
 from fusion.errors import ConfigError
-from fusion.train import with_lr_scales
+from fusion.train.loop import with_lr_scales
 
 
 def _set(text: str, section: str, key: str, value: str) -> str:

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
 from model_fakes import tiny_config, tiny_params  # noqa: E402
 
 from fusion.cli import main  # noqa: E402
-from fusion.evaluate import Shard, _SweepFrames, keep_sweeps  # noqa: E402
+from fusion.data.reader import NuScenesReader, ReaderOptions  # noqa: E402
+from fusion.eval.evaluate import Shard, _SweepFrames, keep_sweeps  # noqa: E402
 from fusion.model import build_detector, save_detector  # noqa: E402
-from fusion.nuscenes import NuScenesReader, ReaderOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "v1.0-synth"

@@ -11,10 +11,10 @@ import torch
 from model_fakes import tiny_config, tiny_params
 
 from fusion.config import DETECTION_CLASSES
-from fusion.evaluate import devkit_evaluate, scene_condition
+from fusion.eval.evaluate import devkit_evaluate, scene_condition
 from fusion.frame import Detections
 from fusion.model import build_detector, save_detector
-from fusion.results import TP_ERRORS, detections_to_results
+from fusion.postprocess.results import TP_ERRORS, detections_to_results
 
 
 def _weights(folder: Path, score_threshold: float) -> Path:

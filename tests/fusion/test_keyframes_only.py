@@ -16,8 +16,8 @@ from shared_data import drop_sweep_files, generate_small
 
 from fusion.cli import main
 from fusion.config import LIDAR_CHANNEL, RADAR_CHANNELS
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.errors import DataError
-from fusion.nuscenes import NuScenesReader, ReaderOptions
 
 VERSION = "v1.0-synth"
 
@@ -190,7 +190,7 @@ def test_reader_missing_keyframe_and_corrupt_sweep_are_errors(
 def test_keep_sweeps_with_absent_sweeps_equals_reading_fewer(full_root: Path, tmp_path: Path):
     """eval cuts one read down to each model's sweeps: with absent sweeps the cut counts them
     where they were in the chain, as a reader set to fewer sweeps does."""
-    from fusion.evaluate import keep_sweeps
+    from fusion.eval.evaluate import keep_sweeps
 
     root = tmp_path / "partial"
     shutil.copytree(full_root, root)
@@ -348,7 +348,7 @@ def test_online_frames_of_a_keyframes_only_log_equal_offline(kf_root: tuple[Path
     10 sweeps' span): its frames hold the offline reader's points."""
     from fusion.config import load_config
     from fusion.sources import open_source
-    from fusion.stream import OnlineSynchronizer, StreamOptions
+    from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
     root = kf_root[0]
     reader = _reader(root, lidar_sweeps=10, radar_sweeps=3)
@@ -378,7 +378,7 @@ def test_keyframe_only_equals_a_keyframes_only_read(
     full_root: Path, kf_root: tuple[Path, dict]
 ) -> None:
     """Training's sweep dropout gives, point for point, what a keyframes-only dataroot gives."""
-    from fusion.sweeps import keyframe_only
+    from fusion.motion.sweeps import keyframe_only
 
     full = _reader(full_root, lidar_sweeps=10, radar_sweeps=3)
     kf = _reader(kf_root[0], lidar_sweeps=10, radar_sweeps=3)
@@ -396,7 +396,7 @@ def test_sweep_dropout_in_training_samples(full_root: Path, kf_root: tuple[Path,
     """p = 1: every sample is the keyframes-only one; p = 0: the multi-sweep one; 0 < p < 1:
     some of each, repeatably (drawn from seed, epoch, index)."""
     from fusion.config import load_config
-    from fusion.dataset import FrameDataset
+    from fusion.train.dataset import FrameDataset
 
     cfg = load_config("tiny_sweeps10")
     opts = ReaderOptions.from_config(cfg)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from shared_data import REAL_SAMPLE, REAL_VERSION
 
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.errors import DataError
-from fusion.nuscenes import NuScenesReader, ReaderOptions
 
 CAMS = [
     "CAM_FRONT",
@@ -75,7 +75,7 @@ def test_lidar_to_camera_matches_devkit_camera_boxes(real_frame, real_nusc):
 def test_points_in_boxes_match_devkit(real_frame, real_nusc):
     from nuscenes.utils.geometry_utils import points_in_box
 
-    from fusion.inspect_sample import box_points
+    from fusion.commands.inspect import box_points
 
     sample = real_nusc.get("sample", REAL_SAMPLE)
     _, boxes, _ = real_nusc.get_sample_data(sample["data"]["LIDAR_TOP"])

@@ -11,15 +11,15 @@ import torch
 from model_fakes import make_frame, tiny_config, tiny_params
 
 from calibration import Transform
-from fusion.dataset import collate_training, training_sample
 from fusion.engines.runner import STAGES, Runner, StageTimes
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model import build_detector
-from fusion.pipeline import (
+from fusion.preprocess.inputs import (
     CameraGeometryCache,
     camera_frustums,
     camera_inputs,
 )
+from fusion.train.dataset import collate_training, training_sample
 
 
 def _moving(frame, dx_m: float, dt_us: int):
@@ -131,7 +131,7 @@ def _inside(xyz: np.ndarray, box) -> np.ndarray:
 
 def test_ego_filter_removes_the_real_cars_own_returns(real_frame):
     from fusion.config import load_config
-    from fusion.pipeline import ego_filter_mask, sample_inputs, without_ego_returns
+    from fusion.preprocess.inputs import ego_filter_mask, sample_inputs, without_ego_returns
 
     cfg = load_config("nuscenes")
     box = np.asarray(cfg.point_cloud.ego_box)
@@ -157,7 +157,7 @@ def test_ego_filter_removes_the_real_cars_own_returns(real_frame):
 
 def test_ego_filter_runs_before_augmentation(real_frame):
     from fusion.config import load_config
-    from fusion.pipeline import GlobalTransform, sample_inputs
+    from fusion.preprocess.inputs import GlobalTransform, sample_inputs
 
     cfg = load_config("nuscenes")
     box = np.asarray(cfg.point_cloud.ego_box)

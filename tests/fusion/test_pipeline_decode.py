@@ -9,9 +9,9 @@ import pytest
 
 from calibration import PinholeCamera
 from fusion.config import IMAGE_STD, load_config
+from fusion.data.sensor_io import decode_camera_image, jpeg_reduction
 from fusion.errors import DataError
-from fusion.pipeline import image_view, view_camera, warp_image
-from fusion.sensor_io import decode_camera_image, jpeg_reduction
+from fusion.preprocess.inputs import image_view, view_camera, warp_image
 
 # Stated tolerance of the reduced path, in 8-bit levels of the network input (un-normalized):
 # libjpeg's DCT-domain scaling and a bilinear warp against a full decode and an area resize.
@@ -91,7 +91,7 @@ def test_truncated_jpeg_is_a_data_error(cfg):
 
 
 def test_reader_decodes_at_reduced_scale_when_asked(cfg, real_root, real_frame):
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
+    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     opts = ReaderOptions.from_config(cfg, image_decode="reduced", lidar_sweeps=1, radar_sweeps=1)
     frame = NuScenesReader(real_root, "v1.0-mini", opts).frame(real_frame.sample_token)

@@ -5,7 +5,7 @@ import pytest
 
 from calibration import quaternion_from_yaw, yaw_from_quaternion
 from fusion.errors import DataError
-from fusion.poses import PoseStream, load_can_bus
+from fusion.motion.poses import PoseStream, load_can_bus
 
 
 def circle_stream(n=11, dt_us=50_000, speed=10.0, yaw_rate=0.2):
@@ -97,8 +97,8 @@ def test_offline_and_online_poses_follow_one_rule() -> None:
 
     from calibration import Transform
     from fusion.errors import DataError
-    from fusion.poses import PoseStream
-    from fusion.stream import PoseBuffer
+    from fusion.motion.poses import PoseStream
+    from fusion.sync.online import PoseBuffer
 
     def truth(t_us: int) -> tuple[np.ndarray, np.ndarray]:
         s = t_us * 1e-6  # 10 m/s along x, turning at 0.2 rad/s

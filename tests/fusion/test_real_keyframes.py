@@ -14,9 +14,9 @@ from model_fakes import oracle_maps
 from shared_data import REAL_KEYFRAMES
 
 from fusion.config import load_config
-from fusion.dataset import box_targets
-from fusion.evaluate import detections_to_results
-from fusion.model.decode import decode_detections
+from fusion.eval.evaluate import detections_to_results
+from fusion.postprocess.decode import decode_detections
+from fusion.train.dataset import box_targets
 
 VERSION, SPLIT = "v1.0-mini", "mini_val"
 # the classes these two keyframes hold (car 68, pedestrian 46, motorcycle 16, bicycle 4,
@@ -30,8 +30,8 @@ def oracle_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     from nuscenes.nuscenes import NuScenes
 
-    from fusion.evaluate import devkit_evaluate
-    from fusion.nuscenes import NuScenesReader
+    from fusion.data.reader import NuScenesReader
+    from fusion.eval.evaluate import devkit_evaluate
 
     cfg = load_config("real_sweeps10")
     # the finest NMS radius: two boxes closer than a circle radius would be one detection
@@ -78,7 +78,7 @@ def test_perfect_head_scores_as_one_on_real_labels(oracle_metrics: dict) -> None
 
 
 def test_regression_targets_keep_each_box_on_its_cell() -> None:
-    from fusion.nuscenes import NuScenesReader
+    from fusion.data.reader import NuScenesReader
 
     cfg = load_config("real_sweeps10")
     reader = NuScenesReader(REAL_KEYFRAMES, VERSION, config=cfg)
@@ -95,7 +95,7 @@ SHIPPED_SEEN_AP = {"fusion": 0.513, "lidar": 0.496, "camera": 0.345}
 
 @pytest.mark.parametrize("model", ["fusion", "lidar", "camera"])
 def test_shipped_weights_find_the_real_objects_they_were_trained_on(model, tmp_path) -> None:
-    from fusion.evaluate import evaluate
+    from fusion.eval.evaluate import evaluate
     from fusion.model.weights import packaged_weights
 
     report = evaluate(

@@ -1,4 +1,4 @@
-"""Every picture comes from fusion.render, in its one style."""
+"""Every picture comes from fusion.outputs.plots, in its one style."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-import fusion.evaluate
-import fusion.render as render
+import fusion.eval.evaluate
+import fusion.outputs.plots as render
 import fusion.synth.contact_sheet
-import fusion.train
+import fusion.train.loop
 from fusion.config import DETECTION_CLASSES
-from fusion.results import ModelMetrics
+from fusion.postprocess.results import ModelMetrics
 
 
 def test_callers_use_the_render_module() -> None:
-    assert fusion.evaluate.plot_class_aps is render.plot_class_aps
-    assert fusion.evaluate.plot_bev_samples is render.plot_bev_samples
-    assert fusion.train.plot_losses is render.plot_losses
+    assert fusion.eval.evaluate.plot_class_aps is render.plot_class_aps
+    assert fusion.eval.evaluate.plot_bev_samples is render.plot_bev_samples
+    assert fusion.train.loop.plot_losses is render.plot_losses
     assert fusion.synth.contact_sheet.contact_sheet is render.contact_sheet
 
 

@@ -29,7 +29,7 @@ from fusion.model.weights import (
     read_metadata,
     save_detector,
 )
-from fusion.train import with_lr_scales
+from fusion.train.loop import with_lr_scales
 
 
 def _keys(table: dict, prefix: str = "") -> set[str]:

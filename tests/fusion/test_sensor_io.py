@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from fusion.errors import DataError
-from fusion.sensor_io import (
+from fusion.data.sensor_io import (
     RADAR_PCD_DTYPE,
     RadarFilter,
     encode_radar_pcd,
@@ -12,6 +11,7 @@ from fusion.sensor_io import (
     load_radar_pcd,
     resolve_inside,
 )
+from fusion.errors import DataError
 
 
 def write_radar_pcd(path, rows):

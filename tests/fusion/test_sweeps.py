@@ -10,7 +10,7 @@ import numpy as np
 from shared_data import REAL_SAMPLE, REAL_VERSION
 
 from calibration import Transform, quaternion_from_yaw
-from fusion.nuscenes import NuScenesReader, ReaderOptions
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from tests.fusion.test_sensor_io import radar_rows, write_radar_pcd
 
 

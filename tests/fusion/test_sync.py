@@ -2,7 +2,7 @@ import numpy as np
 
 from calibration import Transform, quaternion_from_yaw
 from fusion.frame import SensorPose, transform_between
-from fusion.poses import PoseStream, transform_at
+from fusion.motion.poses import PoseStream, transform_at
 
 
 def moving_poses():

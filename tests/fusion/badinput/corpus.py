@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from fusion.cli import main
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.errors import DataError
-from fusion.nuscenes import NuScenesReader, ReaderOptions
 
 REAL_VERSION, SYNTH_VERSION = "v1.0-mini", "v1.0-synth"
 SWEEPS = 10  # LIDAR sweeps read by the reader and by inspect

@@ -1,5 +1,5 @@
 """Bad input at the two entry points that write: resuming from a broken checkpoint
-(`fusion.train.load_checkpoint`), and `fusion eval`, whose files must all land inside --out
+(`fusion.train.loop.load_checkpoint`), and `fusion eval`, whose files must all land inside --out
 (a sample token is a dataset string)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shared_data import REAL_ROOT
 from fusion.cli import main
 from fusion.errors import DataError
 from fusion.model import build_detector, save_detector
-from fusion.train import RunPosition, load_checkpoint, save_checkpoint
+from fusion.train.loop import RunPosition, load_checkpoint, save_checkpoint
 
 REAL = REAL_ROOT
 

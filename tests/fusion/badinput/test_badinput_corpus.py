@@ -37,8 +37,8 @@ def test_jpeg_bomb_is_rejected_from_its_header(side: int, bases: dict[str, Path]
     """The ~1 kB JPEG claiming side x side pixels: rejected before any decode (milliseconds)."""
     from corpus import jpeg_bomb, key_file
 
+    from fusion.data.sensor_io import decode_jpeg
     from fusion.errors import DataError
-    from fusion.sensor_io import decode_jpeg
 
     root = copy_base(bases["real"], tmp_path / "root")
     jpeg_bomb(side)(root)
@@ -56,7 +56,7 @@ def test_self_loop_sweep_loads_each_file_once(bases: dict[str, Path], tmp_path: 
     any file is read."""
     from corpus import edit_sd
 
-    import fusion.nuscenes as nus
+    import fusion.data.reader as nus
 
     root = copy_base(bases["synth"], tmp_path / "root")
     edit_sd("LIDAR_TOP", lambda r, _: r.update(prev=r["token"]))(root)

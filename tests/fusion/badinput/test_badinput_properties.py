@@ -13,10 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared_data import REAL_ROOT
 
-from fusion.errors import DataError
-from fusion.nuscenes import load_splits
-from fusion.poses import load_can_bus
-from fusion.sensor_io import (
+from fusion.data.reader import load_splits
+from fusion.data.sensor_io import (
     LIDAR_BEAMS,
     LIDAR_MAX_COORD_M,
     RADAR_FIELDS,
@@ -24,6 +22,8 @@ from fusion.sensor_io import (
     decode_lidar_bin,
     decode_radar_pcd,
 )
+from fusion.errors import DataError
+from fusion.motion.poses import load_can_bus
 
 REAL = REAL_ROOT
 SETTINGS = settings(

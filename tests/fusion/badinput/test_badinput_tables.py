@@ -1,4 +1,4 @@
-"""The tables' structure, checked once when the reader loads them (`fusion.nuscenes.
+"""The tables' structure, checked once when the reader loads them (`fusion.data.reader.
 table_problems`): every declared foreign key dangling, every table with a duplicate token and
 prev/next cycles of several lengths are each one DataError naming the table file, in strict and
 tolerant mode, and the same problem in `fusion validate`'s report."""
@@ -13,9 +13,9 @@ import pytest
 from corpus import copy_base, load, save
 
 from fusion.cli import main
+from fusion.data.reader import NuScenesReader, ReaderOptions
+from fusion.data.tables import CHAINED_TABLES, FOREIGN_KEYS, TABLES, ForeignKey, table_problems
 from fusion.errors import DataError
-from fusion.nuscenes import NuScenesReader, ReaderOptions
-from fusion.tables import CHAINED_TABLES, FOREIGN_KEYS, TABLES, ForeignKey, table_problems
 
 VERSION = "v1.0-synth"
 DANGLING = "z" * 32

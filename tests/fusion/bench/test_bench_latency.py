@@ -11,9 +11,9 @@ import torch
 from model_fakes import tiny_config, tiny_params
 
 from fusion.bench.latency import StreamFrames, latency_markdown, targets
+from fusion.data.sensor_io import jpeg_reduction
 from fusion.engines.runner import STAGES
 from fusion.model import build_detector, save_detector
-from fusion.sensor_io import jpeg_reduction
 from fusion.stats import STAT_KEYS
 
 SCENE = "scene-0553"  # the real keyframe's scene

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from fusion.config import DETECTION_CLASSES
-from fusion.dataset import collate_training, training_sample
 from fusion.model import build_detector, variant_modalities
 from fusion.model.kernel_ops import scatter_bev_autograd
 from fusion.model.params import ATTRIBUTE_NAMES, REGRESSION_CHANNELS
-from fusion.pipeline import drop_sensors
+from fusion.preprocess.inputs import drop_sensors
+from fusion.train.dataset import collate_training, training_sample
 
 
 @pytest.mark.parametrize("variant", ["fusion", "camera", "lidar"])

@@ -11,12 +11,12 @@ import pytest
 from model_fakes import oracle_maps
 
 from fusion.config import DETECTION_CLASSES, load_config
-from fusion.dataset import box_targets, training_sample
-from fusion.model.decode import decode_detections
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX
 from fusion.model.targets import decode_regression
-from fusion.pipeline import GlobalTransform, camera_inputs, image_view, view_camera
-from fusion.results import detections_to_results
+from fusion.postprocess.decode import decode_detections
+from fusion.postprocess.results import detections_to_results
+from fusion.preprocess.inputs import GlobalTransform, camera_inputs, image_view, view_camera
+from fusion.train.dataset import box_targets, training_sample
 from kernels import points_in_boxes
 
 
@@ -185,7 +185,7 @@ def test_camera_lift_puts_lidar_depths_where_the_lidar_points_are(real_frame):
     from scipy.ndimage import binary_dilation
 
     from fusion.config import load_config
-    from fusion.pipeline import camera_frustums, camera_geometry
+    from fusion.preprocess.inputs import camera_frustums, camera_geometry
     from kernels import bev_pool
 
     cfg = load_config("tiny")

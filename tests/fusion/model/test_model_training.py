@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.dataset import collate_training, training_sample
 from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
-from fusion.train import (
+from fusion.train.dataset import collate_training, training_sample
+from fusion.train.loop import (
     RunPosition,
     init_branch_from,
     init_from,
@@ -295,7 +295,7 @@ def test_no_pickle_loading_anywhere():
 def test_frame_dataset_keys_and_frame_cache(tiny_cfg, params, fake_frames):
     from model_fakes import FakeSource
 
-    from fusion.dataset import FrameDataset
+    from fusion.train.dataset import FrameDataset
 
     class CountingSource(FakeSource):
         reads = 0

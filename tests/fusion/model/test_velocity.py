@@ -12,11 +12,11 @@ import torch
 from model_fakes import make_frame
 
 from fusion.config import DETECTION_CLASSES
-from fusion.dataset import box_targets
-from fusion.model.decode import decode_detections
 from fusion.model.lidar import PillarNet
-from fusion.pipeline import GlobalTransform
-from fusion.results import detections_to_results
+from fusion.postprocess.decode import decode_detections
+from fusion.postprocess.results import detections_to_results
+from fusion.preprocess.inputs import GlobalTransform
+from fusion.train.dataset import box_targets
 
 SWEEP_LAG_S = 0.2
 
@@ -159,9 +159,9 @@ def test_radar_doppler_reaches_the_velocity_head(tiny_cfg, params):
     depends on: a gradient path from them, and other Doppler gives other velocities
     (measured on the shipped model: benchmarks/velocity_diag.py --zero-doppler)."""
     from fusion.config import RADAR_POINT_COLUMNS
-    from fusion.dataset import collate_training, training_sample
     from fusion.model import build_detector
-    from fusion.pipeline import radar_points, radar_raster
+    from fusion.preprocess.inputs import radar_points, radar_raster
+    from fusion.train.dataset import collate_training, training_sample
 
     frame = make_frame(2)
     pts = radar_points(frame, tiny_cfg)

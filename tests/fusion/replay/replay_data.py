@@ -7,7 +7,7 @@ import contextlib
 import io
 
 from fusion.cli import main
-from fusion.replay_outputs import Processed, boxes_global
+from fusion.outputs.sinks import Processed, boxes_global
 
 VERSION = "v1.0-synth"
 SCENE = "scene-0001"

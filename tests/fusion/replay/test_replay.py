@@ -15,7 +15,7 @@ from replay_data import SCENE, VERSION, Collect, quiet
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.replay import FaultInjector, Faults, LatestSlot, ReplayOptions, replay
+from fusion.replay.runner import FaultInjector, Faults, LatestSlot, ReplayOptions, replay
 from fusion.sources import open_source
 
 
@@ -80,9 +80,9 @@ def test_logs_made_by_convert_replay_to_the_dataroot_detections(
 
 
 def test_rate_0_is_deterministic_and_scores_as_eval(replay_root, fusion_runner, tmp_path):
-    from fusion.evaluate import devkit_evaluate, evaluate
-    from fusion.nuscenes import NuScenesReader
-    from fusion.replay import ResultsJson
+    from fusion.data.reader import NuScenesReader
+    from fusion.eval.evaluate import devkit_evaluate, evaluate
+    from fusion.replay.runner import ResultsJson
 
     results = tmp_path / "replay_results.json"
     meta = dict.fromkeys(("use_camera", "use_lidar", "use_radar"), True)
@@ -119,7 +119,7 @@ def test_rate_1_keeps_the_log_pace(replay_root, lidar_runner):
 
 @pytest.mark.parametrize("rate", [0.0, 2.0])
 def test_accounting_holds_under_faults(replay_root, lidar_runner, rate):
-    from fusion.replay import _Run
+    from fusion.replay.runner import _Run
 
     faults = Faults(drop=0.1, corrupt=0.15, delay_ms=30, seed=3)
     opts = ReplayOptions(rate=rate, trigger="lidar", faults=faults)

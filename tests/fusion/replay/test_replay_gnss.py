@@ -14,7 +14,7 @@ from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.errors import DataError
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.replay import ReplayOptions, replay
+from fusion.replay.runner import ReplayOptions, replay
 from fusion.sources import open_source
 
 # RTK fixes: the estimator starts after ~5 m of travel, before the first keyframe
@@ -70,7 +70,7 @@ def test_replay_without_localization_estimates_poses_and_detects(bags, lidar_run
 
     class Sink:
         def write(self, item) -> None:  # noqa: ANN001
-            from fusion.replay import boxes_global
+            from fusion.replay.runner import boxes_global
 
             boxes.extend(boxes_global(item))
 
@@ -106,7 +106,7 @@ def test_cli_states_the_pose_source(bags, tmp_path):
 
 def test_poses_gnss_imu_needs_gnss(bags):
     from fusion.model.weights import load_detector as _load
-    from fusion.stream import StreamOptions
+    from fusion.sync.online import StreamOptions
 
     cfg = _load(packaged_weights("lidar")).cfg
     with pytest.raises(DataError, match="needs IMU and GNSS"):

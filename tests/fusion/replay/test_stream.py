@@ -20,7 +20,7 @@ from fusion.sources.base import (
     Rig,
     SensorCalibration,
 )
-from fusion.stream import OnlineSynchronizer, PoseBuffer, StreamOptions
+from fusion.sync.online import OnlineSynchronizer, PoseBuffer, StreamOptions
 
 CAMS = ("CAM_FRONT", "CAM_BACK")
 RADARS = ("RADAR_FRONT",)
@@ -229,7 +229,7 @@ def test_poses_interpolate_and_extrapolate_only_within_the_horizon():
         math.atan2(ahead.rotation[1, 0], ahead.rotation[0, 0]), 0.1 * 0.28, abs_tol=1e-6
     )
     assert buf.at(300_001) is None  # beyond the horizon: unknown, not guessed
-    # before the oldest pose kept: the same rule backwards (fusion.poses.pose_at)
+    # before the oldest pose kept: the same rule backwards (fusion.motion.poses.pose_at)
     assert np.allclose(buf.at(-50_000).translation, _ego(-50_000).translation, atol=1e-3)
     assert buf.at(-100_001) is None
 

@@ -11,14 +11,14 @@ import pytest
 from replay_data import SCENE, VERSION
 
 from fusion.config import load_config
+from fusion.data.sensor_io import decode_camera_image
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.pipeline import camera_inputs, view_camera
-from fusion.replay import ReplayOptions, _Run
-from fusion.sensor_io import decode_camera_image
+from fusion.preprocess.inputs import camera_inputs, view_camera
+from fusion.replay.runner import ReplayOptions, _Run
 from fusion.sources import open_source
-from fusion.stream import OnlineSynchronizer, StreamOptions
+from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
 
 def _open(path: Path):
@@ -92,7 +92,7 @@ def test_reduced_decode_is_the_pipeline_decode(cfg, replay_root):
 
 
 def _view(image, cfg):
-    from fusion.pipeline import image_view
+    from fusion.preprocess.inputs import image_view
 
     return image_view(image.shape[1], image.shape[0], cfg)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_stream import CAMS, RADARS, _msg, _payload, _rig
 
 from fusion.sources.base import LogMessage
-from fusion.stream import OnlineSynchronizer, PeriodEstimate, StreamOptions
+from fusion.sync.online import OnlineSynchronizer, PeriodEstimate, StreamOptions
 
 PERIODS = {"LIDAR_TOP": 50_000, CAMS[0]: 83_000, CAMS[1]: 83_000, RADARS[0]: 77_000}
 

@@ -16,7 +16,7 @@ from shared_data import REAL_ROOT
 
 from calibration.geodesy import geodetic_to_enu
 from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
-from fusion.localization.inputs import load_scene_inputs
+from fusion.data.canbus import load_scene_inputs
 from fusion.sources.rig_file import load_rig
 from fusion.synth.gnss import map_origin
 from tests.fusion.synth.conftest import VERSION, generate
@@ -319,7 +319,7 @@ def test_every_class_near_the_ego_with_valid_attributes(nusc) -> None:  # noqa: 
 
 
 def test_scene_records_carry_their_condition(nusc) -> None:  # noqa: ANN001
-    from fusion.evaluate import scene_condition
+    from fusion.eval.evaluate import scene_condition
 
     # --conditions day,night: scene i gets condition i mod 2, as data in the scene record
     assert [s["condition"] for s in nusc.scene] == ["day", "night"]
@@ -328,7 +328,7 @@ def test_scene_records_carry_their_condition(nusc) -> None:  # noqa: ANN001
 
 
 def test_our_reader_reads_a_generated_frame(synth_root: Path, nusc) -> None:  # noqa: ANN001
-    from fusion.nuscenes import NuScenesReader
+    from fusion.data.reader import NuScenesReader
 
     reader = NuScenesReader(synth_root, VERSION)
     token = nusc.scene[0]["last_sample_token"]
@@ -375,7 +375,7 @@ def test_refuses_a_foreign_directory_and_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_validate_passes_on_generated_data(synth_root: Path) -> None:
-    from fusion.validate import validate
+    from fusion.data.validate import validate
 
     report = validate(synth_root, VERSION, deep_images=True)
     assert report.n_errors == 0, report.render()
@@ -472,7 +472,7 @@ def test_devkit_detection_eval_scores_ground_truth_as_perfect(
 def test_contact_sheet_has_a_row_per_scene(synth_root: Path, tmp_path: Path) -> None:
     import cv2
 
-    from fusion.render import contact_sheet
+    from fusion.outputs.plots import contact_sheet
 
     out = contact_sheet(synth_root, VERSION, tmp_path / "sheet.png", cam_width=96)
     sheet = cv2.imread(str(out))

@@ -206,7 +206,7 @@ def test_day_images_are_exposed_like_the_real_cameras(caster: Raycaster) -> None
 
 def test_the_cars_own_body_hides_the_ground_next_to_it(caster: Raycaster) -> None:
     from fusion.config import load_config
-    from fusion.pipeline import ego_filter_mask
+    from fusion.preprocess.inputs import ego_filter_mask
     from fusion.synth.lidar import EGO_BODY, ego_body_range
 
     # a beam straight down meets the cabin's roof 0.45 m below the sensor

@@ -1,6 +1,6 @@
 """Multi-sweep point clouds: earlier LIDAR and radar scans brought into the LIDAR_TOP frame at
 the reference time, each point carrying its time lag. One definition, used by the offline
-reader (`fusion.nuscenes`) and the online synchronizer (`fusion.stream`).
+reader (`fusion.data.reader`) and the online synchronizer (`fusion.sync.online`).
 
 A scan measured by sensor S at time t maps to LIDAR_TOP at t_ref through
 `LIDAR(t_ref) <- ego(t_ref) <- global <- ego(t) <- S` (`fusion.frame.transform_between`).
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.data.sensor_io import RADAR_FIELDS
 from fusion.frame import Frame, LidarData, RadarData, SensorPose, transform_between
-from fusion.sensor_io import RADAR_FIELDS
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.

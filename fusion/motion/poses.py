@@ -3,7 +3,7 @@
 Sources: the `ego_pose` table, or the CAN bus `pose` (50 Hz) and `ms_imu` (100 Hz) messages
 of `<dataroot>/can_bus/`, or poses estimated from GNSS and IMU (`fusion.localization`).
 
-One rule, offline (`PoseStream`, the reader) and online (`fusion.stream.PoseBuffer`, replay),
+One rule, offline (`PoseStream`, the reader) and online (`fusion.sync.online.PoseBuffer`, replay),
 in `pose_at`: exact on a pose; between two poses, translation linear and rotation by SLERP;
 past either end by at most `max_extrapolation_us`, constant velocity and angular rate from the
 two end poses (one pose alone is held); farther, unknown.
@@ -19,9 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp, yaw_from_quaternion
+from fusion.data.sensor_io import read_json
 from fusion.errors import DataError
 from fusion.frame import SensorPose, transform_between
-from fusion.sensor_io import read_json
 
 
 def pose_at(

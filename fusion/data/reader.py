@@ -8,7 +8,7 @@ Every record the reader uses is checked before use (README "Bad input"): a missi
 dangling token, a zero quaternion, a NaN translation, a negative timestamp, singular intrinsics or
 a filename that is not a string is a `DataError` naming the table file. Duplicate tokens, dangling
 foreign keys and prev/next cycles of any length are checked once, over whole tables, when they
-load (`fusion.tables.table_problems`); every prev/next chain is also walked with a visited set
+load (`fusion.data.tables.table_problems`); every prev/next chain is also walked with a visited set
 (a loop is an error, never a hang); a sweep must be strictly older than the one after it and at most
 `MAX_SWEEP_AGE_US` older than its keyframe; a keyframe farther from the reference time than
 the config's `[sync]` tolerance is missing in the frame and counted in `out_of_sync`, not fused.
@@ -40,10 +40,7 @@ from fusion.config import (
     SyncConfig,
     load_config,
 )
-from fusion.errors import DataError
-from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
-from fusion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
-from fusion.sensor_io import (
+from fusion.data.sensor_io import (
     RadarFilter,
     jpeg_reduction,
     load_image,
@@ -53,8 +50,11 @@ from fusion.sensor_io import (
     reduced_camera,
     resolve_inside,
 )
-from fusion.sweeps import lidar_sweeps, radar_sweeps
-from fusion.tables import TABLES, first_table_error, table_problems
+from fusion.data.tables import TABLES, first_table_error, table_problems
+from fusion.errors import DataError
+from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
+from fusion.motion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
+from fusion.motion.sweeps import lidar_sweeps, radar_sweeps
 
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
 EGO_MOTION = "EGO_MOTION"
@@ -105,7 +105,7 @@ class ReaderOptions:
     # how far (us) each keyframe may be from the reference time; None: the reader's config's
     sync: SyncConfig | None = None
     # "reduced": JPEGs decoded at reduced DCT scale for a network input of `network_hw` (H, W),
-    # the camera model scaled with them (fusion.sensor_io.jpeg_reduction, reduced_camera)
+    # the camera model scaled with them (fusion.data.sensor_io.jpeg_reduction, reduced_camera)
     image_decode: Literal["full", "reduced"] = "full"
     network_hw: tuple[int, int] | None = None
 

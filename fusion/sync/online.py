@@ -27,7 +27,7 @@ built only from what had arrived:
   without (`between="none"`); a sensor with none is missing in the frame and counted;
 - LIDAR sweeps are the trigger scan and the previous scans, strictly older; radar sweeps the
   matched scan and that radar's previous ones; both motion-compensated into LIDAR_TOP at t
-  (`fusion.sweeps`) through ego poses interpolated from the pose messages received so far, or
+  (`fusion.motion.sweeps`) through ego poses interpolated from the pose messages received so far, or
   extrapolated at constant velocity over at most `max_extrapolation_us`, never from the future.
   A scan older than the span of `lidar_sweeps` (`radar_sweeps`) scans at the nuScenes rig's
   rate is not fused (`max_sweep_age_us`): in a keyframes-only log (sweep files absent) the
@@ -36,9 +36,9 @@ built only from what had arrived:
 
 Decoding (`decode`): with `camera_decode="reduced"` (inference's fast path; the default `full`
 keeps every pixel) each camera message is decoded at the JPEG DCT reduction its network input
-allows (`fusion.sensor_io.decoded_camera`), and the frame carries the matching scaled camera
+allows (`fusion.data.sensor_io.decoded_camera`), and the frame carries the matching scaled camera
 model; an image that came full (PNG, raw pixels) keeps the calibrated one. Camera and radar
-messages can be taken undecoded (`push_undecoded`, as `fusion.ingest.IngestPump` does) and are
+messages can be taken undecoded (`push_undecoded`, as `fusion.sync.ingest.IngestPump` does) and are
 then decoded once, when a frame takes them.
 
 Times in us (sensor time, the messages' own `timestamp_us`).
@@ -61,11 +61,12 @@ from numpy.typing import NDArray
 
 from calibration import Transform
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
+from fusion.data.sensor_io import RadarFilter, radar_keep
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
 from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
-from fusion.poses import pose_at
-from fusion.sensor_io import RadarFilter, radar_keep
+from fusion.motion.poses import pose_at
+from fusion.motion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
@@ -78,11 +79,10 @@ from fusion.sources.base import (
     Rig,
     VehicleSpeed,
 )
-from fusion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 
 if TYPE_CHECKING:
     from calibration import PinholeCamera
-    from fusion.sensor_io import ImageDecode
+    from fusion.data.sensor_io import ImageDecode
 
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
@@ -260,7 +260,7 @@ class PoseBuffer:
 
     def at(self, timestamp_us: int) -> Transform | None:
         """Pose at `timestamp_us` from the poses received so far, by the one rule of
-        `fusion.poses.pose_at` (interpolated between them, extrapolated at constant velocity
+        `fusion.motion.poses.pose_at` (interpolated between them, extrapolated at constant velocity
         within the horizon); None when it cannot be known from what was received."""
         if not self._t:
             return None
@@ -384,7 +384,7 @@ class OnlineSynchronizer:
         # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
         self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
         if options.camera_decode == "reduced":
-            from fusion.sensor_io import decoded_camera
+            from fusion.data.sensor_io import decoded_camera
 
             for ch in options.camera_channels:
                 cam = rig[ch].camera if ch in rig else None

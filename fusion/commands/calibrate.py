@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.errors import DataError, FusionError
 
 
@@ -65,7 +65,7 @@ def _board(args: argparse.Namespace) -> dict:
 
 def _check(args: argparse.Namespace) -> dict:
     from calibration import detect_miscalibration
-    from fusion.nuscenes import NuScenesReader, ReaderOptions
+    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     reader = NuScenesReader(
         args.dataroot, args.version, ReaderOptions(lidar_sweeps=1, radar_sweeps=1)

@@ -21,8 +21,8 @@ from fusion.config import PipelineConfig
 from fusion.engines.runner import StageTimes
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
-from fusion.render import CLASS_RGB
-from fusion.results import detections_to_results
+from fusion.outputs.plots import CLASS_RGB
+from fusion.postprocess.results import detections_to_results
 from fusion.sources.base import LogMessage
 
 

@@ -456,7 +456,8 @@ ImageDecode = Literal["full", "reduced"]
 
 def jpeg_reduction(width: int, height: int, network_hw: tuple[int, int]) -> int:
     """The largest JPEG DCT reduction k in (8, 4, 2, 1) whose 1/k image still covers the
-    network input (H, W) at no less than its resolution (what `fusion.pipeline.image_view` fits:
+    network input (H, W) at no less than its resolution (what `fusion.preprocess.inputs.image_view`
+    fits:
     the width, and the height after fitting the width), so that the remaining resize only
     shrinks."""
     h, w = network_hw

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import load_config
-from fusion.errors import DataError
-from fusion.nuscenes import load_splits
-from fusion.poses import SCENE_NAME, load_can_bus
-from fusion.sensor_io import (
+from fusion.data.reader import load_splits
+from fusion.data.sensor_io import (
     _radar_header,
     decode_jpeg,
     decode_lidar_bin,
@@ -28,7 +26,9 @@ from fusion.sensor_io import (
     image_size,
     resolve_inside,
 )
-from fusion.tables import TABLES, Report, check_keys, load_tables
+from fusion.data.tables import TABLES, Report, check_keys, load_tables
+from fusion.errors import DataError
+from fusion.motion.poses import SCENE_NAME, load_can_bus
 
 # nominal rates (Hz) of the nuScenes rig by modality, and of keyframes
 NOMINAL_HZ = {"lidar": 20.0, "camera": 12.0, "radar": 13.0}

@@ -1,7 +1,8 @@
 """Frames -> training samples: augmented inputs, targets on the BEV grid, depth targets.
 
 The pre-processing of a frame (images, camera geometry, voxels, radar raster) is that of
-inference too and lives in `fusion.pipeline`; this module adds what only training needs: the
+inference too and lives in `fusion.preprocess.inputs`; this module adds what only training needs:
+the
 random global transform and image jitter, modality dropout, box and depth targets, batching.
 Depth targets come from the LIDAR points projected into each network-input camera (before the
 global transform, which the cameras' own depth bins do not see).
@@ -20,18 +21,18 @@ from numpy.typing import NDArray
 
 from fusion.config import DETECTION_CLASSES, LIDAR_CHANNEL, AugmentParams, PipelineConfig
 from fusion.frame import Frame
-from fusion.model.camera_geometry import depth_targets
 from fusion.model.detector import Variant, variant_modalities
 from fusion.model.inputs import BatchInputs, SampleInputs, collate_inputs
 from fusion.model.losses import TargetBatch
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import TargetMaps, encode_targets
-from fusion.pipeline import GlobalTransform, drop_sensors, sample_inputs
-from fusion.sweeps import keyframe_only
+from fusion.motion.sweeps import keyframe_only
+from fusion.preprocess.geometry import depth_targets
+from fusion.preprocess.inputs import GlobalTransform, drop_sensors, sample_inputs
 
 
 class FrameSource(Protocol):
-    """Anything that yields frames by sample token (`fusion.nuscenes.NuScenesReader`)."""
+    """Anything that yields frames by sample token (`fusion.data.reader.NuScenesReader`)."""
 
     def frame(self, sample_token: str) -> Frame: ...
 

@@ -1,7 +1,7 @@
 """Camera geometry of the LSS lift: frustum points in the LIDAR_TOP frame and depth targets.
 
 All points in m. A camera here is the network-input camera (after resize and crop, see
-`fusion.dataset`), so frustum pixels are those of the feature map.
+`fusion.train.dataset`), so frustum pixels are those of the feature map.
 """
 
 from __future__ import annotations

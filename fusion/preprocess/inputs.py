@@ -44,8 +44,8 @@ from fusion.config import (
 )
 from fusion.errors import FusionError
 from fusion.frame import Frame
-from fusion.model.camera_geometry import camera_frustum_lidar
 from fusion.model.inputs import SampleInputs, Voxels
+from fusion.preprocess.geometry import camera_frustum_lidar
 from kernels import BevPoolGeometry, precompute_bev_pool, rasterize_radar, voxelize
 
 CameraMotion = Literal["compensate", "ignore"]
@@ -167,7 +167,7 @@ def warp_image(
     `one_step` (inference) and a scale of at least 1/2, only the output pixels are computed:
     one bilinear affine warp (the same pixel-centre mapping as cv2.resize) and a per-channel
     lookup table that normalizes and transposes to (3, H, W); at exactly 1/2 this equals the
-    area resize, and a reduced-scale decode (`fusion.sensor_io.decode_camera_image`) brings the
+    area resize, and a reduced-scale decode (`fusion.data.sensor_io.decode_camera_image`) brings the
     scale into [1/2, 1]. Below 1/2 bilinear would alias, so the default path runs."""
     h, w = cfg.camera.image_hw
     new_w, new_h = round(image.shape[1] * view.scale), round(image.shape[0] * view.scale)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from fusion.errors import DataError
 from fusion.frame import Frame
 from fusion.sources.base import LogMessage
-from fusion.stream import OnlineSynchronizer
+from fusion.sync.online import OnlineSynchronizer
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
 from fusion.errors import DataError
 from fusion.frame import Frame
-from fusion.nuscenes import NuScenesReader, ReaderOptions, sync_warning
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if not emit_json(args, info):
         print(summary_text(info, frame))
     if args.render:
-        from fusion.render import render_frame
+        from fusion.outputs.plots import render_frame
 
         out = render_frame(frame, args.render)
         print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)

@@ -22,7 +22,7 @@ from fusion.config import CAMERA_CHANNELS, DETECTION_CLASSES
 from fusion.frame import Detections, Frame
 
 if TYPE_CHECKING:
-    from fusion.results import ModelMetrics
+    from fusion.postprocess.results import ModelMetrics
 
 # -- one style ----------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """`fusion replay`: a recorded drive through the detector at the car's pace, without ROS.
 
 One log source (`fusion.sources`: a nuScenes dataroot scene, a Foxglove MCAP, a ROS 2 bag, a
-ROS 1 bag) feeds the ingest pump (`fusion.ingest.IngestPump`, the one `fusion bench latency`
+ROS 1 bag) feeds the ingest pump (`fusion.sync.ingest.IngestPump`, the one `fusion bench latency`
 times: only the channels the model reads kept, each message decoded at most once and a camera
 image only when a frame takes it, at reduced JPEG scale by default) and the online synchronizer
-(`fusion.stream`), whose frames go through the same pipeline as eval
+(`fusion.sync.online`), whose frames go through the same pipeline as eval
 (`fusion.engines.runner.Runner`).
 
 Defaults are the measured fast path: `--backend auto` (TensorRT on an NVIDIA GPU when
@@ -27,7 +27,7 @@ detections on every run.
 Accounting: `processed + dropped == triggers`. A trigger is dropped when it is replaced in the
 mailbox (`busy`), when too many wait for their sensors (`overflow`), when no ego pose is known
 at its time (`no_pose`) or when its scan was shed (`stale`). `sync_wait_ms`: per trigger, its
-release by the synchronizer on the replay clock minus its time (`fusion.stream`). A frame is
+release by the synchronizer on the replay clock minus its time (`fusion.sync.online`). A frame is
 `late` when its detections come out after its deadline (trigger time + budget). `latency_ms` is
 end to end on the replay clock: from the trigger's sensor time to its detections out (at
 `--rate 0` the replay clock is the stream's time plus the wall time spent since).
@@ -50,19 +50,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.data.sensor_io import ImageDecode
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
-from fusion.ingest import Ingested, IngestPump
 from fusion.localization.estimator import REJECTIONS, LocalizationConfig
 from fusion.machine import current_rss_mb, peak_rss_mb
-from fusion.replay_outputs import Processed, boxes_global
-from fusion.results import detections_to_results, results_meta
-from fusion.sensor_io import ImageDecode
+from fusion.outputs.sinks import Processed, boxes_global
+from fusion.postprocess.results import detections_to_results, results_meta
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
-from fusion.stream import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
+from fusion.sync.ingest import Ingested, IngestPump
+from fusion.sync.online import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
 POSE_SOURCES = {
@@ -840,11 +840,11 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
     if args.mcap:
-        from fusion.replay_outputs import McapSink
+        from fusion.outputs.sinks import McapSink
 
         sinks.append(McapSink(args.mcap, model.cfg))
     if args.rerun:
-        from fusion.replay_outputs import RerunSink
+        from fusion.outputs.sinks import RerunSink
 
         sinks.append(RerunSink(args.rerun))
     status = None if args.no_status or args.json else _StatusLine()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage
 

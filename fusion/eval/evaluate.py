@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import CONDITIONS, DETECTION_CLASSES
 from fusion.distributed import join_process_group, leave_process_group, local_rank
 from fusion.engines.base import add_backend_argument
@@ -32,13 +32,13 @@ from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector
 from fusion.model.weights import add_model_arguments, load_detector, models_from_args
-from fusion.pipeline import CameraMotion, check_drop, drop_sensors
-from fusion.render import plot_bev_samples, plot_class_aps, render_camera_detections
-from fusion.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
+from fusion.outputs.plots import plot_bev_samples, plot_class_aps, render_camera_detections
+from fusion.postprocess.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
+from fusion.preprocess.inputs import CameraMotion, check_drop, drop_sensors
 from fusion.stats import LatencyRecorder
 
 if TYPE_CHECKING:
-    from fusion.nuscenes import ReaderOptions
+    from fusion.data.reader import ReaderOptions
 
 
 def scene_condition(scene: dict[str, Any]) -> str:
@@ -273,7 +273,7 @@ class _SweepFrames:
 def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
     """One reader for every model: the most sweeps any model reads (each model's frame is cut
     down with `keep_sweeps`); the radar filter must agree."""
-    from fusion.nuscenes import ReaderOptions
+    from fusion.data.reader import ReaderOptions
 
     options = [ReaderOptions.from_config(r.model.cfg) for r in runs]
     if len({o.radar_filter for o in options}) != 1:
@@ -355,7 +355,7 @@ def evaluate(
     With `shard` (see `init_shard`, under torchrun) each rank detects on its block of the
     samples and rank 0 gathers the results, scores them once and returns the report; the
     other ranks return None. The results and metrics equal a single process's."""
-    from fusion.nuscenes import NuScenesReader
+    from fusion.data.reader import NuScenesReader
 
     shard = shard or Shard()
     drop = check_drop(drop)
@@ -541,7 +541,7 @@ def format_table(report: EvalReport) -> str:
     for stage in (*StageTimes.names(), "total"):
         row(stage, [report.latency_ms[n][stage] for n in names])
     if report.out_of_sync:
-        from fusion.nuscenes import sync_warning
+        from fusion.data.reader import sync_warning
 
         lines += ["", sync_warning(report.out_of_sync)]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import (
     BranchLR,
     PipelineConfig,
@@ -39,7 +39,6 @@ from fusion.config import (
     load_config,
     save_config,
 )
-from fusion.dataset import DataPart, FrameDataset, FrameSource, MixedSource, collate_training
 from fusion.distributed import DistInfo, join_process_group, leave_process_group
 from fusion.engines.device import resolve_device
 from fusion.errors import DataError, FusionError
@@ -52,7 +51,8 @@ from fusion.model.weights import (
     model_tensors,
     save_detector,
 )
-from fusion.render import plot_losses
+from fusion.outputs.plots import plot_losses
+from fusion.train.dataset import DataPart, FrameDataset, FrameSource, MixedSource, collate_training
 
 OPTIM_PREFIX = "optim."
 CHECKPOINT_NAME = "last.safetensors"
@@ -558,7 +558,7 @@ def train(
 def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dict[str, object]]]:
     """The training set: `dataroot`'s split, repeated `repeat` times, plus every `--mix` part.
     Returns the source, its tokens and the record of what was mixed (for the run's metadata)."""
-    from fusion.nuscenes import NuScenesReader
+    from fusion.data.reader import NuScenesReader
 
     specs = ((opts.dataroot, opts.version, opts.split, opts.repeat), *opts.mix)
     parts = []

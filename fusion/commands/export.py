@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fusion.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.engines.export import OPSET, export_onnx
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.data.sensor_io import read_json
 from fusion.errors import DataError
 from fusion.localization.measurements import GnssFixes, ImuSamples, SpeedSamples
-from fusion.sensor_io import read_json
 
 WHEEL_RADIUS = 0.305  # m, the Renault Zoe of nuScenes (the devkit's CAN bus tutorial)
 

@@ -1,0 +1,1 @@
+"""Offline evaluation: run detectors over a split and score them with the nuScenes devkit."""

@@ -1,0 +1,1 @@
+"""Training: the dataset of frames and targets (`dataset`) and the training loop (`loop`)."""
