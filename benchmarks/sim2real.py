@@ -48,7 +48,8 @@ import numpy as np
 from pyquaternion import Quaternion
 
 from fusion.config import CAMERA_CHANNELS, RADAR_CHANNELS, load_config
-from fusion.data.sensor_io import RADAR_FIELDS, load_lidar_bin, load_radar_pcd
+from fusion.data.sensor_io import load_lidar_bin, load_radar_pcd
+from fusion.frame import RADAR_FIELDS
 from fusion.preprocess.inputs import ego_filter_mask
 
 CATEGORY_CLASS = {

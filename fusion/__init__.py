@@ -1,4 +1,25 @@
-"""Camera + LIDAR + radar + GPS/IMU sensor fusion for 3D object detection."""
+"""Camera + LIDAR + radar + GPS/IMU sensor fusion for 3D object detection.
+
+The package is layered; a module imports its own layer and the layers below, never one above
+(`tests/test_import_graph.py` holds this, lazy imports included). Lowest first:
+
+- `errors`; then `kernels` and `calibration` (top-level packages: Numba/CUDA kernels, sensor
+  geometry);
+- vocabulary: `config` (presets, channels, classes), `frame` (Frame, Detections), `threads`,
+  `machine`, `stats`, `distributed`;
+- `motion`: the one pose interpolator and sweep motion compensation; `localization`, the
+  GNSS/IMU pose estimator;
+- `data`: the nuScenes dataroot on disk (sensor files, tables, CAN bus, the reader, validate);
+- `sources`: recorded logs behind one protocol (dataroot, MCAP, ROS 2 and ROS 1 bags);
+- `sync`: the online synchronizer and the ingest pump;
+- `preprocess`: frames to network inputs (NumPy and kernels, no torch);
+- `model`: the torch detector; `postprocess`: decoding and devkit results;
+- `engines`: torch, ONNX Runtime and TensorRT behind one runner, and the ONNX export;
+- `outputs`: replay sinks, pictures and plots;
+- applications: `eval`, `train`, `replay`, `synth` (the synthetic data generator);
+- commands: `commands` (one module per `fusion` subcommand) and `bench` (the `fusion bench`
+  targets); nothing imports them; `cli` dispatches to them by name.
+"""
 
 import os
 

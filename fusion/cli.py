@@ -1,8 +1,8 @@
 """Camera, LIDAR, radar and GPS/IMU 3D object detection: from sensor logs to scored detections.
 
-Each subcommand lives in the module that owns its concern and exposes `add_arguments(parser)`
-and `run(args) -> int`; modules are imported only when their subcommand runs, so `fusion --help`
-stays fast.
+Each subcommand is a module of `fusion.commands` (the `fusion bench` targets: of `fusion.bench`)
+that exposes `add_arguments(parser)` and `run(args) -> int` over the library below it; modules
+are imported only when their subcommand runs, so `fusion --help` stays fast.
 
 Conventions of every subcommand: `--json` prints the result as one JSON object on stdout
 instead of the text; `--json-out PATH` (and `--markdown-out PATH`) write files; outputs go
@@ -26,12 +26,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "checkerboard intrinsics; LIDAR-camera alignment check",
     ),
     "generate": ("fusion.commands.generate", "write a synthetic nuScenes-format dataroot"),
-    "validate": ("fusion.data.validate", "check any nuScenes dataroot: tables, keys, files, rates"),
+    "validate": (
+        "fusion.commands.validate",
+        "check any nuScenes dataroot: tables, keys, files, rates",
+    ),
     "bench": ("fusion.bench", "benchmark kernels, per-stage latency and replay at the log's pace"),
-    "train": ("fusion.train.loop", "train the fusion, camera or lidar detector"),
-    "eval": ("fusion.eval.evaluate", "run detectors and score them with the nuScenes devkit"),
+    "train": ("fusion.commands.train", "train the fusion, camera or lidar detector"),
+    "eval": ("fusion.commands.eval", "run detectors and score them with the nuScenes devkit"),
     "export": ("fusion.commands.export", "export the dense network to ONNX"),
-    "replay": ("fusion.replay.runner", "replay a recorded drive through the detector in real time"),
+    "replay": (
+        "fusion.commands.replay",
+        "replay a recorded drive through the detector in real time",
+    ),
     "convert": (
         "fusion.commands.convert",
         "write a nuScenes scene as a Foxglove MCAP, ROS 2 or ROS 1 log",

@@ -14,6 +14,33 @@ from numpy.typing import NDArray
 
 from calibration import PinholeCamera, Transform
 
+# The nuScenes radar PCD record (the devkit's row order) with each field's type: what every
+# nuScenes radar file's header says, 43 packed bytes a point. One definition for the reader, the
+# log decoders and writers, and the synthetic generator.
+RADAR_PCD_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("dyn_prop", "i1"),
+        ("id", "<i2"),
+        ("rcs", "<f4"),
+        ("vx", "<f4"),
+        ("vy", "<f4"),
+        ("vx_comp", "<f4"),
+        ("vy_comp", "<f4"),
+        ("is_quality_valid", "i1"),
+        ("ambig_state", "i1"),
+        ("x_rms", "i1"),
+        ("y_rms", "i1"),
+        ("invalid_state", "i1"),
+        ("pdh0", "i1"),
+        ("vx_rms", "i1"),
+        ("vy_rms", "i1"),
+    ]
+)
+RADAR_FIELDS: list[str] = list(RADAR_PCD_DTYPE.names or ())
+
 
 @dataclass(frozen=True, eq=False)
 class SensorPose:

@@ -2,9 +2,10 @@
 every `import` and `from ... import` statement counts, at module level, inside functions and
 under `if TYPE_CHECKING:` alike (a lazy import still ties the two modules together).
 
-It must have no cycle, and no module may import a command module. Command modules are the CLI
-entry (`fusion.cli`) and the per-subcommand modules, those that define both `add_arguments` and
-`run` at module level (found from the source, listed in the failure message)."""
+It must have no cycle; no import may go up a layer (`LAYERS`, the order `fusion/__init__.py`
+documents); and no module may import a command module. Command modules are the CLI entry
+(`fusion.cli`) and the per-subcommand modules, those that define both `add_arguments` and `run`
+at module level (found from the source, listed in the failure message)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,39 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("fusion", "kernels", "calibration")
 CLI_ENTRY = "fusion.cli"
 
-# Command modules that still hold library code other commands use, with the only importers
-# allowed until the command is split from the library (the package pass of issue 18). Any other
-# importer fails, and so does an entry here that no longer imports the module.
-MIXED_COMMAND_IMPORTS = {
-    ("fusion.bench.real", "fusion.eval.evaluate"),  # evaluate(), safe_name()
-    ("fusion.bench.replay", "fusion.replay.runner"),  # replay(), ReplayOptions, LIDAR_PERIOD_MS
-    # bench replay times the same log through bench latency's loop in the same run
-    ("fusion.bench.replay", "fusion.bench.latency"),  # StreamFrames
-    # `bench latency --generate` runs `fusion generate` through `fusion.cli.main`: the generator
-    # has no library entry yet (`fusion.commands.generate.run` drives it)
-    ("fusion.bench.latency", "fusion.cli"),
-}
+# The layers, lowest first: a module may import its own layer and the layers below, never one
+# above. A module belongs to the layer of the longest prefix that names it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("errors", ("fusion.errors",)),  # DataError and friends: raised by every layer
+    ("foundations", ("kernels", "calibration")),
+    (
+        "vocabulary",
+        (
+            "fusion",
+            "fusion.config",
+            "fusion.configs",
+            "fusion.frame",
+            "fusion.threads",
+            "fusion.machine",
+            "fusion.stats",
+            "fusion.distributed",
+        ),
+    ),  # fmt: skip
+    ("motion", ("fusion.motion", "fusion.localization")),
+    ("data", ("fusion.data",)),
+    ("sources", ("fusion.sources",)),
+    ("sync", ("fusion.sync",)),
+    ("preprocess", ("fusion.preprocess",)),
+    ("model", ("fusion.model",)),
+    ("postprocess", ("fusion.postprocess",)),
+    ("engines", ("fusion.engines",)),
+    ("outputs", ("fusion.outputs",)),
+    ("applications", ("fusion.eval", "fusion.train", "fusion.replay", "fusion.synth")),
+    ("commands", ("fusion.commands", "fusion.bench")),
+    ("cli", ("fusion.cli",)),
+]
+# where command modules live: `fusion <command>` and `fusion bench <target>`
+COMMAND_PACKAGES = ("fusion.commands", "fusion.bench")
 
 Graph = dict[str, dict[str, int]]  # module -> {imported module: first line}
 
@@ -149,53 +171,68 @@ def test_nothing_imports_a_command_module():
     commands = command_modules(ROOT)
     # the subcommands fusion.cli dispatches to are all found as command modules
     assert {
-        "fusion.eval.evaluate",
-        "fusion.train.loop",
-        "fusion.replay.runner",
+        "fusion.commands.eval",
+        "fusion.commands.train",
+        "fusion.commands.replay",
         "fusion.bench.kernels",
     } <= commands
-    edges = {(a, b) for a, targets in graph.items() for b in targets if b in commands}
-    bad = sorted(edges - MIXED_COMMAND_IMPORTS)
-    assert not bad, f"command modules imported: {bad} (command modules: {sorted(commands)})"
-    assert MIXED_COMMAND_IMPORTS <= edges, "an allowed import is gone: drop it from the list"
-
-
-# Upward reaches removed in issue 18's first pass: (importer prefix, imported prefix) that must
-# not come back. A prefix matches the module itself and everything under it.
-FORBIDDEN = [
-    ("fusion.sources", "fusion.synth"),  # the rig file is fusion.sources.rig_file
-    ("fusion.preprocess.inputs", "fusion.model.detector"),  # Modality is in fusion.config
-    ("fusion.preprocess.inputs", "fusion.model.camera"),  # IMAGE_MEAN/STD are in fusion.config
-    (
-        "fusion.data.reader",
-        "fusion.preprocess.inputs",
-    ),  # JPEG reduction arithmetic is in fusion.data.sensor_io
-    ("fusion.sync.online", "fusion.preprocess.inputs"),
-    ("fusion.data.sensor_io", "fusion.preprocess.inputs"),
-]
+    edges = sorted((a, b) for a, targets in graph.items() for b in targets if b in commands)
+    assert not edges, f"command modules imported: {edges} (command modules: {sorted(commands)})"
+    elsewhere = sorted(
+        c for c in commands - {CLI_ENTRY} if not any(_under(c, p) for p in COMMAND_PACKAGES)
+    )
+    assert not elsewhere, f"command modules outside {COMMAND_PACKAGES}: {elsewhere}"
 
 
 def _under(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
-def test_removed_upward_reaches_stay_removed():
+def layer_of(module: str, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> int | None:
+    """Index in `layers` of the longest prefix that names `module`, None when none does."""
+    best: tuple[int, int] | None = None
+    for rank, (_, prefixes) in enumerate(layers):
+        for prefix in prefixes:
+            if _under(module, prefix) and (best is None or len(prefix) > best[1]):
+                best = (rank, len(prefix))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: Graph, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> list[str]:
+    """Every import of a module in a higher layer than the importer's, described."""
+    out = []
+    for a, targets in sorted(graph.items()):
+        for b, line in sorted(targets.items()):
+            ra, rb = layer_of(a, layers), layer_of(b, layers)
+            if ra is not None and rb is not None and rb > ra:
+                out.append(f"{a} ({layers[ra][0]}) -> {b} ({layers[rb][0]}), line {line}")
+    return out
+
+
+def test_every_module_has_a_layer():
     graph = import_graph(ROOT)
-    found = [
-        (a, b)
-        for a, targets in graph.items()
-        for b in targets
-        for low, high in FORBIDDEN
-        if _under(a, low) and _under(b, high)
-    ]
-    # production code does not import the benchmarks (their statistics are fusion.stats)
-    found += [
-        (a, b)
-        for a, targets in graph.items()
-        for b in targets
-        if _under(b, "fusion.bench") and not _under(a, "fusion.bench")
-    ]
-    assert not found, f"imports that reach up a layer: {sorted(found)}"
+    assert sorted(m for m in graph if layer_of(m) is None) == []
+
+
+def test_no_import_goes_up_a_layer():
+    found = upward_imports(import_graph(ROOT))
+    assert not found, "imports that reach up a layer:\n" + "\n".join(found)
+
+
+def test_preprocessing_does_not_load_torch():
+    """The layers below the model (the reader, the synchronizer, the preprocessing) run without
+    torch: an ONNX Runtime replay never pays its import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fusion.preprocess.inputs, fusion.sync.ingest, fusion.data.reader; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "False"
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -297,3 +334,19 @@ def test_a_planted_command_import_is_found(tmp_path: Path):
     commands = command_modules(root, ("pkg",))
     assert "pkg.cmd" in commands and "pkg.lib" not in commands
     assert [a for a, targets in graph.items() if set(targets) & commands] == ["pkg.lib"]
+
+
+def test_a_planted_upward_import_is_found(tmp_path: Path):
+    layers = [("low", ("pkg.low",)), ("high", ("pkg.high",))]
+    root = _package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/low.py": "def f():\n    from pkg.high import g\n    return g\n",
+            "pkg/high.py": "from pkg.low import f\ndef g():\n    return f\n",
+        },
+    )
+    graph = import_graph(root, ("pkg",))
+    assert upward_imports(graph, layers) == ["pkg.low (low) -> pkg.high (high), line 2"]
+    (root / "pkg" / "low.py").write_text("def f():\n    return 1\n")
+    assert upward_imports(import_graph(root, ("pkg",)), layers) == []

@@ -24,8 +24,6 @@ import argparse
 import json
 import os
 import time
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,139 +39,15 @@ from fusion.machine import (
     reset_peak_rss,
 )
 from fusion.stats import STAT_KEYS, LatencyRecorder, latency_stats
+from fusion.sync.ingest import StreamFrames
 
 if TYPE_CHECKING:
-    from fusion.data.sensor_io import ImageDecode
-    from fusion.frame import Frame
-    from fusion.sources.base import LogMessage, Source
-    from fusion.sync.online import Trigger
+    from fusion.sources.base import Source
 
 LOADGEN_P99_QUERIES = 662  # LoadGen's minimum query count for a p99 at 99 % confidence
 DEFAULT_WORK = Path("out/latency")  # relative: the working directory, never the source tree
 TARGET_CAMERAS = 6
 DENSE_STAGES = ("camera_net", "lidar_net", "bev_net")  # the engine's graphs
-
-
-# -- frames from the log's bytes, through the streaming pipeline ---------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class StreamedFrame:
-    """One frame built by the online synchronizer, with what it cost since the previous one (ms):
-    `read` (the messages' bytes from the log), `decode` (payloads decoded, synchronized, the frame
-    built) and `camera_ms` (the camera messages' share of both)."""
-
-    frame: Frame
-    read_ms: float
-    decode_ms: float
-    camera_ms: float
-
-
-class StreamFrames:
-    """The frames of a log (`fusion.sources.open_source`: a dataroot scene, MCAP, ROS 2 or ROS 1
-    bag) through `fusion.sync.ingest.IngestPump`, the ingest path of `fusion replay`: messages in
-    log
-    order, one frame per trigger, the log cycled (the synchronizer reset at each wrap, as
-    replay's loops). A model keeps only what it reads; camera messages are decoded only when a
-    frame takes one, at the JPEG reduction the network input allows (`decode="reduced"`) with the
-    scaled camera model, or in full. Every message is still read, as a replay reads the whole
-    log."""
-
-    def __init__(
-        self,
-        source: Source,
-        cfg: Any,
-        modalities: tuple[str, ...],
-        decode: ImageDecode = "reduced",
-        trigger: Trigger = "keyframes",
-        budget_ms: float = 50.0,
-    ) -> None:
-        from fusion.sync.ingest import IngestPump
-        from fusion.sync.online import OnlineSynchronizer, StreamOptions
-
-        self.source = source
-        options = StreamOptions.for_log(
-            cfg,
-            source.info(),
-            budget_ms,
-            trigger,
-            modalities,
-            camera_decode=decode,
-        )
-        self.sync = OnlineSynchronizer(
-            options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
-        )
-        self.pump = IngestPump(self.sync)
-        self._it: Iterator[LogMessage] | None = None
-        self._now = 0  # the stream's clock: newest log time of this loop (replay's --rate 0)
-        self._built: deque[StreamedFrame] = deque()
-        self.loops = 0  # completed passes over the log
-        self.frames_in_loop = 0
-        self.frames_per_loop: int | None = None
-        self.built = 0
-
-    @property
-    def messages(self) -> int:
-        return sum(self.pump.counts.received.values())
-
-    @property
-    def camera_kept(self) -> int:
-        cams = self.sync.options.camera_channels
-        return sum(n for ch, n in self.pump.counts.kept.items() if ch in cams)
-
-    def _take(self, ingested: list[Any]) -> None:
-        for x in ingested:
-            self._built.append(StreamedFrame(x.frame, x.read_ms, x.decode_ms, x.camera_ms))
-            self.frames_in_loop += 1
-            self.built += 1
-
-    def _wrap(self) -> None:
-        self._take(self.pump.release(flush=True))
-        if self._it is not None:
-            if self.frames_in_loop == 0:
-                raise FusionError("the log yields no frame to time", self.source.path)
-            self.loops += 1
-            if self.frames_per_loop is None:
-                self.frames_per_loop = self.frames_in_loop
-        self.pump.reset()
-        self.frames_in_loop = 0
-        self._now = 0
-        self._it = iter(self.source.messages())
-
-    def stats(self) -> dict[str, Any]:
-        """Frames built, passes over the log, messages per frame, what the synchronizer missed."""
-        frames = max(1, self.built)
-        c = self.sync.counters
-        cams = self.sync.options.camera_channels
-        camera_decoded = sum(c.used.get(ch, 0) - c.reused.get(ch, 0) for ch in cams) + sum(
-            c.undecodable.values()
-        )
-        return {
-            "frames_built": self.built,
-            "frames_per_loop": self.frames_per_loop,
-            "loops": self.loops,
-            "read_per_frame": self.messages / frames,
-            "decoded_per_frame": (self.pump.counts.decoded + c.decoded_at_build) / frames,
-            "camera_kept_per_frame": self.camera_kept / frames,
-            "camera_decoded_per_frame": camera_decoded / frames,
-            "dropped": {"overflow": c.overflow, "no_pose": c.no_pose},
-            "missing": dict(sorted(c.missing.items())),
-            "undecodable": dict(sorted(c.undecodable.items())),
-            "sync_wait_ms": c.sync_wait_ms(),
-        }
-
-    def next(self) -> StreamedFrame:
-        """The next frame, reading and decoding as many messages as it takes."""
-        while not self._built:
-            if self._it is None:
-                self._wrap()
-            msg = self.pump.read(self._it)  # type: ignore[arg-type]
-            if msg is None:
-                self._wrap()
-                continue
-            self._now = max(self._now, msg.log_time_us)
-            self._take(self.pump.offer(msg, self._now))
-        return self._built.popleft()
 
 
 def input_text(source: Source, lanes: list[Lane], decode: str) -> str:
@@ -208,14 +82,14 @@ def input_text(source: Source, lanes: list[Lane], decode: str) -> str:
 def moving_scene(root: Path, version: str, samples: int) -> None:
     """Write a synthetic moving scene of `samples` keyframes with sweeps to `root` (704x396
     cameras, the shipped models' size; seed 11, which they were not trained on)."""
-    from fusion.cli import main
+    from fusion.synth.dataroot import GenerateOptions, generate_dataroot
 
-    argv = ["generate", "--out", str(root), "--version", version, "--scenes", "1"]
-    argv += ["--samples-per-scene", str(samples), "--seed", "11", "--conditions", "day"]
-    argv += ["--image-size", "704x396"]
     print(f"generating a moving scene of {samples} keyframes in {root}", flush=True)
-    if main(argv) != 0:
-        raise FusionError("could not generate the benchmark scene", root)
+    opts = GenerateOptions(
+        out=root, version=version, scenes=1, samples_per_scene=samples, seed=11,
+        conditions=("day",), image_hw=(396, 704),
+    )  # fmt: skip
+    print(generate_dataroot(opts), flush=True)
 
 
 # -- one model x backend ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ the same model timed by `fusion bench latency`'s loop in the same run.
 For every model, on one engine (`--backend`, default `auto`: the engine `fusion replay` picks)
 and decode (`--decode`, default `reduced`): a replay per trigger of `--triggers` (default
 `keyframes,lidar`) with replay's default options (warm start included), then `--queries`
-frames of the same log through `fusion.bench.latency.StreamFrames` (the same ingest pump,
+frames of the same log through `fusion.sync.ingest.StreamFrames` (the same ingest pump,
 cycled; read + decode + detector, as `bench latency` times a query). The issue's targets are
 ratios of the two: replay end to end p50 at the keyframe trigger against the benchmark's p50;
 the first processed frame against the replay's p50; at the LIDAR trigger, wall time against log
@@ -29,8 +29,8 @@ MODELS = ("fusion", "camera", "lidar")
 def bench_latency(source: Any, runner: Any, decode: str, queries: int, warmup: int = 2) -> dict:
     """`queries` frames of the log through `StreamFrames` (cycled), each timed as `fusion bench
     latency` times a query: its messages' read and decode plus the detector. ms statistics."""
-    from fusion.bench.latency import StreamFrames
     from fusion.stats import latency_stats
+    from fusion.sync.ingest import StreamFrames
 
     frames = StreamFrames(source, runner.cfg, runner.modalities, decode)  # type: ignore[arg-type]
     e2e, detect = [], []

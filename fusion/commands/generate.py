@@ -1,4 +1,4 @@
-"""`fusion generate`: write a synthetic nuScenes-format dataroot.
+"""`fusion generate`: write a synthetic nuScenes-format dataroot (`fusion.synth.dataroot`).
 
 fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
     [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH]
@@ -8,37 +8,14 @@ fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
+import dataclasses
 import re
-import resource
-import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from fusion.config import CONDITIONS, Condition
-from fusion.errors import ConfigError, FusionError
-from fusion.sources.rig_file import DEFAULT_RIG, RigSpec, load_rig
+from fusion.sources.rig_file import DEFAULT_RIG
+from fusion.synth.dataroot import GenerateOptions, generate_dataroot
 from fusion.synth.gnss import GNSS_MODES
-from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
-from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
-
-# cameras cast rays at most this wide and resize to the image size (see benchmarks/generate.md)
-RENDER_WIDTH = 640.0
-CAN_BLACKLIST = frozenset([*range(161, 169), *range(170, 177), *range(309, 315)])
-
-
-def scene_names(n: int, first: int = 1) -> list[str]:
-    """`scene-NNNN` names from `first` upward, skipping the devkit's CAN bus blacklist."""
-    names, i = [], first
-    while len(names) < n:
-        if i not in CAN_BLACKLIST:
-            names.append(f"scene-{i:04d}")
-        i += 1
-    if i - 1 > 9999:
-        raise ConfigError(f"too many scenes for scene-NNNN names: {n}")
-    return names  # type: ignore[return-value] (each checked against CONDITIONS)
 
 
 def _image_hw(text: str) -> tuple[int, int]:
@@ -118,128 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _params(args: argparse.Namespace, rig: RigSpec) -> dict:
-    """What fixes the content of a dataroot: a rerun must match it."""
-    return {
-        "version": args.version,
-        "seed": args.seed,
-        "samples_per_scene": args.samples_per_scene,
-        "conditions": list(args.conditions),
-        "camera_sweeps": args.camera_sweeps,
-        "image_hw": list(args.image_hw),
-        "render_scale": args.render_scale,
-        "first_scene": args.first_scene,
-        "rig": repr(rig),
-        "gnss": args.gnss,
-    }
-
-
-def _check_out(out: Path, params: dict) -> None:
-    if out.exists() and not out.is_dir():
-        raise FusionError("output exists and is not a directory", out)
-    if out.is_dir() and any(out.iterdir()):
-        p = out / STATE_DIR / "params.json"
-        if not p.is_file():
-            raise FusionError(
-                "output directory is not empty and was not written by `fusion generate`; "
-                "choose an empty or new directory",
-                out,
-            )
-        old = json.loads(p.read_text())
-        if "image_size" in old:  # written before image sizes were (H, W) everywhere: (W, H)
-            old["image_hw"] = old.pop("image_size")[::-1]
-        changed = sorted(k for k in params if old.get(k) != params[k])
-        if changed:
-            raise FusionError(
-                f"output was generated with other arguments ({', '.join(changed)}); "
-                "use a new directory",
-                out,
-            )
-    (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    (out / STATE_DIR / "params.json").write_text(json.dumps(params, indent=1))
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _work(job: SceneJob) -> tuple[str, float]:
-    t = time.perf_counter()
-    records = generate_scene(job)
-    save_scene(Path(job.out), job.name, records)
-    return job.name, time.perf_counter() - t
-
-
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    rig = load_rig(args.rig)
-    width = args.image_hw[1]
-    scale = args.render_scale if args.render_scale is not None else min(1.0, RENDER_WIDTH / width)
-    if not 0.05 <= scale <= 1.0:
-        raise ConfigError(f"--render-scale must be in [0.05, 1], got {scale}")
-    out: Path = args.out
-    _check_out(out, _params(args, rig))
-    names = scene_names(args.scenes, args.first_scene)
-    jobs = [
-        SceneJob(
-            out=str(out),
-            version=args.version,
-            seed=args.seed,
-            index=args.first_scene - 1 + i,
-            name=name,
-            samples=args.samples_per_scene,
-            condition=args.conditions[i % len(args.conditions)],
-            image_hw=args.image_hw,
-            render_scale=scale,
-            camera_sweeps=args.camera_sweeps,
-            rig=rig,
-            gnss=args.gnss,
-        )
-        for i, name in enumerate(names)
-    ]
-    todo = [j for j in jobs if load_scene(out, j.name) is None]
-    skipped = len(jobs) - len(todo)
-    t0 = time.perf_counter()
-    cpu0 = _cpu_seconds()
-    bar = tqdm(total=len(todo), unit="scene", desc="generate", disable=None)
-    times: list[float] = []
-    if args.workers > 1 and len(todo) > 1:
-        ctx = mp.get_context("spawn")  # open3d and threads do not survive fork reliably
-        with ctx.Pool(min(args.workers, len(todo)), maxtasksperchild=1) as pool:
-            for _, dt in pool.imap_unordered(_work, todo):
-                times.append(dt)
-                bar.update()
-    else:
-        for job in todo:
-            times.append(_work(job)[1])
-            bar.update()
-    bar.close()
-    scenes: list[tuple[str, SceneRecords]] = []
-    for j in jobs:
-        rec = load_scene(out, j.name)
-        if rec is None:
-            raise FusionError(f"scene {j.name} did not complete", out)
-        scenes.append((j.name, rec))
-    channels = (
-        [(rig.lidar.channel, "lidar")]
-        + [(c.channel, "camera") for c in rig.cameras]
-        + [(r.channel, "radar") for r in rig.radars]
-    )
-    write_tables(out, args.version, static_tables(channels), scenes, args.val_fraction)
-    wall = time.perf_counter() - t0
-    n_key = len(todo) * args.samples_per_scene
-    cpu = _cpu_seconds() - cpu0
-    rate = (
-        f", {wall / n_key:.2f} s per keyframe (wall), {cpu / n_key:.2f} CPU-s per keyframe"
-        if n_key
-        else ""
-    )
+    names = [f.name for f in dataclasses.fields(GenerateOptions)]
     print(
-        f"fusion generate: {len(jobs)} scenes ({skipped} already complete) in {out} "
-        f"[{args.version}], {wall:.1f} s{rate}"
+        "fusion generate: "
+        + generate_dataroot(GenerateOptions(**{n: getattr(args, n) for n in names}))
     )
     return 0

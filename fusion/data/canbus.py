@@ -1,5 +1,7 @@
-"""Estimator inputs from a dataroot's CAN bus files: `ms_imu` (100 Hz), wheel speeds
-(`zoe_veh_info`, 100 Hz, else `vehicle_monitor`, 2 Hz) and GNSS fixes (`gnss`).
+"""A dataroot's CAN bus files (`<dataroot>/can_bus/<scene>_*.json`): the logged `pose` stream
+with `ms_imu` (`load_can_bus`, what the reader fuses), and the pose estimator's inputs
+(`load_scene_inputs`): `ms_imu` (100 Hz), wheel speeds (`zoe_veh_info`, 100 Hz, else
+`vehicle_monitor`, 2 Hz) and GNSS fixes (`gnss`).
 
 A file that is not a list of records with the needed keys is a DataError naming it; a value
 that is NaN or out of range is passed on, for the estimator to reject and count.
@@ -8,6 +10,8 @@ that is NaN or out of range is passed on, for the estimator to reject and count.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from numpy.typing import NDArray
 from fusion.data.sensor_io import read_json
 from fusion.errors import DataError
 from fusion.localization.measurements import GnssFixes, ImuSamples, SpeedSamples
+from fusion.motion.poses import PoseStream, record_column, record_quaternions, record_times
 
 WHEEL_RADIUS = 0.305  # m, the Renault Zoe of nuScenes (the devkit's CAN bus tutorial)
 
@@ -111,3 +116,82 @@ def load_scene_inputs(
     else:
         speed = SpeedSamples(np.zeros(0, np.int64), np.zeros(0))
     return imu, speed, gnss
+
+
+@dataclass(frozen=True, eq=False)
+class CanBus:
+    """One scene's CAN bus: the `pose` stream (50 Hz) and the `ms_imu` messages (100 Hz)."""
+
+    pose: PoseStream
+    imu_timestamps_us: NDArray[np.int64]
+    imu_rotation_rate: NDArray[np.float64]  # (T, 3) rad/s, ego frame
+    imu_linear_accel: NDArray[np.float64]  # (T, 3) m/s^2, ego frame
+    pose_velocity: NDArray[np.float64]  # (T, 3) m/s in the ego frame, as logged
+
+    def yaw_rate(self, timestamp_us: int) -> float:
+        """IMU yaw rate (rad/s) at `timestamp_us`, linearly interpolated."""
+        if len(self.imu_timestamps_us) == 0:
+            return self.pose.yaw_rate(timestamp_us)
+        return float(np.interp(timestamp_us, self.imu_timestamps_us, self.imu_rotation_rate[:, 2]))
+
+    def velocity(self, timestamp_us: int) -> NDArray[np.float64]:
+        """Logged ego velocity (3,) m/s at `timestamp_us`, linearly interpolated."""
+        t = self.pose.timestamps_us
+        return np.array([np.interp(timestamp_us, t, self.pose_velocity[:, k]) for k in range(3)])
+
+
+def _load_messages(path: Path) -> list[dict]:
+    """A CAN bus message file: a JSON list of objects, or a DataError naming the file."""
+    data = read_json(path, "CAN bus messages")
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        raise DataError("CAN bus message file must hold a JSON list of objects", path)
+    return data
+
+
+SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a name that is safe in a file name
+
+
+def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
+    """`<dataroot>/can_bus/<scene>_pose.json` (+ `_ms_imu.json`) or None when absent.
+
+    Every malformed file (not JSON, not UTF-8, a message lacking a key or holding a string
+    where numbers belong, NaN, a zero quaternion) is a DataError naming the file.
+    """
+    root = Path(dataroot) / "can_bus"
+    if not root.is_dir():
+        return None
+    if not isinstance(scene_name, str) or not SCENE_NAME.fullmatch(scene_name):
+        raise DataError(
+            f"scene name {scene_name!r} cannot name a CAN bus file (letters, digits, _ . -)", root
+        )
+    pose_path = root / f"{scene_name}_pose.json"
+    if not pose_path.is_file():
+        return None
+    msgs = _load_messages(pose_path)
+    if not msgs:
+        raise DataError("CAN bus pose file has no messages", pose_path)
+    what = "CAN bus pose"
+    pose = PoseStream(
+        record_times(msgs, "utime", pose_path, what),
+        record_column(msgs, "pos", 3, pose_path, what),
+        record_quaternions(msgs, "orientation", pose_path, what),
+        source="can_bus pose",
+    )
+    vel = record_column(msgs, "vel", 3, pose_path, what)
+    order = np.argsort(record_times(msgs, "utime", pose_path, what), kind="stable")
+    imu_path = root / f"{scene_name}_ms_imu.json"
+    imu = _load_messages(imu_path) if imu_path.is_file() else []
+    what = "CAN bus ms_imu"
+    imu_t = record_times(imu, "utime", imu_path, what)
+    imu_order = np.argsort(imu_t, kind="stable")
+    return CanBus(
+        pose=pose,
+        imu_timestamps_us=imu_t[imu_order],
+        imu_rotation_rate=record_column(imu, "rotation_rate", 3, imu_path, what)[imu_order].reshape(
+            -1, 3
+        ),
+        imu_linear_accel=record_column(imu, "linear_accel", 3, imu_path, what)[imu_order].reshape(
+            -1, 3
+        ),
+        pose_velocity=vel[order],
+    )

@@ -40,6 +40,7 @@ from fusion.config import (
     SyncConfig,
     load_config,
 )
+from fusion.data.canbus import CanBus, load_can_bus
 from fusion.data.sensor_io import (
     RadarFilter,
     jpeg_reduction,
@@ -53,7 +54,7 @@ from fusion.data.sensor_io import (
 from fusion.data.tables import TABLES, first_table_error, table_problems
 from fusion.errors import DataError
 from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
-from fusion.motion.poses import CanBus, PoseStream, load_can_bus, pose_stream_from_records
+from fusion.motion.poses import PoseStream, pose_stream_from_records
 from fusion.motion.sweeps import lidar_sweeps, radar_sweeps
 
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`

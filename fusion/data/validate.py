@@ -7,7 +7,6 @@ exits 1 when there are errors (2 when the dataroot cannot be read at all).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import Counter, defaultdict
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import load_config
+from fusion.data.canbus import SCENE_NAME, load_can_bus
 from fusion.data.reader import load_splits
 from fusion.data.sensor_io import (
     _radar_header,
@@ -28,7 +27,6 @@ from fusion.data.sensor_io import (
 )
 from fusion.data.tables import TABLES, Report, check_keys, load_tables
 from fusion.errors import DataError
-from fusion.motion.poses import SCENE_NAME, load_can_bus
 
 # nominal rates (Hz) of the nuScenes rig by modality, and of keyframes
 NOMINAL_HZ = {"lidar": 20.0, "camera": 12.0, "radar": 13.0}
@@ -361,21 +359,3 @@ def validate(dataroot: str | Path, version: str, deep_images: bool = False) -> R
         )
     )
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", required=True, type=Path)
-    parser.add_argument("--version", required=True, help="e.g. v1.0-mini, v1.0-trainval")
-    parser.add_argument(
-        "--deep-images", action="store_true", help="decode every image, not only keyframes"
-    )
-    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    add_json_arguments(parser, "the report")
-
-
-def run(args: argparse.Namespace) -> int:
-    report = validate(args.dataroot, args.version, args.deep_images)
-    if not emit_json(args, report.as_json()):
-        print(report.render())
-    failed = report.n_errors > 0 or (args.strict and report.n_warnings > 0)
-    return 1 if failed else 0

@@ -29,10 +29,9 @@ from fusion.engines.base import Engine, EngineBackend
 from fusion.engines.device import StageClock, stage_clock, to_host
 from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector, Variant, variant_modalities
-from fusion.model.inputs import SampleInputs
 from fusion.model.params import ModelParams
 from fusion.postprocess.decode import decode_detections
-from fusion.preprocess.inputs import CameraGeometryCache, CameraMotion, sample_inputs
+from fusion.preprocess.inputs import CameraGeometryCache, CameraMotion, SampleInputs, sample_inputs
 from kernels import bev_pool, scatter_bev
 
 

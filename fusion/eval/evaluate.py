@@ -8,30 +8,24 @@ the global frame through the frame's reference pose.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
 import json
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import CONDITIONS, DETECTION_CLASSES
-from fusion.distributed import join_process_group, leave_process_group, local_rank
-from fusion.engines.base import add_backend_argument
+from fusion.distributed import Shard, gather_to_main, local_rank
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector
-from fusion.model.weights import add_model_arguments, load_detector, models_from_args
+from fusion.model.weights import load_detector
+from fusion.motion.sweeps import absent_sweeps_read, keep_sweeps
 from fusion.outputs.plots import plot_bev_samples, plot_class_aps, render_camera_detections
 from fusion.postprocess.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
 from fusion.preprocess.inputs import CameraMotion, check_drop, drop_sensors
@@ -190,62 +184,6 @@ class EvalReport:
 # -- sweeps per model ---------------------------------------------------------------------------
 
 
-def _newest_sweeps(
-    points: NDArray[np.float32],
-    dt_column: int,
-    num_sweeps: int,
-    absent_dt: tuple[float, ...],
-    n: int,
-) -> tuple[NDArray[np.float32], int, tuple[float, ...]] | None:
-    """The `n` newest sweeps of a chain of `num_sweeps` fused sweeps and the absent ones at
-    `absent_dt` (smallest dt first): (rows of the fused ones among them in their order, how
-    many those are, the absent ones' dt). None when a sweep has no points (its dt is then
-    unknown, so the cut cannot be placed)."""
-    lags = np.unique(points[:, dt_column])
-    if len(lags) != num_sweeps:
-        return None
-    # fused and absent sweeps are >= 50 ms apart: float32 against float64 cannot reorder them
-    chain = np.sort(np.concatenate([lags.astype(np.float64), np.asarray(absent_dt, np.float64)]))
-    cut = chain[n - 1]
-    absent = tuple(d for d in absent_dt if d <= cut)
-    return points[points[:, dt_column] <= cut], n - len(absent), absent
-
-
-def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame | None:
-    """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
-    each radar: what a reader set to those counts returns (same points, same order, the same
-    absent sweeps of a keyframes-only dataroot), so models trained with different sweep counts
-    are scored on one read of the data. None when that cannot be told from the points (a
-    sweep without points): read the frame again then."""
-    lidar = frame.lidar
-    if lidar is not None and lidar.num_sweeps + lidar.absent_sweeps > lidar_sweeps:
-        cut = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar.absent_dt, lidar_sweeps)
-        if cut is None:
-            return None
-        pts, n, absent = cut
-        lidar = replace(lidar, points=pts, num_sweeps=n, absent_dt=absent)
-    radars = {}
-    for ch, r in frame.radars.items():
-        if r.num_sweeps + r.absent_sweeps > radar_sweeps:
-            cut = _newest_sweeps(r.points, 6, r.num_sweeps, r.absent_dt, radar_sweeps)
-            if cut is None:
-                return None
-            pts, n, absent = cut
-            r = replace(r, points=pts, num_sweeps=n, absent_dt=absent)
-        radars[ch] = r
-    return replace(frame, lidar=lidar, radars=radars)
-
-
-def absent_sweeps_read(frame: Frame, modalities: Sequence[str]) -> dict[str, int]:
-    """Channel -> absent sweep files among those a model with `modalities` reads in `frame`
-    (a camera-only model reads no LIDAR or radar sweep)."""
-    return {
-        ch: n
-        for ch, n in frame.absent_sweeps.items()
-        if ("lidar" if ch == frame.reference.channel else "radar") in modalities
-    }
-
-
 class _SweepFrames:
     """Frames of one sample for each model's sweep counts, from one read where possible."""
 
@@ -285,51 +223,6 @@ def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
         radar_sweeps=max(o.radar_sweeps for o in options),
         radar_filter=options[0].radar_filter,
     )
-
-
-# -- sharding over torchrun ranks ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of the samples: rank `rank` of `world` takes the contiguous block
-    `tokens[rank * per : (rank + 1) * per]`, per = ceil(n / world)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def of(self, tokens: Sequence[str]) -> list[str]:
-        per = math.ceil(len(tokens) / self.world)
-        return list(tokens[self.rank * per : (self.rank + 1) * per])
-
-
-def init_shard() -> Shard:
-    """Join the process group torchrun describes (gloo: only Python objects travel, once, at
-    the end); a single process is one shard of one."""
-    info = join_process_group("gloo")
-    return Shard(info.rank, info.world_size)
-
-
-def close_shard(shard: Shard) -> None:
-    """Leave the process group together: every rank waits for rank 0's scoring, then tears the
-    group down (a rank that exits with gloo's threads still running aborts the process)."""
-    if shard.world > 1:
-        leave_process_group(barrier=True)
-
-
-def _gather(shard: Shard, obj: Any) -> list[Any]:
-    """Every rank's `obj` on rank 0, in rank order (a one-item list elsewhere)."""
-    if shard.world == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * shard.world if shard.is_main else []
-    dist.gather_object(obj, out if shard.is_main else None, dst=0)
-    return out if shard.is_main else [obj]
 
 
 # -- the eval loop ------------------------------------------------------------------------------
@@ -410,7 +303,7 @@ def evaluate(
         {r.name: (r.results, r.times, r.detections, r.absent_sweeps) for r in runs},
         late,
     )
-    gathered = _gather(shard, mine_out)
+    gathered = gather_to_main(shard, mine_out)
     if not shard.is_main:
         return None
     by_token: dict[str, list[str]] = {}
@@ -545,75 +438,3 @@ def format_table(report: EvalReport) -> str:
 
         lines += ["", sync_warning(report.out_of_sync)]
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", required=True, type=Path)
-    parser.add_argument("--version", required=True)
-    parser.add_argument("--split", required=True)
-    parser.add_argument(
-        "--drop",
-        nargs="+",
-        default=[],
-        metavar="SENSOR",
-        help="remove sensors at inference: LIDAR_TOP, a camera or radar channel, cameras, radars",
-    )
-    add_backend_argument(parser)
-    parser.add_argument("--device", default="cpu", help="torch device of the torch backend")
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--out", required=True, type=Path, help="results JSON, devkit outputs, plots"
-    )
-    add_json_arguments(parser, "the summary (always written to OUT/summary.json too)")
-    parser.add_argument(
-        "--pictures",
-        type=int,
-        default=3,
-        help="BEV and six-camera pictures of the first N samples",
-    )
-    parser.add_argument(
-        "--camera-motion",
-        default="ignore",
-        choices=("ignore", "compensate"),
-        help="camera geometry by rig, computed once (ignore), or each camera at its own "
-        "time's ego pose, every frame (compensate); see benchmarks/replay.md",
-    )
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument(
-        "--decode",
-        choices=("full", "reduced"),
-        default="full",
-        help="JPEG decode: every pixel, or at reduced DCT scale (the real-time path)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from fusion.engines.device import resolve_backend
-    from fusion.threads import apply_threads
-
-    apply_threads()  # the pool sizes of fusion.threads, before any engine is built
-    models = models_from_args(args)
-    shard = init_shard()
-    report = evaluate(
-        args.dataroot,
-        args.version,
-        args.split,
-        models,
-        args.out,
-        args.drop,
-        resolve_backend(args.backend),
-        args.device,
-        args.pictures,
-        not args.no_progress,
-        shard,
-        camera_motion=args.camera_motion,
-        decode=args.decode,
-    )
-    close_shard(shard)  # on success only: a failing rank must not wait in a barrier
-    if report is None:  # a rank other than 0 under torchrun: rank 0 scores and writes
-        return 0
-    summary = report.as_json()
-    inside(args.out, args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if not emit_json(args, summary):
-        print(format_table(report))
-    return 0

@@ -1,7 +1,7 @@
-"""Model inputs: one sample after the kernels' pre-processing, and a collated batch.
+"""Model inputs: a collated batch of `fusion.preprocess.inputs.SampleInputs` as tensors.
 
-`fusion.train.dataset` builds `SampleInputs` from a `Frame` (images resized and cropped, camera
-geometry precomputed for `kernels.bev_pool`, points voxelized, radar rasterized); the
+`fusion.preprocess.inputs` builds `SampleInputs` from a `Frame` (images resized and cropped,
+camera geometry precomputed for `kernels.bev_pool`, points voxelized, radar rasterized); the
 detector consumes a `BatchInputs`. Points and geometry are in the LIDAR_TOP frame at the
 reference time (after augmentation when training).
 """
@@ -13,41 +13,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import Tensor
 
 from fusion.config import PipelineConfig
+from fusion.preprocess.inputs import SampleInputs
 from kernels import BevPoolGeometry
-
-
-@dataclass(frozen=True, eq=False)
-class Voxels:
-    """Hard-voxelized LIDAR points of one sample (see `kernels.voxelize`).
-
-    `features` (V, P, 5) float32 x y z intensity dt zero-padded; `coords` (V, 3) int32
-    (ix, iy, iz); `num_points` (V,) int32."""
-
-    features: NDArray[np.float32]
-    coords: NDArray[np.int32]
-    num_points: NDArray[np.int32]
-
-    def __len__(self) -> int:
-        return len(self.coords)
-
-
-@dataclass(frozen=True, eq=False)
-class SampleInputs:
-    """One sample, numpy. `images` (Ncam, 3, H, W) float32 normalized, zeros where a camera is
-    absent; `camera_present` (Ncam,) bool; `camera_geometry` the `kernels.precompute_bev_pool`
-    geometry of the present cameras in channel order (None when none is present); `voxels`
-    None when LIDAR is absent; `radar_raster` (R, ny, nx) float32 (R =
-    `cfg.radar.raster_channels`), None when radar is absent."""
-
-    images: NDArray[np.float32]
-    camera_present: NDArray[np.bool_]
-    camera_geometry: BevPoolGeometry | None
-    voxels: Voxels | None
-    radar_raster: NDArray[np.float32] | None
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,6 @@ two end poses (one pose alone is held); farther, unknown.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import Transform, quaternion_slerp, yaw_from_quaternion
-from fusion.data.sensor_io import read_json
 from fusion.errors import DataError
 from fusion.frame import SensorPose, transform_between
 
@@ -119,7 +117,7 @@ class PoseStream:
         return t0, t1
 
 
-def _column(
+def record_column(
     records: list, key: str, width: int | None, origin: str | Path | None, what: str
 ) -> NDArray[np.float64]:
     """`[r[key] for r in records]` as finite float64 (T,) or (T, width), else a DataError naming
@@ -140,17 +138,19 @@ def _column(
     return arr
 
 
-def _times(records: list, key: str, origin: str | Path | None, what: str) -> NDArray[np.int64]:
-    t = _column(records, key, None, origin, what)
+def record_times(
+    records: list, key: str, origin: str | Path | None, what: str
+) -> NDArray[np.int64]:
+    t = record_column(records, key, None, origin, what)
     if (t != np.round(t)).any() or (np.abs(t) > 2**62).any():
         raise DataError(f"{what} messages: {key!r} must be integer microseconds", origin)
     return t.astype(np.int64)
 
 
-def _quaternions(
+def record_quaternions(
     records: list, key: str, origin: str | Path | None, what: str
 ) -> NDArray[np.float64]:
-    q = _column(records, key, 4, origin, what)
+    q = record_column(records, key, 4, origin, what)
     norm = np.linalg.norm(q, axis=1, keepdims=True)
     if (norm < 1e-6).any():
         raise DataError(f"{what} messages: {key!r} holds a zero quaternion", origin)
@@ -165,87 +165,10 @@ def pose_stream_from_records(
     if not records:
         raise DataError(f"{source} has no records", origin)
     return PoseStream(
-        _times(records, "timestamp", origin, source),
-        _column(records, "translation", 3, origin, source),
-        _quaternions(records, "rotation", origin, source),
+        record_times(records, "timestamp", origin, source),
+        record_column(records, "translation", 3, origin, source),
+        record_quaternions(records, "rotation", origin, source),
         source=source,
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class CanBus:
-    """One scene's CAN bus: the `pose` stream (50 Hz) and the `ms_imu` messages (100 Hz)."""
-
-    pose: PoseStream
-    imu_timestamps_us: NDArray[np.int64]
-    imu_rotation_rate: NDArray[np.float64]  # (T, 3) rad/s, ego frame
-    imu_linear_accel: NDArray[np.float64]  # (T, 3) m/s^2, ego frame
-    pose_velocity: NDArray[np.float64]  # (T, 3) m/s in the ego frame, as logged
-
-    def yaw_rate(self, timestamp_us: int) -> float:
-        """IMU yaw rate (rad/s) at `timestamp_us`, linearly interpolated."""
-        if len(self.imu_timestamps_us) == 0:
-            return self.pose.yaw_rate(timestamp_us)
-        return float(np.interp(timestamp_us, self.imu_timestamps_us, self.imu_rotation_rate[:, 2]))
-
-    def velocity(self, timestamp_us: int) -> NDArray[np.float64]:
-        """Logged ego velocity (3,) m/s at `timestamp_us`, linearly interpolated."""
-        t = self.pose.timestamps_us
-        return np.array([np.interp(timestamp_us, t, self.pose_velocity[:, k]) for k in range(3)])
-
-
-def _load_messages(path: Path) -> list[dict]:
-    """A CAN bus message file: a JSON list of objects, or a DataError naming the file."""
-    data = read_json(path, "CAN bus messages")
-    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
-        raise DataError("CAN bus message file must hold a JSON list of objects", path)
-    return data
-
-
-SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a name that is safe in a file name
-
-
-def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
-    """`<dataroot>/can_bus/<scene>_pose.json` (+ `_ms_imu.json`) or None when absent.
-
-    Every malformed file (not JSON, not UTF-8, a message lacking a key or holding a string
-    where numbers belong, NaN, a zero quaternion) is a DataError naming the file.
-    """
-    root = Path(dataroot) / "can_bus"
-    if not root.is_dir():
-        return None
-    if not isinstance(scene_name, str) or not SCENE_NAME.fullmatch(scene_name):
-        raise DataError(
-            f"scene name {scene_name!r} cannot name a CAN bus file (letters, digits, _ . -)", root
-        )
-    pose_path = root / f"{scene_name}_pose.json"
-    if not pose_path.is_file():
-        return None
-    msgs = _load_messages(pose_path)
-    if not msgs:
-        raise DataError("CAN bus pose file has no messages", pose_path)
-    what = "CAN bus pose"
-    pose = PoseStream(
-        _times(msgs, "utime", pose_path, what),
-        _column(msgs, "pos", 3, pose_path, what),
-        _quaternions(msgs, "orientation", pose_path, what),
-        source="can_bus pose",
-    )
-    vel = _column(msgs, "vel", 3, pose_path, what)
-    order = np.argsort(_times(msgs, "utime", pose_path, what), kind="stable")
-    imu_path = root / f"{scene_name}_ms_imu.json"
-    imu = _load_messages(imu_path) if imu_path.is_file() else []
-    what = "CAN bus ms_imu"
-    imu_t = _times(imu, "utime", imu_path, what)
-    imu_order = np.argsort(imu_t, kind="stable")
-    return CanBus(
-        pose=pose,
-        imu_timestamps_us=imu_t[imu_order],
-        imu_rotation_rate=_column(imu, "rotation_rate", 3, imu_path, what)[imu_order].reshape(
-            -1, 3
-        ),
-        imu_linear_accel=_column(imu, "linear_accel", 3, imu_path, what)[imu_order].reshape(-1, 3),
-        pose_velocity=vel[order],
     )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.data.sensor_io import RADAR_FIELDS
-from fusion.frame import Frame, LidarData, RadarData, SensorPose, transform_between
+from fusion.frame import RADAR_FIELDS, Frame, LidarData, RadarData, SensorPose, transform_between
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.
@@ -120,3 +120,59 @@ def keyframe_only(frame: Frame) -> Frame:
             r = dataclasses.replace(r, points=r.points[r.points[:, 6] == dt], num_sweeps=1)
         radars[ch] = r
     return dataclasses.replace(frame, lidar=lidar, radars=radars)
+
+
+def _newest_sweeps(
+    points: NDArray[np.float32],
+    dt_column: int,
+    num_sweeps: int,
+    absent_dt: tuple[float, ...],
+    n: int,
+) -> tuple[NDArray[np.float32], int, tuple[float, ...]] | None:
+    """The `n` newest sweeps of a chain of `num_sweeps` fused sweeps and the absent ones at
+    `absent_dt` (smallest dt first): (rows of the fused ones among them in their order, how
+    many those are, the absent ones' dt). None when a sweep has no points (its dt is then
+    unknown, so the cut cannot be placed)."""
+    lags = np.unique(points[:, dt_column])
+    if len(lags) != num_sweeps:
+        return None
+    # fused and absent sweeps are >= 50 ms apart: float32 against float64 cannot reorder them
+    chain = np.sort(np.concatenate([lags.astype(np.float64), np.asarray(absent_dt, np.float64)]))
+    cut = chain[n - 1]
+    absent = tuple(d for d in absent_dt if d <= cut)
+    return points[points[:, dt_column] <= cut], n - len(absent), absent
+
+
+def keep_sweeps(frame: Frame, lidar_sweeps: int, radar_sweeps: int) -> Frame | None:
+    """`frame` with only its newest `lidar_sweeps` LIDAR sweeps and `radar_sweeps` sweeps of
+    each radar: what a reader set to those counts returns (same points, same order, the same
+    absent sweeps of a keyframes-only dataroot), so models trained with different sweep counts
+    are scored on one read of the data. None when that cannot be told from the points (a
+    sweep without points): read the frame again then."""
+    lidar = frame.lidar
+    if lidar is not None and lidar.num_sweeps + lidar.absent_sweeps > lidar_sweeps:
+        cut = _newest_sweeps(lidar.points, 4, lidar.num_sweeps, lidar.absent_dt, lidar_sweeps)
+        if cut is None:
+            return None
+        pts, n, absent = cut
+        lidar = replace(lidar, points=pts, num_sweeps=n, absent_dt=absent)
+    radars = {}
+    for ch, r in frame.radars.items():
+        if r.num_sweeps + r.absent_sweeps > radar_sweeps:
+            cut = _newest_sweeps(r.points, 6, r.num_sweeps, r.absent_dt, radar_sweeps)
+            if cut is None:
+                return None
+            pts, n, absent = cut
+            r = replace(r, points=pts, num_sweeps=n, absent_dt=absent)
+        radars[ch] = r
+    return replace(frame, lidar=lidar, radars=radars)
+
+
+def absent_sweeps_read(frame: Frame, modalities: Sequence[str]) -> dict[str, int]:
+    """Channel -> absent sweep files among those a model with `modalities` reads in `frame`
+    (a camera-only model reads no LIDAR or radar sweep)."""
+    return {
+        ch: n
+        for ch, n in frame.absent_sweeps.items()
+        if ("lidar" if ch == frame.reference.channel else "radar") in modalities
+    }

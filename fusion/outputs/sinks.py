@@ -1,6 +1,7 @@
 """Outputs of `fusion replay`: the record of one processed trigger that every sink receives
-(`Processed`, its boxes in the global frame), and the visual outputs, a Foxglove MCAP and a
-rerun recording.
+(`Processed`, its boxes in the global frame), the files (`DetectionsJsonl` streamed per frame,
+`ResultsJson` in the devkit's format) and the visual outputs, a Foxglove MCAP and a rerun
+recording.
 
 MCAP (foxglove protobuf schemas, written with `mcap-protobuf-support`): `/detections`
 foxglove.SceneUpdate (one cube per box, in `map`), `/lidar_top` foxglove.PointCloud (the
@@ -11,9 +12,10 @@ foxglove.CompressedImage (the frame's images, JPEG), `/tf` foxglove.FrameTransfo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -182,3 +184,53 @@ def _set_time(rr: Any, rec: Any, timestamp_us: int) -> None:
         rr.set_time_nanos("sensor", int(timestamp_us) * 1000, recording=rec)
     else:
         rr.set_time("sensor", timestamp=np.datetime64(int(timestamp_us), "us"), recording=rec)
+
+
+class Sink(Protocol):
+    def write(self, item: Processed) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DetectionsJsonl:
+    """`--detections`: one JSON line per processed trigger."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("w")
+
+    def write(self, item: Processed) -> None:
+        line = {
+            "timestamp_us": item.frame.timestamp_us,
+            "sample_token": item.frame.sample_token or None,
+            "boxes": [
+                {k: b[k] for k in ("translation", "size", "rotation", "velocity")}
+                | {"detection_name": b["detection_name"], "detection_score": b["detection_score"]}
+                for b in boxes_global(item)
+            ],
+        }
+        self._f.write(json.dumps(line) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class ResultsJson:
+    """`--results`: a nuScenes results JSON of the keyframe triggers (those with a sample
+    token), which the devkit scores as it scores `fusion eval`."""
+
+    def __init__(self, path: Path, meta: dict[str, bool]) -> None:
+        self.path = path
+        self.meta = meta
+        self.results: dict[str, list[dict[str, Any]]] = {}
+
+    def write(self, item: Processed) -> None:
+        if item.frame.sample_token:
+            self.results[item.frame.sample_token] = detections_to_results(
+                item.detections, item.frame
+            )
+
+    def close(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"meta": self.meta, "results": self.results}))

@@ -44,12 +44,41 @@ from fusion.config import (
 )
 from fusion.errors import FusionError
 from fusion.frame import Frame
-from fusion.model.inputs import SampleInputs, Voxels
 from fusion.preprocess.geometry import camera_frustum_lidar
 from kernels import BevPoolGeometry, precompute_bev_pool, rasterize_radar, voxelize
 
 CameraMotion = Literal["compensate", "ignore"]
 DROP_GROUPS = ("cameras", "radars")
+
+
+@dataclass(frozen=True, eq=False)
+class Voxels:
+    """Hard-voxelized LIDAR points of one sample (see `kernels.voxelize`).
+
+    `features` (V, P, 5) float32 x y z intensity dt zero-padded; `coords` (V, 3) int32
+    (ix, iy, iz); `num_points` (V,) int32."""
+
+    features: NDArray[np.float32]
+    coords: NDArray[np.int32]
+    num_points: NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+
+@dataclass(frozen=True, eq=False)
+class SampleInputs:
+    """One sample, numpy. `images` (Ncam, 3, H, W) float32 normalized, zeros where a camera is
+    absent; `camera_present` (Ncam,) bool; `camera_geometry` the `kernels.precompute_bev_pool`
+    geometry of the present cameras in channel order (None when none is present); `voxels`
+    None when LIDAR is absent; `radar_raster` (R, ny, nx) float32 (R =
+    `cfg.radar.raster_channels`), None when radar is absent."""
+
+    images: NDArray[np.float32]
+    camera_present: NDArray[np.bool_]
+    camera_geometry: BevPoolGeometry | None
+    voxels: Voxels | None
+    radar_raster: NDArray[np.float32] | None
 
 
 # -- geometry of the global augmentation --------------------------------------------------------

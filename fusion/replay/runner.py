@@ -35,129 +35,29 @@ end to end on the replay clock: from the trigger's sensor time to its detections
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import heapq
-import json
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.data.sensor_io import ImageDecode
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.localization.estimator import REJECTIONS, LocalizationConfig
 from fusion.machine import current_rss_mb, peak_rss_mb
-from fusion.outputs.sinks import Processed, boxes_global
-from fusion.postprocess.results import detections_to_results, results_meta
+from fusion.outputs.sinks import Processed, Sink
+from fusion.replay.faults import FaultInjector, Faults
 from fusion.sources.base import LogMessage, Source
-from fusion.stats import LatencyRecorder, latency_stats
+from fusion.stats import LatencyRecorder
 from fusion.sync.ingest import Ingested, IngestPump
 from fusion.sync.online import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
-POSE_SOURCES = {
-    "pose": "the log's localization (/tf map->base_link or ego_pose)",
-    "odom": "the log's localization (CAN bus pose, /odom)",
-    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
-    "none": "none (the log has no localization and no GNSS + IMU)",
-}
-
-
-# -- faults -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Seeded message faults: each message is dropped with probability `drop`, else corrupted
-    (bytes flipped and truncated) with probability `corrupt`, and delayed by a uniform
-    [0, `delay_ms`] ms."""
-
-    drop: float = 0.0
-    corrupt: float = 0.0
-    delay_ms: float = 0.0
-    seed: int = 0
-
-    @classmethod
-    def parse(cls, text: str | None) -> Faults:
-        """`drop=P,corrupt=P,delay_ms=D,seed=K` (any subset)."""
-        if not text:
-            return cls()
-        values: dict[str, Any] = {}
-        for item in text.split(","):
-            key, sep, val = item.strip().partition("=")
-            if not sep or key not in {f.name for f in dataclasses.fields(cls)}:
-                raise FusionError(
-                    f"--faults wants drop=P,corrupt=P,delay_ms=D,seed=K, got {item.strip()!r}"
-                )
-            try:
-                values[key] = int(val) if key == "seed" else float(val)
-            except ValueError as exc:
-                raise FusionError(f"--faults {key} must be a number, got {val!r}") from exc
-        faults = cls(**values)
-        for p in ("drop", "corrupt"):
-            if not 0.0 <= getattr(faults, p) <= 1.0:
-                raise FusionError(f"--faults {p} must be a probability in [0, 1]")
-        if not (0.0 <= faults.delay_ms < 60_000.0 and math.isfinite(faults.delay_ms)):
-            raise FusionError("--faults delay_ms must be in [0, 60000)")
-        return faults
-
-    @property
-    def any(self) -> bool:
-        return self.drop > 0 or self.corrupt > 0 or self.delay_ms > 0
-
-
-class FaultInjector:
-    """Applies `Faults` to messages, deterministically for a seed."""
-
-    def __init__(self, faults: Faults) -> None:
-        self.faults = faults
-        self.rng = np.random.default_rng(faults.seed)
-        self.dropped = 0
-        self.corrupted = 0
-        self.corrupted_by: dict[str, int] = {}  # per channel
-        self.delayed = 0
-
-    def apply(self, msg: LogMessage) -> tuple[LogMessage | None, int]:
-        """(the message, possibly corrupted, or None when dropped; its extra delay in us)."""
-        f = self.faults
-        if not f.any:
-            return msg, 0
-        # one draw of each kind per message, so the fault pattern does not depend on outcomes
-        u_drop, u_corrupt, u_delay = self.rng.random(3)
-        if u_drop < f.drop:
-            self.dropped += 1
-            return None, 0
-        if u_corrupt < f.corrupt:
-            self.corrupted += 1
-            self.corrupted_by[msg.channel] = self.corrupted_by.get(msg.channel, 0) + 1
-            msg = msg.with_raw(corrupt_bytes(msg.raw, self.rng))
-        delay = int(u_delay * f.delay_ms * 1000)
-        if delay > 0:
-            self.delayed += 1
-        return msg, delay
-
-
-def corrupt_bytes(raw: bytes, rng: np.random.Generator) -> bytes:
-    """Flip the first bytes (every format's header or first record) and cut the message at an
-    odd length (no whole number of 2-, 4- or 20-byte records)."""
-    if len(raw) < 4:
-        return b"\x00"
-    out = bytearray(raw[: max(3, int(len(raw) * rng.uniform(0.2, 0.8)))])
-    if len(out) % 2 == 0:
-        out = out[:-1]
-    for i in range(min(8, len(out))):
-        out[i] ^= 0xFF
-    return bytes(out)
 
 
 # -- clock and mailbox ----------------------------------------------------------------------------
@@ -211,59 +111,6 @@ class LatestSlot:
                 self._cond.wait()
             item, self._item = self._item, None
             return item
-
-
-# -- outputs --------------------------------------------------------------------------------------
-
-
-class Sink(Protocol):
-    def write(self, item: Processed) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class DetectionsJsonl:
-    """`--detections`: one JSON line per processed trigger."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = path.open("w")
-
-    def write(self, item: Processed) -> None:
-        line = {
-            "timestamp_us": item.frame.timestamp_us,
-            "sample_token": item.frame.sample_token or None,
-            "boxes": [
-                {k: b[k] for k in ("translation", "size", "rotation", "velocity")}
-                | {"detection_name": b["detection_name"], "detection_score": b["detection_score"]}
-                for b in boxes_global(item)
-            ],
-        }
-        self._f.write(json.dumps(line) + "\n")
-        self._f.flush()
-
-    def close(self) -> None:
-        self._f.close()
-
-
-class ResultsJson:
-    """`--results`: a nuScenes results JSON of the keyframe triggers (those with a sample
-    token), which the devkit scores as it scores `fusion eval`."""
-
-    def __init__(self, path: Path, meta: dict[str, bool]) -> None:
-        self.path = path
-        self.meta = meta
-        self.results: dict[str, list[dict[str, Any]]] = {}
-
-    def write(self, item: Processed) -> None:
-        if item.frame.sample_token:
-            self.results[item.frame.sample_token] = detections_to_results(
-                item.detections, item.frame
-            )
-
-    def close(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"meta": self.meta, "results": self.results}))
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -356,7 +203,7 @@ class ReplayOptions:
             raise FusionError("--loop must be >= 1")
 
 
-class _Run:
+class ReplayRun:
     """State of one replay: counters, synchronizer, sinks."""
 
     def __init__(
@@ -533,7 +380,7 @@ def replay(
     status: Any | None = None,
 ) -> ReplaySummary:
     """Replay `source` through `runner`; see the module docstring."""
-    run = _Run(source, runner, options, sinks, status)
+    run = ReplayRun(source, runner, options, sinks, status)
     if options.warm_start:
         run.warm_up()
     wall0 = time.monotonic()
@@ -586,7 +433,7 @@ def replay(
     return s
 
 
-def _replay_sequential(run: _Run) -> None:
+def _replay_sequential(run: ReplayRun) -> None:
     """--rate 0: one thread, every trigger processed as soon as its sensors are in."""
     for arrival, msg in run.messages():
         if msg is None:
@@ -600,13 +447,13 @@ def _replay_sequential(run: _Run) -> None:
     _flush(run)
 
 
-def _flush(run: _Run, slot: LatestSlot | None = None) -> None:
+def _flush(run: ReplayRun, slot: LatestSlot | None = None) -> None:
     """Release every waiting trigger (the end of a loop or of the log)."""
     for built in run.pump.release(flush=True):
         _dispatch(run, built, slot)
 
 
-def _dispatch(run: _Run, built: Ingested, slot: LatestSlot | None) -> None:
+def _dispatch(run: ReplayRun, built: Ingested, slot: LatestSlot | None) -> None:
     if slot is None:
         run.process(built)
         return
@@ -615,7 +462,7 @@ def _dispatch(run: _Run, built: Ingested, slot: LatestSlot | None) -> None:
             run.busy_dropped += 1
 
 
-def _replay_realtime(run: _Run) -> None:
+def _replay_realtime(run: ReplayRun) -> None:
     """--rate > 0: a producer thread paces, decodes and synchronizes; this thread infers."""
     slot = LatestSlot()
     stop = threading.Event()
@@ -665,221 +512,3 @@ def _replay_realtime(run: _Run) -> None:
         producer.join(timeout=10)
     if failure:
         raise failure[0]
-
-
-# -- CLI ------------------------------------------------------------------------------------------
-
-
-def localization_from_rig(path: Path) -> LocalizationConfig:
-    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
-    from fusion.sources.rig_file import load_rig
-
-    g = load_rig(path).gnss
-    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
-
-
-def format_summary(s: ReplaySummary) -> str:
-    lines = [
-        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
-        + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
-        f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
-        f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
-        f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
-        f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
-        "latency ms (end to end): "
-        + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v))
-        + ("" if math.isnan(s.first_frame_ms) else f"  first frame {s.first_frame_ms:.1f}"),
-        "sync_wait_ms: "
-        + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
-        f"peak RSS {s.peak_rss_mb:.0f} MB",
-        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
-        + (
-            " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
-            if s.pose_rejected
-            else ""
-        ),
-    ]
-    chans = sorted(set(s.received) | set(s.missing))
-    if chans:
-        lines.append(f"{'channel':<20}{'received':>10}{'rejected':>10}{'missing':>10}")
-        for ch in chans:
-            lines.append(
-                f"{ch:<20}{s.received.get(ch, 0):>10}{s.rejected.get(ch, 0):>10}"
-                f"{s.missing.get(ch, 0):>10}"
-            )
-    if s.stages_ms:
-        lines.append(f"{'stage':<20}{'p50 ms':>10}{'p99 ms':>10}")
-        for st, v in s.stages_ms.items():
-            if v["p99"] > 0:
-                lines.append(f"{st:<20}{v['p50']:>10.1f}{v['p99']:>10.1f}")
-    if s.absent_sweeps:
-        lines.append(
-            f"{sum(s.absent_sweeps.values()):,} sweeps absent (files not on disk, keyframes-only "
-            "layout; not replayed): "
-            + ", ".join(f"{ch} {n:,}" for ch, n in s.absent_sweeps.items())
-        )
-    if s.shed:
-        lines.append(
-            "shed (stale, the producer behind the log): "
-            + ", ".join(f"{ch} {n}" for ch, n in s.shed.items())
-        )
-    if s.reused:
-        lines.append(
-            "frames with a neighbour's message (reused): "
-            + ", ".join(f"{ch} {n}" for ch, n in s.reused.items())
-        )
-    if any(s.faults.values()):
-        lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in s.faults.items()))
-    return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.engines.base import add_backend_argument
-
-    parser.add_argument(
-        "--dataroot",
-        "--log",
-        dest="source",
-        type=Path,
-        required=True,
-        help="the log: a nuScenes dataroot (with --version), a Foxglove MCAP, a ROS 2 bag "
-        "folder or a ROS 1 .bag",
-    )
-    parser.add_argument("--version", help="dataroot version, e.g. v1.0-mini (with a dataroot)")
-    parser.add_argument("--scene", help="dataroot scene name")
-    parser.add_argument(
-        "--rig",
-        type=Path,
-        help="calibration for sensors the log lacks; its [gnss] section gives the pose "
-        "estimator's antenna lever arm and fix latency",
-    )
-    parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
-    parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
-    parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
-    add_backend_argument(parser, default="auto")
-    parser.add_argument(
-        "--decode",
-        default="reduced",
-        choices=("reduced", "full"),
-        help="camera JPEGs at the DCT scale the network input allows (default), or every pixel",
-    )
-    parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
-    parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
-    parser.add_argument(
-        "--between",
-        default="reuse",
-        choices=("reuse", "none"),
-        help="a trigger with no camera or radar message of its own (a 12 Hz camera against"
-        " 20 Hz LIDAR triggers): reuse the newest within tolerance, marked (default), or none",
-    )
-    parser.add_argument(
-        "--no-warm-start", action="store_true", help="start the clock with a cold engine"
-    )
-    parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
-    parser.add_argument("--start", type=float, default=0.0, help="s into the log")
-    parser.add_argument("--duration", type=float, help="s of log to replay")
-    parser.add_argument("--loop", type=int, default=1)
-    parser.add_argument("--faults", help="drop=P,corrupt=P,delay_ms=D,seed=K")
-    parser.add_argument("--detections", type=Path, help="JSON lines, one per processed trigger")
-    parser.add_argument("--results", type=Path, help="nuScenes results JSON of the keyframes")
-    parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
-    parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
-    add_json_arguments(parser, "the run's summary")
-    parser.add_argument(
-        "--summary", type=Path, dest="json_out", help="the same as --json-out (its former name)"
-    )
-    parser.add_argument(
-        "--poses",
-        choices=("auto", "log", "gnss-imu"),
-        default="auto",
-        help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
-        "speed (gnss-imu), or the first when the log has it (auto, default)",
-    )
-    parser.add_argument("--no-status", action="store_true", help="no live status line")
-
-
-def run(args: argparse.Namespace) -> int:
-    from fusion.engines.device import resolve_backend
-    from fusion.engines.runner import open_engine
-    from fusion.model.weights import load_detector, resolve_weights
-    from fusion.sources import check_version, open_source
-    from fusion.threads import apply_threads
-
-    check_version(args.source, args.version)
-    apply_threads()  # the pool sizes of fusion.threads, before any engine is built
-    options = ReplayOptions(
-        rate=args.rate,
-        trigger=args.trigger,
-        budget_ms=args.budget_ms,
-        start_s=args.start,
-        duration_s=args.duration,
-        loop=args.loop,
-        faults=Faults.parse(args.faults),
-        decode=args.decode,
-        between=args.between,
-        warm_start=not args.no_warm_start,
-        poses=args.poses,
-        localization=None if args.rig is None else localization_from_rig(args.rig),
-    )
-    source = open_source(
-        args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics
-    )
-    path = resolve_weights([args.model], args.weights, [])[args.model]
-    model = load_detector(path)
-    # exported graphs next to the outputs, else in a temporary folder (never the working one)
-    out = args.json_out or args.detections or args.results or args.mcap or args.rerun
-    scratch = None if out else tempfile.TemporaryDirectory(prefix="fusion-replay-")
-    work = Path(scratch.name) if scratch else Path(out).parent / "engines"
-    engine = open_engine(resolve_backend(args.backend), model, work)  # type: ignore[arg-type]
-    if scratch is not None:
-        scratch.cleanup()  # the engine has loaded its graphs
-    runner = Runner(model.cfg, model.variant, engine, model.params)
-    sinks: list[Sink] = []
-    if args.detections:
-        sinks.append(DetectionsJsonl(args.detections))
-    if args.results:
-        sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
-    if args.mcap:
-        from fusion.outputs.sinks import McapSink
-
-        sinks.append(McapSink(args.mcap, model.cfg))
-    if args.rerun:
-        from fusion.outputs.sinks import RerunSink
-
-        sinks.append(RerunSink(args.rerun))
-    status = None if args.no_status or args.json else _StatusLine()
-    try:
-        summary = replay(source, runner, options, sinks, status)
-    finally:
-        if status is not None:
-            status.close()
-    if not emit_json(args, summary.as_json()):
-        print(format_summary(summary))
-    return 0
-
-
-class _StatusLine:
-    """A live line (rich) with rate, drops and p99, refreshed at most 4 times a second."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self._console = Console(stderr=True)
-        self._live = Live("", console=self._console, refresh_per_second=4, transient=True)
-        self._live.start()
-        self._t0 = time.monotonic()
-
-    def __call__(self, run: _Run) -> None:
-        s = run.summary
-        lat = run.recorder.end_to_end
-        p99 = latency_stats(lat[-200:])["p99_ms"]  # the last 200 processed triggers
-        elapsed = max(time.monotonic() - self._t0, 1e-6)
-        self._live.update(
-            f"processed {s.processed} ({s.processed / elapsed:.1f}/s)  "
-            f"dropped {run.busy_dropped + run.sync.counters.overflow + run.sync.counters.no_pose}"
-            f"  late {s.late}  p99 {p99:.0f} ms"
-        )
-
-    def close(self) -> None:
-        self._live.stop()

@@ -27,8 +27,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import Transform
-from fusion.data.sensor_io import RADAR_PCD_DTYPE, decode_jpeg, decode_lidar_bin, decode_radar_pcd
+from fusion.data.sensor_io import decode_jpeg, decode_lidar_bin, decode_radar_pcd
 from fusion.errors import DataError
+from fusion.frame import RADAR_PCD_DTYPE
 from fusion.sources.base import (
     CameraImage,
     EgoPose,

@@ -15,19 +15,23 @@ Messages are offered in log order, each at the stream's clock (its arrival on th
   with the camera messages' share of both.
 
 Replay wraps pacing, faults and the mailbox around the pump; the benchmark cycles the log through
-it. Neither reads a log any other way, so both time the same code and build the same frames.
+it (`StreamFrames`). Neither reads a log any other way, so both time the same code and build the
+same frames.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from fusion.errors import DataError
+from fusion.data.sensor_io import ImageDecode
+from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
-from fusion.sources.base import LogMessage
-from fusion.sync.online import OnlineSynchronizer
+from fusion.sources.base import LogMessage, Source
+from fusion.sync.online import OnlineSynchronizer, StreamOptions, Trigger
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,3 +139,121 @@ class IngestPump:
         for ch, n in self.sync.counters.undecodable.items():
             out[ch] = out.get(ch, 0) + n
         return dict(sorted(out.items()))
+
+
+# -- the pump cycled over a log: `fusion bench latency`'s queries -------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedFrame:
+    """One frame built by the online synchronizer, with what it cost since the previous one (ms):
+    `read` (the messages' bytes from the log), `decode` (payloads decoded, synchronized, the frame
+    built) and `camera_ms` (the camera messages' share of both)."""
+
+    frame: Frame
+    read_ms: float
+    decode_ms: float
+    camera_ms: float
+
+
+class StreamFrames:
+    """The frames of a log (`fusion.sources.open_source`: a dataroot scene, MCAP, ROS 2 or ROS 1
+    bag)
+    through `IngestPump`, the ingest path of `fusion replay`: messages in log order, one frame
+    per trigger, the log cycled (the synchronizer reset at each wrap, as replay's loops). A
+    model keeps only what it reads; camera messages are decoded only when a frame takes one, at
+    the JPEG reduction the network input allows (`decode="reduced"`) with the scaled camera
+    model, or in full. Every message is still read, as a replay reads the whole log."""
+
+    def __init__(
+        self,
+        source: Source,
+        cfg: Any,
+        modalities: tuple[str, ...],
+        decode: ImageDecode = "reduced",
+        trigger: Trigger = "keyframes",
+        budget_ms: float = 50.0,
+    ) -> None:
+        self.source = source
+        options = StreamOptions.for_log(
+            cfg,
+            source.info(),
+            budget_ms,
+            trigger,
+            modalities,
+            camera_decode=decode,
+        )
+        self.sync = OnlineSynchronizer(
+            options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
+        )
+        self.pump = IngestPump(self.sync)
+        self._it: Iterator[LogMessage] | None = None
+        self._now = 0  # the stream's clock: newest log time of this loop (replay's --rate 0)
+        self._built: deque[StreamedFrame] = deque()
+        self.loops = 0  # completed passes over the log
+        self.frames_in_loop = 0
+        self.frames_per_loop: int | None = None
+        self.built = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.pump.counts.received.values())
+
+    @property
+    def camera_kept(self) -> int:
+        cams = self.sync.options.camera_channels
+        return sum(n for ch, n in self.pump.counts.kept.items() if ch in cams)
+
+    def _take(self, ingested: list[Any]) -> None:
+        for x in ingested:
+            self._built.append(StreamedFrame(x.frame, x.read_ms, x.decode_ms, x.camera_ms))
+            self.frames_in_loop += 1
+            self.built += 1
+
+    def _wrap(self) -> None:
+        self._take(self.pump.release(flush=True))
+        if self._it is not None:
+            if self.frames_in_loop == 0:
+                raise FusionError("the log yields no frame to time", self.source.path)
+            self.loops += 1
+            if self.frames_per_loop is None:
+                self.frames_per_loop = self.frames_in_loop
+        self.pump.reset()
+        self.frames_in_loop = 0
+        self._now = 0
+        self._it = iter(self.source.messages())
+
+    def stats(self) -> dict[str, Any]:
+        """Frames built, passes over the log, messages per frame, what the synchronizer missed."""
+        frames = max(1, self.built)
+        c = self.sync.counters
+        cams = self.sync.options.camera_channels
+        camera_decoded = sum(c.used.get(ch, 0) - c.reused.get(ch, 0) for ch in cams) + sum(
+            c.undecodable.values()
+        )
+        return {
+            "frames_built": self.built,
+            "frames_per_loop": self.frames_per_loop,
+            "loops": self.loops,
+            "read_per_frame": self.messages / frames,
+            "decoded_per_frame": (self.pump.counts.decoded + c.decoded_at_build) / frames,
+            "camera_kept_per_frame": self.camera_kept / frames,
+            "camera_decoded_per_frame": camera_decoded / frames,
+            "dropped": {"overflow": c.overflow, "no_pose": c.no_pose},
+            "missing": dict(sorted(c.missing.items())),
+            "undecodable": dict(sorted(c.undecodable.items())),
+            "sync_wait_ms": c.sync_wait_ms(),
+        }
+
+    def next(self) -> StreamedFrame:
+        """The next frame, reading and decoding as many messages as it takes."""
+        while not self._built:
+            if self._it is None:
+                self._wrap()
+            msg = self.pump.read(self._it)  # type: ignore[arg-type]
+            if msg is None:
+                self._wrap()
+                continue
+            self._now = max(self._now, msg.log_time_us)
+            self._take(self.pump.offer(msg, self._now))
+        return self._built.popleft()

@@ -22,13 +22,13 @@ from numpy.typing import NDArray
 from fusion.config import DETECTION_CLASSES, LIDAR_CHANNEL, AugmentParams, PipelineConfig
 from fusion.frame import Frame
 from fusion.model.detector import Variant, variant_modalities
-from fusion.model.inputs import BatchInputs, SampleInputs, collate_inputs
+from fusion.model.inputs import BatchInputs, collate_inputs
 from fusion.model.losses import TargetBatch
 from fusion.model.params import ATTRIBUTE_NAMES, CLASS_ATTRIBUTE_PREFIX, ModelParams
 from fusion.model.targets import TargetMaps, encode_targets
 from fusion.motion.sweeps import keyframe_only
 from fusion.preprocess.geometry import depth_targets
-from fusion.preprocess.inputs import GlobalTransform, drop_sensors, sample_inputs
+from fusion.preprocess.inputs import GlobalTransform, SampleInputs, drop_sensors, sample_inputs
 
 
 class FrameSource(Protocol):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fusion.commands.train import with_lr_scales
 from fusion.config import CONFIG_DIR, check_config, load_config
 from fusion.errors import ConfigError
-from fusion.train.loop import with_lr_scales
 
 
 def _set(text: str, section: str, key: str, value: str) -> str:

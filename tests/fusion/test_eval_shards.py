@@ -21,8 +21,10 @@ from model_fakes import tiny_config, tiny_params  # noqa: E402
 
 from fusion.cli import main  # noqa: E402
 from fusion.data.reader import NuScenesReader, ReaderOptions  # noqa: E402
-from fusion.eval.evaluate import Shard, _SweepFrames, keep_sweeps  # noqa: E402
+from fusion.distributed import Shard  # noqa: E402
+from fusion.eval.evaluate import _SweepFrames  # noqa: E402
 from fusion.model import build_detector, save_detector  # noqa: E402
+from fusion.motion.sweeps import keep_sweeps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "v1.0-synth"

@@ -190,7 +190,7 @@ def test_reader_missing_keyframe_and_corrupt_sweep_are_errors(
 def test_keep_sweeps_with_absent_sweeps_equals_reading_fewer(full_root: Path, tmp_path: Path):
     """eval cuts one read down to each model's sweeps: with absent sweeps the cut counts them
     where they were in the chain, as a reader set to fewer sweeps does."""
-    from fusion.eval.evaluate import keep_sweeps
+    from fusion.motion.sweeps import keep_sweeps
 
     root = tmp_path / "partial"
     shutil.copytree(full_root, root)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from calibration import quaternion_from_yaw, yaw_from_quaternion
+from fusion.data.canbus import load_can_bus
 from fusion.errors import DataError
-from fusion.motion.poses import PoseStream, load_can_bus
+from fusion.motion.poses import PoseStream
 
 
 def circle_stream(n=11, dt_us=50_000, speed=10.0, yaw_rate=0.2):

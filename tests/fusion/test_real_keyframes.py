@@ -14,8 +14,8 @@ from model_fakes import oracle_maps
 from shared_data import REAL_KEYFRAMES
 
 from fusion.config import load_config
-from fusion.eval.evaluate import detections_to_results
 from fusion.postprocess.decode import decode_detections
+from fusion.postprocess.results import detections_to_results
 from fusion.train.dataset import box_targets
 
 VERSION, SPLIT = "v1.0-mini", "mini_val"

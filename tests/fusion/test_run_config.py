@@ -12,6 +12,7 @@ import pytest
 from safetensors import safe_open
 from shared_data import FORMAT_1_LIDAR
 
+from fusion.commands.train import with_lr_scales
 from fusion.config import (
     CONFIG_DIR,
     PipelineConfig,
@@ -29,7 +30,6 @@ from fusion.model.weights import (
     read_metadata,
     save_detector,
 )
-from fusion.train.loop import with_lr_scales
 
 
 def _keys(table: dict, prefix: str = "") -> set[str]:

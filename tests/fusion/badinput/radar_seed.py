@@ -6,7 +6,8 @@ import numpy as np
 
 
 def radar_bytes(n: int = 6) -> bytes:
-    from fusion.data.sensor_io import RADAR_PCD_DTYPE, encode_radar_pcd
+    from fusion.data.sensor_io import encode_radar_pcd
+    from fusion.frame import RADAR_PCD_DTYPE
 
     rec = np.zeros(n, dtype=RADAR_PCD_DTYPE)
     rec["x"] = np.linspace(5, 60, n)

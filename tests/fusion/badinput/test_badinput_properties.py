@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared_data import REAL_ROOT
 
+from fusion.data.canbus import load_can_bus
 from fusion.data.reader import load_splits
 from fusion.data.sensor_io import (
     LIDAR_BEAMS,
@@ -23,7 +24,6 @@ from fusion.data.sensor_io import (
     decode_radar_pcd,
 )
 from fusion.errors import DataError
-from fusion.motion.poses import load_can_bus
 
 REAL = REAL_ROOT
 SETTINGS = settings(

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from model_fakes import tiny_config, tiny_params
 
-from fusion.bench.latency import StreamFrames, latency_markdown, targets
+from fusion.bench.latency import latency_markdown, targets
 from fusion.data.sensor_io import jpeg_reduction
 from fusion.engines.runner import STAGES
 from fusion.model import build_detector, save_detector
 from fusion.stats import STAT_KEYS
+from fusion.sync.ingest import StreamFrames
 
 SCENE = "scene-0553"  # the real keyframe's scene
 

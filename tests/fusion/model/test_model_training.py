@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fusion.commands.train import parse_init_branches
 from fusion.model import build_detector, load_detector, save_detector
 from fusion.model.losses import detection_loss
 from fusion.train.dataset import collate_training, training_sample
@@ -19,7 +20,6 @@ from fusion.train.loop import (
     load_checkpoint,
     lr_factor,
     param_groups,
-    parse_init_branches,
     save_checkpoint,
     shard_indices,
 )

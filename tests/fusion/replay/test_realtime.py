@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from replay_data import SCENE, VERSION, Collect, quiet
 
-from fusion.bench.latency import StreamFrames
 from fusion.engines.device import resolve_backend
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
 from fusion.replay.runner import ReplayOptions, replay
 from fusion.sources import open_source
+from fusion.sync.ingest import StreamFrames
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_a_producer_behind_the_log_sheds_stale_input_and_counts_it(replay_root):
 def test_a_keyframe_is_detected_alike_whichever_trigger(replay_root, fusion_runner):
     """A keyframe's frame under `--trigger lidar` is its frame under `--trigger keyframes` (its
     own images and radar scans, the same sweeps), so its detections are the same."""
-    from fusion.replay.runner import boxes_global
+    from fusion.outputs.sinks import boxes_global
 
     runs = {}
     for trigger in ("keyframes", "lidar"):

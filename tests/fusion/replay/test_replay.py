@@ -15,7 +15,8 @@ from replay_data import SCENE, VERSION, Collect, quiet
 from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
-from fusion.replay.runner import FaultInjector, Faults, LatestSlot, ReplayOptions, replay
+from fusion.replay.faults import FaultInjector, Faults
+from fusion.replay.runner import LatestSlot, ReplayOptions, replay
 from fusion.sources import open_source
 
 
@@ -82,7 +83,7 @@ def test_logs_made_by_convert_replay_to_the_dataroot_detections(
 def test_rate_0_is_deterministic_and_scores_as_eval(replay_root, fusion_runner, tmp_path):
     from fusion.data.reader import NuScenesReader
     from fusion.eval.evaluate import devkit_evaluate, evaluate
-    from fusion.replay.runner import ResultsJson
+    from fusion.outputs.sinks import ResultsJson
 
     results = tmp_path / "replay_results.json"
     meta = dict.fromkeys(("use_camera", "use_lidar", "use_radar"), True)
@@ -119,11 +120,13 @@ def test_rate_1_keeps_the_log_pace(replay_root, lidar_runner):
 
 @pytest.mark.parametrize("rate", [0.0, 2.0])
 def test_accounting_holds_under_faults(replay_root, lidar_runner, rate):
-    from fusion.replay.runner import _Run
+    from fusion.replay.runner import ReplayRun
 
     faults = Faults(drop=0.1, corrupt=0.15, delay_ms=30, seed=3)
     opts = ReplayOptions(rate=rate, trigger="lidar", faults=faults)
-    run = _Run(open_source(replay_root, version=VERSION, scene=SCENE), lidar_runner, opts, [], None)
+    run = ReplayRun(
+        open_source(replay_root, version=VERSION, scene=SCENE), lidar_runner, opts, [], None
+    )
     s, _ = _replay(replay_root, lidar_runner, rate=rate, trigger="lidar", faults=faults)
     assert s.processed + s.dropped == s.triggers
     assert s.faults["corrupted"] > 10 and s.faults["dropped"] > 10

@@ -70,7 +70,7 @@ def test_replay_without_localization_estimates_poses_and_detects(bags, lidar_run
 
     class Sink:
         def write(self, item) -> None:  # noqa: ANN001
-            from fusion.replay.runner import boxes_global
+            from fusion.outputs.sinks import boxes_global
 
             boxes.extend(boxes_global(item))
 

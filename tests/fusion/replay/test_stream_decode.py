@@ -16,7 +16,7 @@ from fusion.engines.runner import Runner
 from fusion.engines.torch_engine import TorchEngine
 from fusion.model.weights import load_detector, packaged_weights
 from fusion.preprocess.inputs import camera_inputs, view_camera
-from fusion.replay.runner import ReplayOptions, _Run
+from fusion.replay.runner import ReplayOptions, ReplayRun
 from fusion.sources import open_source
 from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
@@ -129,7 +129,7 @@ def test_for_log_makes_the_choices_of_replay(kind, replay_root, replay_logs):
     model = load_detector(packaged_weights("lidar"))
     runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
     for trigger in ("keyframes", "lidar"):
-        run = _Run(source, runner, ReplayOptions(rate=0, trigger=trigger), (), None)
+        run = ReplayRun(source, runner, ReplayOptions(rate=0, trigger=trigger), (), None)
         expected = StreamOptions.for_log(
             model.cfg, source.info(), 50.0, trigger, ("lidar",), camera_decode="reduced"
         )  # replay's default decode

@@ -14,8 +14,8 @@ import pytest
 from shared_data import REAL_ROOT, REAL_VERSION
 from source_logs import SYNTH_SCENE, SYNTH_VERSION
 
+from fusion.data.canbus import load_can_bus
 from fusion.data.sensor_io import decode_radar_pcd, load_image, load_lidar_bin
-from fusion.motion.poses import load_can_bus
 from fusion.sources import open_source
 from fusion.sources.dataroot import DatarootSource
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fusion.commands.generate import CAN_BLACKLIST, scene_names
+from fusion.synth.dataroot import CAN_BLACKLIST, scene_names
 from fusion.synth.scene import camera_fire_fraction, token
 from fusion.synth.writer import splits
 
@@ -46,8 +46,9 @@ def test_image_size_is_wxh_on_the_command_line_and_hw_in_code(tmp_path) -> None:
 
     import pytest
 
-    from fusion.commands.generate import _check_out, _image_hw, add_arguments
+    from fusion.commands.generate import _image_hw, add_arguments
     from fusion.errors import FusionError
+    from fusion.synth.dataroot import _check_out
 
     assert _image_hw("1600x900") == (900, 1600)
     parser = argparse.ArgumentParser()

@@ -348,8 +348,8 @@ def test_rerun_skips_complete_scenes_and_refuses_other_arguments(synth_root: Pat
     assert rc == 0 and "2 already complete" in out
     import argparse
 
+    from fusion.commands import generate as command
     from fusion.errors import FusionError
-    from fusion.synth import command
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
@@ -361,8 +361,8 @@ def test_rerun_skips_complete_scenes_and_refuses_other_arguments(synth_root: Pat
 def test_refuses_a_foreign_directory_and_bad_arguments(tmp_path: Path) -> None:
     import argparse
 
+    from fusion.commands import generate as command
     from fusion.errors import FusionError
-    from fusion.synth import command
 
     (tmp_path / "notes.txt").write_text("mine")
     parser = argparse.ArgumentParser()

@@ -1,0 +1,241 @@
+"""`fusion replay`: replay a recorded drive through the detector at the log's pace (the runner is
+`fusion.replay.runner`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.engines.runner import Runner
+from fusion.localization.estimator import LocalizationConfig
+from fusion.outputs.sinks import DetectionsJsonl, ResultsJson, Sink
+from fusion.postprocess.results import results_meta
+from fusion.replay.faults import Faults
+from fusion.replay.runner import LIDAR_PERIOD_MS, ReplayOptions, ReplayRun, ReplaySummary, replay
+from fusion.stats import latency_stats
+
+POSE_SOURCES = {
+    "pose": "the log's localization (/tf map->base_link or ego_pose)",
+    "odom": "the log's localization (CAN bus pose, /odom)",
+    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
+    "none": "none (the log has no localization and no GNSS + IMU)",
+}
+
+
+def localization_from_rig(path: Path) -> LocalizationConfig:
+    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
+    from fusion.sources.rig_file import load_rig
+
+    g = load_rig(path).gnss
+    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
+
+
+def format_summary(s: ReplaySummary) -> str:
+    lines = [
+        f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
+        + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
+        f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
+        f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
+        f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
+        f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
+        "latency ms (end to end): "
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v))
+        + ("" if math.isnan(s.first_frame_ms) else f"  first frame {s.first_frame_ms:.1f}"),
+        "sync_wait_ms: "
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
+        f"peak RSS {s.peak_rss_mb:.0f} MB",
+        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
+        + (
+            " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
+            if s.pose_rejected
+            else ""
+        ),
+    ]
+    chans = sorted(set(s.received) | set(s.missing))
+    if chans:
+        lines.append(f"{'channel':<20}{'received':>10}{'rejected':>10}{'missing':>10}")
+        for ch in chans:
+            lines.append(
+                f"{ch:<20}{s.received.get(ch, 0):>10}{s.rejected.get(ch, 0):>10}"
+                f"{s.missing.get(ch, 0):>10}"
+            )
+    if s.stages_ms:
+        lines.append(f"{'stage':<20}{'p50 ms':>10}{'p99 ms':>10}")
+        for st, v in s.stages_ms.items():
+            if v["p99"] > 0:
+                lines.append(f"{st:<20}{v['p50']:>10.1f}{v['p99']:>10.1f}")
+    if s.absent_sweeps:
+        lines.append(
+            f"{sum(s.absent_sweeps.values()):,} sweeps absent (files not on disk, keyframes-only "
+            "layout; not replayed): "
+            + ", ".join(f"{ch} {n:,}" for ch, n in s.absent_sweeps.items())
+        )
+    if s.shed:
+        lines.append(
+            "shed (stale, the producer behind the log): "
+            + ", ".join(f"{ch} {n}" for ch, n in s.shed.items())
+        )
+    if s.reused:
+        lines.append(
+            "frames with a neighbour's message (reused): "
+            + ", ".join(f"{ch} {n}" for ch, n in s.reused.items())
+        )
+    if any(s.faults.values()):
+        lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in s.faults.items()))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fusion.engines.base import add_backend_argument
+
+    parser.add_argument(
+        "--dataroot",
+        "--log",
+        dest="source",
+        type=Path,
+        required=True,
+        help="the log: a nuScenes dataroot (with --version), a Foxglove MCAP, a ROS 2 bag "
+        "folder or a ROS 1 .bag",
+    )
+    parser.add_argument("--version", help="dataroot version, e.g. v1.0-mini (with a dataroot)")
+    parser.add_argument("--scene", help="dataroot scene name")
+    parser.add_argument(
+        "--rig",
+        type=Path,
+        help="calibration for sensors the log lacks; its [gnss] section gives the pose "
+        "estimator's antenna lever arm and fix latency",
+    )
+    parser.add_argument("--topics", type=Path, help="topic-map TOML for other ROS layouts")
+    parser.add_argument("--model", default="fusion", choices=("fusion", "camera", "lidar"))
+    parser.add_argument("--weights", type=Path, help="folder with <model>.safetensors")
+    add_backend_argument(parser, default="auto")
+    parser.add_argument(
+        "--decode",
+        default="reduced",
+        choices=("reduced", "full"),
+        help="camera JPEGs at the DCT scale the network input allows (default), or every pixel",
+    )
+    parser.add_argument("--rate", type=float, default=1.0, help="log speed; 0: as fast as possible")
+    parser.add_argument("--trigger", default="keyframes", choices=("keyframes", "lidar"))
+    parser.add_argument(
+        "--between",
+        default="reuse",
+        choices=("reuse", "none"),
+        help="a trigger with no camera or radar message of its own (a 12 Hz camera against"
+        " 20 Hz LIDAR triggers): reuse the newest within tolerance, marked (default), or none",
+    )
+    parser.add_argument(
+        "--no-warm-start", action="store_true", help="start the clock with a cold engine"
+    )
+    parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
+    parser.add_argument("--start", type=float, default=0.0, help="s into the log")
+    parser.add_argument("--duration", type=float, help="s of log to replay")
+    parser.add_argument("--loop", type=int, default=1)
+    parser.add_argument("--faults", help="drop=P,corrupt=P,delay_ms=D,seed=K")
+    parser.add_argument("--detections", type=Path, help="JSON lines, one per processed trigger")
+    parser.add_argument("--results", type=Path, help="nuScenes results JSON of the keyframes")
+    parser.add_argument("--mcap", type=Path, help="Foxglove MCAP: boxes, points, images, tf")
+    parser.add_argument("--rerun", type=Path, help="a rerun recording (.rrd)")
+    add_json_arguments(parser, "the run's summary")
+    parser.add_argument(
+        "--summary", type=Path, dest="json_out", help="the same as --json-out (its former name)"
+    )
+    parser.add_argument(
+        "--poses",
+        choices=("auto", "log", "gnss-imu"),
+        default="auto",
+        help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
+        "speed (gnss-imu), or the first when the log has it (auto, default)",
+    )
+    parser.add_argument("--no-status", action="store_true", help="no live status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fusion.engines.device import resolve_backend
+    from fusion.engines.runner import open_engine
+    from fusion.model.weights import load_detector, resolve_weights
+    from fusion.sources import check_version, open_source
+    from fusion.threads import apply_threads
+
+    check_version(args.source, args.version)
+    apply_threads()  # the pool sizes of fusion.threads, before any engine is built
+    options = ReplayOptions(
+        rate=args.rate,
+        trigger=args.trigger,
+        budget_ms=args.budget_ms,
+        start_s=args.start,
+        duration_s=args.duration,
+        loop=args.loop,
+        faults=Faults.parse(args.faults),
+        decode=args.decode,
+        between=args.between,
+        warm_start=not args.no_warm_start,
+        poses=args.poses,
+        localization=None if args.rig is None else localization_from_rig(args.rig),
+    )
+    source = open_source(
+        args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics
+    )
+    path = resolve_weights([args.model], args.weights, [])[args.model]
+    model = load_detector(path)
+    # exported graphs next to the outputs, else in a temporary folder (never the working one)
+    out = args.json_out or args.detections or args.results or args.mcap or args.rerun
+    scratch = None if out else tempfile.TemporaryDirectory(prefix="fusion-replay-")
+    work = Path(scratch.name) if scratch else Path(out).parent / "engines"
+    engine = open_engine(resolve_backend(args.backend), model, work)  # type: ignore[arg-type]
+    if scratch is not None:
+        scratch.cleanup()  # the engine has loaded its graphs
+    runner = Runner(model.cfg, model.variant, engine, model.params)
+    sinks: list[Sink] = []
+    if args.detections:
+        sinks.append(DetectionsJsonl(args.detections))
+    if args.results:
+        sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
+    if args.mcap:
+        from fusion.outputs.sinks import McapSink
+
+        sinks.append(McapSink(args.mcap, model.cfg))
+    if args.rerun:
+        from fusion.outputs.sinks import RerunSink
+
+        sinks.append(RerunSink(args.rerun))
+    status = None if args.no_status or args.json else _StatusLine()
+    try:
+        summary = replay(source, runner, options, sinks, status)
+    finally:
+        if status is not None:
+            status.close()
+    if not emit_json(args, summary.as_json()):
+        print(format_summary(summary))
+    return 0
+
+
+class _StatusLine:
+    """A live line (rich) with rate, drops and p99, refreshed at most 4 times a second."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._console = Console(stderr=True)
+        self._live = Live("", console=self._console, refresh_per_second=4, transient=True)
+        self._live.start()
+        self._t0 = time.monotonic()
+
+    def __call__(self, run: ReplayRun) -> None:
+        s = run.summary
+        lat = run.recorder.end_to_end
+        p99 = latency_stats(lat[-200:])["p99_ms"]  # the last 200 processed triggers
+        elapsed = max(time.monotonic() - self._t0, 1e-6)
+        self._live.update(
+            f"processed {s.processed} ({s.processed / elapsed:.1f}/s)  "
+            f"dropped {run.busy_dropped + run.sync.counters.overflow + run.sync.counters.no_pose}"
+            f"  late {s.late}  p99 {p99:.0f} ms"
+        )
+
+    def close(self) -> None:
+        self._live.stop()
