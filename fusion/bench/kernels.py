@@ -27,6 +27,7 @@ import kernels as K
 from fusion.bench.timing import Measure, timed
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import CAMERA_CHANNELS
+from fusion.errors import DataError
 from fusion.machine import load_average, machine_info
 
 CAMERAS = CAMERA_CHANNELS
@@ -89,8 +90,6 @@ class Report:
 def load_scan(root: Path) -> np.ndarray:
     files = sorted((root / "samples" / "LIDAR_TOP").glob("*.pcd.bin"))
     if not files:
-        from fusion.errors import DataError
-
         raise DataError("no LIDAR_TOP .pcd.bin keyframe scan", root / "samples" / "LIDAR_TOP")
     return np.fromfile(files[0], np.float32).reshape(-1, 5)
 

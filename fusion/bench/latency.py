@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.engines.base import BACKENDS
 from fusion.errors import FusionError
 from fusion.machine import (
     current_rss_mb,
@@ -38,8 +40,10 @@ from fusion.machine import (
     peak_rss_mb,
     reset_peak_rss,
 )
+from fusion.sources import check_version, open_source
 from fusion.stats import STAT_KEYS, LatencyRecorder, latency_stats
 from fusion.sync.ingest import StreamFrames
+from fusion.threads import apply_threads, default_threads
 
 if TYPE_CHECKING:
     from fusion.sources.base import Source
@@ -402,7 +406,6 @@ def write_png(path: Path, lanes: list[Lane], order: tuple[str, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.commands.arguments import add_json_arguments
     from fusion.model.weights import add_model_arguments
 
     parser.add_argument(
@@ -490,7 +493,6 @@ def _argv_text(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion.threads import apply_threads, default_threads
 
     d = default_threads()
     threads = apply_threads(  # before any engine: pools sized, ORT sessions read it
@@ -502,8 +504,6 @@ def run(args: argparse.Namespace) -> int:
             ort_spinning=args.ort_spinning,
         )
     )
-    from fusion.commands.arguments import emit_json
-    from fusion.engines.base import BACKENDS
     from fusion.engines.runner import STAGES, Runner, open_engine
     from fusion.model.detector import variant_modalities
     from fusion.model.weights import load_detector, models_from_args
@@ -518,7 +518,6 @@ def run(args: argparse.Namespace) -> int:
             raise FusionError(f"unknown backend {b!r} (known: {', '.join(BACKENDS)})")
     models = models_from_args(args)
     dataroot, version = args.dataroot, args.version
-    from fusion.sources import check_version, open_source
 
     if args.generate:
         version = version or "v1.0-synth"

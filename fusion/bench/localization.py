@@ -27,7 +27,13 @@ from tqdm import tqdm
 from calibration import Transform, quaternion_from_yaw, quaternion_to_matrix
 from calibration.geodesy import enu_to_enu, geodetic_to_enu
 from fusion.commands.arguments import add_json_arguments, emit_json
-from fusion.data.canbus import fixes_from_records, imu_from_records, speed_from_wheels
+from fusion.data.canbus import (
+    fixes_from_records,
+    imu_from_records,
+    load_scene_inputs,
+    speed_from_wheels,
+)
+from fusion.data.sensor_io import read_json
 from fusion.errors import FusionError
 from fusion.localization import LocalizationConfig, estimate_poses
 from fusion.localization.measurements import GnssFixes
@@ -268,9 +274,6 @@ def estimated_pose_dataroot(root: Path, version: str, rig: RigSpec, out: Path) -
     where it has one; the records before the estimator's start keep the truth (counted)."""
     import os
     import shutil
-
-    from fusion.data.canbus import load_scene_inputs
-    from fusion.data.sensor_io import read_json
 
     # hard links: the copy costs no space, and every file resolves inside the new dataroot
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,10 @@ from typing import Any
 
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import DETECTION_CLASSES
+from fusion.data.sensor_io import read_json
 from fusion.errors import FusionError
+from fusion.machine import machine_info
+from fusion.threads import apply_threads
 
 TP_LABELS = {
     "trans_err": "mATE",
@@ -56,7 +59,6 @@ def sha256(path: Path) -> str:
 
 
 def scene_names(dataroot: Path, version: str) -> list[str]:
-    from fusion.data.sensor_io import read_json
 
     table = dataroot / version / "scene.json"
     scenes = read_json(table, "scene table")
@@ -396,9 +398,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from fusion.machine import machine_info
     from fusion.model.weights import models_from_args
-    from fusion.threads import apply_threads
 
     if args.from_json:
         result = json.loads(args.from_json.read_text())

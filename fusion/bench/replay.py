@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.engines.device import resolve_backend
+from fusion.errors import FusionError
+from fusion.machine import machine_info
+from fusion.sources import check_version, open_source
+from fusion.stats import latency_stats
+from fusion.sync.ingest import StreamFrames
 
 MODELS = ("fusion", "camera", "lidar")
 
@@ -29,8 +35,6 @@ MODELS = ("fusion", "camera", "lidar")
 def bench_latency(source: Any, runner: Any, decode: str, queries: int, warmup: int = 2) -> dict:
     """`queries` frames of the log through `StreamFrames` (cycled), each timed as `fusion bench
     latency` times a query: its messages' read and decode plus the detector. ms statistics."""
-    from fusion.stats import latency_stats
-    from fusion.sync.ingest import StreamFrames
 
     frames = StreamFrames(source, runner.cfg, runner.modalities, decode)  # type: ignore[arg-type]
     e2e, detect = [], []
@@ -63,12 +67,10 @@ def measure(
     queries: int = 20,
     work_dir: Path = Path("out/bench-replay"),
 ) -> dict[str, Any]:
-    from fusion.engines.device import resolve_backend
     from fusion.engines.runner import Runner, open_engine
     from fusion.model.weights import load_detector, packaged_weights
     from fusion.outputs.sinks import Processed
     from fusion.replay.runner import ReplayOptions, replay
-    from fusion.sources import open_source
 
     class Timeline:
         def __init__(self) -> None:
@@ -301,7 +303,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from fusion.machine import machine_info
     from fusion.replay.runner import LIDAR_PERIOD_MS
 
     if args.from_json:
@@ -313,10 +314,7 @@ def run(args: argparse.Namespace) -> int:
             args.markdown_out.write_text(text)
         return 0
     if args.source is None:
-        from fusion.errors import FusionError
-
         raise FusionError("give --dataroot or --log to replay (or --from-json RESULTS)")
-    from fusion.sources import check_version, open_source
 
     check_version(args.source, args.version)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration import calibrate_from_checkerboards, detect_miscalibration
 from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.errors import DataError, FusionError
 
 
@@ -38,8 +40,6 @@ def _pattern(text: str) -> tuple[int, int]:
 def _board(args: argparse.Namespace) -> dict:
     import cv2
 
-    from calibration import calibrate_from_checkerboards
-
     pattern = _pattern(args.pattern)
     files = sorted(
         p for p in args.images.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
@@ -64,8 +64,6 @@ def _board(args: argparse.Namespace) -> dict:
 
 
 def _check(args: argparse.Namespace) -> dict:
-    from calibration import detect_miscalibration
-    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     reader = NuScenesReader(
         args.dataroot, args.version, ReaderOptions(lidar_sweeps=1, radar_sweeps=1)

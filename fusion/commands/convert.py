@@ -28,6 +28,10 @@ from typing import Literal
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage
+from fusion.sources.dataroot import DatarootSource
+from fusion.sources.layout import ODOM_CHANNEL, POSE_CHANNEL, load_topic_map
+from fusion.sources.mcap import FoxgloveMcapWriter
+from fusion.sources.rosbag import RosbagWriter
 
 Target = Literal["mcap", "ros2", "ros1"]
 
@@ -112,9 +116,6 @@ def convert(
     pose (`pose`, `odom` channels)."""
     from tqdm import tqdm
 
-    from fusion.sources.dataroot import DatarootSource
-    from fusion.sources.layout import ODOM_CHANNEL, POSE_CHANNEL, load_topic_map
-
     src = DatarootSource(dataroot, version, scene)
     tmap = load_topic_map(topics)
     out = Path(out)
@@ -124,8 +125,6 @@ def convert(
     rig, keyframes = src.rig(), src.keyframes()
     lidar_time = {tok: t for t, tok in keyframes.get("LIDAR_TOP", [])}
     if to == "mcap":
-        from fusion.sources.mcap import FoxgloveMcapWriter
-
         nusc = src.reader.nusc
         sc = next(s for s in nusc.scene if s["name"] == scene)
         log = nusc.get("log", sc["log_token"])
@@ -135,8 +134,6 @@ def convert(
             out, rig, topics=tmap, keyframes=keyframes, metadata=meta, start_us=info["start_us"]
         )
     else:
-        from fusion.sources.rosbag import RosbagWriter
-
         writer = RosbagWriter(
             out, rig, ros=to, storage=storage, topics=tmap, keyframes=keyframes,
             start_us=info["start_us"],

@@ -10,8 +10,10 @@ from pathlib import Path
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.distributed import close_shard, init_shard
 from fusion.engines.base import add_backend_argument
+from fusion.engines.device import resolve_backend
 from fusion.eval.evaluate import evaluate, format_table, inside
 from fusion.model.weights import add_model_arguments, models_from_args
+from fusion.threads import apply_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion.engines.device import resolve_backend
-    from fusion.threads import apply_threads
 
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     models = models_from_args(args)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.engines.export import OPSET, export_onnx
+from fusion.engines.int8 import calibration_set
+from fusion.engines.tensorrt_engine import TensorRTEngine
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
 from fusion.model.weights import add_weights_arguments, load_detector, resolve_weights
@@ -56,12 +58,8 @@ def run(args: argparse.Namespace) -> int:
         "onnx": [str(args.out / (g + ".onnx")) for g in manifest.graphs],
     }
     if args.tensorrt:
-        from fusion.engines.tensorrt_engine import TensorRTEngine
-
         calibration = None
         if args.int8:
-            from fusion.engines.int8 import calibration_set
-
             calibration = calibration_set(
                 model,
                 args.int8_dataroot,

@@ -13,6 +13,8 @@ from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
 from fusion.errors import DataError
 from fusion.frame import Frame
+from fusion.outputs.plots import render_frame
+from kernels import count_points_in_boxes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def box_points(frame: Frame) -> np.ndarray:
     """Keyframe LIDAR points inside each GT box, boundaries inclusive: (M,) int."""
-    from kernels import count_points_in_boxes
-
     if frame.lidar is None or frame.boxes is None or len(frame.boxes) == 0:
         return np.zeros(0 if frame.boxes is None else len(frame.boxes), dtype=np.int64)
     key = frame.lidar.points[: frame.lidar.keyframe_points, :3]
@@ -148,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
     if not emit_json(args, info):
         print(summary_text(info, frame))
     if args.render:
-        from fusion.outputs.plots import render_frame
-
         out = render_frame(frame, args.render)
         print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
     return 0

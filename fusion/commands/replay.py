@@ -10,13 +10,19 @@ import time
 from pathlib import Path
 
 from fusion.commands.arguments import add_json_arguments, emit_json
-from fusion.engines.runner import Runner
+from fusion.engines.base import add_backend_argument
+from fusion.engines.device import resolve_backend
+from fusion.engines.runner import Runner, open_engine
 from fusion.localization.estimator import LocalizationConfig
-from fusion.outputs.sinks import DetectionsJsonl, ResultsJson, Sink
+from fusion.model.weights import load_detector, resolve_weights
+from fusion.outputs.sinks import DetectionsJsonl, McapSink, RerunSink, ResultsJson, Sink
 from fusion.postprocess.results import results_meta
 from fusion.replay.faults import Faults
 from fusion.replay.runner import LIDAR_PERIOD_MS, ReplayOptions, ReplayRun, ReplaySummary, replay
+from fusion.sources import check_version, open_source
+from fusion.sources.rig_file import load_rig
 from fusion.stats import latency_stats
+from fusion.threads import apply_threads
 
 POSE_SOURCES = {
     "pose": "the log's localization (/tf map->base_link or ego_pose)",
@@ -28,7 +34,6 @@ POSE_SOURCES = {
 
 def localization_from_rig(path: Path) -> LocalizationConfig:
     """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
-    from fusion.sources.rig_file import load_rig
 
     g = load_rig(path).gnss
     return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
@@ -90,7 +95,6 @@ def format_summary(s: ReplaySummary) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fusion.engines.base import add_backend_argument
 
     parser.add_argument(
         "--dataroot",
@@ -155,11 +159,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion.engines.device import resolve_backend
-    from fusion.engines.runner import open_engine
-    from fusion.model.weights import load_detector, resolve_weights
-    from fusion.sources import check_version, open_source
-    from fusion.threads import apply_threads
 
     check_version(args.source, args.version)
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
@@ -196,12 +195,8 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         sinks.append(ResultsJson(args.results, results_meta(model.modalities)))
     if args.mcap:
-        from fusion.outputs.sinks import McapSink
-
         sinks.append(McapSink(args.mcap, model.cfg))
     if args.rerun:
-        from fusion.outputs.sinks import RerunSink
-
         sinks.append(RerunSink(args.rerun))
     status = None if args.no_status or args.json else _StatusLine()
     try:

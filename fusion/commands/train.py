@@ -22,6 +22,7 @@ from fusion.distributed import leave_process_group
 from fusion.engines.device import resolve_device
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
+from fusion.model.weights import read_metadata
 from fusion.train.loop import TrainOptions, init_distributed, train
 
 
@@ -180,8 +181,6 @@ def run(args: argparse.Namespace) -> int:
         raise FusionError(f"--repeat must be at least 1, not {opts.repeat}")
     weights = train(opts)
     if init_distributed(torch.device(resolve_device("torch", opts.device))).is_main:
-        from fusion.model.weights import read_metadata
-
         run = json.loads(read_metadata(weights).get("run", "{}"))
         if not emit_json(args, {"weights": str(weights), "run": run}):
             print(f"weights: {weights}")

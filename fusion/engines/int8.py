@@ -14,8 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.engines.base import CAMERA_INPUTS, LIDAR_INPUTS, bev_input_names
+from fusion.engines.device import stage_clock
+from fusion.engines.runner import Runner
 from fusion.engines.tensorrt_engine import Batches
+from fusion.engines.torch_engine import TorchEngine
 from fusion.errors import FusionError
 from fusion.frame import Frame
 from fusion.model.detector import Detector
@@ -23,9 +27,6 @@ from fusion.model.detector import Detector
 
 def graph_inputs(model: Detector, frame: Frame) -> dict[str, dict[str, np.ndarray]]:
     """The inputs of each graph of `model` for one frame (batch 1, the exported shapes)."""
-    from fusion.engines.device import stage_clock
-    from fusion.engines.runner import Runner
-    from fusion.engines.torch_engine import TorchEngine
 
     runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
     inputs = runner.inputs(frame)
@@ -60,7 +61,6 @@ def calibration_set(
     split: str | None = None,
 ) -> Batches:
     """`frames` keyframes spread evenly over `dataroot` (or its `split`), through `collect`."""
-    from fusion.data.reader import NuScenesReader, ReaderOptions
 
     if frames < 1:
         raise FusionError("--int8-frames must be >= 1")

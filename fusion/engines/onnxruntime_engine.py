@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from fusion.engines.base import ExportManifest, read_manifest
 from fusion.errors import FusionError
+from fusion.machine import cpu_model
 from fusion.threads import ThreadSettings, current_threads
 
 OPTIMIZED_DIR = "ort-optimized"
@@ -49,8 +50,6 @@ def optimized_path(folder: Path, graph: str, providers: list[str]) -> Path:
     source graph, ONNX Runtime, the providers and the CPU (ORT_ENABLE_ALL's layouts are
     specific to them)."""
     import onnxruntime as ort
-
-    from fusion.machine import cpu_model
 
     h = hashlib.sha256((folder / f"{graph}.onnx").read_bytes())
     h.update(f"|{ort.__version__}|{','.join(providers)}|{cpu_model()}".encode())

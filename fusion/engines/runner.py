@@ -26,7 +26,11 @@ from numpy.typing import NDArray
 
 from fusion.config import PipelineConfig
 from fusion.engines.base import Engine, EngineBackend
-from fusion.engines.device import StageClock, stage_clock, to_host
+from fusion.engines.device import StageClock, resolve_device, stage_clock, to_host
+from fusion.engines.export import export_onnx
+from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine, providers_for
+from fusion.engines.tensorrt_engine import TensorRTEngine
+from fusion.engines.torch_engine import TorchEngine
 from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector, Variant, variant_modalities
 from fusion.model.params import ModelParams
@@ -224,25 +228,16 @@ def open_engine(
     device the torch and TensorRT engines keep their tensors there; `cuda_graphs` replays the
     torch engine's static graphs; `precision` is TensorRT's (fp32, fp16; int8 needs a
     calibration set: `fusion export --tensorrt --int8`)."""
-    from fusion.engines.device import resolve_device
 
     dev = resolve_device(backend, device)
     match backend:
         case "torch":
-            from fusion.engines.torch_engine import TorchEngine
-
             return TorchEngine(model, dev, cuda_graphs=cuda_graphs)
         case "onnxruntime":
-            from fusion.engines.export import export_onnx
-            from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine, providers_for
-
             folder = Path(work_dir) / "onnx" / model.variant
             export_onnx(model, folder)
             return OnnxRuntimeEngine(folder, providers_for(dev))
         case "tensorrt":
-            from fusion.engines.export import export_onnx
-            from fusion.engines.tensorrt_engine import TensorRTEngine
-
             folder = Path(work_dir) / "onnx" / model.variant
             export_onnx(model, folder)
             return TensorRTEngine(folder, precision)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion.config import CONDITIONS, DETECTION_CLASSES
+from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
 from fusion.distributed import Shard, gather_to_main, local_rank
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
@@ -211,7 +212,6 @@ class _SweepFrames:
 def _reader_options(runs: Sequence[_ModelRun]) -> ReaderOptions:
     """One reader for every model: the most sweeps any model reads (each model's frame is cut
     down with `keep_sweeps`); the radar filter must agree."""
-    from fusion.data.reader import ReaderOptions
 
     options = [ReaderOptions.from_config(r.model.cfg) for r in runs]
     if len({o.radar_filter for o in options}) != 1:
@@ -248,7 +248,6 @@ def evaluate(
     With `shard` (see `init_shard`, under torchrun) each rank detects on its block of the
     samples and rank 0 gathers the results, scores them once and returns the report; the
     other ranks return None. The results and metrics equal a single process's."""
-    from fusion.data.reader import NuScenesReader
 
     shard = shard or Shard()
     drop = check_drop(drop)
@@ -434,7 +433,5 @@ def format_table(report: EvalReport) -> str:
     for stage in (*StageTimes.names(), "total"):
         row(stage, [report.latency_ms[n][stage] for n in names])
     if report.out_of_sync:
-        from fusion.data.reader import sync_warning
-
         lines += ["", sync_warning(report.out_of_sync)]
     return "\n".join(lines)

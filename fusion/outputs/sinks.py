@@ -26,6 +26,12 @@ from fusion.frame import Detections, Frame
 from fusion.outputs.plots import CLASS_RGB
 from fusion.postprocess.results import detections_to_results
 from fusion.sources.base import LogMessage
+from fusion.sources.mcap import (
+    encode_jpeg,
+    float_layout,
+    frame_transform,
+    packed_point_cloud,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,13 +79,6 @@ class McapSink:
         from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
         from foxglove_schemas_protobuf.SceneEntity_pb2 import SceneEntity
         from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
-
-        from fusion.sources.mcap import (
-            encode_jpeg,
-            float_layout,
-            frame_transform,
-            packed_point_cloud,
-        )
 
         frame = item.frame
         t_us = frame.timestamp_us

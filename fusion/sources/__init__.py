@@ -17,7 +17,10 @@ from pathlib import Path
 
 from fusion.errors import DataError, FusionError
 from fusion.sources.base import Rig, Source
+from fusion.sources.dataroot import DatarootSource
 from fusion.sources.layout import TopicMap, load_topic_map, rig_from_file
+from fusion.sources.mcap import FoxgloveMcapSource, mcap_schema_encodings
+from fusion.sources.rosbag import RosbagSource
 
 __all__ = ["open_source", "detect_kind"]
 
@@ -56,7 +59,6 @@ def detect_kind(path: str | Path) -> str:
     if head.startswith(_MCAP_MAGIC):
         if (p.parent / "metadata.yaml").is_file():
             return "ros2"
-        from fusion.sources.mcap import mcap_schema_encodings
 
         encodings = mcap_schema_encodings(p)
         if encodings & _ROS2_SCHEMAS:
@@ -113,14 +115,8 @@ def open_source(
     tmap = topics if isinstance(topics, TopicMap) or topics is None else load_topic_map(topics)
     match kind:
         case "dataroot":
-            from fusion.sources.dataroot import DatarootSource
-
             return DatarootSource(p, *_dataroot_args(p, version, scene))
         case "mcap":
-            from fusion.sources.mcap import FoxgloveMcapSource
-
             return FoxgloveMcapSource(p, topics=tmap, rig=fallback)
         case _:
-            from fusion.sources.rosbag import RosbagSource
-
             return RosbagSource(p, topics=tmap, rig=fallback)

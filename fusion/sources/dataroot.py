@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration import Transform
+from fusion.data.canbus import load_scene_inputs
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.data.sensor_io import resolve_inside
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage, MessageKind, Rig, SensorCalibration, SourceKind
@@ -101,7 +103,6 @@ class DatarootSource:
     kind: SourceKind = "dataroot"
 
     def __init__(self, dataroot: str | Path, version: str, scene: str) -> None:
-        from fusion.data.reader import NuScenesReader, ReaderOptions
 
         self.path = Path(dataroot)
         self.version = version
@@ -251,7 +252,6 @@ class DatarootSource:
 
 def _gnss_entries(root: Path, scene: str) -> list[_Entry]:
     """The scene's GNSS fixes and wheel speeds from `can_bus/`, or none."""
-    from fusion.data.canbus import load_scene_inputs
 
     inputs = load_scene_inputs(root, scene)
     if inputs is None:

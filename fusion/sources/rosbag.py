@@ -48,7 +48,7 @@ from fusion.sources.layout import (
     load_topic_map,
     parse_keyframes,
 )
-from fusion.sources.mcap import encode_jpeg, point_bytes, point_layout
+from fusion.sources.mcap import _open_summary, encode_jpeg, iter_mcap, point_bytes, point_layout
 
 Storage = Literal["mcap", "db3"]
 
@@ -140,7 +140,6 @@ class _Ros2McapLog(_Log):
     fmt: RosFormat = "cdr"
 
     def __init__(self, path: Path) -> None:
-        from fusion.sources.mcap import _open_summary
 
         self.path = path
         f, _, summary = _open_summary(path)
@@ -155,7 +154,6 @@ class _Ros2McapLog(_Log):
         self.end_ns = summary.statistics.message_end_time
 
     def iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
-        from fusion.sources.mcap import iter_mcap
 
         return iter_mcap(self.path, [t for t in topics if t in self.types])
 

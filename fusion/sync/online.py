@@ -61,7 +61,7 @@ from numpy.typing import NDArray
 
 from calibration import Transform
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
-from fusion.data.sensor_io import RadarFilter, radar_keep
+from fusion.data.sensor_io import RadarFilter, decoded_camera, radar_keep
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
 from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
@@ -384,8 +384,6 @@ class OnlineSynchronizer:
         # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
         self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
         if options.camera_decode == "reduced":
-            from fusion.data.sensor_io import decoded_camera
-
             for ch in options.camera_channels:
                 cam = rig[ch].camera if ch in rig else None
                 if cam is not None:

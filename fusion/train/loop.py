@@ -34,6 +34,7 @@ from fusion.config import (
     dumps_toml,
     save_config,
 )
+from fusion.data.reader import NuScenesReader
 from fusion.distributed import DistInfo, join_process_group
 from fusion.engines.device import resolve_device
 from fusion.errors import DataError, FusionError
@@ -43,6 +44,7 @@ from fusion.model.weights import (
     MODEL_PREFIX,
     check_finite,
     detector_metadata,
+    load_detector,
     model_tensors,
     save_detector,
 )
@@ -279,7 +281,6 @@ def init_from(model: Detector, path: Path) -> None:
     the fuser's first convolution keeps the input channels of `model`'s sensors. A camera net
     with stride-8 features may start from one at stride 16: its extra FPN level (`NEW_LAYERS`)
     starts fresh."""
-    from fusion.model.weights import load_detector
 
     src = load_detector(path)
     if not set(model.modalities) <= set(src.modalities):
@@ -305,7 +306,6 @@ def init_branch_from(model: Detector, modality: str, path: Path) -> None:
     """Copy the `modality` branch (`encoders.<modality>.*`) of the model at `path` into `model`,
     e.g. the fusion model's camera branch from a camera model trained further; the rest of
     `model` is left as it is. The branch's tensors must agree in shape."""
-    from fusion.model.weights import load_detector
 
     if modality not in model.encoders:
         raise FusionError(f"--init-branch: the {model.variant!r} model has no {modality} branch")
@@ -553,7 +553,6 @@ def train(
 def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dict[str, object]]]:
     """The training set: `dataroot`'s split, repeated `repeat` times, plus every `--mix` part.
     Returns the source, its tokens and the record of what was mixed (for the run's metadata)."""
-    from fusion.data.reader import NuScenesReader
 
     specs = ((opts.dataroot, opts.version, opts.split, opts.repeat), *opts.mix)
     parts = []
