@@ -14,7 +14,7 @@ from model_fakes import tiny_config
 
 from fusion.config import save_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _env() -> dict[str, str]:

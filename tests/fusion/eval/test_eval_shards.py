@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
 from model_fakes import tiny_config, tiny_params  # noqa: E402
 
 from fusion.cli import main  # noqa: E402
@@ -26,7 +26,7 @@ from fusion.eval.evaluate import _SweepFrames  # noqa: E402
 from fusion.model import build_detector, save_detector  # noqa: E402
 from fusion.motion.sweeps import keep_sweeps  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VERSION = "v1.0-synth"
 
 

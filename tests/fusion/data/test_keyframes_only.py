@@ -224,7 +224,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
     from model_fakes import tiny_config, tiny_params
 
     from fusion.model import build_detector, save_detector

@@ -11,7 +11,7 @@ from shared_data import REAL_SAMPLE, REAL_VERSION
 
 from calibration import Transform, quaternion_from_yaw
 from fusion.data.reader import NuScenesReader, ReaderOptions
-from tests.fusion.test_sensor_io import radar_rows, write_radar_pcd
+from tests.fusion.data.test_sensor_io import radar_rows, write_radar_pcd
 
 
 def _load(root, table):
