@@ -49,9 +49,15 @@ def bev_input_names(modalities: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class Engine(Protocol):
-    """Runs the dense graphs of one detector variant."""
+    """Runs the dense graphs of one detector variant.
+
+    `camera_batch`: the fixed number of images the camera graph takes (an exported graph has the
+    rig's camera count in its shape), None when any count runs (torch). `Runner` pads a frame
+    that lacks some cameras to it with zero images and keeps only the present cameras' outputs,
+    so every engine runs such a frame the same way (ONNX Runtime on CPU or CUDA, TensorRT)."""
 
     name: str
+    camera_batch: int | None
 
     def camera(
         self, images: NDArray[np.float32]
@@ -98,3 +104,23 @@ def read_manifest(folder: Path) -> ExportManifest:
         opset=int(raw["opset"]),
         weights_sha256=raw["weights_sha256"],
     )
+
+
+def fixed_camera_batch(manifest: ExportManifest) -> int | None:
+    """The camera graph's fixed batch (its images' first axis), None without a camera graph."""
+    return int(manifest.camera_shape[0]) if manifest.camera_shape else None
+
+
+def pad_camera_batch(images: NDArray[np.float32], batch: int | None) -> NDArray[np.float32]:
+    """`images` (n, 3, H, W) filled up to `batch` with zero images (unchanged when `batch` is None
+    or n == batch); more images than the graph takes is an error naming both counts."""
+    n = len(images)
+    if batch is None or n == batch:
+        return images
+    if n > batch:
+        raise FusionError(
+            f"the frame has {n} camera images, the exported camera graph takes {batch}: "
+            "export the model for this rig's cameras"
+        )
+    pad = np.zeros((batch - n, *images.shape[1:]), images.dtype)
+    return np.concatenate([images, pad])

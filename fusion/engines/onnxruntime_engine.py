@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.engines.base import ExportManifest, read_manifest
+from fusion.engines.base import ExportManifest, fixed_camera_batch, read_manifest
 from fusion.errors import FusionError
 from fusion.machine import cpu_model
 from fusion.threads import ThreadSettings, current_threads
@@ -106,6 +106,7 @@ class OnnxRuntimeEngine:
             raise FusionError(
                 "onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)"
             )
+        self.camera_batch = fixed_camera_batch(self.manifest)
         self.sessions: dict[str, Any] = {}
         self.loaded_optimized: dict[str, bool] = {}  # graph -> read from the cache
         for graph in self.manifest.graphs:
@@ -191,15 +192,10 @@ class OnnxRuntimeEngine:
         if self.outputs == "tensor":
             depth, context = self._run_bound("camera", {"images": images})
             return depth, context
-        sess = self._session("camera")
-        n, batch = len(images), sess.get_inputs()[0].shape[0]
-        if isinstance(batch, int) and n < batch:
-            # a graph exported for the rig's cameras, a frame missing some (not yet arrived,
-            # undecodable): zero images fill the batch, their outputs are left out
-            pad = np.zeros((batch - n, *images.shape[1:]), np.float32)
-            images = np.concatenate([images, pad])
-        depth, context = sess.run(None, {"images": np.ascontiguousarray(images, np.float32)})
-        return depth[:n], context[:n]
+        depth, context = self._session("camera").run(
+            None, {"images": np.ascontiguousarray(images, np.float32)}
+        )
+        return depth, context
 
     def lidar(
         self, voxels: NDArray[np.float32], num_points: NDArray[np.int32], coords: NDArray[np.int32]

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fusion.config import PipelineConfig
-from fusion.engines.base import Engine, EngineBackend
+from fusion.engines.base import Engine, EngineBackend, pad_camera_batch
 from fusion.engines.device import StageClock, resolve_device, stage_clock, to_host
 from fusion.engines.export import export_onnx
 from fusion.engines.onnxruntime_engine import OnnxRuntimeEngine, providers_for
@@ -160,7 +160,12 @@ class Runner:
                     out = self._zeros((cfg.camera.channels_out, ny, nx))
                     p = inputs.camera_present
                     if p.any() and inputs.camera_geometry is not None:
-                        depth, context = self.engine.camera(np.ascontiguousarray(inputs.images[p]))
+                        # a frame missing cameras (not yet in, undecodable) runs on the
+                        # graph's fixed batch: zero images fill it, their outputs are left out
+                        n = int(p.sum())
+                        images = pad_camera_batch(inputs.images[p], self.engine.camera_batch)
+                        depth, context = self.engine.camera(np.ascontiguousarray(images))
+                        depth, context = depth[:n], context[:n]
                         clock.lap("camera_net")
                         if not self.on_device:
                             depth, context = (

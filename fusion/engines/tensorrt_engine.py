@@ -24,7 +24,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fusion.engines.base import BEV_OUTPUTS, CAMERA_OUTPUTS, LIDAR_OUTPUTS, read_manifest
+from fusion.engines.base import (
+    BEV_OUTPUTS,
+    CAMERA_OUTPUTS,
+    LIDAR_OUTPUTS,
+    fixed_camera_batch,
+    read_manifest,
+)
 from fusion.engines.device import Outputs
 from fusion.errors import FusionError
 
@@ -142,6 +148,7 @@ class TensorRTEngine:
         self._trt = trt
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
+        self.camera_batch = fixed_camera_batch(self.manifest)
         self.precision: Precision = precision
         self.cache_dir = Path(cache_dir) if cache_dir else self.folder / "tensorrt"
         self.max_pillars = max_pillars

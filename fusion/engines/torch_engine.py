@@ -27,6 +27,7 @@ class TorchEngine:
     """Runs a `Detector`'s dense stages with torch in eval mode."""
 
     name = "torch"
+    camera_batch: int | None = None  # any number of images
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ import pytest
 import torch
 from model_fakes import make_frame, tiny_config, tiny_params
 
+from fusion.engines.base import fixed_camera_batch, pad_camera_batch, read_manifest
 from fusion.engines.device import CudaEventClock, WallClock, resolve_device, stage_clock, to_host
 from fusion.engines.export import example_inputs, export_onnx
 from fusion.engines.int8 import calibration_set, collect, graph_inputs
@@ -21,6 +22,7 @@ from fusion.engines.tensorrt_engine import calibration_digest, pillar_profile, p
 from fusion.engines.torch_engine import TorchEngine
 from fusion.errors import FusionError
 from fusion.model import build_detector, save_detector
+from fusion.preprocess.inputs import drop_sensors
 
 GPU = torch.cuda.is_available()
 NO_GPU = "needs a CUDA GPU: none on this machine (CPU only)"
@@ -121,6 +123,7 @@ class _DeviceArrayEngine:
     name = "device-arrays"
     outputs = "tensor"
     device_name = "cpu"
+    camera_batch = None
 
     def __init__(self, model) -> None:
         from numba import cuda
@@ -169,6 +172,68 @@ def test_runner_runs_the_cuda_kernels_on_device_outputs():
     assert [is_numba_device_array(m) for m in _device_maps(eng, cfg, frame)] == [True, True]
     assert is_numba_device_array(runner.inputs(frame).radar_raster)
     np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-4, atol=1e-5)
+
+
+class _FixedBatchEngine:
+    """TorchEngine whose camera graph takes exactly `camera_batch` images, as an exported graph
+    does on every engine (ONNX Runtime on CPU or CUDA, TensorRT): it refuses any other count,
+    as those do. Outputs as numpy arrays or as tensors (the GPU engines' device path)."""
+
+    name = "fixed-batch"
+    device_name = "cpu"
+
+    def __init__(self, model, batch: int, outputs: str = "numpy") -> None:
+        self._ref = TorchEngine(model, outputs=outputs)
+        self.outputs = outputs
+        self.camera_batch = batch
+        self.seen: list[int] = []
+
+    def camera(self, images):
+        self.seen.append(len(images))
+        if len(images) != self.camera_batch:
+            raise RuntimeError(f"camera graph takes {self.camera_batch} images, got {len(images)}")
+        return self._ref.camera(images)
+
+    def lidar(self, *a):
+        return self._ref.lidar(*a)
+
+    def bev(self, *maps):
+        return self._ref.bev(*maps)
+
+
+@pytest.mark.parametrize("outputs", ["numpy", "tensor"])
+def test_a_frame_missing_cameras_runs_on_every_engines_fixed_camera_batch(outputs):
+    """A frame that lacks a camera (not yet in, undecodable) is padded by the runner to the
+    exported graph's batch with zero images, whatever the engine; only the present cameras'
+    outputs are lifted, so the detections are those of the engine that takes any count."""
+    model = _model()
+    cfg = _cfg_all(model)
+    frame = drop_sensors(make_frame(5), ["CAM_BACK", "CAM_FRONT_LEFT"])
+    ref, _ = Runner(cfg, "fusion", TorchEngine(model)).detect(frame)
+    eng = _FixedBatchEngine(model, batch=len(cfg.camera.channels), outputs=outputs)
+    got, _ = Runner(cfg, "fusion", eng).detect(frame)
+    assert eng.seen == [len(cfg.camera.channels)]
+    np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.center, ref.center, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got.labels, ref.labels)
+
+
+def test_pad_camera_batch_and_the_exported_batch(tmp_path: Path):
+    images = np.ones((4, 3, 8, 16), np.float32)
+    padded = pad_camera_batch(images, 6)
+    assert padded.shape == (6, 3, 8, 16) and (padded[4:] == 0).all() and (padded[:4] == 1).all()
+    assert pad_camera_batch(images, 4) is images and pad_camera_batch(images, None) is images
+    with pytest.raises(FusionError, match="7 camera images, the exported camera graph takes 6"):
+        pad_camera_batch(np.ones((7, 3, 8, 16), np.float32), 6)
+    model = _model()
+    export_onnx(model, tmp_path / "onnx")
+    manifest = read_manifest(tmp_path / "onnx")
+    assert (
+        fixed_camera_batch(manifest) == manifest.camera_shape[0] == len(model.cfg.camera.channels)
+    )
+    lidar = _model("lidar")
+    export_onnx(lidar, tmp_path / "lidar")
+    assert fixed_camera_batch(read_manifest(tmp_path / "lidar")) is None
 
 
 def _device_maps(eng, cfg, frame):

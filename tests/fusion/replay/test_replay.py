@@ -152,6 +152,7 @@ class _SlowEngine:
 
     def __init__(self, engine, seconds: float) -> None:
         self.engine, self.seconds, self.name = engine, seconds, "slow"
+        self.camera_batch = engine.camera_batch
 
     def camera(self, images):
         return self.engine.camera(images)
