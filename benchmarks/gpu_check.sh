@@ -8,7 +8,7 @@
 #
 # For a machine with Python 3.12, torch CUDA, numba-cuda, cupy, onnxruntime, numpy 2 and no
 # nuScenes devkit (no dataroot reader: the end-to-end part runs on the tests' synthetic frames,
-# tests/model/model_fakes.py; nothing in kernels/ or fusion/engines imports the devkit at import
+# tests/model_fakes.py; nothing in kernels/ or fusion/engines imports the devkit at import
 # time). Run from the repository root:
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh
 # Results: $OUT (default ./gpu-check): kernels_gpu.{json,md}, e2e_gpu.json, gpu.md, log.txt;
@@ -37,8 +37,8 @@ echo "== 1. CUDA kernels against the numpy oracle at full size (tests/kernels/te
 timeout 120 $PY -m pytest -q -x tests/kernels/test_kernel_gpu.py -p no:cacheprovider \
     || echo "GPU kernel tests FAILED or timed out"
 
-echo "== 2. engines on the GPU (tests/engines/test_engine_device.py -m gpu)"
-timeout 90 $PY -m pytest -q -m gpu tests/engines/test_engine_device.py -p no:cacheprovider \
+echo "== 2. engines on the GPU (tests/fusion/engines/test_engine_device.py -m gpu)"
+timeout 90 $PY -m pytest -q -m gpu tests/fusion/engines/test_engine_device.py -p no:cacheprovider \
     || echo "GPU engine tests FAILED or timed out"
 
 echo "== 3. kernel timings with the bandwidth bound (fusion bench kernels --quick)"
@@ -49,7 +49,7 @@ timeout 120 $PY -m fusion.cli bench kernels --quick --dataroot tests/data/nuscen
 echo "== 4. end to end: torch CPU, torch CUDA (eager, CUDA graphs), ORT CUDA, TensorRT FP16"
 timeout 240 $PY - "$OUT/e2e_gpu.json" "$OUT" <<'EOF'
 import json, sys, time
-sys.path.insert(0, "tests/model")
+sys.path.insert(0, "tests")
 import fusion  # first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp
 import numpy as np, torch
 from model_fakes import make_frame
@@ -58,9 +58,12 @@ from fusion.stats import LatencyRecorder
 from fusion.config import load_config
 from fusion.engines.runner import Runner, open_engine
 from fusion.model import build_detector
+from fusion.preprocess.inputs import drop_sensors
 from fusion.threads import apply_threads
 
 apply_threads()
+partial = drop_sensors(make_frame(3), ["CAM_BACK"])  # a frame missing a camera: padded batch
+reference = {}
 cfg = load_config("tiny")
 frames = [make_frame(i) for i in range(8)]
 out = {"env": machine_info(), "models": {}, "skipped": []}
@@ -92,6 +95,15 @@ for variant in ("fusion", "camera", "lidar"):
             _, times = runner.detect(frames[rec.seen % len(frames)])
             rec.add(times.as_dict(), (time.perf_counter() - t0) * 1e3)
         s = rec.summary()
+        try:  # the runner pads the fixed camera batch; scores must match the CPU reference
+            dets, _ = runner.detect(partial)
+            scores = np.asarray(dets.scores)
+            ref = reference.setdefault(variant, scores)
+            same = ref.shape == scores.shape and np.allclose(ref, scores, atol=2e-2)
+            s["missing_camera"] = "same detections as torch-cpu" if same else "DIFFERENT detections"
+        except Exception as exc:  # noqa: BLE001
+            s["missing_camera"] = f"FAILED: {exc}"
+        print(f"{variant}/{lane}: frame missing CAM_BACK: {s['missing_camera']}")
         s["clock"] = "cuda events" if runner.on_device and device == "cuda" else "wall"
         if device == "cuda":
             s["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -118,8 +130,8 @@ if e2e.is_file():
     lines += [f"Machine: {env.get('cpu')}, GPU {env.get('gpu')}; versions {env.get('versions')}", ""]
     lines += ["## End to end, synthetic frames, tiny config (ms; warm-up 10 left out)", ""]
     lines += ["| model | lane | frames | p50 | p90 | p99 | max | camera_net p50 | bev_pool p50 |"
-              " bev_net p50 | peak device MB | stage clock |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              " bev_net p50 | peak device MB | stage clock | frame missing a camera |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for model, lanes in p["models"].items():
         for lane, s in lanes.items():
             e, st = s["end_to_end"], s["stages"]
@@ -128,11 +140,11 @@ if e2e.is_file():
                 f"| {model} | {lane} | {s['frames']} | {f(e['p50_ms'])} | {f(e['p90_ms'])} |"
                 f" {f(e['p99_ms'])} | {f(e['max_ms'])} | {f(st['camera_net']['p50_ms'])} |"
                 f" {f(st['bev_pool']['p50_ms'])} | {f(st['bev_net']['p50_ms'])} |"
-                f" {f(s.get('peak_device_mb'))} | {s['clock']} |")
+                f" {f(s.get('peak_device_mb'))} | {s['clock']} | {s.get('missing_camera', '')} |")
         t, r = lanes.get("tensorrt-fp16"), lanes.get("torch-cuda")
         if t and r:
             ratio = t["end_to_end"]["p50_ms"] / r["end_to_end"]["p50_ms"]
-            lines.append(f"| {model} | tensorrt-fp16 / torch-cuda p50 | | {ratio:.2f} x | | | | | | | | |")
+            lines.append(f"| {model} | tensorrt-fp16 / torch-cuda p50 | | {ratio:.2f} x | | | | | | | | | |")
     if p.get("skipped"):
         lines += ["", "Not run: " + "; ".join(p["skipped"])]
 k = out / "kernels_gpu.md"
