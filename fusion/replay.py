@@ -632,6 +632,10 @@ def _replay_realtime(run: _Run) -> None:
                     continue
                 if run.clock is None:
                     run.clock = ReplayClock(run.options.rate, arrival)
+                last = run.pump.clock_us
+                if last is not None and arrival > last:  # the previous log time's batch is in
+                    for built in run.pump.release(last):
+                        _dispatch(run, built, slot)
                 # release triggers whose wait ends before this message arrives
                 while (d := run.sync.next_deadline()) is not None and d < arrival:
                     run.clock.sleep_until(d, stop)
@@ -641,9 +645,12 @@ def _replay_realtime(run: _Run) -> None:
                 now = run.clock.now_us()
                 if run.shed_stale(msg, now - arrival):
                     continue
-                for built in run.pump.offer(msg, now):
+                for built in run.pump.offer(msg, arrival):  # (batched by log time)
                     _dispatch(run, built, slot)
             run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
+            if run.pump.clock_us is not None:  # the last batch is in
+                for built in run.pump.release(run.pump.clock_us):
+                    _dispatch(run, built, slot)
             if run.clock is not None:
                 while (d := run.sync.next_deadline()) is not None:
                     run.clock.sleep_until(d, stop)

@@ -373,6 +373,7 @@ class OnlineSynchronizer:
         self._triggers: deque[int] = deque(maxlen=64)  # recent trigger times, sorted
         self._trigger_period = PeriodEstimate(options.period_margin)
         self._keyframe_tokens = False  # the log marks keyframe messages with sample tokens
+        self._keyframe_at: dict[str, int] = {}  # recent keyframe scans: sample token -> time
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
         self._version = 0  # bumped by every message taken: a waiting trigger's state changed
         self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
@@ -481,6 +482,10 @@ class OnlineSynchronizer:
                 if self.options.pose_channel in (None, ch):
                     self.poses.add(msg.timestamp_us, payload.ego_to_global)
             case LidarScan() if ch == LIDAR_CHANNEL:
+                if msg.sample_token is not None:
+                    self._keyframe_at[msg.sample_token] = msg.timestamp_us
+                    while len(self._keyframe_at) > 64:  # bounded: the oldest first
+                        del self._keyframe_at[next(iter(self._keyframe_at))]
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
                     self._add_trigger(msg.timestamp_us)
@@ -558,6 +563,7 @@ class OnlineSynchronizer:
         for buf in (*self._cameras.values(), *self._radars.values()):
             buf.clear()
         self._latest.clear()
+        self._keyframe_at.clear()
         self._pending.clear()
         self._periods.clear()
         self._triggers.clear()
@@ -630,16 +636,23 @@ class OnlineSynchronizer:
         return tp is not None and 2 * ts < 2 * t + tp
 
     def _complete(self, p: PendingTrigger) -> bool:
+        """Every sensor's match is final, and the ego pose is known (not extrapolated) at the
+        trigger's time and at each message it takes as its own: a radar scan stamped after the
+        trigger waits for the poses of its time too. (Otherwise a log that gives a keyframe's
+        messages before the poses of their times, as nuscenes2mcap's convention does, would
+        have them extrapolated, and detections would depend on the layout.)"""
         o = self.options
         latest_pose = self.poses.latest_us
         if latest_pose is None or latest_pose < p.timestamp_us:
             return False
-        for ch in o.camera_channels:
-            if not self._choose(ch, self._cameras[ch], p, o.camera_tolerance_us)[1]:
-                return False
-        for ch in o.radar_channels:
-            if not self._choose(ch, self._radars[ch], p, o.radar_tolerance_us)[1]:
-                return False
+        for chans, bufs, tol in (
+            (o.camera_channels, self._cameras, o.camera_tolerance_us),
+            (o.radar_channels, self._radars, o.radar_tolerance_us),
+        ):
+            for ch in chans:
+                best, final = self._choose(ch, bufs[ch], p, tol)
+                if not final or (best is not None and best.msg.timestamp_us > latest_pose):
+                    return False
         return True
 
     def ready(self, clock_us: int | None = None, flush: bool = False) -> list[PendingTrigger]:
@@ -743,7 +756,11 @@ class OnlineSynchronizer:
         """(the message of `ch` the trigger's frame takes, whether it is reused): its own
         nearest (`_choose`; one that a trigger still to come may be nearer to is not taken as
         its own), else with `between="reuse"` the newest received within tolerance and the wait
-        (a neighbour's, not marked used), else None."""
+        (a neighbour's, not marked used), else None. A message marked for a keyframe is reused
+        only by the triggers at or after that keyframe's scan: nuscenes2mcap logs a keyframe's
+        messages at its scan's time, after the wait of the trigger before it has ended (by up
+        to the LIDAR period's jitter), so that trigger could have them in one layout and not in
+        another; it reuses an earlier message, in every layout."""
         held, _ = self._choose(ch, buf, trigger, tol)
         t = trigger.timestamp_us
         if held is not None and held.msg.sample_token is None:
@@ -758,8 +775,15 @@ class OnlineSynchronizer:
             if abs(h.msg.timestamp_us - t) <= tol
             and h.msg.timestamp_us <= limit
             and not h.undecodable
+            and self._reusable(h, t)
         ]
         return (max(near, key=lambda h: h.msg.timestamp_us), True) if near else (None, False)
+
+    def _reusable(self, h: _Held, t: int) -> bool:
+        """Whether a trigger at `t` may reuse `h`: unmarked, or marked for a keyframe whose scan
+        was received, at or before `t` (see `_match`)."""
+        token = h.msg.sample_token
+        return token is None or self._keyframe_at.get(token, t + 1) <= t
 
     def _mark_used(self, held: _Held) -> None:
         self._used.add(held.serial)
