@@ -11,6 +11,8 @@ before it), a ROS 2 bag and a ROS 1 bag. Scenes:
   image or radar scan;
 - the two real keyframes of scene-0916 in tests/data (the real offsets; keyframes only, so every
   trigger is a keyframe).
+The real scene's timing with its sweeps, through the ingest pump alone, is in
+`test_layouts_timing.py`.
 """
 
 from __future__ import annotations
