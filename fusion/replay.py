@@ -62,7 +62,14 @@ from fusion.results import detections_to_results, results_meta
 from fusion.sensor_io import ImageDecode
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
-from fusion.stream import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
+from fusion.stream import (
+    Between,
+    OnlineSynchronizer,
+    PoseChoice,
+    RadarMatch,
+    StreamOptions,
+    Trigger,
+)
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
 POSE_SOURCES = {
@@ -276,6 +283,7 @@ class ReplaySummary:
     backend: str = ""  # the engine that ran (after --backend auto)
     decode: str = ""  # camera JPEG decode: reduced or full
     between: str = ""  # a trigger without a message of its own: reuse a neighbour's, or none
+    radar_match: str = ""  # a trigger's own radar scan: the nearest, or the newest before it
     warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
     received: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
@@ -341,6 +349,7 @@ class ReplayOptions:
     warmup: int = 0  # processed triggers left out of the latency statistics
     decode: ImageDecode = "reduced"
     between: Between = "reuse"
+    radar_match: RadarMatch = "nearest"
     warm_start: bool = True  # run one frame of the log before the clock starts
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
     localization: LocalizationConfig | None = None  # the estimator's calibration and noise
@@ -382,6 +391,7 @@ class _Run:
             options.poses,
             camera_decode=options.decode,
             between=options.between,
+            radar_match=options.radar_match,
             localization=options.localization,
         )
         self.trigger = self.stream_options.trigger
@@ -396,6 +406,7 @@ class _Run:
             backend=str(getattr(runner.engine, "name", type(runner.engine).__name__)),
             decode=options.decode,
             between=options.between,
+            radar_match=options.radar_match,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
@@ -689,7 +700,8 @@ def format_summary(s: ReplaySummary) -> str:
     lines = [
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
         + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
-        f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
+        f"backend {s.backend}  decode {s.decode}  between {s.between}  radar {s.radar_match}"
+        "  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
@@ -780,6 +792,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " 20 Hz LIDAR triggers): reuse the newest within tolerance, marked (default), or none",
     )
     parser.add_argument(
+        "--radar-match",
+        default="nearest",
+        choices=("nearest", "causal"),
+        help="a trigger's own radar scan: the nearest to it (default; a trigger waits for a scan"
+        " stamped after it, up to 37 ms on nuScenes), or the newest at or before it (no wait;"
+        " the scan is up to one radar period old): benchmarks/sync_wait.md",
+    )
+    parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
@@ -824,6 +844,7 @@ def run(args: argparse.Namespace) -> int:
         faults=Faults.parse(args.faults),
         decode=args.decode,
         between=args.between,
+        radar_match=args.radar_match,
         warm_start=not args.no_warm_start,
         poses=args.poses,
         localization=None if args.rig is None else localization_from_rig(args.rig),

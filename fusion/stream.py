@@ -21,6 +21,10 @@ built only from what had arrived:
   tolerance. Either way a trigger never waits past t + `wait_us`, and no message stamped after
   t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
   counted in `counters.sync_wait_us`;
+- `radar_match="causal"` (an option; `nearest` is the default): a radar's own scan is the newest
+  stamped at or before the trigger, final once the radar's period shows no later one can be, so
+  a trigger does not wait for a scan stamped after it (`benchmarks/sync_wait.md` has the wait
+  and the detection cost of each);
 - a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
   reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
   in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
@@ -86,6 +90,7 @@ if TYPE_CHECKING:
 
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
+RadarMatch = Literal["nearest", "causal"]
 PoseChoice = Literal["auto", "log", "gnss-imu"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
@@ -134,6 +139,11 @@ class StreamOptions:
     # a trigger with no message of its own for a sensor (a 12 Hz camera against 20 Hz LIDAR
     # triggers): reuse the newest one within tolerance (marked in `Frame.reused`), or none
     between: Between = "reuse"
+    # a radar's own scan for a trigger: the one nearest to it (the default: a keyframe's scan as
+    # the dataset pairs it, which comes up to 37 ms after the LIDAR scan, so the trigger waits
+    # for it), or `causal`: the newest stamped at or before the trigger, final as soon as the
+    # radar's period shows that no later one can be (free-running 13 Hz radars: at once, mostly)
+    radar_match: RadarMatch = "nearest"
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -212,6 +222,8 @@ class StreamOptions:
             raise ValueError("period_margin must be in [0, 1)")
         if self.between not in ("reuse", "none"):
             raise ValueError("between must be 'reuse' or 'none'")
+        if self.radar_match not in ("nearest", "causal"):
+            raise ValueError("radar_match must be 'nearest' or 'causal'")
         if self.camera_decode == "reduced" and self.image_hw is None:
             raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
@@ -600,6 +612,8 @@ class OnlineSynchronizer:
         final: no message of `ch` still to come can be nearer, or be its own)."""
         o = self.options
         t = p.timestamp_us
+        if self._causal(ch):
+            return self._choose_causal(ch, buf, t, tol)
         prev, nxt = self._neighbours(t)
         own = [h for h in buf if self._own(h, p, tol, prev, nxt)]
         token = p.held.msg.sample_token
@@ -626,6 +640,25 @@ class OnlineSynchronizer:
             return best, False  # a nearer one may still come
         return best, self._surely_own(best, t, nxt)
 
+    def _causal(self, ch: str) -> bool:
+        return self.options.radar_match == "causal" and ch in self._radars
+
+    def _choose_causal(
+        self, ch: str, buf: Iterable[_Held], t: int, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """`radar_match="causal"`: (the newest unused message of `ch` stamped within tolerance
+        at or before t, or None; whether final: a message stamped after t was received, or the
+        period puts the next one after t; with `early_decision=False`, only the former)."""
+        own = [h for h in buf if h.serial not in self._used and t - tol <= h.msg.timestamp_us <= t]
+        best = max(own, key=lambda h: h.msg.timestamp_us, default=None)
+        latest = self._latest.get(ch)
+        if latest is None:
+            return best, False
+        if latest > t or not self.options.early_decision:
+            return best, latest > t
+        period = self._periods[ch].lower_bound_us if ch in self._periods else None
+        return best, period is not None and latest + period > t
+
     def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
         """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
         before t, or the next trigger is known, or it comes a period later at the earliest."""
@@ -641,19 +674,38 @@ class OnlineSynchronizer:
         trigger waits for the poses of its time too. (Otherwise a log that gives a keyframe's
         messages before the poses of their times, as nuscenes2mcap's convention does, would
         have them extrapolated, and detections would depend on the layout.)"""
+        return not self.waiting_for(p)
+
+    def waiting_for(self, p: PendingTrigger) -> dict[str, str]:
+        """What a waiting trigger's match still depends on, per sensor (empty: complete): `none
+        yet` (no own message; one may still come within tolerance, or the next trigger may
+        show none can), `after the trigger` (its own nearest is stamped after it: a nearer
+        one, or the next trigger, may still come), `before the trigger` (a nearer one may still
+        come), `pose` (the ego pose at its time is not in yet). For benchmarks and diagnostics:
+        `benchmarks/sync_wait.py` counts it at the cap."""
         o = self.options
+        out: dict[str, str] = {}
         latest_pose = self.poses.latest_us
         if latest_pose is None or latest_pose < p.timestamp_us:
-            return False
+            out["pose"] = "pose"
         for chans, bufs, tol in (
             (o.camera_channels, self._cameras, o.camera_tolerance_us),
             (o.radar_channels, self._radars, o.radar_tolerance_us),
         ):
             for ch in chans:
                 best, final = self._choose(ch, bufs[ch], p, tol)
-                if not final or (best is not None and best.msg.timestamp_us > latest_pose):
-                    return False
-        return True
+                if not final:
+                    out[ch] = (
+                        "none yet"
+                        if best is None
+                        else "after the trigger"
+                        if best.msg.timestamp_us > p.timestamp_us
+                        else "before the trigger"
+                    )
+                elif best is not None and latest_pose is not None:
+                    if best.msg.timestamp_us > latest_pose:
+                        out[ch] = "pose"
+        return out
 
     def ready(self, clock_us: int | None = None, flush: bool = False) -> list[PendingTrigger]:
         """Waiting triggers that can be built now, oldest first: every sensor's match is final
@@ -768,7 +820,7 @@ class OnlineSynchronizer:
                 held = None  # at the cap, perhaps the next trigger's: left to it
         if held is not None or self.options.between == "none":
             return held, False
-        limit = t + min(tol, self.options.wait_us)
+        limit = t if self._causal(ch) else t + min(tol, self.options.wait_us)
         near = [
             h
             for h in buf
