@@ -54,10 +54,10 @@ def _convert(root: Path, version: str, scene: str, folder: Path) -> dict[str, Pa
 
 @pytest.fixture(scope="module")
 def sweeps_scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    """A 1.5 s moving scene, 3 keyframes, with 12 Hz camera sweeps (352x198 images)."""
+    """A 1 s moving scene, 2 keyframes, with 12 Hz camera sweeps (352x198 images)."""
     root = tmp_path_factory.mktemp("layouts") / "root"
     argv = ["generate", "--out", str(root), "--version", SWEEPS_VERSION, "--scenes", "1"]
-    argv += ["--samples-per-scene", "3", "--seed", "11", "--conditions", "day"]
+    argv += ["--samples-per-scene", "2", "--seed", "11", "--conditions", "day"]
     argv += ["--workers", "1", "--image-size", "352x198", "--camera-sweeps"]
     rc, text, err = quiet(argv)
     assert rc == 0, text + err
@@ -141,11 +141,11 @@ def test_every_layout_gives_the_dataroot_detections_with_camera_sweeps(sweeps_sc
         lambda: open_source(root, version=SWEEPS_VERSION, scene=SWEEPS_SCENE), logs, fusion_runner
     )
     lidar = list(runs["lidar"].values())
-    assert len(runs["keyframes"]) == 3 and len(lidar) >= 25
+    assert len(runs["keyframes"]) == 2 and len(lidar) >= 15
     # the triggers between keyframes reuse a neighbour's image: the case layouts could differ on
-    assert sum(len(i.frame.reused) for i in lidar) > 20
+    assert sum(len(i.frame.reused) for i in lidar) > 15
     assert sum(len(boxes_global(i)) for i in lidar) > 50  # a real detector, not an empty compare
-    assert _check_keyframes_alike(runs) == 3
+    assert _check_keyframes_alike(runs) == 2
 
 
 def test_every_layout_gives_the_dataroot_detections_on_real_keyframes(real_scene, fusion_runner):
