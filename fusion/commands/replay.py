@@ -43,7 +43,8 @@ def format_summary(s: ReplaySummary) -> str:
     lines = [
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
         + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
-        f"backend {s.backend}  decode {s.decode}  between {s.between}  warm start"
+        f"backend {s.backend}  decode {s.decode}  between {s.between}  radar {s.radar_match}"
+        "  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
@@ -133,6 +134,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " 20 Hz LIDAR triggers): reuse the newest within tolerance, marked (default), or none",
     )
     parser.add_argument(
+        "--radar-match",
+        default="nearest",
+        choices=("nearest", "causal"),
+        help="a trigger's own radar scan: the nearest to it (default; a trigger waits for a scan"
+        " stamped after it, up to 37 ms on nuScenes), or the newest at or before it (no wait;"
+        " the scan is up to one radar period old): benchmarks/sync_wait.md",
+    )
+    parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
@@ -172,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         faults=Faults.parse(args.faults),
         decode=args.decode,
         between=args.between,
+        radar_match=args.radar_match,
         warm_start=not args.no_warm_start,
         poses=args.poses,
         localization=None if args.rig is None else localization_from_rig(args.rig),

@@ -55,7 +55,14 @@ from fusion.replay.faults import FaultInjector, Faults
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder
 from fusion.sync.ingest import Ingested, IngestPump
-from fusion.sync.online import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
+from fusion.sync.online import (
+    Between,
+    OnlineSynchronizer,
+    PoseChoice,
+    RadarMatch,
+    StreamOptions,
+    Trigger,
+)
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
 
@@ -123,6 +130,7 @@ class ReplaySummary:
     backend: str = ""  # the engine that ran (after --backend auto)
     decode: str = ""  # camera JPEG decode: reduced or full
     between: str = ""  # a trigger without a message of its own: reuse a neighbour's, or none
+    radar_match: str = ""  # a trigger's own radar scan: the nearest, or the newest before it
     warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
     received: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
@@ -188,6 +196,7 @@ class ReplayOptions:
     warmup: int = 0  # processed triggers left out of the latency statistics
     decode: ImageDecode = "reduced"
     between: Between = "reuse"
+    radar_match: RadarMatch = "nearest"
     warm_start: bool = True  # run one frame of the log before the clock starts
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
     localization: LocalizationConfig | None = None  # the estimator's calibration and noise
@@ -229,6 +238,7 @@ class ReplayRun:
             options.poses,
             camera_decode=options.decode,
             between=options.between,
+            radar_match=options.radar_match,
             localization=options.localization,
         )
         self.trigger = self.stream_options.trigger
@@ -243,6 +253,7 @@ class ReplayRun:
             backend=str(getattr(runner.engine, "name", type(runner.engine).__name__)),
             decode=options.decode,
             between=options.between,
+            radar_match=options.radar_match,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
@@ -479,6 +490,10 @@ def _replay_realtime(run: ReplayRun) -> None:
                     continue
                 if run.clock is None:
                     run.clock = ReplayClock(run.options.rate, arrival)
+                last = run.pump.clock_us
+                if last is not None and arrival > last:  # the previous log time's batch is in
+                    for built in run.pump.release(last):
+                        _dispatch(run, built, slot)
                 # release triggers whose wait ends before this message arrives
                 while (d := run.sync.next_deadline()) is not None and d < arrival:
                     run.clock.sleep_until(d, stop)
@@ -488,9 +503,12 @@ def _replay_realtime(run: ReplayRun) -> None:
                 now = run.clock.now_us()
                 if run.shed_stale(msg, now - arrival):
                     continue
-                for built in run.pump.offer(msg, now):
+                for built in run.pump.offer(msg, arrival):  # (batched by log time)
                     _dispatch(run, built, slot)
             run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
+            if run.pump.clock_us is not None:  # the last batch is in
+                for built in run.pump.release(run.pump.clock_us):
+                    _dispatch(run, built, slot)
             if run.clock is not None:
                 while (d := run.sync.next_deadline()) is not None:
                     run.clock.sleep_until(d, stop)

@@ -9,7 +9,11 @@ Messages are offered in log order, each at the stream's clock (its arrival on th
   synchronizer's `camera_decode`, radar scans as the matched scan or one of its sweeps; a reused
   one is not decoded again);
 - triggers are released as soon as their match is final (`OnlineSynchronizer.ready`) and built
-  into frames at once;
+  into frames at once, once every message of that log time is in: messages of one log time are
+  taken as one batch (`offer` releases before a message of a later time, `settle` when the clock
+  moves on without one), so that the order a log gives messages of one time, which differs
+  between layouts (nuscenes2mcap logs a keyframe's images, radar scans and LIDAR scan at one
+  time), changes no frame;
 - `read` (the messages taken from the log) and `decode` (decoding, synchronizing, building the
   frame with its motion-compensated sweeps) are timed as stages, charged to the next frame out,
   with the camera messages' share of both.
@@ -69,6 +73,7 @@ class IngestPump:
         self.sync = sync
         self.counts = IngestCounts()
         self._read = self._decode = self._camera = 0.0  # since the previous frame out
+        self.clock_us: int | None = None  # log time of the batch being taken (newest offered)
 
     def read(self, messages: Iterator[LogMessage]) -> LogMessage | None:
         """The next message of `messages` (None at the end), its read time charged."""
@@ -80,10 +85,24 @@ class IngestPump:
             self._camera += dt
         return msg
 
+    def settle(self, clock_us: int) -> list[Ingested]:
+        """The clock moves on to `clock_us`: the batch of the previous log time is complete, so
+        the triggers it completed are released (their wait ends at that time), then those whose
+        wait ends before `clock_us`. Nothing when `clock_us` is still the batch's time."""
+        if self.clock_us is None or clock_us <= self.clock_us:
+            return []
+        out = self.release(self.clock_us)
+        self.clock_us = clock_us
+        return out + self.release(clock_us - 1)
+
     def offer(self, msg: LogMessage, clock_us: int) -> list[Ingested]:
-        """Take one message arriving at `clock_us` (log clock, us): the triggers due before it
-        are released, the message kept or left out, and the triggers it completes released."""
-        out = self.release(clock_us)
+        """Take one message arriving at `clock_us` (log clock, us, not decreasing): `settle`
+        first (the triggers the previous batch completed or whose wait ended before it), then the
+        message is kept or left out. A trigger it completes is released by the next `offer` at
+        a later time, `settle` or the flush: every message logged at or before a trigger's
+        deadline is in time for it, in any order within one log time."""
+        out = self.settle(clock_us)
+        self.clock_us = clock_us if self.clock_us is None else max(self.clock_us, clock_us)
         t0 = time.perf_counter()
         c, ch = self.counts, msg.channel
         _bump(c.received, ch)
@@ -107,7 +126,7 @@ class IngestPump:
         self._decode += dt
         if msg.kind == "camera":
             self._camera += dt
-        return out + self.release(clock_us)
+        return out
 
     def release(self, clock_us: int | None = None, flush: bool = False) -> list[Ingested]:
         """The frames of the triggers ready at `clock_us` (or all waiting ones: `flush`)."""
@@ -131,6 +150,7 @@ class IngestPump:
     def reset(self) -> None:
         """A jump in the log (a new loop): the synchronizer forgets what it holds."""
         self.sync.reset()
+        self.clock_us = None
 
     def rejected(self) -> dict[str, int]:
         """Messages that did not decode, per channel: on arrival, or (cameras, radars) when a

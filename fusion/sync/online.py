@@ -21,6 +21,10 @@ built only from what had arrived:
   tolerance. Either way a trigger never waits past t + `wait_us`, and no message stamped after
   t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
   counted in `counters.sync_wait_us`;
+- `radar_match="causal"` (an option; `nearest` is the default): a radar's own scan is the newest
+  stamped at or before the trigger, final once the radar's period shows no later one can be, so
+  a trigger does not wait for a scan stamped after it (`benchmarks/sync_wait.md` has the wait
+  and the detection cost of each);
 - a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
   reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
   in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
@@ -86,6 +90,7 @@ if TYPE_CHECKING:
 
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
+RadarMatch = Literal["nearest", "causal"]
 PoseChoice = Literal["auto", "log", "gnss-imu"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
@@ -134,6 +139,11 @@ class StreamOptions:
     # a trigger with no message of its own for a sensor (a 12 Hz camera against 20 Hz LIDAR
     # triggers): reuse the newest one within tolerance (marked in `Frame.reused`), or none
     between: Between = "reuse"
+    # a radar's own scan for a trigger: the one nearest to it (the default: a keyframe's scan as
+    # the dataset pairs it, which comes up to 37 ms after the LIDAR scan, so the trigger waits
+    # for it), or `causal`: the newest stamped at or before the trigger, final as soon as the
+    # radar's period shows that no later one can be (free-running 13 Hz radars: at once, mostly)
+    radar_match: RadarMatch = "nearest"
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -212,6 +222,8 @@ class StreamOptions:
             raise ValueError("period_margin must be in [0, 1)")
         if self.between not in ("reuse", "none"):
             raise ValueError("between must be 'reuse' or 'none'")
+        if self.radar_match not in ("nearest", "causal"):
+            raise ValueError("radar_match must be 'nearest' or 'causal'")
         if self.camera_decode == "reduced" and self.image_hw is None:
             raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
@@ -373,6 +385,7 @@ class OnlineSynchronizer:
         self._triggers: deque[int] = deque(maxlen=64)  # recent trigger times, sorted
         self._trigger_period = PeriodEstimate(options.period_margin)
         self._keyframe_tokens = False  # the log marks keyframe messages with sample tokens
+        self._keyframe_at: dict[str, int] = {}  # recent keyframe scans: sample token -> time
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
         self._version = 0  # bumped by every message taken: a waiting trigger's state changed
         self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
@@ -479,6 +492,10 @@ class OnlineSynchronizer:
                 if self.options.pose_channel in (None, ch):
                     self.poses.add(msg.timestamp_us, payload.ego_to_global)
             case LidarScan() if ch == LIDAR_CHANNEL:
+                if msg.sample_token is not None:
+                    self._keyframe_at[msg.sample_token] = msg.timestamp_us
+                    while len(self._keyframe_at) > 64:  # bounded: the oldest first
+                        del self._keyframe_at[next(iter(self._keyframe_at))]
                 if self._is_trigger(msg):
                     self.counters.triggers += 1
                     self._add_trigger(msg.timestamp_us)
@@ -556,6 +573,7 @@ class OnlineSynchronizer:
         for buf in (*self._cameras.values(), *self._radars.values()):
             buf.clear()
         self._latest.clear()
+        self._keyframe_at.clear()
         self._pending.clear()
         self._periods.clear()
         self._triggers.clear()
@@ -592,6 +610,8 @@ class OnlineSynchronizer:
         final: no message of `ch` still to come can be nearer, or be its own)."""
         o = self.options
         t = p.timestamp_us
+        if self._causal(ch):
+            return self._choose_causal(ch, buf, t, tol)
         prev, nxt = self._neighbours(t)
         own = [h for h in buf if self._own(h, p, tol, prev, nxt)]
         token = p.held.msg.sample_token
@@ -618,6 +638,25 @@ class OnlineSynchronizer:
             return best, False  # a nearer one may still come
         return best, self._surely_own(best, t, nxt)
 
+    def _causal(self, ch: str) -> bool:
+        return self.options.radar_match == "causal" and ch in self._radars
+
+    def _choose_causal(
+        self, ch: str, buf: Iterable[_Held], t: int, tol: int
+    ) -> tuple[_Held | None, bool]:
+        """`radar_match="causal"`: (the newest unused message of `ch` stamped within tolerance
+        at or before t, or None; whether final: a message stamped after t was received, or the
+        period puts the next one after t; with `early_decision=False`, only the former)."""
+        own = [h for h in buf if h.serial not in self._used and t - tol <= h.msg.timestamp_us <= t]
+        best = max(own, key=lambda h: h.msg.timestamp_us, default=None)
+        latest = self._latest.get(ch)
+        if latest is None:
+            return best, False
+        if latest > t or not self.options.early_decision:
+            return best, latest > t
+        period = self._periods[ch].lower_bound_us if ch in self._periods else None
+        return best, period is not None and latest + period > t
+
     def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
         """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
         before t, or the next trigger is known, or it comes a period later at the earliest."""
@@ -628,17 +667,43 @@ class OnlineSynchronizer:
         return tp is not None and 2 * ts < 2 * t + tp
 
     def _complete(self, p: PendingTrigger) -> bool:
+        """Every sensor's match is final, and the ego pose is known (not extrapolated) at the
+        trigger's time and at each message it takes as its own: a radar scan stamped after the
+        trigger waits for the poses of its time too. (Otherwise a log that gives a keyframe's
+        messages before the poses of their times, as nuscenes2mcap's convention does, would
+        have them extrapolated, and detections would depend on the layout.)"""
+        return not self.waiting_for(p)
+
+    def waiting_for(self, p: PendingTrigger) -> dict[str, str]:
+        """What a waiting trigger's match still depends on, per sensor (empty: complete): `none
+        yet` (no own message; one may still come within tolerance, or the next trigger may
+        show none can), `after the trigger` (its own nearest is stamped after it: a nearer
+        one, or the next trigger, may still come), `before the trigger` (a nearer one may still
+        come), `pose` (the ego pose at its time is not in yet). For benchmarks and diagnostics:
+        `benchmarks/sync_wait.py` counts it at the cap."""
         o = self.options
+        out: dict[str, str] = {}
         latest_pose = self.poses.latest_us
         if latest_pose is None or latest_pose < p.timestamp_us:
-            return False
-        for ch in o.camera_channels:
-            if not self._choose(ch, self._cameras[ch], p, o.camera_tolerance_us)[1]:
-                return False
-        for ch in o.radar_channels:
-            if not self._choose(ch, self._radars[ch], p, o.radar_tolerance_us)[1]:
-                return False
-        return True
+            out["pose"] = "pose"
+        for chans, bufs, tol in (
+            (o.camera_channels, self._cameras, o.camera_tolerance_us),
+            (o.radar_channels, self._radars, o.radar_tolerance_us),
+        ):
+            for ch in chans:
+                best, final = self._choose(ch, bufs[ch], p, tol)
+                if not final:
+                    out[ch] = (
+                        "none yet"
+                        if best is None
+                        else "after the trigger"
+                        if best.msg.timestamp_us > p.timestamp_us
+                        else "before the trigger"
+                    )
+                elif best is not None and latest_pose is not None:
+                    if best.msg.timestamp_us > latest_pose:
+                        out[ch] = "pose"
+        return out
 
     def ready(self, clock_us: int | None = None, flush: bool = False) -> list[PendingTrigger]:
         """Waiting triggers that can be built now, oldest first: every sensor's match is final
@@ -741,7 +806,11 @@ class OnlineSynchronizer:
         """(the message of `ch` the trigger's frame takes, whether it is reused): its own
         nearest (`_choose`; one that a trigger still to come may be nearer to is not taken as
         its own), else with `between="reuse"` the newest received within tolerance and the wait
-        (a neighbour's, not marked used), else None."""
+        (a neighbour's, not marked used), else None. A message marked for a keyframe is reused
+        only by the triggers at or after that keyframe's scan: nuscenes2mcap logs a keyframe's
+        messages at its scan's time, after the wait of the trigger before it has ended (by up
+        to the LIDAR period's jitter), so that trigger could have them in one layout and not in
+        another; it reuses an earlier message, in every layout."""
         held, _ = self._choose(ch, buf, trigger, tol)
         t = trigger.timestamp_us
         if held is not None and held.msg.sample_token is None:
@@ -749,15 +818,22 @@ class OnlineSynchronizer:
                 held = None  # at the cap, perhaps the next trigger's: left to it
         if held is not None or self.options.between == "none":
             return held, False
-        limit = t + min(tol, self.options.wait_us)
+        limit = t if self._causal(ch) else t + min(tol, self.options.wait_us)
         near = [
             h
             for h in buf
             if abs(h.msg.timestamp_us - t) <= tol
             and h.msg.timestamp_us <= limit
             and not h.undecodable
+            and self._reusable(h, t)
         ]
         return (max(near, key=lambda h: h.msg.timestamp_us), True) if near else (None, False)
+
+    def _reusable(self, h: _Held, t: int) -> bool:
+        """Whether a trigger at `t` may reuse `h`: unmarked, or marked for a keyframe whose scan
+        was received, at or before `t` (see `_match`)."""
+        token = h.msg.sample_token
+        return token is None or self._keyframe_at.get(token, t + 1) <= t
 
     def _mark_used(self, held: _Held) -> None:
         self._used.add(held.serial)

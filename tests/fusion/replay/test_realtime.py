@@ -89,13 +89,18 @@ def test_replay_defaults_are_the_fast_path_and_say_so(replay_root, tmp_path):
     s = json.loads(summary.read_text())
     assert s["backend"] == "onnxruntime" and s["decode"] == "reduced"
     assert s["between"] == "reuse" and s["warmup_s"] > 0
+    assert s["radar_match"] == "nearest"  # the causal radar option is off unless asked for
     assert set(s["sync_wait_ms"]) == {"p50", "p99", "max"}
     assert "backend onnxruntime  decode reduced" in text and "warm start" in text
     assert "sync_wait_ms: p50" in text
-    rc, text, err = quiet([*argv, "--backend", "torch", "--decode", "full", "--no-warm-start"])
+    rc, text, err = quiet(
+        [*argv, "--backend", "torch", "--decode", "full", "--no-warm-start", "--radar-match",
+         "causal"]
+    )  # fmt: skip
     assert rc == 0, text + err
     s = json.loads(summary.read_text())
     assert (s["backend"], s["decode"], s["warmup_s"]) == ("torch", "full", 0.0)
+    assert s["radar_match"] == "causal" and "radar causal" in text
     # --json: the same summary on stdout, and no text
     rc, text, err = quiet([*argv[: argv.index("--summary")], "--json"])
     assert rc == 0, text + err

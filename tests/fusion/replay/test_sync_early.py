@@ -196,3 +196,27 @@ def test_the_period_estimate_is_a_lower_bound_through_drops():
     for t in (166_000, 332_000, 415_000, 415_000, 400_000):  # a drop, a duplicate, out of order
         est.add(t)
     assert est.lower_bound_us == int(83_000 * 0.9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(periodic_streams())
+def test_the_causal_radar_option_takes_the_newest_scan_before_the_trigger(stream):
+    """`radar_match="causal"`: a trigger's radar scan is never stamped after it; deciding early
+    (by the radar's period) takes the scan that waiting for one stamped after the trigger
+    would, and is never released later; the cameras keep the nearest rule."""
+    early, sync = _run(stream, _options(radar_match="causal"))
+    waited, _ = _run(stream, _options(radar_match="causal", early_decision=False))
+    nearest, _ = _run(stream, _options())
+    radar_times = sorted(m.timestamp_us for m, _ in stream if m.channel == RADARS[0])
+    assert sorted(early) == sorted(waited) == sorted(nearest)
+    for t, (at, chosen) in early.items():
+        assert at <= waited[t][0], "released later than waiting"
+        assert chosen == waited[t][1]
+        before = [x for x in radar_times if t - 45_000 <= x <= t]
+        if RADARS[0] in chosen:
+            assert chosen[RADARS[0]] <= t and chosen[RADARS[0]] in before
+        for ch in CAMS:
+            assert chosen.get(ch) == nearest[t][1].get(ch)
+    # the same scan never goes to two triggers (between="none": no reuse)
+    taken = [c[RADARS[0]] for _, c in early.values() if RADARS[0] in c]
+    assert len(taken) == len(set(taken))
