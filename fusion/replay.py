@@ -56,21 +56,16 @@ from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.ingest import Ingested, IngestPump
 from fusion.localization.estimator import REJECTIONS, LocalizationConfig
+from fusion.localization.pose_source import POSE_SOURCE_TEXT, PoseChoice, localization_from_rig
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.replay_outputs import Processed, boxes_global
 from fusion.results import detections_to_results, results_meta
 from fusion.sensor_io import ImageDecode
 from fusion.sources.base import LogMessage, Source
 from fusion.stats import LatencyRecorder, latency_stats
-from fusion.stream import Between, OnlineSynchronizer, PoseChoice, StreamOptions, Trigger
+from fusion.stream import Between, OnlineSynchronizer, StreamOptions, Trigger
 
 LIDAR_PERIOD_MS = 50.0  # 20 Hz: the default budget of a trigger
-POSE_SOURCES = {
-    "pose": "the log's localization (/tf map->base_link or ego_pose)",
-    "odom": "the log's localization (CAN bus pose, /odom)",
-    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
-    "none": "none (the log has no localization and no GNSS + IMU)",
-}
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -670,14 +665,6 @@ def _replay_realtime(run: _Run) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 
 
-def localization_from_rig(path: Path) -> LocalizationConfig:
-    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
-    from fusion.sources.rig_file import load_rig
-
-    g = load_rig(path).gnss
-    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
-
-
 def format_summary(s: ReplaySummary) -> str:
     lines = [
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
@@ -692,7 +679,7 @@ def format_summary(s: ReplaySummary) -> str:
         "sync_wait_ms: "
         + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
-        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
+        f"ego poses: {POSE_SOURCE_TEXT.get(s.pose_source, s.pose_source)}"
         + (
             " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
             if s.pose_rejected
@@ -819,7 +806,7 @@ def run(args: argparse.Namespace) -> int:
         between=args.between,
         warm_start=not args.no_warm_start,
         poses=args.poses,
-        localization=None if args.rig is None else localization_from_rig(args.rig),
+        localization=None if args.rig is None else localization_from_rig(args.rig)[0],
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

@@ -16,13 +16,13 @@ positive definite, or lies far away is rejected and counted in `counts`, never f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from calibration import Transform, matrix_to_quaternion
-from calibration.geodesy import GeodeticOrigin, geodetic_to_enu
+from calibration import Transform, matrix_to_quaternion, quaternion_multiply
+from calibration.geodesy import GeodeticOrigin, enu_rotation, enu_to_enu, geodetic_to_enu
 from fusion.localization.eskf import (
     BA,
     BG,
@@ -115,6 +115,23 @@ class EstimatedPoses:
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
+
+    def in_frame(self, origin: GeodeticOrigin) -> EstimatedPoses:
+        """The same poses in the ENU frame of `origin` (e.g. a map's), through WGS84: positions
+        by `enu_to_enu`, attitudes and covariances turned by the angle between the frames."""
+        if self.origin is None or len(self) == 0:
+            return replace(self, origin=origin)
+        rot = enu_rotation(self.origin, origin)
+        q = matrix_to_quaternion(rot)
+        j = np.zeros((6, 6))
+        j[:3, :3] = j[3:, 3:] = rot
+        return replace(
+            self,
+            translations=enu_to_enu(self.translations, self.origin, origin),
+            rotations=np.array([quaternion_multiply(q, r) for r in self.rotations]),
+            covariances=j @ self.covariances @ j.T,
+            origin=origin,
+        )
 
     def pose_stream(self, max_extrapolation_us: int = 0) -> PoseStream:
         """The poses as the one pose stream of a run (source `gnss-imu`)."""

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import PinholeCamera, Transform, yaw_from_quaternion
+from calibration.geodesy import GeodeticOrigin
 from fusion.config import CONFIG_DIR, load_dataclass
 from fusion.errors import ConfigError
 
@@ -156,6 +157,11 @@ class GnssSpec:
     time_offset_s: float
     std: GnssNoise
     rtk: GnssNoise
+
+    @property
+    def map_origin(self) -> GeodeticOrigin:
+        """The geodetic origin of the map's global frame (its ENU frame)."""
+        return GeodeticOrigin(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m)
 
     def noise(self, mode: Literal["std", "rtk"]) -> GnssNoise:
         match mode:

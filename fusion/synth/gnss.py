@@ -25,7 +25,7 @@ COVARIANCE_DIAGONAL_KNOWN = 2
 
 
 def map_origin(spec: GnssSpec) -> GeodeticOrigin:
-    return GeodeticOrigin(spec.origin_lat_deg, spec.origin_lon_deg, spec.origin_alt_m)
+    return spec.map_origin
 
 
 def gnss_messages(
