@@ -20,6 +20,8 @@ CLI_ENTRY = "fusion.cli"
 # importer fails, and so does an entry here that no longer imports the module.
 MIXED_COMMAND_IMPORTS = {
     ("fusion.bench.real", "fusion.evaluate"),  # evaluate(), safe_name()
+    # bench localization scores detection with true and estimated poses through evaluate()
+    ("fusion.bench.localization", "fusion.evaluate"),
     ("fusion.bench.replay", "fusion.replay"),  # replay(), ReplayOptions, LIDAR_PERIOD_MS
     # bench replay times the same log through bench latency's loop in the same run
     ("fusion.bench.replay", "fusion.bench.latency"),  # StreamFrames
