@@ -55,8 +55,13 @@ from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.ingest import Ingested, IngestPump
-from fusion.localization.estimator import REJECTIONS, LocalizationConfig
-from fusion.localization.pose_source import POSE_SOURCE_TEXT, PoseChoice, localization_from_rig
+from fusion.localization.estimator import POSE_SOURCE, REJECTIONS, LocalizationConfig
+from fusion.localization.pose_source import (
+    POSE_SOURCE_TEXT,
+    PoseChoice,
+    localization_from_frames,
+    localization_from_rig,
+)
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.replay_outputs import Processed, boxes_global
 from fusion.results import detections_to_results, results_meta
@@ -303,6 +308,7 @@ class ReplaySummary:
     # `gnss-imu` (estimated here); and what the estimator rejected (bad or gated input)
     pose_source: str = ""
     pose_rejected: dict[str, int] = field(default_factory=dict)
+    pose_calibration: str = ""  # gnss-imu: where the lever arm and IMU extrinsic came from
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON: statistics without samples (no processed trigger) are null, not NaN."""
@@ -338,7 +344,10 @@ class ReplayOptions:
     between: Between = "reuse"
     warm_start: bool = True  # run one frame of the log before the clock starts
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
-    localization: LocalizationConfig | None = None  # the estimator's calibration and noise
+    # the estimator's calibration and noise (`--rig`), and where it came from; None: the log's
+    # static transforms of the GNSS antenna and the IMU (Rig.frames), else none
+    localization: LocalizationConfig | None = None
+    pose_calibration: str = ""
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -368,6 +377,7 @@ class _Run:
         self.sinks = sinks
         self.status = status
         info = source.info()
+        rig = source.rig()
         self.stream_options = StreamOptions.for_log(
             runner.cfg,
             info,
@@ -379,9 +389,21 @@ class _Run:
             between=options.between,
             localization=options.localization,
         )
+        localization, calibration = options.localization, options.pose_calibration
+        if self.stream_options.pose_channel == POSE_SOURCE and localization is None:
+            # no --rig: the log's static transforms of the GNSS antenna and the IMU, if any
+            localization = localization_from_frames(rig.frames)
+            calibration = (
+                rig.frames_origin
+                if localization is not None
+                else "none (antenna and IMU taken at the ego origin; --rig gives them)"
+            )
+            self.stream_options = dataclasses.replace(
+                self.stream_options, localization=localization
+            )
         self.trigger = self.stream_options.trigger
         self.sync = OnlineSynchronizer(
-            self.stream_options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
+            self.stream_options, rig, scene_name=str(getattr(source, "scene", "") or "")
         )
         self.pump = IngestPump(self.sync)
         self.faults = FaultInjector(options.faults)
@@ -394,6 +416,14 @@ class _Run:
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
+        if self.summary.pose_source == POSE_SOURCE:
+            cfg = localization or LocalizationConfig()
+            imu = cfg.imu_to_ego.translation
+            self.summary.pose_calibration = (
+                f"{calibration}: antenna {[round(float(v), 3) for v in cfg.antenna_in_ego]} m "
+                f"and IMU {[round(float(v), 3) for v in imu]} m in ego, fix latency "
+                f"{cfg.gnss_time_offset_s:g} s"
+            )
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
         self.shed: dict[str, int] = {}
@@ -686,6 +716,8 @@ def format_summary(s: ReplaySummary) -> str:
             else ""
         ),
     ]
+    if s.pose_calibration:
+        lines.append(f"pose calibration: {s.pose_calibration}")
     chans = sorted(set(s.received) | set(s.missing))
     if chans:
         lines.append(f"{'channel':<20}{'received':>10}{'rejected':>10}{'missing':>10}")
@@ -807,6 +839,7 @@ def run(args: argparse.Namespace) -> int:
         warm_start=not args.no_warm_start,
         poses=args.poses,
         localization=None if args.rig is None else localization_from_rig(args.rig)[0],
+        pose_calibration="" if args.rig is None else f"rig {args.rig} [gnss]",
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

@@ -10,14 +10,19 @@ estimated from its GNSS, IMU and wheel speed.
   them), its poses taken to the dataroot's global frame through WGS84 when that frame's
   geodetic origin is known (the rig's `[gnss]` origin).
 - `localization_from_rig`: the estimator's calibration (antenna lever arm, fix latency) and the
-  map's geodetic origin from a rig file's `[gnss]` section.
+  map's geodetic origin from a rig file's `[gnss]` section; `localization_from_frames`: the
+  lever arm and the IMU extrinsic from a log's static transforms (`Rig.frames`: `/tf_static`
+  of a ROS bag, `/tf` of an MCAP file).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from calibration import Transform
 from calibration.geodesy import GeodeticOrigin
 from fusion.errors import DataError
 from fusion.localization.estimator import (
@@ -27,6 +32,7 @@ from fusion.localization.estimator import (
     estimate_poses,
 )
 from fusion.localization.inputs import load_scene_inputs
+from fusion.sources.layout import GNSS_CHANNEL, IMU_CHANNEL
 from fusion.sources.rig_file import load_rig
 
 PoseChoice = Literal["auto", "log", "gnss-imu"]
@@ -100,3 +106,21 @@ def localization_from_rig(
     g = load_rig(path).gnss
     config = LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
     return config, g.map_origin
+
+
+def localization_from_frames(
+    frames: Mapping[str, Transform], config: LocalizationConfig | None = None
+) -> LocalizationConfig | None:
+    """`config` (default `LocalizationConfig()`) with the antenna lever arm and the IMU -> ego
+    extrinsic of a log's non-sensor frames (`Rig.frames`: `gnss`, the antenna -> ego, and
+    `imu`); None when the log has neither. The fix latency is not a transform: it stays
+    `config`'s (configured, `--rig`)."""
+    gnss, imu = frames.get(GNSS_CHANNEL), frames.get(IMU_CHANNEL)
+    if gnss is None and imu is None:
+        return None
+    config = config or LocalizationConfig()
+    if gnss is not None:
+        config = replace(config, antenna_in_ego=tuple(float(v) for v in gnss.translation))
+    if imu is not None:
+        config = replace(config, imu_to_ego=Transform(imu.matrix, src="imu", dst="ego"))
+    return config

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from calibration import Transform
 from fusion.config import CONFIG_DIR, load_dataclass
 from fusion.errors import ConfigError, DataError
 from fusion.sources.base import Rig, SensorCalibration
-from fusion.sources.rig_file import load_rig
+from fusion.sources.rig_file import RigSpec, load_rig
 
 DEFAULT_TOPICS = CONFIG_DIR / "topics_nuscenes.toml"
 KEYFRAMES_TOPIC = "/nuscenes/keyframes"  # written by `fusion convert`: keyframe marks, JSON
@@ -49,11 +51,20 @@ class TopicMap:
     sensors: tuple[SensorTopic, ...]
     gnss: str = ""  # GNSS fixes; a map written before GNSS was read may leave it out
     speed: str = ""  # forward speed of the vehicle
+    # the frames of the GNSS antenna and of the IMU: their static transforms from the ego frame
+    # give the pose estimator's lever arm and IMU extrinsic (Rig.frames)
+    gnss_frame: str = "gps"
+    imu_frame: str = "imu"
     path: str = ""  # the file it came from, for errors
     strict: bool = False  # every named topic must be in the log (a user's map)
 
     def by_topic(self) -> dict[str, SensorTopic]:
         return {s.topic: s for s in self.sensors}
+
+    def rig_frames(self) -> dict[str, str]:
+        """Frame id -> name in `Rig.frames` of the frames that are not sensors."""
+        named = ((self.gnss_frame, GNSS_CHANNEL), (self.imu_frame, IMU_CHANNEL))
+        return {frame: name for frame, name in named if frame}
 
     def channel_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Messages per channel (`Source.info()["channels"]`) from messages per topic: each
@@ -123,7 +134,16 @@ def rig_from_file(path: str | Path) -> Rig:
         sensors[s.channel] = SensorCalibration(s.channel, s.to_ego)
     for c in spec.cameras:
         sensors[c.channel] = SensorCalibration(c.channel, c.to_ego, c.camera())
-    return Rig(sensors)
+    return Rig(sensors, rig_file_frames(spec), f"rig {path} [gnss]")
+
+
+def rig_file_frames(spec: RigSpec) -> dict[str, Transform]:
+    """A rig file's non-sensor frames: the GNSS antenna (`[gnss]` translation) and the IMU,
+    which the rig puts at the ego origin (the CAN bus `ms_imu` is in the ego frame)."""
+    antenna = Transform.from_translation_quaternion(
+        spec.gnss.translation, (1.0, 0.0, 0.0, 0.0), src=GNSS_CHANNEL, dst="ego"
+    )
+    return {GNSS_CHANNEL: antenna, IMU_CHANNEL: Transform(np.eye(4), src=IMU_CHANNEL, dst="ego")}
 
 
 def complete_rig(
@@ -133,9 +153,12 @@ def complete_rig(
     camera_channels: Collection[str],
     fallback: Rig | None,
     log_path: str | Path,
+    frames: Mapping[str, Transform] | None = None,
+    frames_origin: str = "",
 ) -> Rig:
     """The log's own calibration, a missing piece taken from `fallback` (the `--rig` file):
-    a sensor with neither raises DataError naming the sensor."""
+    a sensor with neither raises DataError naming the sensor. `frames`: the log's non-sensor
+    frames (the `--rig` file overrides them where it is used: `fusion replay --rig`)."""
     sensors = {}
     for ch in channels:
         ext = extrinsics.get(ch)
@@ -152,7 +175,7 @@ def complete_rig(
                 if cam is None:
                     raise DataError(f"the rig file has no camera model for {ch}", log_path)
         sensors[ch] = SensorCalibration(ch, ext, cam)  # type: ignore[arg-type]
-    return Rig(sensors)
+    return Rig(sensors, dict(frames or {}), frames_origin if frames else "")
 
 
 def keyframes_json(marks: Mapping[str, list[tuple[int, str]]]) -> bytes:

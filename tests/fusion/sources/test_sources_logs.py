@@ -74,6 +74,10 @@ def assert_same_log(reference, log) -> None:  # noqa: ANN001
                 rb[ch].camera.width,
                 rb[ch].camera.height,
             )
+    # the GNSS antenna and the IMU frames (static transforms) survive the round trip
+    assert set(ra.frames) == set(rb.frames)
+    for name, tf in ra.frames.items():
+        assert np.allclose(tf.matrix, rb.frames[name].matrix, atol=1e-9)
 
 
 @pytest.mark.parametrize("layout", list(KINDS))
