@@ -362,6 +362,7 @@ def evaluate(
     poses: PoseChoice = "auto",
     rig: Path | None = None,
     subsets: dict[str, Sequence[str]] | None = None,
+    gnss_latency_sigma_s: float = 0.0,
 ) -> EvalReport | None:
     """Run every model over the split, score each with the devkit, write results and plots.
 
@@ -374,7 +375,8 @@ def evaluate(
     the generator's rig). A keyframe without an ego pose (before the estimator's start) is
     not detected: it is scored with no detections and counted, and the metrics over the
     keyframes with a pose are given beside (`poses` of the report). `subsets`: name -> sample
-    tokens also scored on their own (in `poses["subsets"]`)."""
+    tokens also scored on their own (in `poses["subsets"]`). `gnss_latency_sigma_s` > 0: the
+    estimator estimates the GNSS fix latency online from the rig's, with that prior sigma."""
     from fusion.nuscenes import NuScenesReader
 
     shard = shard or Shard()
@@ -392,8 +394,9 @@ def evaluate(
         runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
         runs.append(_ModelRun(name, model, runner))
     options = replace(_reader_options(runs), image_decode=decode, poses=poses)  # type: ignore[arg-type]
-    if rig is not None:
+    if rig is not None or gnss_latency_sigma_s > 0:
         config, origin = localization_from_rig(rig)
+        config = replace(config, time_offset_sigma=gnss_latency_sigma_s)
         options = replace(options, localization=config, map_origin=origin)
     reader = NuScenesReader(dataroot, version, options)
     tokens = reader.sample_tokens(split)
@@ -441,7 +444,7 @@ def evaluate(
                 r.detections[tok] = dets
 
     estimator = {
-        scene: est.counts | {"start_us": est.start_us}
+        scene: est.counts | {"start_us": est.start_us, "time_offset_s": est.time_offset_s}
         for scene, est in reader.estimates.items()
         if est is not None and not isinstance(est, Exception)
     }
@@ -507,15 +510,18 @@ def _estimator_summary(reader: Any, rig: Path | None, estimator: dict) -> dict[s
     rejected: dict[str, int] = {}
     for counts in estimator.values():
         for k, v in counts.items():
-            if k != "start_us" and v:
+            if k not in ("start_us", "time_offset_s") and v:
                 rejected[k] = rejected.get(k, 0) + v
     return {
         "calibration": f"rig {rig} [gnss]" if rig else "the default rig's [gnss]",
         "antenna_in_ego_m": list(o.localization.antenna_in_ego),
         "gnss_time_offset_s": o.localization.gnss_time_offset_s,
+        "gnss_latency_estimated": o.localization.time_offset_sigma > 0,
         "map_origin": [o.map_origin.lat_deg, o.map_origin.lon_deg, o.map_origin.alt_m],
         "estimator_counts": dict(sorted(rejected.items())),
         "estimator_start_us": {s: c["start_us"] for s, c in sorted(estimator.items())},
+        # the GNSS fix latency at each scene's end, and its sigma (0: held as configured)
+        "time_offset_s": {s: c["time_offset_s"] for s, c in sorted(estimator.items())},
     }
 
 
@@ -645,8 +651,15 @@ def format_table(report: EvalReport) -> str:
         if "calibration" in p:
             lines.append(
                 f"  calibration: {p['calibration']} (antenna {p['antenna_in_ego_m']} m in ego, "
-                f"fix latency {p['gnss_time_offset_s']:g} s); map origin {p['map_origin']}"
+                f"fix latency {p['gnss_time_offset_s']:g} s"
+                f"{', estimated online' if p['gnss_latency_estimated'] else ', configured'}); "
+                f"map origin {p['map_origin']}"
             )
+            if p["gnss_latency_estimated"]:
+                per = ", ".join(
+                    f"{s} {v[0]:.3f} +- {v[1]:.3f} s" for s, v in p["time_offset_s"].items() if v
+                )
+                lines.append(f"  latency estimated: {per}")
             if p["estimator_counts"]:
                 per = ", ".join(f"{k} {v}" for k, v in p["estimator_counts"].items())
                 lines.append(f"  estimator: {per}")
@@ -717,6 +730,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "latency and the map's geodetic origin (default: the generator's rig)",
     )
     parser.add_argument(
+        "--gnss-latency-sigma",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --poses gnss-imu: estimate the GNSS fix latency online from the rig's, with "
+        "this prior sigma in s (default 0: the rig's latency is held)",
+    )
+    parser.add_argument(
         "--decode",
         choices=("full", "reduced"),
         default="full",
@@ -747,6 +768,7 @@ def run(args: argparse.Namespace) -> int:
         decode=args.decode,
         poses=args.poses,
         rig=args.rig,
+        gnss_latency_sigma_s=args.gnss_latency_sigma,
     )
     close_shard(shard)  # on success only: a failing rank must not wait in a barrier
     if report is None:  # a rank other than 0 under torchrun: rank 0 scores and writes

@@ -348,6 +348,9 @@ class ReplayOptions:
     # static transforms of the GNSS antenna and the IMU (Rig.frames), else none
     localization: LocalizationConfig | None = None
     pose_calibration: str = ""
+    # > 0: the estimator estimates the GNSS fix latency online from the configured one, with
+    # this prior sigma (s); 0: the configured latency is held
+    gnss_latency_sigma_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -401,6 +404,14 @@ class _Run:
             self.stream_options = dataclasses.replace(
                 self.stream_options, localization=localization
             )
+        if options.gnss_latency_sigma_s > 0 and self.stream_options.pose_channel == POSE_SOURCE:
+            localization = dataclasses.replace(
+                localization or LocalizationConfig(),
+                time_offset_sigma=options.gnss_latency_sigma_s,
+            )
+            self.stream_options = dataclasses.replace(
+                self.stream_options, localization=localization
+            )
         self.trigger = self.stream_options.trigger
         self.sync = OnlineSynchronizer(
             self.stream_options, rig, scene_name=str(getattr(source, "scene", "") or "")
@@ -423,6 +434,11 @@ class _Run:
                 f"{calibration}: antenna {[round(float(v), 3) for v in cfg.antenna_in_ego]} m "
                 f"and IMU {[round(float(v), 3) for v in imu]} m in ego, fix latency "
                 f"{cfg.gnss_time_offset_s:g} s"
+                + (
+                    f" (estimated online, prior sigma {cfg.time_offset_sigma:g} s)"
+                    if cfg.time_offset_sigma > 0
+                    else " (configured)"
+                )
             )
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
@@ -585,6 +601,10 @@ def replay(
         s.pose_rejected = {
             k: v for k, v in run.sync.estimator.counts.items() if v and k in REJECTIONS
         }
+        offset = run.sync.estimator.poses().time_offset_s
+        if offset is not None and offset[1] > 0:
+            s.pose_calibration += f"; latency estimated {offset[0]:.3f} +- {offset[1]:.3f} s"
+
     s.dropped = sum(s.dropped_by.values())
     s.missing = dict(sorted(c.missing.items()))
     s.received = dict(run.pump.counts.received)
@@ -814,6 +834,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
         "speed (gnss-imu), or the first when the log has it (auto, default)",
     )
+    parser.add_argument(
+        "--gnss-latency-sigma",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with estimated poses: estimate the GNSS fix latency online, from the configured "
+        "one (--rig's [gnss] time_offset_s, else 0) with this prior sigma in s (default 0: "
+        "the configured latency is held)",
+    )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
 
 
@@ -840,6 +869,7 @@ def run(args: argparse.Namespace) -> int:
         poses=args.poses,
         localization=None if args.rig is None else localization_from_rig(args.rig)[0],
         pose_calibration="" if args.rig is None else f"rig {args.rig} [gnss]",
+        gnss_latency_sigma_s=args.gnss_latency_sigma,
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

@@ -125,13 +125,18 @@ def test_eval_states_the_source_and_counts_keyframes_without_pose(roots, tmp_pat
     argv = ["eval", "--dataroot", str(roots["late"]), "--version", VERSION, "--split",
             "synth_all", "--models", "lidar", "--out", str(out), "--pictures", "1",
             "--no-progress", "--poses", "gnss-imu"]  # fmt: skip
-    rc, text, err = _quiet(argv)
+    rc, text, err = _quiet([*argv, "--gnss-latency-sigma", "0.1"])
     assert rc == 0, text + err
     summary = json.loads((out / "summary.json").read_text())
     poses = summary["poses"]
     assert poses["source"] == "gnss-imu"
     assert poses["calibration"] == "the default rig's [gnss]"
     assert poses["antenna_in_ego_m"] == [0.0, 0.0, 1.9]
+    # the fix latency estimated online from the rig's 0.05 s (the generator's true latency)
+    assert poses["gnss_latency_estimated"] and poses["gnss_time_offset_s"] == 0.05
+    td, sigma = poses["time_offset_s"][SCENE]
+    assert 0 < sigma < 0.1 and abs(td - 0.05) < 0.05, (td, sigma)
+    assert "latency estimated: scene-0001" in text
     unposed = poses["tokens_without_pose"]
     assert 1 <= poses["samples_without_pose"] == len(unposed) < summary["samples"]
     fixes = json.loads((roots["late"] / "can_bus" / f"{SCENE}_gnss.json").read_text())

@@ -148,3 +148,9 @@ def test_calibration_comes_from_tf_static_and_rig_overrides(bags, lidar_runner, 
     )
     summary = replay(open_source(bags["raw"]), lidar_runner, options, [])
     assert summary.pose_calibration.startswith(f"rig {moved}: antenna [0.5, 0.0, 1.5] m")
+    assert "(configured)" in summary.pose_calibration
+    # the fix latency estimated online (not in /tf_static): stated with its estimate
+    options = ReplayOptions(rate=0, trigger="lidar", duration_s=1.0, gnss_latency_sigma_s=0.1)
+    summary = replay(open_source(bags["raw"]), lidar_runner, options, [])
+    assert "(estimated online, prior sigma 0.1 s)" in summary.pose_calibration
+    assert "; latency estimated " in summary.pose_calibration, summary.pose_calibration
