@@ -59,3 +59,13 @@ def enu_to_enu(enu: ArrayLike, src: GeodeticOrigin, dst: GeodeticOrigin) -> NDAr
     """ENU points (N, 3) m in the frame of `src` -> the ENU frame of `dst` (through WGS84)."""
     lat, lon, alt = enu_to_geodetic(enu, src)
     return geodetic_to_enu(lat, lon, alt, dst)
+
+
+def enu_rotation(src: GeodeticOrigin, dst: GeodeticOrigin) -> NDArray[np.float64]:
+    """The rotation (3, 3) taking vectors of the ENU frame of `src` to the ENU frame of `dst`
+    (through ECEF: the two frames' axes differ by the angle between their verticals, about
+    1.6e-4 rad per km apart)."""
+    axes = np.eye(3)
+    u, v, w = pymap3d.enu2uvw(axes[0], axes[1], axes[2], src.lat_deg, src.lon_deg)
+    e, n, up = pymap3d.uvw2enu(u, v, w, dst.lat_deg, dst.lon_deg)
+    return np.array([e, n, up], dtype=np.float64)

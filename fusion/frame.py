@@ -147,7 +147,7 @@ class EgoMotion:
 
     velocity: NDArray[np.float64]  # (3,) m/s in the ego frame
     yaw_rate: float  # rad/s
-    source: str  # "can_bus" or "ego_pose"
+    source: str  # "can_bus", "ego_pose" or "gnss-imu" (the estimated poses)
 
 
 @dataclass(frozen=True, eq=False)

@@ -84,7 +84,7 @@ def test_wheel_installs_and_evaluates_from_elsewhere(tmp_path: Path):
         [
             python,
             "-c",
-            "import fusion.config as c, fusion.sources.layout as l, fusion.sources.rig_file as r;"
+            "import fusion.config as c, fusion.sources.layout as l, fusion.data.rig_file as r;"
             "print(c.__file__); print(c.load_config('tiny').camera.image_hw[1]);"
             "print(len(l.load_topic_map().sensors)); print(len(r.load_rig().cameras))",
         ],

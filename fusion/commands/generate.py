@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from fusion.config import CONDITIONS, Condition
-from fusion.sources.rig_file import DEFAULT_RIG
+from fusion.data.rig_file import DEFAULT_RIG
 from fusion.synth.dataroot import GenerateOptions, generate_dataroot
 from fusion.synth.gnss import GNSS_MODES
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
+from fusion.data.rig_file import localization_from_rig
 from fusion.errors import DataError
 from fusion.frame import Frame
+from fusion.localization.pose_source import POSE_CHOICES, POSE_SOURCE_TEXT
 from fusion.outputs.plots import render_frame
 from kernels import count_points_in_boxes
 
@@ -31,6 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerant", action="store_true", help="mark broken sensors missing instead of failing"
+    )
+    parser.add_argument(
+        "--poses",
+        choices=POSE_CHOICES,
+        default="auto",
+        help="ego poses: the ego_pose table (log), estimated from the scene's CAN bus IMU, wheel "
+        "speed and GNSS (gnss-imu), or the first when the dataroot has it (auto)",
+    )
+    parser.add_argument(
+        "--rig", type=Path, help="with --poses gnss-imu: the rig whose [gnss] calibrates it"
     )
 
 
@@ -115,6 +128,8 @@ def summary_text(info: dict, frame: Frame) -> str:
             f"{absent['total']} sweeps absent (files not on disk, keyframes-only layout; "
             f"fused without them): {per}"
         )
+    if "ego_poses" in info:
+        lines.append(f"ego poses: {POSE_SOURCE_TEXT.get(info['ego_poses'], info['ego_poses'])}")
     if frame.ego_motion is not None:
         em = frame.ego_motion
         lines.append(
@@ -135,16 +150,18 @@ def summary_text(info: dict, frame: Frame) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = NuScenesReader(
-        args.dataroot,
-        args.version,
-        ReaderOptions(lidar_sweeps=args.sweeps, radar_sweeps=1, tolerant=args.tolerant),
+    options = ReaderOptions(
+        lidar_sweeps=args.sweeps, radar_sweeps=1, tolerant=args.tolerant, poses=args.poses
     )
+    if args.rig is not None:
+        config, origin = localization_from_rig(args.rig)
+        options = replace(options, localization=config, map_origin=origin)
+    reader = NuScenesReader(args.dataroot, args.version, options)
     tokens = reader.sample_tokens()
     if not tokens:
         raise DataError("dataroot has no samples", args.dataroot)
     frame = reader.frame(args.sample or tokens[0])
-    info = inspect_json(frame, reader.out_of_sync)
+    info = inspect_json(frame, reader.out_of_sync) | {"ego_poses": reader.pose_source}
     if not emit_json(args, info):
         print(summary_text(info, frame))
     if args.render:

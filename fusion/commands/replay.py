@@ -10,33 +10,19 @@ import time
 from pathlib import Path
 
 from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.data.rig_file import localization_from_rig
 from fusion.engines.base import add_backend_argument
 from fusion.engines.device import resolve_backend
 from fusion.engines.runner import Runner, open_engine
-from fusion.localization.estimator import LocalizationConfig
+from fusion.localization.pose_source import POSE_SOURCE_TEXT
 from fusion.model.weights import load_detector, resolve_weights
 from fusion.outputs.sinks import DetectionsJsonl, McapSink, RerunSink, ResultsJson, Sink
 from fusion.postprocess.results import results_meta
 from fusion.replay.faults import Faults
 from fusion.replay.runner import LIDAR_PERIOD_MS, ReplayOptions, ReplayRun, ReplaySummary, replay
 from fusion.sources import check_version, open_source
-from fusion.sources.rig_file import load_rig
 from fusion.stats import latency_stats
 from fusion.threads import apply_threads
-
-POSE_SOURCES = {
-    "pose": "the log's localization (/tf map->base_link or ego_pose)",
-    "odom": "the log's localization (CAN bus pose, /odom)",
-    "gnss-imu": "estimated from GNSS, IMU and wheel speed (error-state EKF, causal)",
-    "none": "none (the log has no localization and no GNSS + IMU)",
-}
-
-
-def localization_from_rig(path: Path) -> LocalizationConfig:
-    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]`."""
-
-    g = load_rig(path).gnss
-    return LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
 
 
 def format_summary(s: ReplaySummary) -> str:
@@ -54,13 +40,15 @@ def format_summary(s: ReplaySummary) -> str:
         "sync_wait_ms: "
         + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
-        f"ego poses: {POSE_SOURCES.get(s.pose_source, s.pose_source)}"
+        f"ego poses: {POSE_SOURCE_TEXT.get(s.pose_source, s.pose_source)}"
         + (
             " (rejected: " + ", ".join(f"{k} {v}" for k, v in s.pose_rejected.items()) + ")"
             if s.pose_rejected
             else ""
         ),
     ]
+    if s.pose_calibration:
+        lines.append(f"pose calibration: {s.pose_calibration}")
     chans = sorted(set(s.received) | set(s.missing))
     if chans:
         lines.append(f"{'channel':<20}{'received':>10}{'rejected':>10}{'missing':>10}")
@@ -142,6 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the scan is up to one radar period old): benchmarks/sync_wait.md",
     )
     parser.add_argument(
+        "--gnss-latency-sigma",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with estimated poses: estimate the GNSS fix latency online, from the configured "
+        "one (--rig's [gnss] time_offset_s, else 0) with this prior sigma in s (default 0: "
+        "the configured latency is held)",
+    )
+    parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
@@ -184,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         radar_match=args.radar_match,
         warm_start=not args.no_warm_start,
         poses=args.poses,
-        localization=None if args.rig is None else localization_from_rig(args.rig),
+        localization=None if args.rig is None else localization_from_rig(args.rig)[0],
+        pose_calibration="" if args.rig is None else f"rig {args.rig} [gnss]",
+        gnss_latency_sigma_s=args.gnss_latency_sigma,
     )
     source = open_source(
         args.source, version=args.version, scene=args.scene, rig=args.rig, topics=args.topics

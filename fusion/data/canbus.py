@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from calibration.geodesy import GeodeticOrigin
 from fusion.data.sensor_io import read_json
 from fusion.errors import DataError
+from fusion.localization.estimator import EstimatedPoses, LocalizationConfig, estimate_poses
 from fusion.localization.measurements import GnssFixes, ImuSamples, SpeedSamples
 from fusion.motion.poses import PoseStream, record_column, record_quaternions, record_times
 
@@ -195,3 +197,31 @@ def load_can_bus(dataroot: str | Path, scene_name: str) -> CanBus | None:
         ),
         pose_velocity=vel[order],
     )
+
+
+def has_scene_inputs(dataroot: str | Path, scene_name: str) -> bool:
+    """Whether a dataroot scene has what the estimator needs (CAN bus IMU and GNSS files)."""
+    can = Path(dataroot) / "can_bus"
+    return (can / f"{scene_name}_ms_imu.json").is_file() and (
+        can / f"{scene_name}_gnss.json"
+    ).is_file()
+
+
+def scene_poses(
+    dataroot: str | Path,
+    scene_name: str,
+    config: LocalizationConfig | None = None,
+    frame_origin: GeodeticOrigin | None = None,
+) -> EstimatedPoses | None:
+    """The estimator over one dataroot scene's IMU, speed and GNSS, in receive order (each pose
+    uses only the messages stamped up to its time), in the ENU frame of `frame_origin` (else of
+    the first fix); None when the scene has no IMU or GNSS file. A malformed file is a
+    DataError naming it."""
+    inputs = load_scene_inputs(dataroot, scene_name)
+    if inputs is None:
+        return None
+    imu, speed, fixes = inputs
+    poses = estimate_poses(imu, fixes, speed, config)
+    if frame_origin is not None and poses.origin is not None:
+        poses = poses.in_frame(frame_origin)
+    return poses

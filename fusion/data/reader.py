@@ -24,7 +24,7 @@ import contextlib
 import io
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -32,6 +32,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from calibration import PinholeCamera, Transform, quaternion_to_matrix, yaw_from_matrix
+from calibration.geodesy import GeodeticOrigin
 from fusion.config import (
     CAMERA_CHANNELS,
     LIDAR_CHANNEL,
@@ -40,7 +41,8 @@ from fusion.config import (
     SyncConfig,
     load_config,
 )
-from fusion.data.canbus import CanBus, load_can_bus
+from fusion.data.canbus import CanBus, has_scene_inputs, load_can_bus, scene_poses
+from fusion.data.rig_file import localization_from_rig
 from fusion.data.sensor_io import (
     RadarFilter,
     jpeg_reduction,
@@ -54,7 +56,9 @@ from fusion.data.sensor_io import (
 from fusion.data.tables import TABLES, first_table_error, table_problems
 from fusion.errors import DataError
 from fusion.frame import Boxes, CameraData, EgoMotion, Frame, LidarData, RadarData, SensorPose
-from fusion.motion.poses import PoseStream, pose_stream_from_records
+from fusion.localization.estimator import POSE_SOURCE, EstimatedPoses, LocalizationConfig
+from fusion.localization.pose_source import LOG, PoseChoice, choose_pose_source
+from fusion.motion.poses import NoEgoPose, PoseStream, pose_at, pose_stream_from_records
 from fusion.motion.sweeps import lidar_sweeps, radar_sweeps
 
 # the key of a broken ego motion source (CAN bus or ego_pose table) in `Frame.missing`
@@ -109,6 +113,13 @@ class ReaderOptions:
     # the camera model scaled with them (fusion.data.sensor_io.jpeg_reduction, reduced_camera)
     image_decode: Literal["full", "reduced"] = "full"
     network_hw: tuple[int, int] | None = None
+    # ego poses (`fusion.localization.pose_source`): the `ego_pose` table (`log`), or estimated
+    # causally from each scene's CAN bus IMU, wheel speed and GNSS (`gnss-imu`), or the first
+    # when the dataroot has ego_pose records (`auto`). The estimator's calibration and the
+    # geodetic origin of the dataroot's global frame: given, else the default rig's `[gnss]`
+    poses: PoseChoice = "auto"
+    localization: LocalizationConfig | None = None
+    map_origin: GeodeticOrigin | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> ReaderOptions:
@@ -156,6 +167,13 @@ class NuScenesReader:
             raise self._table_error(exc) from None
         self._check_keys()
         self._can_bus: dict[str, CanBus | DataError | None] = {}
+        # the one pose source of the reader: `log` (ego_pose) or `gnss-imu` (the estimator)
+        self.pose_source = self._choose_pose_source()
+        # scene -> the estimator's poses (gnss-imu), run once per scene when first needed
+        self.estimates: dict[str, EstimatedPoses | DataError | None] = {}
+        # channel -> sample_data left out of frames for want of an ego pose (gnss-imu: before
+        # the estimator's start); a LIDAR_TOP keyframe without one has no frame (NoEgoPose)
+        self.no_pose: dict[str, int] = {}
 
     def _table_error(self, exc: Exception) -> DataError:
         """The devkit failed on a table: name the first bad table file `fusion validate` finds
@@ -323,29 +341,95 @@ class NuScenesReader:
         return cs, channel
 
     def sensor_pose(self, sample_data_token: str) -> SensorPose:
+        """The sensor's calibration and the ego pose at its time, from the reader's pose source;
+        `NoEgoPose` when the estimator has no pose at that time."""
         sd = self._get("sample_data", sample_data_token)
         cs, channel = self._channel(sd)
-        ep = self._get(
-            "ego_pose",
-            self._field("sample_data", sd, "ego_pose_token"),
-            f"sample_data {sd['token']}",
-        )
+        timestamp_us = self._timestamp("sample_data", sd)
+        if self.pose_source == POSE_SOURCE:
+            ego = self._estimated_pose(sd, timestamp_us)
+        else:
+            ep = self._get(
+                "ego_pose",
+                self._field("sample_data", sd, "ego_pose_token"),
+                f"sample_data {sd['token']}",
+            )
+            ego = Transform.from_translation_quaternion(
+                self._numbers("ego_pose", ep, "translation", 3),
+                self._quaternion("ego_pose", ep),
+                src="ego",
+                dst="global",
+            )
         return SensorPose(
             channel=channel,
-            timestamp_us=self._timestamp("sample_data", sd),
+            timestamp_us=timestamp_us,
             sensor_to_ego=Transform.from_translation_quaternion(
                 self._numbers("calibrated_sensor", cs, "translation", 3),
                 self._quaternion("calibrated_sensor", cs),
                 src=channel,
                 dst="ego",
             ),
-            ego_to_global=Transform.from_translation_quaternion(
-                self._numbers("ego_pose", ep, "translation", 3),
-                self._quaternion("ego_pose", ep),
-                src="ego",
-                dst="global",
-            ),
+            ego_to_global=ego,
         )
+
+    def _choose_pose_source(self) -> str:
+        """`choose_pose_source` for this dataroot: its localization is the ego_pose table, the
+        estimator needs a scene with CAN bus IMU and GNSS files."""
+        o = self.options
+        can_estimate = o.poses != LOG and any(
+            has_scene_inputs(self.dataroot, s["name"]) for s in self.nusc.scene
+        )
+        source = choose_pose_source(
+            o.poses,
+            bool(self.nusc.ego_pose),
+            can_estimate,
+            log_names=f"{self._table_path('ego_pose')} has no records",
+            estimate_needs="can_bus/<scene>_ms_imu.json and <scene>_gnss.json "
+            "(fusion generate --gnss std|rtk)",
+        )
+        if source == POSE_SOURCE and (o.localization is None or o.map_origin is None):
+            config, origin = localization_from_rig()
+            self.options = replace(
+                o, localization=o.localization or config, map_origin=o.map_origin or origin
+            )
+        return source or LOG
+
+    def scene_estimate(self, scene_name: str) -> EstimatedPoses | None:
+        """The estimator's poses of a scene in the global frame (run once; None: the scene has
+        no IMU or GNSS file); a malformed input file raises its DataError, read once."""
+        if scene_name not in self.estimates:
+            try:
+                self.estimates[scene_name] = scene_poses(
+                    self.dataroot, scene_name, self.options.localization, self.options.map_origin
+                )
+            except DataError as err:
+                self.estimates[scene_name] = err
+        got = self.estimates[scene_name]
+        if isinstance(got, DataError):
+            raise got
+        return got
+
+    def _estimated_pose(self, sd: dict, timestamp_us: int) -> Transform:
+        sample = self._get("sample", self._field("sample_data", sd, "sample_token"), "sample_data")
+        scene = self._get("scene", self._field("sample", sample, "scene_token"), "a sample")
+        est = self.scene_estimate(scene["name"])
+        pose = None
+        if est is not None and len(est):
+            pose = pose_at(est.timestamps_us, est.translations, est.rotations, timestamp_us, 0)
+        if pose is None:
+            start = (
+                "never started"
+                if est is None or est.start_us is None
+                else (f"poses from {int(est.timestamps_us[0])} us")
+            )
+            raise NoEgoPose(
+                f"no estimated ego pose at {timestamp_us} us (scene {scene['name']}: the "
+                f"estimator {start})"
+            )
+        return pose
+
+    def _left_out(self, channel: str) -> None:
+        self.no_pose[channel] = self.no_pose.get(channel, 0) + 1
 
     @cached_property
     def ego_poses(self) -> PoseStream:
@@ -354,8 +438,13 @@ class NuScenesReader:
         return pose_stream_from_records(self.nusc.ego_pose, origin=self._table_path("ego_pose"))
 
     def pose_stream(self, scene_name: str) -> PoseStream:
-        """The scene's GPS/IMU pose stream: the CAN bus `pose` messages (50 Hz) when the
-        dataroot has them, else the `ego_pose` records."""
+        """The scene's GPS/IMU pose stream: the estimator's (pose source `gnss-imu`), else the
+        CAN bus `pose` messages (50 Hz) when the dataroot has them, else the `ego_pose` records."""
+        if self.pose_source == POSE_SOURCE:
+            est = self.scene_estimate(scene_name)
+            if est is None or not len(est):
+                raise NoEgoPose(f"scene {scene_name}: the pose estimator gave no pose")
+            return est.pose_stream()
         can = self.can_bus(scene_name)
         return can.pose if can is not None else self.ego_poses
 
@@ -510,6 +599,11 @@ class NuScenesReader:
             missing[channel] = str(why)
             self.out_of_sync[channel] = self.out_of_sync.get(channel, 0) + 1
             return None
+        except NoEgoPose as why:  # never tolerated silently: missing and counted
+            missing[channel] = str(why)
+            if channel != EGO_MOTION:
+                self._left_out(channel)
+            return None
         except DataError as err:
             if not self.options.tolerant:
                 raise
@@ -574,15 +668,22 @@ class NuScenesReader:
     def _lidar(self, sd_token: str, reference: SensorPose) -> LidarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.lidar_sweeps))
         present, absent = self._present(chain, reference)
-        scans = [
-            (
-                reference if sd["token"] == sd_token else self.sensor_pose(sd["token"]),
-                load_lidar_bin(path),
-            )
-            for sd, path in present
-        ]
+        scans = []
+        for sd, path in present:
+            pose = reference if sd["token"] == sd_token else self._sweep_pose(sd, LIDAR_CHANNEL)
+            if pose is not None:
+                scans.append((pose, load_lidar_bin(path)))
         self._count_absent(LIDAR_CHANNEL, absent)
         return lidar_sweeps(scans, reference, chain[0]["filename"], absent)
+
+    def _sweep_pose(self, sd: dict, channel: str) -> SensorPose | None:
+        """An earlier sweep's pose; None (the sweep left out, counted) when the pose source has
+        none at its time, as the online synchronizer leaves it out."""
+        try:
+            return self.sensor_pose(sd["token"])
+        except NoEgoPose:
+            self._left_out(channel)
+            return None
 
     def _count_absent(self, channel: str, absent: list[float]) -> None:
         if absent:
@@ -605,11 +706,15 @@ class NuScenesReader:
     def _radar(self, sd_token: str, reference: SensorPose) -> RadarData:
         chain = self._sweep_chain(sd_token, max(1, self.options.radar_sweeps))
         present, absent = self._present(chain, reference)
-        scans = [
-            (self.sensor_pose(sd["token"]), load_radar_pcd(path, self.options.radar_filter))
-            for sd, path in present
-        ]
-        self._count_absent(self._channel(chain[0])[1], absent)
+        channel = self._channel(chain[0])[1]
+        # the keyframe's pose first: without it the radar is missing (NoEgoPose, counted)
+        scans = [(self.sensor_pose(present[0][0]["token"]), present[0][1])] if present else []
+        for sd, path in present[1:]:
+            pose = self._sweep_pose(sd, channel)
+            if pose is not None:
+                scans.append((pose, path))
+        scans = [(pose, load_radar_pcd(path, self.options.radar_filter)) for pose, path in scans]
+        self._count_absent(channel, absent)
         return radar_sweeps(scans, reference, chain[0]["filename"], absent)
 
     def _annotation(self, token: object) -> dict:
@@ -686,7 +791,13 @@ class NuScenesReader:
         )
 
     def ego_motion(self, scene_name: str, timestamp_us: int) -> EgoMotion | None:
-        """Velocity and yaw rate from the CAN bus when present, else from ego poses."""
+        """Velocity and yaw rate from the CAN bus when present, else from ego poses; with the
+        pose source `gnss-imu`, from the estimated poses (the CAN bus `pose` is the log's)."""
+        if self.pose_source == POSE_SOURCE:
+            stream = self.pose_stream(scene_name)
+            return EgoMotion(
+                stream.velocity(timestamp_us), stream.yaw_rate(timestamp_us), POSE_SOURCE
+            )
         can = self.can_bus(scene_name)
         if can is not None:
             return EgoMotion(can.velocity(timestamp_us), can.yaw_rate(timestamp_us), "can_bus")

@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from fusion.config import CONDITIONS, DETECTION_CLASSES
 from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
+from fusion.data.rig_file import localization_from_rig
 from fusion.distributed import Shard, gather_to_main, local_rank
 from fusion.engines.runner import Runner, StageTimes, open_engine
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
+from fusion.localization.pose_source import POSE_SOURCE_TEXT, PoseChoice
 from fusion.model.detector import Detector
 from fusion.model.weights import load_detector
+from fusion.motion.poses import NoEgoPose
 from fusion.motion.sweeps import absent_sweeps_read, keep_sweeps
 from fusion.outputs.plots import plot_bev_samples, plot_class_aps, render_camera_detections
 from fusion.postprocess.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
@@ -162,6 +165,8 @@ class EvalReport:
     absent_sweeps: dict[str, dict[str, int]] = field(default_factory=dict)
     # channel -> keyframes left out of their frames, beyond the [sync] tolerance (a warning)
     out_of_sync: dict[str, int] = field(default_factory=dict)
+    # the pose source used and what it could not serve (`_pose_summary`)
+    poses: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -179,6 +184,7 @@ class EvalReport:
                 c: {m: v.as_json() for m, v in d.items()} for c, d in self.conditions.items()
             },
             "out_of_sync": self.out_of_sync,
+            "poses": self.poses,
         }
 
 
@@ -242,12 +248,24 @@ def evaluate(
     shard: Shard | None = None,
     camera_motion: CameraMotion = "ignore",
     decode: str = "full",
+    poses: PoseChoice = "auto",
+    rig: Path | None = None,
+    subsets: dict[str, Sequence[str]] | None = None,
+    gnss_latency_sigma_s: float = 0.0,
 ) -> EvalReport | None:
     """Run every model over the split, score each with the devkit, write results and plots.
 
     With `shard` (see `init_shard`, under torchrun) each rank detects on its block of the
     samples and rank 0 gathers the results, scores them once and returns the report; the
-    other ranks return None. The results and metrics equal a single process's."""
+    other ranks return None. The results and metrics equal a single process's.
+
+    `poses`: the reader's pose source (`fusion.localization.pose_source`); with `gnss-imu` the
+    estimator's calibration and the map's geodetic origin come from `rig`'s `[gnss]` (default
+    the generator's rig). A keyframe without an ego pose (before the estimator's start) is
+    not detected: it is scored with no detections and counted, and the metrics over the
+    keyframes with a pose are given beside (`poses` of the report). `subsets`: name -> sample
+    tokens also scored on their own (in `poses["subsets"]`). `gnss_latency_sigma_s` > 0: the
+    estimator estimates the GNSS fix latency online from the rig's, with that prior sigma."""
 
     shard = shard or Shard()
     drop = check_drop(drop)
@@ -263,7 +281,11 @@ def evaluate(
         engine = open_engine(backend, model, engine_dir, device)  # type: ignore[arg-type]
         runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
         runs.append(_ModelRun(name, model, runner))
-    options = replace(_reader_options(runs), image_decode=decode)  # type: ignore[arg-type]
+    options = replace(_reader_options(runs), image_decode=decode, poses=poses)  # type: ignore[arg-type]
+    if rig is not None or gnss_latency_sigma_s > 0:
+        config, origin = localization_from_rig(rig)
+        config = replace(config, time_offset_sigma=gnss_latency_sigma_s)
+        options = replace(options, localization=config, map_origin=origin)
     reader = NuScenesReader(dataroot, version, options)
     tokens = reader.sample_tokens(split)
     if not tokens:
@@ -279,14 +301,26 @@ def evaluate(
     conditions: dict[str, str] = {}
     frames = _SweepFrames(reader, drop)
     late: dict[str, int] = {}  # keyframes beyond the sync tolerance, counted on the first read
+    unposed: dict[str, int] = {}  # sensors left out for want of an ego pose, on the first read
+    no_pose: list[str] = []  # keyframes without an ego pose: no frame, no detections
     for tok in iterator:
         before = dict(reader.out_of_sync)
-        frame = frames.read(tok)
+        before_pose = dict(reader.no_pose)
+        scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
+        conditions[tok] = scene_condition(scene)
+        try:
+            frame = frames.read(tok)
+        except NoEgoPose:
+            no_pose.append(tok)
+            for r in runs:
+                r.results[tok] = []
+            continue
         for ch, n in reader.out_of_sync.items():
             if n > before.get(ch, 0):
                 late[ch] = late.get(ch, 0) + n - before.get(ch, 0)
-        scene = reader.nusc.get("scene", reader.nusc.get("sample", tok)["scene_token"])
-        conditions[tok] = scene_condition(scene)
+        for ch, n in reader.no_pose.items():
+            if n > before_pose.get(ch, 0):
+                unposed[ch] = unposed.get(ch, 0) + n - before_pose.get(ch, 0)
         for r in runs:
             model_frame = frames.for_model(frame, r.model.cfg)
             for ch, n in absent_sweeps_read(model_frame, r.model.modalities).items():
@@ -297,24 +331,35 @@ def evaluate(
             if tok in first:
                 r.detections[tok] = dets
 
+    estimator = {
+        scene: est.counts | {"start_us": est.start_us, "time_offset_s": est.time_offset_s}
+        for scene, est in reader.estimates.items()
+        if est is not None and not isinstance(est, Exception)
+    }
     mine_out = (
         conditions,
         {r.name: (r.results, r.times, r.detections, r.absent_sweeps) for r in runs},
         late,
+        (no_pose, unposed, estimator),
     )
     gathered = gather_to_main(shard, mine_out)
     if not shard.is_main:
         return None
     by_token: dict[str, list[str]] = {}
     out_of_sync: dict[str, int] = {}
-    for part_conditions, _, part_late in gathered:
+    no_pose, unposed, estimator = [], {}, {}
+    for part_conditions, _, part_late, (part_none, part_unposed, part_est) in gathered:
         conditions.update(part_conditions)
         for ch, n in part_late.items():
             out_of_sync[ch] = out_of_sync.get(ch, 0) + n
+        no_pose += part_none
+        for ch, n in part_unposed.items():
+            unposed[ch] = unposed.get(ch, 0) + n
+        estimator.update(part_est)
     for tok in tokens:  # every condition's samples in split order, as one process lists them
         by_token.setdefault(conditions[tok], []).append(tok)
     for r in runs:
-        parts = [per_model[r.name] for _, per_model, _ in gathered]
+        parts = [per_model[r.name] for _, per_model, *_ in gathered]
         merged = {k: v for results, *_ in parts for k, v in results.items()}
         r.results = {tok: merged[tok] for tok in tokens}
         r.times = [t for _, times, *_ in parts for t in times]
@@ -324,8 +369,48 @@ def evaluate(
             for ch, n in part_absent.items():
                 absent[ch] = absent.get(ch, 0) + n
         r.absent_sweeps = dict(sorted(absent.items()))
-    report = _score(frames, split, tokens, runs, by_token, backend, out, pictures)
-    return replace(report, out_of_sync=dict(sorted(out_of_sync.items())))
+    posed = [t for t in tokens if t not in set(no_pose)]
+    if not posed:
+        raise FusionError(
+            f"no keyframe of split {split!r} has an ego pose from {reader.pose_source}", dataroot
+        )
+    named = dict(subsets or {})
+    if no_pose:
+        named["with_pose"] = posed
+    report = _score(frames, split, tokens, runs, by_token, backend, out, pictures, posed, named)
+    pose_summary = {
+        "source": reader.pose_source,
+        "text": POSE_SOURCE_TEXT.get(reader.pose_source, reader.pose_source),
+        **_estimator_summary(reader, rig, estimator),
+        "samples_without_pose": len(no_pose),
+        "tokens_without_pose": [t for t in tokens if t in set(no_pose)],
+        "sensors_without_pose": dict(sorted(unposed.items())),
+        **report.poses,
+    }
+    return replace(report, out_of_sync=dict(sorted(out_of_sync.items())), poses=pose_summary)
+
+
+def _estimator_summary(reader: Any, rig: Path | None, estimator: dict) -> dict[str, Any]:
+    """Where the estimator's calibration and the map frame came from, and what it rejected."""
+    if reader.pose_source == "log":
+        return {}
+    o = reader.options
+    rejected: dict[str, int] = {}
+    for counts in estimator.values():
+        for k, v in counts.items():
+            if k not in ("start_us", "time_offset_s") and v:
+                rejected[k] = rejected.get(k, 0) + v
+    return {
+        "calibration": f"rig {rig} [gnss]" if rig else "the default rig's [gnss]",
+        "antenna_in_ego_m": list(o.localization.antenna_in_ego),
+        "gnss_time_offset_s": o.localization.gnss_time_offset_s,
+        "gnss_latency_estimated": o.localization.time_offset_sigma > 0,
+        "map_origin": [o.map_origin.lat_deg, o.map_origin.lon_deg, o.map_origin.alt_m],
+        "estimator_counts": dict(sorted(rejected.items())),
+        "estimator_start_us": {s: c["start_us"] for s, c in sorted(estimator.items())},
+        # the GNSS fix latency at each scene's end, and its sigma (0: held as configured)
+        "time_offset_s": {s: c["time_offset_s"] for s, c in sorted(estimator.items())},
+    }
 
 
 def _score(
@@ -337,20 +422,24 @@ def _score(
     backend: str,
     out: Path,
     pictures: int,
+    posed: Sequence[str],
+    subsets: dict[str, Sequence[str]],
 ) -> EvalReport:
-    """Devkit scores of the gathered results, per model and per condition, and the plots."""
+    """Devkit scores of the gathered results, per model, per condition and per named subset of
+    the samples, and the plots (of the samples with an ego pose, `posed`)."""
     reader, drop = frames.reader, frames.drop
     metrics: dict[str, ModelMetrics] = {}
     by_condition: dict[str, dict[str, ModelMetrics]] = {c: {} for c in sorted(conditions)}
     latency: dict[str, dict[str, float]] = {}
+    by_subset: dict[str, dict[str, Any]] = {name: {} for name in subsets}
     for r in runs:
         model_dir = inside(out, out / safe_name(r.name))
         model_dir.mkdir(parents=True, exist_ok=True)
         empty = not any(r.results.values())
         results = dict(r.results)
         if empty:
-            first = drop_sensors(reader.frame(tokens[0]), drop)
-            results[tokens[0]] = [_placeholder_box(first)]
+            first = drop_sensors(reader.frame(posed[0]), drop)
+            results[posed[0]] = [_placeholder_box(first)]
         no_cameras = "cameras" in drop or all(c in drop for c in r.model.cfg.camera.channels)
         no_radars = "radars" in drop or all(c in drop for c in r.model.cfg.radar.channels)
         gone = {"camera": no_cameras, "lidar": "LIDAR_TOP" in drop, "radar": no_radars}
@@ -367,6 +456,10 @@ def _score(
         if len(conditions) > 1:
             for cond, toks in conditions.items():
                 by_condition[cond][r.name] = _metrics_from(evaluate_subset(evaluator, toks), empty)
+        for name, toks in subsets.items():
+            by_subset[name][r.name] = _metrics_from(
+                evaluate_subset(evaluator, toks), empty
+            ).as_json() | {"samples": len(toks)}
         # the first frames compile Numba's kernels and build the geometry cache: left out
         rec = LatencyRecorder(warmup=min(EVAL_WARMUP, len(r.times) - 1))
         for t in r.times:
@@ -377,7 +470,7 @@ def _score(
 
     plot_class_aps(metrics, inside(out, out / "plots" / "class_ap.png"))
     cfg = runs[0].model.cfg
-    for tok in tokens[:pictures]:
+    for tok in [t for t in tokens[:pictures] if t in set(posed)]:
         # re-read on rank 0: frames stay where they were read, only detections are gathered
         frame = frames.for_model(frames.read(tok), cfg)
         dets = {r.name: r.detections[tok] for r in runs if tok in r.detections}
@@ -389,7 +482,15 @@ def _score(
             render_camera_detections(frame, d, name, cams)
     absent = {r.name: r.absent_sweeps for r in runs}
     return EvalReport(
-        split, len(tokens), tuple(drop), backend, metrics, latency, by_condition, absent
+        split,
+        len(tokens),
+        tuple(drop),
+        backend,
+        metrics,
+        latency,
+        by_condition,
+        absent,
+        poses={"subsets": by_subset} if by_subset else {},
     )
 
 
@@ -432,6 +533,38 @@ def format_table(report: EvalReport) -> str:
     ]
     for stage in (*StageTimes.names(), "total"):
         row(stage, [report.latency_ms[n][stage] for n in names])
+    p = report.poses
+    if p:
+        lines += ["", f"ego poses: {p['text']}"]
+        if "calibration" in p:
+            lines.append(
+                f"  calibration: {p['calibration']} (antenna {p['antenna_in_ego_m']} m in ego, "
+                f"fix latency {p['gnss_time_offset_s']:g} s"
+                f"{', estimated online' if p['gnss_latency_estimated'] else ', configured'}); "
+                f"map origin {p['map_origin']}"
+            )
+            if p["gnss_latency_estimated"]:
+                per = ", ".join(
+                    f"{s} {v[0]:.3f} +- {v[1]:.3f} s" for s, v in p["time_offset_s"].items() if v
+                )
+                lines.append(f"  latency estimated: {per}")
+            if p["estimator_counts"]:
+                per = ", ".join(f"{k} {v}" for k, v in p["estimator_counts"].items())
+                lines.append(f"  estimator: {per}")
+        if p["samples_without_pose"]:
+            lines.append(
+                f"  {p['samples_without_pose']} of {report.samples} keyframes without an ego pose "
+                "(before the estimator's start): not detected, scored with no detections"
+            )
+        if p["sensors_without_pose"]:
+            per = ", ".join(f"{ch} {n}" for ch, n in p["sensors_without_pose"].items())
+            lines.append(f"  sweeps and sensors left out for want of an ego pose: {per}")
+        for name, per_model in p.get("subsets", {}).items():
+            for model, m in per_model.items():
+                lines.append(
+                    f"  [{name}: {m['samples']} samples] {model}: mAP {m['mean_ap']:.4f} "
+                    f"NDS {m['nd_score']:.4f}"
+                )
     if report.out_of_sync:
         lines += ["", sync_warning(report.out_of_sync)]
     return "\n".join(lines)

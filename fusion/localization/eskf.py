@@ -2,7 +2,8 @@
 
 Nominal state: position p and velocity v of the IMU in the world (ENU) frame (m, m/s), the
 attitude q (w, x, y, z) of IMU -> world, accelerometer bias (m/s^2) and gyro bias (rad/s) in
-the IMU frame. The error state (15) is [dp, dv, dtheta, dba, dbg]; dtheta is a small rotation
+the IMU frame, and the GNSS time offset td (s: fix stamp minus the time the antenna was
+there). The error state (16) is [dp, dv, dtheta, dba, dbg, dtd]; dtheta is a small rotation
 in the IMU frame (R_true = R exp([dtheta]x)), as in Sola, "Quaternion kinematics for the
 error-state Kalman filter" (2017), sections 5 and 7.
 """
@@ -17,8 +18,9 @@ from numpy.typing import NDArray
 
 from calibration import quaternion_from_rotvec, quaternion_multiply, quaternion_to_matrix
 
-N_ERR = 15
+N_ERR = 16
 P, V, TH, BA, BG = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12), slice(12, 15)
+TD = 15  # the GNSS time offset: constant, or a slow random walk when it is estimated
 
 
 def skew(v: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -70,6 +72,7 @@ class NominalState:
     q: NDArray[np.float64]
     ba: NDArray[np.float64]
     bg: NDArray[np.float64]
+    td: float = 0.0
 
     @property
     def rotation(self) -> NDArray[np.float64]:
@@ -85,6 +88,7 @@ class ProcessNoise:
     gyro: float
     accel_bias_walk: float
     gyro_bias_walk: float
+    time_offset_walk: float = 0.0  # s/sqrt(s), of the GNSS time offset (0: constant)
 
 
 class ErrorStateKalmanFilter:
@@ -133,6 +137,7 @@ class ErrorStateKalmanFilter:
         qd[TH] = n.gyro**2 * dt
         qd[BA] = n.accel_bias_walk**2 * dt
         qd[BG] = n.gyro_bias_walk**2 * dt
+        qd[TD] = n.time_offset_walk**2 * dt
         self.P = f @ self.P @ f.T + np.diag(qd)
 
     def mahalanobis2(
@@ -161,3 +166,4 @@ class ErrorStateKalmanFilter:
         x.q = q / np.linalg.norm(q)
         x.ba = x.ba + dx[BA]
         x.bg = x.bg + dx[BG]
+        x.td = x.td + float(dx[TD])

@@ -16,17 +16,18 @@ positive definite, or lies far away is rejected and counted in `counts`, never f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from calibration import Transform, matrix_to_quaternion
-from calibration.geodesy import GeodeticOrigin, geodetic_to_enu
+from calibration import Transform, matrix_to_quaternion, quaternion_multiply
+from calibration.geodesy import GeodeticOrigin, enu_rotation, enu_to_enu, geodetic_to_enu
 from fusion.localization.eskf import (
     BA,
     BG,
     N_ERR,
+    TD,
     TH,
     ErrorStateKalmanFilter,
     NominalState,
@@ -79,6 +80,10 @@ class LocalizationConfig:
     max_gated_in_a_row: int = 20  # then the filter is re-anchored on the fix (it was lost)
     far_fix_m: float = 1000.0  # a fix this far from the prediction is bad input, not an outlier
     gnss_time_offset_s: float = 0.0  # fix stamp minus the time the position was measured
+    # estimate that offset online (a 16th error state, starting from `gnss_time_offset_s` with
+    # this sigma, s); 0: the configured offset is held fixed
+    time_offset_sigma: float = 0.0
+    time_offset_walk: float = 1e-4  # s/sqrt(s), its random walk while estimated
     # dead-reckoned travel over the first fixes before starting: 20 fix sigmas, within these
     init_distance_m: float = 30.0
     init_distance_min_m: float = 5.0
@@ -91,7 +96,11 @@ class LocalizationConfig:
     @property
     def process_noise(self) -> ProcessNoise:
         return ProcessNoise(
-            self.accel_noise, self.gyro_noise, self.accel_bias_walk, self.gyro_bias_walk
+            self.accel_noise,
+            self.gyro_noise,
+            self.accel_bias_walk,
+            self.gyro_bias_walk,
+            self.time_offset_walk if self.time_offset_sigma > 0 else 0.0,
         )
 
 
@@ -112,9 +121,28 @@ class EstimatedPoses:
     counts: dict[str, int]
     origin: GeodeticOrigin | None
     start_us: int | None  # the time the filter started (None: it never did)
+    # the GNSS time offset at the end (s) and its sigma (0 when held at the configured value)
+    time_offset_s: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
+
+    def in_frame(self, origin: GeodeticOrigin) -> EstimatedPoses:
+        """The same poses in the ENU frame of `origin` (e.g. a map's), through WGS84: positions
+        by `enu_to_enu`, attitudes and covariances turned by the angle between the frames."""
+        if self.origin is None or len(self) == 0:
+            return replace(self, origin=origin)
+        rot = enu_rotation(self.origin, origin)
+        q = matrix_to_quaternion(rot)
+        j = np.zeros((6, 6))
+        j[:3, :3] = j[3:, 3:] = rot
+        return replace(
+            self,
+            translations=enu_to_enu(self.translations, self.origin, origin),
+            rotations=np.array([quaternion_multiply(q, r) for r in self.rotations]),
+            covariances=j @ self.covariances @ j.T,
+            origin=origin,
+        )
 
     def pose_stream(self, max_extrapolation_us: int = 0) -> PoseStream:
         """The poses as the one pose stream of a run (source `gnss-imu`)."""
@@ -302,6 +330,7 @@ class PoseEstimator:
             dict(self.counts),
             self.origin,
             self.start_us,
+            None if self.kf is None else (self.kf.x.td, math.sqrt(max(self.kf.P[TD, TD], 0.0))),
         )
 
     def _emit(self, t_us: int) -> None:
@@ -363,13 +392,14 @@ class PoseEstimator:
         self._advance(t_us)
         x = kf.x
         rot = x.rotation
-        lag = (self._t_kf - t_us) * 1e-6 + self.cfg.gnss_time_offset_s
+        lag = (self._t_kf - t_us) * 1e-6 + x.td
         pred = x.p + rot @ self._lever - x.v * lag
         residual = enu - pred
         h = np.zeros((3, N_ERR))
         h[:, P_] = np.eye(3)
         h[:, V_] = -lag * np.eye(3)
         h[:, TH] = -rot @ skew(self._lever)
+        h[:, TD] = -x.v
         self._t_fix = t_us
         if kf.mahalanobis2(residual, h, cov) > self._gate:
             self._gated_in_a_row += 1
@@ -463,8 +493,14 @@ class PoseEstimator:
         p0[TH, TH] = np.diag([math.radians(2) ** 2, math.radians(2) ** 2, sigma_yaw**2])
         p0[BA, BA] = np.eye(3) * cfg.accel_bias_sigma**2
         p0[BG, BG] = np.eye(3) * cfg.gyro_bias_sigma**2
+        p0[TD, TD] = cfg.time_offset_sigma**2  # 0: the configured offset, held
         state = NominalState(
-            p=p_imu, v=v, q=matrix_to_quaternion(rot), ba=np.zeros(3), bg=np.zeros(3)
+            p=p_imu,
+            v=v,
+            q=matrix_to_quaternion(rot),
+            ba=np.zeros(3),
+            bg=np.zeros(3),
+            td=cfg.gnss_time_offset_s,
         )
         self.kf = ErrorStateKalmanFilter(state, p0, cfg.process_noise, cfg.gravity)
         self.start_us = self._t_imu if self._t_imu is not None else t_us

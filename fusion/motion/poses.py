@@ -22,6 +22,12 @@ from fusion.errors import DataError
 from fusion.frame import SensorPose, transform_between
 
 
+class NoEgoPose(DataError):
+    """No ego pose at a time the pose source cannot serve: before the pose estimator's start, or
+    a scene it has no input for. The sensor (or the keyframe's whole frame) is left out and
+    counted, never given a made-up pose."""
+
+
 def pose_at(
     timestamps_us: NDArray[np.int64],
     translations: NDArray[np.float64],

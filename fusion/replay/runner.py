@@ -48,17 +48,18 @@ from fusion.data.sensor_io import ImageDecode
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
-from fusion.localization.estimator import REJECTIONS, LocalizationConfig
+from fusion.localization.estimator import POSE_SOURCE, REJECTIONS, LocalizationConfig
+from fusion.localization.pose_source import PoseChoice
 from fusion.machine import current_rss_mb, peak_rss_mb
 from fusion.outputs.sinks import Processed, Sink
 from fusion.replay.faults import FaultInjector, Faults
 from fusion.sources.base import LogMessage, Source
+from fusion.sources.layout import localization_from_frames
 from fusion.stats import LatencyRecorder
 from fusion.sync.ingest import Ingested, IngestPump
 from fusion.sync.online import (
     Between,
     OnlineSynchronizer,
-    PoseChoice,
     RadarMatch,
     StreamOptions,
     Trigger,
@@ -163,6 +164,7 @@ class ReplaySummary:
     # `gnss-imu` (estimated here); and what the estimator rejected (bad or gated input)
     pose_source: str = ""
     pose_rejected: dict[str, int] = field(default_factory=dict)
+    pose_calibration: str = ""  # gnss-imu: where the lever arm and IMU extrinsic came from
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON: statistics without samples (no processed trigger) are null, not NaN."""
@@ -199,7 +201,13 @@ class ReplayOptions:
     radar_match: RadarMatch = "nearest"
     warm_start: bool = True  # run one frame of the log before the clock starts
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
-    localization: LocalizationConfig | None = None  # the estimator's calibration and noise
+    # the estimator's calibration and noise (`--rig`), and where it came from; None: the log's
+    # static transforms of the GNSS antenna and the IMU (Rig.frames), else none
+    localization: LocalizationConfig | None = None
+    pose_calibration: str = ""
+    # > 0: the estimator estimates the GNSS fix latency online from the configured one, with
+    # this prior sigma (s); 0: the configured latency is held
+    gnss_latency_sigma_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -229,6 +237,7 @@ class ReplayRun:
         self.sinks = sinks
         self.status = status
         info = source.info()
+        rig = source.rig()
         self.stream_options = StreamOptions.for_log(
             runner.cfg,
             info,
@@ -241,9 +250,29 @@ class ReplayRun:
             radar_match=options.radar_match,
             localization=options.localization,
         )
+        localization, calibration = options.localization, options.pose_calibration
+        if self.stream_options.pose_channel == POSE_SOURCE and localization is None:
+            # no --rig: the log's static transforms of the GNSS antenna and the IMU, if any
+            localization = localization_from_frames(rig.frames)
+            calibration = (
+                rig.frames_origin
+                if localization is not None
+                else "none (antenna and IMU taken at the ego origin; --rig gives them)"
+            )
+            self.stream_options = dataclasses.replace(
+                self.stream_options, localization=localization
+            )
+        if options.gnss_latency_sigma_s > 0 and self.stream_options.pose_channel == POSE_SOURCE:
+            localization = dataclasses.replace(
+                localization or LocalizationConfig(),
+                time_offset_sigma=options.gnss_latency_sigma_s,
+            )
+            self.stream_options = dataclasses.replace(
+                self.stream_options, localization=localization
+            )
         self.trigger = self.stream_options.trigger
         self.sync = OnlineSynchronizer(
-            self.stream_options, source.rig(), scene_name=str(getattr(source, "scene", "") or "")
+            self.stream_options, rig, scene_name=str(getattr(source, "scene", "") or "")
         )
         self.pump = IngestPump(self.sync)
         self.faults = FaultInjector(options.faults)
@@ -257,6 +286,19 @@ class ReplayRun:
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
+        if self.summary.pose_source == POSE_SOURCE:
+            cfg = localization or LocalizationConfig()
+            imu = cfg.imu_to_ego.translation
+            self.summary.pose_calibration = (
+                f"{calibration}: antenna {[round(float(v), 3) for v in cfg.antenna_in_ego]} m "
+                f"and IMU {[round(float(v), 3) for v in imu]} m in ego, fix latency "
+                f"{cfg.gnss_time_offset_s:g} s"
+                + (
+                    f" (estimated online, prior sigma {cfg.time_offset_sigma:g} s)"
+                    if cfg.time_offset_sigma > 0
+                    else " (configured)"
+                )
+            )
         self.recorder = LatencyRecorder(options.warmup)
         self.busy_dropped = 0
         self.shed: dict[str, int] = {}
@@ -418,6 +460,10 @@ def replay(
         s.pose_rejected = {
             k: v for k, v in run.sync.estimator.counts.items() if v and k in REJECTIONS
         }
+        offset = run.sync.estimator.poses().time_offset_s
+        if offset is not None and offset[1] > 0:
+            s.pose_calibration += f"; latency estimated {offset[0]:.3f} +- {offset[1]:.3f} s"
+
     s.dropped = sum(s.dropped_by.values())
     s.missing = dict(sorted(c.missing.items()))
     s.received = dict(run.pump.counts.received)

@@ -132,9 +132,14 @@ class SensorCalibration:
 
 @dataclass(frozen=True, eq=False)
 class Rig:
-    """Calibration of every sensor of a log, by channel."""
+    """Calibration of every sensor of a log, by channel; `frames`: the rig's frames that are not
+    sensors, by name, `gnss` (the GNSS antenna -> ego; its position is the lever arm) and `imu`
+    (IMU -> ego), from the log's static transforms or the rig file; `frames_origin` says where
+    they came from."""
 
     sensors: Mapping[str, SensorCalibration] = field(default_factory=dict)
+    frames: Mapping[str, Transform] = field(default_factory=dict)
+    frames_origin: str = ""
 
     def __getitem__(self, channel: str) -> SensorCalibration:
         return self.sensors[channel]

@@ -35,6 +35,7 @@ from typing import Any
 from calibration import Transform
 from fusion.data.canbus import load_scene_inputs
 from fusion.data.reader import NuScenesReader, ReaderOptions
+from fusion.data.rig_file import DEFAULT_RIG, load_rig
 from fusion.data.sensor_io import resolve_inside
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage, MessageKind, Rig, SensorCalibration, SourceKind
@@ -57,6 +58,7 @@ from fusion.sources.layout import (
     ODOM_CHANNEL,
     POSE_CHANNEL,
     SPEED_CHANNEL,
+    rig_file_frames,
 )
 
 _DECODERS = {
@@ -181,7 +183,9 @@ class DatarootSource:
     # -- the Source protocol -----------------------------------------------------------------
     def rig(self) -> Rig:
         """Calibration from `calibrated_sensor` (and camera_intrinsic, width, height) of each
-        sensor's first keyframe in the scene."""
+        sensor's first keyframe in the scene. A dataroot has no record of the GNSS antenna or
+        the IMU: when the scene has their CAN bus files, `frames` are the generator's rig file's
+        (`configs/rig_nuscenes.toml`: the antenna of `[gnss]`, the IMU at the ego origin)."""
         nusc = self.reader.nusc
         scene = next(s for s in nusc.scene if s["name"] == self.scene)
         first = nusc.get("sample", scene["first_sample_token"])
@@ -196,7 +200,16 @@ class DatarootSource:
             )
             cam = self.reader.camera_model(sd_token) if sd["sensor_modality"] == "camera" else None
             sensors[channel] = SensorCalibration(channel, to_ego, cam)
-        return Rig(sensors)
+        can = self.path / "can_bus"
+        have = {
+            name
+            for name in (GNSS_CHANNEL, IMU_CHANNEL)
+            if (can / f"{self.scene}_{'ms_imu' if name == IMU_CHANNEL else name}.json").is_file()
+        }
+        if not have:
+            return Rig(sensors)
+        frames = {k: v for k, v in rig_file_frames(load_rig()).items() if k in have}
+        return Rig(sensors, frames, f"rig {DEFAULT_RIG} [gnss]")
 
     def messages(self) -> Iterator[LogMessage]:
         """Every message in time order; a sensor file is read when its message is reached."""

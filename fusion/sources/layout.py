@@ -4,15 +4,18 @@ fallback (`configs/rig_nuscenes.toml` format) for sensors a log carries no calib
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from calibration import Transform
 from fusion.config import CONFIG_DIR, load_dataclass
+from fusion.data.rig_file import RigSpec, load_rig
 from fusion.errors import ConfigError, DataError
+from fusion.localization.estimator import LocalizationConfig
 from fusion.sources.base import Rig, SensorCalibration
-from fusion.sources.rig_file import load_rig
 
 DEFAULT_TOPICS = CONFIG_DIR / "topics_nuscenes.toml"
 KEYFRAMES_TOPIC = "/nuscenes/keyframes"  # written by `fusion convert`: keyframe marks, JSON
@@ -49,11 +52,20 @@ class TopicMap:
     sensors: tuple[SensorTopic, ...]
     gnss: str = ""  # GNSS fixes; a map written before GNSS was read may leave it out
     speed: str = ""  # forward speed of the vehicle
+    # the frames of the GNSS antenna and of the IMU: their static transforms from the ego frame
+    # give the pose estimator's lever arm and IMU extrinsic (Rig.frames)
+    gnss_frame: str = "gps"
+    imu_frame: str = "imu"
     path: str = ""  # the file it came from, for errors
     strict: bool = False  # every named topic must be in the log (a user's map)
 
     def by_topic(self) -> dict[str, SensorTopic]:
         return {s.topic: s for s in self.sensors}
+
+    def rig_frames(self) -> dict[str, str]:
+        """Frame id -> name in `Rig.frames` of the frames that are not sensors."""
+        named = ((self.gnss_frame, GNSS_CHANNEL), (self.imu_frame, IMU_CHANNEL))
+        return {frame: name for frame, name in named if frame}
 
     def channel_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Messages per channel (`Source.info()["channels"]`) from messages per topic: each
@@ -123,7 +135,16 @@ def rig_from_file(path: str | Path) -> Rig:
         sensors[s.channel] = SensorCalibration(s.channel, s.to_ego)
     for c in spec.cameras:
         sensors[c.channel] = SensorCalibration(c.channel, c.to_ego, c.camera())
-    return Rig(sensors)
+    return Rig(sensors, rig_file_frames(spec), f"rig {path} [gnss]")
+
+
+def rig_file_frames(spec: RigSpec) -> dict[str, Transform]:
+    """A rig file's non-sensor frames: the GNSS antenna (`[gnss]` translation) and the IMU,
+    which the rig puts at the ego origin (the CAN bus `ms_imu` is in the ego frame)."""
+    antenna = Transform.from_translation_quaternion(
+        spec.gnss.translation, (1.0, 0.0, 0.0, 0.0), src=GNSS_CHANNEL, dst="ego"
+    )
+    return {GNSS_CHANNEL: antenna, IMU_CHANNEL: Transform(np.eye(4), src=IMU_CHANNEL, dst="ego")}
 
 
 def complete_rig(
@@ -133,9 +154,12 @@ def complete_rig(
     camera_channels: Collection[str],
     fallback: Rig | None,
     log_path: str | Path,
+    frames: Mapping[str, Transform] | None = None,
+    frames_origin: str = "",
 ) -> Rig:
     """The log's own calibration, a missing piece taken from `fallback` (the `--rig` file):
-    a sensor with neither raises DataError naming the sensor."""
+    a sensor with neither raises DataError naming the sensor. `frames`: the log's non-sensor
+    frames (the `--rig` file overrides them where it is used: `fusion replay --rig`)."""
     sensors = {}
     for ch in channels:
         ext = extrinsics.get(ch)
@@ -152,7 +176,7 @@ def complete_rig(
                 if cam is None:
                     raise DataError(f"the rig file has no camera model for {ch}", log_path)
         sensors[ch] = SensorCalibration(ch, ext, cam)  # type: ignore[arg-type]
-    return Rig(sensors)
+    return Rig(sensors, dict(frames or {}), frames_origin if frames else "")
 
 
 def keyframes_json(marks: Mapping[str, list[tuple[int, str]]]) -> bytes:
@@ -174,3 +198,21 @@ def parse_keyframes(raw: bytes, origin: str | Path) -> dict[tuple[str, int], str
         return {(ch, int(t)): str(tok) for ch, ms in table.items() for t, tok in ms}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"malformed keyframe marks on {KEYFRAMES_TOPIC}: {exc!r}", origin) from exc
+
+
+def localization_from_frames(
+    frames: Mapping[str, Transform], config: LocalizationConfig | None = None
+) -> LocalizationConfig | None:
+    """`config` (default `LocalizationConfig()`) with the antenna lever arm and the IMU -> ego
+    extrinsic of a log's non-sensor frames (`Rig.frames`: `gnss`, the antenna -> ego, and
+    `imu`); None when the log has neither. The fix latency is not a transform: it stays
+    `config`'s (configured, `--rig`)."""
+    gnss, imu = frames.get(GNSS_CHANNEL), frames.get(IMU_CHANNEL)
+    if gnss is None and imu is None:
+        return None
+    config = config or LocalizationConfig()
+    if gnss is not None:
+        config = replace(config, antenna_in_ego=tuple(float(v) for v in gnss.translation))
+    if imu is not None:
+        config = replace(config, imu_to_ego=Transform(imu.matrix, src="imu", dst="ego"))
+    return config

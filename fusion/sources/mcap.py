@@ -194,8 +194,14 @@ class FoxgloveMcapSource:
         by_info = {s.info: s.channel for s in present if s.info}
         extrinsics: dict[str, Transform] = {}
         cameras: dict[str, PinholeCamera] = {}
+        others = tm.rig_frames()  # the GNSS antenna and the IMU (Rig.frames)
+        frames: dict[str, Transform] = {}
         wanted = len(present) + len(by_info)
-        for topic, _, data in self._iter([tm.tf, *by_info]):
+        first_ns = None  # the static transforms are written together, at the log's start
+        for topic, log_ns, data in self._iter([tm.tf, *by_info]):
+            if len(extrinsics) + len(cameras) == wanted and log_ns != first_ns:
+                break
+            first_ns = log_ns if first_ns is None else first_ns
             origin = f"{self.path}:{topic}"
             try:
                 if topic in by_info:
@@ -207,7 +213,13 @@ class FoxgloveMcapSource:
                 else:
                     tf = FrameTransform.FromString(data)
                     ch = by_frame.get(tf.child_frame_id)
-                    if (
+                    name = others.get(tf.child_frame_id)
+                    if name and tf.parent_frame_id == tm.ego_frame and name not in frames:
+                        t, r = tf.translation, tf.rotation
+                        frames[name] = Transform.from_translation_quaternion(
+                            (t.x, t.y, t.z), (r.w, r.x, r.y, r.z), src=name, dst="ego"
+                        )
+                    elif (
                         ch is not None
                         and tf.parent_frame_id == tm.ego_frame
                         and ch not in extrinsics
@@ -218,12 +230,14 @@ class FoxgloveMcapSource:
                         )
             except library_errors() as exc:  # protobuf DecodeError; bad K or NaN: ValueError
                 raise DataError(f"bad calibration message: {exc}", origin) from exc
-            if len(extrinsics) + len(cameras) == wanted:
+            if len(extrinsics) + len(cameras) == wanted and len(frames) == len(others):
                 break
         cams = [s.channel for s in present if s.kind == "camera"]
+        found = ", ".join(f"{tm.ego_frame} -> {f}" for f, name in others.items() if name in frames)
         return complete_rig(
-            [s.channel for s in present], extrinsics, cameras, cams, self._fallback, self.path
-        )
+            [s.channel for s in present], extrinsics, cameras, cams, self._fallback, self.path,
+            frames, f"{tm.tf} ({found})",
+        )  # fmt: skip
 
     def messages(self) -> Iterator[LogMessage]:
         """Sensor, pose, odom and IMU messages in log-time order, undecoded. Only /tf messages
@@ -364,6 +378,13 @@ class FoxgloveMcapWriter:
             self._log(self.topics.tf, tf, t_us)
             if cal.camera is not None and s.info:
                 self._log(s.info, _camera_calibration(cal.camera, s.frame, t_us), t_us)
+        by_name = {name: frame for frame, name in self.topics.rig_frames().items()}
+        for name, to_ego in self.rig.frames.items():  # the GNSS antenna and the IMU
+            if name in by_name:
+                tf = frame_transform(
+                    FrameTransform, self.topics.ego_frame, by_name[name], to_ego, t_us
+                )
+                self._log(self.topics.tf, tf, t_us)
 
     def write(self, msg: LogMessage) -> None:
         from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage

@@ -241,6 +241,8 @@ class RosbagSource:
         by_info = {s.info: s.channel for s in present if s.info and s.info in self._types}
         extrinsics: dict[str, Transform] = {}
         cameras: dict[str, PinholeCamera] = {}
+        others = tm.rig_frames()  # the GNSS antenna and the IMU (Rig.frames)
+        frames: dict[str, Transform] = {}
         wanted = len(present) + len(by_info)
         for topic, _, raw in self._log.iter([t for t in (tm.tf_static, tm.tf, *by_info) if t]):
             if topic in by_info:
@@ -261,7 +263,23 @@ class RosbagSource:
                     ) from exc
             else:
                 for tf in self._deserialize(raw, _STREAM_TYPES["tf"], topic).transforms:
-                    ch = by_frame.get(tf.child_frame_id.lstrip("/"))
+                    child = tf.child_frame_id.lstrip("/")
+                    if child in others and tf.header.frame_id.lstrip("/") == tm.ego_frame:
+                        name = others[child]
+                        t, r = tf.transform.translation, tf.transform.rotation
+                        try:
+                            frames.setdefault(
+                                name,
+                                Transform.from_translation_quaternion(
+                                    (t.x, t.y, t.z), (r.w, r.x, r.y, r.z), src=name, dst="ego"
+                                ),
+                            )
+                        except ValueError as exc:
+                            raise DataError(
+                                f"bad transform for {child}: {exc}", f"{self.path}:{topic}"
+                            ) from exc
+                        continue
+                    ch = by_frame.get(child)
                     if (
                         ch is None
                         or ch in extrinsics
@@ -280,9 +298,11 @@ class RosbagSource:
             if len(extrinsics) + len(cameras) == wanted:
                 break
         cams = [s.channel for s in present if s.kind == "camera"]
+        found = ", ".join(f"{tm.ego_frame} -> {f}" for f, name in others.items() if name in frames)
         return complete_rig(
-            [s.channel for s in present], extrinsics, cameras, cams, self._fallback, self.path
-        )
+            [s.channel for s in present], extrinsics, cameras, cams, self._fallback, self.path,
+            frames, f"{tm.tf_static or tm.tf} ({found})",
+        )  # fmt: skip
 
     def messages(self) -> Iterator[LogMessage]:
         tm, fmt = self.topics, self.fmt
@@ -473,6 +493,10 @@ class RosbagWriter:
                 self._write(
                     s.info, _CAMERA_INFO, self._camera_info(cal.camera, s.frame, t_us), t_us
                 )
+        by_name = {name: frame for frame, name in tm.rig_frames().items()}
+        for name, to_ego in self.rig.frames.items():  # the GNSS antenna and the IMU
+            if name in by_name:
+                tfs.append(self._transform(tm.ego_frame, by_name[name], to_ego, t_us))
         if tfs and tm.tf_static:
             tf_msg = self._t("tf2_msgs/msg/TFMessage")(transforms=tfs)
             self._write(tm.tf_static, _STREAM_TYPES["tf_static"], tf_msg, t_us)
@@ -523,7 +547,8 @@ class RosbagWriter:
     def _navsatfix(self, fix: Any, t_us: int) -> Any:
         status = self._t("sensor_msgs/msg/NavSatStatus")(status=int(fix.status), service=1)
         return self._t("sensor_msgs/msg/NavSatFix")(
-            header=self._header(t_us, "gps"), status=status, latitude=float(fix.lat_deg),
+            header=self._header(t_us, self.topics.gnss_frame or "gps"), status=status,
+            latitude=float(fix.lat_deg),
             longitude=float(fix.lon_deg), altitude=float(fix.alt_m),
             position_covariance=np.asarray(fix.covariance, np.float64).reshape(9),
             position_covariance_type=int(fix.covariance_type),
@@ -568,7 +593,7 @@ class RosbagWriter:
         unknown = np.zeros(9)
         unknown[0] = -1.0  # REP 145: orientation not estimated
         return self._t("sensor_msgs/msg/Imu")(
-            header=self._header(t_us, self.topics.ego_frame),
+            header=self._header(t_us, self.topics.imu_frame or self.topics.ego_frame),
             orientation=self._t("geometry_msgs/msg/Quaternion")(x=0.0, y=0.0, z=0.0, w=1.0),
             orientation_covariance=unknown,
             angular_velocity=V3(x=float(w[0]), y=float(w[1]), z=float(w[2])),

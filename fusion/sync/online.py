@@ -69,6 +69,7 @@ from fusion.data.sensor_io import RadarFilter, decoded_camera, radar_keep
 from fusion.errors import DataError
 from fusion.frame import CameraData, Frame, RadarData, SensorPose
 from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
+from fusion.localization.pose_source import PoseChoice, choose_pose_source
 from fusion.motion.poses import pose_at
 from fusion.motion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
 from fusion.sources.base import (
@@ -91,7 +92,6 @@ if TYPE_CHECKING:
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
 RadarMatch = Literal["nearest", "causal"]
-PoseChoice = Literal["auto", "log", "gnss-imu"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
 # (n - 1) periods; half a period more is the jitter allowed.
@@ -190,11 +190,7 @@ class StreamOptions:
             default=None,
         )
         can_estimate = bool(channels.get("imu")) and bool(channels.get("gnss"))
-        if poses == "log" and pose_channel is None:
-            raise DataError("--poses log: the log has no localization (/tf map->base_link, /odom)")
-        if poses == "gnss-imu" and not can_estimate:
-            raise DataError("--poses gnss-imu: the log needs IMU and GNSS messages")
-        if poses == "gnss-imu" or (poses == "auto" and pose_channel is None and can_estimate):
+        if choose_pose_source(poses, pose_channel is not None, can_estimate) == POSE_SOURCE:
             pose_channel = POSE_SOURCE
         mods = set(modalities)
         chosen: dict[str, object] = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.sources.rig_file import ImuSpec
+from fusion.data.rig_file import ImuSpec
 from fusion.synth.trajectory import EgoTrack, Path
 
 GRAVITY = 9.81

@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fusion.config import Condition
+from fusion.data.rig_file import DEFAULT_RIG, RigSpec, load_rig
 from fusion.errors import ConfigError, FusionError
-from fusion.sources.rig_file import DEFAULT_RIG, RigSpec, load_rig
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from calibration.geodesy import GeodeticOrigin, enu_to_geodetic
-from fusion.sources.rig_file import GnssSpec
+from fusion.data.rig_file import GnssSpec
 from fusion.synth.trajectory import EgoTrack
 
 GnssMode = Literal["std", "rtk", "none"]
@@ -25,7 +25,7 @@ COVARIANCE_DIAGONAL_KNOWN = 2
 
 
 def map_origin(spec: GnssSpec) -> GeodeticOrigin:
-    return GeodeticOrigin(spec.origin_lat_deg, spec.origin_lon_deg, spec.origin_alt_m)
+    return spec.map_origin
 
 
 def gnss_messages(

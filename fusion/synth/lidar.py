@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.sources.rig_file import LidarSpec
+from fusion.data.rig_file import LidarSpec
 from fusion.synth.conditions import Conditions
 from fusion.synth.mesh import REFLECTIVITY, RETRO
 from fusion.synth.raycast import Raycaster

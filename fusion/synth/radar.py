@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion.data.rig_file import RadarSpec
 from fusion.data.sensor_io import encode_radar_pcd
 from fusion.frame import RADAR_PCD_DTYPE
-from fusion.sources.rig_file import RadarSpec
 from fusion.synth.raycast import Raycaster
 from fusion.synth.trajectory import ego_transform
 

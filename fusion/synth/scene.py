@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from calibration import quaternion_from_yaw
 from fusion.config import Condition
-from fusion.sources.rig_file import RigSpec
+from fusion.data.rig_file import RigSpec
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
 from fusion.synth.cameras import encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages

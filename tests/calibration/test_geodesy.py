@@ -6,7 +6,13 @@ import numpy as np
 import pymap3d
 import pytest
 
-from calibration.geodesy import GeodeticOrigin, enu_to_enu, enu_to_geodetic, geodetic_to_enu
+from calibration.geodesy import (
+    GeodeticOrigin,
+    enu_rotation,
+    enu_to_enu,
+    enu_to_geodetic,
+    geodetic_to_enu,
+)
 
 ONE_NORTH = GeodeticOrigin(1.2995, 103.7872, 15.0)
 
@@ -53,3 +59,18 @@ def test_enu_to_enu_between_origins():
     e, n, u = pymap3d.geodetic2enu(lat, lon, alt, 1.3005, 103.7890, 20.0)
     np.testing.assert_allclose(moved, np.column_stack([e, n, u]), atol=1e-9)
     np.testing.assert_allclose(enu_to_enu(moved, other, ONE_NORTH), pts, atol=1e-6)
+
+
+def test_enu_rotation_turns_vectors_between_frames():
+    """The rotation between two ENU frames maps differences of points as `enu_to_enu` maps the
+    points; about 1.6e-4 rad per km between the origins."""
+    far = GeodeticOrigin(1.3100, 103.8000, 10.0)  # ~1.8 km away
+    rot = enu_rotation(ONE_NORTH, far)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(rot) == pytest.approx(1.0)
+    a, b = np.array([100.0, 50.0, 3.0]), np.array([110.0, 40.0, 2.0])
+    moved = enu_to_enu(np.stack([a, b]), ONE_NORTH, far)
+    np.testing.assert_allclose(moved[1] - moved[0], rot @ (b - a), atol=1e-6)
+    angle = np.arccos((np.trace(rot) - 1) / 2)
+    assert 1e-4 < angle < 5e-4
+    np.testing.assert_allclose(enu_rotation(ONE_NORTH, ONE_NORTH), np.eye(3), atol=1e-12)

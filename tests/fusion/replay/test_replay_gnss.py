@@ -115,3 +115,42 @@ def test_poses_gnss_imu_needs_gnss(bags):
     assert auto.pose_channel in ("pose", "odom")
     forced = StreamOptions.for_log(cfg, open_source(bags["full"]).info(), poses="gnss-imu")
     assert forced.pose_channel == "gnss-imu"
+
+
+def test_calibration_comes_from_tf_static_and_rig_overrides(bags, lidar_runner, tmp_path):
+    """`fusion convert` writes the GNSS antenna and the IMU as static transforms (base_link ->
+    gps, base_link -> imu); the replay's estimator takes its lever arm and IMU extrinsic from
+    them, and `--rig FILE` overrides them; the summary says where they came from."""
+    from fusion.data.rig_file import localization_from_rig
+
+    src = open_source(bags["raw"])
+    rig = src.rig()
+    assert rig.frames_origin.startswith("/tf_static")
+    np.testing.assert_allclose(rig.frames["gnss"].translation, [0.0, 0.0, 1.9], atol=1e-9)
+    np.testing.assert_allclose(rig.frames["imu"].matrix, np.eye(4), atol=1e-12)
+    options = ReplayOptions(rate=0, trigger="lidar", duration_s=1.0)
+    summary = replay(src, lidar_runner, options, [])
+    assert summary.pose_source == "gnss-imu"
+    assert summary.pose_calibration.startswith("/tf_static (base_link -> gps, base_link -> imu)")
+    assert "antenna [0.0, 0.0, 1.9] m" in summary.pose_calibration, summary.pose_calibration
+    # a rig file with another antenna position: it wins, and is named
+    text = (Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml").read_text()
+    assert "translation = [0.0, 0.0, 1.9]" in text
+    moved = tmp_path / "rig.toml"
+    moved.write_text(text.replace("translation = [0.0, 0.0, 1.9]", "translation = [0.5, 0.0, 1.5]"))
+    config, _ = localization_from_rig(moved)
+    options = ReplayOptions(
+        rate=0,
+        trigger="lidar",
+        duration_s=1.0,
+        localization=config,
+        pose_calibration=f"rig {moved}",
+    )
+    summary = replay(open_source(bags["raw"]), lidar_runner, options, [])
+    assert summary.pose_calibration.startswith(f"rig {moved}: antenna [0.5, 0.0, 1.5] m")
+    assert "(configured)" in summary.pose_calibration
+    # the fix latency estimated online (not in /tf_static): stated with its estimate
+    options = ReplayOptions(rate=0, trigger="lidar", duration_s=1.0, gnss_latency_sigma_s=0.1)
+    summary = replay(open_source(bags["raw"]), lidar_runner, options, [])
+    assert "(estimated online, prior sigma 0.1 s)" in summary.pose_calibration
+    assert "; latency estimated " in summary.pose_calibration, summary.pose_calibration

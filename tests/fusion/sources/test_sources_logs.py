@@ -74,6 +74,10 @@ def assert_same_log(reference, log) -> None:  # noqa: ANN001
                 rb[ch].camera.width,
                 rb[ch].camera.height,
             )
+    # the GNSS antenna and the IMU frames (static transforms) survive the round trip
+    assert set(ra.frames) == set(rb.frames)
+    for name, tf in ra.frames.items():
+        assert np.allclose(tf.matrix, rb.frames[name].matrix, atol=1e-9)
 
 
 @pytest.mark.parametrize("layout", list(KINDS))
@@ -150,7 +154,7 @@ def test_missing_calibration_comes_from_the_rig_file(synth_root: Path, tmp_path:
     assert err.value.path == str(out)
     rig_file = Path(__file__).resolve().parents[3] / "configs" / "rig_nuscenes.toml"
     rig = open_source(out, rig=rig_file).rig()
-    from fusion.sources.rig_file import load_rig
+    from fusion.data.rig_file import load_rig
 
     spec = load_rig(rig_file)
     assert np.allclose(rig["LIDAR_TOP"].sensor_to_ego.matrix, spec.lidar.to_ego.matrix)

@@ -17,7 +17,7 @@ from shared_data import REAL_ROOT
 from calibration.geodesy import geodetic_to_enu
 from fusion.config import ATTRIBUTE_NAMES, CAMERA_CHANNELS, DETECTION_CLASSES, RADAR_CHANNELS
 from fusion.data.canbus import load_scene_inputs
-from fusion.sources.rig_file import load_rig
+from fusion.data.rig_file import load_rig
 from fusion.synth.gnss import map_origin
 from tests.fusion.synth.conftest import VERSION, generate
 

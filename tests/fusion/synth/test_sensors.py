@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fusion.data.rig_file import DEFAULT_RIG, load_rig
 from fusion.errors import ConfigError
-from fusion.sources.rig_file import DEFAULT_RIG, load_rig
 from fusion.synth.cameras import render
 from fusion.synth.conditions import conditions
 from fusion.synth.lidar import simulate_sweep

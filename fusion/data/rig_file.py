@@ -18,8 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import PinholeCamera, Transform, yaw_from_quaternion
+from calibration.geodesy import GeodeticOrigin
 from fusion.config import CONFIG_DIR, load_dataclass
 from fusion.errors import ConfigError
+from fusion.localization.estimator import LocalizationConfig
 
 DEFAULT_RIG = CONFIG_DIR / "rig_nuscenes.toml"
 
@@ -157,6 +159,11 @@ class GnssSpec:
     std: GnssNoise
     rtk: GnssNoise
 
+    @property
+    def map_origin(self) -> GeodeticOrigin:
+        """The geodetic origin of the map's global frame (its ENU frame)."""
+        return GeodeticOrigin(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m)
+
     def noise(self, mode: Literal["std", "rtk"]) -> GnssNoise:
         match mode:
             case "std":
@@ -215,3 +222,13 @@ def load_rig(path: str | Path | None = None) -> RigSpec:
         except ValueError as exc:
             raise ConfigError(f"{cam.channel}: {exc}", path) from exc
     return rig
+
+
+def localization_from_rig(
+    path: str | Path | None = None,
+) -> tuple[LocalizationConfig, GeodeticOrigin]:
+    """The estimator's GNSS antenna lever arm and fix latency from a rig file's `[gnss]` (default
+    `configs/rig_nuscenes.toml`, the generator's), and the geodetic origin of its map."""
+    g = load_rig(path).gnss
+    config = LocalizationConfig(antenna_in_ego=g.translation, gnss_time_offset_s=g.time_offset_s)
+    return config, g.map_origin
