@@ -9,7 +9,8 @@ The package is layered; a module imports its own layer and the layers below, nev
   `machine`, `stats`, `distributed`;
 - `motion`: the one pose interpolator and sweep motion compensation; `localization`, the
   GNSS/IMU pose estimator;
-- `data`: the nuScenes dataroot on disk (sensor files, tables, CAN bus, the reader, validate);
+- `data`: files on disk (sensor files, the nuScenes tables, CAN bus and GNSS/IMU files, the rig
+  file, the reader, validate);
 - `sources`: recorded logs behind one protocol (dataroot, MCAP, ROS 2 and ROS 1 bags);
 - `sync`: the online synchronizer and the ingest pump;
 - `preprocess`: frames to network inputs (NumPy and kernels, no torch);
