@@ -66,6 +66,7 @@ def measure(
     decode: str = "reduced",
     queries: int = 20,
     work_dir: Path = Path("out/bench-replay"),
+    radar_match: str = "nearest",
 ) -> dict[str, Any]:
     from fusion.engines.runner import Runner, open_engine
     from fusion.model.weights import load_detector, packaged_weights
@@ -91,10 +92,21 @@ def measure(
         model = load_detector(packaged_weights(name))
         engine = open_engine(engine_name, model, work_dir)  # type: ignore[arg-type]
         runner = Runner(model.cfg, model.variant, engine, model.params)
-        entry: dict[str, Any] = {"backend": engine_name, "decode": decode, "replays": {}}
+        entry: dict[str, Any] = {
+            "backend": engine_name,
+            "decode": decode,
+            "radar_match": radar_match,
+            "replays": {},
+        }
         for trigger in triggers:
             timeline = Timeline()
-            options = ReplayOptions(rate=rate, trigger=trigger, loop=loop, decode=decode)  # type: ignore[arg-type]
+            options = ReplayOptions(
+                rate=rate,
+                trigger=trigger,  # type: ignore[arg-type]
+                loop=loop,
+                decode=decode,  # type: ignore[arg-type]
+                radar_match=radar_match,  # type: ignore[arg-type]
+            )
             summary = replay(source(), runner, options, [timeline])
             t0 = min((p[0] for p in timeline.points), default=0.0)
             entry["replays"][trigger] = {
@@ -165,6 +177,12 @@ def _f(v: float | None, fmt: str = ".0f") -> str:
     return "n/a" if v is None or not math.isfinite(v) else format(v, fmt)
 
 
+def _radar(entry: dict[str, Any]) -> str:
+    """The radar match when it is not the default nearest scan (older results have none)."""
+    match = entry.get("radar_match", "nearest")
+    return "" if match == "nearest" else f", radar {match}"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     env = result["env"]
     lines = [
@@ -189,7 +207,8 @@ def to_markdown(result: dict[str, Any]) -> str:
             s = rep["summary"]
             lat, w, d = s["latency_ms"], s.get("sync_wait_ms", {}), s["dropped_by"]
             lines.append(
-                f"| {name} | {r['backend']} | {r['decode']} | {trigger} | {s['triggers']}"
+                f"| {name} | {r['backend']} | {r['decode']}{_radar(r)} | {trigger}"
+                f" | {s['triggers']}"
                 f" | {s['processed']} | {s['dropped']} ({d.get('busy', 0)}, {d.get('stale', 0)})"
                 f" | {s['late']} | {_f(lat['p50'])} | {_f(lat['p99'])} | {_f(lat['max'])}"
                 f" | {_f(s.get('first_frame_ms'))}"
@@ -293,6 +312,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", type=int, default=1)
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
     parser.add_argument("--decode", default="reduced", choices=("reduced", "full"))
+    parser.add_argument(
+        "--radar-match",
+        default="nearest",
+        choices=("nearest", "causal"),
+        help="as fusion replay --radar-match: each radar's nearest scan (default) or its newest "
+        "at or before the trigger (no wait for a later scan)",
+    )
     parser.add_argument("--queries", type=int, default=20, help="bench latency queries per model")
     parser.add_argument("--work-dir", type=Path, default=Path("out/bench-replay"))
     add_json_arguments(parser, "the results")
@@ -345,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
             args.decode,
             args.queries,
             args.work_dir,
+            args.radar_match,
         ),
     }
     result["targets"] = targets(result)

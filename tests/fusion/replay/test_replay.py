@@ -358,3 +358,23 @@ def test_bench_replay_writes_table_json_and_plot(replay_root, tmp_path):
     # the markdown is a function of the JSON alone
     rc, again, _ = quiet(["bench", "replay", "--from-json", str(out / "r.json")])
     assert rc == 0 and again.strip() == (out / "r.md").read_text().strip()
+    assert lidar["radar_match"] == "nearest" and "radar causal" not in md
+
+
+def test_bench_replay_passes_the_radar_match_on(replay_root, tmp_path):
+    out = tmp_path / "bench"
+    rc, _, err = quiet(
+        [
+            "bench", "replay", "--dataroot", str(replay_root),
+            "--version", VERSION, "--scene", SCENE,
+            "--models", "fusion", "--rate", "0", "--json-out", str(out / "r.json"),
+            "--markdown-out", str(out / "r.md"), "--triggers", "keyframes",
+            "--backend", "torch", "--queries", "1", "--work-dir", str(tmp_path / "work"),
+            "--radar-match", "causal",
+        ]
+    )  # fmt: skip
+    assert rc == 0, err
+    fusion = json.loads((out / "r.json").read_text())["models"]["fusion"]
+    assert fusion["radar_match"] == "causal"
+    assert fusion["replays"]["keyframes"]["summary"]["radar_match"] == "causal"
+    assert "| fusion | torch | reduced, radar causal | keyframes |" in (out / "r.md").read_text()
