@@ -286,7 +286,11 @@ class PeriodEstimate:
     """A lower bound of a sensor's period, online: the shortest of its last `size - 1` intervals
     x (1 - `margin`); None until two intervals are known. A dropped message only lengthens an
     interval, so drops do not lower the bound; timing jitter beyond the margin can (see
-    `OnlineSynchronizer`)."""
+    `OnlineSynchronizer`). The premise: of two consecutive intervals, one holds no drop. A
+    sensor that loses every other message shows only doubled intervals, and the bound is then
+    twice its period until an interval without a drop comes (the next such one corrects it);
+    meanwhile the early decision can release a trigger before a nearer message of that sensor
+    arrives."""
 
     def __init__(self, margin: float, size: int = 9) -> None:
         self._t: deque[int] = deque(maxlen=size)
