@@ -493,7 +493,6 @@ def _argv_text(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-
     d = default_threads()
     threads = apply_threads(  # before any engine: pools sized, ORT sessions read it
         replace(

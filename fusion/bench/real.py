@@ -59,7 +59,6 @@ def sha256(path: Path) -> str:
 
 
 def scene_names(dataroot: Path, version: str) -> list[str]:
-
     table = dataroot / version / "scene.json"
     scenes = read_json(table, "scene table")
     if not isinstance(scenes, list) or not all(isinstance(s, dict) for s in scenes):

@@ -64,7 +64,6 @@ def _board(args: argparse.Namespace) -> dict:
 
 
 def _check(args: argparse.Namespace) -> dict:
-
     reader = NuScenesReader(
         args.dataroot, args.version, ReaderOptions(lidar_sweeps=1, radar_sweeps=1)
     )

@@ -79,7 +79,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
     models = models_from_args(args)
     shard = init_shard()

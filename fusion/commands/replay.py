@@ -84,7 +84,6 @@ def format_summary(s: ReplaySummary) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-
     parser.add_argument(
         "--dataroot",
         "--log",
@@ -165,9 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     check_version(args.source, args.version)
     apply_threads()  # the pool sizes of fusion.threads, before any engine is built
+    rig_calibration = None if args.rig is None else localization_from_rig(args.rig)
     options = ReplayOptions(
         rate=args.rate,
         trigger=args.trigger,
@@ -181,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         radar_match=args.radar_match,
         warm_start=not args.no_warm_start,
         poses=args.poses,
-        localization=None if args.rig is None else localization_from_rig(args.rig)[0],
+        localization=None if rig_calibration is None else rig_calibration[0],
+        map_origin=None if rig_calibration is None else rig_calibration[1],
         pose_calibration="" if args.rig is None else f"rig {args.rig} [gnss]",
         gnss_latency_sigma_s=args.gnss_latency_sigma,
     )

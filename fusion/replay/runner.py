@@ -44,6 +44,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from calibration.geodesy import GeodeticOrigin
 from fusion.data.sensor_io import ImageDecode
 from fusion.engines.runner import Runner, StageTimes
 from fusion.errors import DataError, FusionError
@@ -208,6 +209,9 @@ class ReplayOptions:
     # > 0: the estimator estimates the GNSS fix latency online from the configured one, with
     # this prior sigma (s); 0: the configured latency is held
     gnss_latency_sigma_s: float = 0.0
+    # the geodetic origin of the log's map frame (`--rig`'s [gnss]): estimated poses, and so the
+    # detections' global boxes, are taken into it; None: the ENU frame of the first fix
+    map_origin: GeodeticOrigin | None = None
 
     def __post_init__(self) -> None:
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -249,6 +253,7 @@ class ReplayRun:
             between=options.between,
             radar_match=options.radar_match,
             localization=options.localization,
+            map_origin=options.map_origin,
         )
         localization, calibration = options.localization, options.pose_calibration
         if self.stream_options.pose_channel == POSE_SOURCE and localization is None:
@@ -297,6 +302,12 @@ class ReplayRun:
                     f" (estimated online, prior sigma {cfg.time_offset_sigma:g} s)"
                     if cfg.time_offset_sigma > 0
                     else " (configured)"
+                )
+                + (
+                    f"; poses in the map frame of origin {options.map_origin.lat_deg:.6f},"
+                    f" {options.map_origin.lon_deg:.6f}"
+                    if options.map_origin is not None
+                    else "; poses in the ENU frame of the first fix (no map origin: --rig gives it)"
                 )
             )
         self.recorder = LatencyRecorder(options.warmup)

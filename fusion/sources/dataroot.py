@@ -105,7 +105,6 @@ class DatarootSource:
     kind: SourceKind = "dataroot"
 
     def __init__(self, dataroot: str | Path, version: str, scene: str) -> None:
-
         self.path = Path(dataroot)
         self.version = version
         self.scene = scene

@@ -140,7 +140,6 @@ class _Ros2McapLog(_Log):
     fmt: RosFormat = "cdr"
 
     def __init__(self, path: Path) -> None:
-
         self.path = path
         f, _, summary = _open_summary(path)
         f.close()
@@ -154,7 +153,6 @@ class _Ros2McapLog(_Log):
         self.end_ns = summary.statistics.message_end_time
 
     def iter(self, topics: list[str]) -> Iterator[tuple[str, int, bytes]]:
-
         return iter_mcap(self.path, [t for t in topics if t in self.types])
 
 

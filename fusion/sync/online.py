@@ -64,6 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration import Transform
+from calibration.geodesy import GeodeticOrigin, enu_rotation, enu_to_enu
 from fusion.config import LIDAR_CHANNEL, PipelineConfig
 from fusion.data.sensor_io import RadarFilter, decoded_camera, radar_keep
 from fusion.errors import DataError
@@ -126,6 +127,10 @@ class StreamOptions:
     # `gnss-imu`: poses estimated here from the IMU, GNSS and speed messages (no log pose used)
     pose_channel: str | None = "pose"
     localization: LocalizationConfig | None = None  # the estimator's config (gnss-imu)
+    # gnss-imu: the geodetic origin of the log's map frame; the estimated poses are taken into
+    # it (through WGS84), so that boxes in `global` meet map-frame annotations. None: they stay
+    # in the ENU frame of the first GNSS fix
+    map_origin: GeodeticOrigin | None = None
     # camera messages decoded in full, or at the JPEG reduction the network input `image_hw`
     # (H, W) allows (see the module docstring)
     camera_decode: ImageDecode = "full"
@@ -377,6 +382,7 @@ class OnlineSynchronizer:
         self.estimator = (
             PoseEstimator(options.localization) if options.pose_channel == POSE_SOURCE else None
         )
+        self._to_map: Transform | None = None  # estimator ENU -> map ENU, at the first pose
         self._lidar: deque[_Held] = deque(maxlen=options.lidar_sweeps + 2)
         self._cameras = {ch: deque(maxlen=6) for ch in options.camera_channels}
         self._radars = {ch: deque(maxlen=options.radar_sweeps + 6) for ch in options.radar_channels}
@@ -521,7 +527,8 @@ class OnlineSynchronizer:
                 n = est.emitted
                 est.add_imu(t_us, payload.angular_velocity, payload.linear_acceleration)
                 if est.emitted > n:
-                    self.poses.add(*est.last_pose())
+                    t, pose = est.last_pose()
+                    self.poses.add(t, self._in_map_frame(pose))
             case GnssFix():
                 f = payload
                 est.add_fix(
@@ -529,6 +536,21 @@ class OnlineSynchronizer:
                 )
             case VehicleSpeed():
                 est.add_speed(t_us, payload.speed)
+
+    def _in_map_frame(self, pose: Transform) -> Transform:
+        """An estimated pose (first fix's ENU <- ego) in the map frame of `map_origin` when it
+        is known. Two ENU frames differ by one rigid motion (both are fixed to the earth),
+        computed once through WGS84 from the estimator's origin (set at its first fix)."""
+        origin, est = self.options.map_origin, self.estimator
+        if origin is None or est is None or est.origin is None:
+            return pose
+        if self._to_map is None:
+            shift = enu_to_enu(np.zeros((1, 3)), est.origin, origin)[0]
+            m = np.eye(4)
+            m[:3, :3] = enu_rotation(est.origin, origin)
+            m[:3, 3] = shift
+            self._to_map = Transform(m, src="global", dst="global")
+        return self._to_map @ pose
 
     def is_trigger(self, msg: LogMessage) -> bool:
         """Whether a LIDAR_TOP message is a trigger (every scan, or the keyframes)."""
@@ -569,6 +591,7 @@ class OnlineSynchronizer:
         self.poses.clear()
         if self.estimator is not None:  # the log jumps back: start over
             self.estimator = PoseEstimator(self.options.localization)
+            self._to_map = None
         self._lidar.clear()
         for buf in (*self._cameras.values(), *self._radars.values()):
             buf.clear()
