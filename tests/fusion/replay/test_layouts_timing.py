@@ -19,17 +19,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_stream import _ego
+from test_stream import _ego, _rig
 
-from calibration import PinholeCamera, Transform
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
     LidarScan,
     LogMessage,
     RadarScan,
-    Rig,
-    SensorCalibration,
 )
 from fusion.sync.ingest import IngestPump
 from fusion.sync.online import OnlineSynchronizer, StreamOptions
@@ -49,20 +46,6 @@ RADAR_PERIODS_US = {
     "RADAR_BACK_LEFT": 74_900,
     "RADAR_BACK_RIGHT": 74_500,
 }
-
-
-def _rig() -> Rig:
-    k = np.array([[50.0, 0, 16], [0, 50.0, 8], [0, 0, 1]])
-    sensors = {
-        "LIDAR_TOP": SensorCalibration("LIDAR_TOP", Transform(np.eye(4), "LIDAR_TOP", "ego"))
-    }
-    for ch in CAMERA_OFFSETS_US:
-        sensors[ch] = SensorCalibration(
-            ch, Transform(np.eye(4), ch, "ego"), PinholeCamera(k, 32, 16)
-        )
-    for ch in RADAR_PERIODS_US:
-        sensors[ch] = SensorCalibration(ch, Transform(np.eye(4), ch, "ego"))
-    return Rig(sensors)
 
 
 def _payload(kind: str, t: int):
@@ -148,7 +131,9 @@ def _frames(msgs: list[LogMessage], trigger: str) -> dict[int, dict[str, tuple[i
         wait_us=50_000,
         trigger=trigger,
     )
-    pump = IngestPump(OnlineSynchronizer(options, _rig()))
+    pump = IngestPump(
+        OnlineSynchronizer(options, _rig(tuple(CAMERA_OFFSETS_US), tuple(RADAR_PERIODS_US)))
+    )
     built = []
     for m in msgs:
         built += pump.offer(m, m.log_time_us)

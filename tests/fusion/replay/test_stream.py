@@ -26,16 +26,17 @@ CAMS = ("CAM_FRONT", "CAM_BACK")
 RADARS = ("RADAR_FRONT",)
 
 
-def _rig() -> Rig:
+def _rig(cams: tuple[str, ...] = CAMS, radars: tuple[str, ...] = RADARS) -> Rig:
+    """LIDAR_TOP, `cams` (a 32x16 pinhole each) and `radars`, every sensor at the ego origin."""
     k = np.array([[50.0, 0, 16], [0, 50.0, 8], [0, 0, 1]])
     sensors = {
         "LIDAR_TOP": SensorCalibration("LIDAR_TOP", Transform(np.eye(4), "LIDAR_TOP", "ego"))
     }
-    for ch in CAMS:
+    for ch in cams:
         sensors[ch] = SensorCalibration(
             ch, Transform(np.eye(4), ch, "ego"), PinholeCamera(k, 32, 16)
         )
-    for ch in RADARS:
+    for ch in radars:
         sensors[ch] = SensorCalibration(ch, Transform(np.eye(4), ch, "ego"))
     return Rig(sensors)
 
