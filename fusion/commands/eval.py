@@ -7,12 +7,11 @@ import argparse
 import json
 from pathlib import Path
 
-from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, add_pose_arguments, emit_json
 from fusion.distributed import close_shard, init_shard
 from fusion.engines.base import add_backend_argument
 from fusion.engines.device import resolve_backend
 from fusion.eval.evaluate import evaluate, format_table, inside
-from fusion.localization.pose_source import POSE_CHOICES
 from fusion.model.weights import add_model_arguments, models_from_args
 from fusion.threads import apply_threads
 
@@ -49,26 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "time's ego pose, every frame (compensate); see benchmarks/replay.md",
     )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument(
-        "--poses",
-        choices=POSE_CHOICES,
-        default="auto",
-        help="ego poses: the ego_pose table (log), estimated causally from each scene's CAN bus "
-        "IMU, wheel speed and GNSS (gnss-imu), or the first when the dataroot has it (auto)",
-    )
+    add_pose_arguments(parser)
     parser.add_argument(
         "--rig",
         type=Path,
         help="with --poses gnss-imu: the rig whose [gnss] gives the antenna lever arm, the fix "
         "latency and the map's geodetic origin (default: the generator's rig)",
-    )
-    parser.add_argument(
-        "--gnss-latency-sigma",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="with --poses gnss-imu: estimate the GNSS fix latency online from the rig's, with "
-        "this prior sigma in s (default 0: the rig's latency is held)",
     )
     parser.add_argument(
         "--decode",

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, add_pose_arguments, emit_json
 from fusion.data.reader import NuScenesReader, ReaderOptions, sync_warning
 from fusion.data.rig_file import localization_from_rig
 from fusion.errors import DataError
 from fusion.frame import Frame
-from fusion.localization.pose_source import POSE_CHOICES, POSE_SOURCE_TEXT
+from fusion.localization.pose_source import POSE_SOURCE_TEXT
 from fusion.outputs.plots import render_frame
 from kernels import count_points_in_boxes
 
@@ -35,13 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tolerant", action="store_true", help="mark broken sensors missing instead of failing"
     )
-    parser.add_argument(
-        "--poses",
-        choices=POSE_CHOICES,
-        default="auto",
-        help="ego poses: the ego_pose table (log), estimated from the scene's CAN bus IMU, wheel "
-        "speed and GNSS (gnss-imu), or the first when the dataroot has it (auto)",
-    )
+    add_pose_arguments(parser, latency=False)
     parser.add_argument(
         "--rig", type=Path, help="with --poses gnss-imu: the rig whose [gnss] calibrates it"
     )

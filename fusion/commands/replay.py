@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fusion.commands.arguments import add_json_arguments, emit_json
+from fusion.commands.arguments import add_json_arguments, add_pose_arguments, emit_json
 from fusion.data.rig_file import localization_from_rig
 from fusion.engines.base import add_backend_argument
 from fusion.engines.device import resolve_backend
@@ -129,15 +129,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the scan is up to one radar period old): benchmarks/sync_wait.md",
     )
     parser.add_argument(
-        "--gnss-latency-sigma",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="with estimated poses: estimate the GNSS fix latency online, from the configured "
-        "one (--rig's [gnss] time_offset_s, else 0) with this prior sigma in s (default 0: "
-        "the configured latency is held)",
-    )
-    parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
@@ -153,13 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summary", type=Path, dest="json_out", help="the same as --json-out (its former name)"
     )
-    parser.add_argument(
-        "--poses",
-        choices=("auto", "log", "gnss-imu"),
-        default="auto",
-        help="ego poses: the log's localization (log), estimated from its GNSS, IMU and wheel "
-        "speed (gnss-imu), or the first when the log has it (auto, default)",
-    )
+    add_pose_arguments(parser)
     parser.add_argument("--no-status", action="store_true", help="no live status line")
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fusion.errors import DataError
-from fusion.localization.estimator import (
-    POSE_SOURCE,
-)
+from fusion.localization.estimator import POSE_SOURCE
 
 PoseChoice = Literal["auto", "log", "gnss-imu"]
 POSE_CHOICES: tuple[PoseChoice, ...] = ("auto", "log", "gnss-imu")
