@@ -397,6 +397,28 @@ class BranchLR:
 
 
 @dataclass(frozen=True)
+class GtSampling:
+    """Ground-truth sampling (`[train.gt_sampling]`, `fusion.train.gt_sampling`): annotated
+    objects cut out of a database of LIDAR scans (each box and the points inside it) and pasted
+    into training frames where they collide with nothing, so that a small real set shows its
+    objects in many places. Off (probability 0) unless a preset turns it on."""
+
+    probability: float = field(default=0.0, metadata=PROBABILITY)  # a frame gets pasted objects
+    # objects drawn per class and frame, in DETECTION_CLASSES order (fewer where they collide)
+    max_per_class: tuple[int, ...] = field(
+        default=(0,) * len(DETECTION_CLASSES), metadata=_between(0, 100)
+    )
+    min_points: int = field(default=5, metadata=_between(1, 100_000))  # to enter the database
+    # each pasted object turned about the sensor's z axis by a random angle: same range, same
+    # side facing the sensor, a new place
+    rotate: bool = True
+
+    def _relations(self) -> Iterator[tuple[str, str]]:
+        if len(self.max_per_class) != len(DETECTION_CLASSES):
+            yield "max_per_class", f"needs one value per class ({len(DETECTION_CLASSES)})"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = field(metadata=_between(1, 4096))
     epochs: int = field(metadata=_between(1, 100_000))
@@ -414,6 +436,7 @@ class TrainConfig:
     # input,
     # so multi-sweep models also work where the sweep files are absent
     sweep_dropout: float = field(default=0.0, metadata=PROBABILITY)
+    gt_sampling: GtSampling = field(default_factory=GtSampling)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,17 @@ def parse_mix(items: Sequence[str]) -> tuple[tuple[Path, str, str, int], ...]:
     return tuple(out)
 
 
+def parse_datasets(items: Sequence[str], option: str) -> tuple[tuple[Path, str, str], ...]:
+    """`DATAROOT,VERSION,SPLIT` values of `option`."""
+    out = []
+    for item in items:
+        fields = item.split(",")
+        if len(fields) != 3 or not all(fields):
+            raise FusionError(f"{option} wants DATAROOT,VERSION,SPLIT: {item!r}")
+        out.append((Path(fields[0]), fields[1], fields[2]))
+    return tuple(out)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", default="tiny", help="preset name (tiny, nuscenes) or TOML path"
@@ -68,6 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DATAROOT,VERSION,SPLIT[,REPEAT]",
         help="add another dataroot's split to the training set (repeatable), e.g. synthetic "
         "scenes beside a real one",
+    )
+    parser.add_argument(
+        "--gt-database",
+        action="append",
+        default=[],
+        metavar="DATAROOT,VERSION,SPLIT",
+        help="where ground-truth sampling (the config's [train.gt_sampling]) cuts its objects "
+        "(repeatable); default: --dataroot's split",
     )
     parser.add_argument("--epochs", type=int, help="default: the config's train.epochs")
     parser.add_argument("--batch-size", type=int, help="per process; default: train.batch_size")
@@ -176,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         repeat=args.repeat,
         mix=parse_mix(args.mix),
+        gt_database=parse_datasets(args.gt_database, "--gt-database"),
     )
     if opts.repeat < 1:
         raise FusionError(f"--repeat must be at least 1, not {opts.repeat}")

@@ -29,6 +29,7 @@ from fusion.model.targets import TargetMaps, encode_targets
 from fusion.motion.sweeps import keyframe_only
 from fusion.preprocess.geometry import depth_targets
 from fusion.preprocess.inputs import GlobalTransform, SampleInputs, drop_sensors, sample_inputs
+from fusion.train.gt_sampling import ObjectDatabase, paste_objects
 
 
 class FrameSource(Protocol):
@@ -139,10 +140,13 @@ def training_sample(
     augment: AugmentParams | None = None,
     modality_dropout: float = 0.0,
     sweep_dropout: float = 0.0,
+    database: ObjectDatabase | None = None,
 ) -> TrainingSample:
     """Frame -> augmented inputs and targets. Without `rng` nothing random happens.
     `sweep_dropout`: probability that the frame keeps only its keyframe scans (the input of
-    a keyframes-only dataroot); drawn only when > 0, so other runs draw as before."""
+    a keyframes-only dataroot); drawn only when > 0, so other runs draw as before.
+    `database`: objects pasted into the LIDAR scan (`cfg.train.gt_sampling`), after the camera
+    depth targets are taken and only when the model reads the LIDAR and dropout kept it."""
     modalities = variant_modalities(variant)
     transform = None
     if rng is not None and augment is not None:
@@ -154,8 +158,21 @@ def training_sample(
     depth_source = np.zeros((0, cfg.point_cloud.features), np.float32)
     if frame.lidar is not None:
         depth_source = frame.lidar.points[: frame.lidar.keyframe_points]
+    drop: list[str] = []
     if rng is not None and modality_dropout > 0 and len(modalities) > 1:
-        frame = drop_sensors(frame, _draw_dropout(rng, modality_dropout))
+        drop = _draw_dropout(rng, modality_dropout)
+    gt = cfg.train.gt_sampling
+    if (
+        rng is not None
+        and database is not None
+        and gt.probability > 0
+        and "lidar" in modalities
+        and LIDAR_CHANNEL not in drop
+        and rng.random() < gt.probability
+    ):
+        frame = paste_objects(frame, database, gt, cfg, rng)
+    if drop:
+        frame = drop_sensors(frame, drop)
     inputs, cams = sample_inputs(frame, cfg, modalities, transform, rng, augment)
     h, w = cfg.camera.feature_size
     depth = np.full((len(cfg.camera.channels), h, w), -1, np.int64)
@@ -215,6 +232,7 @@ class FrameDataset(torch.utils.data.Dataset):
         modality_dropout: float = 0.0,
         cache_frames: int = 0,
         sweep_dropout: float = 0.0,
+        database: ObjectDatabase | None = None,
     ) -> None:
         self.source = source
         self.tokens = list(tokens)
@@ -225,6 +243,7 @@ class FrameDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.modality_dropout = modality_dropout
         self.sweep_dropout = sweep_dropout
+        self.database = database
         self.cache_frames = cache_frames
         self._cache: OrderedDict[int, Frame] = OrderedDict()
 
@@ -245,7 +264,12 @@ class FrameDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> TrainingSample:
         epoch, index = key
         rng = None
-        if self.augment is not None or self.modality_dropout > 0 or self.sweep_dropout > 0:
+        if (
+            self.augment is not None
+            or self.modality_dropout > 0
+            or self.sweep_dropout > 0
+            or self.database is not None
+        ):
             rng = np.random.default_rng([self.seed, epoch, index])
         return training_sample(
             self._frame(index),
@@ -256,4 +280,5 @@ class FrameDataset(torch.utils.data.Dataset):
             self.augment,
             self.modality_dropout,
             self.sweep_dropout,
+            self.database,
         )

@@ -34,7 +34,7 @@ from fusion.config import (
     dumps_toml,
     save_config,
 )
-from fusion.data.reader import NuScenesReader
+from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.distributed import DistInfo, join_process_group
 from fusion.engines.device import resolve_device
 from fusion.errors import DataError, FusionError
@@ -50,6 +50,7 @@ from fusion.model.weights import (
 )
 from fusion.outputs.plots import plot_losses
 from fusion.train.dataset import DataPart, FrameDataset, FrameSource, MixedSource, collate_training
+from fusion.train.gt_sampling import ObjectDatabase, build_database
 
 OPTIM_PREFIX = "optim."
 CHECKPOINT_NAME = "last.safetensors"
@@ -83,6 +84,9 @@ class TrainOptions:
     repeat: int = 1  # each sample of `dataroot`'s split seen this many times per epoch
     # more dataroots in the same training set: (dataroot, version, split, repeat)
     mix: tuple[tuple[Path, str, str, int], ...] = ()
+    # where ground-truth sampling cuts its objects (cfg.train.gt_sampling): (dataroot, version,
+    # split); none: `dataroot`'s split
+    gt_database: tuple[tuple[Path, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -418,6 +422,9 @@ def train(
         for modality, path in opts.init_branches:
             init_branch_from(model, modality, path)
 
+    database = None
+    if cfg.train.gt_sampling.probability > 0 and "lidar" in model.modalities:
+        database = _gt_database(opts, info.is_main and opts.progress)
     dataset = FrameDataset(
         source,
         tokens,
@@ -429,6 +436,7 @@ def train(
         cfg.train.modality_dropout,
         cache_frames=opts.cache_frames,
         sweep_dropout=cfg.train.sweep_dropout,
+        database=database,
     )
     sampler = _EpochSampler()
     loader = torch.utils.data.DataLoader(
@@ -473,6 +481,8 @@ def train(
         run_meta["data"] = data
     if opts.init is not None:
         run_meta["init"] = f"{opts.init.name} sha256:{_sha256(opts.init)}"
+    if database is not None:
+        run_meta["gt_database"] = database.describe()
     if opts.init_branches:
         run_meta["init_branches"] = {
             m: f"{p.name} sha256:{_sha256(p)}" for m, p in opts.init_branches
@@ -566,6 +576,30 @@ def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dic
         return parts[0].source, list(parts[0].tokens), []
     mixed = MixedSource(parts)
     return mixed, mixed.tokens(), mixed.describe()
+
+
+def _gt_database(opts: TrainOptions, progress: bool) -> ObjectDatabase:
+    """Ground-truth sampling's objects, cut from the keyframe scans of `opts.gt_database`'s
+    splits (or `dataroot`'s)."""
+    specs = opts.gt_database or ((opts.dataroot, opts.version, opts.split),)
+    cfg = opts.config
+    frames = []
+    for dataroot, version, split in specs:
+        reader = NuScenesReader(
+            dataroot, version, ReaderOptions.from_config(cfg, load_images=False), cfg
+        )
+        tokens = reader.sample_tokens(split)
+        if not tokens:
+            raise FusionError(f"--gt-database: split {split!r} has no samples", dataroot)
+        bar = _progress(tokens, progress, f"gt database {Path(dataroot).name}", len(tokens), 0)
+        frames.extend(reader.frame(t) for t in bar)
+    names = [f"{d} {v} {s}" for d, v, s in specs]
+    database = build_database(frames, cfg.train.gt_sampling.min_points, names)
+    if not database.counts():
+        raise FusionError(
+            "gt_sampling: no annotated object with enough LIDAR points in " + "; ".join(names)
+        )
+    return database
 
 
 def _progress(loader: Any, enabled: bool, desc: str, total: int, initial: int) -> Any:
