@@ -38,7 +38,7 @@ from fusion.data.reader import NuScenesReader, ReaderOptions
 from fusion.distributed import DistInfo, join_process_group
 from fusion.engines.device import resolve_device
 from fusion.errors import DataError, FusionError
-from fusion.model.detector import Detector, Variant, build_detector
+from fusion.model.detector import Detector, Variant, build_detector, variant_modalities
 from fusion.model.losses import detection_loss
 from fusion.model.weights import (
     MODEL_PREFIX,
@@ -565,9 +565,12 @@ def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dic
     Returns the source, its tokens and the record of what was mixed (for the run's metadata)."""
 
     specs = ((opts.dataroot, opts.version, opts.split, opts.repeat), *opts.mix)
+    # a model without cameras trains without decoding (and caching) every frame's six images
+    images = "camera" in variant_modalities(opts.variant)
+    options = ReaderOptions.from_config(opts.config, load_images=images)
     parts = []
     for dataroot, version, split, repeat in specs:
-        reader = NuScenesReader(dataroot, version, config=opts.config)
+        reader = NuScenesReader(dataroot, version, options, opts.config)
         tokens = tuple(reader.sample_tokens(split))
         if not tokens:
             raise FusionError(f"split {split!r} has no samples", dataroot)

@@ -169,3 +169,17 @@ def test_sigterm_checkpoints_the_completed_steps(real_root: Path, cfg_path: Path
         position = json.loads(f.metadata()["position"])
     assert position["step"] == done and position["epoch"] == done  # one sample per epoch
     assert position["elapsed_s"] > 0
+
+
+@pytest.mark.parametrize(("model", "cameras"), [("lidar", 0), ("fusion", 6), ("camera", 6)])
+def test_only_a_model_with_cameras_reads_images(
+    real_root: Path, tmp_path: Path, model: str, cameras: int
+) -> None:
+    from fusion.train.loop import TrainOptions, _training_data
+
+    opts = TrainOptions(
+        config=tiny_config(), dataroot=real_root, version="v1.0-mini", split="mini_train",
+        variant=model, out=tmp_path, epochs=1, batch_size=1, seed=0,
+    )  # fmt: skip
+    source, tokens, _ = _training_data(opts)
+    assert len(source.frame(tokens[0]).cameras) == cameras
