@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,7 @@ def measure_dataroot(
 def measure(
     dataroots: list[Path],
     version: str,
-    split: str | None,
+    split: str | None | Sequence[str],
     models: dict[str, Path],
     plots: Path | None,
     pictures: int,
@@ -242,9 +243,24 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench_real_") as tmp:
         base = work or Path(tmp)
         datasets = [
-            measure_dataroot(d, version, split, models, base, plots, pictures) for d in dataroots
+            measure_dataroot(d, version, s, models, base, plots, pictures)
+            for d, s in zip(dataroots, per_dataroot(split, len(dataroots)), strict=True)
         ]
     return {"weights": weights, "datasets": datasets}
+
+
+def per_dataroot(split: str | None | Sequence[str], count: int) -> list[str | None]:
+    """The split of each of `count` dataroots: none (each its devkit split), one for all, or
+    one each."""
+    if split is None or isinstance(split, str):
+        return [split] * count
+    if len(split) in (0, 1):
+        return [split[0] if split else None] * count
+    if len(split) != count:
+        raise FusionError(
+            f"--split: give one for all dataroots or one per --dataroot ({count}), not {len(split)}"
+        )
+    return list(split)
 
 
 def _run_meta(path: Path) -> dict[str, Any]:
@@ -379,7 +395,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--version", help="of every --dataroot, e.g. v1.0-mini (required with --dataroot)"
     )
-    parser.add_argument("--split", help="default: the devkit's split that holds the scenes")
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        help="once for every --dataroot, or once per --dataroot in their order; default: the "
+        "devkit's split that holds the scenes",
+    )
     add_model_arguments(parser)
     parser.add_argument(
         "--pictures", type=int, default=1, help="BEV and camera pictures of the first N keyframes"

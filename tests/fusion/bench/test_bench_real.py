@@ -12,7 +12,7 @@ import pytest
 import torch
 from model_fakes import tiny_config, tiny_params
 
-from fusion.bench.real import devkit_split, to_markdown
+from fusion.bench.real import devkit_split, per_dataroot, to_markdown
 from fusion.errors import FusionError
 from fusion.model import build_detector, save_detector
 
@@ -98,6 +98,15 @@ def test_the_split_is_the_devkits(real_copy: Path):
     table.write_text(json.dumps(scenes))
     with pytest.raises(FusionError, match="no devkit split"):
         devkit_split(real_copy, "v1.0-mini")
+
+
+def test_a_split_for_all_dataroots_or_one_each():
+    assert per_dataroot(None, 2) == [None, None]
+    assert per_dataroot([], 2) == [None, None]
+    assert per_dataroot(["mini_val"], 2) == ["mini_val", "mini_val"]
+    assert per_dataroot(["ho_test", "mini_train"], 2) == ["ho_test", "mini_train"]
+    with pytest.raises(FusionError, match="one per --dataroot"):
+        per_dataroot(["a", "b"], 3)
 
 
 def test_trained_on_names_every_part_of_a_mix():
