@@ -28,6 +28,7 @@ from typing import Any
 
 from fusion.commands.arguments import add_json_arguments, emit_json
 from fusion.config import DETECTION_CLASSES
+from fusion.data.reader import load_splits
 from fusion.data.sensor_io import read_json
 from fusion.errors import FusionError
 from fusion.machine import machine_info
@@ -65,6 +66,18 @@ def scene_names(dataroot: Path, version: str) -> list[str]:
     if not isinstance(scenes, list) or not all(isinstance(s, dict) for s in scenes):
         raise FusionError("scene table must be a list of records", table)
     return sorted(str(s.get("name")) for s in scenes)
+
+
+def split_scene_names(dataroot: Path, version: str, split: str) -> list[str]:
+    """The dataroot's scenes in `split`: `<version>/splits.json`'s first, then the devkit's."""
+    custom = dataroot / version / "splits.json"
+    splits = load_splits(custom) if custom.is_file() else {}
+    if split not in splits:
+        from nuscenes.utils.splits import create_splits_scenes
+
+        splits = create_splits_scenes(verbose=False)
+    wanted = set(splits.get(split, ()))
+    return [name for name in scene_names(dataroot, version) if name in wanted]
 
 
 def devkit_split(dataroot: Path, version: str) -> str:
@@ -165,7 +178,7 @@ def measure_dataroot(
     from fusion.model.weights import load_detector
 
     split = split or devkit_split(dataroot, version)
-    scenes = scene_names(dataroot, version)
+    scenes = split_scene_names(dataroot, version, split)
     label = safe_name("_".join(scenes))
     out = work / label
     report = evaluate(dataroot, version, split, models, out, pictures=pictures, progress=False)

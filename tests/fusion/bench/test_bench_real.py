@@ -134,3 +134,30 @@ def test_a_dataroot_the_weights_trained_on_is_marked_seen():
     assert "Seen in training** by fusion" in _seen_note({"fusion": {"run": run}}, ds)[0]
     assert _seen_note({"fusion": {"run": run}}, ds | {"dataroot": "/d/other"}) == []
     assert _seen_note({"fusion": {"run": {}}}, ds) == []
+
+
+def test_a_scene_split_in_two_is_read_and_scored_per_part(tmp_path: Path) -> None:
+    """benchmarks/accuracy/split_scene.py cuts the two scene-0916 keyframes of tests/data into
+    a training part and a held-out part; the reader and bench real's labels see two scenes."""
+    import subprocess
+    import sys
+
+    from shared_data import REAL_KEYFRAMES
+
+    from fusion.bench.real import split_scene_names
+    from fusion.data.reader import NuScenesReader
+
+    root = Path(__file__).resolve().parents[3]
+    out = tmp_path / "ho"
+    script = root / "benchmarks" / "accuracy" / "split_scene.py"
+    cmd = [sys.executable, str(script), str(REAL_KEYFRAMES), str(out), "--at", "1"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    reader = NuScenesReader(out, "v1.0-mini")
+    first, second = reader.sample_tokens("ho_train"), reader.sample_tokens("ho_test")
+    assert len(first) == len(second) == 1
+    assert first != second
+    assert split_scene_names(out, "v1.0-mini", "ho_train") == ["scene-0916-a"]
+    assert split_scene_names(out, "v1.0-mini", "ho_test") == ["scene-0916-b"]
+    # a devkit split still names the dataroot's scenes it holds (none of these)
+    assert split_scene_names(out, "v1.0-mini", "mini_val") == []
+    assert len(reader.frame(second[0]).boxes) > 10
