@@ -106,12 +106,23 @@ def scored_gt_counts(nusc: Any, split: str) -> dict[str, int]:
     """Ground-truth boxes per class that the devkit scores: its `load_gt` and its range and
     points filter (`filter_eval_boxes`) under the `detection_cvpr_2019` config."""
     from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.common.loaders import add_center_dist, filter_eval_boxes, load_gt
+    from nuscenes.eval.common.loaders import (
+        add_center_dist,
+        filter_eval_boxes,
+        get_samples_of_custom_split,
+        load_gt,
+        load_gt_of_sample_tokens,
+    )
     from nuscenes.eval.detection.data_classes import DetectionBox
+    from nuscenes.utils.splits import is_predefined_split
 
     cfg = config_factory("detection_cvpr_2019")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        gt = load_gt(nusc, split, DetectionBox, verbose=False)
+        if is_predefined_split(split):
+            gt = load_gt(nusc, split, DetectionBox, verbose=False)
+        else:  # `<version>/splits.json`, as DetectionEval loads it
+            tokens = get_samples_of_custom_split(split_name=split, nusc=nusc)
+            gt = load_gt_of_sample_tokens(nusc, tokens, DetectionBox, verbose=False)
         gt = filter_eval_boxes(nusc, add_center_dist(nusc, gt), cfg.class_range, verbose=False)
     counts = dict.fromkeys(DETECTION_CLASSES, 0)
     for box in gt.all:

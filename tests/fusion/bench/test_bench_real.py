@@ -144,7 +144,7 @@ def test_a_scene_split_in_two_is_read_and_scored_per_part(tmp_path: Path) -> Non
 
     from shared_data import REAL_KEYFRAMES
 
-    from fusion.bench.real import split_scene_names
+    from fusion.bench.real import devkit, scored_gt_counts, split_scene_names
     from fusion.data.reader import NuScenesReader
 
     root = Path(__file__).resolve().parents[3]
@@ -161,3 +161,9 @@ def test_a_scene_split_in_two_is_read_and_scored_per_part(tmp_path: Path) -> Non
     # a devkit split still names the dataroot's scenes it holds (none of these)
     assert split_scene_names(out, "v1.0-mini", "mini_val") == []
     assert len(reader.frame(second[0]).boxes) > 10
+    # the ground truth a held-out split is scored against, through the devkit's custom splits
+    nusc = devkit(out, "v1.0-mini")
+    assert scored_gt_counts(nusc, "ho_test")["car"] > 5
+    both = scored_gt_counts(devkit(REAL_KEYFRAMES, "v1.0-mini"), "mini_val")
+    parts = [scored_gt_counts(nusc, s) for s in ("ho_train", "ho_test")]
+    assert {k: parts[0][k] + parts[1][k] for k in both} == both
