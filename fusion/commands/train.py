@@ -174,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")
     cfg = with_lr_scales(cfg, args.lr_scale)
+    if args.gt_database and cfg.train.gt_sampling.probability == 0:
+        raise FusionError(
+            "--gt-database: the config's [train.gt_sampling] is off (probability 0): nothing "
+            "would be pasted"
+        )
     opts = TrainOptions(
         config=cfg,
         dataroot=args.dataroot,

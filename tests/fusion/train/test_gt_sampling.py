@@ -247,3 +247,9 @@ def test_training_run_records_its_database(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main([*argv[:-1], f"{REAL_KEYFRAMES},{REAL_VERSION}"]) == 2
     assert "--gt-database wants DATAROOT,VERSION,SPLIT" in capsys.readouterr().err
+    # a database named for a config that samples nothing is one clear error, not ignored
+    off = save_config(tiny_config(), tmp_path / "off.toml")
+    argv[argv.index("--config") + 1] = str(off)
+    argv[argv.index("--out") + 1] = str(tmp_path / "off")
+    assert main(argv) == 2
+    assert "[train.gt_sampling] is off" in capsys.readouterr().err
