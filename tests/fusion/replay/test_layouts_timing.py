@@ -19,15 +19,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_stream import _ego, _rig
+from test_stream import _payload, _rig
 
-from fusion.sources.base import (
-    CameraImage,
-    EgoPose,
-    LidarScan,
-    LogMessage,
-    RadarScan,
-)
+from fusion.sources.base import LogMessage
 from fusion.sync.ingest import IngestPump
 from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
@@ -46,21 +40,6 @@ RADAR_PERIODS_US = {
     "RADAR_BACK_LEFT": 74_900,
     "RADAR_BACK_RIGHT": 74_500,
 }
-
-
-def _payload(kind: str, t: int):
-    match kind:
-        case "lidar":
-            return LidarScan(np.array([[5.0, 5.0, 0.0, 1.0, 0.0]], np.float32))
-        case "camera":
-            return CameraImage(np.zeros((16, 32, 3), np.uint8))
-        case "radar":
-            f = np.zeros((18, 1), np.float32)
-            f[0] = 10.0
-            f[3], f[11], f[14] = 1, 3, 0  # passes the default filters
-            return RadarScan(f)
-        case _:
-            return EgoPose(_ego(t))
 
 
 def _message(ch: str, kind: str, t: int, token: str | None) -> LogMessage:
