@@ -26,8 +26,23 @@ from fusion.localization.estimator import LocalizationConfig
 DEFAULT_RIG = CONFIG_DIR / "rig_nuscenes.toml"
 
 
+class _Mounted:
+    """A sensor fixed on the car: its `channel` and mounting (`translation` m, `rotation`
+    quaternion w x y z) in the ego frame."""
+
+    channel: str
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+
+    @property
+    def to_ego(self) -> Transform:
+        return Transform.from_translation_quaternion(
+            self.translation, self.rotation, src=self.channel, dst="ego"
+        )
+
+
 @dataclass(frozen=True)
-class LidarSpec:
+class LidarSpec(_Mounted):
     """A spinning LIDAR. `spin_start_deg`: azimuth (deg, ccw from ego +x) of the beam at the
     start of a sweep; it then turns clockwise (seen from above) once per sweep."""
 
@@ -47,18 +62,12 @@ class LidarSpec:
     no_return: Literal["origin", "drop"] = "origin"
 
     @property
-    def to_ego(self) -> Transform:
-        return Transform.from_translation_quaternion(
-            self.translation, self.rotation, src=self.channel, dst="ego"
-        )
-
-    @property
     def period_us(self) -> int:
         return int(round(1e6 / self.rate_hz))
 
 
 @dataclass(frozen=True)
-class CameraSpec:
+class CameraSpec(_Mounted):
     """A pinhole camera, triggered when the LIDAR spin crosses the centre of its view."""
 
     channel: str
@@ -70,12 +79,6 @@ class CameraSpec:
     width: int
     height: int
     rate_hz: float
-
-    @property
-    def to_ego(self) -> Transform:
-        return Transform.from_translation_quaternion(
-            self.translation, self.rotation, src=self.channel, dst="ego"
-        )
 
     def camera(self, width: int | None = None, height: int | None = None) -> PinholeCamera:
         """The pinhole model at the rig's size, or scaled to (width, height)."""
@@ -92,7 +95,7 @@ class CameraSpec:
 
 
 @dataclass(frozen=True)
-class RadarSpec:
+class RadarSpec(_Mounted):
     """A 77 GHz radar: a near beam (wide, short) and a far beam (narrow, long)."""
 
     channel: str
@@ -106,12 +109,6 @@ class RadarSpec:
     far_range: float
     clutter_rays: int  # rays cast into the static world per sweep for clutter returns
     invalid_fraction: float  # share of returns flagged invalid (the devkit's filter drops them)
-
-    @property
-    def to_ego(self) -> Transform:
-        return Transform.from_translation_quaternion(
-            self.translation, self.rotation, src=self.channel, dst="ego"
-        )
 
     @property
     def yaw(self) -> float:
