@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from calibration.quaternion import quaternion_from_yaw, yaw_from_matrix
 from fusion.config import DETECTION_CLASSES, GtSampling, PipelineConfig
 from fusion.frame import Boxes, Frame
 from kernels.points_in_boxes import points_in_boxes
@@ -179,14 +180,11 @@ def _with_boxes(
     ref = frame.reference
     lidar_to_global = ref.ego_to_global.matrix @ ref.sensor_to_ego.matrix
     rot = lidar_to_global[:3, :3]
-    yaw_offset = math.atan2(rot[1, 0], rot[0, 0])
     box = np.stack([c[1] for c in chosen])
     velocity = np.stack([c[2] for c in chosen])
     center_global = box[:, :3] @ rot.T + lidar_to_global[:3, 3]
-    yaw_global = box[:, 6] + yaw_offset
-    rotation_global = np.column_stack(
-        [np.cos(yaw_global / 2), np.zeros(len(box)), np.zeros(len(box)), np.sin(yaw_global / 2)]
-    )
+    yaw_offset = yaw_from_matrix(rot)
+    rotation_global = np.stack([quaternion_from_yaw(yaw + yaw_offset) for yaw in box[:, 6]])
     pasted = Boxes(
         tokens=tuple(f"pasted:{c[0].token}" for c in chosen),
         categories=tuple(c[0].category for c in chosen),
