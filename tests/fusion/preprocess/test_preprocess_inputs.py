@@ -191,3 +191,29 @@ def test_ego_filter_is_recorded_in_the_config():
     bad = text.replace("ego_box = [-1.0, -1.7,", "ego_box = [1.5, -1.7,")
     with pytest.raises(ConfigError, match="ego_box"):
         loads_config(bad, "cfg")
+
+
+def test_ego_filter_is_exact_at_the_box_faces():
+    """The float32 comparison gives what comparing against the float64 box gives, also for the
+    float32 values next to each face (a bound rounded the wrong way would flip them); one box
+    whose faces are float32 values, one whose faces are not."""
+    from fusion.config import load_config
+    from fusion.preprocess.inputs import ego_filter_mask
+
+    base = load_config("nuscenes").point_cloud
+    for ego_box in ([-1.0, -1.7, -2.2, 1.0, 2.6, 0.3], [-1.01, -1.7, -2.2, 1.01, 2.6, 0.3]):
+        pc = dataclasses.replace(base, ego_filter="box", ego_box=ego_box)
+        box = np.asarray(ego_box)
+        inner = ((box[:3] + box[3:]) / 2).astype(np.float32)
+        rows = []
+        for axis in range(3):
+            for bound in (box[axis], box[axis + 3]):
+                b = np.float32(bound)
+                for v in (np.nextafter(b, np.float32(-9)), b, np.nextafter(b, np.float32(9))):
+                    p = inner.copy()
+                    p[axis] = v
+                    rows.append(p)
+        pts = np.stack(rows)
+        want = _inside(pts.astype(np.float64), box)
+        assert 0 < want.sum() < len(pts)
+        np.testing.assert_array_equal(ego_filter_mask(pts, pc), want)
