@@ -60,9 +60,11 @@ def lidar_sweeps(
         row += len(pts)
         if to_ref is None:
             out[:, :3] = pts[:, :3]
-        else:  # in float32 (6 um at 100 m), straight into the output: half float64's time
-            np.matmul(pts[:, :3], to_ref.rotation.T.astype(np.float32), out=out[:, :3])
-            out[:, :3] += to_ref.translation.astype(np.float32)
+        else:  # in float32 (6 um at 100 m): half float64's time. Into a contiguous array, then
+            # one copy into the rows: matmul into the strided columns is twice as slow
+            xyz = pts[:, :3] @ to_ref.rotation.T.astype(np.float32)
+            xyz += to_ref.translation.astype(np.float32)
+            out[:, :3] = xyz
         out[:, 3] = pts[:, 3]
         out[:, 4] = dt
     return LidarData(
