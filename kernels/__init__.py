@@ -18,7 +18,7 @@ from kernels.nms import bev_iou, circle_nms, nms_bev
 from kernels.points_in_boxes import count_points_in_boxes, points_in_boxes
 from kernels.radar import rasterize_radar
 from kernels.scatter import scatter_bev
-from kernels.voxelize import DynamicVoxels, HardVoxels, voxelize
+from kernels.voxelize import DynamicVoxels, HardVoxels, inside_box, voxelize
 
 __all__ = [
     "BevPoolFunction",
@@ -30,6 +30,7 @@ __all__ = [
     "bev_pool_backward",
     "bev_pool_torch",
     "circle_nms",
+    "inside_box",
     "count_points_in_boxes",
     "nms_bev",
     "points_in_boxes",

@@ -8,6 +8,10 @@ points past `max_points_per_voxel` or in voxels past `max_voxels` are dropped.
 
 NaN: a point with a NaN in x, y or z is dropped like an out-of-range point and counted in
 `num_nan` of the result (NaN in the other feature columns is carried as a value).
+
+`exclude`: an axis-aligned box (x0, y0, z0, x1, y1, z1) in m whose points are dropped like
+out-of-range points (the ego vehicle's own returns): closed, and decided exactly as comparing
+the float32 coordinates with the float64 bounds (`inside_box`, the oracle), in every backend.
 """
 
 from __future__ import annotations
@@ -77,6 +81,43 @@ def _grid(voxel_size: Any, point_range: Any) -> _Grid:
     return _Grid(lo=lo, size=size, shape=shape)
 
 
+def box_bounds(box: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A box (x0, y0, z0, x1, y1, z1) in m -> float32 (lo, hi), each rounded inwards, so that
+    `lo <= p <= hi` in float32 is exactly `box[:3] <= p <= box[3:]` in float64 for any float32
+    p (a bound rounded outwards would take in the float32 values just outside the box)."""
+    b = np.asarray(box, np.float64).reshape(6)
+    lo, hi = b[:3].astype(np.float32), b[3:].astype(np.float32)
+    lo = np.where(lo < b[:3], np.nextafter(lo, np.float32(np.inf)), lo)
+    hi = np.where(hi > b[3:], np.nextafter(hi, np.float32(-np.inf)), hi)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def inside_box(points: Any, box: Any) -> np.ndarray:
+    """(N,) True for the points (N, >=3), x y z first, inside the closed box (x0, y0, z0, x1,
+    y1, z1): per column (no float64 copy of a float32 cloud), float32 points against the
+    bounds of `box_bounds`; NaN is outside."""
+    pts = np.asarray(points)
+    if pts.dtype == np.float32:
+        lo, hi = box_bounds(box)
+    else:
+        b = np.asarray(box, np.float64).reshape(6)
+        lo, hi = b[:3], b[3:]
+    inside = np.ones(len(pts), bool)
+    for axis in range(3):
+        column = pts[:, axis]
+        inside &= column >= lo[axis]
+        inside &= column <= hi[axis]
+    return inside
+
+
+def _exclusion(exclude: Any) -> np.ndarray:
+    """(6,) float32 lo and hi of the excluded box for the kernels; for none, an empty box
+    (lo +inf, hi -inf) that holds no point."""
+    if exclude is None:
+        return np.array([np.inf] * 3 + [-np.inf] * 3, np.float32)
+    return np.concatenate(box_bounds(exclude))
+
+
 def _check(points: Any, max_points_per_voxel: int, max_voxels: int) -> None:
     shape = tuple(points.shape)
     if len(shape) != 2 or shape[1] < 3:
@@ -89,13 +130,15 @@ def _check(points: Any, max_points_per_voxel: int, max_voxels: int) -> None:
 
 
 def _assign_numpy(
-    pts: np.ndarray, grid: _Grid, max_voxels: int
+    pts: np.ndarray, grid: _Grid, max_voxels: int, exclude: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Per-point voxel index (-1 dropped), slot in its voxel, voxel coords, NaN count."""
     n = pts.shape[0]
     xyz = pts[:, :3]
     cell = np.floor((xyz - grid.lo) / grid.size)  # float32 throughout, as spconv
     valid = np.all((cell >= 0) & (cell < grid.shape), axis=1)
+    if exclude is not None:
+        valid &= ~inside_box(pts, exclude)
     num_nan = int(np.isnan(xyz).any(axis=1).sum())
     idx = np.flatnonzero(valid)
     c = cell[idx].astype(np.int64)
@@ -120,8 +163,10 @@ def _assign_numpy(
     return point_voxel, slot, coords, num_nan
 
 
-def _hard_numpy(pts: np.ndarray, grid: _Grid, p: int, max_voxels: int) -> HardVoxels:
-    point_voxel, slot, coords, num_nan = _assign_numpy(pts, grid, max_voxels)
+def _hard_numpy(
+    pts: np.ndarray, grid: _Grid, p: int, max_voxels: int, exclude: Any = None
+) -> HardVoxels:
+    point_voxel, slot, coords, num_nan = _assign_numpy(pts, grid, max_voxels, exclude)
     use = (point_voxel >= 0) & (slot < p)
     features = np.zeros((len(coords), p, pts.shape[1]), np.float32)
     features[point_voxel[use], slot[use]] = pts[use]
@@ -140,20 +185,30 @@ def _hard_numpy(pts: np.ndarray, grid: _Grid, p: int, max_voxels: int) -> HardVo
 
 @numba.njit(cache=True, parallel=True)
 def _cells_numba(
-    pts: np.ndarray, lo: np.ndarray, size: np.ndarray, shape: np.ndarray, out: np.ndarray
+    pts: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    shape: np.ndarray,
+    box: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """Linear cell id (ix * ny + iy) * nz + iz of every point into `out` (int32 or int64,
-    wide enough for the grid); -1 outside the range, -2 NaN."""
+    wide enough for the grid); -1 outside the range or inside the excluded box (`box`: the
+    float32 lo and hi of `_exclusion`), -2 NaN."""
     n = pts.shape[0]
     lo0, lo1, lo2 = lo[0], lo[1], lo[2]
     s0, s1, s2 = size[0], size[1], size[2]
     nx, ny, nz = shape[0], shape[1], shape[2]
+    b0, b1, b2, b3, b4, b5 = box[0], box[1], box[2], box[3], box[4], box[5]
     for i in numba.prange(n):
         x = np.float32(pts[i, 0])
         y = np.float32(pts[i, 1])
         z = np.float32(pts[i, 2])
         if x != x or y != y or z != z:
             out[i] = -2
+            continue
+        if b0 <= x <= b3 and b1 <= y <= b4 and b2 <= z <= b5:
+            out[i] = -1
             continue
         qx = np.float32(x - lo0) / s0
         qy = np.float32(y - lo1) / s1
@@ -254,13 +309,23 @@ def _index_dtype(limit: int) -> type:
 
 
 @cuda.jit
-def _cells_cuda(pts: Any, lo: Any, size: Any, shape: Any, lin: Any, nan_count: Any) -> None:
+def _cells_cuda(
+    pts: Any, lo: Any, size: Any, shape: Any, box: Any, lin: Any, nan_count: Any
+) -> None:
     i = cuda.grid(1)
     if i >= pts.shape[0]:
         return
     if pts[i, 0] != pts[i, 0] or pts[i, 1] != pts[i, 1] or pts[i, 2] != pts[i, 2]:
         lin[i] = -1
         cuda.atomic.add(nan_count, 0, 1)
+        return
+    inside = True
+    for j in range(3):
+        c = float32(pts[i, j])
+        if not (c >= box[j] and c <= box[j + 3]):
+            inside = False
+    if inside:
+        lin[i] = -1
         return
     lid = int64(0)
     for j in range(3):
@@ -354,7 +419,7 @@ def _num_points_cuda(counts: Any, p: int, num_points: Any) -> None:
 
 
 def _voxelize_cuda(
-    points: Any, grid: _Grid, p: int, max_voxels: int, mode: VoxelMode
+    points: Any, grid: _Grid, p: int, max_voxels: int, mode: VoxelMode, box: np.ndarray
 ) -> HardVoxels | DynamicVoxels:
     """Same numbering as the CPU: a hash finds each cell's lowest point index, a scan over the
     first-point flags numbers the voxels in order of appearance, and a stable group-by gives
@@ -375,7 +440,13 @@ def _voxelize_cuda(
     head = cuda.device_array(n, np.int32)
     if n:
         _cells_cuda[nb, tpb](
-            d_pts, cuda.to_device(grid.lo), cuda.to_device(grid.size), shape, lin, nan_count
+            d_pts,
+            cuda.to_device(grid.lo),
+            cuda.to_device(grid.size),
+            shape,
+            cuda.to_device(box),
+            lin,
+            nan_count,
         )
         _insert_cuda[nb, tpb](lin, keys, first, bits, hslot)
         _heads_cuda[nb, tpb](hslot, first, head)
@@ -414,12 +485,14 @@ def voxelize(
     max_voxels: int,
     mode: VoxelMode = "hard",
     *,
+    exclude: Any = None,
     backend: KernelBackend = "auto",
 ) -> HardVoxels | DynamicVoxels:
     """Group points (N, C) float32 (x, y, z in m first) into voxels.
 
-    voxel_size: (3,) m; point_range: (x0, y0, z0, x1, y1, z1) m. Hard mode returns
-    `HardVoxels` (features (V, P, C), coords (V, 3) int32 as (ix, iy, iz), num_points (V,));
+    voxel_size: (3,) m; point_range: (x0, y0, z0, x1, y1, z1) m; `exclude`: None or a box
+    (x0, y0, z0, x1, y1, z1) m whose points are dropped (see the module docstring). Hard mode
+    returns `HardVoxels` (features (V, P, C), coords (V, 3) int32 as (ix, iy, iz), num_points (V,));
     dynamic mode returns `DynamicVoxels` (coords and a per-point voxel index, no per-voxel cap
     on points). Other float dtypes are cast to float32 first.
     """
@@ -427,19 +500,20 @@ def voxelize(
     grid = _grid(voxel_size, point_range)
     which = _backend.resolve(backend, points)
     p = int(max_points_per_voxel)
+    box = _exclusion(exclude)
     match which:
         case "numpy":
             pts = _host_points(points)
             if mode == "hard":
-                return _like_hard(_hard_numpy(pts, grid, p, max_voxels), points)
-            point_voxel, _, coords, num_nan = _assign_numpy(pts, grid, max_voxels)
+                return _like_hard(_hard_numpy(pts, grid, p, max_voxels, exclude), points)
+            point_voxel, _, coords, num_nan = _assign_numpy(pts, grid, max_voxels, exclude)
             return _like_dynamic(DynamicVoxels(coords, point_voxel, num_nan), points)
         case "numba":
             pts = _host_points(points)
             hard = mode == "hard"
             n = pts.shape[0]
             lin = np.empty(n, _index_dtype(int(np.prod(grid.shape))))
-            _cells_numba(pts, grid.lo, grid.size, grid.shape, lin)
+            _cells_numba(pts, grid.lo, grid.size, grid.shape, box, lin)
             assign = np.empty(n, _index_dtype(min(max_voxels, n) * p if hard else n))
             coords, counts, nvox, num_nan = _voxelize_numba(
                 lin, grid.shape, max_voxels, p, hard, assign
@@ -451,7 +525,7 @@ def voxelize(
             _fill_features_numba(pts, assign, features)
             return _like_hard(HardVoxels(features, coords, counts, num_nan), points)
         case "cuda":
-            return _voxelize_cuda(points, grid, p, max_voxels, mode)
+            return _voxelize_cuda(points, grid, p, max_voxels, mode, box)
 
 
 def _like_hard(v: HardVoxels, ref: Any) -> HardVoxels:

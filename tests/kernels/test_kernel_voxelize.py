@@ -208,3 +208,68 @@ def test_numba_equals_spconv_on_ten_sweeps(real_scan, cfg) -> None:
     size, p, mv = cfg
     theirs = spconv_voxels(cloud, size, p, mv)
     assert_equals_spconv(voxelize(cloud, size, RANGE, p, mv, backend="numba"), theirs)
+
+
+# -- the excluded box (the ego filter in voxelize's pass) ----------------------------------------
+
+EGO = (-1.0, -1.7, -2.2, 1.0, 2.6, 0.3)
+
+
+def _face_points(box) -> np.ndarray:
+    """Points on, just inside and just outside (one float32 step) each face of `box`, and in
+    its middle; plus a NaN and far points."""
+    b = np.asarray(box, np.float64)
+    mid = ((b[:3] + b[3:]) / 2).astype(np.float32)
+    rows = [mid.copy()]
+    for axis in range(3):
+        for bound in (b[axis], b[axis + 3]):
+            f = np.float32(bound)
+            for v in (np.nextafter(f, np.float32(-9)), f, np.nextafter(f, np.float32(9))):
+                p = mid.copy()
+                p[axis] = v
+                rows.append(p)
+    rows += [np.array([np.nan, 0, 0], np.float32), np.array([20.0, -30.0, 0.5], np.float32)]
+    pts = np.stack(rows)
+    return np.concatenate([pts, np.arange(len(pts), dtype=np.float32)[:, None]], axis=1)
+
+
+@pytest.mark.parametrize("box", [EGO, (-1.01, -1.7, -2.2, 1.01, 2.6, 0.3)])
+def test_inside_box_is_the_float64_comparison(box) -> None:
+    from kernels import inside_box
+
+    pts = _face_points(box)
+    b = np.asarray(box)
+    xyz = pts[:, :3].astype(np.float64)
+    want = np.all((xyz >= b[:3]) & (xyz <= b[3:]), axis=1)
+    assert 0 < want.sum() < len(pts)
+    np.testing.assert_array_equal(inside_box(pts, box), want)
+    np.testing.assert_array_equal(inside_box(xyz, box), want)  # float64 points, same answer
+
+
+@pytest.mark.parametrize("backend", SMALL_BACKENDS)
+@pytest.mark.parametrize("box", [EGO, (-1.01, -1.7, -2.2, 1.01, 2.6, 0.3)])
+@pytest.mark.parametrize("mode", ["hard", "dynamic"])
+def test_excluded_box_equals_voxelizing_without_its_points(backend, box, mode) -> None:
+    """At the faces (float32 steps either side) and in bulk: the box's points are left out
+    exactly as if removed first (`inside_box`); the voxel numbering is that of the rest."""
+    from kernels import inside_box
+
+    rng = np.random.default_rng(3)
+    n = 200 if backend == "cuda" else 3000  # the CUDA simulator runs a thread at a time
+    bulk = np.concatenate(
+        [rng.uniform(-4, 4, (n, 3)), rng.uniform(0, 255, (n, 1))], axis=1
+    ).astype(np.float32)
+    for pts in (_face_points(box), bulk, np.zeros((0, 4), np.float32)):
+        inside = inside_box(pts, box)
+        kept = pts[~inside]
+        for size, p, mv in (((0.5, 0.5, 8.0), 3, 50), ((0.1, 0.1, 0.1), 2, 10000)):
+            got = voxelize(pts, size, RANGE, p, mv, mode, exclude=box, backend=backend)
+            want = voxelize(kept, size, RANGE, p, mv, mode, backend="numpy")
+            if mode == "hard":
+                assert_same(got, want)
+            else:  # per input point: the box's points in no voxel, the rest as without them
+                point_voxel = np.asarray(got.point_voxel)
+                assert (point_voxel[inside] == -1).all()
+                np.testing.assert_array_equal(point_voxel[~inside], want.point_voxel)
+                np.testing.assert_array_equal(np.asarray(got.coords), want.coords)
+                assert got.num_nan == want.num_nan

@@ -193,27 +193,24 @@ def test_ego_filter_is_recorded_in_the_config():
         loads_config(bad, "cfg")
 
 
-def test_ego_filter_is_exact_at_the_box_faces():
-    """The float32 comparison gives what comparing against the float64 box gives, also for the
-    float32 values next to each face (a bound rounded the wrong way would flip them); one box
-    whose faces are float32 values, one whose faces are not."""
+def test_inference_ego_filter_in_voxelize_equals_filtering_first(real_frame):
+    """Inference leaves the ego box to voxelize's pass (`exclude`); training filters the cloud
+    before augmentation. Without augmentation both give the same pillars, to the bit."""
     from fusion.config import load_config
-    from fusion.preprocess.inputs import ego_filter_mask
+    from fusion.preprocess.inputs import (
+        GlobalTransform,
+        lidar_voxels,
+        sample_inputs,
+        without_ego_returns,
+    )
 
-    base = load_config("nuscenes").point_cloud
-    for ego_box in ([-1.0, -1.7, -2.2, 1.0, 2.6, 0.3], [-1.01, -1.7, -2.2, 1.01, 2.6, 0.3]):
-        pc = dataclasses.replace(base, ego_filter="box", ego_box=ego_box)
-        box = np.asarray(ego_box)
-        inner = ((box[:3] + box[3:]) / 2).astype(np.float32)
-        rows = []
-        for axis in range(3):
-            for bound in (box[axis], box[axis + 3]):
-                b = np.float32(bound)
-                for v in (np.nextafter(b, np.float32(-9)), b, np.nextafter(b, np.float32(9))):
-                    p = inner.copy()
-                    p[axis] = v
-                    rows.append(p)
-        pts = np.stack(rows)
-        want = _inside(pts.astype(np.float64), box)
-        assert 0 < want.sum() < len(pts)
-        np.testing.assert_array_equal(ego_filter_mask(pts, pc), want)
+    cfg = load_config("nuscenes")
+    inference, _ = sample_inputs(real_frame, cfg, ("lidar",))
+    filtered_first = lidar_voxels(without_ego_returns(real_frame.lidar.points, cfg), cfg)
+    training, _ = sample_inputs(real_frame, cfg, ("lidar",), transform=GlobalTransform.identity())
+    for v in (filtered_first, training.voxels):
+        np.testing.assert_array_equal(inference.voxels.features, v.features)
+        np.testing.assert_array_equal(inference.voxels.coords, v.coords)
+        np.testing.assert_array_equal(inference.voxels.num_points, v.num_points)
+    unfiltered = lidar_voxels(real_frame.lidar.points, cfg)
+    assert unfiltered.num_points.sum() > inference.voxels.num_points.sum()
