@@ -55,7 +55,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -767,6 +767,12 @@ class OnlineSynchronizer:
             self.counters.no_pose += 1
             return None
         reference = SensorPose(LIDAR_CHANNEL, t, lidar_cal.sensor_to_ego, ego)
+        picks = {
+            ch: self._match(ch, self._cameras[ch], trigger, o.camera_tolerance_us)
+            for ch in o.camera_channels
+        }
+        # the images decode on the pool while this thread compensates the LIDAR sweeps
+        images_decoded = self._decode_together([h for h, _ in picks.values() if h is not None])
         scans = [(reference, trigger.held.payload.points)]  # type: ignore[union-attr]
         for h in reversed(self._lidar):
             if len(scans) >= o.lidar_sweeps:
@@ -784,11 +790,7 @@ class OnlineSynchronizer:
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
         reused: list[str] = []
-        picks = {
-            ch: self._match(ch, self._cameras[ch], trigger, o.camera_tolerance_us)
-            for ch in o.camera_channels
-        }
-        self._decode_together([h for h, _ in picks.values() if h is not None])
+        images_decoded()
         for ch in o.camera_channels:
             cam = self._camera(ch, picks[ch], missing, reused)
             if cam is not None:
@@ -864,13 +866,16 @@ class OnlineSynchronizer:
         while len(self._used_order) > 4096:  # bounded: older serials have left every buffer
             self._used.discard(self._used_order.popleft())
 
-    def _decode_together(self, held: list[_Held]) -> None:
-        """Decode the undecoded ones of a frame's messages at once, on a pool of the machine's
-        cores (the JPEG decoder releases the GIL): the frame waits for the slowest image, not
-        for their sum. A failure is left for `_payload` to meet again, and count."""
+    def _decode_together(self, held: list[_Held]) -> Callable[[], None]:
+        """Start decoding the undecoded ones of a frame's messages at once, on a pool of the
+        machine's cores (the JPEG decoder releases the GIL), and return the call that waits for
+        them: the frame waits for the slowest image, not for their sum, and does its other work
+        in between. A failure is left for `_payload` to meet again, and count.
+        `build_decode_ms` counts the submission and the wait (the images' share of the frame's
+        time), not the work done in between."""
         todo = [h for h in held if h.payload is None and not h.undecodable]
         if len(todo) < 2:
-            return
+            return lambda: None
         t0 = time.perf_counter()
 
         def decode(h: _Held) -> Payload | None:
@@ -879,11 +884,19 @@ class OnlineSynchronizer:
             except DataError:
                 return None
 
-        for h, payload in zip(todo, _pool().map(decode, todo), strict=True):
-            if payload is not None:
-                h.payload = payload
-                self.counters.decoded_at_build += 1
+        pending = [_pool().submit(decode, h) for h in todo]
         self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
+
+        def wait() -> None:
+            t1 = time.perf_counter()
+            for h, future in zip(todo, pending, strict=True):
+                payload = future.result()
+                if payload is not None:
+                    h.payload = payload
+                    self.counters.decoded_at_build += 1
+            self.counters.build_decode_ms += (time.perf_counter() - t1) * 1e3
+
+        return wait
 
     def _camera(
         self,

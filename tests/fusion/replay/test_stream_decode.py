@@ -210,3 +210,50 @@ def test_undecoded_cameras_are_decoded_only_when_a_frame_takes_them(cfg, replay_
     assert broken[1].missing["CAM_FRONT"].startswith("undecodable:")
     with pytest.raises(DataError):  # decoding it eagerly fails at once
         frames(False, corrupt=victim)
+
+
+def test_images_decode_while_the_lidar_sweeps_are_built(cfg, replay_root, monkeypatch):
+    """A frame's undecoded images go to the decode pool before its LIDAR sweeps are
+    compensated, so the two overlap: inside `lidar_sweeps`, the images' decoding has begun."""
+    import dataclasses
+    import threading
+
+    import fusion.sync.online as online
+
+    source = _open(replay_root)
+    options = StreamOptions.for_log(cfg, source.info(), camera_decode="reduced")
+    started = threading.Event()
+    overlapped: list[bool] = []
+    compensate = online.lidar_sweeps
+
+    def sweeps(*args, **kwargs):
+        overlapped.append(started.wait(timeout=10.0))
+        return compensate(*args, **kwargs)
+
+    monkeypatch.setattr(online, "lidar_sweeps", sweeps)
+
+    def signalling(msg):
+        def dec(raw, origin, **kw):
+            started.set()
+            return msg.decoder(raw, origin, **kw)
+
+        return dataclasses.replace(msg, decoder=dec)
+
+    sync = OnlineSynchronizer(options, source.rig())
+    frames, now = [], 0
+    for m in source.messages():
+        now = max(now, m.log_time_us)
+        for t in sync.ready(now):
+            started.clear()
+            frames.append(sync.build(t))
+        if sync.wants(m):
+            if m.kind == "camera":
+                sync.push_undecoded(signalling(m))
+            else:
+                sync.push(m, sync.decode(m))
+    for t in sync.ready(flush=True):
+        started.clear()
+        frames.append(sync.build(t))
+    built = [f for f in frames if f is not None]
+    assert built and all(len(f.cameras) == len(cfg.camera.channels) for f in built)
+    assert overlapped and all(overlapped)
