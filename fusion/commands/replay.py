@@ -30,7 +30,7 @@ def format_summary(s: ReplaySummary) -> str:
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
         + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
         f"backend {s.backend}  decode {s.decode}  between {s.between}  radar {s.radar_match}"
-        "  warm start"
+        f"  early start {'on' if s.early_start else 'off'}  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
@@ -38,7 +38,14 @@ def format_summary(s: ReplaySummary) -> str:
         + "  ".join(f"{k} {v:.1f}" for k, v in s.latency_ms.items() if not math.isnan(v))
         + ("" if math.isnan(s.first_frame_ms) else f"  first frame {s.first_frame_ms:.1f}"),
         "sync_wait_ms: "
-        + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v)),
+        + "  ".join(f"{k} {v:.1f}" for k, v in s.sync_wait_ms.items() if not math.isnan(v))
+        + (
+            "  (work started after: "
+            + "  ".join(f"{k} {v:.1f}" for k, v in s.start_wait_ms.items() if not math.isnan(v))
+            + ")"
+            if s.early_start and s.start_wait_ms
+            else ""
+        ),
         f"peak RSS {s.peak_rss_mb:.0f} MB",
         f"ego poses: {POSE_SOURCE_TEXT.get(s.pose_source, s.pose_source)}"
         + (
@@ -129,6 +136,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the scan is up to one radar period old): benchmarks/sync_wait.md",
     )
     parser.add_argument(
+        "--no-early-start",
+        action="store_true",
+        help="at --rate > 0, wait for a frame's radar scans before starting its camera and"
+        " LIDAR work (by default that work overlaps the wait for a scan stamped after the"
+        " trigger; the detections are the same)",
+    )
+    parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
@@ -163,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         decode=args.decode,
         between=args.between,
         radar_match=args.radar_match,
+        early_start=not args.no_early_start,
         warm_start=not args.no_warm_start,
         poses=args.poses,
         localization=None if rig_calibration is None else rig_calibration[0],

@@ -17,6 +17,7 @@ the head's maps out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,13 @@ from fusion.frame import Detections, Frame
 from fusion.model.detector import Detector, Variant, variant_modalities
 from fusion.model.params import ModelParams
 from fusion.postprocess.decode import decode_detections
-from fusion.preprocess.inputs import CameraGeometryCache, CameraMotion, SampleInputs, sample_inputs
+from fusion.preprocess.inputs import (
+    CameraGeometryCache,
+    CameraMotion,
+    SampleInputs,
+    frame_radar_raster,
+    sample_inputs,
+)
 from kernels import bev_pool, scatter_bev
 
 
@@ -54,6 +61,7 @@ class StageTimes:
     voxelize: float = 0.0
     lidar_net: float = 0.0
     scatter: float = 0.0
+    radar_wait: float = 0.0  # a frame started before its radar scans came (replay) waits here
     radar_raster: float = 0.0
     bev_net: float = 0.0
     postprocess: float = 0.0  # peaks, boxes, NMS
@@ -188,35 +196,67 @@ class Runner:
                         clock.lap("scatter")
                     maps.append(out[None])
                 case "radar":
-                    raster = inputs.radar_raster
-                    if raster is None:
-                        raster = np.zeros((cfg.radar.raster_channels, ny, nx), np.float32)
-                    if self.on_device and not isinstance(raster, np.ndarray):
-                        maps.append(raster[None])  # rasterized on the device
-                    else:
-                        maps.append(np.ascontiguousarray(raster, np.float32)[None])
+                    maps.append(self._radar_map(inputs.radar_raster))
         return maps
+
+    def _radar_map(self, raster: Any) -> Any:
+        """The BEV graph's radar input (1, C, ny, nx) from a frame's raster (None: zeros)."""
+        if raster is None:
+            nx, ny = self.cfg.bev.grid
+            raster = np.zeros((self.cfg.radar.raster_channels, ny, nx), np.float32)
+        if self.on_device and not isinstance(raster, np.ndarray):
+            return raster[None]  # rasterized on the device
+        return np.ascontiguousarray(raster, np.float32)[None]
 
     def head(self, frame: Frame, clock: StageClock | None = None) -> HeadOutput:
         """Pre-processing, the dense graphs and the kernels between them: the head's maps
         (on the host: the one copy off the device)."""
         clock = clock or self.clock()
         maps = self.bev_maps(self.inputs(frame, clock), clock)
+        return self._bev(maps, clock)
+
+    def _bev(self, maps: list[Any], clock: StageClock) -> HeadOutput:
         clock.lap("images")  # bookkeeping between stages is charged to the first stage
         heatmap, regression, attribute = self.engine.bev(*maps)
         heatmap, regression, attribute = to_host(heatmap), to_host(regression), to_host(attribute)
         clock.lap("bev_net")
         return HeadOutput(heatmap, regression, attribute)
 
-    def detect(self, frame: Frame) -> tuple[Detections, StageTimes]:
-        """Detections in the LIDAR_TOP frame at the reference time, and the stage times."""
-        clock = self.clock()
-        out = self.head(frame, clock)
+    def _decode(self, out: HeadOutput, clock: StageClock) -> tuple[Detections, StageTimes]:
         dets = decode_detections(
             out.heatmap[0], out.regression[0], out.attribute[0], self.cfg, self.params
         )
         clock.lap("postprocess")
         return dets, StageTimes(**clock.times)
+
+    def detect(self, frame: Frame) -> tuple[Detections, StageTimes]:
+        """Detections in the LIDAR_TOP frame at the reference time, and the stage times."""
+        clock = self.clock()
+        return self._decode(self.head(frame, clock), clock)
+
+    def detect_started(
+        self, frame: Frame, radars: Callable[[], Frame | None]
+    ) -> tuple[Frame, Detections, StageTimes] | None:
+        """`detect` of a frame started before its radar scans were final (replay's early
+        start, `fusion.sync.ingest.RadarCompletion.wait`): the camera and LIDAR stages run on
+        `frame` first, then `radars()` gives the whole frame (blocking until it is known; the
+        wait is the stage `radar_wait`), whose radar raster joins the BEV graph. The whole
+        frame, its detections (those `detect` gives it) and the stage times; None when
+        `radars()` gives None (its trigger was dropped)."""
+        if "radar" not in self.modalities:
+            whole = radars()
+            return None if whole is None else (whole, *self.detect(whole))
+        clock = self.clock()
+        maps = self.bev_maps(self.inputs(frame, clock), clock)
+        whole = radars()
+        clock.lap("radar_wait")
+        if whole is None:
+            return None
+        points_to = self._upload if self.on_device else None
+        raster = frame_radar_raster(whole, self.cfg, points_to=points_to)
+        clock.lap("radar_raster")
+        maps[self.modalities.index("radar")] = self._radar_map(raster)
+        return whole, *self._decode(self._bev(maps, clock), clock)
 
 
 def open_engine(

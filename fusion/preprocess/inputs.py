@@ -493,12 +493,25 @@ def sample_inputs(
         lap("voxelize")
     raster = None
     if "radar" in modalities and frame.radars:
-        pts = radar_points(frame, cfg)
-        if transform is not None:
-            pts = transform.points(pts)
-            pts[:, 4:6] = transform.vectors_2d(pts[:, 4:6])
-        if points_to is not None:
-            pts = points_to(np.ascontiguousarray(pts, np.float32))
-        raster = radar_raster(pts, cfg)
+        raster = frame_radar_raster(frame, cfg, transform, points_to)
         lap("radar_raster")
     return SampleInputs(images, present, geometry, voxels, raster), cams
+
+
+def frame_radar_raster(
+    frame: Frame,
+    cfg: PipelineConfig,
+    transform: GlobalTransform | None = None,
+    points_to: Callable[[NDArray[np.float32]], Any] | None = None,
+) -> Any:
+    """The radar raster of a frame's radars (`radar_raster`; None without radars), after the
+    augmentation `transform`; `points_to` as `sample_inputs`'."""
+    if not frame.radars:
+        return None
+    pts = radar_points(frame, cfg)
+    if transform is not None:
+        pts = transform.points(pts)
+        pts[:, 4:6] = transform.vectors_2d(pts[:, 4:6])
+    if points_to is not None:
+        pts = points_to(np.ascontiguousarray(pts, np.float32))
+    return radar_raster(pts, cfg)

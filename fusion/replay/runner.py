@@ -133,6 +133,8 @@ class ReplaySummary:
     decode: str = ""  # camera JPEG decode: reduced or full
     between: str = ""  # a trigger without a message of its own: reuse a neighbour's, or none
     radar_match: str = ""  # a trigger's own radar scan: the nearest, or the newest before it
+    # a frame's camera and LIDAR work starts before its radar scans are final (--rate > 0)
+    early_start: bool = False
     warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
     received: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
@@ -151,6 +153,9 @@ class ReplaySummary:
     latency_stats: dict[str, Any] = field(default_factory=dict)
     first_frame_ms: float = math.nan  # end to end of the first processed trigger
     sync_wait_ms: dict[str, float] = field(default_factory=dict)
+    # per trigger, the wait before its frame's work began: with early_start, until all but its
+    # radars were final (the rest of the radars' wait overlaps the camera and LIDAR work)
+    start_wait_ms: dict[str, float] = field(default_factory=dict)
     shed: dict[str, int] = field(default_factory=dict)  # stale messages shed per channel
     reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     wall_s: float = 0.0
@@ -200,6 +205,9 @@ class ReplayOptions:
     decode: ImageDecode = "reduced"
     between: Between = "reuse"
     radar_match: RadarMatch = "nearest"
+    # --rate > 0: start a frame's camera and LIDAR work as soon as only its radar scans are not
+    # final (`fusion.sync.ingest.IngestPump`'s early start); the same detections
+    early_start: bool = True
     warm_start: bool = True  # run one frame of the log before the clock starts
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
     # the estimator's calibration and noise (`--rig`), and where it came from; None: the log's
@@ -279,7 +287,7 @@ class ReplayRun:
         self.sync = OnlineSynchronizer(
             self.stream_options, rig, scene_name=str(getattr(source, "scene", "") or "")
         )
-        self.pump = IngestPump(self.sync)
+        self.pump = IngestPump(self.sync, early_start=options.early_start and options.rate > 0)
         self.faults = FaultInjector(options.faults)
         self.summary = ReplaySummary(
             str(source.path),
@@ -288,6 +296,7 @@ class ReplayRun:
             decode=options.decode,
             between=options.between,
             radar_match=options.radar_match,
+            early_start=self.pump.early_start,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
@@ -411,9 +420,16 @@ class ReplayRun:
         return self.stream_now_us + int((time.monotonic() - self.wall_at_stream) * 1e6)
 
     def process(self, built: Ingested) -> None:
-        frame = built.frame
-        dets, times = self.runner.detect(frame)
-        times = dataclasses.replace(times, read=built.read_ms, decode=built.decode_ms)
+        frame, decode_ms = built.frame, built.decode_ms
+        if built.radars is None:
+            dets, times = self.runner.detect(frame)
+        else:  # started before its radars: they join once the pump has them
+            out = self.runner.detect_started(frame, built.radars.wait)
+            if out is None:
+                return  # its trigger was dropped while it waited (counted: overflow)
+            frame, dets, times = out
+            decode_ms += built.radars.decode_ms
+        times = dataclasses.replace(times, read=built.read_ms, decode=decode_ms)
         done_us = self.now_us()
         latency_ms = (done_us - frame.timestamp_us) / 1000.0
         late = latency_ms > self.options.budget_ms
@@ -481,6 +497,7 @@ def replay(
     s.rejected = run.pump.rejected()
     s.errors = list(run.pump.counts.errors)
     s.sync_wait_ms = c.sync_wait_ms()
+    s.start_wait_ms = c.start_wait_ms()
     s.shed = dict(sorted(run.shed.items()))
     s.reused = dict(sorted(c.reused.items()))
     s.faults = {
@@ -575,6 +592,7 @@ def _replay_realtime(run: ReplayRun) -> None:
         except BaseException as exc:  # noqa: BLE001  # handed to the main thread
             failure.append(exc)
         finally:
+            run.pump.abandon()  # a frame left waiting for its radars gets None, not a hang
             slot.close()
 
     producer = threading.Thread(target=produce, name="replay-producer", daemon=True)

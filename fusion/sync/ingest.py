@@ -25,6 +25,7 @@ same frames.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -38,15 +39,45 @@ from fusion.sources.base import LogMessage, Source
 from fusion.sync.online import OnlineSynchronizer, StreamOptions, Trigger
 
 
+class RadarCompletion:
+    """The radars of a frame the pump started without them (`IngestPump(early_start=True)`):
+    the pump resolves it when the trigger is released (`OnlineSynchronizer.build_radars`), with
+    the whole frame, or with None when the trigger was dropped before (counted by the
+    synchronizer). `wait` blocks until then: the detector calls it after the frame's camera and
+    LIDAR work. Thread-safe: the pump's thread resolves, the detector's waits."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame  # without radars
+        self.decode_ms = 0.0  # the radars' decode and motion compensation, when resolved
+        self._done = threading.Event()
+        self._whole: Frame | None = None
+
+    def resolve(self, whole: Frame | None, decode_ms: float = 0.0) -> None:
+        self._whole, self.decode_ms = whole, decode_ms
+        self._done.set()
+
+    @property
+    def resolved(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self) -> Frame | None:
+        """The whole frame (None: its trigger was dropped), once the pump has it."""
+        self._done.wait()
+        return self._whole
+
+
 @dataclass(frozen=True, eq=False)
 class Ingested:
     """One frame out of the pump, with what it cost since the previous one (ms): `read`,
-    `decode` and `camera_ms` (the camera messages' share of both)."""
+    `decode` and `camera_ms` (the camera messages' share of both). `radars`: for a frame
+    started before its radar scans were final (`IngestPump(early_start=True)`), what completes
+    it; None for a whole frame."""
 
     frame: Frame
     read_ms: float
     decode_ms: float
     camera_ms: float
+    radars: RadarCompletion | None = None
 
 
 @dataclass
@@ -67,13 +98,24 @@ def _bump(d: dict[str, int], key: str) -> None:
 
 
 class IngestPump:
-    """See the module docstring. Not thread-safe: one thread reads, offers and releases."""
+    """See the module docstring. Not thread-safe: one thread reads, offers and releases
+    (a `RadarCompletion` it hands out may be waited on from another).
 
-    def __init__(self, sync: OnlineSynchronizer) -> None:
+    `early_start` (real-time replay): a trigger whose radar scans are the only part not yet
+    final is built at once without them (`OnlineSynchronizer.startable`, `build_start`) and
+    handed out with a `RadarCompletion`, which the pump resolves when the trigger is released;
+    so the detector's camera and LIDAR work overlaps the wait for a radar scan stamped after the
+    trigger (the nearest scan, up to 37 ms after a nuScenes keyframe). The whole frame is the
+    one `build` gives (tested). Without radars in the model it changes nothing."""
+
+    def __init__(self, sync: OnlineSynchronizer, early_start: bool = False) -> None:
         self.sync = sync
+        self.early_start = early_start and bool(sync.options.radar_channels)
         self.counts = IngestCounts()
         self._read = self._decode = self._camera = 0.0  # since the previous frame out
         self.clock_us: int | None = None  # log time of the batch being taken (newest offered)
+        # started triggers (by serial) -> their completion (None: start gave no frame)
+        self._started: dict[int, RadarCompletion | None] = {}
 
     def read(self, messages: Iterator[LogMessage]) -> LogMessage | None:
         """The next message of `messages` (None at the end), its read time charged."""
@@ -134,6 +176,15 @@ class IngestPump:
         sc = self.sync.counters
         t0 = time.perf_counter()
         for trig in self.sync.ready(clock_us, flush=flush):
+            serial = trig.held.serial
+            if serial in self._started:  # started: its radars complete the frame handed out
+                completion = self._started.pop(serial)
+                if completion is not None:
+                    t1 = time.perf_counter()
+                    whole = self.sync.build_radars(trig, completion.frame)
+                    completion.resolve(whole, (time.perf_counter() - t1) * 1e3)
+                t0 = time.perf_counter()  # the radars' time is their frame's, not the next's
+                continue
             before = sc.build_decode_ms
             frame = self.sync.build(trig)
             self._camera += sc.build_decode_ms - before  # the camera messages it took
@@ -144,12 +195,41 @@ class IngestPump:
             t0 = now
             out.append(Ingested(frame, self._read, self._decode, self._camera))
             self._read = self._decode = self._camera = 0.0
+        if self.early_start and not flush:
+            for trig in self.sync.startable(clock_us):
+                before = sc.build_decode_ms
+                frame = self.sync.build_start(trig)
+                self._camera += sc.build_decode_ms - before
+                completion = None if frame is None else RadarCompletion(frame)
+                self._started[trig.held.serial] = completion
+                if frame is None:
+                    continue
+                now = time.perf_counter()
+                self._decode += (now - t0) * 1e3
+                t0 = now
+                out.append(Ingested(frame, self._read, self._decode, self._camera, completion))
+                self._read = self._decode = self._camera = 0.0
+        for serial in self.sync.take_abandoned():
+            completion = self._started.pop(serial, None)
+            if completion is not None:
+                completion.resolve(None)
         self._decode += (time.perf_counter() - t0) * 1e3
         return out
 
+    def abandon(self) -> None:
+        """Resolve every frame still waiting for its radars with None (the producer stops
+        early: nothing is left waiting on a completion that would never come)."""
+        for completion in self._started.values():
+            if completion is not None:
+                completion.resolve(None)
+        self._started.clear()
+
     def reset(self) -> None:
-        """A jump in the log (a new loop): the synchronizer forgets what it holds."""
+        """A jump in the log (a new loop): the synchronizer forgets what it holds (a started
+        frame it still held is resolved with None; callers flush first)."""
         self.sync.reset()
+        self.sync.take_abandoned()
+        self.abandon()
         self.clock_us = None
 
     def rejected(self) -> dict[str, int]:

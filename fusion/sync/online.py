@@ -51,6 +51,7 @@ Times in us (sensor time, the messages' own `timestamp_us`).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import os
 import time
@@ -348,14 +349,25 @@ class StreamCounters:
     reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     # per released trigger: its release time on the stream's clock minus its timestamp (us)
     sync_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
+    # per trigger: its first release, whole or started without its radars (`startable`), on
+    # the stream's clock minus its timestamp (us): the wait before its frame's work can begin
+    start_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def sync_wait_ms(self) -> dict[str, float]:
         """The wait per trigger, {p50, p99, max} ms (NaN without triggers)."""
-        if not self.sync_wait_us:
-            return {"p50": math.nan, "p99": math.nan, "max": math.nan}
-        w = np.asarray(self.sync_wait_us, np.float64) / 1e3
-        p50, p99 = np.percentile(w, [50, 99])
-        return {"p50": float(p50), "p99": float(p99), "max": float(w.max())}
+        return _wait_stats(self.sync_wait_us)
+
+    def start_wait_ms(self) -> dict[str, float]:
+        """The wait per trigger before its frame could be started, {p50, p99, max} ms."""
+        return _wait_stats(self.start_wait_us)
+
+
+def _wait_stats(waits_us: deque[int]) -> dict[str, float]:
+    if not waits_us:
+        return {"p50": math.nan, "p99": math.nan, "max": math.nan}
+    w = np.asarray(waits_us, np.float64) / 1e3
+    p50, p99 = np.percentile(w, [50, 99])
+    return {"p50": float(p50), "p99": float(p99), "max": float(w.max())}
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -395,6 +407,9 @@ class OnlineSynchronizer:
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
         self._version = 0  # bumped by every message taken: a waiting trigger's state changed
         self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
+        self._unstartable: tuple[int, int] | None = None  # (trigger, version) found not startable
+        self._started: set[int] = set()  # serials of pending triggers started without radars
+        self._abandoned: list[int] = []  # started triggers dropped before release (overflow)
         self._used: set[int] = set()  # serials of camera / radar messages already in a frame
         self._used_order: deque[int] = deque()
         self._pending: deque[PendingTrigger] = deque()
@@ -507,8 +522,11 @@ class OnlineSynchronizer:
                     self._add_trigger(msg.timestamp_us)
                     self._pending.append(PendingTrigger(msg.timestamp_us, held))
                     while len(self._pending) > self.options.max_pending:
-                        self._pending.popleft()
+                        dropped = self._pending.popleft()
                         self.counters.overflow += 1
+                        if dropped.held.serial in self._started:
+                            self._started.discard(dropped.held.serial)
+                            self._abandoned.append(dropped.held.serial)
                 self._insert(self._lidar, held)
             case CameraImage() if ch in self._cameras:
                 self._insert(self._cameras[ch], held)
@@ -597,6 +615,10 @@ class OnlineSynchronizer:
             buf.clear()
         self._latest.clear()
         self._keyframe_at.clear()
+        self._abandoned.extend(
+            p.held.serial for p in self._pending if p.held.serial in self._started
+        )
+        self._started.clear()
         self._pending.clear()
         self._periods.clear()
         self._triggers.clear()
@@ -709,8 +731,10 @@ class OnlineSynchronizer:
         latest_pose = self.poses.latest_us
         if latest_pose is None or latest_pose < p.timestamp_us:
             out["pose"] = "pose"
+        # a started trigger (`startable`) took its cameras already: only its radars are open
+        cameras = () if p.held.serial in self._started else o.camera_channels
         for chans, bufs, tol in (
-            (o.camera_channels, self._cameras, o.camera_tolerance_us),
+            (cameras, self._cameras, o.camera_tolerance_us),
             (o.radar_channels, self._radars, o.radar_tolerance_us),
         ):
             for ch in chans:
@@ -746,9 +770,48 @@ class OnlineSynchronizer:
                     break
             out.append(self._pending.popleft())
             now = clock_us if clock_us is not None else self._clock_us
+            started = p.held.serial in self._started
+            self._started.discard(p.held.serial)
             if now is not None:
-                wait = min(now, self.deadline(p)) - p.timestamp_us
-                self.counters.sync_wait_us.append(max(0, wait))
+                wait = max(0, min(now, self.deadline(p)) - p.timestamp_us)
+                self.counters.sync_wait_us.append(wait)
+                if not started:
+                    self.counters.start_wait_us.append(wait)
+        return out
+
+    def startable(self, clock_us: int | None = None) -> list[PendingTrigger]:
+        """Waiting triggers whose frame can be started before their radar scans are final
+        (`build_start`), oldest first and each once: every older waiting trigger was started,
+        the ego pose at its time is known and every sensor's match but the radars' is final
+        (`waiting_for` names radar channels only). They stay waiting: `ready` releases each
+        when its radars are final too (or at its deadline), and `build_radars` completes the
+        frame then, with what `build` would have given. The start's wait goes to
+        `counters.start_wait_us`."""
+        out: list[PendingTrigger] = []
+        radars = set(self.options.radar_channels)
+        now = clock_us if clock_us is not None else self._clock_us
+        for p in self._pending:
+            if p.held.serial in self._started:
+                continue
+            key = (p.held.serial, self._version)
+            if self._unstartable == key:
+                break  # nothing arrived since it was found not startable
+            if not self.waiting_for(p).keys() <= radars:
+                self._unstartable = key
+                break
+            self._started.add(p.held.serial)
+            out.append(p)
+            if now is not None:
+                self.counters.start_wait_us.append(
+                    max(0, min(now, self.deadline(p)) - p.timestamp_us)
+                )
+        return out
+
+    def take_abandoned(self) -> list[int]:
+        """Serials (`PendingTrigger.held.serial`) of started triggers dropped before their
+        release (the oldest beyond `max_pending`, or a `reset`): their frames are never
+        completed; the drop is counted in `overflow` (a reset follows a flush)."""
+        out, self._abandoned = self._abandoned, []
         return out
 
     @property
@@ -759,6 +822,12 @@ class OnlineSynchronizer:
     def build(self, trigger: PendingTrigger) -> Frame | None:
         """The frame of a released trigger; None (counted in `no_pose`) when the ego pose at its
         time cannot be known from the poses received."""
+        frame = self.build_start(trigger)
+        return None if frame is None else self.build_radars(trigger, frame)
+
+    def build_start(self, trigger: PendingTrigger) -> Frame | None:
+        """The frame of a released or started trigger without its radars: the LIDAR sweeps and
+        the cameras (`build` less `build_radars`); None (counted in `no_pose`) as `build`."""
         o = self.options
         t = trigger.timestamp_us
         lidar_cal = self.rig[LIDAR_CHANNEL]
@@ -795,17 +864,7 @@ class OnlineSynchronizer:
             cam = self._camera(ch, picks[ch], missing, reused)
             if cam is not None:
                 cameras[ch] = cam
-        radars: dict[str, RadarData] = {}
-        for ch in o.radar_channels:
-            rad = self._radar(ch, trigger, reference, missing, reused)
-            if rad is not None:
-                radars[ch] = rad
-        for ch in missing:
-            self.counters.missing[ch] = self.counters.missing.get(ch, 0) + 1
-        for ch in (*cameras, *radars):
-            self.counters.used[ch] = self.counters.used.get(ch, 0) + 1
-        for ch in reused:
-            self.counters.reused[ch] = self.counters.reused.get(ch, 0) + 1
+        self._count(cameras, missing, reused)
         return Frame(
             sample_token=trigger.held.msg.sample_token or "",
             scene_name=self.scene_name,
@@ -813,11 +872,36 @@ class OnlineSynchronizer:
             reference=reference,
             lidar=lidar,
             cameras=cameras,
-            radars=radars,
+            radars={},
             boxes=None,
             missing=missing,
             reused=tuple(reused),
         )
+
+    def build_radars(self, trigger: PendingTrigger, frame: Frame) -> Frame:
+        """`frame` (`build_start` of `trigger`) with its radars, once `trigger` is released."""
+        missing: dict[str, str] = {}
+        reused: list[str] = []
+        radars: dict[str, RadarData] = {}
+        for ch in self.options.radar_channels:
+            rad = self._radar(ch, trigger, frame.reference, missing, reused)
+            if rad is not None:
+                radars[ch] = rad
+        self._count(radars, missing, reused)
+        return dataclasses.replace(
+            frame,
+            radars=radars,
+            missing={**frame.missing, **missing},
+            reused=(*frame.reused, *reused),
+        )
+
+    def _count(self, used: Iterable[str], missing: Iterable[str], reused: Iterable[str]) -> None:
+        for ch in missing:
+            self.counters.missing[ch] = self.counters.missing.get(ch, 0) + 1
+        for ch in used:
+            self.counters.used[ch] = self.counters.used.get(ch, 0) + 1
+        for ch in reused:
+            self.counters.reused[ch] = self.counters.reused.get(ch, 0) + 1
 
     def _sensor_pose(self, channel: str, timestamp_us: int) -> SensorPose | None:
         ego = self.poses.at(timestamp_us)

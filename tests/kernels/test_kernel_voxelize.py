@@ -256,9 +256,9 @@ def test_excluded_box_equals_voxelizing_without_its_points(backend, box, mode) -
 
     rng = np.random.default_rng(3)
     n = 200 if backend == "cuda" else 3000  # the CUDA simulator runs a thread at a time
-    bulk = np.concatenate(
-        [rng.uniform(-4, 4, (n, 3)), rng.uniform(0, 255, (n, 1))], axis=1
-    ).astype(np.float32)
+    bulk = np.concatenate([rng.uniform(-4, 4, (n, 3)), rng.uniform(0, 255, (n, 1))], axis=1).astype(
+        np.float32
+    )
     for pts in (_face_points(box), bulk, np.zeros((0, 4), np.float32)):
         inside = inside_box(pts, box)
         kept = pts[~inside]

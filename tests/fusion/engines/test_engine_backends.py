@@ -117,7 +117,8 @@ def test_runner_gives_the_same_detections_on_both_backends(fusion_export):
     np.testing.assert_allclose(d_torch.scores[order_t], d_ort.scores[order_o], rtol=1e-4, atol=1e-6)
     # every stage of the fusion model ran and was timed
     for name in StageTimes.names():
-        if name not in ("read", "decode"):  # filled by whoever reads the frame
+        # read and decode are filled by whoever reads the frame; a whole frame has no radar wait
+        if name not in ("read", "decode", "radar_wait"):
             assert getattr(t_torch, name) > 0, name
     assert t_ort.total > 0
 

@@ -68,7 +68,7 @@ def test_stage_list_is_stage_times_fields_in_frame_order():
     assert STAGES == StageTimes.names() == tuple(StageTimes().as_dict())
     assert STAGES == (
         "read", "decode", "images", "camera_geometry", "camera_net", "bev_pool", "voxelize",
-        "lidar_net", "scatter", "radar_raster", "bev_net", "postprocess",
+        "lidar_net", "scatter", "radar_wait", "radar_raster", "bev_net", "postprocess",
     )  # fmt: skip
 
 
