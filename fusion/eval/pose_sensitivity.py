@@ -1,0 +1,99 @@
+"""What an ego-pose error alone costs the devkit's metrics: the detections of a run with true
+poses, each keyframe's boxes displaced as an ego-pose error of a given RMS would place them
+(`fusion.postprocess.results.displace_results`), scored again by the devkit through the same
+path as `fusion eval` (`devkit_evaluate`, `evaluate_subset`). No new inference: the detector's
+output is the same, only the pose that takes it to the global frame is wrong.
+
+The errors are drawn per keyframe, independent between keyframes: a horizontal offset from a
+2-D Gaussian of the given RMS (sigma RMS / sqrt 2 per axis) and a yaw error from a Gaussian of
+the given RMS. One standard-normal draw per seed serves every RMS (scaled), so the points of a
+sweep differ only by the size of the error, not by its direction."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion.errors import FusionError
+from fusion.eval.evaluate import devkit_evaluate, evaluate_subset, metrics_from
+from fusion.postprocess.results import displace_results
+
+
+def draw_pose_errors(
+    n: int, rms_m: float, yaw_rms_rad: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` ego-pose errors: horizontal offsets (n, 2) m, 2-D Gaussian with RMS norm `rms_m`,
+    and yaw errors (n,) rad, Gaussian with RMS `yaw_rms_rad`. Deterministic per `seed`; the
+    same seed gives the same directions for every RMS."""
+    if rms_m < 0 or yaw_rms_rad < 0:
+        raise FusionError(f"a pose error RMS is not negative: {rms_m} m, {yaw_rms_rad} rad")
+    unit = np.random.default_rng([seed, n]).standard_normal((n, 3))
+    return unit[:, :2] * (rms_m / math.sqrt(2.0)), unit[:, 2] * yaw_rms_rad
+
+
+def largest_rms_within(
+    rms: Sequence[float], drop: Sequence[float], tolerance: float = 0.01
+) -> float | None:
+    """The largest pose error RMS (m) whose mAP loss `drop` (>= 0 is a loss) stays within
+    `tolerance`: linear between the measured points (sorted by RMS), up to where the loss first
+    exceeds it. None when it never does (the largest RMS measured is then a lower bound)."""
+    pts = sorted(zip(rms, drop, strict=True))
+    for (r0, d0), (r1, d1) in zip(pts, pts[1:], strict=False):
+        if d1 > tolerance:
+            if d0 > tolerance:
+                return r0
+            return r0 + (r1 - r0) * (tolerance - d0) / (d1 - d0)
+    if pts and pts[0][1] > tolerance:
+        return pts[0][0]
+    return None
+
+
+def pose_sensitivity(
+    nusc: Any,
+    split: str,
+    submission: Mapping[str, Any],
+    ego_xy: Mapping[str, np.ndarray],
+    rms_m: Sequence[float],
+    yaw_rms_rad: Sequence[float],
+    seed: int,
+    work: Path,
+) -> list[dict[str, Any]]:
+    """Score `submission` (a devkit results file's content: `meta`, `results`) with each
+    keyframe of `ego_xy` (sample token -> true ego x, y in m at its LIDAR_TOP time) displaced by
+    drawn pose errors, for every (horizontal RMS, yaw RMS) pair; the devkit's metrics over the
+    keyframes of `ego_xy` only. One row per pair: the asked and the drawn RMS, and the metrics
+    (`ModelMetrics.as_json`)."""
+    tokens = list(ego_xy)
+    missing = [t for t in tokens if t not in submission["results"]]
+    if missing:
+        raise FusionError(
+            f"{len(missing)} keyframes have no entry in the results (e.g. {missing[0]})"
+        )
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for yaw_rms in yaw_rms_rad:
+        for rms in rms_m:
+            offsets, dyaw = draw_pose_errors(len(tokens), rms, yaw_rms, seed)
+            results = dict(submission["results"])
+            for i, tok in enumerate(tokens):
+                results[tok] = displace_results(results[tok], ego_xy[tok], offsets[i], dyaw[i])
+            path = work / f"results_{len(rows):03d}.json"
+            path.write_text(json.dumps({"meta": submission["meta"], "results": results}))
+            evaluator = devkit_evaluate(nusc, split, path, work / f"devkit_{len(rows):03d}")
+            metrics = metrics_from(evaluate_subset(evaluator, tokens), False).as_json()
+            rows.append(
+                {
+                    "rms_m": float(rms),
+                    "yaw_rms_deg": math.degrees(yaw_rms),
+                    "drawn_rms_m": float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)))),
+                    "drawn_yaw_rms_deg": math.degrees(float(np.sqrt(np.mean(dyaw**2)))),
+                    **metrics,
+                }
+            )
+            path.unlink()
+    return rows
