@@ -36,20 +36,19 @@ def draw_pose_errors(
     return unit[:, :2] * (rms_m / math.sqrt(2.0)), unit[:, 2] * yaw_rms_rad
 
 
-def largest_rms_within(
+def largest_error_within(
     rms: Sequence[float], drop: Sequence[float], tolerance: float = 0.01
 ) -> float | None:
-    """The largest pose error RMS (m) whose mAP loss `drop` (>= 0 is a loss) stays within
-    `tolerance`: linear between the measured points (sorted by RMS), up to where the loss first
-    exceeds it. None when it never does (the largest RMS measured is then a lower bound)."""
+    """The largest error RMS (m, or deg for a heading error) whose mAP loss `drop` (>= 0 is a
+    loss) stays within `tolerance`: linear between the measured points (sorted by RMS), up to
+    where the loss first exceeds it; 0 when the first point already does. None when it never
+    does (the largest RMS measured is then a lower bound)."""
     pts = sorted(zip(rms, drop, strict=True))
-    for (r0, d0), (r1, d1) in zip(pts, pts[1:], strict=False):
-        if d1 > tolerance:
-            if d0 > tolerance:
-                return r0
-            return r0 + (r1 - r0) * (tolerance - d0) / (d1 - d0)
     if pts and pts[0][1] > tolerance:
         return pts[0][0]
+    for (r0, d0), (r1, d1) in zip(pts, pts[1:], strict=False):
+        if d1 > tolerance:
+            return r0 + (r1 - r0) * (tolerance - d0) / (d1 - d0)
     return None
 
 
@@ -58,16 +57,15 @@ def pose_sensitivity(
     split: str,
     submission: Mapping[str, Any],
     ego_xy: Mapping[str, np.ndarray],
-    rms_m: Sequence[float],
-    yaw_rms_rad: Sequence[float],
+    cases: Sequence[tuple[float, float]],
     seed: int,
     work: Path,
 ) -> list[dict[str, Any]]:
     """Score `submission` (a devkit results file's content: `meta`, `results`) with each
     keyframe of `ego_xy` (sample token -> true ego x, y in m at its LIDAR_TOP time) displaced by
-    drawn pose errors, for every (horizontal RMS, yaw RMS) pair; the devkit's metrics over the
-    keyframes of `ego_xy` only. One row per pair: the asked and the drawn RMS, and the metrics
-    (`ModelMetrics.as_json`)."""
+    drawn pose errors, for each case (horizontal RMS m, yaw RMS deg); the devkit's metrics over
+    the keyframes of `ego_xy` only. One row per case: the asked and the drawn RMS, and the
+    metrics (`ModelMetrics.as_json`)."""
     tokens = list(ego_xy)
     missing = [t for t in tokens if t not in submission["results"]]
     if missing:
@@ -76,24 +74,23 @@ def pose_sensitivity(
         )
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for yaw_rms in yaw_rms_rad:
-        for rms in rms_m:
-            offsets, dyaw = draw_pose_errors(len(tokens), rms, yaw_rms, seed)
-            results = dict(submission["results"])
-            for i, tok in enumerate(tokens):
-                results[tok] = displace_results(results[tok], ego_xy[tok], offsets[i], dyaw[i])
-            path = work / f"results_{len(rows):03d}.json"
-            path.write_text(json.dumps({"meta": submission["meta"], "results": results}))
-            evaluator = devkit_evaluate(nusc, split, path, work / f"devkit_{len(rows):03d}")
-            metrics = metrics_from(evaluate_subset(evaluator, tokens), False).as_json()
-            rows.append(
-                {
-                    "rms_m": float(rms),
-                    "yaw_rms_deg": math.degrees(yaw_rms),
-                    "drawn_rms_m": float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)))),
-                    "drawn_yaw_rms_deg": math.degrees(float(np.sqrt(np.mean(dyaw**2)))),
-                    **metrics,
-                }
-            )
-            path.unlink()
+    for rms, yaw_deg in cases:
+        offsets, dyaw = draw_pose_errors(len(tokens), rms, math.radians(yaw_deg), seed)
+        results = dict(submission["results"])
+        for i, tok in enumerate(tokens):
+            results[tok] = displace_results(results[tok], ego_xy[tok], offsets[i], dyaw[i])
+        path = work / f"results_{len(rows):03d}.json"
+        path.write_text(json.dumps({"meta": submission["meta"], "results": results}))
+        evaluator = devkit_evaluate(nusc, split, path, work / f"devkit_{len(rows):03d}")
+        metrics = metrics_from(evaluate_subset(evaluator, tokens), False).as_json()
+        rows.append(
+            {
+                "rms_m": float(rms),
+                "yaw_rms_deg": float(yaw_deg),
+                "drawn_rms_m": float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)))),
+                "drawn_yaw_rms_deg": math.degrees(float(np.sqrt(np.mean(dyaw**2)))),
+                **metrics,
+            }
+        )
+        path.unlink()
     return rows

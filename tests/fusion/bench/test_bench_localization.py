@@ -39,14 +39,14 @@ def test_detection_comparison_with_the_pose_error_sensitivity(tmp_path):
         assert main(gen) == 0
     js, md = tmp_path / "loc.json", tmp_path / "loc.md"
     argv = ["bench", "localization", "--drives", "1", "--duration", "45", "--detection",
-            str(root), "--sensitivity-rms", "0,3", "--json-out", str(js), "--markdown-out",
-            str(md)]  # fmt: skip
+            str(root), "--sensitivity-rms", "0,3", "--sensitivity-yaw", "0", "--json-out",
+            str(js), "--markdown-out", str(md)]  # fmt: skip
     assert main(argv) == 0
     (det,) = json.loads(js.read_text())["detection"]
     true = det["true"]["poses"]["subsets"]["with_pose"]["fusion"]
     sens = det["sensitivity"]
     rows = {(r["rms_m"], r["yaw_rms_deg"]): r for r in sens["rows"]}
-    yaw = det["heading_error_at_keyframes_deg"]
+    yaw = round(det["heading_error_at_keyframes_deg"], 4)
     measured = round(det["pose_error_at_keyframes_m"], 4)
     assert set(rows) == {(r, y) for r in (0.0, measured, 3.0) for y in (0.0, yaw)}
     assert 0 < measured < 0.2 and 0 < yaw < 1  # RTK
@@ -59,8 +59,8 @@ def test_detection_comparison_with_the_pose_error_sensitivity(tmp_path):
     assert far["tp_errors"]["trans_err"] > base["tp_errors"]["trans_err"] + 0.3
     assert sens["largest_rms_within_m"] is None or 0 <= sens["largest_rms_within_m"] < 3.0
     text = md.read_text()
-    assert "### Pose-error sensitivity (RTK)" in text and "(the estimate's)" in text
-    assert f"| 0.000 | 0.000 | 0.000 | {true['mean_ap']:.4f} | +0.0000 |" in text
+    assert "### Pose-error sensitivity (RTK)" in text and "the estimate's heading error |" in text
+    assert f"| 0.000 | 0.000 | 0.000 | 0.000 | {true['mean_ap']:.4f} | +0.0000 |" in text
     md2 = tmp_path / "again.md"
     assert main(["bench", "localization", "--from-json", str(js), "--markdown-out", str(md2)]) == 0
     assert md2.read_text() == text

@@ -11,7 +11,7 @@ import pytest
 
 from calibration import Transform, quaternion_from_yaw, yaw_from_quaternion
 from fusion.errors import FusionError
-from fusion.eval.pose_sensitivity import draw_pose_errors, largest_rms_within
+from fusion.eval.pose_sensitivity import draw_pose_errors, largest_error_within
 from fusion.postprocess.results import displace_results
 
 EGO = np.array([412.5, -87.25])
@@ -132,12 +132,12 @@ def test_the_drawn_errors_have_the_asked_rms():
     assert np.abs(xy.mean(axis=0)).max() < 0.01
 
 
-def test_largest_rms_within_interpolates_where_the_loss_first_passes_the_tolerance():
+def test_largest_error_within_interpolates_where_the_loss_first_passes_the_tolerance():
     rms = [0.0, 0.05, 0.1, 0.2]
-    assert largest_rms_within(rms, [0.0, 0.004, 0.016, 0.05], 0.01) == pytest.approx(0.075)
+    assert largest_error_within(rms, [0.0, 0.004, 0.016, 0.05], 0.01) == pytest.approx(0.075)
     # unsorted input, and a later point back within the tolerance does not count
-    assert largest_rms_within(
+    assert largest_error_within(
         [0.2, 0.0, 0.1, 0.05], [0.005, 0.0, 0.02, 0.0], 0.01
     ) == pytest.approx(0.075)
-    assert largest_rms_within(rms, [0.0, 0.001, 0.002, 0.009], 0.01) is None
-    assert largest_rms_within(rms, [0.02, 0.03, 0.04, 0.05], 0.01) == 0.0
+    assert largest_error_within(rms, [0.0, 0.001, 0.002, 0.009], 0.01) is None
+    assert largest_error_within(rms, [0.02, 0.03, 0.04, 0.05], 0.01) == 0.0
