@@ -263,8 +263,9 @@ def measure(drives: int, duration_s: float, seed: int, rig: RigSpec) -> dict[str
 # -- detection with estimated poses -------------------------------------------------------------
 
 
-SENSITIVITY_RMS_M = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.29, 0.5, 1.0)
+SENSITIVITY_RMS_M = (0.0, 0.02, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.29, 0.5, 1.0)
 SENSITIVITY_YAW_DEG = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+SENSITIVITY_DRAWS = 5  # draws of the errors per case (seeds --seed, --seed + 1, ...)
 MAP_TOLERANCE = 0.01  # the target: mAP with estimated poses within this of true poses
 
 
@@ -277,6 +278,7 @@ def detection_comparison(
     sensitivity_rms_m: Sequence[float] = SENSITIVITY_RMS_M,
     sensitivity_yaw_deg: Sequence[float] = SENSITIVITY_YAW_DEG,
     seed: int = 0,
+    sensitivity_draws: int = SENSITIVITY_DRAWS,
 ) -> dict[str, Any]:
     """`fusion eval` (the devkit's mAP, mATE, mAVE) of the shipped fusion model on `root`,
     once with the true ego poses (`--poses log`) and once with the offline pose source
@@ -289,7 +291,8 @@ def detection_comparison(
     detections at those keyframes displaced by drawn ego-pose errors, scored again by the
     devkit (no new inference): each horizontal RMS of `sensitivity_rms_m` and the estimate's
     measured RMS at the keyframes, with no yaw error and with the estimate's measured heading
-    error RMS; and each heading error RMS of `sensitivity_yaw_deg` and the measured one alone."""
+    error RMS; and each heading error RMS of `sensitivity_yaw_deg` and the measured one alone;
+    each averaged over `sensitivity_draws` draws of the errors."""
     from fusion.data.reader import NuScenesReader, ReaderOptions
     from fusion.data.rig_file import localization_from_rig
     from fusion.eval.evaluate import evaluate
@@ -333,8 +336,9 @@ def detection_comparison(
     cases = [(r, y) for y in (0.0, round(yaw_rms, 4)) for r in rms_list]
     cases += [(0.0, y) for y in yaw_list if (0.0, y) not in cases]
     rows = pose_sensitivity(
-        readers[0].nusc, split, submission, ego_xy, cases, seed, work / "sensitivity"
-    )
+        readers[0].nusc, split, submission, ego_xy, cases, seed, work / "sensitivity",
+        sensitivity_draws,
+    )  # fmt: skip
     reference = _with_pose(true.as_json())
     undisplaced = next(r for r in rows if r["rms_m"] == 0.0 and r["yaw_rms_deg"] == 0.0)
     if undisplaced["mean_ap"] != reference["mean_ap"] or (
@@ -359,29 +363,54 @@ def detection_comparison(
         "estimated": est.as_json(),
         "sensitivity": {
             "seed": seed,
+            "draws": sensitivity_draws,
             "keyframes": len(posed),
             "tolerance": MAP_TOLERANCE,
             "rows": rows,
             # horizontal RMS (m) keeping mAP within the tolerance: with no heading error, and
-            # with the estimate's; heading error RMS (deg) keeping it, with no horizontal error
-            "largest_rms_within_m": _largest_within(rows, "rms_m", "yaw_rms_deg", 0.0),
-            "largest_rms_within_with_yaw_m": _largest_within(
-                rows, "rms_m", "yaw_rms_deg", round(yaw_rms, 4)
-            ),
-            "largest_yaw_within_deg": _largest_within(rows, "yaw_rms_deg", "rms_m", 0.0),
+            # with the estimate's; heading error RMS (deg) keeping it, with no horizontal error;
+            # from the mAP averaged over the draws, and (`_draws`) from each draw alone
+            **_bounds(rows, round(yaw_rms, 4), None),
+            **{
+                f"{k}_draws": v
+                for k, v in _bounds_per_draw(rows, round(yaw_rms, 4), sensitivity_draws).items()
+            },
         },
     }
 
 
-def _largest_within(rows: list[dict[str, Any]], along: str, fixed: str, at: float) -> float | None:
+def _bounds(rows: list[dict[str, Any]], yaw_deg: float, draw: int | None) -> dict[str, Any]:
+    return {
+        "largest_rms_within_m": _largest_within(rows, "rms_m", "yaw_rms_deg", 0.0, draw),
+        "largest_rms_within_with_yaw_m": _largest_within(
+            rows, "rms_m", "yaw_rms_deg", yaw_deg, draw
+        ),
+        "largest_yaw_within_deg": _largest_within(rows, "yaw_rms_deg", "rms_m", 0.0, draw),
+    }
+
+
+def _bounds_per_draw(rows: list[dict[str, Any]], yaw_deg: float, draws: int) -> dict[str, list]:
+    per = [_bounds(rows, yaw_deg, k) for k in range(draws)]
+    return {k: [b[k] for b in per] for k in per[0]}
+
+
+def _largest_within(
+    rows: list[dict[str, Any]], along: str, fixed: str, at: float, draw: int | None
+) -> float | None:
     """The largest `along` RMS keeping mAP within the tolerance, over the rows with `fixed` at
-    `at`, against the undisplaced row."""
+    `at`, against the undisplaced row: on the mAP averaged over the draws (`draw` None) or on
+    one draw's (the undisplaced row has one draw, shared)."""
     from fusion.eval.pose_sensitivity import largest_error_within
 
-    ref = next(r for r in rows if r["rms_m"] == 0.0 and r["yaw_rms_deg"] == 0.0)["mean_ap"]
+    def m_ap(r: dict[str, Any]) -> float:
+        if draw is None:
+            return r["mean_ap"]
+        return r["draws"][min(draw, len(r["draws"]) - 1)]["mean_ap"]
+
+    ref = m_ap(next(r for r in rows if r["rms_m"] == 0.0 and r["yaw_rms_deg"] == 0.0))
     series = [r for r in rows if r[fixed] == at]
     return largest_error_within(
-        [r[along] for r in series], [ref - r["mean_ap"] for r in series], MAP_TOLERANCE
+        [r[along] for r in series], [ref - m_ap(r) for r in series], MAP_TOLERANCE
     )
 
 
@@ -489,10 +518,12 @@ def _one_detection(det: dict[str, Any]) -> list[str]:
 
 def _sensitivity_row(r: dict[str, Any], ref: dict[str, Any], mark: str) -> str:
     te, rte = r["tp_errors"], ref["tp_errors"]
+    per = [x["mean_ap"] - ref["mean_ap"] for x in r.get("draws", [])]
+    spread = f"{min(per):+.4f} to {max(per):+.4f}" if len(per) > 1 else ""
     return (
         f"| {r['rms_m']:.3f} | {r['drawn_rms_m']:.3f} | {r['yaw_rms_deg']:.3f} | "
         f"{r['drawn_yaw_rms_deg']:.3f} | {r['mean_ap']:.4f} | "
-        f"{r['mean_ap'] - ref['mean_ap']:+.4f} | {te['trans_err']:.3f} | "
+        f"{r['mean_ap'] - ref['mean_ap']:+.4f} | {spread} | {te['trans_err']:.3f} | "
         f"{te['trans_err'] - rte['trans_err']:+.3f} | {te['vel_err']:.3f} | "
         f"{te['vel_err'] - rte['vel_err']:+.3f} | {r['nd_score']:.4f} | "
         f"{r['nd_score'] - ref['nd_score']:+.4f} |{mark} |"
@@ -503,15 +534,16 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
     """The pose-error sensitivity section of one detection set (`detection_comparison`)."""
     sens, g = det["sensitivity"], det["generated"]
     mode = {"std": "standard GNSS", "rtk": "RTK"}.get(g.get("gnss", "std"), g.get("gnss"))
-    rows, tol = sens["rows"], sens["tolerance"]
+    rows, tol, n = sens["rows"], sens["tolerance"], sens.get("draws", 1)
     pose_rms, yaw_deg = det["pose_error_at_keyframes_m"], det["heading_error_at_keyframes_deg"]
     m_rms, m_yaw = round(pose_rms, 4), round(yaw_deg, 4)  # the estimate's rows
     ref = next(r for r in rows if r["rms_m"] == 0.0 and r["yaw_rms_deg"] == 0.0)
     t, e = _with_pose(det["true"]), _with_pose(det["estimated"])
     head = [
         "| horizontal RMS (m) | drawn (m) | heading RMS (deg) | drawn (deg) | mAP | "
-        "difference | mATE (m) | difference | mAVE (m/s) | difference | NDS | difference | |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "difference | each draw | mATE (m) | difference | mAVE (m/s) | difference | NDS | "
+        "difference | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def mark(r: dict[str, Any]) -> str:
@@ -533,10 +565,12 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
         "(no new inference). Per keyframe, independently, a horizontal offset drawn from a 2-D "
         "Gaussian of the given RMS, and a heading error of the given RMS that turns the box "
         "centres about the true ego position, their headings and their velocities "
-        f"(seed {sens['seed']}; one draw of unit errors, scaled for every RMS; 'drawn' is the "
-        "RMS of the errors actually drawn over these keyframes). The undisplaced row (0, 0) "
-        "reproduces the true-pose column above exactly (checked when measured); differences "
-        f"are to it. The estimate's error at these keyframes: {pose_rms:.3f} m horizontal, "
+        f"({n} draws, seeds {sens['seed']} to {sens['seed'] + n - 1}; each draw's unit errors "
+        "are scaled for every RMS). The metrics are the mean over the draws, 'each draw' gives "
+        "the range of the draws' mAP differences, 'drawn' the RMS of all the errors drawn. "
+        "The undisplaced row (0, 0) reproduces the true-pose column above exactly (checked "
+        "when measured); differences are to it. The estimate's error at these keyframes: "
+        f"{pose_rms:.3f} m horizontal, "
         f"{yaw_deg:.3f} deg heading (RMS); its rows are marked.",
         "",
         "Horizontal error, with no heading error and with the estimate's:",
@@ -556,10 +590,13 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
     top_m = max(r["rms_m"] for r in rows)
     top_deg = max(r["yaw_rms_deg"] for r in rows)
 
-    def bound(x: float | None, top: float, unit: str, nd: int) -> str:
+    def bound(x: float | None, top: float, unit: str, nd: int, key: str = "") -> str:
         if x is None:
             return f"more than {top:g} {unit} (the largest measured)"
-        return f"{x:.{nd}f} {unit}"
+        per = sens.get(f"{key}_draws") or []
+        if len(per) < 2 or any(v is None for v in per):
+            return f"{x:.{nd}f} {unit}"
+        return f"{x:.{nd}f} {unit} ({min(per):.{nd}f} to {max(per):.{nd}f} over the draws)"
 
     def d(rms: float, yaw: float) -> float:
         r = next(x for x in rows if x["rms_m"] == rms and x["yaw_rms_deg"] == yaw)
@@ -573,7 +610,7 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
         else ""
     )
     with_yaw = (
-        f"a horizontal error below {bound(xy, top_m, 'm', 3)}"
+        f"a horizontal error below {bound(xy, top_m, 'm', 3, 'largest_rms_within_with_yaw_m')}"
         if xy != 0.0
         else f"no horizontal error is small enough (the heading error alone loses "
         f"{-d(0.0, m_yaw):.4f})"
@@ -581,11 +618,11 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
     lines += [
         "",
         f"mAP within {tol} of true poses needs a horizontal pose error below "
-        f"{bound(x0, top_m, 'm', 3)} RMS with no heading error, and a heading error below "
-        f"{bound(y0, top_deg, 'deg', 2)} RMS with no horizontal error; with the estimate's "
-        f"heading error, {with_yaw}. Bounds are interpolated between the measured points; "
-        f"one draw over {sens['keyframes']} keyframes, so the curve is noisy by a few 0.001 of "
-        "mAP. "
+        f"{bound(x0, top_m, 'm', 3, 'largest_rms_within_m')} RMS with no heading error, and a "
+        f"heading error below {bound(y0, top_deg, 'deg', 2, 'largest_yaw_within_deg')} RMS "
+        f"with no horizontal error; with the estimate's heading error, {with_yaw}. Bounds are "
+        "interpolated between the measured points of the mean over the draws (and of each "
+        "draw alone, in brackets). "
         f"The filter on {mode} reaches {pose_rms:.3f} m and "
         f"{yaw_deg:.2f} deg at these keyframes{drives}. Displaced by errors of that size, the "
         f"true-pose detections change mAP by {d(m_rms, 0.0):+.4f} (horizontal error alone), "
@@ -754,6 +791,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "estimate's own is added, and also used with every horizontal RMS); default "
         + ",".join(f"{v:g}" for v in SENSITIVITY_YAW_DEG),
     )
+    parser.add_argument(
+        "--sensitivity-draws",
+        type=int,
+        default=SENSITIVITY_DRAWS,
+        help="draws of the pose errors per case of the sensitivity, averaged (seeds --seed, "
+        f"--seed + 1, ...); default {SENSITIVITY_DRAWS}",
+    )
     add_json_arguments(parser, "the results")
     parser.add_argument("--markdown-out", type=Path, help="results markdown")
 
@@ -764,6 +808,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.drives < 1 or args.duration < 45:
             raise FusionError("need --drives >= 1 and --duration >= 45 (s; a 10 s outage)")
+        if args.sensitivity_draws < 1:
+            raise FusionError("need --sensitivity-draws >= 1")
         rig = load_rig(args.rig)
         result = measure(args.drives, args.duration, args.seed, rig)
         if args.detection:
@@ -782,9 +828,18 @@ def run(args: argparse.Namespace) -> int:
                             args.sensitivity_rms,
                             args.sensitivity_yaw,
                             args.seed,
+                            args.sensitivity_draws,
                         )
                     )
                 result["command"] += f" --detection {root}"
+            for flag, value, default in (
+                ("--sensitivity-rms", args.sensitivity_rms, SENSITIVITY_RMS_M),
+                ("--sensitivity-yaw", args.sensitivity_yaw, SENSITIVITY_YAW_DEG),
+            ):
+                if tuple(value) != default:
+                    result["command"] += f" {flag} {','.join(f'{v:g}' for v in value)}"
+            if args.sensitivity_draws != SENSITIVITY_DRAWS:
+                result["command"] += f" --sensitivity-draws {args.sensitivity_draws}"
     text = to_markdown(result)
     printed = emit_json(args, result)
     if args.markdown_out:

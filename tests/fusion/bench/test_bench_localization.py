@@ -8,6 +8,9 @@ import io
 import json
 import math
 
+import numpy as np
+import pytest
+
 from fusion.cli import main
 
 
@@ -39,10 +42,15 @@ def test_detection_comparison_with_the_pose_error_sensitivity(tmp_path):
         assert main(gen) == 0
     js, md = tmp_path / "loc.json", tmp_path / "loc.md"
     argv = ["bench", "localization", "--drives", "1", "--duration", "45", "--detection",
-            str(root), "--sensitivity-rms", "0,3", "--sensitivity-yaw", "0", "--json-out",
-            str(js), "--markdown-out", str(md)]  # fmt: skip
+            str(root), "--sensitivity-rms", "0,3", "--sensitivity-yaw", "0",
+            "--sensitivity-draws", "2", "--json-out", str(js), "--markdown-out",
+            str(md)]  # fmt: skip
     assert main(argv) == 0
-    (det,) = json.loads(js.read_text())["detection"]
+    result = json.loads(js.read_text())
+    assert result["command"].endswith(
+        "--sensitivity-rms 0,3 --sensitivity-yaw 0 --sensitivity-draws 2"
+    )
+    (det,) = result["detection"]
     true = det["true"]["poses"]["subsets"]["with_pose"]["fusion"]
     sens = det["sensitivity"]
     rows = {(r["rms_m"], r["yaw_rms_deg"]): r for r in sens["rows"]}
@@ -56,6 +64,11 @@ def test_detection_comparison_with_the_pose_error_sensitivity(tmp_path):
         assert base[key] == true[key], key
     assert base["drawn_rms_m"] == 0.0 and 1.0 < far["drawn_rms_m"] < 5.0
     assert far["mean_ap"] < base["mean_ap"] - 0.1
+    # the undisplaced case scored once; the others once per draw, averaged
+    assert len(base["draws"]) == 1 and len(far["draws"]) == 2
+    assert far["mean_ap"] == pytest.approx(np.mean([d["mean_ap"] for d in far["draws"]]))
+    assert far["draws"][0]["mean_ap"] != far["draws"][1]["mean_ap"]  # two different draws
+    assert len(sens["largest_rms_within_m_draws"]) == 2
     assert far["tp_errors"]["trans_err"] > base["tp_errors"]["trans_err"] + 0.3
     assert sens["largest_rms_within_m"] is None or 0 <= sens["largest_rms_within_m"] < 3.0
     text = md.read_text()
