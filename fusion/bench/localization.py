@@ -592,11 +592,14 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
 
     def bound(x: float | None, top: float, unit: str, nd: int, key: str = "") -> str:
         if x is None:
-            return f"more than {top:g} {unit} (the largest measured)"
+            return f"more than {top:g} {unit} RMS (the largest measured)"
         per = sens.get(f"{key}_draws") or []
         if len(per) < 2 or any(v is None for v in per):
-            return f"{x:.{nd}f} {unit}"
-        return f"{x:.{nd}f} {unit} ({min(per):.{nd}f} to {max(per):.{nd}f} over the draws)"
+            return f"{x:.{nd}f} {unit} RMS"
+        return (
+            f"{x:.{nd}f} {unit} RMS ({min(per):.{nd}f} to {max(per):.{nd}f} {unit} for the "
+            "draws alone)"
+        )
 
     def d(rms: float, yaw: float) -> float:
         r = next(x for x in rows if x["rms_m"] == rms and x["yaw_rms_deg"] == yaw)
@@ -618,11 +621,10 @@ def _sensitivity_lines(det: dict[str, Any], heading_drives_deg: float | None) ->
     lines += [
         "",
         f"mAP within {tol} of true poses needs a horizontal pose error below "
-        f"{bound(x0, top_m, 'm', 3, 'largest_rms_within_m')} RMS with no heading error, and a "
-        f"heading error below {bound(y0, top_deg, 'deg', 2, 'largest_yaw_within_deg')} RMS "
+        f"{bound(x0, top_m, 'm', 3, 'largest_rms_within_m')} with no heading error, and a "
+        f"heading error below {bound(y0, top_deg, 'deg', 2, 'largest_yaw_within_deg')} "
         f"with no horizontal error; with the estimate's heading error, {with_yaw}. Bounds are "
-        "interpolated between the measured points of the mean over the draws (and of each "
-        "draw alone, in brackets). "
+        "interpolated between the measured points, on the mean over the draws. "
         f"The filter on {mode} reaches {pose_rms:.3f} m and "
         f"{yaw_deg:.2f} deg at these keyframes{drives}. Displaced by errors of that size, the "
         f"true-pose detections change mAP by {d(m_rms, 0.0):+.4f} (horizontal error alone), "
