@@ -68,7 +68,8 @@ def _placeholder_box(frame: Frame) -> dict[str, Any]:
     }
 
 
-def _metrics_from(summary: Any, empty: bool) -> ModelMetrics:
+def metrics_from(summary: Any, empty: bool) -> ModelMetrics:
+    """The devkit's `DetectionMetrics` as our `ModelMetrics`."""
     s = summary.serialize()
     return ModelMetrics(
         mean_ap=float(s["mean_ap"]),
@@ -449,15 +450,15 @@ def _score(
         evaluator = devkit_evaluate(reader.nusc, split, results_path, model_dir)
         with _quiet():
             summary, _ = evaluator.evaluate()
-        metrics[r.name] = _metrics_from(summary, empty)
+        metrics[r.name] = metrics_from(summary, empty)
         inside(out, model_dir / "metrics_summary.json").write_text(
             json.dumps(summary.serialize(), indent=2)
         )
         if len(conditions) > 1:
             for cond, toks in conditions.items():
-                by_condition[cond][r.name] = _metrics_from(evaluate_subset(evaluator, toks), empty)
+                by_condition[cond][r.name] = metrics_from(evaluate_subset(evaluator, toks), empty)
         for name, toks in subsets.items():
-            by_subset[name][r.name] = _metrics_from(
+            by_subset[name][r.name] = metrics_from(
                 evaluate_subset(evaluator, toks), empty
             ).as_json() | {"samples": len(toks)}
         # the first frames compile Numba's kernels and build the geometry cache: left out

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration import matrix_to_quaternion
+from calibration import matrix_to_quaternion, quaternion_from_yaw, quaternion_multiply
 from fusion.config import DETECTION_CLASSES
 from fusion.frame import Detections, Frame
 
@@ -43,6 +43,39 @@ def detections_to_results(dets: Detections, frame: Frame) -> list[dict[str, Any]
                 "attribute_name": dets.attributes[i] if dets.attributes else "",
             }
         )
+    return out
+
+
+def displace_results(
+    boxes: list[dict[str, Any]],
+    ego_xy: np.ndarray,
+    offset_xy: np.ndarray,
+    dyaw: float,
+) -> list[dict[str, Any]]:
+    """Result boxes of one keyframe (global frame) as an ego-pose error would place them.
+
+    The pose is off by `offset_xy` (m, global x and y) and turned by `dyaw` (rad, about +z)
+    about the true ego position `ego_xy` (m, global): each centre p goes to
+    p + offset + (R(dyaw) - I)(p - ego), each heading turns by `dyaw` and each velocity is
+    rotated by R(dyaw). Height, size, score, names are kept. New dicts; with a zero error the
+    boxes come back equal (the rotation is skipped, not applied as the identity)."""
+    ego = np.asarray(ego_xy, dtype=np.float64)
+    off = np.asarray(offset_xy, dtype=np.float64)
+    c, s = float(np.cos(dyaw)), float(np.sin(dyaw))
+    turn = quaternion_from_yaw(dyaw)
+    out = []
+    for box in boxes:
+        p = np.asarray(box["translation"][:2], dtype=np.float64)
+        moved = dict(box)
+        if dyaw != 0.0:
+            d = p - ego
+            p = p + np.array([(c - 1.0) * d[0] - s * d[1], s * d[0] + (c - 1.0) * d[1]])
+            vx, vy = box["velocity"]
+            moved["velocity"] = [c * vx - s * vy, s * vx + c * vy]
+            moved["rotation"] = [float(v) for v in quaternion_multiply(turn, box["rotation"])]
+        p = p + off
+        moved["translation"] = [float(p[0]), float(p[1]), box["translation"][2]]
+        out.append(moved)
     return out
 
 
