@@ -554,6 +554,7 @@ def _replay_realtime(run: ReplayRun) -> None:
     failure: list[BaseException] = []
 
     def produce() -> None:
+        last_arrival: int | None = None
         try:
             for arrival, msg in run.messages():
                 if stop.is_set():
@@ -573,16 +574,25 @@ def _replay_realtime(run: ReplayRun) -> None:
                     run.clock.sleep_until(d, stop)
                     for built in run.pump.release(d):
                         _dispatch(run, built, slot)
+                last_arrival = arrival
+                if not run.sync.wants(msg):
+                    # a channel the model does not read: counted, and not waited for (a wake-up
+                    # per message would only take the detector's cores; the batch it closed is
+                    # released above, and a later wanted message moves the pump's clock)
+                    run.pump.skip(msg)
+                    continue
                 run.clock.sleep_until(arrival, stop)
                 now = run.clock.now_us()
                 if run.shed_stale(msg, now - arrival):
                     continue
                 for built in run.pump.offer(msg, arrival):  # (batched by log time)
                     _dispatch(run, built, slot)
-            run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
             if run.pump.clock_us is not None:  # the last batch is in
                 for built in run.pump.release(run.pump.clock_us):
                     _dispatch(run, built, slot)
+            if run.clock is not None and last_arrival is not None:
+                run.clock.sleep_until(last_arrival, stop)  # the log's end, skipped or not
+            run.producer_s = time.monotonic() - run.clock.wall_start if run.clock else 0.0
             if run.clock is not None:
                 while (d := run.sync.next_deadline()) is not None:
                     run.clock.sleep_until(d, stop)

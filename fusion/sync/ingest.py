@@ -170,6 +170,13 @@ class IngestPump:
             self._camera += dt
         return out
 
+    def skip(self, msg: LogMessage) -> None:
+        """Count a message of a channel the synchronizer does not want (`wants`) without taking
+        it: what `offer` does with it, less the clock (real-time replay reads such messages
+        without waiting for their time)."""
+        _bump(self.counts.received, msg.channel)
+        _bump(self.counts.skipped, msg.channel)
+
     def release(self, clock_us: int | None = None, flush: bool = False) -> list[Ingested]:
         """The frames of the triggers ready at `clock_us` (or all waiting ones: `flush`)."""
         out = []

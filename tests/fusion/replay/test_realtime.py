@@ -179,3 +179,31 @@ def test_a_keyframe_is_detected_alike_whichever_trigger(replay_root, fusion_runn
         _same_frame(a.frame, b.frame)
         assert not a.frame.reused and len(a.frame.cameras) == 6
         assert boxes_global(a) == boxes_global(b)
+
+
+def test_real_time_replay_does_not_wait_for_messages_the_model_does_not_read(
+    replay_root, monkeypatch
+):
+    """A LIDAR-only model at rate > 0: the camera and radar messages are counted (received,
+    skipped) but the producer does not sleep until their times; it still ends at the log's."""
+    from fusion.replay import runner as replay_runner
+
+    sleeps: list[int] = []
+    sleep_until = replay_runner.ReplayClock.sleep_until
+
+    def counting(self, log_us, stop=None):
+        sleeps.append(log_us)
+        return sleep_until(self, log_us, stop)
+
+    monkeypatch.setattr(replay_runner.ReplayClock, "sleep_until", counting)
+    model = load_detector(packaged_weights("lidar"))
+    runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+    opts = ReplayOptions(rate=4.0, trigger="keyframes", duration_s=1.0, warm_start=False)
+    s = replay(_source(replay_root), runner, opts)
+    cameras = sum(n for ch, n in s.received.items() if ch.startswith("CAM_"))
+    radars = sum(n for ch, n in s.received.items() if ch.startswith("RADAR_"))
+    assert cameras > 0 and radars > 0
+    wanted = sum(s.received.values()) - cameras - radars
+    assert len(sleeps) <= wanted + s.triggers + 1  # its messages, deadlines, the log's end
+    assert s.processed + s.dropped == s.triggers
+    assert abs(s.producer_s * opts.rate - s.log_s) < 0.25 * s.log_s
