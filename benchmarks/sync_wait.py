@@ -161,6 +161,12 @@ def measure(
         pump.offer(m, m.log_time_us)
     pump.release(flush=True)
     c = sync.counters
+    # real-time replay's early start (`IngestPump(early_start=True)`): the wait before a
+    # frame's work begins, once only its radar scans are open (a model without radars: the same)
+    started = IngestPump(OnlineSynchronizer(options, rig), early_start=True)
+    for m in messages:
+        started.offer(m, m.log_time_us)
+    started.release(flush=True)
     frames = own + reused + none
     return {
         "model": model,
@@ -171,6 +177,7 @@ def measure(
         "radar_match": radar_match,
         "triggers": c.triggers,
         "sync_wait_ms": c.sync_wait_ms(),
+        "start_wait_ms": started.sync.counters.start_wait_ms(),
         "camera_images_per_frame": {
             "own": own / max(1, frames) * len(cams),
             "reused": reused / max(1, frames) * len(cams),
@@ -259,18 +266,20 @@ def to_markdown(result: dict) -> str:
         f"Timing: {result['input']}",
         "",
         "| model (sensors waited for) | trigger | decision | triggers | sync wait p50 ms"
-        " | p99 ms | max ms | own images"
+        " | p99 ms | max ms | work started after (early start) p50 / p99 / max ms | own images"
         " / frame | reused / frame | none / frame | keyframes with the images that fired"
         " for them |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["runs"]:
         w, im = r["sync_wait_ms"], r["camera_images_per_frame"]
+        sw = r.get("start_wait_ms")
+        start = "-" if not sw else f"{sw['p50']:.1f} / {sw['p99']:.1f} / {sw['max']:.1f}"
         lines.append(
             f"| {r['model']} ({r['sensors']}) | {r['trigger']}"
             f" | {'early' if r['early_decision'] else 'wait past tolerance'}"
             f"{', causal radar' if r.get('radar_match') == 'causal' else ''}"
-            f" | {r['triggers']} | {w['p50']:.1f} | {w['p99']:.1f} | {w['max']:.1f}"
+            f" | {r['triggers']} | {w['p50']:.1f} | {w['p99']:.1f} | {w['max']:.1f} | {start}"
             f" | {im['own']:.2f} | {im['reused']:.2f} | {im['none']:.2f}"
             f" | {r['keyframes_with_their_images']} of {r['keyframes']} |"
         )
@@ -343,8 +352,9 @@ NOTES = (
     "which wait for the next scan. Its detection cost (table above, a synthetic scene with its "
     "radar sweeps, 16 keyframes): the scans are 0 to 54 ms old instead of -38 to +27 ms, and 16 of"
     " 80 (20 %) are older than the 60 ms radar tolerance, so that radar is missing in the frame; "
-    "mAP +0.004, NDS -0.001, mATE +4 mm, mAVE +0.013 m/s, differences within the noise of 16 "
-    "keyframes. On a keyframes-only log (the real scene as downloaded) the scan before a trigger "
+    "mAP -0.006, NDS -0.004, mATE +0 mm, mAVE +0.019 m/s (the shipped weights of issue 17's "
+    "second round), differences within the noise of 16 keyframes. On a keyframes-only log (the "
+    "real scene as downloaded) the scan before a trigger "
     "is mostly absent, so the option would leave about half the radars out: it stays off by "
     "default. **LIDAR trigger (20 Hz):** every trigger is held until the next LIDAR scan arrives "
     "or the cap: the next scan comes 46.5 to 53.5 ms later (p50 49.8 ms), and the cap is 50 ms. "
@@ -354,7 +364,14 @@ NOTES = (
     "stamped after the trigger may be nearer to the next trigger. Only the next trigger's arrival "
     "settles either, so with nearest-trigger matching the wait is about one LIDAR period, "
     "inherently; the causal radar option does not change it (the cameras hold it). The targets at "
-    "the LIDAR trigger are not met."
+    "the LIDAR trigger are not met. **Early start** (real-time replay's default, "
+    "`IngestPump(early_start=True)`): a frame is built without its radars as soon as they are the "
+    "only sensors not final, and its decode, camera and LIDAR work runs while the radar scans are "
+    "awaited; they join before the BEV graph. It does not shorten the sync wait (the same scans "
+    "are matched, the same frames built) but takes it off the frame's critical path where the "
+    "camera and LIDAR work is longer than the wait: the `work started after` column. At the "
+    "keyframes trigger the fusion model's work starts with the camera model's; at the LIDAR "
+    "trigger the cameras, not the radars, hold the trigger, so it changes nothing there."
 )
 
 
@@ -404,6 +421,18 @@ def main(argv: list[str] | None = None) -> int:
                         f" {r['trigger']} trigger{causal})",
                         "value": r["sync_wait_ms"][stat],
                         "met": r["sync_wait_ms"][stat] <= limit,
+                    }
+                )
+        for r in runs:  # beside them: the wait before the work starts, real-time replay's
+            if r["model"] != "fusion" or not r["early_decision"] or r["radar_match"] != "nearest":
+                continue
+            for stat, limit in (("p50", TARGET_P50_MS), ("p99", TARGET_P99_MS)):
+                targets.append(
+                    {
+                        "target": f"wait before the frame's work starts {stat} <= {limit:g} ms"
+                        f" (fusion, {r['trigger']} trigger, early start; not the sync wait)",
+                        "value": r["start_wait_ms"][stat],
+                        "met": r["start_wait_ms"][stat] <= limit,
                     }
                 )
         result = {
