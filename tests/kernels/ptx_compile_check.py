@@ -35,7 +35,10 @@ def cases() -> list[tuple[object, tuple[object, ...]]]:
     f32, f64, i32, i64, u1 = t.float32, t.float64, t.int32, t.int64, t.uint8
     a = _arr
     return [
-        (v._cells_cuda, (a(f32, 2), a(f32, 1), a(f32, 1), a(i64, 1), a(i64, 1), a(i64, 1))),
+        (
+            v._cells_cuda,
+            (a(f32, 2), a(f32, 1), a(f32, 1), a(i64, 1), a(f32, 1), a(i64, 1), a(i64, 1)),
+        ),
         (v._insert_cuda, (a(i64, 1), a(i64, 1), a(i32, 1), i64, a(i64, 1))),
         (v._heads_cuda, (a(i64, 1), a(i32, 1), a(i32, 1))),
         (
