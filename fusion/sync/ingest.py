@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from fusion.data.sensor_io import ImageDecode
 from fusion.errors import DataError, FusionError
 from fusion.frame import Frame
 from fusion.sources.base import LogMessage, Source
-from fusion.sync.online import OnlineSynchronizer, StreamOptions, Trigger
+from fusion.sync.online import OnlineSynchronizer, PendingTrigger, StreamOptions, Trigger
 
 
 class RadarCompletion:
@@ -179,8 +179,7 @@ class IngestPump:
 
     def release(self, clock_us: int | None = None, flush: bool = False) -> list[Ingested]:
         """The frames of the triggers ready at `clock_us` (or all waiting ones: `flush`)."""
-        out = []
-        sc = self.sync.counters
+        out: list[Ingested] = []
         t0 = time.perf_counter()
         for trig in self.sync.ready(clock_us, flush=flush):
             serial = trig.held.serial
@@ -192,36 +191,46 @@ class IngestPump:
                     completion.resolve(whole, (time.perf_counter() - t1) * 1e3)
                 t0 = time.perf_counter()  # the radars' time is their frame's, not the next's
                 continue
-            before = sc.build_decode_ms
-            frame = self.sync.build(trig)
-            self._camera += sc.build_decode_ms - before  # the camera messages it took
-            if frame is None:
-                continue
-            now = time.perf_counter()
-            self._decode += (now - t0) * 1e3
-            t0 = now
-            out.append(Ingested(frame, self._read, self._decode, self._camera))
-            self._read = self._decode = self._camera = 0.0
+            frame = self._build(self.sync.build, trig)
+            if frame is not None:
+                t0 = self._emit(out, t0, frame)
         if self.early_start and not flush:
             for trig in self.sync.startable(clock_us):
-                before = sc.build_decode_ms
-                frame = self.sync.build_start(trig)
-                self._camera += sc.build_decode_ms - before
+                frame = self._build(self.sync.build_start, trig)
                 completion = None if frame is None else RadarCompletion(frame)
                 self._started[trig.held.serial] = completion
-                if frame is None:
-                    continue
-                now = time.perf_counter()
-                self._decode += (now - t0) * 1e3
-                t0 = now
-                out.append(Ingested(frame, self._read, self._decode, self._camera, completion))
-                self._read = self._decode = self._camera = 0.0
+                if frame is not None:
+                    t0 = self._emit(out, t0, frame, completion)
         for serial in self.sync.take_abandoned():
             completion = self._started.pop(serial, None)
             if completion is not None:
                 completion.resolve(None)
         self._decode += (time.perf_counter() - t0) * 1e3
         return out
+
+    def _build(
+        self, build: Callable[[PendingTrigger], Frame | None], trig: PendingTrigger
+    ) -> Frame | None:
+        """`build(trig)`, the camera messages it decoded charged to the camera share."""
+        before = self.sync.counters.build_decode_ms
+        frame = build(trig)
+        self._camera += self.sync.counters.build_decode_ms - before
+        return frame
+
+    def _emit(
+        self,
+        out: list[Ingested],
+        t0: float,
+        frame: Frame,
+        radars: RadarCompletion | None = None,
+    ) -> float:
+        """Hand out `frame` with what it cost since the previous one (the decode since `t0`);
+        the time it was handed out, the next frame's `t0`."""
+        now = time.perf_counter()
+        self._decode += (now - t0) * 1e3
+        out.append(Ingested(frame, self._read, self._decode, self._camera, radars))
+        self._read = self._decode = self._camera = 0.0
+        return now
 
     def abandon(self) -> None:
         """Resolve every frame still waiting for its radars with None (the producer stops

@@ -773,11 +773,15 @@ class OnlineSynchronizer:
             started = p.held.serial in self._started
             self._started.discard(p.held.serial)
             if now is not None:
-                wait = max(0, min(now, self.deadline(p)) - p.timestamp_us)
+                wait = self._wait_us(p, now)
                 self.counters.sync_wait_us.append(wait)
                 if not started:
                     self.counters.start_wait_us.append(wait)
         return out
+
+    def _wait_us(self, p: PendingTrigger, now: int) -> int:
+        """A trigger's wait when released (or started) at `now`: at most its deadline."""
+        return max(0, min(now, self.deadline(p)) - p.timestamp_us)
 
     def startable(self, clock_us: int | None = None) -> list[PendingTrigger]:
         """Waiting triggers whose frame can be started before their radar scans are final
@@ -802,9 +806,7 @@ class OnlineSynchronizer:
             self._started.add(p.held.serial)
             out.append(p)
             if now is not None:
-                self.counters.start_wait_us.append(
-                    max(0, min(now, self.deadline(p)) - p.timestamp_us)
-                )
+                self.counters.start_wait_us.append(self._wait_us(p, now))
         return out
 
     def take_abandoned(self) -> list[int]:

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from replay_data import SCENE, VERSION, Collect
 from test_layouts_timing import (
-    CAMERA_OFFSETS_US,
     RADAR_PERIODS_US,
     _keyframe_time,
     _message,
+    real_synchronizer,
     real_timing,
 )
 from test_realtime import _same_frame
@@ -31,19 +31,8 @@ from fusion.sync.online import OnlineSynchronizer, StreamOptions
 
 
 def _pump(trigger: str, early_start: bool, max_pending: int = 8) -> IngestPump:
-    options = StreamOptions(
-        camera_channels=tuple(CAMERA_OFFSETS_US),
-        radar_channels=tuple(RADAR_PERIODS_US),
-        camera_tolerance_us=50_000,
-        radar_tolerance_us=60_000,
-        lidar_sweeps=3,
-        radar_sweeps=2,
-        wait_us=50_000,
-        trigger=trigger,
-        max_pending=max_pending,
-    )
-    rig = _rig(tuple(CAMERA_OFFSETS_US), tuple(RADAR_PERIODS_US))
-    return IngestPump(OnlineSynchronizer(options, rig), early_start=early_start)
+    sync = real_synchronizer(trigger, lidar_sweeps=3, radar_sweeps=2, max_pending=max_pending)
+    return IngestPump(sync, early_start=early_start)
 
 
 def _run(pump: IngestPump, msgs) -> list:

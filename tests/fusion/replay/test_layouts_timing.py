@@ -98,21 +98,28 @@ def _keyframe_time(msgs: list[LogMessage]) -> list[LogMessage]:
     return sorted(out, key=lambda m: m.log_time_us)  # (stable: ties keep their order)
 
 
+def real_synchronizer(trigger: str, **overrides) -> OnlineSynchronizer:
+    """The synchronizer of the real rig's six cameras and five radars, with the `tiny` config's
+    tolerances (camera 50 ms, radar 60 ms, wait 50 ms), one sweep each unless overridden."""
+    options = StreamOptions(
+        **{
+            "camera_channels": tuple(CAMERA_OFFSETS_US),
+            "radar_channels": tuple(RADAR_PERIODS_US),
+            "camera_tolerance_us": 50_000,
+            "radar_tolerance_us": 60_000,
+            "lidar_sweeps": 1,
+            "radar_sweeps": 1,
+            "wait_us": 50_000,
+            "trigger": trigger,
+            **overrides,
+        }
+    )
+    return OnlineSynchronizer(options, _rig(tuple(CAMERA_OFFSETS_US), tuple(RADAR_PERIODS_US)))
+
+
 def _frames(msgs: list[LogMessage], trigger: str) -> dict[int, dict[str, tuple[int, bool]]]:
     """--rate 0 through the ingest pump: per trigger, per sensor (time taken, reused)."""
-    options = StreamOptions(
-        camera_channels=tuple(CAMERA_OFFSETS_US),
-        radar_channels=tuple(RADAR_PERIODS_US),
-        camera_tolerance_us=50_000,
-        radar_tolerance_us=60_000,
-        lidar_sweeps=1,
-        radar_sweeps=1,
-        wait_us=50_000,
-        trigger=trigger,
-    )
-    pump = IngestPump(
-        OnlineSynchronizer(options, _rig(tuple(CAMERA_OFFSETS_US), tuple(RADAR_PERIODS_US)))
-    )
+    pump = IngestPump(real_synchronizer(trigger))
     built = []
     for m in msgs:
         built += pump.offer(m, m.log_time_us)
