@@ -23,7 +23,7 @@ from fusion.engines.device import resolve_device
 from fusion.errors import FusionError
 from fusion.model.detector import VARIANTS
 from fusion.model.weights import read_metadata
-from fusion.train.loop import TrainOptions, init_distributed, train
+from fusion.train.loop import TrainOptions, init_distributed, request_stop, train
 
 
 def parse_mix(items: Sequence[str]) -> tuple[tuple[Path, str, str, int], ...]:
@@ -130,8 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_arguments(parser, "the weights written and the run's record")
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _stop(signum: int, frame: object) -> None:
+    request_stop()
 
 
 def parse_init_branches(items: Sequence[str]) -> tuple[tuple[str, Path], ...]:
@@ -169,7 +169,7 @@ def with_lr_scales(cfg: PipelineConfig, items: Sequence[str]) -> PipelineConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops a run like Ctrl-C: checkpointed
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops a run like Ctrl-C: checkpointed
     cfg = load_config(args.config)
     if args.resume and (args.out / "config.toml").is_file():
         cfg = load_config(args.out / "config.toml")

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -492,6 +493,8 @@ def train(
     start = time.time() - position.elapsed_s
     pos = position
     model.train()
+    _STOP.clear()
+    _STEPPING.set()
     try:
         for epoch in range(position.epoch, opts.epochs):
             if step >= total_steps:
@@ -537,6 +540,8 @@ def train(
                         bar.set_postfix({k[:4]: f"{v:.3f}" for k, v in values.items()})
                     if step % opts.checkpoint_every == 0 or step >= total_steps:
                         save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
+                if _STOP.is_set():
+                    raise KeyboardInterrupt  # SIGTERM (`request_stop`), after a whole step
                 if step >= total_steps:
                     break
             if hasattr(bar, "close"):
@@ -550,6 +555,8 @@ def train(
             save_checkpoint(ckpt_path, model, optimizer, pos, run_meta)
             plot_losses(log_path, opts.out / "loss.png")
         raise
+    finally:
+        _STEPPING.clear()
     weights = opts.out / f"{opts.variant}.safetensors"
     if info.is_main:
         meta = run_meta | {"steps": step, "train_time_s": pos.elapsed_s}
@@ -558,6 +565,21 @@ def train(
     if info.world_size > 1:
         dist.barrier()
     return weights
+
+
+# SIGTERM while the steps run stops after the current step (`request_stop`)
+_STOP = threading.Event()
+_STEPPING = threading.Event()
+
+
+def request_stop() -> None:
+    """Stop a run as Ctrl-C does (the completed steps checkpointed, exit 130): `fusion train`'s
+    SIGTERM handler. While the training steps run, the stop is taken after the current step: a
+    KeyboardInterrupt raised by the handler inside a numba or torch kernel surfaces as a
+    SystemError instead, and nothing is checkpointed. Before the steps, it is raised at once."""
+    if not _STEPPING.is_set():
+        raise KeyboardInterrupt
+    _STOP.set()
 
 
 def _training_data(opts: TrainOptions) -> tuple[FrameSource, list[str], list[dict[str, object]]]:

@@ -183,3 +183,20 @@ def test_only_a_model_with_cameras_reads_images(
     )  # fmt: skip
     source, tokens, _ = _training_data(opts)
     assert len(source.frame(tokens[0]).cameras) == cameras
+
+
+def test_a_stop_request_is_taken_after_a_whole_step_while_the_steps_run():
+    """SIGTERM's handler (`request_stop`) raises at once outside the steps; inside them it only
+    marks the stop, which the loop takes after the step (an exception raised inside a numba
+    kernel would surface as a SystemError, and nothing would be checkpointed)."""
+    from fusion.train import loop
+
+    with pytest.raises(KeyboardInterrupt):
+        loop.request_stop()
+    loop._STEPPING.set()
+    try:
+        loop.request_stop()  # no exception: deferred
+        assert loop._STOP.is_set()
+    finally:
+        loop._STEPPING.clear()
+        loop._STOP.clear()
