@@ -18,6 +18,7 @@ from kernels.nms import bev_iou, circle_nms, nms_bev
 from kernels.points_in_boxes import count_points_in_boxes, points_in_boxes
 from kernels.radar import rasterize_radar
 from kernels.scatter import scatter_bev
+from kernels.sweeps import merge_sweeps
 from kernels.voxelize import DynamicVoxels, HardVoxels, inside_box, voxelize
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "bev_pool_torch",
     "circle_nms",
     "inside_box",
+    "merge_sweeps",
     "count_points_in_boxes",
     "nms_bev",
     "points_in_boxes",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -438,6 +439,27 @@ def bench_radar(rep: Report, backends: list[str], repeats: int) -> None:
         )
 
 
+def bench_merge_sweeps(rep: Report, scan: np.ndarray, backends: list[str], repeats: int) -> None:
+    """10 sweeps (copies of the real scan) into one cloud, each moved by its own rigid transform
+    (0.5 m and 0.3 deg apart), its ego returns dropped: what every multi-sweep frame does."""
+    scans, matrices, dts = [], [], []
+    for k in range(10):
+        yaw = math.radians(0.3 * k)
+        m = np.eye(4)
+        m[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
+        m[0, 3] = -0.5 * k
+        scans.append(scan)
+        matrices.append(None if k == 0 else m)
+        dts.append(0.05 * k)
+    n = 10 * len(scan)
+    for be in (b for b in backends if b != "cuda"):  # a host kernel: no CUDA backend
+        ms = timed(
+            lambda be=be: K.merge_sweeps(scans, matrices, dts, 1.0, backend=be),
+            _oracle_repeats(be, repeats),
+        )
+        rep.add("merge_sweeps", f"10-sweep {n // 1000}k", be, ms, "host only (no CUDA backend)")
+
+
 def bench_points_in_boxes(
     rep: Report,
     root: Path,
@@ -824,6 +846,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     bench_scatter(rep, scan, backends, repeats)
     info = bench_bev_pool(rep, root, args.version, backends, repeats)
     bench_radar(rep, backends, repeats)
+    bench_merge_sweeps(rep, scan, backends, repeats)
     bench_points_in_boxes(rep, root, args.version, clouds, backends, repeats)
     bench_nms(rep, root, args.version, backends, repeats)
     goal_rows = goals(rep, list(clouds), info)

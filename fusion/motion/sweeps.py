@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fusion.frame import RADAR_FIELDS, Frame, LidarData, RadarData, SensorPose, transform_between
+from kernels import merge_sweeps
+from kernels._backend import KernelBackend
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.
@@ -26,53 +28,35 @@ RADAR_X, RADAR_RCS = RADAR_FIELDS.index("x"), RADAR_FIELDS.index("rcs")
 RADAR_VX_COMP, RADAR_VY_COMP = RADAR_FIELDS.index("vx_comp"), RADAR_FIELDS.index("vy_comp")
 
 
-def sweep_points(pts: NDArray[np.float32]) -> NDArray[np.float32]:
-    """An earlier sweep's points without the ego vehicle's own returns (`SWEEP_CLOSE_M`)."""
-    close = (np.abs(pts[:, 0]) < SWEEP_CLOSE_M) & (np.abs(pts[:, 1]) < SWEEP_CLOSE_M)
-    return pts[~close] if close.any() else pts
-
-
 def lidar_sweeps(
     scans: Sequence[tuple[SensorPose, NDArray[np.float32]]],
     reference: SensorPose,
     filename: str = "",
     absent_dt: Sequence[float] = (),
-    prefiltered: bool = False,
+    backend: KernelBackend = "auto",
 ) -> LidarData:
     """`scans` (pose, (N, 5) x y z intensity ring in the sensor frame), the keyframe first, then
     older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s).
+    The older sweeps drop the ego vehicle's own returns (`SWEEP_CLOSE_M`).
     `absent_dt`: dt (s) of the chain's sweeps whose files do not exist (not in `scans`).
-    `prefiltered`: the older sweeps are `sweep_points` already (a caller that reuses a sweep
-    across triggers filters it once)."""
-    parts = []  # (points kept, sensor -> reference or None, dt s)
+    One pass per scan into one output array (`kernels.merge_sweeps`; `backend` "numpy" is its
+    reference)."""
+    clouds, matrices, dts = [], [], []
     for k, (pose, pts) in enumerate(scans):
+        clouds.append(pts)
         if k == 0 and pose.timestamp_us == reference.timestamp_us:
-            parts.append((pts, None, 0.0))  # the keyframe scan is already in the reference frame
-            continue
-        dt = (reference.timestamp_us - pose.timestamp_us) * 1e-6
-        kept = pts if prefiltered else sweep_points(pts)
-        parts.append((kept, transform_between(pose, reference), dt))
-    # one output array, filled in place (no per-scan stacking or casting copies)
-    points = np.empty((sum(len(p) for p, _, _ in parts), 5), np.float32)
-    row = 0
-    for pts, to_ref, dt in parts:
-        out = points[row : row + len(pts)]
-        row += len(pts)
-        if to_ref is None:
-            out[:, :3] = pts[:, :3]
-        else:  # in float32 (6 um at 100 m): half float64's time. Into a contiguous array, then
-            # one copy into the rows: matmul into the strided columns is twice as slow
-            xyz = pts[:, :3] @ to_ref.rotation.T.astype(np.float32)
-            xyz += to_ref.translation.astype(np.float32)
-            out[:, :3] = xyz
-        out[:, 3] = pts[:, 3]
-        out[:, 4] = dt
+            matrices.append(None)  # the keyframe scan is already in the reference frame
+            dts.append(0.0)
+        else:
+            matrices.append(transform_between(pose, reference).matrix)
+            dts.append((reference.timestamp_us - pose.timestamp_us) * 1e-6)
+    points, kept = merge_sweeps(clouds, matrices, dts, SWEEP_CLOSE_M, backend)
     return LidarData(
         pose=reference,
         points=points,
         num_sweeps=len(scans),
         filename=filename,
-        keyframe_points=len(parts[0][0]) if parts else 0,
+        keyframe_points=kept[0] if kept else 0,
         absent_dt=tuple(absent_dt),
     )
 

@@ -62,7 +62,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
 from calibration import Transform
 from calibration.geodesy import GeodeticOrigin, enu_rotation, enu_to_enu
@@ -73,7 +72,7 @@ from fusion.frame import CameraData, Frame, RadarData, SensorPose
 from fusion.localization import POSE_SOURCE, LocalizationConfig, PoseEstimator
 from fusion.localization.pose_source import PoseChoice, choose_pose_source
 from fusion.motion.poses import pose_at
-from fusion.motion.sweeps import lidar_sweeps, radar_sweeps, sweep_points
+from fusion.motion.sweeps import lidar_sweeps, radar_sweeps
 from fusion.sources.base import (
     CameraImage,
     EgoPose,
@@ -325,7 +324,6 @@ class _Held:
     payload: Payload | None  # None: a camera or radar message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
     undecodable: bool = False  # tried once and failed: never decoded again
-    sweep: NDArray[np.float32] | None = None  # a LIDAR scan as an earlier sweep (filtered once)
 
 
 @dataclass(frozen=True, eq=False)
@@ -854,10 +852,8 @@ class OnlineSynchronizer:
                 continue  # beyond the chain's span (a keyframes-only log): see the docstring
             pose = self._sensor_pose(LIDAR_CHANNEL, h.msg.timestamp_us)
             if pose is not None:
-                if h.sweep is None:  # filtered once, reused by every later trigger
-                    h.sweep = sweep_points(h.payload.points)  # type: ignore[union-attr]
-                scans.append((pose, h.sweep))
-        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin, prefiltered=True)
+                scans.append((pose, h.payload.points))  # type: ignore[union-attr]
+        lidar = lidar_sweeps(scans, reference, trigger.held.msg.origin)
         missing: dict[str, str] = {}
         cameras: dict[str, CameraData] = {}
         reused: list[str] = []

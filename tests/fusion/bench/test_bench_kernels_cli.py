@@ -67,6 +67,8 @@ def test_bench_kernels_quick_runs_without_torch_or_the_model(tmp_path: Path):
     torch_rows = [t for t in payload["timings"] if t["impl"] in ("torch", "spconv (cpu)")]
     assert torch_rows and all(t["median_ms"] is None for t in torch_rows)
     assert any(t["impl"] == "numba" and t["median_ms"] for t in payload["timings"])
+    sweeps = {t["impl"] for t in payload["timings"] if t["kernel"] == "merge_sweeps"}
+    assert sweeps == {"numpy", "numba"}  # a host kernel: no CUDA row
     from fusion.bench.kernels import kernels_markdown
 
     assert md.read_text() == kernels_markdown(payload)
