@@ -355,6 +355,9 @@ class StreamFrames:
             "decoded_per_frame": (self.pump.counts.decoded + c.decoded_at_build) / frames,
             "camera_kept_per_frame": self.camera_kept / frames,
             "camera_decoded_per_frame": camera_decoded / frames,
+            # keyframe images whose decode started on the pool as they arrived, and its CPU
+            "camera_decoded_early_per_frame": c.decoded_early / frames,
+            "early_decode_cpu_ms_per_frame": c.early_decode_cpu_ms / frames,
             "dropped": {"overflow": c.overflow, "no_pose": c.no_pose},
             "missing": dict(sorted(c.missing.items())),
             "undecodable": dict(sorted(c.undecodable.items())),

@@ -54,10 +54,11 @@ import bisect
 import dataclasses
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -149,6 +150,11 @@ class StreamOptions:
     # for it), or `causal`: the newest stamped at or before the trigger, final as soon as the
     # radar's period shows that no later one can be (free-running 13 Hz radars: at once, mostly)
     radar_match: RadarMatch = "nearest"
+    # a camera message marked as a keyframe's (its sample token) is that keyframe's own image
+    # and always taken by it: taken undecoded (`push_undecoded`), it starts decoding on the pool
+    # as it arrives, while the keyframe's LIDAR scan and radar scans are still to come, instead
+    # of when the frame is built. The frames are the same; False decodes it at the build
+    early_image_decode: bool = True
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, **overrides: object) -> StreamOptions:
@@ -324,6 +330,7 @@ class _Held:
     payload: Payload | None  # None: a camera or radar message taken undecoded (`push_undecoded`)
     serial: int  # arrival number, unique: identifies the message for "used at most once"
     undecodable: bool = False  # tried once and failed: never decoded again
+    decoding: Future[Payload] | None = None  # its decode, started on the pool at arrival
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,6 +351,10 @@ class StreamCounters:
     undecodable: dict[str, int] = field(default_factory=dict)  # chosen, then failed to decode
     build_decode_ms: float = 0.0  # decoding undecoded camera messages while building frames
     decoded_at_build: int = 0  # messages taken undecoded, decoded as a frame took them
+    # keyframe images whose decode started on the pool as they arrived (`early_image_decode`),
+    # and that decode's CPU time (the pool threads' own), which no stage's wall time shows
+    decoded_early: int = 0
+    early_decode_cpu_ms: float = 0.0
     reused: dict[str, int] = field(default_factory=dict)  # frames given a neighbour's message
     # per released trigger: its release time on the stream's clock minus its timestamp (us)
     sync_wait_us: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
@@ -413,6 +424,7 @@ class OnlineSynchronizer:
         self._pending: deque[PendingTrigger] = deque()
         self._serial = 0
         self.counters = StreamCounters()
+        self._cpu_lock = threading.Lock()  # the pool threads add to counters.early_decode_cpu_ms
         # per camera: (JPEG reduction k, camera model of the image decoded at 1/k)
         self._decoded: dict[str, tuple[int, PinholeCamera]] = {}
         if options.camera_decode == "reduced":
@@ -480,6 +492,23 @@ class OnlineSynchronizer:
         buf = (self._cameras if msg.kind == "camera" else self._radars).get(msg.channel)
         if buf is not None:
             self._insert(buf, held)
+            if (
+                msg.kind == "camera"
+                and msg.is_keyframe
+                and msg.sample_token is not None
+                and self.options.early_image_decode
+            ):
+                held.decoding = _pool().submit(self._decode_early, msg)
+                self.counters.decoded_early += 1
+
+    def _decode_early(self, msg: LogMessage) -> Payload:
+        """`decode` on a pool thread, its CPU time counted (DataError goes to the future)."""
+        t0 = time.thread_time()
+        try:
+            return self.decode(msg)
+        finally:
+            with self._cpu_lock:
+                self.counters.early_decode_cpu_ms += (time.thread_time() - t0) * 1e3
 
     def _payload(self, held: _Held) -> Payload:
         """The payload of a held message, decoded now (once) if it came undecoded; DataError
@@ -490,7 +519,11 @@ class OnlineSynchronizer:
             raise DataError("undecodable (tried before)", held.msg.origin)
         t0 = time.perf_counter()
         try:
-            held.payload = self.decode(held.msg)
+            if held.decoding is not None:  # started at arrival: wait for it (its error, too)
+                future, held.decoding = held.decoding, None
+                held.payload = future.result()
+            else:
+                held.payload = self.decode(held.msg)
         except DataError:
             held.undecodable = True
             self._mark_used(held)
@@ -955,7 +988,7 @@ class OnlineSynchronizer:
         in between. A failure is left for `_payload` to meet again, and count.
         `build_decode_ms` counts the submission and the wait (the images' share of the frame's
         time), not the work done in between."""
-        todo = [h for h in held if h.payload is None and not h.undecodable]
+        todo = [h for h in held if h.payload is None and not h.undecodable and h.decoding is None]
         if len(todo) < 2:
             return lambda: None
         t0 = time.perf_counter()

@@ -214,14 +214,17 @@ def test_undecoded_cameras_are_decoded_only_when_a_frame_takes_them(cfg, replay_
 
 def test_images_decode_while_the_lidar_sweeps_are_built(cfg, replay_root, monkeypatch):
     """A frame's undecoded images go to the decode pool before its LIDAR sweeps are
-    compensated, so the two overlap: inside `lidar_sweeps`, the images' decoding has begun."""
+    compensated, so the two overlap: inside `lidar_sweeps`, the images' decoding has begun.
+    (Images decoded at the build: the early decode of keyframe images is off here.)"""
     import dataclasses
     import threading
 
     import fusion.sync.online as online
 
     source = _open(replay_root)
-    options = StreamOptions.for_log(cfg, source.info(), camera_decode="reduced")
+    options = StreamOptions.for_log(
+        cfg, source.info(), camera_decode="reduced", early_image_decode=False
+    )
     started = threading.Event()
     overlapped: list[bool] = []
     compensate = online.lidar_sweeps
@@ -257,3 +260,75 @@ def test_images_decode_while_the_lidar_sweeps_are_built(cfg, replay_root, monkey
     built = [f for f in frames if f is not None]
     assert built and all(len(f.cameras) == len(cfg.camera.channels) for f in built)
     assert overlapped and all(overlapped)
+
+
+def test_keyframe_images_start_decoding_as_they_arrive(cfg, replay_root):
+    """A keyframe's images (marked with its sample token) start decoding on the pool when they
+    are pushed, before their trigger is built; the frames equal those decoded at the build,
+    each image is decoded once, and a corrupt one is missing in its frame and counted once."""
+    import dataclasses
+    import threading
+
+    source = _open(replay_root)
+    msgs = list(source.messages())
+    lock = threading.Lock()
+
+    def run(early: bool, corrupt: str | None = None):
+        options = StreamOptions.for_log(
+            cfg, source.info(), camera_decode="reduced", early_image_decode=early
+        )
+        sync = OnlineSynchronizer(options, source.rig())
+        calls: list[str] = []
+        at_build: list[int] = []  # per frame, how many of its images were decoded by then
+
+        def counting(msg):
+            def dec(raw, origin, **kw):
+                with lock:
+                    calls.append(origin)
+                return msg.decoder(raw, origin, **kw)
+
+            return dataclasses.replace(msg, decoder=dec)
+
+        frames, now = [], 0
+
+        def build(t):
+            if early:
+                for h in sync._cameras.values():  # the trigger's images: decoding or decoded
+                    for held in h:
+                        if held.msg.sample_token == t.held.msg.sample_token:
+                            if held.decoding is not None:
+                                held.decoding.exception()  # waits; a corrupt one fails later
+                            at_build.append(held.msg.origin in calls)
+            frames.append(sync.build(t))
+
+        for m in msgs:
+            now = max(now, m.log_time_us)
+            for t in sync.ready(now):
+                build(t)
+            if sync.wants(m):
+                if m.kind == "camera":
+                    m = counting(m)
+                    if corrupt and m.origin == corrupt:
+                        m = m.with_raw(m.raw[:100])
+                    sync.push_undecoded(m)
+                else:
+                    sync.push(m, sync.decode(m))
+        for t in sync.ready(flush=True):
+            build(t)
+        return [f for f in frames if f is not None], sync, calls, at_build
+
+    late, late_sync, late_calls, _ = run(False)
+    early, sync, calls, at_build = run(True)
+    assert len(early) == len(late) >= 2 and late_sync.counters.decoded_early == 0
+    taken = sum(len(f.cameras) for f in early)
+    assert taken > 0 and sorted(calls) == sorted(late_calls) and len(set(calls)) == len(calls)
+    assert sync.counters.decoded_early == taken and sync.counters.early_decode_cpu_ms > 0
+    assert at_build and all(at_build)  # every image was decoded before its frame's build
+    for a, b in zip(late, early, strict=True):
+        assert set(a.cameras) == set(b.cameras)
+        for ch in a.cameras:
+            np.testing.assert_array_equal(a.cameras[ch].image, b.cameras[ch].image)
+    victim = early[0].cameras["CAM_FRONT"].filename
+    broken, sync, calls, _ = run(True, corrupt=victim)
+    assert sync.counters.undecodable == {"CAM_FRONT": 1} and calls.count(victim) == 1
+    assert broken[0].missing["CAM_FRONT"].startswith("undecodable:")
