@@ -28,6 +28,7 @@ from fusion.machine import machine_info
 from fusion.sources import check_version, open_source
 from fusion.stats import latency_stats
 from fusion.sync.ingest import StreamFrames
+from fusion.threads import apply_threads
 
 MODELS = ("fusion", "camera", "lidar")
 
@@ -358,6 +359,7 @@ def run(args: argparse.Namespace) -> int:
         raise FusionError("give --dataroot or --log to replay (or --from-json RESULTS)")
 
     check_version(args.source, args.version)
+    apply_threads()  # as `fusion replay` does, before any engine is built
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     triggers = [t.strip() for t in args.triggers.split(",") if t.strip()]
