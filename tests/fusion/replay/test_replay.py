@@ -351,6 +351,8 @@ def test_bench_replay_writes_table_json_and_plot(replay_root, tmp_path):
     assert len(lidar["replays"]["keyframes"]["timeline"]) == s["processed"]
     assert lidar["bench_latency"]["queries"] == 3 and lidar["backend"] == "torch"
     assert lidar["bench_latency"]["end_to_end"]["p50_ms"] > 0
+    b = lidar["bench_latency"]
+    assert b["idle_queries"] == 3 and b["idle_gap_s"] > 0 and b["detector_after_idle"]["p50_ms"] > 0
     assert (out / "r.png").stat().st_size > 10_000
     md = (out / "r.md").read_text()
     assert "| lidar | torch | reduced | keyframes | 4 | 4 |" in md and "704x396" in md
