@@ -43,7 +43,9 @@ keeps every pixel) each camera message is decoded at the JPEG DCT reduction its 
 allows (`fusion.data.sensor_io.decoded_camera`), and the frame carries the matching scaled camera
 model; an image that came full (PNG, raw pixels) keeps the calibrated one. Camera and radar
 messages can be taken undecoded (`push_undecoded`, as `fusion.sync.ingest.IngestPump` does) and are
-then decoded once, when a frame takes them.
+then decoded once, when a frame takes them; a keyframe's images (marked with its sample token:
+that keyframe always takes them) start decoding on the pool as they arrive
+(`early_image_decode`), the others on the pool when their frame is built.
 
 Times in us (sensor time, the messages' own `timestamp_us`).
 """
