@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 
 from fusion.frame import RADAR_FIELDS, Frame, LidarData, RadarData, SensorPose, transform_between
 from kernels import merge_sweeps
-from kernels._backend import KernelBackend
 
 # Earlier sweeps drop the ego vehicle's own returns (|x|, |y| < 1 m in the sensor frame), as the
 # devkit's and mmdet3d's multi-sweep loaders do.
@@ -33,14 +32,12 @@ def lidar_sweeps(
     reference: SensorPose,
     filename: str = "",
     absent_dt: Sequence[float] = (),
-    backend: KernelBackend = "auto",
 ) -> LidarData:
     """`scans` (pose, (N, 5) x y z intensity ring in the sensor frame), the keyframe first, then
     older sweeps -> one (sum N, 5) cloud x y z (LIDAR_TOP at t_ref) intensity dt (s).
     The older sweeps drop the ego vehicle's own returns (`SWEEP_CLOSE_M`).
     `absent_dt`: dt (s) of the chain's sweeps whose files do not exist (not in `scans`).
-    One pass per scan into one output array (`kernels.merge_sweeps`; `backend` "numpy" is its
-    reference)."""
+    One pass per scan into one output array (`kernels.merge_sweeps`)."""
     clouds, matrices, dts = [], [], []
     for k, (pose, pts) in enumerate(scans):
         clouds.append(pts)
@@ -50,7 +47,7 @@ def lidar_sweeps(
         else:
             matrices.append(transform_between(pose, reference).matrix)
             dts.append((reference.timestamp_us - pose.timestamp_us) * 1e-6)
-    points, kept = merge_sweeps(clouds, matrices, dts, SWEEP_CLOSE_M, backend)
+    points, kept = merge_sweeps(clouds, matrices, dts, SWEEP_CLOSE_M)
     return LidarData(
         pose=reference,
         points=points,

@@ -61,6 +61,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -500,17 +501,22 @@ class OnlineSynchronizer:
                 and msg.sample_token is not None
                 and self.options.early_image_decode
             ):
-                held.decoding = _pool().submit(self._decode_early, msg)
+                self._start_decode(held, early=True)
                 self.counters.decoded_early += 1
 
-    def _decode_early(self, msg: LogMessage) -> Payload:
-        """`decode` on a pool thread, its CPU time counted (DataError goes to the future)."""
+    def _start_decode(self, held: _Held, early: bool) -> None:
+        """Decode `held` on the pool (`held.decoding`; `_payload` takes the result, or the
+        DataError, once); an early decode's CPU time is counted."""
+        held.decoding = _pool().submit(self._decode_on_pool, held.msg, early)
+
+    def _decode_on_pool(self, msg: LogMessage, early: bool) -> Payload:
         t0 = time.thread_time()
         try:
             return self.decode(msg)
         finally:
-            with self._cpu_lock:
-                self.counters.early_decode_cpu_ms += (time.thread_time() - t0) * 1e3
+            if early:
+                with self._cpu_lock:
+                    self.counters.early_decode_cpu_ms += (time.thread_time() - t0) * 1e3
 
     def _payload(self, held: _Held) -> Payload:
         """The payload of a held message, decoded now (once) if it came undecoded; DataError
@@ -521,7 +527,7 @@ class OnlineSynchronizer:
             raise DataError("undecodable (tried before)", held.msg.origin)
         t0 = time.perf_counter()
         try:
-            if held.decoding is not None:  # started at arrival: wait for it (its error, too)
+            if held.decoding is not None:  # started on the pool: its result (or its error)
                 future, held.decoding = held.decoding, None
                 held.payload = future.result()
             else:
@@ -987,30 +993,20 @@ class OnlineSynchronizer:
         """Start decoding the undecoded ones of a frame's messages at once, on a pool of the
         machine's cores (the JPEG decoder releases the GIL), and return the call that waits for
         them: the frame waits for the slowest image, not for their sum, and does its other work
-        in between. A failure is left for `_payload` to meet again, and count.
+        in between. `_payload` takes each result, or meets and counts a failure, once.
         `build_decode_ms` counts the submission and the wait (the images' share of the frame's
         time), not the work done in between."""
         todo = [h for h in held if h.payload is None and not h.undecodable and h.decoding is None]
         if len(todo) < 2:
             return lambda: None
         t0 = time.perf_counter()
-
-        def decode(h: _Held) -> Payload | None:
-            try:
-                return self.decode(h.msg)
-            except DataError:
-                return None
-
-        pending = [_pool().submit(decode, h) for h in todo]
+        for h in todo:
+            self._start_decode(h, early=False)
         self.counters.build_decode_ms += (time.perf_counter() - t0) * 1e3
 
         def wait() -> None:
             t1 = time.perf_counter()
-            for h, future in zip(todo, pending, strict=True):
-                payload = future.result()
-                if payload is not None:
-                    h.payload = payload
-                    self.counters.decoded_at_build += 1
+            futures_wait([h.decoding for h in todo if h.decoding is not None])
             self.counters.build_decode_ms += (time.perf_counter() - t1) * 1e3
 
         return wait
