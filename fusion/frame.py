@@ -59,13 +59,24 @@ class SensorPose:
 def transform_between(src: SensorPose, dst: SensorPose) -> Transform:
     """dst sensor (at dst time) <- src sensor (at src time), through the global frame:
     `B <- ego(tB) <- global <- ego(tA) <- A`. The global hop is never skipped, because the ego
-    moves between tA and tB (at 10 m/s, 1 m per 100 ms)."""
-    a = src.sensor_to_ego.matrix
-    src_sensor = Transform(a, src=src.channel, dst=f"ego@{src.timestamp_us}")
-    src_ego = Transform(src.ego_to_global.matrix, src=f"ego@{src.timestamp_us}", dst="global")
-    dst_ego = Transform(dst.ego_to_global.matrix, src=f"ego@{dst.timestamp_us}", dst="global")
-    dst_sensor = Transform(dst.sensor_to_ego.matrix, src=dst.channel, dst=f"ego@{dst.timestamp_us}")
-    return dst_sensor.inverse() @ dst_ego.inverse() @ src_ego @ src_sensor
+    moves between tA and tB (at 10 m/s, 1 m per 100 ms).
+
+    The product `B<-ego(tB) @ ego(tB)<-global @ global<-ego(tA) @ ego(tA)<-A` is formed on the
+    matrices in that order, with `Transform.inverse`'s rigid inverse (the same floats as
+    composing the `Transform`s; the frame names of each hop meet by construction): the
+    synchronizer calls it for every radar scan and LIDAR sweep of a frame."""
+    m = _rigid_inverse(dst.sensor_to_ego.matrix) @ _rigid_inverse(dst.ego_to_global.matrix)
+    m = m @ src.ego_to_global.matrix @ src.sensor_to_ego.matrix
+    return Transform(m, src=src.channel, dst=dst.channel)
+
+
+def _rigid_inverse(m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`Transform.inverse` on a matrix: (R^T, -R^T t)."""
+    out = np.eye(4)
+    rot = m[:3, :3]
+    out[:3, :3] = rot.T
+    out[:3, 3] = -rot.T @ m[:3, 3]
+    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -263,15 +263,23 @@ def _radar_header(raw: bytes, origin: str | Path) -> tuple[dict[str, list[str]],
 
 
 def _check_radar_bounds(pts: NDArray[np.float32], origin: str | Path) -> None:
-    for name, (lo, hi) in _RADAR_BOUNDS.items():
-        row = pts[RADAR_FIELDS.index(name)]
-        bad = (row < lo) | (row > hi)
-        if bad.any():
+    rows = pts[_BOUND_ROWS]
+    bad = (rows < _BOUND_LO) | (rows > _BOUND_HI)
+    if not bad.any():
+        return
+    for k, (name, (lo, hi)) in enumerate(_RADAR_BOUNDS.items()):
+        if bad[k].any():
+            row = rows[k]
             raise DataError(
-                f"{int(bad.sum())} of {len(row)} radar points have {name} outside "
-                f"[{lo:g}, {hi:g}] (first: {float(row[int(np.argmax(bad))]):g})",
+                f"{int(bad[k].sum())} of {len(row)} radar points have {name} outside "
+                f"[{lo:g}, {hi:g}] (first: {float(row[int(np.argmax(bad[k]))]):g})",
                 origin,
             )
+
+
+_BOUND_ROWS = [RADAR_FIELDS.index(name) for name in _RADAR_BOUNDS]
+_BOUND_LO = np.array([[lo] for lo, _ in _RADAR_BOUNDS.values()], np.float32)
+_BOUND_HI = np.array([[hi] for _, hi in _RADAR_BOUNDS.values()], np.float32)
 
 
 @dataclass(frozen=True)
@@ -307,27 +315,51 @@ def decode_radar_pcd(
 
     `origin` names the file (or log message) the bytes came from, for the error.
     """
-    header, offset = _radar_header(raw, origin)
-    fields = header["FIELDS"]
-    layout = zip(fields, header["SIZE"], header["TYPE"], strict=True)
-    dtype = np.dtype([(f, _PCD_TYPES[(t, int(z))]) for f, z, t in layout])
-    n = int(header["POINTS"][0])
+    dtype, n, offset = _radar_layout(raw, origin)
     body = raw[offset:]
     if len(body) < n * dtype.itemsize:
         raise DataError(
             f"truncated radar PCD: {n} points need {n * dtype.itemsize} bytes, got {len(body)}",
             origin,
         )
-    rec = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
-    pts = np.stack([rec[f].astype(np.float32) for f in fields]).reshape(len(fields), n)
-    if n and np.isnan(pts[:, 0]).any():  # the devkit's marker of an empty cloud
-        return np.zeros((len(fields), 0), dtype=np.float32)
+    rec = np.frombuffer(raw, dtype=dtype, count=n, offset=offset)
+    pts = np.empty((len(RADAR_FIELDS), n), np.float32)
+    for k, f in enumerate(RADAR_FIELDS):
+        pts[k] = rec[f]
+    if n and np.isnan(pts[:, 0]).any():  # the devkit's marker (a NaN in the first point)
+        return np.zeros((len(RADAR_FIELDS), 0), dtype=np.float32)
     if not np.isfinite(pts).all():
         raise DataError("radar points have NaN or Inf", origin)
     _check_radar_bounds(pts, origin)
     if radar_filter is None:
         return pts
     return pts[:, radar_keep(pts, radar_filter)]
+
+
+# header bytes -> (record dtype, points, body offset): the scans of one radar repeat their
+# header but for the point count, so most scans parse none (bounded; only valid headers)
+_RADAR_LAYOUTS: dict[bytes, tuple[np.dtype, int, int]] = {}
+
+
+def _radar_layout(raw: bytes, origin: str | Path) -> tuple[np.dtype, int, int]:
+    """(record dtype, points, body offset) of a radar PCD's header (`_radar_header`)."""
+    end = -1
+    for _ in range(RADAR_HEADER_LINES):
+        end = raw.find(b"\n", end + 1)
+        if end < 0:
+            break
+    key = raw[: end + 1] if end >= 0 else None
+    hit = _RADAR_LAYOUTS.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    header, offset = _radar_header(raw, origin)
+    layout = zip(header["FIELDS"], header["SIZE"], header["TYPE"], strict=True)
+    dtype = np.dtype([(f, _PCD_TYPES[(t, int(z))]) for f, z, t in layout])
+    out = (dtype, int(header["POINTS"][0]), offset)
+    if len(_RADAR_LAYOUTS) >= 4096:
+        _RADAR_LAYOUTS.clear()
+    _RADAR_LAYOUTS[raw[:offset]] = out
+    return out
 
 
 def radar_keep(fields: NDArray[np.floating], radar_filter: RadarFilter) -> NDArray[np.bool_]:

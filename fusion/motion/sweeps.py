@@ -67,18 +67,23 @@ def radar_sweeps(
     """`scans` (pose, (18, N) filtered radar fields), the current scan first -> (sum N, 7)
     x y z (LIDAR_TOP at t_ref) rcs vx vy (ego-motion compensated, LIDAR_TOP) dt (s).
     `absent_dt`: dt (s) of the chain's sweeps whose files do not exist (not in `scans`)."""
-    clouds = []
+    points = np.empty((sum(raw.shape[1] for _, raw in scans), 7), np.float32)
+    row = 0
     for pose, raw in scans:
-        to_ref = transform_between(pose, reference)
-        xyz = to_ref.apply(raw[RADAR_X : RADAR_X + 3].T)
-        vel = np.zeros((raw.shape[1], 3))
+        n = raw.shape[1]
+        to_ref = transform_between(pose, reference).matrix
+        rot_t = to_ref[:3, :3].T
+        out = points[row : row + n]
+        out[:, :3] = raw[RADAR_X : RADAR_X + 3].T.astype(np.float64) @ rot_t + to_ref[:3, 3]
+        out[:, 3] = raw[RADAR_RCS]
+        vel = np.zeros((n, 3))
         vel[:, 0], vel[:, 1] = raw[RADAR_VX_COMP], raw[RADAR_VY_COMP]
-        vel = to_ref.apply_vectors(vel)
-        dt = np.full((raw.shape[1], 1), (reference.timestamp_us - pose.timestamp_us) * 1e-6)
-        clouds.append(np.hstack([xyz, raw[RADAR_RCS][:, None], vel[:, :2], dt]).astype(np.float32))
+        out[:, 4:6] = (vel @ rot_t)[:, :2]
+        out[:, 6] = (reference.timestamp_us - pose.timestamp_us) * 1e-6
+        row += n
     return RadarData(
         pose=scans[0][0],
-        points=np.concatenate(clouds).reshape(-1, 7) if clouds else np.zeros((0, 7), np.float32),
+        points=points,
         num_sweeps=len(scans),
         filename=filename,
         absent_dt=tuple(absent_dt),

@@ -54,9 +54,45 @@ class CameraImage:
     image: NDArray[np.uint8]  # (H, W, 3) RGB
 
 
-@dataclass(frozen=True, eq=False)
 class EgoPose:
-    ego_to_global: Transform  # global <- ego
+    """global <- ego: a `Transform`, or (the decoders) a translation (3,) and a unit quaternion
+    (w, x, y, z) whose matrix is built the first time `ego_to_global` is asked for. The online
+    synchronizer keeps poses as translation and quaternion, so a replay's poses (one per sensor
+    message in nuScenes) need no matrix."""
+
+    __slots__ = ("_transform", "_translation", "_quaternion")
+
+    def __init__(
+        self,
+        ego_to_global: Transform | None = None,
+        *,
+        translation: NDArray[np.float64] | None = None,
+        quaternion: NDArray[np.float64] | None = None,
+    ) -> None:
+        if (ego_to_global is None) == (translation is None or quaternion is None):
+            raise ValueError("EgoPose takes a Transform, or a translation and a quaternion")
+        self._transform = ego_to_global
+        self._translation = translation
+        self._quaternion = quaternion
+
+    @property
+    def ego_to_global(self) -> Transform:
+        if self._transform is None:
+            self._transform = Transform.from_translation_quaternion(
+                self._translation, self._quaternion, src="ego", dst="global"
+            )
+        return self._transform
+
+    @property
+    def translation(self) -> NDArray[np.float64]:
+        return self.ego_to_global.translation if self._translation is None else self._translation
+
+    @property
+    def quaternion(self) -> NDArray[np.float64]:
+        """(w, x, y, z), unit, w >= 0."""
+        if self._quaternion is None:
+            self._quaternion = self.ego_to_global.quaternion
+        return self._quaternion
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from calibration import Transform
 from fusion.data.sensor_io import decode_jpeg, decode_lidar_bin, decode_radar_pcd
 from fusion.errors import DataError
 from fusion.frame import RADAR_PCD_DTYPE
@@ -239,14 +238,21 @@ def decode_foxglove_image(raw: bytes, origin: str, *, reduction: int = 1) -> Cam
 
 
 def _pose(translation: Sequence[float], rotation_wxyz: Sequence[float], origin: str) -> EgoPose:
-    t = np.asarray(translation, dtype=np.float64)
+    t = np.array(translation, dtype=np.float64)  # own copy: kept read-only
     q = np.asarray(rotation_wxyz, dtype=np.float64)
-    if t.shape != (3,) or q.shape != (4,) or not (np.isfinite(t).all() and np.isfinite(q).all()):
+    if t.shape != (3,) or q.shape != (4,):
+        raise DataError("pose needs a finite translation (3) and quaternion (4)", origin)
+    values = t.tolist() + q.tolist()  # plain floats: a pose is 7 numbers, per message
+    if not all(math.isfinite(v) for v in values):
         raise DataError("pose needs a finite translation (3) and quaternion (4)", origin)
     norm = float(np.linalg.norm(q))
     if abs(norm - 1.0) > 1e-3:
         raise DataError(f"pose quaternion is not a unit quaternion (norm {norm:.4g})", origin)
-    return EgoPose(Transform.from_translation_quaternion(t, q / norm, src="ego", dst="global"))
+    q = q / norm
+    if q[0] < 0:  # q and -q are one rotation: w >= 0, as `Transform.quaternion` gives it
+        q = -q
+    t.setflags(write=False), q.setflags(write=False)
+    return EgoPose(translation=t, quaternion=q)
 
 
 def _imu(angular_velocity: Sequence[float], linear_acceleration: Sequence[float], origin: str):

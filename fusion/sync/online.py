@@ -239,60 +239,64 @@ class StreamOptions:
 
 
 class PoseBuffer:
-    """Ego poses received so far (global <- ego), at most `size`, for causal lookup."""
+    """Ego poses received so far (global <- ego), at most `size`, for causal lookup.
+
+    Kept in arrays of twice `size` rows, appended in place, the newest `size` moved down when full,
+    so a lookup reads views of them: no array is rebuilt per pose (each sensor message of a
+    frame looks one up, between poses that keep arriving)."""
 
     def __init__(self, size: int, max_extrapolation_us: int) -> None:
-        self._t: deque[int] = deque(maxlen=size)
-        self._trans: deque[np.ndarray] = deque(maxlen=size)
-        self._quat: deque[np.ndarray] = deque(maxlen=size)
+        self.size = max(1, int(size))
         self.max_extrapolation_us = max_extrapolation_us
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._t = np.zeros(2 * self.size, np.int64)
+        self._trans = np.zeros((2 * self.size, 3))
+        self._quat = np.zeros((2 * self.size, 4))
+        self._end = 0  # rows [_end - len, _end) hold the poses, oldest first
 
     def __len__(self) -> int:
-        return len(self._t)
+        return min(self._end, self.size)
 
     @property
     def latest_us(self) -> int | None:
-        return self._t[-1] if self._t else None
+        return int(self._t[self._end - 1]) if self._end else None
 
-    def add(self, timestamp_us: int, pose: Transform) -> None:
-        if self._t and timestamp_us <= self._t[-1]:
-            if timestamp_us == self._t[-1]:
+    def add(self, timestamp_us: int, pose: Transform | EgoPose) -> None:
+        """Keep `pose` (global <- ego) at `timestamp_us`: an `EgoPose` as its translation and
+        quaternion (no matrix built)."""
+        ts = int(timestamp_us)
+        last = self.latest_us
+        if last is not None and ts <= last:
+            lo = max(0, self._end - self.size)
+            if ts == last or bool((self._t[lo : self._end] == ts).any()):
                 return  # the same pose twice (e.g. ego_pose and tf of one sample)
-            # an out-of-order pose: keep the buffer sorted (rare; logs are nearly ordered)
-            items = sorted(
-                [
-                    *zip(self._t, self._trans, self._quat, strict=True),
-                    (timestamp_us, pose.translation, pose.quaternion),
-                ],
-                key=lambda x: x[0],
-            )
-            self._t.clear(), self._trans.clear(), self._quat.clear()
-            for t, tr, q in items[-(self._t.maxlen or len(items)) :]:
-                self._t.append(t), self._trans.append(tr), self._quat.append(q)
-        else:
-            self._t.append(int(timestamp_us))
-            self._trans.append(pose.translation)
-            self._quat.append(pose.quaternion)
-        self._arrays = None
+        if self._end == len(self._t):  # full: the newest size rows move down, then append
+            lo = self._end - self.size
+            for a in (self._t, self._trans, self._quat):
+                a[: self.size] = a[lo : self._end]
+            self._end = self.size
+        i = self._end
+        self._t[i], self._trans[i], self._quat[i] = ts, pose.translation, pose.quaternion
+        self._end += 1
+        if last is not None and ts < last:
+            # an out-of-order pose: sorted in with the row that just left the window, so the
+            # window keeps the newest `size` by time (rare; logs are nearly ordered)
+            lo = max(0, self._end - self.size - 1)
+            order = np.argsort(self._t[lo : self._end], kind="stable")
+            for a in (self._t, self._trans, self._quat):
+                a[lo : self._end] = a[lo : self._end][order]
 
     def clear(self) -> None:
-        self._t.clear(), self._trans.clear(), self._quat.clear()
-        self._arrays = None
+        self._end = 0
 
     def at(self, timestamp_us: int) -> Transform | None:
         """Pose at `timestamp_us` from the poses received so far, by the one rule of
         `fusion.motion.poses.pose_at` (interpolated between them, extrapolated at constant velocity
         within the horizon); None when it cannot be known from what was received."""
-        if not self._t:
+        if not self._end:
             return None
-        if self._arrays is None:
-            self._arrays = (
-                np.array(self._t, np.int64),
-                np.array(self._trans),
-                np.array(self._quat),
-            )
-        t, trans, quat = self._arrays
+        lo = max(0, self._end - self.size)
+        rows = slice(lo, self._end)
+        t, trans, quat = self._t[rows], self._trans[rows], self._quat[rows]
         return pose_at(t, trans, quat, timestamp_us, self.max_extrapolation_us)
 
 
@@ -550,7 +554,7 @@ class OnlineSynchronizer:
         match payload:
             case EgoPose():
                 if self.options.pose_channel in (None, ch):
-                    self.poses.add(msg.timestamp_us, payload.ego_to_global)
+                    self.poses.add(msg.timestamp_us, payload)
             case LidarScan() if ch == LIDAR_CHANNEL:
                 if msg.sample_token is not None:
                     self._keyframe_at[msg.sample_token] = msg.timestamp_us

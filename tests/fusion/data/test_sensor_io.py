@@ -93,3 +93,31 @@ def test_resolve_inside(tmp_path):
     for bad in ["../x.jpg", "/etc/passwd", "samples/../../x"]:
         with pytest.raises(DataError, match="outside the dataroot"):
             resolve_inside(tmp_path, bad)
+
+
+def test_radar_scans_sharing_a_header_layout_decode_each_on_its_own():
+    """Scans of one radar repeat their header but for the point count (the layout is parsed once
+    per header): each scan decodes to its own points, one cut short after a whole one with the
+    same header is still an error naming it, and a bound violation is reported per field."""
+    from fusion.data.sensor_io import decode_radar_pcd
+
+    def scan(rows):
+        rec = np.zeros(len(rows), dtype=RADAR_PCD_DTYPE)
+        for i, r in enumerate(rows):
+            rec[i] = tuple(r)
+        return encode_radar_pcd(rec), rec
+
+    for n, seed in ((12, 1), (12, 2), (30, 3), (12, 4)):
+        raw, rec = scan(radar_rows(n, seed))
+        got = decode_radar_pcd(raw, "a.pcd")
+        want = np.stack([rec[f].astype(np.float32) for f in RADAR_PCD_DTYPE.names])
+        np.testing.assert_array_equal(got, want)
+        with pytest.raises(DataError, match="truncated radar PCD") as e:
+            decode_radar_pcd(raw[:-50], "b.pcd")
+        assert "b.pcd" in str(e.value)
+    rows = radar_rows(12, 5)
+    rows[3][5] = 150.0  # rcs beyond +100 dBsm
+    rows[7][6] = 500.0  # vx beyond 200 m/s: the first field in the check's order is named
+    with pytest.raises(DataError, match=r"1 of 12 radar points have rcs outside") as e:
+        decode_radar_pcd(scan(rows)[0], "c.pcd")
+    assert "first: 150" in str(e.value) and "c.pcd" in str(e.value)

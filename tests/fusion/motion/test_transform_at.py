@@ -55,3 +55,25 @@ def test_pose_stream_interpolates_between_sensor_poses(real_reader, real_frame):
     mid = stream.at((cam.timestamp_us + right.timestamp_us) // 2).translation
     ends = np.array([cam.ego_to_global.translation, right.ego_to_global.translation])
     np.testing.assert_allclose(mid, ends.mean(axis=0), atol=1e-3)
+
+
+def test_transform_between_is_the_composed_chain_to_the_last_bit():
+    """`transform_between` multiplies the matrices itself: the same floats, and the same frame
+    names, as composing the four `Transform`s hop by hop."""
+    rng = np.random.default_rng(0)
+
+    def rigid(src: str, dst: str) -> Transform:
+        q = rng.normal(size=4)
+        return Transform.from_translation_quaternion(rng.normal(size=3) * 300, q, src=src, dst=dst)
+
+    for _ in range(200):
+        a = SensorPose("RADAR_FRONT", 10, rigid("RADAR_FRONT", "ego"), rigid("ego", "global"))
+        b = SensorPose("LIDAR_TOP", 20, rigid("LIDAR_TOP", "ego"), rigid("ego", "global"))
+        src_ego = Transform(a.ego_to_global.matrix, src="ego@10", dst="global")
+        dst_ego = Transform(b.ego_to_global.matrix, src="ego@20", dst="global")
+        src_sensor = Transform(a.sensor_to_ego.matrix, src="RADAR_FRONT", dst="ego@10")
+        dst_sensor = Transform(b.sensor_to_ego.matrix, src="LIDAR_TOP", dst="ego@20")
+        chain = dst_sensor.inverse() @ dst_ego.inverse() @ src_ego @ src_sensor
+        got = transform_between(a, b)
+        assert (got.src, got.dst) == (chain.src, chain.dst) == ("RADAR_FRONT", "LIDAR_TOP")
+        np.testing.assert_array_equal(got.matrix, chain.matrix)

@@ -262,3 +262,43 @@ def test_online_frames_of_the_real_keyframe_have_its_offsets(real_frame):
     assert loose.reference.ego_to_global.allclose(real_frame.reference.ego_to_global, atol=1e-9)
     assert max(abs(v) for v in loose.offsets_us.values()) == 43_107  # CAM_FRONT_LEFT
     assert set(frame(30_000).missing) == {"CAM_FRONT_LEFT", "CAM_FRONT"}
+
+
+def test_pose_buffer_keeps_the_newest_poses_sorted_as_it_wraps():
+    """The buffer holds the newest `size` poses in time order however many arrive (its arrays
+    wrap in place), a pose seen twice is kept once, and an out-of-order pose is sorted in: every
+    lookup equals `pose_at` on the poses it should hold."""
+    from fusion.motion.poses import pose_at
+
+    size = 7
+    buf = PoseBuffer(size, max_extrapolation_us=100_000)
+    held: list[int] = []
+    rng = np.random.default_rng(3)
+    stamps = [int(t) for t in range(0, 4_000_000, 100_000)]
+    for k, t in enumerate(stamps):
+        late = k % 5 == 4  # every fifth pose arrives just after the next one
+        order = [t + 50_000, t] if late else [t]
+        if k % 9 == 8:  # and one older than every pose held, which the buffer leaves out
+            order.append(-1_000_000 - t)
+        for s in order:
+            buf.add(s, _ego(s))
+            buf.add(s, _ego(s))  # the same pose twice: one row
+            if s not in held and s >= 0:
+                held.append(s)
+            kept = sorted(held)[-size:]
+            assert len(buf) == len(kept)
+            assert buf.latest_us == kept[-1]
+            q = int(rng.uniform(kept[0] - 50_000, kept[-1] + 50_000))
+            want = pose_at(
+                np.array(kept, np.int64),
+                np.array([_ego(x).translation for x in kept]),
+                np.array([_ego(x).quaternion for x in kept]),
+                q,
+                100_000,
+            )
+            got = buf.at(q)
+            assert (want is None) == (got is None)
+            if want is not None:
+                np.testing.assert_allclose(got.matrix, want.matrix, atol=1e-12)
+    buf.clear()
+    assert len(buf) == 0 and buf.at(0) is None and buf.latest_us is None

@@ -99,3 +99,28 @@ def test_decoders_parse_or_raise_data_error(name: str, seeds: dict[str, tuple], 
     decoder, raw, payload = seeds[name]
     bytes_in = data.draw(st.one_of(st.binary(max_size=256), mutated(raw)), label="bytes")
     _check(decoder, payload, bytes_in)
+
+
+def test_a_decoded_pose_is_its_translation_and_quaternion_and_its_matrix_when_asked() -> None:
+    """A pose record decodes to its translation and unit quaternion (w >= 0, the sign
+    `Transform.quaternion` gives); the matrix, built when first asked for, is
+    `Transform.from_translation_quaternion`'s. A pose from a Transform gives the same views."""
+    from calibration import Transform
+
+    q = np.array([-0.6, 0.1, -0.3, 0.2])
+    q = q / np.linalg.norm(q)
+    pose = dec.decode_pose_record(dec.pose_record(np.array([1.0, -2.0, 3.5]), q), "p")
+    assert isinstance(pose, EgoPose)
+    np.testing.assert_array_equal(pose.translation, [1.0, -2.0, 3.5])
+    np.testing.assert_allclose(pose.quaternion, -q, atol=1e-15)  # w >= 0
+    assert not pose.translation.flags.writeable and not pose.quaternion.flags.writeable
+    want = Transform.from_translation_quaternion([1.0, -2.0, 3.5], q, src="ego", dst="global")
+    assert pose.ego_to_global.allclose(want, atol=1e-12)
+    assert pose.ego_to_global is pose.ego_to_global  # built once
+    other = EgoPose(want)
+    np.testing.assert_allclose(other.quaternion, pose.quaternion, atol=1e-12)
+    np.testing.assert_array_equal(other.translation, want.translation)
+    with pytest.raises(ValueError, match="EgoPose takes"):
+        EgoPose(want, translation=np.zeros(3), quaternion=np.array([1.0, 0, 0, 0]))
+    with pytest.raises(ValueError, match="EgoPose takes"):
+        EgoPose(translation=np.zeros(3))
