@@ -93,6 +93,8 @@ def measure(
     work_dir: Path = Path("out/bench-replay"),
     radar_match: str = "nearest",
     early_start: bool = True,
+    camera_match: str = "nearest",
+    log_delay_ms: float | None = None,
 ) -> dict[str, Any]:
     from fusion.engines.runner import Runner, open_engine
     from fusion.model.weights import load_detector, packaged_weights
@@ -122,6 +124,8 @@ def measure(
             "backend": engine_name,
             "decode": decode,
             "radar_match": radar_match,
+            "camera_match": camera_match,
+            "log_delay_ms": log_delay_ms,
             "early_start": early_start,
             "replays": {},
         }
@@ -133,6 +137,8 @@ def measure(
                 loop=loop,
                 decode=decode,  # type: ignore[arg-type]
                 radar_match=radar_match,  # type: ignore[arg-type]
+                camera_match=camera_match,  # type: ignore[arg-type]
+                log_delay_ms=log_delay_ms,
                 early_start=early_start,
             )
             summary = replay(source(), runner, options, [timeline])
@@ -207,11 +213,15 @@ def _f(v: float | None, fmt: str = ".0f") -> str:
     return "n/a" if v is None or not math.isfinite(v) else format(v, fmt)
 
 
-def _radar(entry: dict[str, Any]) -> str:
-    """The radar match when it is not the default nearest scan (older results have none), and
-    the early start when it was turned off."""
-    match = entry.get("radar_match", "nearest")
-    out = "" if match == "nearest" else f", radar {match}"
+def _matches(entry: dict[str, Any]) -> str:
+    """The radar and camera matches when they are not the default nearest (older results have
+    none), and the early start when it was turned off."""
+    out = ""
+    for sensor in ("radar", "camera"):
+        match = entry.get(f"{sensor}_match", "nearest")
+        out += "" if match == "nearest" else f", {sensor} {match}"
+    if entry.get("log_delay_ms") is not None:
+        out += f", log delay {entry['log_delay_ms']:g} ms"
     return out + ("" if entry.get("early_start", True) else ", no early start")
 
 
@@ -240,7 +250,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             lat, w, d = s["latency_ms"], s.get("sync_wait_ms", {}), s["dropped_by"]
             sw = s.get("start_wait_ms") or {}
             lines.append(
-                f"| {name} | {r['backend']} | {r['decode']}{_radar(r)} | {trigger}"
+                f"| {name} | {r['backend']} | {r['decode']}{_matches(r)} | {trigger}"
                 f" | {s['triggers']}"
                 f" | {s['processed']} | {s['dropped']} ({d.get('busy', 0)}, {d.get('stale', 0)})"
                 f" | {s['late']} | {_f(lat['p50'])} | {_f(lat['p99'])} | {_f(lat['max'])}"
@@ -369,6 +379,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "at or before the trigger (no wait for a later scan)",
     )
     parser.add_argument(
+        "--camera-match",
+        default="nearest",
+        choices=("nearest", "causal"),
+        help="as fusion replay --camera-match: each camera's nearest image (default) or its "
+        "newest at or before the trigger",
+    )
+    parser.add_argument(
+        "--log-delay-ms",
+        type=float,
+        default=None,
+        help="as fusion replay --log-delay-ms: the most a message is logged after its stamp",
+    )
+    parser.add_argument(
         "--no-early-start",
         action="store_true",
         help="as fusion replay --no-early-start: a frame's work waits for its radar scans",
@@ -428,6 +451,8 @@ def run(args: argparse.Namespace) -> int:
             args.work_dir,
             args.radar_match,
             not args.no_early_start,
+            args.camera_match,
+            args.log_delay_ms,
         ),
     }
     result["targets"] = targets(result)

@@ -30,7 +30,9 @@ def format_summary(s: ReplaySummary) -> str:
         f"replay of {s.source} at rate {s.rate:g}: {s.log_s:.2f} s of log in {s.wall_s:.2f} s"
         + (f" (producer {s.producer_s:.2f} s)" if s.producer_s else ""),
         f"backend {s.backend}  decode {s.decode}  between {s.between}  radar {s.radar_match}"
-        f"  early start {'on' if s.early_start else 'off'}  warm start"
+        f"  camera {s.camera_match}"
+        + ("" if s.log_delay_ms is None else f"  log delay {s.log_delay_ms:g} ms")
+        + f"  early start {'on' if s.early_start else 'off'}  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
@@ -136,6 +138,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the scan is up to one radar period old): benchmarks/sync_wait.md",
     )
     parser.add_argument(
+        "--camera-match",
+        default="nearest",
+        choices=("nearest", "causal"),
+        help="a trigger's own camera image: the nearest to it (default; with --trigger lidar a"
+        " trigger waits about one LIDAR period, since an image stamped after it may still be"
+        " its own), or the newest at or before it, the scan it fired for on a rig whose LIDAR"
+        " triggers the cameras, as nuScenes' does (a keyframe still takes the images marked"
+        " for it): benchmarks/sync_wait.md",
+    )
+    parser.add_argument(
+        "--log-delay-ms",
+        type=float,
+        default=None,
+        help="the most any message of the log is logged after its stamp (0 for a log written"
+        " by `fusion convert --log-time sensor`; a dataroot states 0 itself). With it a causal"
+        " match is final once the log is heard past the trigger plus this delay (no wait for a"
+        " camera that skipped the trigger); without it, once the sensor's period or a later"
+        " message shows it",
+    )
+    parser.add_argument(
         "--no-early-start",
         action="store_true",
         help="at --rate > 0, wait for a frame's radar scans before starting its camera and"
@@ -177,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         decode=args.decode,
         between=args.between,
         radar_match=args.radar_match,
+        camera_match=args.camera_match,
+        log_delay_ms=args.log_delay_ms,
         early_start=not args.no_early_start,
         warm_start=not args.no_warm_start,
         poses=args.poses,

@@ -60,8 +60,8 @@ from fusion.stats import LatencyRecorder
 from fusion.sync.ingest import Ingested, IngestPump
 from fusion.sync.online import (
     Between,
+    Match,
     OnlineSynchronizer,
-    RadarMatch,
     StreamOptions,
     Trigger,
 )
@@ -133,6 +133,8 @@ class ReplaySummary:
     decode: str = ""  # camera JPEG decode: reduced or full
     between: str = ""  # a trigger without a message of its own: reuse a neighbour's, or none
     radar_match: str = ""  # a trigger's own radar scan: the nearest, or the newest before it
+    camera_match: str = ""  # a trigger's own camera image: the same choice
+    log_delay_ms: float | None = None  # the stated logging delay the causal matches used
     # a frame's camera and LIDAR work starts before its radar scans are final (--rate > 0)
     early_start: bool = False
     warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
@@ -204,7 +206,11 @@ class ReplayOptions:
     warmup: int = 0  # processed triggers left out of the latency statistics
     decode: ImageDecode = "reduced"
     between: Between = "reuse"
-    radar_match: RadarMatch = "nearest"
+    radar_match: Match = "nearest"
+    camera_match: Match = "nearest"
+    # the most a message is logged after its stamp (`StreamOptions.log_delay_us`); None: the
+    # source's (0 for a dataroot, unknown for a log)
+    log_delay_ms: float | None = None
     # --rate > 0: start a frame's camera and LIDAR work as soon as only its radar scans are not
     # final (`fusion.sync.ingest.IngestPump`'s early start); the same detections
     early_start: bool = True
@@ -230,6 +236,10 @@ class ReplayOptions:
             raise FusionError("--start must be >= 0 and --duration > 0")
         if self.loop < 1:
             raise FusionError("--loop must be >= 1")
+        if self.log_delay_ms is not None and not (
+            0 <= self.log_delay_ms < 60_000 and math.isfinite(self.log_delay_ms)
+        ):
+            raise FusionError("--log-delay-ms must be in [0, 60000)")
 
 
 class ReplayRun:
@@ -248,7 +258,12 @@ class ReplayRun:
         self.options = options
         self.sinks = sinks
         self.status = status
-        info = source.info()
+        info = dict(source.info())
+        if options.log_delay_ms is not None:
+            info["log_delay_us"] = math.ceil(options.log_delay_ms * 1000)
+        if info.get("log_delay_us") is not None and options.faults.delay_ms > 0:
+            # the faults delay a message by up to delay_ms past its log time
+            info["log_delay_us"] += math.ceil(options.faults.delay_ms * 1000)
         rig = source.rig()
         self.stream_options = StreamOptions.for_log(
             runner.cfg,
@@ -260,6 +275,7 @@ class ReplayRun:
             camera_decode=options.decode,
             between=options.between,
             radar_match=options.radar_match,
+            camera_match=options.camera_match,
             localization=options.localization,
             map_origin=options.map_origin,
         )
@@ -296,6 +312,8 @@ class ReplayRun:
             decode=options.decode,
             between=options.between,
             radar_match=options.radar_match,
+            camera_match=options.camera_match,
+            log_delay_ms=_ms(self.stream_options.log_delay_us),
             early_start=self.pump.early_start,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
@@ -615,3 +633,7 @@ def _replay_realtime(run: ReplayRun) -> None:
         producer.join(timeout=10)
     if failure:
         raise failure[0]
+
+
+def _ms(us: int | None) -> float | None:
+    return None if us is None else us / 1000

@@ -256,6 +256,7 @@ class DatarootSource:
             "keyframes": sum(e.is_keyframe for e in self._sensors if e.kind == "lidar"),
             # sweeps in the tables whose files are absent (keyframes-only layout): no message
             "absent_sweeps": dict(sorted(self.absent_sweeps.items())),
+            "log_delay_us": 0,  # logged at sensor time (`StreamOptions.log_delay_us`)
             "start_us": start,
             "end_us": end,
             "duration_s": (end - start) * 1e-6,

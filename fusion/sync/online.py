@@ -21,10 +21,14 @@ built only from what had arrived:
   tolerance. Either way a trigger never waits past t + `wait_us`, and no message stamped after
   t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
   counted in `counters.sync_wait_us`;
-- `radar_match="causal"` (an option; `nearest` is the default): a radar's own scan is the newest
-  stamped at or before the trigger, final once the radar's period shows no later one can be, so
-  a trigger does not wait for a scan stamped after it (`benchmarks/sync_wait.md` has the wait
-  and the detection cost of each);
+- `radar_match="causal"` and `camera_match="causal"` (options; `nearest` is the default): a
+  radar's own scan (a camera's own image) is the newest stamped at or before the trigger, final
+  once the sensor's period shows no later one can be, or, where the source states how late it
+  logs a message (`log_delay_us`: 0 for a dataroot, logged at sensor time), once the log is heard
+  past the trigger plus that delay; so a trigger does not wait for a message stamped after it.
+  On nuScenes the cameras fire before the LIDAR scan they belong to, so the causal camera match
+  is the image that fired for the scan (`benchmarks/sync_wait.md` has the wait and the detection
+  cost of each);
 - a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
   reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
   in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
@@ -96,7 +100,8 @@ if TYPE_CHECKING:
 
 Trigger = Literal["keyframes", "lidar"]
 Between = Literal["reuse", "none"]
-RadarMatch = Literal["nearest", "causal"]
+# a trigger's own message of a sensor: the one nearest to it, or the newest at or before it
+Match = Literal["nearest", "causal"]
 
 # Nominal scan periods of the nuScenes rig (LIDAR 20 Hz, radar 13 Hz): n sweeps span
 # (n - 1) periods; half a period more is the jitter allowed.
@@ -152,7 +157,17 @@ class StreamOptions:
     # the dataset pairs it, which comes up to 37 ms after the LIDAR scan, so the trigger waits
     # for it), or `causal`: the newest stamped at or before the trigger, final as soon as the
     # radar's period shows that no later one can be (free-running 13 Hz radars: at once, mostly)
-    radar_match: RadarMatch = "nearest"
+    radar_match: Match = "nearest"
+    # a camera's own image for a trigger: the one nearest to it (the default), or `causal`: the
+    # newest stamped at or before the trigger, the LIDAR scan it fired for on a rig whose cameras
+    # the LIDAR triggers (nuScenes: 0 to 44 ms before the scan), final at once but when the
+    # camera's period leaves room for one more; a keyframe still takes the images marked for it.
+    # With 20 Hz LIDAR triggers, nearest waits about one LIDAR period (`benchmarks/sync_wait.md`)
+    camera_match: Match = "nearest"
+    # the most any message is logged after its stamp (log time - sensor time), where the source
+    # guarantees one (a dataroot, or a log converted from one, is logged at sensor time: 0);
+    # None: unknown. With it, a causal match is also final once the log is heard past t + it
+    log_delay_us: int | None = None
     # a camera message marked as a keyframe's (its sample token) is that keyframe's own image
     # and always taken by it: taken undecoded (`push_undecoded`), it starts decoding on the pool
     # as it arrives, while the keyframe's LIDAR scan and radar scans are still to come, instead
@@ -214,6 +229,7 @@ class StreamOptions:
             "camera_channels": cfg.camera.channels if "camera" in mods else (),
             "radar_channels": cfg.radar.channels if "radar" in mods else (),
             "lidar_sweeps": max(1, cfg.point_cloud.sweeps) if "lidar" in mods else 1,
+            "log_delay_us": info.get("log_delay_us"),
         }
         return cls.from_config(cfg, **(chosen | overrides))
 
@@ -232,8 +248,11 @@ class StreamOptions:
             raise ValueError("period_margin must be in [0, 1)")
         if self.between not in ("reuse", "none"):
             raise ValueError("between must be 'reuse' or 'none'")
-        if self.radar_match not in ("nearest", "causal"):
-            raise ValueError("radar_match must be 'nearest' or 'causal'")
+        if self.log_delay_us is not None and self.log_delay_us < 0:
+            raise ValueError("log_delay_us must be >= 0 or None")
+        for name in ("radar_match", "camera_match"):
+            if getattr(self, name) not in ("nearest", "causal"):
+                raise ValueError(f"{name} must be 'nearest' or 'causal'")
         if self.camera_decode == "reduced" and self.image_hw is None:
             raise ValueError("camera_decode='reduced' needs the network input image_hw")
 
@@ -421,6 +440,7 @@ class OnlineSynchronizer:
         self._keyframe_tokens = False  # the log marks keyframe messages with sample tokens
         self._keyframe_at: dict[str, int] = {}  # recent keyframe scans: sample token -> time
         self._clock_us: int | None = None  # the newest log time pushed (the clock of a flush)
+        self._heard_us: int | None = None  # the newest clock of `ready`: all logged before it in
         self._version = 0  # bumped by every message taken: a waiting trigger's state changed
         self._incomplete: tuple[int, int] | None = None  # (trigger, version) found not final
         self._unstartable: tuple[int, int] | None = None  # (trigger, version) found not startable
@@ -667,14 +687,25 @@ class OnlineSynchronizer:
         self._triggers.clear()
         self._trigger_period.clear()
         self._clock_us = None
+        self._heard_us = None
 
     # -- readiness -----------------------------------------------------------------------------
     def deadline(self, trigger: PendingTrigger) -> int:
         return trigger.timestamp_us + self.options.wait_us
 
     def next_deadline(self) -> int | None:
-        """The earliest time a waiting trigger must be released (us), or None."""
-        return min((self.deadline(p) for p in self._pending), default=None)
+        """The earliest time a waiting trigger must be released (us), or None. With a causal
+        match and a stated logging delay, also the first clock at which a trigger's causal
+        sensors are final by the clock alone (t + `log_delay_us` + 1; `_choose_causal`), if
+        the stream has not been heard up to it: a real-time replay wakes then (`ready` at it)
+        instead of waiting for the next message."""
+        times = [self.deadline(p) for p in self._pending]
+        o = self.options
+        if times and o.log_delay_us is not None and "causal" in (o.camera_match, o.radar_match):
+            heard = max(self._clock_us or 0, self._heard_us or 0)
+            wake = (p.timestamp_us + o.log_delay_us + 1 for p in self._pending)
+            times += [w for w in wake if w > heard]
+        return min(times, default=None)
 
     def _own(
         self, h: _Held, p: PendingTrigger, tol: int, prev: int | None, nxt: int | None
@@ -699,7 +730,7 @@ class OnlineSynchronizer:
         o = self.options
         t = p.timestamp_us
         if self._causal(ch):
-            return self._choose_causal(ch, buf, t, tol)
+            return self._choose_causal(ch, buf, p, tol)
         prev, nxt = self._neighbours(t)
         own = [h for h in buf if self._own(h, p, tol, prev, nxt)]
         token = p.held.msg.sample_token
@@ -727,23 +758,52 @@ class OnlineSynchronizer:
         return best, self._surely_own(best, t, nxt)
 
     def _causal(self, ch: str) -> bool:
-        return self.options.radar_match == "causal" and ch in self._radars
+        o = self.options
+        return (o.radar_match == "causal" and ch in self._radars) or (
+            o.camera_match == "causal" and ch in self._cameras
+        )
 
     def _choose_causal(
-        self, ch: str, buf: Iterable[_Held], t: int, tol: int
+        self, ch: str, buf: Iterable[_Held], p: PendingTrigger, tol: int
     ) -> tuple[_Held | None, bool]:
-        """`radar_match="causal"`: (the newest unused message of `ch` stamped within tolerance
-        at or before t, or None; whether final: a message stamped after t was received, or the
-        period puts the next one after t; with `early_decision=False`, only the former)."""
-        own = [h for h in buf if h.serial not in self._used and t - tol <= h.msg.timestamp_us <= t]
+        """`radar_match` or `camera_match` `"causal"`: (the newest unused message of `ch`
+        stamped within tolerance at or before t, or None; whether final: a message stamped after
+        t was received, or the period puts the next one after t; with `early_decision=False`,
+        only the former). Where the log marks keyframes, a marked message is its keyframe's
+        only; a keyframe takes its own marked image, stamped up to a few ms after its scan in
+        nuScenes, so waits for it (or a later image), and its own marked radar scan if stamped
+        at or before it."""
+        t = p.timestamp_us
+        token = p.held.msg.sample_token if self._keyframe_tokens else None
+        camera = ch in self._cameras
+        own = []
+        for h in buf:
+            if h.serial in self._used:
+                continue
+            ts = h.msg.timestamp_us
+            mark = h.msg.sample_token if self._keyframe_tokens else None
+            if mark is not None and mark != token:
+                continue  # another keyframe's
+            if mark is not None and (camera or ts <= t):
+                return h, True  # the image that fired for this keyframe (a radar scan: causal)
+            if t - tol <= ts <= t:
+                own.append(h)
         best = max(own, key=lambda h: h.msg.timestamp_us, default=None)
         latest = self._latest.get(ch)
-        if latest is None:
-            return best, False
-        if latest > t or not self.options.early_decision:
-            return best, latest > t
+        after = latest is not None and latest > t
+        if after or (token is not None and camera) or not self.options.early_decision:
+            # (a keyframe's own image may still come: nuScenes pairs a keyframe with images
+            # stamped up to a few ms after its scan; final once it or a later image is in)
+            return best, after
         period = self._periods[ch].lower_bound_us if ch in self._periods else None
-        return best, period is not None and latest + period > t
+        if latest is not None and period is not None and latest + period > t:
+            return best, True
+        # the log is read in log-time order and logs every message at most `log_delay_us` after
+        # its stamp: once everything logged up to t + that bound is in, no message stamped at or
+        # before t is still to come (a 12 Hz camera that skipped this 20 Hz scan)
+        bound = self.options.log_delay_us
+        heard = max(self._clock_us or 0, self._heard_us or 0) - 1
+        return best, bound is not None and heard >= t + bound
 
     def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
         """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
@@ -800,6 +860,7 @@ class OnlineSynchronizer:
         (`_choose`), or `clock_us` passed its deadline, or `flush`. Each released trigger's wait
         (its release on the clock, at most its deadline, minus its time) goes to
         `counters.sync_wait_us`."""
+        self._heard_until(clock_us)
         out = []
         while self._pending:
             p = self._pending[0]
@@ -822,6 +883,16 @@ class OnlineSynchronizer:
                     self.counters.start_wait_us.append(wait)
         return out
 
+    def _heard_until(self, clock_us: int | None) -> None:
+        """The stream's clock reached `clock_us`: every message logged before it was pushed.
+        The causal matches decide by it (`_choose_causal`), so its advance counts as news."""
+        if clock_us is None or (self._heard_us is not None and clock_us <= self._heard_us):
+            return
+        self._heard_us = clock_us
+        o = self.options
+        if o.log_delay_us is not None and "causal" in (o.camera_match, o.radar_match):
+            self._version += 1
+
     def _wait_us(self, p: PendingTrigger, now: int) -> int:
         """A trigger's wait when released (or started) at `now`: at most its deadline."""
         return max(0, min(now, self.deadline(p)) - p.timestamp_us)
@@ -834,6 +905,7 @@ class OnlineSynchronizer:
         when its radars are final too (or at its deadline), and `build_radars` completes the
         frame then, with what `build` would have given. The start's wait goes to
         `counters.start_wait_us`."""
+        self._heard_until(clock_us)
         out: list[PendingTrigger] = []
         radars = set(self.options.radar_channels)
         now = clock_us if clock_us is not None else self._clock_us

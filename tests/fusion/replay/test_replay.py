@@ -127,6 +127,8 @@ def test_accounting_holds_under_faults(replay_root, lidar_runner, rate):
     run = ReplayRun(
         open_source(replay_root, version=VERSION, scene=SCENE), lidar_runner, opts, [], None
     )
+    # a dataroot is logged at sensor time; the faults delay a message up to 30 ms more
+    assert run.sync.options.log_delay_us == 30_000
     s, _ = _replay(replay_root, lidar_runner, rate=rate, trigger="lidar", faults=faults)
     assert s.processed + s.dropped == s.triggers
     assert s.faults["corrupted"] > 10 and s.faults["dropped"] > 10

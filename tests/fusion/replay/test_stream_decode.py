@@ -134,6 +134,8 @@ def test_for_log_makes_the_choices_of_replay(kind, replay_root, replay_logs):
             model.cfg, source.info(), 50.0, trigger, ("lidar",), camera_decode="reduced"
         )  # replay's default decode
         assert expected == run.sync.options
+        # the logging delay a causal match may rely on: known for a dataroot only
+        assert run.sync.options.log_delay_us == (0 if kind == "dataroot" else None)
         # a LIDAR model waits for no camera or radar, and reads its config's sweeps
         assert run.sync.options.camera_channels == run.sync.options.radar_channels == ()
         assert run.sync.options.lidar_sweeps == model.cfg.point_cloud.sweeps == 10

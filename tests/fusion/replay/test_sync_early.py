@@ -13,6 +13,9 @@ from test_stream import CAMS, RADARS, _msg, _payload, _rig
 from fusion.sources.base import LogMessage
 from fusion.sync.online import OnlineSynchronizer, PeriodEstimate, StreamOptions
 
+LOG_DELAY = 40_000  # the most a message of `periodic_streams` is logged after its stamp
+# the causal matches with no stated logging delay (the period rule alone), and with the bound
+LOG_DELAYS = st.sampled_from([None, LOG_DELAY])
 PERIODS = {"LIDAR_TOP": 50_000, CAMS[0]: 83_000, CAMS[1]: 83_000, RADARS[0]: 77_000}
 
 
@@ -25,7 +28,8 @@ def periodic_streams(draw):
     """Each sensor at its period, every interval off by at most period / 25 (within the 10 %
     margin of `PeriodEstimate`), up to one message in six lost but never two of any three in a
     row (the premise of `PeriodEstimate`: of two consecutive intervals one has no drop), arrivals
-    in each sensor's own order (a transport delay per sensor plus up to 10 ms per message)."""
+    in each sensor's own order (a transport delay per sensor plus up to 10 ms per message: each
+    logged at most `LOG_DELAY` after its stamp)."""
     n = draw(st.integers(4, 14))
     end = 1_000_000 + n * PERIODS["LIDAR_TOP"]
     out = []
@@ -217,12 +221,12 @@ def test_the_period_estimate_is_a_lower_bound_through_drops():
 
 
 @settings(max_examples=60, deadline=None)
-@given(periodic_streams())
-def test_the_causal_radar_option_takes_the_newest_scan_before_the_trigger(stream):
+@given(periodic_streams(), LOG_DELAYS)
+def test_the_causal_radar_option_takes_the_newest_scan_before_the_trigger(stream, log_delay):
     """`radar_match="causal"`: a trigger's radar scan is never stamped after it; deciding early
     (by the radar's period) takes the scan that waiting for one stamped after the trigger
     would, and is never released later; the cameras keep the nearest rule."""
-    early, sync = _run(stream, _options(radar_match="causal"))
+    early, sync = _run(stream, _options(radar_match="causal", log_delay_us=log_delay))
     waited, _ = _run(stream, _options(radar_match="causal", early_decision=False))
     nearest, _ = _run(stream, _options())
     radar_times = sorted(m.timestamp_us for m, _ in stream if m.channel == RADARS[0])
@@ -238,3 +242,113 @@ def test_the_causal_radar_option_takes_the_newest_scan_before_the_trigger(stream
     # the same scan never goes to two triggers (between="none": no reuse)
     taken = [c[RADARS[0]] for _, c in early.values() if RADARS[0] in c]
     assert len(taken) == len(set(taken))
+
+
+@settings(max_examples=60, deadline=None)
+@given(periodic_streams(), LOG_DELAYS)
+def test_the_causal_camera_option_takes_the_newest_image_before_the_trigger(stream, log_delay):
+    """`camera_match="causal"`: a trigger's image is the newest unused one stamped at or before
+    it; deciding early (by the camera's period) takes what waiting for an image stamped after
+    the trigger would, never later, with or without the stated logging delay (which decides a
+    camera that skipped the trigger once the log is heard past it); each image goes to one
+    frame; the radars keep the nearest rule."""
+    early, sync = _run(stream, _options(camera_match="causal", log_delay_us=log_delay))
+    waited, _ = _run(stream, _options(camera_match="causal", early_decision=False))
+    nearest, _ = _run(stream, _options())
+    assert sorted(early) == sorted(waited) == sorted(nearest)
+    for ch in CAMS:
+        times = sorted(m.timestamp_us for m, _ in stream if m.channel == ch)
+        taken = [c[ch] for _, c in early.values() if ch in c]
+        assert len(taken) == len(set(taken))
+        for t, (at, chosen) in early.items():
+            assert at <= waited[t][0], "released later than waiting"
+            assert chosen == waited[t][1]
+            if ch in chosen:
+                assert chosen[ch] <= t and t - 40_000 <= chosen[ch]
+                # the newest before the trigger that no earlier trigger took
+                newer = [x for x in times if chosen[ch] < x <= t]
+                assert all(x in taken for x in newer)
+            assert chosen.get(RADARS[0]) == nearest[t][1].get(RADARS[0])
+
+
+def test_with_causal_cameras_the_lidar_trigger_waits_for_no_camera():
+    """On the real rig's timing (cameras fire before the scan they belong to), the causal camera
+    match decides every LIDAR trigger as its scan arrives, given the log's logging delay (0: the
+    stream is logged at sensor time, as a dataroot is): each image goes to the scan it fired
+    for, a keyframe keeps its marked images, and the triggers between reuse (marked). With no
+    stated delay, a trigger whose scan a camera skipped waits for that camera's next image."""
+    stream = _nuscenes_like()
+    opts = dict(radar_channels=(), trigger="lidar", camera_match="causal", between="reuse")
+    _, unknown = _run(stream, _options(**opts))
+    assert max(unknown.counters.sync_wait_us) > 10_000
+    opts["log_delay_us"] = 0
+    sync = OnlineSynchronizer(_options(**opts), _rig())
+    frames = {}
+    for msg, payload in stream:
+        for trig in sync.ready(msg.log_time_us):
+            frames[trig.timestamp_us] = sync.build(trig)
+        sync.push(msg, payload)
+    for trig in sync.ready(None, flush=True):
+        frames[trig.timestamp_us] = sync.build(trig)
+    waits = list(sync.counters.sync_wait_us)
+    assert len(frames) == 40 and len(waits) == 40
+    # released at the first message after its scan (the next pose, 10 ms on): no camera held it
+    assert max(waits[2:]) <= 10_000, sorted(waits)[-5:]
+    for t, frame in frames.items():
+        k = (t - 1_000_000) // 50_000
+        fired = k % 10 == 0 or k % 5 not in (1, 3)  # the cameras fired for this scan
+        own = {CAMS[0]: t - 35_000, CAMS[1]: t - 10_000} if fired else {}
+        for ch, ts in own.items():
+            assert frame.cameras[ch].pose.timestamp_us == ts and ch not in frame.reused
+        for ch in CAMS:
+            if ch not in own and ch in frame.cameras:
+                assert ch in frame.reused and frame.cameras[ch].pose.timestamp_us < t
+
+
+def test_a_keyframe_takes_its_marked_image_stamped_after_it_with_causal_cameras():
+    """nuScenes pairs a keyframe with images stamped up to a few ms after its scan: with the
+    causal camera match a keyframe still takes its marked image, waiting for it, and a scan
+    between keyframes never takes a keyframe's image."""
+    import dataclasses
+
+    stream = []
+    for msg, payload in _nuscenes_like():
+        if msg.channel == CAMS[1] and msg.sample_token is not None:
+            late = msg.timestamp_us + 12_000  # CAM_BACK 2 ms after the scan
+            msg = dataclasses.replace(msg, timestamp_us=late, log_time_us=late)
+        stream.append((msg, payload))
+    stream.sort(key=lambda x: (x[0].log_time_us, x[0].kind != "pose"))
+    for trigger in ("keyframes", "lidar"):
+        opts = _options(radar_channels=(), trigger=trigger, camera_match="causal", log_delay_us=0)
+        frames, sync = _run(stream, opts)
+        for k in (0, 10, 20, 30):
+            t = 1_000_000 + k * 50_000
+            at, chosen = frames[t]
+            assert chosen == {CAMS[0]: t - 35_000, CAMS[1]: t + 2_000}
+            # released once its image is in and the ego pose at its stamp (poses every 10 ms)
+            assert at == t + 10_000
+        if trigger == "lidar":
+            between = [(t, c) for t, (_, c) in frames.items() if (t - 1_000_000) // 50_000 % 10]
+            assert all(ts <= t for t, c in between for ts in c.values())
+
+
+def test_next_deadline_wakes_a_causal_trigger_at_its_logging_delay():
+    """A real-time replay wakes at `next_deadline`: with a causal match and a stated logging
+    delay that is when the clock alone makes the trigger final (t + delay + 1), before the cap;
+    without a stated delay, the cap."""
+    rig = _rig()
+    t = 1_000_000
+    for delay, expected in ((None, t + 50_000), (0, t + 1), (5_000, t + 5_001)):
+        opts = _options(radar_channels=(), camera_match="causal", log_delay_us=delay)
+        sync = OnlineSynchronizer(opts, rig)
+        for ch in CAMS:  # each camera's last image a period before the scan: one may still come
+            for ts in (t - 150_000, t - 100_000):
+                sync.push(_msg(ch, "camera", ts, ts), _payload("camera", ts))
+        for ts in range(t - 200_000, t + 1, 10_000):
+            sync.push(_msg("pose", "pose", ts, ts), _payload("pose", ts))
+        sync.push(_msg("LIDAR_TOP", "lidar", t, t), _payload("lidar", t))
+        assert sync.ready(t) == []
+        assert sync.next_deadline() == expected
+        released = sync.ready(expected)
+        assert [p.timestamp_us for p in released] == [t]
+        assert list(sync.counters.sync_wait_us) == [expected - t]
