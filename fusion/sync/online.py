@@ -160,13 +160,14 @@ class StreamOptions:
     radar_match: Match = "nearest"
     # a camera's own image for a trigger: the one nearest to it (the default), or `causal`: the
     # newest stamped at or before the trigger, the LIDAR scan it fired for on a rig whose cameras
-    # the LIDAR triggers (nuScenes: 0 to 44 ms before the scan), final at once but when the
-    # camera's period leaves room for one more; a keyframe still takes the images marked for it.
-    # With 20 Hz LIDAR triggers, nearest waits about one LIDAR period (`benchmarks/sync_wait.md`)
+    # the LIDAR triggers (nuScenes: 0 to 44 ms before the scan), final as `_choose_causal`
+    # says; a keyframe still takes the images marked for it. With 20 Hz LIDAR triggers, nearest
+    # waits about one LIDAR period, causal about none (`benchmarks/sync_wait.md`)
     camera_match: Match = "nearest"
     # the most any message is logged after its stamp (log time - sensor time), where the source
-    # guarantees one (a dataroot, or a log converted from one, is logged at sensor time: 0);
-    # None: unknown. With it, a causal match is also final once the log is heard past t + it
+    # states one (`Source.info()["log_delay_us"]`: a dataroot, logged at sensor time, states 0;
+    # for a log the user states it, `fusion replay --log-delay-ms`); None: unknown. With it, a
+    # causal match is also final once the log is heard past t + it
     log_delay_us: int | None = None
     # a camera message marked as a keyframe's (its sample token) is that keyframe's own image
     # and always taken by it: taken undecoded (`push_undecoded`), it starts decoding on the pool
