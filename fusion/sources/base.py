@@ -195,5 +195,6 @@ class Source(Protocol):
     def messages(self) -> Iterator[LogMessage]: ...
 
     def info(self) -> Mapping[str, Any]:
-        """Channels with message counts, start/end time (us), duration (s)."""
+        """Channels with message counts, start/end time (us), duration (s); `log_delay_us`
+        where the source states the most a message is logged after its stamp (a dataroot: 0)."""
         ...
