@@ -22,7 +22,9 @@ the devkit's tables and the project's file readers; only keyframes are measured 
   per scan, false alarms = points in no annotated box (boxes grown by 1 m in length and width).
 - cameras (every keyframe image, decoded at 1/4): luma mean (brightness) and standard deviation
   (contrast), mean R, G, B, saturation; per condition (the synthetic night is the exposure at
-  night; the real scene is daytime).
+  night; the real scene is daytime). The JPEG files: bytes per image, and the IJG quality whose
+  quantisation tables the file carries (`jpeg_quality`: the quality at which Pillow's encoder
+  writes the same tables), what an image costs to store and to decode.
 - objects: annotated sizes (w, l, h) per class, and the height of each box's bottom above the
   ground around it measured by the LIDAR (`local_ground`).
 - annotations: `num_lidar_pts` (share of boxes with 0, median), visibility levels.
@@ -97,6 +99,44 @@ def _apply(m: np.ndarray, p: np.ndarray) -> np.ndarray:
     return p @ m[:3, :3].T + m[:3, 3]
 
 
+_QUALITY_TABLES: dict[str, int] = {}
+
+
+def _tables_key(tables: dict[int, Any]) -> str:
+    return repr({k: list(v) for k, v in tables.items()})
+
+
+def jpeg_quality(tables: dict[int, Any]) -> int | None:
+    """The IJG quality (1-100) at which Pillow's libjpeg encoder writes these quantisation
+    tables (`PIL.Image.quantization`), or None: tables of no IJG quality (a custom encoder)."""
+    if not _QUALITY_TABLES:
+        from PIL import Image
+
+        tile = Image.new("RGB", (16, 16))
+        for q in range(1, 101):
+            buf = io.BytesIO()
+            tile.save(buf, "JPEG", quality=q)
+            with Image.open(buf) as im:
+                _QUALITY_TABLES.setdefault(_tables_key(im.quantization), q)
+    return _QUALITY_TABLES.get(_tables_key(tables))
+
+
+def jpeg_file_stats(path: Path) -> tuple[float, int | None]:
+    """(kB, IJG quality or None) of a JPEG file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return path.stat().st_size / 1e3, jpeg_quality(im.quantization)
+
+
+def _jpeg_summary(stats: list[tuple[float, int | None]]) -> dict[str, Any]:
+    qualities = sorted({q for _, q in stats}, key=lambda q: (q is None, q))
+    return {
+        "jpeg_kb": float(np.mean([kb for kb, _ in stats])) if stats else float("nan"),
+        "jpeg_quality": qualities,
+    }
+
+
 def _stats(v: np.ndarray) -> dict[str, float]:
     v = np.asarray(v, float)
     if len(v) == 0:
@@ -142,6 +182,7 @@ def measure(dataroot: Path) -> dict[str, Any]:
     lidar: dict[str, Any] = defaultdict(list)
     radar: dict[str, Any] = defaultdict(list)
     cams: dict[str, list[list[float]]] = defaultdict(list)
+    jpegs: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
     sizes: dict[str, list[list[float]]] = defaultdict(list)
     bottoms: dict[str, list[float]] = defaultdict(list)
     num_pts: dict[str, list[int]] = defaultdict(list)
@@ -237,6 +278,7 @@ def measure(dataroot: Path) -> dict[str, Any]:
             cams[condition].append(
                 [luma.mean(), luma.std(), r, g, b, hsv[..., 1].mean(), (luma < 16).mean()]
             )
+            jpegs[condition].append(jpeg_file_stats(Path(nusc.dataroot) / csd["filename"]))
 
     n_scans = len(lidar["scans"])
     ring_counts = np.asarray(lidar["per_ring"], float).sum(0) / max(1, n_scans)
@@ -285,6 +327,7 @@ def measure(dataroot: Path) -> dict[str, Any]:
                 )
             )
             | {"images": len(v)}
+            | _jpeg_summary(jpegs[cond])
             for cond, v in sorted(cams.items())
         },
         "objects": {
@@ -539,6 +582,8 @@ def gaps(real: dict[str, Any], synth: dict[str, Any]) -> dict[str, float]:
         out["camera day brightness, synth - real"] = sd["luma_mean"] - rd["luma_mean"]
         out["camera day contrast, synth - real"] = sd["luma_std"] - rd["luma_std"]
         out["camera day saturation, synth - real"] = sd["saturation"] - rd["saturation"]
+        if "jpeg_kb" in rd and "jpeg_kb" in sd:
+            out["camera day JPEG kB per image, synth - real"] = sd["jpeg_kb"] - rd["jpeg_kb"]
     for cls, ro in real["objects"].items():
         so = synth["objects"].get(cls)
         if so is None:
@@ -646,15 +691,18 @@ def to_markdown(result: dict[str, Any]) -> str:
     ]
     lines += ["", "![radar](sim2real/radar.png)", "", "## Cameras", ""]
     lines += [
-        "| set, condition | images | brightness | contrast | R | G | B | saturation | dark share |"
+        "| set, condition | images | brightness | contrast | R | G | B | saturation | dark share"
+        " | JPEG kB / image | JPEG quality |"
     ]
-    lines += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in names:
         for cond, c in sets[n]["cameras"].items():
+            quality = ", ".join("other" if q is None else str(q) for q in c.get("jpeg_quality", []))
+            kb = _f(c.get("jpeg_kb", float("nan")), 0)
             lines.append(
                 f"| {n}, {cond} | {c['images']} | {c['luma_mean']:.1f} | {c['luma_std']:.1f} | "
                 f"{c['r']:.1f} | {c['g']:.1f} | {c['b']:.1f} | {c['saturation']:.1f} | "
-                f"{c['dark_share']:.2f} |"
+                f"{c['dark_share']:.2f} | {kb} | {quality or '-'} |"
             )
     lines += ["", "![cameras](sim2real/cameras.png)", "", "## Objects", ""]
     lines += [

@@ -2,7 +2,7 @@
 
 fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
     [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH]
-    [--rig FILE] [--gnss std|rtk|none]
+    [--jpeg-quality Q] [--rig FILE] [--gnss std|rtk|none]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fusion.config import CONDITIONS, Condition
 from fusion.data.rig_file import DEFAULT_RIG
+from fusion.synth.cameras import NUSCENES_JPEG_QUALITY
 from fusion.synth.dataroot import GenerateOptions, generate_dataroot
 from fusion.synth.gnss import GNSS_MODES
 
@@ -40,6 +41,13 @@ def _positive(text: str) -> int:
     v = int(text)
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _quality(text: str) -> int:
+    v = int(text)
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"must be in 1..100, got {v}")
     return v
 
 
@@ -71,6 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=(900, 1600),
         metavar="WxH",
         help="camera image width x height in px (default 1600x900)",
+    )
+    parser.add_argument(
+        "--jpeg-quality",
+        type=_quality,
+        default=NUSCENES_JPEG_QUALITY,
+        metavar="Q",
+        help=f"camera JPEG quality, 1-100 (default {NUSCENES_JPEG_QUALITY}: nuScenes' own; "
+        "dataroots generated before this option used 90)",
     )
     parser.add_argument(
         "--render-scale",

@@ -19,11 +19,15 @@ from tqdm import tqdm
 from fusion.config import Condition
 from fusion.data.rig_file import DEFAULT_RIG, RigSpec, load_rig
 from fusion.errors import ConfigError, FusionError
+from fusion.synth.cameras import NUSCENES_JPEG_QUALITY
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 
 # cameras cast rays at most this wide and resize to the image size (see benchmarks/generate.md)
 RENDER_WIDTH = 640.0
+# the JPEG quality of dataroots generated before `jpeg_quality` was an option (their params.json
+# does not name it)
+LEGACY_JPEG_QUALITY = 90
 CAN_BLACKLIST = frozenset([*range(161, 169), *range(170, 177), *range(309, 315)])
 
 
@@ -57,6 +61,7 @@ class GenerateOptions:
     first_scene: int = 1  # number of the first scene name
     rig: Path = DEFAULT_RIG
     gnss: str = "std"  # one of fusion.synth.gnss.GNSS_MODES
+    jpeg_quality: int = NUSCENES_JPEG_QUALITY  # camera JPEGs' IJG quality (nuScenes': 80)
 
 
 def _params(opts: GenerateOptions, rig: RigSpec) -> dict:
@@ -72,6 +77,7 @@ def _params(opts: GenerateOptions, rig: RigSpec) -> dict:
         "first_scene": opts.first_scene,
         "rig": repr(rig),
         "gnss": opts.gnss,
+        "jpeg_quality": opts.jpeg_quality,
     }
 
 
@@ -89,6 +95,7 @@ def _check_out(out: Path, params: dict) -> None:
         old = json.loads(p.read_text())
         if "image_size" in old:  # written before image sizes were (H, W) everywhere: (W, H)
             old["image_hw"] = old.pop("image_size")[::-1]
+        old.setdefault("jpeg_quality", LEGACY_JPEG_QUALITY)  # written before it was an option
         changed = sorted(k for k in params if old.get(k) != params[k])
         if changed:
             raise FusionError(
@@ -141,6 +148,7 @@ def generate_dataroot(opts: GenerateOptions) -> str:
             camera_sweeps=opts.camera_sweeps,
             rig=rig,
             gnss=opts.gnss,
+            jpeg_quality=opts.jpeg_quality,
         )
         for i, name in enumerate(names)
     ]

@@ -21,7 +21,7 @@ from calibration import quaternion_from_yaw
 from fusion.config import Condition
 from fusion.data.rig_file import RigSpec
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
-from fusion.synth.cameras import encode_jpeg, render
+from fusion.synth.cameras import NUSCENES_JPEG_QUALITY, encode_jpeg, render
 from fusion.synth.canbus import can_bus_messages
 from fusion.synth.conditions import conditions
 from fusion.synth.gnss import GnssMode, gnss_messages
@@ -71,6 +71,7 @@ class SceneJob:
     camera_sweeps: bool
     rig: RigSpec
     gnss: GnssMode = "std"
+    jpeg_quality: int = NUSCENES_JPEG_QUALITY
 
     @property
     def namespace(self) -> str:
@@ -279,7 +280,7 @@ def generate_scene(job: SceneJob) -> SceneRecords:
                 key,
                 "jpg",
                 "jpg",
-                encode_jpeg(img.image),
+                encode_jpeg(img.image, job.jpeg_quality),
                 width,
                 height,
                 sample_tok=samples[key_sweeps.index(j)]["token"] if key else None,

@@ -32,6 +32,9 @@ def test_the_real_keyframe_against_itself(sim2real, real_root: Path, tmp_path: P
     assert lidar["within_3m_per_scan"] > 5000 and lidar["within_3m_after_ego_filter"] < 100
     assert lidar["points_per_scan"] == 34688 and lidar["scans"] == 1
     assert result["real"]["objects"]["car"]["boxes"] > 0
+    # nuScenes' JPEGs: IJG quality 80 (the generator's default), ~145 kB an image at 1600x900
+    day = result["real"]["cameras"]["day"]
+    assert day["jpeg_quality"] == [80] and 100 < day["jpeg_kb"] < 200
     for key, value in sim2real.gaps(result["real"], result["synth"]["same"]).items():
         assert math.isnan(value) or value == pytest.approx(0.0, abs=1e-9), key
     assert md.read_text() == sim2real.to_markdown(result)
@@ -42,3 +45,16 @@ def test_tv_distance(sim2real) -> None:
     assert sim2real.tv_distance([1, 1], [2, 2]) == 0.0
     assert sim2real.tv_distance([1, 0], [0, 3]) == 1.0
     assert sim2real.tv_distance([3, 1], [1, 3]) == pytest.approx(0.5)
+
+
+def test_jpeg_quality_reads_the_tables_back(sim2real, tmp_path: Path) -> None:
+    import numpy as np
+
+    from fusion.synth.cameras import encode_jpeg
+
+    img = np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    for q in (50, 80, 90, 95):
+        (tmp_path / f"{q}.jpg").write_bytes(encode_jpeg(img, q))  # OpenCV's libjpeg, not Pillow's
+        kb, quality = sim2real.jpeg_file_stats(tmp_path / f"{q}.jpg")
+        assert quality == q and kb > 0
+    assert sim2real.jpeg_quality({0: [1] * 64, 1: [200] * 64}) is None

@@ -63,3 +63,25 @@ def test_image_size_is_wxh_on_the_command_line_and_hw_in_code(tmp_path) -> None:
     _check_out(tmp_path / "root", {"seed": 1, "image_hw": [396, 704]})
     with pytest.raises(FusionError, match="image_hw"):
         _check_out(tmp_path / "root", {"seed": 1, "image_hw": [900, 1600]})
+    # ... and encoded its JPEGs at quality 90, which it did not record: resuming it at the new
+    # default (80) is refused, at --jpeg-quality 90 it resumes
+    params = {"seed": 1, "image_hw": [396, 704]}
+    _check_out(tmp_path / "root", params | {"jpeg_quality": 90})
+    with pytest.raises(FusionError, match="jpeg_quality"):
+        _check_out(tmp_path / "root", params | {"jpeg_quality": 80})
+
+
+def test_jpeg_quality_on_the_command_line(tmp_path) -> None:  # noqa: ANN001
+    import argparse
+
+    import pytest
+
+    from fusion.commands.generate import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--out", str(tmp_path)]).jpeg_quality == 80
+    assert parser.parse_args(["--out", str(tmp_path), "--jpeg-quality", "90"]).jpeg_quality == 90
+    for bad in ("0", "101"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--out", str(tmp_path), "--jpeg-quality", bad])

@@ -479,3 +479,35 @@ def test_contact_sheet_has_a_row_per_scene(synth_root: Path, tmp_path: Path) -> 
     cam_h = round(96 * 9 / 16)
     # two scenes; each row: 3 x 2 camera tiles, then a square BEV of the grid's height
     assert sheet.shape == (2 * 2 * cam_h, 3 * 96 + 2 * cam_h, 3)
+
+
+def test_camera_jpegs_use_the_quantisation_tables_of_real_nuscenes(synth_root: Path) -> None:
+    """The generator encodes at nuScenes' own JPEG quality (80): the same quantisation tables
+    as the real keyframe's images, so images cost what real ones cost to store and decode."""
+    from PIL import Image
+
+    def tables(path: Path) -> dict[int, list[int]]:
+        with Image.open(path) as im:
+            return {k: list(v) for k, v in im.quantization.items()}
+
+    real = {str(tables(p)) for p in (REAL / "samples").rglob("*.jpg")}
+    assert len(real) == 1  # every real camera: one pair of tables
+    synth = sorted((synth_root / "samples" / "CAM_FRONT").glob("*.jpg"))
+    assert synth
+    assert str(tables(synth[0])) in real
+
+
+def test_jpeg_quality_option_changes_the_encoding() -> None:
+    import io
+
+    from PIL import Image
+
+    from fusion.synth.cameras import NUSCENES_JPEG_QUALITY, encode_jpeg
+
+    img = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    lo, hi = encode_jpeg(img), encode_jpeg(img, 95)
+    assert NUSCENES_JPEG_QUALITY == 80 and len(lo) < len(hi)
+    with Image.open(io.BytesIO(lo)) as a, Image.open(io.BytesIO(hi)) as b:
+        assert a.quantization[0][0] > b.quantization[0][0]
+    with pytest.raises(ValueError, match="1..100"):
+        encode_jpeg(img, 0)
