@@ -456,6 +456,18 @@ def decode_jpeg(
     return img
 
 
+def encode_jpeg(image: NDArray[np.uint8], quality: int) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG bytes at IJG `quality` (1-100), by OpenCV's libjpeg."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise DataError("cannot encode image as JPEG")
+    return buf.tobytes()
+
+
 # -- JPEG decoding at reduced DCT scale for a network input of a given size ------------------------
 
 

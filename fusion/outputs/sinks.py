@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fusion.config import PipelineConfig
+from fusion.data.sensor_io import encode_jpeg
 from fusion.engines.runner import StageTimes
 from fusion.errors import FusionError
 from fusion.frame import Detections, Frame
@@ -27,7 +28,6 @@ from fusion.outputs.plots import CLASS_RGB
 from fusion.postprocess.results import detections_to_results
 from fusion.sources.base import LogMessage
 from fusion.sources.mcap import (
-    encode_jpeg,
     float_layout,
     frame_transform,
     packed_point_cloud,

@@ -25,10 +25,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import cv2
 import numpy as np
 
 from calibration import PinholeCamera, Transform
+from fusion.data.sensor_io import encode_jpeg
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage, Rig, SourceKind
 from fusion.sources.decoders import (
@@ -60,6 +60,10 @@ from fusion.sources.layout import (
     load_topic_map,
     parse_keyframes,
 )
+
+# the quality of a camera image written to a log from decoded pixels (a source that gave no
+# JPEG bytes); images that came as JPEG are written as they came
+REENCODE_JPEG_QUALITY = 95
 
 _SENSOR_DECODERS = {
     "lidar": decode_foxglove_lidar,
@@ -400,7 +404,11 @@ class FoxgloveMcapWriter:
                 self._log(s.topic, _point_cloud(msg.kind, payload, s.frame, t), log)
             case "camera":
                 s = self._sensor(msg)
-                jpeg = msg.raw if msg.decoder is decode_jpeg_image else encode_jpeg(payload.image)
+                jpeg = (
+                    msg.raw
+                    if msg.decoder is decode_jpeg_image
+                    else encode_jpeg(payload.image, REENCODE_JPEG_QUALITY)
+                )
                 img = CompressedImage(
                     timestamp=_stamp(t), frame_id=s.frame, format="jpeg", data=jpeg
                 )
@@ -443,15 +451,6 @@ class FoxgloveMcapWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise DataError("cannot encode image as JPEG")
-    return buf.tobytes()
 
 
 def point_layout(kind: str) -> tuple[list[tuple[str, int, np.dtype]], int]:

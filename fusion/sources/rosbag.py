@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from calibration import PinholeCamera, Transform
+from fusion.data.sensor_io import encode_jpeg
 from fusion.errors import DataError
 from fusion.sources.base import LogMessage, Rig, SourceKind
 from fusion.sources.decoders import (
@@ -48,7 +49,13 @@ from fusion.sources.layout import (
     load_topic_map,
     parse_keyframes,
 )
-from fusion.sources.mcap import _open_summary, encode_jpeg, iter_mcap, point_bytes, point_layout
+from fusion.sources.mcap import (
+    REENCODE_JPEG_QUALITY,
+    _open_summary,
+    iter_mcap,
+    point_bytes,
+    point_layout,
+)
 
 Storage = Literal["mcap", "db3"]
 
@@ -511,7 +518,11 @@ class RosbagWriter:
                 self._write(s.topic, "sensor_msgs/msg/PointCloud2", cloud, log)
             case "camera":
                 s = self._sensor(msg)
-                jpeg = msg.raw if msg.decoder is decode_jpeg_image else encode_jpeg(payload.image)
+                jpeg = (
+                    msg.raw
+                    if msg.decoder is decode_jpeg_image
+                    else encode_jpeg(payload.image, REENCODE_JPEG_QUALITY)
+                )
                 img = self._t("sensor_msgs/msg/CompressedImage")(
                     header=self._header(t, s.frame), format="jpeg",
                     data=np.frombuffer(jpeg, dtype=np.uint8),

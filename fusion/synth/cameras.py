@@ -335,15 +335,3 @@ def _noise_tiles(sigma: float) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
 # average at 1600x900 in scene-0916 (`benchmarks/sim2real_changes.md`). Quality 90, what the
 # generator wrote before, made images 1.5 x larger and 1.8 x slower to decode than real ones.
 NUSCENES_JPEG_QUALITY = 80
-
-
-def encode_jpeg(image: NDArray[np.uint8], quality: int = NUSCENES_JPEG_QUALITY) -> bytes:
-    """RGB uint8 -> JPEG bytes at IJG `quality` (1-100)."""
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()

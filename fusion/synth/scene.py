@@ -20,8 +20,9 @@ from numpy.typing import NDArray
 from calibration import quaternion_from_yaw
 from fusion.config import Condition
 from fusion.data.rig_file import RigSpec
+from fusion.data.sensor_io import encode_jpeg
 from fusion.synth.annotations import attribute, boxes_in_ego, visibility_token, visible_fraction
-from fusion.synth.cameras import NUSCENES_JPEG_QUALITY, encode_jpeg, render
+from fusion.synth.cameras import NUSCENES_JPEG_QUALITY, render
 from fusion.synth.canbus import can_bus_messages
 from fusion.synth.conditions import conditions
 from fusion.synth.gnss import GnssMode, gnss_messages

@@ -50,7 +50,7 @@ def test_tv_distance(sim2real) -> None:
 def test_jpeg_quality_reads_the_tables_back(sim2real, tmp_path: Path) -> None:
     import numpy as np
 
-    from fusion.synth.cameras import encode_jpeg
+    from fusion.data.sensor_io import encode_jpeg
 
     img = np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8)
     for q in (50, 80, 90, 95):

@@ -502,10 +502,11 @@ def test_jpeg_quality_option_changes_the_encoding() -> None:
 
     from PIL import Image
 
-    from fusion.synth.cameras import NUSCENES_JPEG_QUALITY, encode_jpeg
+    from fusion.data.sensor_io import encode_jpeg
+    from fusion.synth.cameras import NUSCENES_JPEG_QUALITY
 
     img = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    lo, hi = encode_jpeg(img), encode_jpeg(img, 95)
+    lo, hi = encode_jpeg(img, NUSCENES_JPEG_QUALITY), encode_jpeg(img, 95)
     assert NUSCENES_JPEG_QUALITY == 80 and len(lo) < len(hi)
     with Image.open(io.BytesIO(lo)) as a, Image.open(io.BytesIO(hi)) as b:
         assert a.quantization[0][0] > b.quantization[0][0]
