@@ -31,6 +31,7 @@ from fusion.model.weights import load_detector
 from fusion.motion.poses import NoEgoPose
 from fusion.motion.sweeps import absent_sweeps_read, keep_sweeps
 from fusion.outputs.plots import plot_bev_samples, plot_class_aps, render_camera_detections
+from fusion.postprocess.decode import with_postprocess
 from fusion.postprocess.results import TP_ERRORS, ModelMetrics, detections_to_results, results_meta
 from fusion.preprocess.inputs import CameraMotion, check_drop, drop_sensors
 from fusion.stats import LatencyRecorder
@@ -168,6 +169,8 @@ class EvalReport:
     out_of_sync: dict[str, int] = field(default_factory=dict)
     # the pose source used and what it could not serve (`_pose_summary`)
     poses: dict[str, Any] = field(default_factory=dict)
+    # model -> the decode's score threshold and box cap it ran with
+    postprocess: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +189,7 @@ class EvalReport:
             },
             "out_of_sync": self.out_of_sync,
             "poses": self.poses,
+            "postprocess": self.postprocess,
         }
 
 
@@ -253,6 +257,8 @@ def evaluate(
     rig: Path | None = None,
     subsets: dict[str, Sequence[str]] | None = None,
     gnss_latency_sigma_s: float = 0.0,
+    score_threshold: float | None = None,
+    max_detections: int | None = None,
 ) -> EvalReport | None:
     """Run every model over the split, score each with the devkit, write results and plots.
 
@@ -266,7 +272,9 @@ def evaluate(
     not detected: it is scored with no detections and counted, and the metrics over the
     keyframes with a pose are given beside (`poses` of the report). `subsets`: name -> sample
     tokens also scored on their own (in `poses["subsets"]`). `gnss_latency_sigma_s` > 0: the
-    estimator estimates the GNSS fix latency online from the rig's, with that prior sigma."""
+    estimator estimates the GNSS fix latency online from the rig's, with that prior sigma.
+    `score_threshold`, `max_detections`: the decode's, in place of each weights file's
+    (`with_postprocess`); the report gives what each model ran with (`postprocess`)."""
 
     shard = shard or Shard()
     drop = check_drop(drop)
@@ -280,7 +288,8 @@ def evaluate(
             raise FusionError(f"weights are for the {model.variant!r} model, not {name!r}", path)
         engine_dir = inside(out, out / "engines" / (f"rank{shard.rank}" if shard.world > 1 else ""))
         engine = open_engine(backend, model, engine_dir, device)  # type: ignore[arg-type]
-        runner = Runner(model.cfg, model.variant, engine, model.params, camera_motion=camera_motion)
+        cfg = with_postprocess(model.cfg, score_threshold, max_detections)
+        runner = Runner(cfg, model.variant, engine, model.params, camera_motion=camera_motion)
         runs.append(_ModelRun(name, model, runner))
     options = replace(_reader_options(runs), image_decode=decode, poses=poses)  # type: ignore[arg-type]
     if rig is not None or gnss_latency_sigma_s > 0:
@@ -492,6 +501,13 @@ def _score(
         by_condition,
         absent,
         poses={"subsets": by_subset} if by_subset else {},
+        postprocess={
+            r.name: {
+                "score_threshold": r.runner.cfg.model.score_threshold,
+                "max_detections": r.runner.cfg.model.max_detections,
+            }
+            for r in runs
+        },
     )
 
 
@@ -503,6 +519,16 @@ def format_table(report: EvalReport) -> str:
         f"split {report.split}, {report.samples} samples, backend {report.backend}"
         + (f", dropped {', '.join(report.dropped)}" if report.dropped else "")
     ]
+    post = {(p["score_threshold"], p["max_detections"]) for p in report.postprocess.values()}
+    if len(post) == 1:
+        ((threshold, cap),) = post
+        lines.append(f"boxes: score > {threshold:g}, at most {cap} a sample")
+    else:
+        for name, p in report.postprocess.items():
+            lines.append(
+                f"{name} boxes: score > {p['score_threshold']:g}, "
+                f"at most {p['max_detections']} a sample"
+            )
     for name, absent in report.absent_sweeps.items():
         if absent:  # a keyframes-only dataroot: say what the model went without
             per = ", ".join(f"{ch} {n:,}" for ch, n in absent.items())

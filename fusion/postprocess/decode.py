@@ -5,6 +5,8 @@ Output boxes are `fusion.frame.Detections` in the LIDAR_TOP frame at the referen
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,30 @@ _ATTRIBUTE_ALLOWED = np.array(
         for c in DETECTION_CLASSES
     ]
 )
+
+
+# the nuScenes detection benchmark scores at most this many boxes per sample
+NUSCENES_MAX_BOXES = 500
+
+
+def with_postprocess(
+    cfg: PipelineConfig, score_threshold: float | None = None, max_detections: int | None = None
+) -> PipelineConfig:
+    """`cfg` with the decode's score threshold and box cap replaced where given (None keeps the
+    weights' own). The nuScenes benchmark scores up to `NUSCENES_MAX_BOXES` boxes a sample and,
+    its AP integrating over recall, only gains from lower-scored boxes; a deployed detector
+    wants fewer: hence an option of `fusion eval`, not a new default."""
+    m = cfg.model
+    if score_threshold is not None and not 0.0 <= score_threshold < 1.0:
+        raise ValueError(f"score threshold must be in [0, 1), got {score_threshold}")
+    if max_detections is not None and not 1 <= max_detections <= NUSCENES_MAX_BOXES:
+        raise ValueError(f"max detections must be in 1..{NUSCENES_MAX_BOXES}, got {max_detections}")
+    model = dataclasses.replace(
+        m,
+        score_threshold=m.score_threshold if score_threshold is None else score_threshold,
+        max_detections=m.max_detections if max_detections is None else max_detections,
+    )
+    return dataclasses.replace(cfg, model=model)
 
 
 def _as_tensor(x: Tensor | NDArray[np.floating]) -> Tensor:

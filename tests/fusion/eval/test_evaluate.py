@@ -187,3 +187,60 @@ def test_weights_resolve_from_a_folder_or_from_run_folders(tmp_path: Path):
         resolve_weights(["fusion"], tmp_path / "nowhere", [])
     with pytest.raises(FusionError, match="unknown model"):
         resolve_weights(["radar"], tmp_path, [])
+
+
+def test_eval_score_threshold_and_box_cap_override_the_weights(real_root: Path, tmp_path: Path):
+    from fusion.cli import main
+
+    weights = _weights(tmp_path / "w", score_threshold=0.05)
+
+    def run(name: str, *extra: str) -> tuple[dict, list[float]]:
+        out = tmp_path / name
+        assert main(_eval_argv(real_root, weights, out, "--models", "lidar", *extra)) == 0
+        summary = json.loads((out / "s.json").read_text())
+        results = json.loads((out / "lidar" / "results_nusc.json").read_text())["results"]
+        scores = [b["detection_score"] for b in next(iter(results.values()))]
+        return summary["postprocess"]["lidar"], sorted(scores, reverse=True)
+
+    own, own_scores = run("own")
+    cap = tiny_config(score_threshold=0.05).model.max_detections
+    assert own == {"score_threshold": 0.05, "max_detections": cap}  # the weights' own
+    assert len(own_scores) > 8 and min(own_scores) > 0.05
+    threshold = float(np.median(own_scores))
+    cut, cut_scores = run("cut", "--score-threshold", f"{threshold}", "--max-detections", "4")
+    assert cut == {"score_threshold": threshold, "max_detections": 4}
+    # the highest-scored of the weights' own boxes, above the threshold, at most 4
+    kept = [s for s in own_scores if s > threshold][:4]
+    assert len(kept) == 4 and cut_scores == pytest.approx(kept)
+
+
+@pytest.mark.parametrize("bad", [["--score-threshold", "1.0"], ["--max-detections", "501"]])
+def test_eval_refuses_out_of_range_postprocess(bad: list[str], tmp_path: Path) -> None:
+    from fusion.cli import main
+
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "eval",
+                "--dataroot",
+                str(tmp_path),
+                "--version",
+                "v",
+                "--split",
+                "s",
+                "--out",
+                str(tmp_path / "o"),
+                *bad,
+            ]
+        )
+
+
+def test_with_postprocess_keeps_what_is_not_given() -> None:
+    from fusion.postprocess.decode import with_postprocess
+
+    cfg = tiny_config(score_threshold=0.05)
+    assert with_postprocess(cfg) == cfg
+    new = with_postprocess(cfg, max_detections=500)
+    assert new.model.max_detections == 500 and new.model.score_threshold == 0.05
+    with pytest.raises(ValueError):
+        with_postprocess(cfg, score_threshold=-0.1)
