@@ -95,6 +95,7 @@ def measure(
     early_start: bool = True,
     camera_match: str = "nearest",
     log_delay_ms: float | None = None,
+    keep_warm: bool = True,
 ) -> dict[str, Any]:
     from fusion.engines.runner import Runner, open_engine
     from fusion.model.weights import load_detector, packaged_weights
@@ -127,6 +128,7 @@ def measure(
             "camera_match": camera_match,
             "log_delay_ms": log_delay_ms,
             "early_start": early_start,
+            "keep_warm": keep_warm,
             "replays": {},
         }
         for trigger in triggers:
@@ -140,6 +142,7 @@ def measure(
                 camera_match=camera_match,  # type: ignore[arg-type]
                 log_delay_ms=log_delay_ms,
                 early_start=early_start,
+                keep_warm=keep_warm,
             )
             summary = replay(source(), runner, options, [timeline])
             t0 = min((p[0] for p in timeline.points), default=0.0)
@@ -225,6 +228,13 @@ def _matches(entry: dict[str, Any]) -> str:
     return out + ("" if entry.get("early_start", True) else ", no early start")
 
 
+def _keep_warm(summary: dict[str, Any]) -> str:
+    """`KeepWarm`'s runs and the frames that waited for one; off (results before it: off)."""
+    if not summary.get("keep_warm"):
+        return "off"
+    return f"{summary['warm_runs']} ({summary['warm_delayed']})"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     env = result["env"]
     lines = [
@@ -241,8 +251,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         "| model | backend | decode | trigger | triggers | processed | dropped (busy, stale) |"
         " late | e2e p50 ms | p99 ms | max ms | first frame ms | sync wait p50 / p99 ms |"
-        " work started after p50 / p99 ms | warm start s | producer s | wall s | log s |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " work started after p50 / p99 ms | warm start s | keep-warm runs (frames delayed) |"
+        " producer s | wall s | log s |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in result["models"].items():
         for trigger, rep in r["replays"].items():
@@ -257,7 +268,8 @@ def to_markdown(result: dict[str, Any]) -> str:
                 f" | {_f(s.get('first_frame_ms'))}"
                 f" | {_f(w.get('p50'), '.1f')} / {_f(w.get('p99'), '.1f')}"
                 f" | {_f(sw.get('p50'), '.1f')} / {_f(sw.get('p99'), '.1f')}"
-                f" | {_f(s.get('warmup_s'), '.1f')} | {_f(s.get('producer_s'), '.2f')}"
+                f" | {_f(s.get('warmup_s'), '.1f')} | {_keep_warm(s)}"
+                f" | {_f(s.get('producer_s'), '.2f')}"
                 f" | {s['wall_s']:.2f} | {s['log_s']:.2f} |"
             )
     lines += [
@@ -301,6 +313,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         "one-frame mailbox while the detector was busy (latest wins), or shed as stale by a "
         "producer behind the log. Invariant: processed + dropped = triggers. `warm start`: "
         "the engine built and one frame of the log run before the clock (not in the figures). "
+        "`keep-warm runs`: through each idle gap between frames, the detector ran once more on "
+        "the last frame (output discarded) just before the next was due, so that the frame does "
+        "not pay the machine's return from idle (`fusion.replay.runner.KeepWarm`); `frames "
+        "delayed`: frames that arrived during such a run and waited for it. "
         "`producer s`: the producer's wall time from the log's first message to its last (the "
         "pace target); `wall s` adds the last frame still in the detector when the log ends.",
         "",
@@ -396,6 +412,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="as fusion replay --no-early-start: a frame's work waits for its radar scans",
     )
+    parser.add_argument(
+        "--no-keep-warm",
+        action="store_true",
+        help="as fusion replay --no-keep-warm: the detector idles between frames",
+    )
     parser.add_argument("--queries", type=int, default=20, help="bench latency queries per model")
     parser.add_argument("--work-dir", type=Path, default=Path("out/bench-replay"))
     add_json_arguments(parser, "the results")
@@ -453,6 +474,7 @@ def run(args: argparse.Namespace) -> int:
             not args.no_early_start,
             args.camera_match,
             args.log_delay_ms,
+            not args.no_keep_warm,
         ),
     }
     result["targets"] = targets(result)

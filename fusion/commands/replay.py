@@ -34,6 +34,14 @@ def format_summary(s: ReplaySummary) -> str:
         + ("" if s.log_delay_ms is None else f"  log delay {s.log_delay_ms:g} ms")
         + f"  early start {'on' if s.early_start else 'off'}  warm start"
         f" {s.warmup_s:.2f} s (before the clock, not in the figures below)",
+        *(
+            [
+                f"keep warm: {s.warm_runs} detector runs on the last frame through idle gaps"
+                f" (outputs discarded; {s.warm_delayed} frames waited for one)"
+            ]
+            if s.keep_warm
+            else []
+        ),
         f"triggers {s.triggers}  processed {s.processed}  dropped {s.dropped} "
         f"({', '.join(f'{k} {v}' for k, v in s.dropped_by.items())})  late {s.late}",
         "latency ms (end to end): "
@@ -167,6 +175,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-warm-start", action="store_true", help="start the clock with a cold engine"
     )
+    parser.add_argument(
+        "--no-keep-warm",
+        action="store_true",
+        help="at --rate > 0, let the detector idle between frames (by default, through an idle"
+        " gap it runs once more on the last frame just before the next is due, so that the"
+        " frame does not pay the machine's return from idle; the runs are counted)",
+    )
     parser.add_argument("--budget-ms", type=float, default=LIDAR_PERIOD_MS)
     parser.add_argument("--start", type=float, default=0.0, help="s into the log")
     parser.add_argument("--duration", type=float, help="s of log to replay")
@@ -203,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         log_delay_ms=args.log_delay_ms,
         early_start=not args.no_early_start,
         warm_start=not args.no_warm_start,
+        keep_warm=not args.no_keep_warm,
         poses=args.poses,
         localization=None if rig_calibration is None else rig_calibration[0],
         map_origin=None if rig_calibration is None else rig_calibration[1],

@@ -21,6 +21,10 @@ more LIDAR period behind, as a dropped trigger, `stale`) instead of lagging. A f
 arrives while one waits replaces it (latest wins); the replaced one is counted as dropped.
 Nothing queues without bound: the mailbox holds one frame, the synchronizer's buffers are
 bounded, outputs are streamed to their files.
+Through the idle gaps of a paced replay (the keyframe trigger: one frame each 0.5 s), the
+detector is kept warm (`KeepWarm`, `--no-keep-warm` to turn it off): it runs once more on the
+last frame, output discarded, just before the next frame is due, so that the frame does not pay
+the machine's return from idle (cold caches, idle cores); the runs are counted in the summary.
 `--rate 0` runs as fast as possible in one thread, processes every trigger, and gives the same
 detections on every run.
 
@@ -40,7 +44,8 @@ import heapq
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,13 +118,93 @@ class LatestSlot:
             self._closed = True
             self._cond.notify()
 
-    def get(self) -> Any:
-        """The waiting item, blocking until there is one; None once closed and empty."""
+    def get(self, timeout_s: float | None = None) -> Any:
+        """The waiting item, blocking until there is one; None once closed and empty;
+        `TIMED_OUT` when `timeout_s` passed first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             while self._item is None and not self._closed:
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return TIMED_OUT
+                self._cond.wait(left)
             item, self._item = self._item, None
             return item
+
+    def waiting(self) -> bool:
+        """Whether an item waits."""
+        with self._cond:
+            return self._item is not None
+
+
+TIMED_OUT = object()  # `LatestSlot.get`: the timeout passed with no item
+
+
+class KeepWarm:
+    """The detector kept warm through idle gaps (`ReplayOptions.keep_warm`, at --rate > 0).
+
+    A machine whose idle cores and caches go cold makes a paced detector slower than a busy
+    one: on our 2-vCPU VM the LIDAR model's detector took 1.3-1.4 x its back-to-back time after
+    the 0.45 s it sleeps between keyframe triggers (`benchmarks/replay_notes.md`). When frames
+    come with idle gaps, the detector runs once more on the last frame (its output discarded),
+    timed to end `margin_s` before the next frame is due: the due time is the last frame's
+    arrival plus the shortest of the recent intervals between arrivals, less `period_margin`.
+    A frame that arrives while that run is still going waits for it (counted in `delayed`).
+    No run when the gap would be shorter than `min_idle_s` (frames back to back, as at the
+    LIDAR trigger's 20 Hz). Costs one detector run per gap."""
+
+    def __init__(
+        self,
+        detect: Callable[[Frame], object],
+        min_idle_s: float = 0.15,
+        margin_s: float = 0.01,
+        period_margin: float = 0.05,
+    ) -> None:
+        self.detect = detect
+        self.min_idle_s = min_idle_s
+        self.margin_s = margin_s
+        self.period_margin = period_margin
+        self.arrivals: deque[float] = deque(maxlen=6)  # monotonic s of the recent frames
+        self.frame: Frame | None = None
+        self.run_s = 0.0  # the detector's time of the last frame
+        self.warm_s: float | None = None  # the last warm run's time (from idle)
+        self.done_s = 0.0  # when the last frame was done
+        self.armed = False  # one run per gap
+        self.runs = 0
+        self.delayed = 0
+
+    def arrived(self, now_s: float) -> None:
+        self.arrivals.append(now_s)
+
+    def finished(self, frame: Frame | None, now_s: float, run_s: float) -> None:
+        """The detector finished a frame at `now_s`, `run_s` after starting it."""
+        if frame is not None:
+            self.frame = frame
+        self.done_s, self.run_s = now_s, run_s
+        self.armed = self.frame is not None
+
+    def due_in(self, now_s: float) -> float | None:
+        """Seconds until the warm run is due (0: now); None: no run in this gap."""
+        if not self.armed or len(self.arrivals) < 3:
+            return None
+        a = list(self.arrivals)
+        period = min(y - x for x, y in zip(a, a[1:], strict=False)) * (1 - self.period_margin)
+        at = a[-1] + period - (self.warm_s or self.run_s) - self.margin_s
+        if at - self.done_s < self.min_idle_s:
+            self.armed = False
+            return None
+        return max(0.0, at - now_s)
+
+    def run(self, slot: LatestSlot) -> None:
+        """The warm run on the last frame; `slot`: a frame arrived meanwhile waited for it."""
+        self.armed = False
+        if self.frame is None:
+            return
+        t0 = time.monotonic()
+        self.detect(self.frame)
+        self.warm_s = time.monotonic() - t0
+        self.runs += 1
+        self.delayed += int(slot.waiting())
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -138,6 +223,11 @@ class ReplaySummary:
     # a frame's camera and LIDAR work starts before its radar scans are final (--rate > 0)
     early_start: bool = False
     warmup_s: float = 0.0  # the warm start before the clock: engine run on the first frame
+    # `KeepWarm` (--rate > 0): on, its runs (one per idle gap, outputs discarded), and the
+    # frames that arrived during one and waited for it
+    keep_warm: bool = False
+    warm_runs: int = 0
+    warm_delayed: int = 0
     received: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     triggers: int = 0
@@ -215,6 +305,10 @@ class ReplayOptions:
     # final (`fusion.sync.ingest.IngestPump`'s early start); the same detections
     early_start: bool = True
     warm_start: bool = True  # run one frame of the log before the clock starts
+    # --rate > 0: through idle gaps between frames, run the detector once more on the last
+    # frame just before the next is due (`KeepWarm`), so that a paced frame does not pay the
+    # machine's return from idle
+    keep_warm: bool = True
     poses: PoseChoice = "auto"  # the log's localization, or poses estimated from GNSS/IMU
     # the estimator's calibration and noise (`--rig`), and where it came from; None: the log's
     # static transforms of the GNSS antenna and the IMU (Rig.frames), else none
@@ -315,6 +409,7 @@ class ReplayRun:
             camera_match=options.camera_match,
             log_delay_ms=_ms(self.stream_options.log_delay_us),
             early_start=self.pump.early_start,
+            keep_warm=options.keep_warm and options.rate > 0,
         )
         self.summary.absent_sweeps = dict(info.get("absent_sweeps", {}))
         self.summary.pose_source = self.stream_options.pose_channel or "none"
@@ -437,14 +532,16 @@ class ReplayRun:
             return self.clock.now_us()
         return self.stream_now_us + int((time.monotonic() - self.wall_at_stream) * 1e6)
 
-    def process(self, built: Ingested) -> None:
+    def process(self, built: Ingested) -> Frame | None:
+        """Detect `built`'s frame, time it, write it out; the whole frame (None: its trigger
+        was dropped while it waited for its radars)."""
         frame, decode_ms = built.frame, built.decode_ms
         if built.radars is None:
             dets, times = self.runner.detect(frame)
         else:  # started before its radars: they join once the pump has them
             out = self.runner.detect_started(frame, built.radars.wait)
             if out is None:
-                return  # its trigger was dropped while it waited (counted: overflow)
+                return None  # its trigger was dropped while it waited (counted: overflow)
             frame, dets, times = out
             decode_ms += built.radars.decode_ms
         times = dataclasses.replace(times, read=built.read_ms, decode=decode_ms)
@@ -462,6 +559,7 @@ class ReplayRun:
             sink.write(item)
         if self.status is not None:
             self.status(self)
+        return frame
 
 
 def _shifted(msg: LogMessage, offset_us: int) -> LogMessage:
@@ -625,10 +723,25 @@ def _replay_realtime(run: ReplayRun) -> None:
 
     producer = threading.Thread(target=produce, name="replay-producer", daemon=True)
     producer.start()
+    warm = KeepWarm(run.runner.detect) if run.summary.keep_warm else None
     try:
-        while (built := slot.get()) is not None:
-            run.process(built)
+        while True:
+            due = None if warm is None else warm.due_in(time.monotonic())
+            built = slot.get(due)
+            if built is TIMED_OUT:
+                warm.run(slot)  # type: ignore[union-attr]
+                continue
+            if built is None:
+                break
+            t0 = time.monotonic()
+            if warm is not None:
+                warm.arrived(t0)
+            frame = run.process(built)
+            if warm is not None:
+                warm.finished(frame, time.monotonic(), time.monotonic() - t0)
     finally:
+        if warm is not None:
+            run.summary.warm_runs, run.summary.warm_delayed = warm.runs, warm.delayed
         stop.set()
         producer.join(timeout=10)
     if failure:

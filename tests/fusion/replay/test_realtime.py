@@ -207,3 +207,95 @@ def test_real_time_replay_does_not_wait_for_messages_the_model_does_not_read(
     assert len(sleeps) <= wanted + s.triggers + 1  # its messages, deadlines, the log's end
     assert s.processed + s.dropped == s.triggers
     assert abs(s.producer_s * opts.rate - s.log_s) < 0.25 * s.log_s
+
+
+class _Counted:
+    """`runner.detect` that counts its calls."""
+
+    def __init__(self, detect) -> None:
+        self.detect, self.calls = detect, 0
+
+    def __call__(self, frame):
+        self.calls += 1
+        return self.detect(frame)
+
+
+def test_keep_warm_runs_once_per_idle_gap_just_before_the_next_frame():
+    from fusion.replay.runner import KeepWarm, LatestSlot
+
+    frame = object()
+    detect = _Counted(lambda f: time.sleep(0.002))
+    warm = KeepWarm(detect, min_idle_s=0.15, margin_s=0.01, period_margin=0.05)
+    for k in range(2):  # two frames, 0.5 s apart: no period known yet
+        warm.arrived(0.5 * k)
+        warm.finished(frame, 0.5 * k + 0.04, 0.04)
+        assert warm.due_in(0.5 * k + 0.04) is None
+    warm.arrived(1.0)
+    warm.finished(frame, 1.04, 0.04)
+    # the next frame is due 0.95 x 0.5 s after the last: the run starts its 40 ms + 10 ms before
+    assert warm.due_in(1.04) == pytest.approx(1.0 + 0.475 - 0.05 - 1.04)
+    assert warm.due_in(1.5) == 0.0  # overdue: now
+    slot = LatestSlot()
+    warm.run(slot)
+    assert (detect.calls, warm.runs, warm.delayed) == (1, 1, 0)
+    assert warm.due_in(1.45) is None  # one run per gap
+    assert warm.warm_s is not None and warm.warm_s < 0.04  # the run's own time is used next
+    # a frame that arrives during the run waits for it: counted
+    warm.arrived(1.5)
+    warm.finished(frame, 1.54, 0.04)
+    slot.put("frame")
+    warm.run(slot)
+    assert (warm.runs, warm.delayed) == (2, 1)
+
+
+def test_keep_warm_stays_off_when_frames_come_back_to_back():
+    """At the LIDAR trigger (20 Hz) a 40 ms detector leaves 10 ms gaps: no run (it would
+    only delay the next frame)."""
+    from fusion.replay.runner import KeepWarm
+
+    warm = KeepWarm(_Counted(lambda f: None))
+    for k in range(6):
+        warm.arrived(0.05 * k)
+        warm.finished(object(), 0.05 * k + 0.04, 0.04)
+        assert warm.due_in(0.05 * k + 0.04) is None
+
+
+def test_latest_slot_get_times_out():
+    from fusion.replay.runner import TIMED_OUT, LatestSlot
+
+    slot = LatestSlot()
+    t0 = time.monotonic()
+    assert slot.get(0.05) is TIMED_OUT and time.monotonic() - t0 >= 0.04
+    assert not slot.waiting()
+    slot.put(1)
+    assert slot.waiting() and slot.get(0.05) == 1 and slot.get(0) is TIMED_OUT
+
+
+def test_keep_warm_in_a_paced_replay_changes_no_detection(replay_root):
+    """At rate > 0 with the keyframe trigger the detector is kept warm through the idle gaps
+    (the runs counted in the summary and printed); the frames' detections are those of a
+    replay without it (a run on the last frame leaves nothing behind)."""
+    from fusion.commands.replay import format_summary
+    from fusion.outputs.sinks import boxes_global
+
+    model = load_detector(packaged_weights("lidar"))
+    runner = Runner(model.cfg, model.variant, TorchEngine(model), model.params)
+    counted = _Counted(runner.detect)
+    runner.detect = counted  # type: ignore[method-assign]
+    runs = {}
+    for keep_warm in (True, False):
+        sink = Collect()
+        opts = ReplayOptions(rate=1.0, trigger="keyframes", loop=2, keep_warm=keep_warm)
+        counted.calls = 0
+        s = replay(_source(replay_root), runner, opts, [sink])
+        assert s.keep_warm is keep_warm and s.processed + s.dropped == s.triggers == 8
+        # every call of the detector is the warm start, a processed frame or a warm run
+        assert counted.calls == 1 + s.processed + s.warm_runs
+        runs[keep_warm] = (s, {(i.frame.timestamp_us): boxes_global(i) for i in sink.items})
+    on, off = runs[True][0], runs[False][0]
+    assert on.warm_runs >= 2 and off.warm_runs == 0 and on.warm_delayed <= on.warm_runs
+    assert "keep warm: " in format_summary(on) and "keep warm" not in format_summary(off)
+    same = runs[True][1].keys() & runs[False][1].keys()
+    assert len(same) >= 6
+    for t in same:
+        assert runs[True][1][t] == runs[False][1][t]
