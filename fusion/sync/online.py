@@ -32,7 +32,11 @@ built only from what had arrived:
 - a trigger with no own message for a sensor (a 12 Hz camera against 20 Hz LIDAR triggers)
   reuses the newest one received within tolerance, with its own timestamp and ego pose, marked
   in `Frame.reused` (`between="reuse"`, the default: the detector keeps every camera), or goes
-  without (`between="none"`); a sensor with none is missing in the frame and counted;
+  without (`between="none"`); a sensor with none is missing in the frame and counted. A causal
+  match reuses the newest message stamped at or before the trigger up to the sensor's longest
+  recent interval old when that is longer than the tolerance (at most twice it): nuScenes
+  cameras fire at 50 and 100 ms intervals, so the newest image is up to 100 ms behind a LIDAR
+  scan the camera skipped;
 - LIDAR sweeps are the trigger scan and the previous scans, strictly older; radar sweeps the
   matched scan and that radar's previous ones; both motion-compensated into LIDAR_TOP at t
   (`fusion.motion.sweeps`) through ego poses interpolated from the pose messages received so far, or
@@ -334,6 +338,10 @@ class PeriodEstimate:
         self._t: deque[int] = deque(maxlen=size)
         self.margin = margin
         self.lower_bound_us: int | None = None
+        # the longest recent interval x (1 + margin): the most the newest message is behind a
+        # time when none was lost (nuScenes cameras alternate 50 and 100 ms intervals; a drop
+        # lengthens it: `OnlineSynchronizer._causal_age` bounds its use)
+        self.longest_us: int | None = None
 
     def add(self, timestamp_us: int) -> None:
         if self._t and timestamp_us <= self._t[-1]:
@@ -343,10 +351,12 @@ class PeriodEstimate:
             ts = list(self._t)
             shortest = min(b - a for a, b in zip(ts, ts[1:], strict=False))
             self.lower_bound_us = int(shortest * (1.0 - self.margin))
+            longest = max(b - a for a, b in zip(ts, ts[1:], strict=False))
+            self.longest_us = round(longest * (1.0 + self.margin))
 
     def clear(self) -> None:
         self._t.clear()
-        self.lower_bound_us = None
+        self.lower_bound_us = self.longest_us = None
 
 
 @dataclass(eq=False)
@@ -1043,16 +1053,23 @@ class OnlineSynchronizer:
                 held = None  # at the cap, perhaps the next trigger's: left to it
         if held is not None or self.options.between == "none":
             return held, False
-        limit = t if self._causal(ch) else t + min(tol, self.options.wait_us)
+        lo, hi = t - tol, t + min(tol, self.options.wait_us)
+        if self._causal(ch):
+            lo, hi = t - self._causal_age(ch, tol), t
         near = [
             h
             for h in buf
-            if abs(h.msg.timestamp_us - t) <= tol
-            and h.msg.timestamp_us <= limit
-            and not h.undecodable
-            and self._reusable(h, t)
+            if lo <= h.msg.timestamp_us <= hi and not h.undecodable and self._reusable(h, t)
         ]
         return (max(near, key=lambda h: h.msg.timestamp_us), True) if near else (None, False)
+
+    def _causal_age(self, ch: str, tol: int) -> int:
+        """How old a message a causal trigger may reuse: the sensor's longest recent interval
+        (`PeriodEstimate.longest_us`) when it is longer than the tolerance, at most twice the
+        tolerance. nuScenes cameras fire on the 20 Hz LIDAR grid at 12 Hz on average (intervals
+        of 50 and 100 ms): a scan a camera skipped has its newest image up to 100 ms behind."""
+        longest = self._periods[ch].longest_us if ch in self._periods else None
+        return min(max(tol, longest or 0), 2 * tol)
 
     def _reusable(self, h: _Held, t: int) -> bool:
         """Whether a trigger at `t` may reuse `h`: unmarked, or marked for a keyframe whose scan

@@ -282,6 +282,7 @@ def test_with_causal_cameras_the_lidar_trigger_waits_for_no_camera():
     _, unknown = _run(stream, _options(**opts))
     assert max(unknown.counters.sync_wait_us) > 10_000
     opts["log_delay_us"] = 0
+    opts["camera_tolerance_us"] = 50_000  # the configs' (reuse up to 100 ms old)
     sync = OnlineSynchronizer(_options(**opts), _rig())
     frames = {}
     for msg, payload in stream:
@@ -303,6 +304,31 @@ def test_with_causal_cameras_the_lidar_trigger_waits_for_no_camera():
         for ch in CAMS:
             if ch not in own and ch in frame.cameras:
                 assert ch in frame.reused and frame.cameras[ch].pose.timestamp_us < t
+        # once the cameras' intervals are known (50 and 100 ms), a scan a camera skipped reuses
+        # its newest image, up to 85 ms old (CAM_FRONT), beyond the 50 ms tolerance
+        if k >= 4:
+            assert set(frame.cameras) == set(CAMS), (k, frame.missing)
+            assert all(0 <= t - c.pose.timestamp_us <= 85_000 for c in frame.cameras.values())
+
+
+def test_a_causal_trigger_reuses_an_image_no_older_than_twice_the_tolerance():
+    """A camera that stops: the triggers after its last image reuse it while it is within the
+    camera's longest interval (or the tolerance), at most twice the tolerance, then go without."""
+    stream = [(m, p) for m, p in _nuscenes_like() if not (m.channel == CAMS[1] and
+                                                          m.timestamp_us > 1_600_000)]  # fmt: skip
+    opts = _options(radar_channels=(), trigger="lidar", camera_match="causal", log_delay_us=0,
+                    between="reuse", camera_tolerance_us=50_000)  # fmt: skip
+    sync = OnlineSynchronizer(opts, _rig())
+    frames = {}
+    for msg, payload in stream:
+        for trig in sync.ready(msg.log_time_us):
+            frames[trig.timestamp_us] = sync.build(trig)
+        sync.push(msg, payload)
+    last = max(m.timestamp_us for m, _ in stream if m.channel == CAMS[1])
+    assert sync._periods[CAMS[1]].longest_us == 110_000  # 100 ms x (1 + margin 0.1)
+    for t, frame in frames.items():
+        if t > last:
+            assert (CAMS[1] in frame.cameras) == (t - last <= 100_000), (t - last, frame.missing)
 
 
 def test_a_keyframe_takes_its_marked_image_stamped_after_it_with_causal_cameras():
