@@ -151,7 +151,8 @@ class KeepWarm:
     arrival plus the shortest of the recent intervals between arrivals, less `period_margin`.
     A frame that arrives while that run is still going waits for it (counted in `delayed`).
     No run when the gap would be shorter than `min_idle_s` (frames back to back, as at the
-    LIDAR trigger's 20 Hz). Costs one detector run per gap."""
+    LIDAR trigger's 20 Hz), nor once the whole log is read (no trigger is still to come).
+    Costs one detector run per gap."""
 
     def __init__(
         self,
@@ -667,6 +668,7 @@ def _replay_realtime(run: ReplayRun) -> None:
     """--rate > 0: a producer thread paces, decodes and synchronizes; this thread infers."""
     slot = LatestSlot()
     stop = threading.Event()
+    read = threading.Event()  # the producer has read the whole log: no trigger is still to come
     failure: list[BaseException] = []
 
     def produce() -> None:
@@ -703,6 +705,7 @@ def _replay_realtime(run: ReplayRun) -> None:
                     continue
                 for built in run.pump.offer(msg, arrival):  # (batched by log time)
                     _dispatch(run, built, slot)
+            read.set()
             if run.pump.clock_us is not None:  # the last batch is in
                 for built in run.pump.release(run.pump.clock_us):
                     _dispatch(run, built, slot)
@@ -729,7 +732,10 @@ def _replay_realtime(run: ReplayRun) -> None:
             due = None if warm is None else warm.due_in(time.monotonic())
             built = slot.get(due)
             if built is TIMED_OUT:
-                warm.run(slot)  # type: ignore[union-attr]
+                if read.is_set():  # no frame is still to come after the ones released
+                    warm.armed = False  # type: ignore[union-attr]
+                else:
+                    warm.run(slot)  # type: ignore[union-attr]
                 continue
             if built is None:
                 break

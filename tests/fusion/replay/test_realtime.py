@@ -294,6 +294,8 @@ def test_keep_warm_in_a_paced_replay_changes_no_detection(replay_root):
         runs[keep_warm] = (s, {(i.frame.timestamp_us): boxes_global(i) for i in sink.items})
     on, off = runs[True][0], runs[False][0]
     assert on.warm_runs >= 2 and off.warm_runs == 0 and on.warm_delayed <= on.warm_runs
+    # runs only between frames: none before three frames gave an interval, none after the last
+    assert on.warm_runs <= on.processed - 3
     assert "keep warm: " in format_summary(on) and "keep warm" not in format_summary(off)
     same = runs[True][1].keys() & runs[False][1].keys()
     assert len(same) >= 6
