@@ -44,7 +44,6 @@ import heapq
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +66,7 @@ from fusion.sync.online import (
     Between,
     Match,
     OnlineSynchronizer,
+    PeriodEstimate,
     StreamOptions,
     Trigger,
 )
@@ -148,7 +148,8 @@ class KeepWarm:
     the 0.45 s it sleeps between keyframe triggers (`benchmarks/replay_notes.md`). When frames
     come with idle gaps, the detector runs once more on the last frame (its output discarded),
     timed to end `margin_s` before the next frame is due: the due time is the last frame's
-    arrival plus the shortest of the recent intervals between arrivals, less `period_margin`.
+    arrival plus the lower bound of the frames' period (`PeriodEstimate`: the shortest of the
+    recent intervals between arrivals, less `period_margin`).
     A frame that arrives while that run is still going waits for it (counted in `delayed`).
     No run when the gap would be shorter than `min_idle_s` (frames back to back, as at the
     LIDAR trigger's 20 Hz), nor once the whole log is read (no trigger is still to come).
@@ -164,8 +165,8 @@ class KeepWarm:
         self.detect = detect
         self.min_idle_s = min_idle_s
         self.margin_s = margin_s
-        self.period_margin = period_margin
-        self.arrivals: deque[float] = deque(maxlen=6)  # monotonic s of the recent frames
+        self.period = PeriodEstimate(period_margin, size=6)  # of the arrivals, in us
+        self.last_arrival_s = 0.0
         self.frame: Frame | None = None
         self.run_s = 0.0  # the detector's time of the last frame
         self.warm_s: float | None = None  # the last warm run's time (from idle)
@@ -175,7 +176,8 @@ class KeepWarm:
         self.delayed = 0
 
     def arrived(self, now_s: float) -> None:
-        self.arrivals.append(now_s)
+        self.period.add(round(now_s * 1e6))
+        self.last_arrival_s = now_s
 
     def finished(self, frame: Frame | None, now_s: float, run_s: float) -> None:
         """The detector finished a frame at `now_s`, `run_s` after starting it."""
@@ -186,11 +188,10 @@ class KeepWarm:
 
     def due_in(self, now_s: float) -> float | None:
         """Seconds until the warm run is due (0: now); None: no run in this gap."""
-        if not self.armed or len(self.arrivals) < 3:
+        period_us = self.period.lower_bound_us
+        if not self.armed or period_us is None:
             return None
-        a = list(self.arrivals)
-        period = min(y - x for x, y in zip(a, a[1:], strict=False)) * (1 - self.period_margin)
-        at = a[-1] + period - (self.warm_s or self.run_s) - self.margin_s
+        at = self.last_arrival_s + period_us / 1e6 - (self.warm_s or self.run_s) - self.margin_s
         if at - self.done_s < self.min_idle_s:
             self.armed = False
             return None
@@ -744,7 +745,8 @@ def _replay_realtime(run: ReplayRun) -> None:
                 warm.arrived(t0)
             frame = run.process(built)
             if warm is not None:
-                warm.finished(frame, time.monotonic(), time.monotonic() - t0)
+                done = time.monotonic()
+                warm.finished(frame, done, done - t0)
     finally:
         if warm is not None:
             run.summary.warm_runs, run.summary.warm_delayed = warm.runs, warm.delayed
