@@ -151,9 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("nearest", "causal"),
         help="a trigger's own camera image: the nearest to it (default; with --trigger lidar a"
         " trigger waits about one LIDAR period, since an image stamped after it may still be"
-        " its own), or the newest at or before it, the scan it fired for on a rig whose LIDAR"
-        " triggers the cameras, as nuScenes' does (a keyframe still takes the images marked"
-        " for it): benchmarks/sync_wait.md",
+        " its own), or the newest at or before it (or up to 3 ms after it), the scan it fired"
+        " for on a rig whose LIDAR triggers the cameras, as nuScenes' does (a keyframe still"
+        " takes the images marked for it): benchmarks/sync_wait.md",
     )
     parser.add_argument(
         "--log-delay-ms",

@@ -22,7 +22,8 @@ built only from what had arrived:
   t + `wait_us` is used; the wait of each trigger (release on the stream's clock minus t) is
   counted in `counters.sync_wait_us`;
 - `radar_match="causal"` and `camera_match="causal"` (options; `nearest` is the default): a
-  radar's own scan (a camera's own image) is the newest stamped at or before the trigger, final
+  radar's own scan (a camera's own image) is the newest stamped at or before the trigger (an
+  image: up to `camera_causal_slack_us`, 3 ms, after it, as nuScenes stamps some), final
   once the sensor's period shows no later one can be, or, where the source states how late it
   logs a message (`log_delay_us`: 0 for a dataroot, logged at sensor time), once the log is heard
   past the trigger plus that delay; so a trigger does not wait for a message stamped after it.
@@ -166,8 +167,13 @@ class StreamOptions:
     # newest stamped at or before the trigger, the LIDAR scan it fired for on a rig whose cameras
     # the LIDAR triggers (nuScenes: 0 to 44 ms before the scan), final as `_choose_causal`
     # says; a keyframe still takes the images marked for it. With 20 Hz LIDAR triggers, nearest
-    # waits about one LIDAR period, causal about none (`benchmarks/sync_wait.md`)
+    # waits about one LIDAR period, causal its slack at most (`benchmarks/sync_wait.md`)
     camera_match: Match = "nearest"
+    # with `camera_match="causal"`: how long after the trigger an image may be stamped and still
+    # be the one that fired for it (nuScenes stamps some images just after their scan:
+    # CAM_BACK_LEFT -1.8 to +1.2 ms around the keyframe scans of scene-0916; without the slack a
+    # log that marks no keyframe lost that image in 20 of 41 keyframes, `benchmarks/sync_wait.md`)
+    camera_causal_slack_us: int = 3_000
     # the most any message is logged after its stamp (log time - sensor time), where the source
     # states one (`Source.info()["log_delay_us"]`: a dataroot, logged at sensor time, states 0;
     # for a log the user states it, `fusion replay --log-delay-ms`); None: unknown. With it, a
@@ -244,6 +250,7 @@ class StreamOptions:
             "radar_tolerance_us",
             "wait_us",
             "max_extrapolation_us",
+            "camera_causal_slack_us",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -706,15 +713,16 @@ class OnlineSynchronizer:
 
     def next_deadline(self) -> int | None:
         """The earliest time a waiting trigger must be released (us), or None. With a causal
-        match and a stated logging delay, also the first clock at which a trigger's causal
-        sensors are final by the clock alone (t + `log_delay_us` + 1; `_choose_causal`), if
-        the stream has not been heard up to it: a real-time replay wakes then (`ready` at it)
-        instead of waiting for the next message."""
+        match and a stated logging delay, also the first clocks at which a trigger's causal
+        sensors are final by the clock alone (t + `log_delay_us` + 1, plus the slack of causal
+        cameras; `_choose_causal`), if the stream has not been heard up to them: a real-time
+        replay wakes then (`ready` at it) instead of waiting for the next message."""
         times = [self.deadline(p) for p in self._pending]
         o = self.options
         if times and o.log_delay_us is not None and "causal" in (o.camera_match, o.radar_match):
             heard = max(self._clock_us or 0, self._heard_us or 0)
-            wake = (p.timestamp_us + o.log_delay_us + 1 for p in self._pending)
+            lates = {o.log_delay_us + self._causal_slack(ch) for ch in self._causal_channels()}
+            wake = (p.timestamp_us + late + 1 for p in self._pending for late in lates)
             times += [w for w in wake if w > heard]
         return min(times, default=None)
 
@@ -780,13 +788,15 @@ class OnlineSynchronizer:
         """`radar_match` or `camera_match` `"causal"`: (the newest unused message of `ch`
         stamped within tolerance at or before t, or None; whether final: a message stamped after
         t was received, or the period puts the next one after t; with `early_decision=False`,
-        only the former). Where the log marks keyframes, a marked message is its keyframe's
-        only; a keyframe takes its own marked image, stamped up to a few ms after its scan in
-        nuScenes, so waits for it (or a later image), and its own marked radar scan if stamped
-        at or before it."""
+        only the former). For a camera, "t" is t + `camera_causal_slack_us` here: an image
+        stamped just after the scan it fired for is still its own. Where the log marks
+        keyframes, a marked message is its keyframe's only; a keyframe takes its own marked
+        image, stamped up to a few ms after its scan in nuScenes, so waits for it (or a later
+        image), and its own marked radar scan if stamped at or before it."""
         t = p.timestamp_us
         token = p.held.msg.sample_token if self._keyframe_tokens else None
         camera = ch in self._cameras
+        hi = t + self._causal_slack(ch)
         own = []
         for h in buf:
             if h.serial in self._used:
@@ -797,24 +807,31 @@ class OnlineSynchronizer:
                 continue  # another keyframe's
             if mark is not None and (camera or ts <= t):
                 return h, True  # the image that fired for this keyframe (a radar scan: causal)
-            if t - tol <= ts <= t:
+            if t - tol <= ts <= hi:
                 own.append(h)
         best = max(own, key=lambda h: h.msg.timestamp_us, default=None)
         latest = self._latest.get(ch)
-        after = latest is not None and latest > t
+        after = latest is not None and latest > hi
         if after or (token is not None and camera) or not self.options.early_decision:
             # (a keyframe's own image may still come: nuScenes pairs a keyframe with images
             # stamped up to a few ms after its scan; final once it or a later image is in)
             return best, after
         period = self._periods[ch].lower_bound_us if ch in self._periods else None
-        if latest is not None and period is not None and latest + period > t:
+        if latest is not None and period is not None and latest + period > hi:
             return best, True
         # the log is read in log-time order and logs every message at most `log_delay_us` after
         # its stamp: once everything logged up to t + that bound is in, no message stamped at or
         # before t is still to come (a 12 Hz camera that skipped this 20 Hz scan)
         bound = self.options.log_delay_us
         heard = max(self._clock_us or 0, self._heard_us or 0) - 1
-        return best, bound is not None and heard >= t + bound
+        return best, bound is not None and heard >= hi + bound
+
+    def _causal_slack(self, ch: str) -> int:
+        """How far after a causal trigger a message of `ch` may be stamped and be its own."""
+        return self.options.camera_causal_slack_us if ch in self._cameras else 0
+
+    def _causal_channels(self) -> list[str]:
+        return [ch for ch in (*self._cameras, *self._radars) if self._causal(ch)]
 
     def _surely_own(self, h: _Held, t: int, nxt: int | None) -> bool:
         """Whether no trigger still to come can be nearer to `h` than `t`: it is stamped at or
@@ -1055,7 +1072,7 @@ class OnlineSynchronizer:
             return held, False
         lo, hi = t - tol, t + min(tol, self.options.wait_us)
         if self._causal(ch):
-            lo, hi = t - self._causal_age(ch, tol), t
+            lo, hi = t - self._causal_age(ch, tol), t + self._causal_slack(ch)
         near = [
             h
             for h in buf

@@ -248,10 +248,10 @@ def test_the_causal_radar_option_takes_the_newest_scan_before_the_trigger(stream
 @given(periodic_streams(), LOG_DELAYS)
 def test_the_causal_camera_option_takes_the_newest_image_before_the_trigger(stream, log_delay):
     """`camera_match="causal"`: a trigger's image is the newest unused one stamped at or before
-    it; deciding early (by the camera's period) takes what waiting for an image stamped after
-    the trigger would, never later, with or without the stated logging delay (which decides a
-    camera that skipped the trigger once the log is heard past it); each image goes to one
-    frame; the radars keep the nearest rule."""
+    it (or up to `camera_causal_slack_us` after it); deciding early (by the camera's period)
+    takes what waiting for an image stamped after that would, never later, with or without the
+    stated logging delay (which decides a camera that skipped the trigger once the log is heard
+    past it); each image goes to one frame; the radars keep the nearest rule."""
     early, sync = _run(stream, _options(camera_match="causal", log_delay_us=log_delay))
     waited, _ = _run(stream, _options(camera_match="causal", early_decision=False))
     nearest, _ = _run(stream, _options())
@@ -264,19 +264,21 @@ def test_the_causal_camera_option_takes_the_newest_image_before_the_trigger(stre
             assert at <= waited[t][0], "released later than waiting"
             assert chosen == waited[t][1]
             if ch in chosen:
-                assert chosen[ch] <= t and t - 40_000 <= chosen[ch]
-                # the newest before the trigger that no earlier trigger took
-                newer = [x for x in times if chosen[ch] < x <= t]
+                hi = t + sync.options.camera_causal_slack_us
+                assert chosen[ch] <= hi and t - 40_000 <= chosen[ch]
+                # the newest before the trigger (and its slack) that no earlier trigger took
+                newer = [x for x in times if chosen[ch] < x <= hi]
                 assert all(x in taken for x in newer)
             assert chosen.get(RADARS[0]) == nearest[t][1].get(RADARS[0])
 
 
-def test_with_causal_cameras_the_lidar_trigger_waits_for_no_camera():
+def test_with_causal_cameras_the_lidar_trigger_waits_only_the_slack_for_a_camera():
     """On the real rig's timing (cameras fire before the scan they belong to), the causal camera
-    match decides every LIDAR trigger as its scan arrives, given the log's logging delay (0: the
-    stream is logged at sensor time, as a dataroot is): each image goes to the scan it fired
-    for, a keyframe keeps its marked images, and the triggers between reuse (marked). With no
-    stated delay, a trigger whose scan a camera skipped waits for that camera's next image."""
+    match decides every LIDAR trigger once the log is heard 3 ms (its slack) past the scan, given
+    the log's logging delay (0: logged at sensor time, as a dataroot is): each image goes to the
+    scan it fired for, a keyframe keeps its marked images, and the triggers between reuse
+    (marked). With no stated delay, a trigger whose scan a camera skipped waits for that
+    camera's next image."""
     stream = _nuscenes_like()
     opts = dict(radar_channels=(), trigger="lidar", camera_match="causal", between="reuse")
     _, unknown = _run(stream, _options(**opts))
@@ -358,14 +360,47 @@ def test_a_keyframe_takes_its_marked_image_stamped_after_it_with_causal_cameras(
             assert all(ts <= t for t, c in between for ts in c.values())
 
 
+def test_causal_cameras_take_an_image_stamped_just_after_its_scan_in_an_unmarked_log():
+    """A log that marks no keyframe (an original nuscenes2mcap file): the image stamped 2 ms
+    after the scan it fired for is that scan's own with the causal camera match (within
+    `camera_causal_slack_us`, 3 ms), released once the log is heard past that (delay 0);
+    with no slack it would go to the next scan, and the scan it fired for would reuse the
+    image of the scan before."""
+    import dataclasses
+
+    stream = []
+    for msg, payload in _nuscenes_like(tokens=False):
+        msg = dataclasses.replace(msg, is_keyframe=False)
+        k = (msg.timestamp_us + 10_000 - 1_000_000) // 50_000
+        if msg.channel == CAMS[1] and k % 10 == 0:  # CAM_BACK 2 ms after every tenth scan
+            late = msg.timestamp_us + 12_000
+            msg = dataclasses.replace(msg, timestamp_us=late, log_time_us=late)
+        stream.append((msg, payload))
+    stream.sort(key=lambda x: (x[0].log_time_us, x[0].kind != "pose"))
+    opts = dict(radar_channels=(), trigger="lidar", camera_match="causal", log_delay_us=0,
+                camera_tolerance_us=50_000, between="reuse")  # fmt: skip
+    frames, _ = _run(stream, _options(**opts))
+    no_slack, _ = _run(stream, _options(**opts, camera_causal_slack_us=0))
+    for k in (10, 20, 30):
+        t = 1_000_000 + k * 50_000
+        at, chosen = frames[t]
+        assert chosen == {CAMS[0]: t - 35_000, CAMS[1]: t + 2_000}
+        assert at == t + 10_000  # the first message heard past the slack: the pose 10 ms on
+        assert no_slack[t][1][CAMS[1]] == t - 60_000  # the scan before's image, reused
+        assert no_slack[t + 50_000][1][CAMS[1]] == t + 2_000
+
+
 def test_next_deadline_wakes_a_causal_trigger_at_its_logging_delay():
     """A real-time replay wakes at `next_deadline`: with a causal match and a stated logging
-    delay that is when the clock alone makes the trigger final (t + delay + 1), before the cap;
-    without a stated delay, the cap."""
+    delay that is when the clock alone makes the trigger final (t + delay + the causal cameras'
+    slack + 1), before the cap; without a stated delay, the cap."""
     rig = _rig()
     t = 1_000_000
-    for delay, expected in ((None, t + 50_000), (0, t + 1), (5_000, t + 5_001)):
-        opts = _options(radar_channels=(), camera_match="causal", log_delay_us=delay)
+    cases = ((None, 3_000, t + 50_000), (0, 3_000, t + 3_001), (5_000, 3_000, t + 8_001),
+             (5_000, 0, t + 5_001))  # fmt: skip
+    for delay, slack, expected in cases:
+        opts = _options(radar_channels=(), camera_match="causal", log_delay_us=delay,
+                        camera_causal_slack_us=slack)  # fmt: skip
         sync = OnlineSynchronizer(opts, rig)
         for ch in CAMS:  # each camera's last image a period before the scan: one may still come
             for ts in (t - 150_000, t - 100_000):
