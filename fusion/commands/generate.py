@@ -2,7 +2,7 @@
 
 fusion generate --out DIR --version v1.0-synth --scenes N --samples-per-scene K --seed S
     [--conditions day,night,rain,fog] [--camera-sweeps] [--workers W] [--image-size WxH]
-    [--jpeg-quality Q] [--rig FILE] [--gnss std|rtk|none]
+    [--jpeg-quality Q] [--car-parks P] [--rig FILE] [--gnss std|rtk|none]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fusion.data.rig_file import DEFAULT_RIG
 from fusion.synth.cameras import NUSCENES_JPEG_QUALITY
 from fusion.synth.dataroot import GenerateOptions, generate_dataroot
 from fusion.synth.gnss import GNSS_MODES
+from fusion.synth.world import CAR_PARKS
 
 
 def _image_hw(text: str) -> tuple[int, int]:
@@ -25,6 +26,16 @@ def _image_hw(text: str) -> tuple[int, int]:
     if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
         raise argparse.ArgumentTypeError(f"image size must be WxH with W, H >= 16, got {text!r}")
     return int(m.group(2)), int(m.group(1))
+
+
+def _chance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
 
 
 def _conditions(text: str) -> tuple[Condition, ...]:
@@ -87,6 +98,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="Q",
         help=f"camera JPEG quality, 1-100 (default {NUSCENES_JPEG_QUALITY}: nuScenes' own; "
         "dataroots generated before this option used 90)",
+    )
+    parser.add_argument(
+        "--car-parks",
+        type=_chance,
+        default=CAR_PARKS,
+        metavar="P",
+        help=f"chance, per side of the road, of a car park beside the ego's drive: rows of cars "
+        f"parked across the road, as in nuScenes' car parks (default {CAR_PARKS}; 0: none, as "
+        "dataroots generated before this option)",
     )
     parser.add_argument(
         "--render-scale",

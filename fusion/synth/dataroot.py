@@ -21,6 +21,7 @@ from fusion.data.rig_file import DEFAULT_RIG, RigSpec, load_rig
 from fusion.errors import ConfigError, FusionError
 from fusion.synth.cameras import NUSCENES_JPEG_QUALITY
 from fusion.synth.scene import SceneJob, SceneRecords, generate_scene
+from fusion.synth.world import CAR_PARKS
 from fusion.synth.writer import STATE_DIR, load_scene, save_scene, static_tables, write_tables
 
 # cameras cast rays at most this wide and resize to the image size (see benchmarks/generate.md)
@@ -28,6 +29,8 @@ RENDER_WIDTH = 640.0
 # the JPEG quality of dataroots generated before `jpeg_quality` was an option (their params.json
 # does not name it)
 LEGACY_JPEG_QUALITY = 90
+# dataroots generated before car parks (`car_parks`) had none
+LEGACY_CAR_PARKS = 0.0
 CAN_BLACKLIST = frozenset([*range(161, 169), *range(170, 177), *range(309, 315)])
 
 
@@ -62,6 +65,7 @@ class GenerateOptions:
     rig: Path = DEFAULT_RIG
     gnss: str = "std"  # one of fusion.synth.gnss.GNSS_MODES
     jpeg_quality: int = NUSCENES_JPEG_QUALITY  # camera JPEGs' IJG quality (nuScenes': 80)
+    car_parks: float = CAR_PARKS  # the chance of a car park per side of the road
 
 
 def _params(opts: GenerateOptions, rig: RigSpec) -> dict:
@@ -78,6 +82,7 @@ def _params(opts: GenerateOptions, rig: RigSpec) -> dict:
         "rig": repr(rig),
         "gnss": opts.gnss,
         "jpeg_quality": opts.jpeg_quality,
+        "car_parks": opts.car_parks,
     }
 
 
@@ -96,6 +101,7 @@ def _check_out(out: Path, params: dict) -> None:
         if "image_size" in old:  # written before image sizes were (H, W) everywhere: (W, H)
             old["image_hw"] = old.pop("image_size")[::-1]
         old.setdefault("jpeg_quality", LEGACY_JPEG_QUALITY)  # written before it was an option
+        old.setdefault("car_parks", LEGACY_CAR_PARKS)
         changed = sorted(k for k in params if old.get(k) != params[k])
         if changed:
             raise FusionError(
@@ -149,6 +155,7 @@ def generate_dataroot(opts: GenerateOptions) -> str:
             rig=rig,
             gnss=opts.gnss,
             jpeg_quality=opts.jpeg_quality,
+            car_parks=opts.car_parks,
         )
         for i, name in enumerate(names)
     ]

@@ -30,7 +30,7 @@ from fusion.synth.lidar import simulate_sweep
 from fusion.synth.radar import pcd_bytes, simulate_radar
 from fusion.synth.raycast import Raycaster
 from fusion.synth.trajectory import ego_transform
-from fusion.synth.world import EGO_LANE, World, build_world
+from fusion.synth.world import CAR_PARKS, EGO_LANE, World, build_world
 
 # The tables a scene writes on its own (the rest are shared by the whole dataroot).
 SCENE_TABLES = (
@@ -73,6 +73,7 @@ class SceneJob:
     rig: RigSpec
     gnss: GnssMode = "std"
     jpeg_quality: int = NUSCENES_JPEG_QUALITY
+    car_parks: float = CAR_PARKS  # the chance of a car park per side of the road (world.py)
 
     @property
     def namespace(self) -> str:
@@ -137,7 +138,14 @@ def generate_scene(job: SceneJob) -> SceneRecords:
     key_sweeps = [LEAD_SWEEPS + SWEEPS_PER_KEYFRAME * k for k in range(job.samples)]
     duration = sweep_end[-1] + MARGIN_S
     key_times = np.array([sweep_end[j] for j in key_sweeps])
-    world = build_world(_rng(job, "world"), duration, job.condition, key_times)
+    world = build_world(
+        _rng(job, "world"),
+        duration,
+        job.condition,
+        key_times,
+        car_parks=job.car_parks,
+        lot_rng=_rng(job, "car_parks"),
+    )
     caster = Raycaster(world)
     tables: dict[str, list[dict]] = {k: [] for k in SCENE_TABLES}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,6 +46,15 @@ CROSS_HALF = 7.5  # crossing roads: two lanes a direction, no parking
 CROSS_LEN = 70.0
 SIDEWALK_Z = 0.15
 EGO_LANE = -LANE_W / 2
+# car parks behind the sidewalk (`build_world`'s `car_parks`: the chance, per side of the road,
+# of one beside the ego's drive): two rows of cars parked across the road's axis. Curbside
+# parking lines every other synthetic car up with the ego; half of the real scene-0916's cars
+# stand across it (`benchmarks/accuracy/headings.py`, `benchmarks/sim2real.py`)
+CAR_PARKS = 0.35
+LOT_IN = SIDEWALK_OUT + 1.0  # a car park's near edge (m from the road's centre line)
+LOT_BAY = 2.7  # bay width along the road
+LOT_ROWS = (LOT_IN + 2.5, LOT_IN + 2.5 + 5.0 + 6.5)  # bay centres across: a 6.5 m aisle between
+LOT_OCCUPANCY = 0.7
 DETECTION_ORDER: tuple[str, ...] = typing.get_args(ClassName)
 
 
@@ -265,7 +275,10 @@ def _build_roadside(
     road: Path,
     crossings: list[tuple[float, NDArray, float]],
     lamps: list[NDArray],
+    lots: Sequence[tuple[float, float, float]] = (),
 ) -> list[Mesh]:
+    """Buildings and walls behind the sidewalks (none where a car park of `lots` is), street
+    lamps and trees along them."""
     meshes: list[Mesh] = []
     holes = [(s - CROSS_HALF - 5.0, s + CROSS_HALF + 5.0) for s, _, _ in crossings]
     for side in (-1, 1):
@@ -274,7 +287,9 @@ def _build_roadside(
             length = rng.uniform(10, 28)
             depth = rng.uniform(8, 18)
             mid = s + length / 2
-            if not any(a < mid < b or a < s < b or a < s + length < b for a, b in holes):
+            in_lot = any(ls == side and s < b and s + length > a for ls, a, b in lots)
+            if not in_lot and not any(a < mid < b or a < s < b or a < s + length < b
+                                      for a, b in holes):  # fmt: skip
                 p, h = road.at(mid)
                 h = float(h)
                 n = np.array([-math.sin(h), math.cos(h)])
@@ -369,9 +384,13 @@ def build_world(
     duration: float,
     condition: Condition,
     key_times: NDArray[np.float64] | None = None,
+    car_parks: float = 0.0,
+    lot_rng: np.random.Generator | None = None,
 ) -> World:
     """Generate a scene lasting `duration` s (ego time grid from 0), deterministic for `rng`.
-    `key_times` (s): the keyframes at which every class must be within 50 m of the ego."""
+    `key_times` (s): the keyframes at which every class must be within 50 m of the ego.
+    `car_parks`: the chance, per side of the road, of a car park beside the ego's drive, drawn
+    (with its cars) from `lot_rng`; with 0 the scene is the one `rng` gave before car parks."""
     t = np.arange(0.0, duration + 1e-9, SIM_DT)
     ego_speed = speed_profile(rng, t, cruise=rng.uniform(6.0, 10.0), stop_prob=0.3)
     ego_dist = float(integrate(t, ego_speed, 0.0)[-1])
@@ -391,7 +410,11 @@ def build_world(
     lane = road.offset(EGO_LANE)
     ego = drive_bicycle(lane, behind, t, ego_speed)
     lamps: list[NDArray] = []
-    static_parts = _build_roads(road, crossings) + _build_roadside(rng, road, crossings, lamps)
+    lot_rng = np.random.default_rng(0) if lot_rng is None else lot_rng
+    lots = _car_parks(lot_rng, road, crossings, behind, ego_dist, car_parks)
+    static_parts = _build_roads(road, crossings) + _build_roadside(
+        rng, road, crossings, lamps, lots
+    )
     lo = road.xy.min(0) - 150
     hi = road.xy.max(0) + 150
     ground = strip(
@@ -404,6 +427,7 @@ def build_world(
     static_parts.append(ground)
 
     actors = _place_actors(rng, t, road, crossings, ego, behind, ego_dist)
+    actors += _park_cars(lot_rng, t, road, crossings, lots)
     actors = _ensure_classes(rng, t, road, ego, actors, key_times)
     return World(
         static=concat(static_parts),
@@ -589,6 +613,69 @@ def _place_actors(
                 rng, name(cls), cls, path, np.full(len(t), s_c), yaw_offset=math.pi / 2, parked=True
             )
         )
+    return actors
+
+
+def _car_parks(
+    rng: np.random.Generator,
+    road: Path,
+    crossings: list,
+    behind: float,
+    ego_dist: float,
+    chance: float,
+) -> list[tuple[float, float, float]]:
+    """(side, s0, s1): the stretches of road beside the ego's drive given to a car park, clear of
+    the side roads."""
+    if chance <= 0.0:
+        return []
+    holes = [(s - CROSS_HALF - 5.0, s + CROSS_HALF + 5.0) for s, _, _ in crossings]
+    lots = []
+    for side in (-1.0, 1.0):
+        if rng.random() >= chance:
+            continue
+        length = float(rng.uniform(30.0, 70.0))
+        s0 = behind + float(rng.uniform(-20.0, max(-19.0, ego_dist - 10.0)))
+        for a, b in sorted(holes):  # move it past a side road it would meet
+            if s0 < b and s0 + length > a:
+                s0 = b
+        if s0 + length < road.length:
+            lots.append((side, s0, s0 + length))
+    return lots
+
+
+def _park_cars(
+    rng: np.random.Generator,
+    t: NDArray,
+    road: Path,
+    crossings: list,
+    lots: list[tuple[float, float, float]],
+) -> list[Actor]:
+    """The cars of the car parks: two rows of bays across the road's axis, nose in or out; a
+    car whose footprint would come near a road (a car park on the inside of a bend) is left
+    out."""
+    actors: list[Actor] = []
+    for side, s0, s1 in lots:
+        for row in LOT_ROWS:
+            s = s0 + float(rng.uniform(0.0, 1.0))
+            while s < s1:
+                if rng.random() < LOT_OCCUPANCY:
+                    p, h = road.at(s)
+                    h = float(h)
+                    along = np.array([math.cos(h), math.sin(h)])
+                    xy = p + side * row * np.array([-along[1], along[0]])
+                    path = Path.from_points(np.array([xy, xy + along]))
+                    nose = math.pi / 2 if rng.random() < 0.5 else -math.pi / 2
+                    name = f"car-lot-{len(actors) + 1:03d}"
+                    yaw = nose + float(rng.normal(0.0, 0.05))
+                    car = _make(rng, name, "car", path, np.zeros(len(t)), yaw, parked=True)
+                    w, l = car.size_wlh[0], car.size_wlh[1]
+                    heading = np.array([math.cos(h + yaw), math.sin(h + yaw)])
+                    normal = np.array([-heading[1], heading[0]])
+                    corners = np.array([xy + a * l / 2 * heading + b * w / 2 * normal
+                                        for a in (-1, 1) for b in (-1, 1)])  # fmt: skip
+                    if not _near_roads(corners, road, crossings, 0.3):
+                        actors.append(car)
+                s += LOT_BAY + float(rng.uniform(0.0, 0.3))
     return actors
 
 
