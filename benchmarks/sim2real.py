@@ -25,8 +25,10 @@ the devkit's tables and the project's file readers; only keyframes are measured 
   night; the real scene is daytime). The JPEG files: bytes per image, and the IJG quality whose
   quantisation tables the file carries (`jpeg_quality`: the quality at which Pillow's encoder
   writes the same tables), what an image costs to store and to decode.
-- objects: annotated sizes (w, l, h) per class, and the height of each box's bottom above the
-  ground around it measured by the LIDAR (`local_ground`).
+- objects: annotated sizes (w, l, h) per class, the height of each box's bottom above the
+  ground around it measured by the LIDAR (`local_ground`), and each box's heading against the
+  ego's axis (0-90 degrees: along it or across it, whichever way it faces; `across_share`: the
+  share at 60 degrees or more, as cars parked across a car park's aisles).
 - annotations: `num_lidar_pts` (share of boxes with 0, median), visibility levels.
 
 A gap is stated per quantity as real and synthetic figures side by side; histograms are compared
@@ -39,6 +41,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import subprocess
 import sys
 from collections import defaultdict
@@ -72,6 +75,8 @@ RANGE_BINS = np.array([0, 3, 5, 10, 15, 20, 30, 40, 50, 70, 100, 200])
 RCS_BINS = np.arange(-20, 45, 5)
 SPEED_BINS = np.array([0, 0.25, 0.5, 1, 2, 4, 8, 16, 50])
 NUM_PTS_BINS = np.array([0, 1, 5, 10, 20, 50, 100, 200, 500, 1000, 100000])
+HEADING_BINS = np.array([0, 15, 30, 45, 60, 75, 90.001])  # deg against the ego's axis
+ACROSS_DEG = 60.0
 EGO_RADIUS_M = 3.0
 ORIGIN_M = 0.05  # a firing without a return is stored at the sensor origin
 
@@ -185,6 +190,7 @@ def measure(dataroot: Path) -> dict[str, Any]:
     jpegs: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
     sizes: dict[str, list[list[float]]] = defaultdict(list)
     bottoms: dict[str, list[float]] = defaultdict(list)
+    headings: dict[str, list[float]] = defaultdict(list)
     num_pts: dict[str, list[int]] = defaultdict(list)
     visibility: dict[str, int] = defaultdict(int)
     for sample in nusc.sample:
@@ -232,6 +238,9 @@ def measure(dataroot: Path) -> dict[str, Any]:
             center = _apply(global_to_ego, np.asarray(ann["translation"], float)[None])[0]
             if cls is not None:
                 sizes[cls].append([float(v) for v in ann["size"]])
+                in_ego = global_to_ego @ _transform(ann["translation"], ann["rotation"])
+                yaw = math.atan2(in_ego[1, 0], in_ego[0, 0])
+                headings[cls].append(math.degrees(abs((yaw + math.pi / 2) % math.pi - math.pi / 2)))
                 ground = local_ground(ego_pts, center, ann["size"])
                 if ground is not None:
                     bottoms[cls].append(float(center[2] - ann["size"][2] / 2 - ground))
@@ -336,6 +345,9 @@ def measure(dataroot: Path) -> dict[str, Any]:
                 "wlh_mean": np.mean(v, 0).tolist(),
                 "wlh_std": np.std(v, 0).tolist(),
                 "bottom_above_ground": _stats(np.asarray(bottoms[cls])),
+                "heading_to_ego_bins": HEADING_BINS.tolist(),
+                "heading_to_ego_hist": _hist(np.asarray(headings[cls]), HEADING_BINS),
+                "across_share": float(np.mean(np.asarray(headings[cls]) >= ACROSS_DEG)),
             }
             for cls, v in sorted(sizes.items())
         },
@@ -593,6 +605,13 @@ def gaps(real: dict[str, Any], synth: dict[str, Any]) -> dict[str, float]:
         out[f"{cls} bottom above ground, synth - real (m)"] = so["bottom_above_ground"].get(
             "median", float("nan")
         ) - ro["bottom_above_ground"].get("median", float("nan"))
+        if "across_share" in ro and "across_share" in so:  # older results have no headings
+            out[f"{cls} share across the ego's axis, synth - real"] = (
+                so["across_share"] - ro["across_share"]
+            )
+            out[f"{cls} heading to the ego's axis TV distance"] = tv_distance(
+                ro["heading_to_ego_hist"], so["heading_to_ego_hist"]
+            )
     ra, sa = real["annotations"], synth["annotations"]
     merged = [
         np.sum([v["hist"] for v in a["num_lidar_pts"].values()], 0).tolist() for a in (ra, sa)
@@ -616,6 +635,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     names = ["real", *synth]
     sets = {"real": real, **synth}
     nan = float("nan")
+    plots = result.get("plot_dir", "sim2real")  # the plots' folder, beside the markdown
     lines = [
         "# The sim-to-real gap",
         "",
@@ -672,7 +692,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         row("lowest ring elevation (deg)", [L[n]["ring_elevation_deg"][0] for n in names]),
         row("highest ring elevation (deg)", [L[n]["ring_elevation_deg"][31] for n in names]),
     ]
-    lines += ["", "![LIDAR](sim2real/lidar.png)", "", "## Radar", "", *head]
+    lines += ["", f"![LIDAR]({plots}/lidar.png)", "", "## Radar", "", *head]
     R = {n: sets[n]["radar"] for n in names}
     lines += [
         row("points per scan (mean)", [R[n]["points_per_scan"].get("mean", nan) for n in names]),
@@ -689,7 +709,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         ),
         row("false-alarm share (points in no box)", [R[n]["false_alarm_share"] for n in names], 2),
     ]
-    lines += ["", "![radar](sim2real/radar.png)", "", "## Cameras", ""]
+    lines += ["", f"![radar]({plots}/radar.png)", "", "## Cameras", ""]
     lines += [
         "| set, condition | images | brightness | contrast | R | G | B | saturation | dark share"
         " | JPEG kB / image | JPEG quality |"
@@ -704,7 +724,7 @@ def to_markdown(result: dict[str, Any]) -> str:
                 f"{c['r']:.1f} | {c['g']:.1f} | {c['b']:.1f} | {c['saturation']:.1f} | "
                 f"{c['dark_share']:.2f} | {kb} | {quality or '-'} |"
             )
-    lines += ["", "![cameras](sim2real/cameras.png)", "", "## Objects", ""]
+    lines += ["", f"![cameras]({plots}/cameras.png)", "", "## Objects", ""]
     lines += [
         "| class | "
         + " | ".join(f"{n} w / l / h (m) [boxes]" for n in names)
@@ -726,7 +746,14 @@ def to_markdown(result: dict[str, Any]) -> str:
                 "-" if o is None else _f(o["bottom_above_ground"].get("median", float("nan")))
             )
         lines.append(f"| {cls} | " + " | ".join(cells) + " | " + " | ".join(bottom) + " |")
-    lines += ["", "![objects](sim2real/objects.png)", "", "## Annotations", ""]
+    if "across_share" in next(iter(real["objects"].values()), {}):  # older results: none
+        across = " | ".join(f"{n}: share across the ego's axis (>= 60 deg)" for n in names)
+        lines += ["", f"| class | {across} |", "|---|" + "---:|" * len(names)]
+        for cls in sorted(real["objects"]):
+            shares = [sets[n]["objects"].get(cls, {}).get("across_share") for n in names]
+            cells = " | ".join("-" if v is None else f"{v:.2f}" for v in shares)
+            lines.append(f"| {cls} | {cells} |")
+    lines += ["", f"![objects]({plots}/objects.png)", "", "## Annotations", ""]
     lines += [
         "| class | " + " | ".join(f"{n}: share with 0 LIDAR points / median" for n in names) + " |"
     ]
@@ -749,7 +776,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         tot = max(1, sum(v.get(k, 0) for k in vis))
         cells.append(" / ".join(f"{v.get(k, 0) / tot:.2f}" for k in vis))
     lines.append("| | " + " | ".join(cells) + " |")
-    lines += ["", "![annotations](sim2real/annotations.png)"]
+    lines += ["", f"![annotations]({plots}/annotations.png)"]
     for section in result.get("notes", []):
         lines += ["", section]
     return "\n".join(lines).rstrip() + "\n"
@@ -793,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         result["notes"] = [args.notes.read_text()]
     if args.plots and not args.from_json:
         result["plots"] = plot_all(result, args.plots)
+        result["plot_dir"] = args.plots.name
     text = to_markdown(result)
     print(text)
     if args.json_out and not args.from_json:

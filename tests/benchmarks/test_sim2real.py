@@ -31,7 +31,10 @@ def test_the_real_keyframe_against_itself(sim2real, real_root: Path, tmp_path: P
     # the real HDL-32E sees its own car: thousands of returns within 3 m, ~none after the filter
     assert lidar["within_3m_per_scan"] > 5000 and lidar["within_3m_after_ego_filter"] < 100
     assert lidar["points_per_scan"] == 34688 and lidar["scans"] == 1
-    assert result["real"]["objects"]["car"]["boxes"] > 0
+    car = result["real"]["objects"]["car"]
+    assert car["boxes"] > 0
+    # every car box has a heading against the ego's axis, 0-90 degrees
+    assert sum(car["heading_to_ego_hist"]) == car["boxes"] and 0.0 <= car["across_share"] <= 1.0
     # nuScenes' JPEGs: IJG quality 80 (the generator's default), ~145 kB an image at 1600x900
     day = result["real"]["cameras"]["day"]
     assert day["jpeg_quality"] == [80] and 100 < day["jpeg_kb"] < 200
