@@ -639,7 +639,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# The sim-to-real gap",
         "",
-        "Generated from `sim2real.json` by:",
+        f"Generated from `{result.get('json_name', 'sim2real.json')}` by:",
         "",
         f"    {result['command']}",
         "",
@@ -821,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plots and not args.from_json:
         result["plots"] = plot_all(result, args.plots)
         result["plot_dir"] = args.plots.name
+    if args.json_out and not args.from_json:
+        result["json_name"] = args.json_out.name
     text = to_markdown(result)
     print(text)
     if args.json_out and not args.from_json:
