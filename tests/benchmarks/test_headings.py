@@ -5,25 +5,20 @@ plot are written."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_script
 from pyquaternion import Quaternion
 from shared_data import REAL_KEYFRAMES
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy" / "headings.py"
 
 
 @pytest.fixture(scope="module")
 def headings():
-    spec = importlib.util.spec_from_file_location("headings", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("accuracy/headings.py")
 
 
 def _cars_as_detections(turn: float) -> dict[str, list[dict]]:

@@ -4,22 +4,17 @@ comes from the JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sim2real.py"
+from bench_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def sim2real():
-    spec = importlib.util.spec_from_file_location("sim2real", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sim2real.py")
 
 
 def test_the_real_keyframe_against_itself(sim2real, real_root: Path, tmp_path: Path) -> None:
