@@ -17,7 +17,9 @@ heading is within 15 degrees, about 90 degrees off (75-105) and about 180 degree
 frame (where a prior such as "cars follow the ego's road" shows as peaks at 0 and 180 degrees),
 and the detections' position within their BEV cell (`--config`'s grid, LIDAR_TOP frame): the
 regression head's sub-cell offset, uniform over the cell when it localises below the cell size,
-peaked at the centre when it does not.
+peaked at the centre when it does not. The matched detections' centre error is split along and
+across the ray from the LIDAR to the true centre (a detector that puts the centre on the near,
+visible side shows a negative median along the ray) and along the true box's length and width.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from pyquaternion import Quaternion
 
 BINS_DEG = np.arange(-180, 181, 30)
+POS_BINS_M = np.arange(-2.0, 2.01, 0.25)
 
 
 def _tables(root: Path, version: str) -> dict[str, list[dict]]:
@@ -84,7 +87,7 @@ def measure(
     for a in tables["sample_annotation"]:
         if inst[a["instance_token"]].startswith(category) and a["num_lidar_pts"] > 0:
             truth.setdefault(a["sample_token"], []).append(a)
-    err, pred_yaw, true_yaw, frac = [], [], [], []
+    err, pred_yaw, true_yaw, frac, pos = [], [], [], [], []
     for token, dets in results.items():
         if token not in lidar:
             continue
@@ -112,7 +115,9 @@ def measure(
             i = int(dist.argmin())
             if dist[i] <= max_distance:
                 err.append(headings[i] - gy)
+                pos.append(_position_error(centres[i, :2] - g[:2], g[:2] - t_cal[:2], gy))
     e = np.abs(_wrap(np.asarray(err))) if err else np.zeros(0)
+    p = np.asarray(pos).reshape(-1, 4)
     f = np.asarray(frac).reshape(-1, 2)
     n = max(1, len(e))
     central = float(np.mean(np.all(np.abs(f - 0.5) <= 0.1, axis=1))) if len(f) else 0.0
@@ -130,6 +135,38 @@ def measure(
         # the share of detections whose centre is in the central 20 % x 20 % of its cell's
         # width (4 % of the area for positions uniform over the cell)
         "centre_in_central_cell_fifth": central,
+        **_position_summary(p),
+    }
+
+
+def _position_error(delta: np.ndarray, ray: np.ndarray, yaw: float) -> tuple[float, ...]:
+    """A matched detection's BEV centre error: along the ray from the LIDAR to the true
+    centre (negative: short of it, towards the sensor) and across it, then along the true
+    box's length and width (ego frame)."""
+    r = ray / max(1e-6, float(np.linalg.norm(ray)))
+    h = np.array([np.cos(yaw), np.sin(yaw)])
+    return (float(delta @ r), float(delta @ np.array([-r[1], r[0]])),
+            float(delta @ h), float(delta @ np.array([-h[1], h[0]])))  # fmt: skip
+
+
+def _position_summary(p: np.ndarray) -> dict:
+    if not len(p):
+        return {"position_error": None}
+    d = np.hypot(p[:, 0], p[:, 1])
+    return {
+        "position_error": {
+            "median_m": float(np.median(d)),
+            "within_0.5m": float(np.mean(d <= 0.5)),
+            "within_1m": float(np.mean(d <= 1.0)),
+            # a systematic offset shows as a median far from 0 on one axis
+            "radial_median_m": float(np.median(p[:, 0])),
+            "radial_mean_abs_m": float(np.abs(p[:, 0]).mean()),
+            "tangential_median_m": float(np.median(p[:, 1])),
+            "tangential_mean_abs_m": float(np.abs(p[:, 1]).mean()),
+            "along_length_mean_abs_m": float(np.abs(p[:, 2]).mean()),
+            "along_width_mean_abs_m": float(np.abs(p[:, 3]).mean()),
+            "radial_hist": np.histogram(p[:, 0], POS_BINS_M)[0].tolist(),
+        }
     }
 
 
@@ -140,14 +177,24 @@ def to_markdown(result: dict) -> str:
         f" `{result['dataroot']}`; {result['date']}.",
         "",
         "| run | matched / annotated | heading within 15 deg | ~90 deg off | ~180 deg off"
-        " | detections centred in the middle fifth of their cell (uniform: 0.04) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        " | detections centred in the middle fifth of their cell (uniform: 0.04)"
+        " | centre error median m (within 0.5 m) | median along / across the ray m"
+        " | mean abs along the length / width m |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in result["runs"].items():
+        pos = r.get("position_error")  # absent from records written before it
+        cells = (
+            f" | {pos['median_m']:.2f} ({pos['within_0.5m']:.2f})"
+            f" | {pos['radial_median_m']:+.2f} / {pos['tangential_median_m']:+.2f}"
+            f" | {pos['along_length_mean_abs_m']:.2f} / {pos['along_width_mean_abs_m']:.2f} |"
+            if pos
+            else " | | | |"
+        )
         lines.append(
             f"| {name} | {r['matched']} / {r['annotations']} | {r['within_15deg']:.2f}"
             f" | {r['about_90deg']:.2f} | {r['about_180deg']:.2f}"
-            f" | {r['centre_in_central_cell_fifth']:.2f} |"
+            f" | {r['centre_in_central_cell_fifth']:.2f}" + cells
         )
     return "\n".join(lines) + "\n"
 

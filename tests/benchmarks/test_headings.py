@@ -1,7 +1,8 @@
 """benchmarks/accuracy/headings.py on the real keyframes of tests/data: detections equal to the
 annotated cars match every car with no heading error; the same detections turned by 90 degrees
-all count as about 90 degrees off; positions at cell centres count as centred; the JSON and the
-plot are written."""
+all count as about 90 degrees off; positions at cell centres count as centred; a centre error is
+split along and across the ray from the LIDAR and along the box's length and width; the JSON and
+the plot are written."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def test_detections_equal_to_the_cars_and_turned_by_90_degrees(headings, tmp_pat
     assert turned["matched"] == same["matched"]
     assert turned["about_90deg"] == 1.0 and turned["within_15deg"] == 0.0
     assert sum(same["heading_error_hist"]) == same["matched"]
+    assert same["position_error"]["median_m"] < 1e-6
+    assert same["position_error"]["within_0.5m"] == 1.0
+    assert sum(same["position_error"]["radial_hist"]) == same["matched"]
     assert png.stat().st_size > 10_000
 
 
@@ -91,3 +95,17 @@ def test_a_detection_at_a_cell_centre_counts_as_centred(headings) -> None:
     assert centred["detections"] == edge["detections"] == 1
     assert centred["centre_in_central_cell_fifth"] == 1.0
     assert edge["centre_in_central_cell_fifth"] == 0.0
+
+
+def test_a_centre_error_is_split_along_the_ray_and_the_box(headings) -> None:
+    """A car 10 m ahead of the LIDAR, heading across the ray: a detection 0.5 m short of it on
+    the ray is -0.5 along the ray and along the car's width; 0.3 m to its left is +0.3 across
+    the ray and along the car's length."""
+    ray, yaw = np.array([10.0, 0.0]), math.pi / 2
+    short = headings._position_error(np.array([-0.5, 0.0]), ray, yaw)
+    left = headings._position_error(np.array([0.0, 0.3]), ray, yaw)
+    np.testing.assert_allclose(short, (-0.5, 0.0, 0.0, 0.5), atol=1e-9)
+    np.testing.assert_allclose(left, (0.0, 0.3, 0.3, 0.0), atol=1e-9)
+    summary = headings._position_summary(np.array([short, left]))["position_error"]
+    assert summary["within_0.5m"] == 1.0 and summary["radial_median_m"] == pytest.approx(-0.25)
+    assert headings._position_summary(np.zeros((0, 4))) == {"position_error": None}
