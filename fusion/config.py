@@ -378,9 +378,14 @@ class AugmentParams:
     # relative jitter of the image scale
     image_resize: tuple[float, float] = field(metadata=_rule(lambda v: v > -1, "> -1"))
     image_crop: bool  # random horizontal crop offset instead of centred
+    # share of a frame's LIDAR points kept, drawn from [lo, hi] per frame (random thinning:
+    # real objects carry fewer points than synthetic ones); [1, 1] keeps all and draws nothing
+    point_keep: tuple[float, float] = field(
+        default=(1.0, 1.0), metadata=_rule(lambda v: 0 < v <= 1, "in (0, 1]")
+    )
 
     def _relations(self) -> Iterator[tuple[str, str]]:
-        for key in ("scale", "image_resize"):
+        for key in ("scale", "image_resize", "point_keep"):
             lo, hi = getattr(self, key)
             if not lo <= hi:
                 yield f"{key}[0]", f"must not be above {key}[1] ({hi})"

@@ -3,13 +3,15 @@
 The pre-processing of a frame (images, camera geometry, voxels, radar raster) is that of
 inference too and lives in `fusion.preprocess.inputs`; this module adds what only training needs:
 the
-random global transform and image jitter, modality dropout, box and depth targets, batching.
+random global transform and image jitter, LIDAR thinning, modality dropout, box and depth
+targets, batching.
 Depth targets come from the LIDAR points projected into each network-input camera (before the
 global transform, which the cameras' own depth bins do not see).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,6 +175,8 @@ def training_sample(
         frame = paste_objects(frame, database, gt, cfg, rng)
     if drop:
         frame = drop_sensors(frame, drop)
+    if rng is not None and augment is not None and augment.point_keep[0] < 1:
+        frame = thin_points(frame, float(rng.uniform(*augment.point_keep)), rng)
     inputs, cams = sample_inputs(frame, cfg, modalities, transform, rng, augment)
     h, w = cfg.camera.feature_size
     depth = np.full((len(cfg.camera.channels), h, w), -1, np.int64)
@@ -183,6 +187,21 @@ def training_sample(
     return TrainingSample(
         frame.sample_token, inputs, box_targets(frame, cfg, params, transform), depth
     )
+
+
+def thin_points(frame: Frame, keep: float, rng: np.random.Generator) -> Frame:
+    """`frame` with each LIDAR point (of every sweep) kept with probability `keep`: the
+    `[train.augment] point_keep` augmentation. The keyframe scan stays the first rows."""
+    lidar = frame.lidar
+    if lidar is None or keep >= 1:
+        return frame
+    kept = rng.random(len(lidar.points)) < keep
+    lidar = dataclasses.replace(
+        lidar,
+        points=lidar.points[kept],
+        keyframe_points=int(kept[: lidar.keyframe_points].sum()),
+    )
+    return dataclasses.replace(frame, lidar=lidar)
 
 
 def _draw_dropout(rng: np.random.Generator, p: float) -> list[str]:

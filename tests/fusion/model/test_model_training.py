@@ -321,3 +321,38 @@ def test_frame_dataset_keys_and_frame_cache(tiny_cfg, params, fake_frames):
     assert CountingSource.reads == 1  # the cached frame served the other two
     ds[(0, 2)], ds[(0, 3)], ds[(0, 1)]
     assert CountingSource.reads == 4  # capacity 2: frame 1 was evicted
+
+
+def test_point_keep_thins_the_lidar_points_and_keeps_the_keyframe_rows_first(fake_frames):
+    """thin_points keeps about `keep` of the points, the keyframe scan's as the first rows; at
+    1 nothing changes and nothing is drawn."""
+    from fusion.train.dataset import thin_points
+
+    frame = fake_frames[0]
+    lidar = frame.lidar
+    rng = np.random.default_rng(0)
+    thin = thin_points(frame, 0.4, rng).lidar
+    n = len(lidar.points)
+    assert abs(len(thin.points) - 0.4 * n) < 5 * np.sqrt(n)
+    key = {tuple(p) for p in lidar.points[: lidar.keyframe_points]}
+    assert all(tuple(p) in key for p in thin.points[: thin.keyframe_points])
+    assert not any(tuple(p) in key for p in thin.points[thin.keyframe_points :])
+    state = rng.bit_generator.state
+    assert thin_points(frame, 1.0, rng) is frame
+    assert rng.bit_generator.state == state
+
+
+def test_point_keep_below_one_gives_sparser_voxels(tiny_cfg, params, fake_frames):
+    """[train.augment] point_keep: the default (1, 1) leaves training inputs as before; (0.2,
+    0.2) puts fewer points into the pillars of the same sample."""
+    aug = tiny_cfg.train.augment
+    assert aug.point_keep == (1.0, 1.0)
+    thin = dataclasses.replace(aug, point_keep=(0.2, 0.2))
+
+    def points(augment):
+        s = training_sample(fake_frames[0], tiny_cfg, "lidar", params, np.random.default_rng(3),
+                            augment)  # fmt: skip
+        return int(s.inputs.voxels.num_points.sum())
+
+    assert points(aug) == points(aug)
+    assert points(thin) < 0.4 * points(aug)
