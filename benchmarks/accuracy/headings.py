@@ -207,7 +207,8 @@ def plot(result: dict, path: Path) -> None:
 
     runs = result["runs"]
     centres = (BINS_DEG[:-1] + BINS_DEG[1:]) / 2
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    positions = {n: r["position_error"] for n, r in runs.items() if r.get("position_error")}
+    fig, axes = plt.subplots(1, 3 if positions else 2, figsize=(18 if positions else 12, 4.2))
     width = 30 / (len(runs) + 1)
     for k, (name, r) in enumerate(runs.items()):
         x = centres - 15 + width * (k + 0.5)
@@ -226,9 +227,19 @@ def plot(result: dict, path: Path) -> None:
                 title=f"{result['category']}: predicted minus true heading")  # fmt: skip
     axes[1].set(xlabel="heading in the ego frame (deg; 0 = ego forward)", ylabel="share",
                 title="predicted headings (bars) and true ones (lines)")  # fmt: skip
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xticks(BINS_DEG)
         ax.legend(fontsize=7)
+    if positions:  # records written before the split have none
+        mids = (POS_BINS_M[:-1] + POS_BINS_M[1:]) / 2
+        for name, pos in positions.items():
+            h = np.asarray(pos["radial_hist"], float)
+            axes[2].step(mids, h / max(1.0, h.sum()), where="mid",
+                         label=f"{name} (median {pos['median_m']:.2f} m)")  # fmt: skip
+        axes[2].axvline(0.0, color="k", linewidth=0.8)
+        axes[2].set(xlabel="centre error along the ray from the LIDAR (m; < 0: short of it)",
+                    ylabel="share of matched boxes", title="where the centres go")  # fmt: skip
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
